@@ -1,0 +1,279 @@
+//! The echo server: every text and binary WebSocket message goes back to its sender.
+//!
+//! ```text
+//! cargo run --release --example echo -- --addr 127.0.0.1:9001
+//! ```
+//!
+//! It upgrades on any path (`/ws` is what most tools use), answers `GET /` with a small page that
+//! talks to it, and exposes every limit of [`wsreactor::Config`] as a flag (or as an environment
+//! variable: `--max-message-size` is also `WSREACTOR_MAX_MESSAGE_SIZE`; flags win). Its defaults
+//! are generous enough for the Autobahn test suite (64 MiB messages, 131,072 fragments) and still
+//! bounded. Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use wsreactor::{Config, Context, Handler, Message, Request, Response, Server};
+
+struct Echo;
+
+impl Handler for Echo {
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        ctx.send(message);
+    }
+
+    fn on_http_request(&self, request: &Request) -> Response {
+        match (request.method(), request.path()) {
+            ("GET" | "HEAD", "/") => Response::html(200, PAGE),
+            _ => Response::text(404, "not found: connect a WebSocket client to any path\n"),
+        }
+    }
+}
+
+/// A flag, what it sets, and how.
+struct Flag {
+    name: &'static str,
+    help: &'static str,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+macro_rules! flag {
+    ($name:literal, $field:ident, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |config, value| {
+                config.$field = value.parse().map_err(|e| format!("{}: {e}", $name))?;
+                Ok(())
+            },
+        }
+    };
+    ($name:literal, $field:ident, millis, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |config, value| {
+                let ms: u64 = value.parse().map_err(|e| format!("{}: {e}", $name))?;
+                config.$field = Duration::from_millis(ms);
+                Ok(())
+            },
+        }
+    };
+}
+
+const FLAGS: &[Flag] = &[
+    flag!("addr", addr, "address to listen on [127.0.0.1:9001]"),
+    flag!("workers", workers, "worker threads [number of CPUs]"),
+    flag!("backlog", backlog, "listen backlog [1024]"),
+    flag!(
+        "max-connections",
+        max_connections,
+        "connections open at once; more get 503 [10000]"
+    ),
+    flag!(
+        "max-header-bytes",
+        max_header_bytes,
+        "request line + headers; more: 431 [16384]"
+    ),
+    flag!(
+        "max-headers",
+        max_headers,
+        "header fields per request; more: 431 [64]"
+    ),
+    flag!(
+        "max-body-size",
+        max_body_size,
+        "HTTP request body; more: 413 [1048576]"
+    ),
+    flag!(
+        "max-message-size",
+        max_message_size,
+        "WebSocket message; more: close 1009 [67108864]"
+    ),
+    flag!(
+        "max-fragments",
+        max_fragments,
+        "frames per message; more: close 1009 [131072]"
+    ),
+    flag!(
+        "read-buffer-size",
+        read_buffer_size,
+        "pooled read buffer [16384]"
+    ),
+    flag!(
+        "max-pooled-buffers",
+        max_pooled_buffers,
+        "free buffers kept [256]"
+    ),
+    flag!(
+        "max-read-per-turn",
+        max_read_per_turn,
+        "bytes read per socket per loop turn [262144]"
+    ),
+    flag!(
+        "job-queue-capacity",
+        job_queue_capacity,
+        "jobs waiting for a worker [1024]"
+    ),
+    flag!(
+        "command-queue-capacity",
+        command_queue_capacity,
+        "pushes waiting for the loop [4096]"
+    ),
+    flag!(
+        "max-pending-messages",
+        max_pending_messages,
+        "messages held per connection [64]"
+    ),
+    flag!(
+        "max-pending-bytes",
+        max_pending_bytes,
+        "bytes held per connection [1048576]"
+    ),
+    flag!(
+        "max-outbound-bytes",
+        max_outbound_bytes,
+        "bytes queued per connection [4194304]"
+    ),
+    flag!(
+        "request-timeout-ms",
+        request_timeout,
+        millis,
+        "time to send a request [10000]"
+    ),
+    flag!(
+        "close-timeout-ms",
+        close_timeout,
+        millis,
+        "close handshake / linger [5000]"
+    ),
+    flag!(
+        "shutdown-timeout-ms",
+        shutdown_timeout,
+        millis,
+        "graceful shutdown [5000]"
+    ),
+    flag!(
+        "accept-backoff-ms",
+        accept_backoff,
+        millis,
+        "pause after EMFILE [100]"
+    ),
+    flag!("max-events", max_events, "events per poll [1024]"),
+];
+
+fn env_name(flag: &str) -> String {
+    format!("WSREACTOR_{}", flag.replace('-', "_").to_uppercase())
+}
+
+fn parse_config(args: &[String]) -> Result<Config, String> {
+    let mut config = Config::default();
+    // The echo server's own defaults: generous enough for the Autobahn test suite.
+    config.max_message_size = 64 * 1024 * 1024;
+    config.max_fragments = 131_072;
+    for flag in FLAGS {
+        if let Ok(value) = std::env::var(env_name(flag.name)) {
+            (flag.set)(&mut config, &value)?;
+        }
+    }
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let Some(name) = arg.strip_prefix("--") else {
+            return Err(format!("unexpected argument {arg:?}"));
+        };
+        let (name, inline) = match name.split_once('=') {
+            Some((name, value)) => (name, Some(value.to_owned())),
+            None => (name, None),
+        };
+        let flag = FLAGS
+            .iter()
+            .find(|flag| flag.name == name)
+            .ok_or_else(|| format!("unknown flag --{name} (try --help)"))?;
+        let value = match inline {
+            Some(value) => value,
+            None => args
+                .next()
+                .cloned()
+                .ok_or(format!("--{name} needs a value"))?,
+        };
+        (flag.set)(&mut config, &value)?;
+    }
+    Ok(config)
+}
+
+fn usage() -> String {
+    let mut text = String::from("usage: echo [--flag value]...\n\nflags (env WSREACTOR_<FLAG>):\n");
+    for flag in FLAGS {
+        text.push_str(&format!("  --{:<24} {}\n", flag.name, flag.help));
+    }
+    text
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", usage());
+        return ExitCode::SUCCESS;
+    }
+    let config = match parse_config(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("echo: {err}\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    let server = match Server::builder().config(config).build(Echo) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("echo: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("echo server listening on ws://{}/ws", server.local_addr());
+    let handle = server.handle();
+    match Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    log::info!("signal {signal}: shutting down");
+                    handle.shutdown();
+                }
+            });
+        }
+        Err(err) => log::warn!("cannot install signal handlers: {err}"),
+    }
+    match server.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("echo: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const PAGE: &str = r#"<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>wsreactor echo</title>
+<h1>wsreactor echo</h1>
+<p>This server echoes every WebSocket message on any path, e.g. <code>/ws</code>.</p>
+<form id="f"><input id="m" value="hello" autofocus> <button>send</button></form>
+<pre id="log"></pre>
+<script>
+const log = (line) => document.getElementById("log").textContent += line + "\n";
+const ws = new WebSocket(`ws://${location.host}/ws`);
+ws.onopen = () => log("open");
+ws.onmessage = (e) => log("< " + e.data);
+ws.onclose = (e) => log(`closed ${e.code} ${e.reason}`);
+document.getElementById("f").onsubmit = (e) => {
+  e.preventDefault();
+  const m = document.getElementById("m").value;
+  ws.send(m);
+  log("> " + m);
+};
+</script>
+</html>
+"#;

@@ -1,0 +1,216 @@
+//! Every limit of the server, in one place, with its default and the reason for it.
+//!
+//! A [`Config`] enters through [`ServerBuilder`](crate::ServerBuilder), is checked once by
+//! [`Config::validate`] when the server is built, and is then shared read-only by the event loop
+//! (sockets, buffers, parsers, timers) and the worker pool (queue sizes). Nothing else in the crate
+//! hard-codes a limit: if a number bounds memory or time, it is a field here.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::Error;
+use crate::http::HttpLimits;
+use crate::ws::DecoderLimits;
+
+/// The server's configuration. Build one with `Config::default()` and change fields, or through
+/// the setters of [`ServerBuilder`](crate::ServerBuilder).
+///
+/// Each field's documentation says its default and why it is that.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// Address to listen on. Default `127.0.0.1:9001` (loopback only: exposing a server is a
+    /// decision, not a default).
+    pub addr: SocketAddr,
+    /// Number of worker threads that run the handler. Default: the number of CPUs
+    /// (`std::thread::available_parallelism`), at least 1.
+    pub workers: usize,
+    /// Listen backlog (`listen(2)`). Default 1,024: with 128, bursts of connects overflow the
+    /// SYN queue and wait a full second for the retransmit.
+    pub backlog: u32,
+    /// Most connections open at once. Beyond it a new connection gets
+    /// `503 Service Unavailable` with `Retry-After` and is closed. Default 10,000.
+    pub max_connections: usize,
+    /// Most bytes of request line + headers. Beyond it: `431`. Default 16 KiB.
+    pub max_header_bytes: usize,
+    /// Most header fields in one request. Beyond it: `431`. Default 64.
+    pub max_headers: usize,
+    /// Largest plain-HTTP request body (`Content-Length`). Beyond it: `413`. Default 1 MiB.
+    pub max_body_size: usize,
+    /// Largest WebSocket message (after reassembly of fragments). Beyond it: close `1009`.
+    /// Default 16 MiB, the largest message of the Autobahn test suite.
+    pub max_message_size: usize,
+    /// Most frames one fragmented message may have. Beyond it: close `1009`. Default 65,536
+    /// (what the Autobahn suite sends at most).
+    pub max_fragments: usize,
+    /// Size of a pooled read buffer. Default 16 KiB: large enough that one read usually holds
+    /// many small frames, small enough that 10,000 busy connections fit in 160 MiB.
+    pub read_buffer_size: usize,
+    /// Most free buffers the loop keeps for reuse; more are freed. Default 256.
+    pub max_pooled_buffers: usize,
+    /// Most bytes read from one socket per event-loop turn before the loop serves others
+    /// (fairness budget). Default 256 KiB.
+    pub max_read_per_turn: usize,
+    /// Capacity of the job queue shared by the workers. When it is full the loop keeps messages on
+    /// their connection and stops reading those sockets (backpressure). Default 1,024.
+    pub job_queue_capacity: usize,
+    /// Capacity of the queue that carries pushes ([`ServerHandle::send`](crate::ServerHandle::send),
+    /// broadcasts, closes) from other threads to the loop. A full queue makes `send` wait and
+    /// `try_send` fail. Default 4,096.
+    pub command_queue_capacity: usize,
+    /// Most messages a connection may hold while its previous job runs. At this count the loop
+    /// stops reading the socket until the job completes. Default 64.
+    pub max_pending_messages: usize,
+    /// Most bytes of messages a connection may hold while its previous job runs (a message larger
+    /// than this is still accepted, alone). Default 1 MiB.
+    pub max_pending_bytes: usize,
+    /// Outbound bytes a connection may have waiting for the socket. At this level the loop
+    /// dispatches no new job for it (and so stops reading it); a push or broadcast that would
+    /// take it past twice this level closes the connection with `1008` (slow consumer).
+    /// Default 4 MiB.
+    pub max_outbound_bytes: usize,
+    /// How long a connection may take to send a complete HTTP request (request line, headers and
+    /// body) after it connects or after its previous response. Default 10 s (slowloris guard).
+    pub request_timeout: Duration,
+    /// How long the loop waits for the peer's close frame (or EOF) after sending its own close
+    /// frame or an error response, before dropping the TCP connection. Default 5 s.
+    pub close_timeout: Duration,
+    /// How long `shutdown` waits for close handshakes and queued jobs before it drops the
+    /// remaining connections. Default 5 s.
+    pub shutdown_timeout: Duration,
+    /// How long accepting pauses after `accept` fails for lack of file descriptors
+    /// (`EMFILE`/`ENFILE`), instead of spinning. Default 100 ms.
+    pub accept_backoff: Duration,
+    /// Most readiness events taken from one `poll` call. Default 1,024.
+    pub max_events: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            backlog: 1024,
+            max_connections: 10_000,
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_body_size: 1024 * 1024,
+            max_message_size: 16 * 1024 * 1024,
+            max_fragments: 65_536,
+            read_buffer_size: 16 * 1024,
+            max_pooled_buffers: 256,
+            max_read_per_turn: 256 * 1024,
+            job_queue_capacity: 1024,
+            command_queue_capacity: 4096,
+            max_pending_messages: 64,
+            max_pending_bytes: 1024 * 1024,
+            max_outbound_bytes: 4 * 1024 * 1024,
+            request_timeout: Duration::from_secs(10),
+            close_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(5),
+            accept_backoff: Duration::from_millis(100),
+            max_events: 1024,
+        }
+    }
+}
+
+impl Config {
+    /// Rejects configurations that cannot work (a zero where at least one is needed, a read
+    /// buffer too small to hold a frame header, a zero timeout).
+    pub fn validate(&self) -> Result<(), Error> {
+        let positive = [
+            (self.workers, "workers"),
+            (self.backlog as usize, "backlog"),
+            (self.max_connections, "max_connections"),
+            (self.max_headers, "max_headers"),
+            (self.max_message_size, "max_message_size"),
+            (self.max_fragments, "max_fragments"),
+            (self.max_read_per_turn, "max_read_per_turn"),
+            (self.job_queue_capacity, "job_queue_capacity"),
+            (self.command_queue_capacity, "command_queue_capacity"),
+            (self.max_pending_messages, "max_pending_messages"),
+            (self.max_pending_bytes, "max_pending_bytes"),
+            (self.max_outbound_bytes, "max_outbound_bytes"),
+            (self.max_events, "max_events"),
+        ];
+        if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
+            return Err(Error::InvalidConfig(format!("{name} must be at least 1")));
+        }
+        if self.read_buffer_size < 256 {
+            return Err(Error::InvalidConfig(
+                "read_buffer_size must be at least 256 bytes".into(),
+            ));
+        }
+        if self.max_header_bytes < 64 {
+            return Err(Error::InvalidConfig(
+                "max_header_bytes must be at least 64 bytes".into(),
+            ));
+        }
+        let timeouts = [
+            (self.request_timeout, "request_timeout"),
+            (self.close_timeout, "close_timeout"),
+            (self.accept_backoff, "accept_backoff"),
+        ];
+        if let Some((_, name)) = timeouts.iter().find(|(d, _)| d.is_zero()) {
+            return Err(Error::InvalidConfig(format!(
+                "{name} must be more than zero"
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn http_limits(&self) -> HttpLimits {
+        HttpLimits {
+            max_header_bytes: self.max_header_bytes,
+            max_headers: self.max_headers,
+            max_body_size: self.max_body_size,
+        }
+    }
+
+    pub(crate) fn decoder_limits(&self) -> DecoderLimits {
+        DecoderLimits {
+            max_message_size: self.max_message_size,
+            max_fragments: self.max_fragments,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default()
+            .validate()
+            .expect("defaults must validate");
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_by_name() {
+        let config = Config {
+            job_queue_capacity: 0,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("job_queue_capacity"), "{err}");
+
+        let config = Config {
+            read_buffer_size: 10,
+            ..Config::default()
+        };
+        assert!(config.validate().is_err());
+
+        let config = Config {
+            close_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("close_timeout")
+        );
+    }
+}

@@ -1,0 +1,182 @@
+//! What user code implements: the [`Handler`] trait, and the [`Context`] it replies through.
+//!
+//! The event loop never calls a handler. It turns bytes into requests and messages and sends them
+//! as jobs to the worker pool; a worker calls the handler with a `Context`, collects what the
+//! handler sends into one batch of encoded frames, and gives that batch back to the loop, which
+//! writes it. So a handler may block (database call, file read) without stalling other
+//! connections, and calls for one connection never overlap: `on_open`, each `on_message` and
+//! `on_close` run one after another, in order, even though any worker may run each of them.
+
+use crate::dispatch::{ConnId, Output, ServerHandle};
+use crate::http::{Request, Response};
+use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
+
+/// The application's side of the server. Every method but `on_message` has a default.
+///
+/// All methods run on worker threads (so the handler is `Send + Sync`), one call per connection
+/// at a time. A panic in any of them is caught: the connection is closed with `1011` (or `500`
+/// for HTTP) and the server keeps running.
+///
+/// A closure `Fn(&mut Context<'_>, Message)` is a `Handler` too, for one-line servers:
+///
+/// ```no_run
+/// let server = wsreactor::Server::builder()
+///     .build(|ctx: &mut wsreactor::Context<'_>, msg: wsreactor::Message| ctx.send(msg))
+///     .expect("bind");
+/// server.join().expect("clean exit");
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// Decides on a valid WebSocket upgrade request (any path, by default). `protocols` are the
+    /// subprotocols the client offered, in its order of preference. Check `Origin`, the path, an
+    /// auth header here; return [`Upgrade::reject`] to answer with a status instead of `101`.
+    fn on_upgrade(&self, request: &Request, protocols: &[String]) -> Upgrade {
+        let _ = (request, protocols);
+        Upgrade::accept()
+    }
+
+    /// A WebSocket connection is open (the `101` is ahead of anything sent here).
+    fn on_open(&self, ctx: &mut Context<'_>) {
+        let _ = ctx;
+    }
+
+    /// A complete text or binary message arrived (fragments reassembled, UTF-8 checked).
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message);
+
+    /// The connection has closed; no more messages will arrive and nothing more can be sent to
+    /// it. Called exactly once for every connection that had `on_open`, after its last
+    /// `on_message`. `server` can reach the other connections.
+    fn on_close(&self, conn: ConnId, close: &CloseInfo, server: &ServerHandle) {
+        let _ = (conn, close, server);
+    }
+
+    /// A plain HTTP request (not an upgrade). Pipelined requests are answered in order. The
+    /// default answers `404 Not Found`.
+    fn on_http_request(&self, request: &Request) -> Response {
+        let _ = request;
+        Response::not_found()
+    }
+}
+
+impl<F> Handler for F
+where
+    F: Fn(&mut Context<'_>, Message) + Send + Sync + 'static,
+{
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        self(ctx, message)
+    }
+}
+
+/// The answer of [`Handler::on_upgrade`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Switch to WebSocket.
+    Accept {
+        /// The subprotocol to confirm in `Sec-WebSocket-Protocol`; it must be one the client
+        /// offered (a protocol it did not offer is ignored with a warning, RFC 6455 §4.2.2).
+        protocol: Option<String>,
+        /// Extra headers for the `101` response.
+        headers: Vec<(String, String)>,
+    },
+    /// Refuse, answering with this response; the connection is then closed.
+    Reject(Response),
+}
+
+impl Upgrade {
+    /// Accept with no subprotocol.
+    pub fn accept() -> Self {
+        Upgrade::Accept {
+            protocol: None,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Accept and confirm the subprotocol `protocol`.
+    pub fn accept_protocol(protocol: impl Into<String>) -> Self {
+        Upgrade::Accept {
+            protocol: Some(protocol.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// Refuse with `status` and a plain-text `body` (e.g. `403`, "origin not allowed").
+    pub fn reject(status: u16, body: impl Into<String>) -> Self {
+        Upgrade::Reject(Response::text(status, body))
+    }
+}
+
+/// How a WebSocket connection ended, given to [`Handler::on_close`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close code: the peer's (when it closed first), the server's (when it did), `1005`
+    /// for a close frame without a code, `1006` when the TCP connection ended without one.
+    pub code: CloseCode,
+    /// The close reason that went with the code (may be empty).
+    pub reason: String,
+}
+
+impl CloseInfo {
+    pub(crate) fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        CloseInfo {
+            code,
+            reason: reason.into(),
+        }
+    }
+
+    /// The connection ended without a close frame (reset, EOF, timeout): code `1006`.
+    pub(crate) fn abnormal() -> Self {
+        CloseInfo::new(CloseCode::Abnormal, "")
+    }
+}
+
+/// A handler's way back to its connection, and to the rest of the server.
+///
+/// Sends are collected and written, in order, after the handler returns (so several sends in one
+/// call become one write). After [`close`](Self::close) further sends are ignored.
+#[derive(Debug)]
+pub struct Context<'a> {
+    conn: ConnId,
+    output: &'a mut Output,
+    server: &'a ServerHandle,
+}
+
+impl<'a> Context<'a> {
+    pub(crate) fn new(conn: ConnId, output: &'a mut Output, server: &'a ServerHandle) -> Self {
+        Context {
+            conn,
+            output,
+            server,
+        }
+    }
+
+    /// This connection's id: keep it to push to this client later from any thread.
+    pub fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    /// Sends a message to this connection.
+    pub fn send(&mut self, message: impl Into<Message>) {
+        if self.output.close.is_some() {
+            log::debug!("{}: send after close ignored", self.conn);
+            return;
+        }
+        let message = message.into();
+        encode_frame(&mut self.output.bytes, message.opcode(), message.as_bytes());
+        self.output.messages += 1;
+    }
+
+    /// Starts the close handshake with `code` and `reason` (truncated to fit a control frame)
+    /// after what was sent so far. `on_close` follows once the connection is closed.
+    pub fn close(&mut self, code: CloseCode, reason: &str) {
+        if self.output.close.is_none() {
+            self.output.close = Some(CloseFrame {
+                code,
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    /// The server, to send to other connections, broadcast, read stats or shut down.
+    pub fn server(&self) -> &ServerHandle {
+        self.server
+    }
+}

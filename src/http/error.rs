@@ -1,0 +1,160 @@
+//! The ways a request can be rejected, each tied to the HTTP status code it is answered with.
+//!
+//! Errors enter from the parser ([`crate::http::RequestParser`]) and the upgrade check
+//! ([`crate::http::check_upgrade`]); they leave as a status code ([`HttpError::status`]) or as a
+//! complete `Connection: close` response ([`HttpError::to_response`]) that the reactor sends before
+//! closing the connection (after a framing error the rest of the byte stream cannot be trusted).
+
+use std::fmt;
+
+use super::response::{Response, reason_phrase};
+
+/// Why a request could not be accepted. Every variant maps to one HTTP status code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpError {
+    /// Malformed request (syntax, framing or handshake); the text names the problem.
+    /// Answered with **400 Bad Request**.
+    BadRequest(&'static str),
+    /// The request line plus header block is longer than the configured limit.
+    /// Answered with **431 Request Header Fields Too Large**.
+    HeadersTooLarge,
+    /// The request has more header fields than the configured limit.
+    /// Answered with **431 Request Header Fields Too Large**.
+    TooManyHeaders,
+    /// The declared `Content-Length` exceeds `limit` bytes.
+    /// Answered with **413 Content Too Large** ("Payload Too Large").
+    PayloadTooLarge {
+        /// The configured maximum body size in bytes.
+        limit: usize,
+    },
+    /// The request uses `Transfer-Encoding` (e.g. chunked), which this server does not implement.
+    /// Answered with **501 Not Implemented**.
+    UnsupportedTransferEncoding,
+    /// A well-formed `HTTP/x.y` version other than 1.0 and 1.1.
+    /// Answered with **505 HTTP Version Not Supported**.
+    VersionNotSupported,
+    /// A WebSocket upgrade whose `Sec-WebSocket-Version` is missing or not 13.
+    /// Answered with **426 Upgrade Required** carrying `Sec-WebSocket-Version: 13`.
+    UpgradeRequired,
+}
+
+impl HttpError {
+    /// The HTTP status code this error is answered with.
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
+            HttpError::PayloadTooLarge { .. } => 413,
+            HttpError::UnsupportedTransferEncoding => 501,
+            HttpError::VersionNotSupported => 505,
+            HttpError::UpgradeRequired => 426,
+        }
+    }
+
+    /// A complete response for this error: `Connection: close`, `Content-Type: text/plain`,
+    /// and a one-line body naming the problem (`Content-Length` is added by
+    /// [`Response::encode`]). For [`HttpError::UpgradeRequired`] it also carries
+    /// `Sec-WebSocket-Version: 13` and `Upgrade: websocket`.
+    pub fn to_response(&self) -> Response {
+        let status = self.status();
+        let detail = match self {
+            HttpError::BadRequest(why) => (*why).to_owned(),
+            other => other.to_string(),
+        };
+        let body = format!("{} {}: {}\n", status, reason_phrase(status), detail);
+        let response = Response::text(status, body).with_header("Connection", "close");
+        match self {
+            // RFC 6455 §4.2.2: on a version mismatch the server "MUST abort the WebSocket
+            // handshake ... and instead send an appropriate HTTP error code (such as 426 Upgrade
+            // Required) and a |Sec-WebSocket-Version| header field indicating the version(s) the
+            // server is capable of understanding."
+            // RFC 9110 §15.5.22: "The server MUST send an Upgrade header field in a 426 response
+            // to indicate the required protocol(s)", and §7.8: a sender of Upgrade "MUST also
+            // send an "upgrade" connection option" (a second Connection line; lines combine).
+            HttpError::UpgradeRequired => response
+                .with_header("Sec-WebSocket-Version", "13")
+                .with_header("Upgrade", "websocket")
+                .with_header("Connection", "Upgrade"),
+            _ => response,
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::BadRequest(why) => write!(f, "bad request: {why}"),
+            HttpError::HeadersTooLarge => f.write_str("request header block too large"),
+            HttpError::TooManyHeaders => f.write_str("too many request header fields"),
+            HttpError::PayloadTooLarge { limit } => {
+                write!(f, "request body larger than the {limit} byte limit")
+            }
+            HttpError::UnsupportedTransferEncoding => {
+                f.write_str("Transfer-Encoding is not supported, send Content-Length")
+            }
+            HttpError::VersionNotSupported => {
+                f.write_str("only HTTP/1.0 and HTTP/1.1 are supported")
+            }
+            HttpError::UpgradeRequired => {
+                f.write_str("unsupported WebSocket version, use Sec-WebSocket-Version: 13")
+            }
+        }
+    }
+}
+
+impl std::error::Error for HttpError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Version;
+
+    #[test]
+    fn statuses() {
+        let table = [
+            (HttpError::BadRequest("x"), 400),
+            (HttpError::HeadersTooLarge, 431),
+            (HttpError::TooManyHeaders, 431),
+            (HttpError::PayloadTooLarge { limit: 1 }, 413),
+            (HttpError::UnsupportedTransferEncoding, 501),
+            (HttpError::VersionNotSupported, 505),
+            (HttpError::UpgradeRequired, 426),
+        ];
+        for (err, status) in table {
+            assert_eq!(err.status(), status, "{err:?}");
+            let resp = err.to_response();
+            assert_eq!(resp.status(), status);
+            assert_eq!(resp.header("connection"), Some("close"));
+            assert!(
+                resp.header("content-type")
+                    .unwrap()
+                    .starts_with("text/plain")
+            );
+            let body = std::str::from_utf8(resp.body()).unwrap();
+            assert_eq!(body.lines().count(), 1, "{body:?}");
+            assert!(body.starts_with(&status.to_string()));
+        }
+    }
+
+    #[test]
+    fn error_response_bytes_have_single_connection_close() {
+        let mut out = Vec::new();
+        HttpError::BadRequest("invalid Content-Length")
+            .to_response()
+            .encode(&mut out, Version::Http11, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Connection: close\r\nContent-Length: 40\r\n\r\n\
+             400 Bad Request: invalid Content-Length\n"
+        );
+    }
+
+    #[test]
+    fn upgrade_required_carries_version_header() {
+        let resp = HttpError::UpgradeRequired.to_response();
+        assert_eq!(resp.header("sec-websocket-version"), Some("13"));
+        assert_eq!(resp.header("upgrade"), Some("websocket"));
+    }
+}

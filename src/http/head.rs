@@ -1,0 +1,172 @@
+//! The header block of one request: finding where it ends, and running `httparse` on it.
+//!
+//! Bytes enter as a slice of the receive buffer. [`find_head_end`] is a resumable scan for the
+//! blank line that ends the head; [`with_parsed_head`] runs `httparse` on a head known to be
+//! complete (so it is called once per request, never on every read) and lends the borrowed
+//! result to a closure; [`to_owned_request`] copies it out as an owned [`Request`]. `httparse`
+//! errors leave mapped to [`HttpError`]s.
+
+use super::error::HttpError;
+use super::parser::HttpLimits;
+use super::request::{Request, Version};
+
+/// Finds the end of the header block: an LF followed by LF or CRLF (RFC 9112 §2.2: a recipient
+/// "MAY recognize a single LF as a line terminator and ignore any preceding CR"). Scans
+/// `window[from..]`; returns `Ok(end)` (index just past the final LF) or `Err(resume)`, the
+/// index of the first byte that could still begin the terminator once more bytes arrive.
+pub(crate) fn find_head_end(window: &[u8], from: usize) -> Result<usize, usize> {
+    let mut i = from;
+    while let Some(offset) = window
+        .get(i..)
+        .and_then(|s| s.iter().position(|&b| b == b'\n'))
+    {
+        let lf = i + offset;
+        match (window.get(lf + 1), window.get(lf + 2)) {
+            (Some(b'\n'), _) => return Ok(lf + 2),
+            (Some(b'\r'), Some(b'\n')) => return Ok(lf + 3),
+            (None, _) | (Some(b'\r'), None) => return Err(lf),
+            _ => i = lf + 1,
+        }
+    }
+    Err(window.len().max(from))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Test-only count of `httparse` invocations on this thread.
+    static HTTPARSE_CALLS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Maps an `httparse` error to ours. A well-formed `HTTP/x.y` other than 1.0/1.1 gets 505.
+fn map_httparse_error(err: httparse::Error, head: &[u8]) -> HttpError {
+    match err {
+        httparse::Error::TooManyHeaders => HttpError::TooManyHeaders,
+        httparse::Error::Version => {
+            // RFC 9112 §2.3: HTTP-version = HTTP-name "/" DIGIT "." DIGIT
+            let line = head
+                .split(|&b| b == b'\n')
+                .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+                .find(|l| !l.is_empty())
+                .unwrap_or_default();
+            let version = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+            match version {
+                [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+                    if major.is_ascii_digit() && minor.is_ascii_digit() =>
+                {
+                    HttpError::VersionNotSupported
+                }
+                _ => HttpError::BadRequest("invalid HTTP version"),
+            }
+        }
+        httparse::Error::HeaderName => HttpError::BadRequest("invalid header name"),
+        httparse::Error::HeaderValue => HttpError::BadRequest("invalid header value"),
+        httparse::Error::NewLine => HttpError::BadRequest("invalid line ending"),
+        httparse::Error::Status | httparse::Error::Token => {
+            HttpError::BadRequest("invalid request line")
+        }
+    }
+}
+
+/// Runs `httparse` once on a complete head and hands the result to `f`.
+pub(crate) fn with_parsed_head<T>(
+    head: &[u8],
+    limits: &HttpLimits,
+    f: impl FnOnce(&httparse::Request<'_, '_>, usize) -> Result<T, HttpError>,
+) -> Result<T, HttpError> {
+    #[cfg(test)]
+    HTTPARSE_CALLS.with(|c| c.set(c.get() + 1));
+    let mut stack = [httparse::EMPTY_HEADER; 64];
+    let mut heap;
+    let headers: &mut [httparse::Header<'_>] = match stack.get_mut(..limits.max_headers) {
+        Some(slice) => slice,
+        None => {
+            heap = vec![httparse::EMPTY_HEADER; limits.max_headers];
+            &mut heap
+        }
+    };
+    let mut request = httparse::Request::new(headers);
+    match request.parse(head) {
+        Ok(httparse::Status::Complete(len)) => f(&request, len),
+        // The blank line was found, so httparse stopping short means the head is malformed.
+        Ok(httparse::Status::Partial) => Err(HttpError::BadRequest("malformed header block")),
+        Err(err) => Err(map_httparse_error(err, head)),
+    }
+}
+
+/// Copies the borrowed `httparse` view into an owned [`Request`].
+pub(crate) fn to_owned_request(parsed: &httparse::Request<'_, '_>, body: &[u8]) -> Request {
+    let version = match parsed.version {
+        Some(0) => Version::Http10,
+        _ => Version::Http11,
+    };
+    let headers = parsed
+        .headers
+        .iter()
+        .map(|h| (h.name.to_owned(), h.value.to_vec()))
+        .collect();
+    Request::from_parts(
+        parsed.method.unwrap_or_default().to_owned(),
+        parsed.path.unwrap_or_default().to_owned(),
+        version,
+        headers,
+        body.to_vec(),
+    )
+}
+
+/// Test-only: how many times `httparse` has run on this thread.
+#[cfg(test)]
+pub(crate) fn httparse_calls() -> usize {
+    HTTPARSE_CALLS.with(|c| c.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_head_end_table() {
+        let table: &[(&[u8], usize, Result<usize, usize>)] = &[
+            (b"GET / HTTP/1.1\r\n\r\n", 1, Ok(18)),
+            (b"GET / HTTP/1.1\n\n", 1, Ok(16)),
+            (b"GET / HTTP/1.1\r\nA: b\n\r\nbody", 1, Ok(23)),
+            (b"GET / HTTP/1.1\r\n", 1, Err(15)),
+            (b"GET / HTTP/1.1\r\n\r", 1, Err(15)),
+            (b"GET / HTTP/1.1\r\nA", 1, Err(17)),
+            (b"GET", 1, Err(3)),
+            (b"GET / HTTP/1.1\r\nA", 15, Err(17)),
+        ];
+        for (window, from, expected) in table {
+            assert_eq!(find_head_end(window, *from), *expected, "{window:?}");
+        }
+    }
+
+    #[test]
+    fn version_errors() {
+        let table: &[(&[u8], HttpError)] = &[
+            (b"GET / HTTP/2.0\r\n\r\n", HttpError::VersionNotSupported),
+            (
+                b"\r\nGET / HTTP/3.0\r\n\r\n",
+                HttpError::VersionNotSupported,
+            ),
+            (
+                b"GET / HTTP/2\r\n\r\n",
+                HttpError::BadRequest("invalid HTTP version"),
+            ),
+            (
+                b"GET / http/1.1\r\n\r\n",
+                HttpError::BadRequest("invalid HTTP version"),
+            ),
+        ];
+        let limits = HttpLimits {
+            max_header_bytes: 100,
+            max_headers: 4,
+            max_body_size: 0,
+        };
+        for (head, expected) in table {
+            assert_eq!(
+                with_parsed_head(head, &limits, |_, _| Ok(())),
+                Err(expected.clone())
+            );
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! HTTP/1.1 for the reactor: request parsing, response encoding and the WebSocket upgrade check.
+//!
+//! Data flow: the reactor appends bytes read from a socket to a per-connection buffer and hands
+//! that buffer to [`RequestParser::parse`], which either asks for more bytes ([`Parsed::Partial`]),
+//! yields an owned [`Request`] plus the number of bytes it used, or fails with an [`HttpError`]
+//! (which knows its status code and renders its own [`Response`]). A request is then either
+//! classified as a WebSocket handshake by [`check_upgrade`] (answered with
+//! [`switching_protocols`]) or routed to a handler, whose [`Response`] is turned back into bytes
+//! by [`Response::encode`]. Nothing here does I/O.
+
+pub mod error;
+mod framing;
+mod head;
+pub mod parser;
+pub mod request;
+pub mod response;
+mod token;
+pub mod upgrade;
+
+pub use error::HttpError;
+pub use parser::{HttpLimits, Parsed, RequestParser};
+pub use request::{Request, RequestBuilder, Version};
+pub use response::{Response, reason_phrase};
+pub use upgrade::{UpgradeRequest, check_upgrade, switching_protocols};

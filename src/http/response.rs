@@ -1,0 +1,348 @@
+//! HTTP responses: a small owned value built by handlers, and its HTTP/1.1 wire encoding.
+//!
+//! Responses enter from handlers, [`crate::http::HttpError::to_response`] and
+//! [`crate::http::switching_protocols`]; they leave as bytes appended to the connection's write
+//! buffer by [`Response::encode`], which owns the framing headers (`Content-Length`,
+//! `Connection`) so a handler cannot get them wrong.
+//!
+//! Header injection: a header whose name is not an RFC 9110 §5.6.2 token, or whose value
+//! contains CR, LF or NUL, is **dropped** by [`Response::with_header`] (never sent, not visible
+//! through [`Response::header`]). RFC 9110 §5.5: "Field values containing CR, LF, or NUL
+//! characters are invalid and dangerous" and a recipient "MUST either reject the message or
+//! replace each of those characters with SP"; as a sender we simply never emit them.
+
+use super::request::Version;
+use super::token;
+
+/// An HTTP response: status code, header fields and body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+/// Is `b` a `tchar` (RFC 9110 §5.6.2)?
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Can this field be written without breaking the message syntax?
+fn is_safe_field(name: &str, value: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().all(is_tchar)
+        && !value.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0'))
+}
+
+/// Statuses whose responses never have content nor `Content-Length` here.
+/// RFC 9110 §8.6: "A server MUST NOT send a Content-Length header field in any response with a
+/// status code of 1xx (Informational) or 204 (No Content)". 304 is included as the spec for this
+/// crate asks (a 304 Content-Length would have to describe the unsent representation).
+fn is_bodiless(status: u16) -> bool {
+    (100..200).contains(&status) || status == 204 || status == 304
+}
+
+impl Response {
+    /// An empty response with this status. Statuses outside `100..=999` are encoded as 500
+    /// because RFC 9112 §4 allows exactly three digits.
+    pub fn new(status: u16) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// A `text/html; charset=utf-8` response.
+    pub fn html(status: u16, body: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", "text/html; charset=utf-8")
+            .with_body(body.into())
+    }
+
+    /// `404 Not Found` with a short plain-text body.
+    pub fn not_found() -> Response {
+        Response::text(404, "404 Not Found\n")
+    }
+
+    /// Appends a header field (repeats are kept, in order). A field that could inject headers
+    /// (CR/LF/NUL in the value, or a name that is not a token) is silently dropped.
+    /// `Content-Length` and `Transfer-Encoding` given here are ignored by [`Response::encode`].
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
+        let (name, value) = (name.into(), value.into());
+        if is_safe_field(&name, &value) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// The first header with this name (ASCII case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Does any header `name` carry `token` in its comma-separated list?
+    fn has_token(&self, name: &str, token: &str) -> bool {
+        self.headers
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case(name) && token::list_contains(v.as_bytes(), token))
+    }
+
+    /// Appends the wire form to `out`: `HTTP/1.1 {status} {reason}\r\n`, the headers, then
+    /// `Content-Length` (always computed from the body, replacing any user-given one, except for
+    /// 1xx/204/304 which carry no body and no `Content-Length`), `Connection: close` when
+    /// `!keep_alive` (unless a header already says close), `Connection: keep-alive` when
+    /// `keep_alive` and `version == Http10`, then CRLF and the body unless `head_only` (HEAD
+    /// requests: headers incl. `Content-Length`, no body). User `Transfer-Encoding` fields are
+    /// not sent, since the body is always framed by `Content-Length`.
+    pub fn encode(&self, out: &mut Vec<u8>, version: Version, keep_alive: bool, head_only: bool) {
+        // RFC 9110 §2.5: a server "SHOULD send a response version equal to the highest version
+        // to which the sender is conformant" whose major version matches the request: HTTP/1.1.
+        let status = if (100..=999).contains(&self.status) {
+            self.status
+        } else {
+            500
+        };
+        let reason = reason_phrase(status);
+        out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+        for (name, value) in &self.headers {
+            // RFC 9112 §6.2: "A sender MUST NOT send a Content-Length header field in any
+            // message that contains a Transfer-Encoding header field." We own both.
+            if name.eq_ignore_ascii_case("content-length")
+                || name.eq_ignore_ascii_case("transfer-encoding")
+            {
+                continue;
+            }
+            push_field(out, name, value);
+        }
+        let bodiless = is_bodiless(status);
+        if !bodiless {
+            push_field(out, "Content-Length", &self.body.len().to_string());
+        }
+        if !keep_alive {
+            // RFC 9112 §9.6: "A server that sends a "close" connection option MUST initiate
+            // closure of the connection ... after it sends the response containing close".
+            if !self.has_token("connection", "close") {
+                push_field(out, "Connection", "close");
+            }
+        } else if version == Version::Http10 && !self.has_token("connection", "keep-alive") {
+            push_field(out, "Connection", "keep-alive");
+        }
+        out.extend_from_slice(b"\r\n");
+        // RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a HEAD
+        // request as it would have sent if the request method had been GET", but no content.
+        if !head_only && !bodiless {
+            out.extend_from_slice(&self.body);
+        }
+    }
+}
+
+/// Writes `name: value\r\n`.
+fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Standard reason phrase for a status code (RFC 9110 §15; "Unknown" otherwise).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        410 => "Gone",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        426 => "Upgrade Required",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(r: &Response, version: Version, keep_alive: bool, head_only: bool) -> String {
+        let mut out = Vec::new();
+        r.encode(&mut out, version, keep_alive, head_only);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn exact_bytes_table() {
+        use Version::*;
+        let hello = Response::text(200, "hello");
+        let ct = "Content-Type: text/plain; charset=utf-8\r\n";
+        let table = [
+            (
+                &hello,
+                Http11,
+                true,
+                false,
+                format!("HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\n\r\nhello"),
+            ),
+            (
+                &hello,
+                Http11,
+                false,
+                false,
+                format!(
+                    "HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+                ),
+            ),
+            (
+                &hello,
+                Http10,
+                true,
+                false,
+                format!(
+                    "HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello"
+                ),
+            ),
+            (
+                &hello,
+                Http10,
+                false,
+                false,
+                format!(
+                    "HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+                ),
+            ),
+            // HEAD: same headers including Content-Length, no body.
+            (
+                &hello,
+                Http11,
+                true,
+                true,
+                format!("HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\n\r\n"),
+            ),
+        ];
+        for (resp, version, keep_alive, head_only, expected) in table {
+            assert_eq!(encode(resp, version, keep_alive, head_only), expected);
+        }
+    }
+
+    #[test]
+    fn bodiless_statuses_have_no_content_length() {
+        for status in [101, 100, 204, 304] {
+            let r = Response::new(status)
+                .with_header("X", "y")
+                .with_body("ignored");
+            assert_eq!(
+                encode(&r, Version::Http11, true, false),
+                format!(
+                    "HTTP/1.1 {status} {}\r\nX: y\r\n\r\n",
+                    reason_phrase(status)
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn user_framing_headers_are_replaced() {
+        let r = Response::new(200)
+            .with_header("Content-Length", "999")
+            .with_header("Transfer-Encoding", "chunked")
+            .with_body("ab");
+        assert_eq!(
+            encode(&r, Version::Http11, true, false),
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab"
+        );
+    }
+
+    #[test]
+    fn header_injection_is_dropped() {
+        let r = Response::new(200)
+            .with_header("X-Ok", "fine")
+            .with_header("X-Evil", "a\r\nSet-Cookie: pwned=1")
+            .with_header("X-Evil2", "a\nb")
+            .with_header("X-Nul", "a\0b")
+            .with_header("Bad\r\nName", "v")
+            .with_header("Bad Name", "v")
+            .with_header("", "v");
+        assert_eq!(r.header("x-evil"), None);
+        let wire = encode(&r, Version::Http11, true, false);
+        assert_eq!(
+            wire,
+            "HTTP/1.1 200 OK\r\nX-Ok: fine\r\nContent-Length: 0\r\n\r\n"
+        );
+        assert!(!wire.contains("Set-Cookie"));
+    }
+
+    #[test]
+    fn constructors_and_accessors() {
+        let r = Response::html(201, "<p>");
+        assert_eq!(r.status(), 201);
+        assert_eq!(r.header("CONTENT-TYPE"), Some("text/html; charset=utf-8"));
+        assert_eq!(r.body(), b"<p>");
+        let nf = Response::not_found();
+        assert_eq!(nf.status(), 404);
+        assert!(nf.header("content-type").unwrap().starts_with("text/plain"));
+        let out = encode(&Response::new(1000), Version::Http11, true, false);
+        assert!(out.starts_with("HTTP/1.1 500 Internal Server Error\r\n"));
+        assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
+        assert_eq!(reason_phrase(426), "Upgrade Required");
+        assert_eq!(reason_phrase(299), "Unknown");
+    }
+
+    #[test]
+    fn user_connection_close_is_not_duplicated() {
+        let r = Response::new(200).with_header("Connection", "close");
+        let wire = encode(&r, Version::Http11, false, false);
+        assert_eq!(wire.matches("Connection").count(), 1);
+    }
+}

@@ -1,0 +1,337 @@
+//! The server side of the WebSocket opening handshake (RFC 6455 §4.2).
+//!
+//! A parsed [`Request`] enters [`check_upgrade`], which says whether it is a plain HTTP request,
+//! a valid upgrade (yielding the client's key and offered subprotocols), or a broken upgrade
+//! attempt (an [`HttpError`] to answer with). [`switching_protocols`] then builds the 101
+//! response that the reactor encodes before handing the connection to the WebSocket layer.
+
+use super::error::HttpError;
+use super::request::{Request, Version};
+use super::response::Response;
+use super::token;
+
+/// What a valid WebSocket upgrade request asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeRequest {
+    /// The `Sec-WebSocket-Key` value (trimmed), input to the `Sec-WebSocket-Accept` hash.
+    pub key: String,
+    /// The subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference.
+    pub protocols: Vec<String>,
+}
+
+/// Is `key` base64 for exactly 16 bytes: 22 alphabet characters followed by `==`?
+/// (Non-zero trailing bits in the 22nd character are tolerated, as lenient decoders do.)
+fn is_base64_16_bytes(key: &[u8]) -> bool {
+    let is_alphabet = |b: &u8| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/';
+    match key.split_at_checked(22) {
+        Some((data, b"==")) => data.iter().all(is_alphabet),
+        _ => false,
+    }
+}
+
+/// Classifies a request per RFC 6455 §4.2.1:
+/// - `Ok(None)`: not a WebSocket upgrade at all (no `Upgrade` header containing the token
+///   "websocket", case-insensitive); treat it as a plain HTTP request.
+/// - `Err(HttpError::BadRequest)`: an upgrade attempt that is not GET, is HTTP/1.0, lacks the
+///   `upgrade` token in `Connection`, or lacks a single valid `Sec-WebSocket-Key`.
+/// - `Err(HttpError::UpgradeRequired)` (426): `Sec-WebSocket-Version` missing or not 13.
+/// - `Ok(Some(_))` otherwise; `protocols` are the comma-separated tokens of all
+///   `Sec-WebSocket-Protocol` headers, trimmed, in order.
+pub fn check_upgrade(request: &Request) -> Result<Option<UpgradeRequest>, HttpError> {
+    // §4.2.1 item 3: "An |Upgrade| header field containing the value "websocket", treated as an
+    // ASCII case-insensitive value."
+    if !request.has_token("upgrade", "websocket") {
+        return Ok(None);
+    }
+    // §4.2.1 item 1: "An HTTP/1.1 or higher GET request". §4.2.1: "If the server, while reading
+    // the handshake, finds that the client did not send a handshake that matches the
+    // description below ..., the server MUST stop processing the client's handshake and return
+    // an HTTP response with an appropriate error code (such as 400 Bad Request)."
+    if request.method() != "GET" {
+        return Err(HttpError::BadRequest("WebSocket upgrade must use GET"));
+    }
+    if request.version() != Version::Http11 {
+        return Err(HttpError::BadRequest("WebSocket upgrade requires HTTP/1.1"));
+    }
+    // §4.2.1 item 4: "A |Connection| header field that includes the token "Upgrade", treated
+    // as an ASCII case-insensitive value."
+    if !request.has_token("connection", "upgrade") {
+        return Err(HttpError::BadRequest(
+            "Connection header lacks the upgrade token",
+        ));
+    }
+    // §4.2.1 item 5: "A |Sec-WebSocket-Key| header field with a base64-encoded value that, when
+    // decoded, is 16 bytes in length." (§11.3.1: it "MUST NOT appear more than once".)
+    let mut keys = request.headers_all("sec-websocket-key");
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) => token::trim_ows(key),
+        (None, _) => return Err(HttpError::BadRequest("missing Sec-WebSocket-Key")),
+        (Some(_), Some(_)) => return Err(HttpError::BadRequest("repeated Sec-WebSocket-Key")),
+    };
+    if !is_base64_16_bytes(key) {
+        return Err(HttpError::BadRequest("invalid Sec-WebSocket-Key"));
+    }
+    // §4.2.1 item 6: "A |Sec-WebSocket-Version| header field, with a value of 13."
+    // §4.2.2: otherwise the server "MUST abort the WebSocket handshake ... and instead send an
+    // appropriate HTTP error code (such as 426 Upgrade Required)".
+    let mut versions = request
+        .headers_all("sec-websocket-version")
+        .flat_map(token::list_elements);
+    if !matches!((versions.next(), versions.next()), (Some(b"13"), None)) {
+        return Err(HttpError::UpgradeRequired);
+    }
+    // §4.2.1 item 8 (optional): "A |Sec-WebSocket-Protocol| header field, with a list of values
+    // indicating which protocols the client would like to speak, ordered by preference."
+    let protocols = request
+        .headers_all("sec-websocket-protocol")
+        .flat_map(token::list_elements)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .map(str::to_owned)
+                .map_err(|_| HttpError::BadRequest("invalid Sec-WebSocket-Protocol"))
+        })
+        .collect::<Result<Vec<String>, HttpError>>()?;
+    Ok(Some(UpgradeRequest {
+        // The key passed the base64 check, so it is ASCII.
+        key: String::from_utf8_lossy(key).into_owned(),
+        protocols,
+    }))
+}
+
+/// The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5): `Upgrade: websocket`,
+/// `Connection: Upgrade`, `Sec-WebSocket-Accept: derive_accept_key(key)`,
+/// `Sec-WebSocket-Protocol: p` if `protocol` is `Some(p)`, then the `extra` headers.
+/// Encode it with `keep_alive = true` so no `Connection: close` is added.
+pub fn switching_protocols(
+    key: &str,
+    protocol: Option<&str>,
+    extra: &[(String, String)],
+) -> Response {
+    let mut response = Response::new(101)
+        .with_header("Upgrade", "websocket")
+        .with_header("Connection", "Upgrade")
+        .with_header(
+            "Sec-WebSocket-Accept",
+            tungstenite::handshake::derive_accept_key(key.as_bytes()),
+        );
+    if let Some(protocol) = protocol {
+        response = response.with_header("Sec-WebSocket-Protocol", protocol);
+    }
+    for (name, value) in extra {
+        response = response.with_header(name.as_str(), value.as_str());
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+    /// A valid upgrade request with `overrides` replacing (or, with value `None`, removing)
+    /// the default headers of the same name.
+    fn upgrade(method: &str, version: Version, overrides: &[(&str, Option<&str>)]) -> Request {
+        let defaults = [
+            ("Host", "example.com"),
+            ("Upgrade", "websocket"),
+            ("Connection", "Upgrade"),
+            ("Sec-WebSocket-Key", KEY),
+            ("Sec-WebSocket-Version", "13"),
+        ];
+        let mut b = Request::builder(method, "/chat").version(version);
+        for (name, value) in defaults {
+            if !overrides.iter().any(|(n, _)| n.eq_ignore_ascii_case(name)) {
+                b = b.header(name, value);
+            }
+        }
+        for (name, value) in overrides {
+            if let Some(value) = value {
+                b = b.header(*name, *value);
+            }
+        }
+        b.build()
+    }
+
+    fn ok(protocols: &[&str]) -> Result<Option<UpgradeRequest>, HttpError> {
+        Ok(Some(UpgradeRequest {
+            key: KEY.to_owned(),
+            protocols: protocols.iter().map(|p| p.to_string()).collect(),
+        }))
+    }
+
+    #[test]
+    fn classification_table() {
+        use Version::*;
+        let bad = |why| Err(HttpError::BadRequest(why));
+        type Case<'a> = (&'a str, Version, &'a [(&'a str, Option<&'a str>)]);
+        let table: &[(Case<'_>, Result<Option<UpgradeRequest>, HttpError>)] = &[
+            (("GET", Http11, &[]), ok(&[])),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Connection", Some("keep-alive, Upgrade"))],
+                ),
+                ok(&[]),
+            ),
+            (("GET", Http11, &[("Upgrade", Some("WebSocket"))]), ok(&[])),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Sec-WebSocket-Key", Some(" dGhlIHNhbXBsZSBub25jZQ== "))],
+                ),
+                ok(&[]),
+            ),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Sec-WebSocket-Protocol", Some("chat, superchat"))],
+                ),
+                ok(&["chat", "superchat"]),
+            ),
+            (("GET", Http11, &[("Upgrade", None)]), Ok(None)),
+            (("GET", Http11, &[("Upgrade", Some("h2c"))]), Ok(None)),
+            (("POST", Http11, &[]), bad("WebSocket upgrade must use GET")),
+            (
+                ("GET", Http10, &[]),
+                bad("WebSocket upgrade requires HTTP/1.1"),
+            ),
+            (
+                ("GET", Http11, &[("Connection", None)]),
+                bad("Connection header lacks the upgrade token"),
+            ),
+            (
+                ("GET", Http11, &[("Connection", Some("keep-alive"))]),
+                bad("Connection header lacks the upgrade token"),
+            ),
+            (
+                ("GET", Http11, &[("Sec-WebSocket-Key", None)]),
+                bad("missing Sec-WebSocket-Key"),
+            ),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZQ=="))],
+                ),
+                bad("invalid Sec-WebSocket-Key"),
+            ),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZ!=="))],
+                ),
+                bad("invalid Sec-WebSocket-Key"),
+            ),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ=A"))],
+                ),
+                bad("invalid Sec-WebSocket-Key"),
+            ),
+            (
+                (
+                    "GET",
+                    Http11,
+                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ==="))],
+                ),
+                bad("invalid Sec-WebSocket-Key"),
+            ),
+            (
+                ("GET", Http11, &[("Sec-WebSocket-Version", Some("8"))]),
+                Err(HttpError::UpgradeRequired),
+            ),
+            (
+                ("GET", Http11, &[("Sec-WebSocket-Version", None)]),
+                Err(HttpError::UpgradeRequired),
+            ),
+            (
+                ("GET", Http11, &[("Sec-WebSocket-Version", Some("13, 8"))]),
+                Err(HttpError::UpgradeRequired),
+            ),
+        ];
+        for ((method, version, overrides), expected) in table {
+            let request = upgrade(method, *version, overrides);
+            assert_eq!(
+                &check_upgrade(&request),
+                expected,
+                "{method} {version:?} {overrides:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repeated_key_and_multiple_protocol_headers() {
+        let r2 = Request::builder("GET", "/")
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
+            .header("Sec-WebSocket-Key", KEY)
+            .header("Sec-WebSocket-Key", KEY)
+            .header("Sec-WebSocket-Version", "13")
+            .build();
+        assert_eq!(
+            check_upgrade(&r2),
+            Err(HttpError::BadRequest("repeated Sec-WebSocket-Key"))
+        );
+        let r3 = Request::builder("GET", "/")
+            .header("Upgrade", "websocket")
+            .header("Connection", "Upgrade")
+            .header("Sec-WebSocket-Key", KEY)
+            .header("Sec-WebSocket-Version", "13")
+            .header("Sec-WebSocket-Protocol", "a ,b")
+            .header("Sec-WebSocket-Protocol", "c")
+            .build();
+        assert_eq!(
+            check_upgrade(&r3).unwrap().unwrap().protocols,
+            ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn rfc6455_accept_key_in_101_bytes() {
+        let mut out = Vec::new();
+        switching_protocols(KEY, Some("chat"), &[("X-Extra".into(), "1".into())]).encode(
+            &mut out,
+            Version::Http11,
+            true,
+            false,
+        );
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             Sec-WebSocket-Protocol: chat\r\nX-Extra: 1\r\n\r\n"
+        );
+        let plain = switching_protocols(KEY, None, &[]);
+        assert_eq!(plain.header("sec-websocket-protocol"), None);
+        assert_eq!(plain.status(), 101);
+    }
+
+    #[test]
+    fn version_8_gets_426_with_version_header() {
+        let request = upgrade(
+            "GET",
+            Version::Http11,
+            &[("Sec-WebSocket-Version", Some("8"))],
+        );
+        let err = check_upgrade(&request).unwrap_err();
+        assert_eq!(err.status(), 426);
+        let mut out = Vec::new();
+        err.to_response()
+            .encode(&mut out, Version::Http11, false, false);
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.starts_with("HTTP/1.1 426 Upgrade Required\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
+        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
+        assert_eq!(text.matches("close").count(), 1, "{text}");
+    }
+}

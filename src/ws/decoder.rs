@@ -1,0 +1,459 @@
+//! Streaming decoder for one connection's client→server byte stream: frames in, messages out.
+//!
+//! The reactor pushes whatever bytes it has read into [`MessageDecoder::decode`], which parses
+//! and checks frame headers (module `header`), unmasks payloads ([`apply_mask`]),
+//! reassembles fragmented messages, validates UTF-8 incrementally (module `utf8`) and
+//! parses close payloads ([`CloseFrame`]). Each call returns how many bytes it consumed and at
+//! most one [`Decoded`] item; a rule violation leaves as a [`WsError`].
+//!
+//! Partial payloads are kept inside the decoder, so the caller only ever keeps back an incomplete
+//! frame header (under 14 bytes). When nothing is partial the decoder holds no heap memory.
+
+use std::fmt;
+
+use crate::ws::close::CloseFrame;
+use crate::ws::error::WsError;
+use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode, apply_mask};
+use crate::ws::header::{FrameHeader, parse_client_header};
+use crate::ws::message::Message;
+use crate::ws::utf8::Utf8Validator;
+
+/// Most bytes reserved up front for a frame whose payload has not arrived yet. The buffer then
+/// grows with the bytes that actually arrive, so a peer that announces a large frame and sends
+/// it slowly (or never) cannot make the server allocate memory it did not send.
+const RESERVE_AHEAD: usize = 64 * 1024;
+
+/// Size limits the decoder enforces; a message beyond them fails with
+/// [`WsError::MessageTooBig`] (close code 1009).
+#[derive(Debug, Clone, Copy)]
+pub struct DecoderLimits {
+    /// Largest message in payload bytes, after reassembly of all its fragments.
+    pub max_message_size: usize,
+    /// Most frames one message may have (an unfragmented message has 1).
+    pub max_fragments: usize,
+}
+
+impl Default for DecoderLimits {
+    /// 16 MiB and 65,536 frames, the same defaults as the server configuration.
+    fn default() -> Self {
+        DecoderLimits {
+            max_message_size: 16 * 1024 * 1024,
+            max_fragments: 65_536,
+        }
+    }
+}
+
+/// Up to 125 bytes of control-frame payload, held inline (no heap allocation per ping).
+#[derive(Clone, Copy)]
+pub struct ControlPayload {
+    len: u8,
+    bytes: [u8; MAX_CONTROL_PAYLOAD],
+}
+
+impl ControlPayload {
+    /// A payload holding a copy of `bytes`, or `None` when it is longer than 125 bytes (the limit
+    /// for control frames, RFC 6455 §5.5).
+    pub fn new(bytes: &[u8]) -> Option<ControlPayload> {
+        let len = u8::try_from(bytes.len())
+            .ok()
+            .filter(|&len| usize::from(len) <= MAX_CONTROL_PAYLOAD)?;
+        let mut payload = ControlPayload::empty();
+        payload.bytes[..bytes.len()].copy_from_slice(bytes);
+        payload.len = len;
+        Some(payload)
+    }
+
+    /// The payload bytes (unmasked).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    fn empty() -> ControlPayload {
+        ControlPayload {
+            len: 0,
+            bytes: [0; MAX_CONTROL_PAYLOAD],
+        }
+    }
+}
+
+impl PartialEq for ControlPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for ControlPayload {}
+
+impl fmt::Debug for ControlPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ControlPayload")
+            .field(&self.as_bytes())
+            .finish()
+    }
+}
+
+/// One item decoded from the client's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decoded {
+    /// A complete (reassembled, validated, unmasked) data message.
+    Message(Message),
+    /// A ping; the caller should answer with a pong carrying the same payload (RFC 6455 §5.5.2).
+    Ping(ControlPayload),
+    /// A pong (solicited or not).
+    Pong(ControlPayload),
+    /// A close frame: `None` when its payload was empty, else its code and reason.
+    Close(Option<CloseFrame>),
+}
+
+/// Streaming, push-style decoder for ONE connection's client→server byte stream.
+///
+/// Idle, it is one pointer wide; the state of a partial frame or fragmented message lives behind
+/// a `Box` that is allocated when a frame does not fit in one `decode` call and freed when it
+/// completes.
+#[derive(Debug, Default)]
+pub struct MessageDecoder {
+    state: Option<Box<State>>,
+}
+
+/// Everything a decoder holds between calls.
+#[derive(Debug, Default)]
+struct State {
+    /// The data message being assembled (fragmented, or one frame whose payload is partial).
+    message: Option<Assembly>,
+    /// A control frame whose payload is partial. It can only be pending between data frames, so
+    /// `message.frame` is `None` whenever this is `Some`.
+    control: Option<PendingControl>,
+}
+
+/// A data message being assembled.
+struct Assembly {
+    /// [`OpCode::Text`] or [`OpCode::Binary`].
+    opcode: OpCode,
+    /// Unmasked payload received so far.
+    data: Vec<u8>,
+    /// UTF-8 progress over `data` (text messages only).
+    utf8: Option<Utf8Validator>,
+    /// Frames of this message seen so far, including the current one.
+    fragments: usize,
+    /// The data frame whose payload is being received, if any.
+    frame: Option<PendingData>,
+}
+
+/// Progress through the payload of a data frame.
+#[derive(Debug, Clone, Copy)]
+struct PendingData {
+    fin: bool,
+    mask: [u8; 4],
+    received: usize,
+    len: usize,
+}
+
+/// A control frame whose payload is being received.
+#[derive(Debug, Clone, Copy)]
+struct PendingControl {
+    opcode: OpCode,
+    mask: [u8; 4],
+    len: usize,
+    payload: ControlPayload,
+}
+
+/// What one step of decoding achieved.
+enum Step {
+    /// An item is complete.
+    Item(Decoded),
+    /// A frame is complete but produced no item (a non-final fragment): keep going.
+    FrameDone,
+    /// All input is consumed and the current frame still needs more.
+    NeedMore,
+}
+
+impl fmt::Debug for Assembly {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The payload itself can be megabytes: show its size only.
+        f.debug_struct("Assembly")
+            .field("opcode", &self.opcode)
+            .field("len", &self.data.len())
+            .field("utf8", &self.utf8)
+            .field("fragments", &self.fragments)
+            .field("frame", &self.frame)
+            .finish()
+    }
+}
+
+impl MessageDecoder {
+    /// An idle decoder.
+    pub fn new() -> Self {
+        MessageDecoder::default()
+    }
+
+    /// True when no partial frame or message is held (no heap memory retained).
+    pub fn is_idle(&self) -> bool {
+        self.state.is_none()
+    }
+
+    /// Consumes bytes from `input` and returns (bytes consumed, maybe one decoded item).
+    /// The caller calls it repeatedly, advancing by `consumed`, until it returns (0, None).
+    /// Contract: it consumes everything it can: the only bytes it may leave unconsumed are an
+    /// incomplete frame header (fewer bytes than that header needs, so < 14 bytes). Partial
+    /// payloads (of data AND control frames) are consumed and kept internally, so the caller never
+    /// needs a buffer larger than its read buffer. It returns as soon as one item is complete
+    /// (so consumed may be < input.len() together with Some(item)).
+    ///
+    /// After an `Err` the connection must be failed with [`WsError::close_code`]; the decoder's
+    /// state is then unspecified (but feeding it more never panics).
+    pub fn decode(
+        &mut self,
+        input: &[u8],
+        limits: &DecoderLimits,
+    ) -> Result<(usize, Option<Decoded>), WsError> {
+        let mut consumed = 0;
+        loop {
+            let rest = input.get(consumed..).unwrap_or_default();
+            let (used, step) = if self.frame_pending() {
+                self.continue_frame(rest)?
+            } else {
+                let Some((header, header_len)) = parse_client_header(rest)? else {
+                    return Ok((consumed, None));
+                };
+                consumed += header_len;
+                let payload = rest.get(header_len..).unwrap_or_default();
+                self.begin_frame(header, payload, limits)?
+            };
+            consumed += used;
+            match step {
+                Step::Item(item) => return Ok((consumed, Some(item))),
+                Step::NeedMore => return Ok((consumed, None)),
+                Step::FrameDone => {}
+            }
+        }
+    }
+
+    fn frame_pending(&self) -> bool {
+        self.state.as_deref().is_some_and(|state| {
+            state.control.is_some()
+                || state
+                    .message
+                    .as_ref()
+                    .is_some_and(|message| message.frame.is_some())
+        })
+    }
+
+    /// Frees the state once nothing is partial any more.
+    fn release_if_idle(&mut self) {
+        if self
+            .state
+            .as_deref()
+            .is_some_and(|state| state.message.is_none() && state.control.is_none())
+        {
+            self.state = None;
+        }
+    }
+
+    /// Handles a freshly parsed header; `payload` is the input after it. Returns the payload
+    /// bytes consumed.
+    fn begin_frame(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        limits: &DecoderLimits,
+    ) -> Result<(usize, Step), WsError> {
+        if header.opcode.is_control() {
+            self.begin_control(header, payload)
+        } else {
+            self.begin_data(header, payload, limits)
+        }
+    }
+
+    fn begin_control(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+    ) -> Result<(usize, Step), WsError> {
+        // The header parser guarantees payload_len <= 125 for control frames.
+        let len = usize::try_from(header.payload_len)
+            .ok()
+            .filter(|&len| len <= MAX_CONTROL_PAYLOAD)
+            .ok_or(WsError::Protocol(
+                "control frame payload longer than 125 bytes",
+            ))?;
+        if let Some(mut bytes) = payload.get(..len).and_then(ControlPayload::new) {
+            apply_mask(&mut bytes.bytes[..len], header.mask, 0);
+            return Ok((len, Step::Item(control_item(header.opcode, bytes)?)));
+        }
+        // Control frames MAY be injected in the middle of a fragmented message. (RFC 6455 §5.4)
+        // They are kept apart from the message being assembled.
+        let state = self.state.get_or_insert_with(Box::default);
+        state.control = Some(PendingControl {
+            opcode: header.opcode,
+            mask: header.mask,
+            len,
+            payload: ControlPayload::empty(),
+        });
+        self.continue_frame(payload)
+    }
+
+    fn begin_data(
+        &mut self,
+        header: FrameHeader,
+        payload: &[u8],
+        limits: &DecoderLimits,
+    ) -> Result<(usize, Step), WsError> {
+        let current = self
+            .state
+            .as_deref()
+            .and_then(|state| state.message.as_ref());
+        match (header.opcode, current) {
+            // A fragmented message consists of a single frame with the FIN bit clear and an
+            // opcode other than 0, followed by zero or more frames with the FIN bit clear and the
+            // opcode set to 0, and terminated by a single frame with the FIN bit set and an opcode
+            // of 0. (RFC 6455 §5.4)
+            (OpCode::Continue, None) => {
+                return Err(WsError::Protocol(
+                    "continuation frame without a message in progress",
+                ));
+            }
+            (OpCode::Text | OpCode::Binary, Some(_)) => {
+                return Err(WsError::Protocol(
+                    "new data frame while a fragmented message is in progress",
+                ));
+            }
+            _ => {}
+        }
+        let (already, fragments) = current.map_or((0, 0), |m| (m.data.len(), m.fragments));
+
+        // Check the announced length before anything is allocated for it.
+        let too_big = WsError::MessageTooBig {
+            limit: limits.max_message_size,
+        };
+        let room = limits.max_message_size.saturating_sub(already);
+        if header.payload_len > u64::try_from(room).unwrap_or(u64::MAX) {
+            return Err(too_big);
+        }
+        let len = usize::try_from(header.payload_len).map_err(|_| too_big)?;
+        if fragments >= limits.max_fragments {
+            return Err(WsError::MessageTooBig {
+                limit: limits.max_fragments,
+            });
+        }
+
+        // Fast path: a whole unfragmented message in the input costs one allocation and one
+        // unmasking pass.
+        if current.is_none()
+            && header.fin
+            && let Some(whole) = payload.get(..len)
+        {
+            let mut data = Vec::with_capacity(len);
+            data.extend_from_slice(whole);
+            apply_mask(&mut data, header.mask, 0);
+            let message = into_message(header.opcode, data, None)?;
+            return Ok((len, Step::Item(Decoded::Message(message))));
+        }
+
+        let state = self.state.get_or_insert_with(Box::default);
+        let message = state.message.get_or_insert_with(|| Assembly {
+            opcode: header.opcode,
+            data: Vec::new(),
+            utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
+            fragments: 0,
+            frame: None,
+        });
+        message.fragments += 1;
+        // Reserve what is already here, or at most RESERVE_AHEAD for bytes still to come.
+        message
+            .data
+            .reserve(len.min(payload.len().max(RESERVE_AHEAD)));
+        message.frame = Some(PendingData {
+            fin: header.fin,
+            mask: header.mask,
+            received: 0,
+            len,
+        });
+        self.continue_frame(payload)
+    }
+
+    /// Feeds payload bytes to the pending frame. Returns the bytes consumed.
+    fn continue_frame(&mut self, input: &[u8]) -> Result<(usize, Step), WsError> {
+        let Some(state) = self.state.as_deref_mut() else {
+            return Ok((0, Step::FrameDone));
+        };
+
+        if let Some(control) = state.control.as_mut() {
+            let start = usize::from(control.payload.len);
+            let take = (control.len - start).min(input.len());
+            let chunk = &mut control.payload.bytes[start..start + take];
+            chunk.copy_from_slice(&input[..take]);
+            apply_mask(chunk, control.mask, start);
+            // start + take <= control.len <= 125, so this fits in a u8.
+            control.payload.len = (start + take) as u8;
+            if start + take < control.len {
+                return Ok((take, Step::NeedMore));
+            }
+            let (opcode, payload) = (control.opcode, control.payload);
+            state.control = None;
+            self.release_if_idle();
+            return Ok((take, Step::Item(control_item(opcode, payload)?)));
+        }
+
+        let Some(message) = state.message.as_mut() else {
+            return Ok((0, Step::FrameDone));
+        };
+        let Some(frame) = message.frame.as_mut() else {
+            return Ok((0, Step::FrameDone));
+        };
+        let take = (frame.len - frame.received).min(input.len());
+        let start = message.data.len();
+        message.data.extend_from_slice(&input[..take]);
+        apply_mask(&mut message.data[start..], frame.mask, frame.received);
+        frame.received += take;
+        if let Some(utf8) = message.utf8.as_mut() {
+            utf8.feed(&message.data)?;
+        }
+        if frame.received < frame.len {
+            return Ok((take, Step::NeedMore));
+        }
+        if !frame.fin {
+            message.frame = None;
+            return Ok((take, Step::FrameDone));
+        }
+        let Some(done) = state.message.take() else {
+            return Ok((take, Step::FrameDone));
+        };
+        self.release_if_idle();
+        let message = into_message(done.opcode, done.data, done.utf8)?;
+        Ok((take, Step::Item(Decoded::Message(message))))
+    }
+}
+
+/// Turns a complete, unmasked payload into a message, checking text for UTF-8 (`utf8` is the
+/// incremental progress, if any was made).
+fn into_message(
+    opcode: OpCode,
+    data: Vec<u8>,
+    utf8: Option<Utf8Validator>,
+) -> Result<Message, WsError> {
+    if opcode != OpCode::Text {
+        return Ok(Message::Binary(data));
+    }
+    if let Some(utf8) = utf8 {
+        // Fail on a dangling incomplete sequence at the end of the message.
+        utf8.finish(&data)?;
+    }
+    String::from_utf8(data)
+        .map(Message::Text)
+        .map_err(|_| WsError::InvalidUtf8)
+}
+
+/// The item for a complete control frame.
+fn control_item(opcode: OpCode, payload: ControlPayload) -> Result<Decoded, WsError> {
+    match opcode {
+        OpCode::Ping => Ok(Decoded::Ping(payload)),
+        OpCode::Pong => Ok(Decoded::Pong(payload)),
+        OpCode::Close => Ok(Decoded::Close(CloseFrame::parse(payload.as_bytes())?)),
+        OpCode::Continue | OpCode::Text | OpCode::Binary => {
+            Err(WsError::Protocol("data opcode handled as a control frame"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

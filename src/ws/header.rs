@@ -1,0 +1,213 @@
+//! Parser for the header of a frame sent by a client (RFC 6455 §5.2), with every header-level rule
+//! a server enforces.
+//!
+//! The first bytes of a frame enter [`parse_client_header`]; a [`FrameHeader`] and the header's
+//! length leave it once the whole header is present, or `None` while it is incomplete. Rules that
+//! can be checked on the bytes already present are checked at once, so a bad frame fails early.
+
+use crate::ws::error::WsError;
+use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode};
+
+/// Longest frame header: 2 bytes + 8 bytes of extended length + 4 bytes of masking key.
+#[cfg(test)]
+pub(crate) const MAX_HEADER_LEN: usize = 14;
+
+/// A parsed and checked client frame header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FrameHeader {
+    /// FIN bit: this is the final fragment of a message.
+    pub(crate) fin: bool,
+    /// The opcode; never reserved.
+    pub(crate) opcode: OpCode,
+    /// The masking key (client frames are always masked).
+    pub(crate) mask: [u8; 4],
+    /// Announced payload length; at most 125 for control frames, below 2^63 for all frames. Not
+    /// yet checked against any size limit.
+    pub(crate) payload_len: u64,
+}
+
+/// Parses a client frame header at the start of `buf`.
+///
+/// Returns `Ok(None)` when `buf` holds fewer bytes than the header needs (always fewer than
+/// 14 bytes), `Ok(Some((header, header_len)))` when it is complete, and an error as soon
+/// as the bytes present break a rule.
+pub(crate) fn parse_client_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, WsError> {
+    let Some(&first) = buf.first() else {
+        return Ok(None);
+    };
+    // RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines meanings for
+    // non-zero values. (RFC 6455 §5.2) No extension is ever negotiated here.
+    if first & 0x70 != 0 {
+        return Err(WsError::Protocol(
+            "reserved bit set without a negotiated extension",
+        ));
+    }
+    // If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket
+    // Connection_. (RFC 6455 §5.2)
+    let opcode = OpCode::from_u8(first & 0x0F).ok_or(WsError::Protocol("reserved opcode"))?;
+    let fin = first & 0x80 != 0;
+    // Control frames themselves MUST NOT be fragmented. (RFC 6455 §5.5)
+    if opcode.is_control() && !fin {
+        return Err(WsError::Protocol("control frame is fragmented"));
+    }
+
+    let Some(&second) = buf.get(1) else {
+        return Ok(None);
+    };
+    // The server MUST close the connection upon receiving a frame that is not masked.
+    // (RFC 6455 §5.1)
+    if second & 0x80 == 0 {
+        return Err(WsError::Protocol("frame is not masked"));
+    }
+    let short_len = second & 0x7F;
+    // All control frames MUST have a payload length of 125 bytes or less. (RFC 6455 §5.5)
+    if opcode.is_control() && usize::from(short_len) > MAX_CONTROL_PAYLOAD {
+        return Err(WsError::Protocol(
+            "control frame payload longer than 125 bytes",
+        ));
+    }
+
+    let (payload_len, mask_at) = match short_len {
+        126 => match buf.get(2..4).and_then(|b| <[u8; 2]>::try_from(b).ok()) {
+            Some(bytes) => (u64::from(u16::from_be_bytes(bytes)), 4),
+            None => return Ok(None),
+        },
+        127 => {
+            // The most significant bit MUST be 0. (RFC 6455 §5.2)
+            if buf.get(2).is_some_and(|&b| b & 0x80 != 0) {
+                return Err(WsError::Protocol(
+                    "64-bit payload length has its most significant bit set",
+                ));
+            }
+            match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
+                Some(bytes) => (u64::from_be_bytes(bytes), 10),
+                None => return Ok(None),
+            }
+        }
+        len => (u64::from(len), 2),
+    };
+    // Non-minimal length encodings are accepted: rejecting them buys nothing.
+
+    let Some(mask) = buf
+        .get(mask_at..mask_at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    else {
+        return Ok(None);
+    };
+    let header = FrameHeader {
+        fin,
+        opcode,
+        mask,
+        payload_len,
+    };
+    Ok(Some((header, mask_at + 4)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const M: [u8; 4] = [1, 2, 3, 4];
+
+    fn header(fin: bool, opcode: OpCode, payload_len: u64) -> FrameHeader {
+        FrameHeader {
+            fin,
+            opcode,
+            mask: M,
+            payload_len,
+        }
+    }
+
+    #[test]
+    fn complete_headers() {
+        let table: [(&[u8], FrameHeader, usize); 6] = [
+            (&[0x81, 0x85, 1, 2, 3, 4], header(true, OpCode::Text, 5), 6),
+            (
+                &[0x02, 0x80, 1, 2, 3, 4],
+                header(false, OpCode::Binary, 0),
+                6,
+            ),
+            (
+                &[0x80, 0xFE, 0x01, 0x00, 1, 2, 3, 4],
+                header(true, OpCode::Continue, 256),
+                8,
+            ),
+            (
+                &[0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4],
+                header(true, OpCode::Binary, 65536),
+                14,
+            ),
+            // Non-minimal: 5 encoded in 16 bits is accepted.
+            (
+                &[0x82, 0xFE, 0, 5, 1, 2, 3, 4],
+                header(true, OpCode::Binary, 5),
+                8,
+            ),
+            (
+                &[0x89, 0xFD, 1, 2, 3, 4],
+                header(true, OpCode::Ping, 125),
+                6,
+            ),
+        ];
+        for (bytes, expected, len) in table {
+            assert_eq!(
+                parse_client_header(bytes),
+                Ok(Some((expected, len))),
+                "{bytes:?}"
+            );
+            // Every strict prefix is incomplete, never an error, and shorter than 14 bytes.
+            for cut in 0..bytes.len() {
+                assert_eq!(
+                    parse_client_header(&bytes[..cut]),
+                    Ok(None),
+                    "{bytes:?} cut {cut}"
+                );
+                assert!(cut < MAX_HEADER_LEN);
+            }
+            // Trailing payload bytes do not change the result.
+            let mut longer = bytes.to_vec();
+            longer.extend_from_slice(&[9; 20]);
+            assert_eq!(parse_client_header(&longer), Ok(Some((expected, len))));
+        }
+    }
+
+    #[test]
+    fn rule_violations_fail_early() {
+        let table: [(&[u8], &str); 12] = [
+            (&[0xC1], "reserved bit set without a negotiated extension"),
+            (&[0xA1], "reserved bit set without a negotiated extension"),
+            (&[0x91], "reserved bit set without a negotiated extension"),
+            (&[0x83], "reserved opcode"),
+            (&[0x87], "reserved opcode"),
+            (&[0x8B], "reserved opcode"),
+            (&[0x8F], "reserved opcode"),
+            (&[0x09], "control frame is fragmented"),
+            (&[0x81, 0x05], "frame is not masked"),
+            (&[0x89, 0xFE], "control frame payload longer than 125 bytes"),
+            (&[0x88, 0xFF], "control frame payload longer than 125 bytes"),
+            (
+                &[0x82, 0xFF, 0x80],
+                "64-bit payload length has its most significant bit set",
+            ),
+        ];
+        for (bytes, rule) in table {
+            assert_eq!(
+                parse_client_header(bytes),
+                Err(WsError::Protocol(rule)),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn largest_length_parses_without_allocating() {
+        let bytes = [
+            0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
+        ];
+        let parsed = parse_client_header(&bytes);
+        assert_eq!(
+            parsed,
+            Ok(Some((header(true, OpCode::Binary, (1 << 63) - 1), 14)))
+        );
+    }
+}

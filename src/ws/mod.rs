@@ -1,0 +1,24 @@
+//! The WebSocket protocol (RFC 6455), server side: frame encoding and a streaming message decoder.
+//!
+//! Bytes read from a client's socket enter through [`MessageDecoder::decode`], which parses and
+//! unmasks frames, reassembles fragmented messages, validates UTF-8 and close payloads, and hands
+//! out [`Decoded`] items (data [`Message`]s, pings, pongs, closes) or a [`WsError`] that names the
+//! [`CloseCode`] to answer with. Bytes going to a client leave through [`encode_frame`] and
+//! [`encode_close`], which append unmasked frames to an output buffer.
+//!
+//! Nothing here does I/O, spawns threads or holds locks: the reactor owns the sockets and buffers
+//! and calls these functions.
+
+pub mod close;
+pub mod decoder;
+pub mod error;
+pub mod frame;
+mod header;
+pub mod message;
+mod utf8;
+
+pub use close::{CloseCode, CloseFrame};
+pub use decoder::{ControlPayload, Decoded, DecoderLimits, MessageDecoder};
+pub use error::WsError;
+pub use frame::{OpCode, apply_mask, encode_close, encode_frame};
+pub use message::Message;
