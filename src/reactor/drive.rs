@@ -69,7 +69,8 @@ pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
             let _ = conn.socket.shutdown(std::net::Shutdown::Write);
             log::trace!("{}: FIN sent", conn.id);
         }
-        if conn.peer_eof {
+        // Done once the peer has closed too; during shutdown, as soon as our bytes are out.
+        if conn.peer_eof || core.shutting_down {
             return Verdict::Close(conn.end_kind);
         }
     }

@@ -1,0 +1,219 @@
+//! Shared helpers for the integration tests: start a server on 127.0.0.1:0, connect real
+//! clients (tungstenite for well-formed traffic, raw `TcpStream` for malformed bytes), and wait
+//! for conditions with a deadline instead of sleeping.
+
+#![allow(dead_code)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use tungstenite::WebSocket;
+use wsreactor::{Config, Handler, Server, ServerHandle, Stats};
+
+/// How long any single wait in a test may take before the test fails.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// A test config: port 0, two workers, short timeouts.
+pub fn config() -> Config {
+    let mut config = Config::default();
+    config.addr = "127.0.0.1:0".parse().expect("literal address");
+    config.workers = 2;
+    config.close_timeout = Duration::from_secs(2);
+    config.shutdown_timeout = Duration::from_secs(2);
+    config
+}
+
+/// Starts a server with `config` and `handler`.
+pub fn start(config: Config, handler: impl Handler) -> Server {
+    let _ = env_logger::builder().is_test(true).try_init();
+    Server::builder()
+        .config(config)
+        .build(handler)
+        .expect("server starts")
+}
+
+/// An echo handler (the closure form).
+pub fn echo() -> impl Handler {
+    |ctx: &mut wsreactor::Context<'_>, msg: wsreactor::Message| ctx.send(msg)
+}
+
+/// A connected tungstenite client.
+pub type Client = WebSocket<TcpStream>;
+
+/// Connects a tungstenite client to `ws://addr/ws`.
+pub fn connect(addr: SocketAddr) -> Client {
+    connect_path(addr, "/ws")
+}
+
+/// Connects a tungstenite client to `ws://addr{path}`.
+pub fn connect_path(addr: SocketAddr, path: &str) -> Client {
+    let stream = TcpStream::connect(addr).expect("tcp connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    let (client, _response) = tungstenite::client(format!("ws://{addr}{path}"), stream)
+        .expect("websocket handshake");
+    client
+}
+
+/// A raw TCP connection with a read timeout.
+pub fn raw(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("tcp connect");
+    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+}
+
+/// A valid upgrade request for `path`.
+pub fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Opens a raw connection and completes the WebSocket handshake by hand.
+pub fn raw_websocket(addr: SocketAddr) -> TcpStream {
+    let mut stream = raw(addr);
+    stream
+        .write_all(upgrade_request("/ws").as_bytes())
+        .expect("write upgrade");
+    let head = read_http_head(&mut stream).expect("101 response");
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    stream
+}
+
+/// Reads one HTTP response head (up to and including the blank line), byte by byte so nothing
+/// after it is consumed.
+pub fn read_http_head(stream: &mut TcpStream) -> io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Reads one HTTP response: the head and a `Content-Length` body.
+pub fn read_http_response(stream: &mut TcpStream) -> io::Result<(String, Vec<u8>)> {
+    let head = read_http_head(stream)?;
+    let length = head
+        .lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    stream.read_exact(&mut body)?;
+    Ok((head, body))
+}
+
+/// The status code of a response head.
+pub fn status(head: &str) -> u16 {
+    head.split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A client frame: FIN as given, `opcode`, masked with `mask` (or unmasked if `None`).
+pub fn frame(fin: bool, opcode: u8, payload: &[u8], mask: Option<[u8; 4]>) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    match payload.len() {
+        n if n < 126 => out.push(mask_bit | n as u8),
+        n if n <= 0xFFFF => {
+            out.push(mask_bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(mask_bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    match mask {
+        Some(key) => {
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        }
+        None => out.extend_from_slice(payload),
+    }
+    out
+}
+
+/// A masked client frame with a fixed key.
+pub fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    frame(fin, opcode, payload, Some([0x12, 0x34, 0x56, 0x78]))
+}
+
+/// One server frame read from a raw stream: (fin, opcode, payload).
+pub fn read_frame(stream: &mut TcpStream) -> io::Result<(bool, u8, Vec<u8>)> {
+    let mut head = [0u8; 2];
+    stream.read_exact(&mut head)?;
+    assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
+    let len = match head[1] & 0x7F {
+        126 => {
+            let mut b = [0u8; 2];
+            stream.read_exact(&mut b)?;
+            u16::from_be_bytes(b) as usize
+        }
+        127 => {
+            let mut b = [0u8; 8];
+            stream.read_exact(&mut b)?;
+            u64::from_be_bytes(b) as usize
+        }
+        n => n as usize,
+    };
+    let mut payload = vec![0; len];
+    stream.read_exact(&mut payload)?;
+    Ok((head[0] & 0x80 != 0, head[0] & 0x0F, payload))
+}
+
+/// Reads frames until a close frame and returns its code (None for an empty close payload).
+pub fn read_close_code(stream: &mut TcpStream) -> Option<u16> {
+    loop {
+        let (_, opcode, payload) = read_frame(stream).expect("a close frame");
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+}
+
+/// True once the peer has closed: a read returns EOF (or a reset) within the deadline.
+pub fn reaches_eof(stream: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 1024];
+    let end = Instant::now() + DEADLINE;
+    while Instant::now() < end {
+        match stream.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => return true,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+/// Polls `condition` until it holds or the deadline passes (no fixed sleeps).
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let end = Instant::now() + DEADLINE;
+    while !condition() {
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits until the server's stats satisfy `condition`, and returns them.
+pub fn wait_for_stats(handle: &ServerHandle, what: &str, condition: impl Fn(&Stats) -> bool) -> Stats {
+    let mut last = handle.stats();
+    wait_until(what, || {
+        last = handle.stats();
+        condition(&last)
+    });
+    last
+}
