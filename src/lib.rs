@@ -70,3 +70,8 @@ pub use http::{Request, Response};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
 pub use ws::{CloseCode, Message};
+
+/// The README's code blocks are compiled as doctests, so the embedding example cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -119,6 +119,7 @@ fn dispatch(conn: &mut Connection, core: &mut Core) {
     if conn.job_in_flight || conn.output_len() >= core.config.max_outbound_bytes {
         return;
     }
+    let was_stalled = conn.stalled.is_some();
     let job = match conn.stalled.take() {
         Some(job) => *job,
         None => {
@@ -146,10 +147,14 @@ fn dispatch(conn: &mut Connection, core: &mut Core) {
             log::trace!("{}: job dispatched", conn.id);
         }
         Err(TrySendError::Full(job)) => {
-            // Backpressure: keep the job here; stop reading (wants_input sees `stalled`).
+            // Backpressure: keep the job here. Reading stops as the connection fills up: HTTP at
+            // once (`is_idle`), WebSocket when its pending limits are reached.
             conn.stalled = Some(Box::new(job));
-            core.stalled.push_back(conn.id);
-            add(&core.metrics.backpressure_pauses, 1);
+            if !was_stalled {
+                // Listed once; `retry_stalled` re-lists it if a retry fails.
+                core.stalled.push_back(conn.id);
+                add(&core.metrics.backpressure_pauses, 1);
+            }
             log::trace!("{}: job queue full, job held", conn.id);
         }
         Err(TrySendError::Disconnected(_)) => {

@@ -220,7 +220,9 @@ impl EventLoop {
         log::trace!("poll returned {} events", scratch.len());
         for &(token, readable, writable) in &scratch {
             match token {
-                LISTENER => self.accept(),
+                // While accepting is paused (EMFILE), new connections wait in the backlog.
+                LISTENER if self.accept_paused_until.is_none() => self.accept(),
+                LISTENER => {}
                 WAKER => log::trace!("woken"),
                 Token(index) => {
                     log::trace!("token {index}: readable={readable} writable={writable}");
@@ -492,6 +494,9 @@ impl EventLoop {
             };
             if live(&mut self.connections, id).is_some_and(|conn| conn.stalled.is_some()) {
                 self.drive_conn(id.index());
+                if live(&mut self.connections, id).is_some_and(|conn| conn.stalled.is_some()) {
+                    self.core.stalled.push_back(id);
+                }
             }
         }
     }

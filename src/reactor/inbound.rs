@@ -70,6 +70,15 @@ fn decode_open(conn: &mut Connection, core: &mut Core) {
                 add(&core.metrics.messages_in, 1);
                 conn.pending_bytes += message.len();
                 conn.pending.push(message);
+                // This message fills what the connection may hold while its previous job runs,
+                // so reading pauses until that job's reply (`wants_input` in drive.rs). Counted
+                // once per pause, here at the message that reaches the limit. With no job in
+                // flight or held, `dispatch` sends the pending messages at once: no pause.
+                let full = conn.pending.len() >= core.config.max_pending_messages
+                    || conn.pending_bytes >= core.config.max_pending_bytes;
+                if full && (conn.job_in_flight || conn.stalled.is_some()) {
+                    add(&core.metrics.backpressure_pauses, 1);
+                }
             }
             Some(Decoded::Ping(payload)) => {
                 // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in response,

@@ -51,8 +51,8 @@ pub fn connect_path(addr: SocketAddr, path: &str) -> Client {
     let stream = TcpStream::connect(addr).expect("tcp connect");
     stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
     stream.set_nodelay(true).expect("nodelay");
-    let (client, _response) = tungstenite::client(format!("ws://{addr}{path}"), stream)
-        .expect("websocket handshake");
+    let (client, _response) =
+        tungstenite::client(format!("ws://{addr}{path}"), stream).expect("websocket handshake");
     client
 }
 
@@ -209,7 +209,11 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// Waits until the server's stats satisfy `condition`, and returns them.
-pub fn wait_for_stats(handle: &ServerHandle, what: &str, condition: impl Fn(&Stats) -> bool) -> Stats {
+pub fn wait_for_stats(
+    handle: &ServerHandle,
+    what: &str,
+    condition: impl Fn(&Stats) -> bool,
+) -> Stats {
     let mut last = handle.stats();
     wait_until(what, || {
         last = handle.stats();
