@@ -58,8 +58,12 @@ pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
         }
     }
     settle(conn, core);
+    let queued = conn.output_len();
     if conn.flush(core).is_err() {
         return Verdict::Close(CloseKind::PeerGone);
+    }
+    if conn.output_len() < queued {
+        extend_deadline(conn, core);
     }
     if matches!(conn.phase, Phase::Lingering) && conn.output_len() == 0 {
         if !conn.fin_sent {
@@ -80,6 +84,24 @@ pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
         return Verdict::Close(CloseKind::PeerGone);
     }
     Verdict::Keep
+}
+
+/// A write made progress: the connection's deadline now counts from this turn. Without this, a
+/// response still being written to a slow (but reading) client was cut off mid-body when the
+/// deadline armed before the write came due: `request_timeout` after a keep-alive response was
+/// queued, `close_timeout` after a `Connection: close` response or a close frame was queued. A
+/// peer that reads nothing at all still loses the connection one timeout after its last byte.
+fn extend_deadline(conn: &mut Connection, core: &mut Core) {
+    let after = match conn.phase {
+        // No deadline while a job is in flight: the next reply arms it.
+        Phase::Http { .. } if conn.deadline.is_some() => core.config.request_timeout,
+        Phase::Closing { .. } | Phase::Lingering => core.config.close_timeout,
+        _ => return,
+    };
+    // Common case: the deadline was armed this very turn and the reply written at once.
+    if conn.deadline != Some(core.now + after) {
+        set_deadline(conn, core, after);
+    }
 }
 
 /// Should the loop read from this socket now? This is where backpressure happens: when a
