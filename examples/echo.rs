@@ -50,6 +50,27 @@ macro_rules! flag {
             },
         }
     };
+    ($name:literal, $field:ident, optional_millis, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |config, value| {
+                let ms: u64 = value.parse().map_err(|e| format!("{}: {e}", $name))?;
+                config.$field = (ms > 0).then(|| Duration::from_millis(ms));
+                Ok(())
+            },
+        }
+    };
+    ($name:literal, $field:ident, path, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |config, value| {
+                config.$field = (!value.is_empty()).then(|| value.to_owned());
+                Ok(())
+            },
+        }
+    };
     ($name:literal, $field:ident, millis, $help:literal) => {
         Flag {
             name: $name,
@@ -91,6 +112,11 @@ const FLAGS: &[Flag] = &[
         "max-message-size",
         max_message_size,
         "WebSocket message; more: close 1009 [67108864]"
+    ),
+    flag!(
+        "max-frame-size",
+        max_frame_size,
+        "one frame; more: close 1009 [67108864]"
     ),
     flag!(
         "max-fragments",
@@ -144,6 +170,36 @@ const FLAGS: &[Flag] = &[
         "time to send a request [10000]"
     ),
     flag!(
+        "keep-alive-timeout-ms",
+        keep_alive_timeout,
+        millis,
+        "idle keep-alive [30000]"
+    ),
+    flag!(
+        "ping-interval-ms",
+        ping_interval,
+        optional_millis,
+        "ping after silence; 0 = off [30000]"
+    ),
+    flag!(
+        "pong-timeout-ms",
+        pong_timeout,
+        millis,
+        "drop if silent after a ping [10000]"
+    ),
+    flag!(
+        "max-lifetime-ms",
+        max_lifetime,
+        optional_millis,
+        "close 1001 after; 0 = off [0]"
+    ),
+    flag!(
+        "write-stall-timeout-ms",
+        write_stall_timeout,
+        millis,
+        "drop a non-reader [30000]"
+    ),
+    flag!(
         "close-timeout-ms",
         close_timeout,
         millis,
@@ -162,6 +218,18 @@ const FLAGS: &[Flag] = &[
         "pause after EMFILE [100]"
     ),
     flag!("max-events", max_events, "events per poll [1024]"),
+    flag!(
+        "metrics-path",
+        metrics_path,
+        path,
+        "Prometheus text; empty = off [/metrics]"
+    ),
+    flag!(
+        "health-path",
+        health_path,
+        path,
+        "health check; empty = off [/healthz]"
+    ),
 ];
 
 fn env_name(flag: &str) -> String {
@@ -173,6 +241,9 @@ fn parse_config(args: &[String]) -> Result<Config, String> {
     // The echo server's own defaults: generous enough for the Autobahn test suite.
     config.max_message_size = 64 * 1024 * 1024;
     config.max_fragments = 131_072;
+    config.max_frame_size = 64 * 1024 * 1024;
+    config.metrics_path = Some("/metrics".into());
+    config.health_path = Some("/healthz".into());
     for flag in FLAGS {
         if let Ok(value) = std::env::var(env_name(flag.name)) {
             (flag.set)(&mut config, &value)?;

@@ -40,6 +40,10 @@ pub struct Config {
     /// Largest WebSocket message (after reassembly of fragments). Beyond it: close `1009`.
     /// Default 16 MiB, the largest message of the Autobahn test suite.
     pub max_message_size: usize,
+    /// Largest single WebSocket frame, checked from its header before its payload is read.
+    /// Beyond it: close `1009`. Default 16 MiB (a client may still send larger messages in
+    /// several frames, up to `max_message_size`).
+    pub max_frame_size: usize,
     /// Most frames one fragmented message may have. Beyond it: close `1009`. Default 65,536
     /// (what the Autobahn suite sends at most).
     pub max_fragments: usize,
@@ -72,6 +76,28 @@ pub struct Config {
     /// How long a connection may take to send a complete HTTP request (request line, headers and
     /// body) after it connects or after its previous response. Default 10 s (slowloris guard).
     pub request_timeout: Duration,
+    /// How long a keep-alive HTTP connection may sit idle between a response and the first
+    /// byte of its next request before it is closed. Default 30 s.
+    pub keep_alive_timeout: Duration,
+    /// Send a ping to a WebSocket that has been silent this long (no bytes received); `None`
+    /// sends none. Default 30 s: dead peers are found and NAT mappings stay open.
+    pub ping_interval: Option<Duration>,
+    /// After a keepalive ping, how long the peer has to send anything (the pong, or any frame)
+    /// before the connection is dropped. Default 10 s.
+    pub pong_timeout: Duration,
+    /// Close a WebSocket with `1001` ("going away") this long after it opened, so clients
+    /// reconnect (to another server, after a deploy); `None` keeps connections forever.
+    /// Default `None`.
+    pub max_lifetime: Option<Duration>,
+    /// A connection whose pending output makes no progress for this long (the client does not
+    /// read) is dropped and its buffers freed. Default 30 s.
+    pub write_stall_timeout: Duration,
+    /// Serve `Stats` as Prometheus text at this path (e.g. `/metrics`) instead of passing the
+    /// request to the handler. Default `None` (opt-in: metrics can be sensitive).
+    pub metrics_path: Option<String>,
+    /// Answer `200 ok` at this path (e.g. `/healthz`) while running, `503` while shutting down.
+    /// Default `None`.
+    pub health_path: Option<String>,
     /// How long the loop waits for the peer's close frame (or EOF) after sending its own close
     /// frame or an error response, before dropping the TCP connection. Default 5 s.
     pub close_timeout: Duration,
@@ -96,6 +122,7 @@ impl Default for Config {
             max_headers: 64,
             max_body_size: 1024 * 1024,
             max_message_size: 16 * 1024 * 1024,
+            max_frame_size: 16 * 1024 * 1024,
             max_fragments: 65_536,
             read_buffer_size: 16 * 1024,
             max_pooled_buffers: 256,
@@ -106,6 +133,13 @@ impl Default for Config {
             max_pending_bytes: 1024 * 1024,
             max_outbound_bytes: 4 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(30),
+            ping_interval: Some(Duration::from_secs(30)),
+            pong_timeout: Duration::from_secs(10),
+            max_lifetime: None,
+            write_stall_timeout: Duration::from_secs(30),
+            metrics_path: None,
+            health_path: None,
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(5),
             accept_backoff: Duration::from_millis(100),
@@ -125,6 +159,7 @@ impl Config {
             (self.max_headers, "max_headers"),
             (self.max_message_size, "max_message_size"),
             (self.max_fragments, "max_fragments"),
+            (self.max_frame_size, "max_frame_size"),
             (self.max_read_per_turn, "max_read_per_turn"),
             (self.job_queue_capacity, "job_queue_capacity"),
             (self.command_queue_capacity, "command_queue_capacity"),
@@ -150,11 +185,24 @@ impl Config {
             (self.request_timeout, "request_timeout"),
             (self.close_timeout, "close_timeout"),
             (self.accept_backoff, "accept_backoff"),
+            (self.keep_alive_timeout, "keep_alive_timeout"),
+            (self.pong_timeout, "pong_timeout"),
+            (self.write_stall_timeout, "write_stall_timeout"),
+            (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
+            (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),
         ];
         if let Some((_, name)) = timeouts.iter().find(|(d, _)| d.is_zero()) {
             return Err(Error::InvalidConfig(format!(
                 "{name} must be more than zero"
             )));
+        }
+        for (path, name) in [
+            (&self.metrics_path, "metrics_path"),
+            (&self.health_path, "health_path"),
+        ] {
+            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                return Err(Error::InvalidConfig(format!("{name} must start with '/'")));
+            }
         }
         Ok(())
     }
@@ -171,6 +219,7 @@ impl Config {
         DecoderLimits {
             max_message_size: self.max_message_size,
             max_fragments: self.max_fragments,
+            max_frame_size: self.max_frame_size,
         }
     }
 }

@@ -58,6 +58,7 @@ mod error;
 mod handler;
 pub mod http;
 mod metrics;
+mod prometheus;
 mod reactor;
 mod server;
 pub mod ws;

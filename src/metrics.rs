@@ -22,6 +22,23 @@ pub(crate) enum CloseKind {
     Server,
 }
 
+/// Which deadline fired, for the `timeouts_*` counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimeoutKind {
+    /// A request was not complete within `request_timeout` (slowloris guard).
+    Request,
+    /// A keep-alive HTTP connection sent no new request within `keep_alive_timeout`.
+    Idle,
+    /// A WebSocket did not answer our ping within `pong_timeout`.
+    Pong,
+    /// A WebSocket reached `max_lifetime`.
+    Lifetime,
+    /// Output made no progress for `write_stall_timeout`.
+    WriteStall,
+    /// The peer did not finish the close handshake (or close TCP) within `close_timeout`.
+    Close,
+}
+
 /// The live counters, shared by the event loop, the workers and every `ServerHandle`.
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
@@ -49,6 +66,13 @@ pub(crate) struct Metrics {
     pub backpressure_pauses: AtomicU64,
     pub slab_capacity: AtomicU64,
     pub pooled_buffers: AtomicU64,
+    pub pings_sent: AtomicU64,
+    pub timeouts_request: AtomicU64,
+    pub timeouts_idle: AtomicU64,
+    pub timeouts_pong: AtomicU64,
+    pub timeouts_lifetime: AtomicU64,
+    pub timeouts_write_stall: AtomicU64,
+    pub timeouts_close: AtomicU64,
 }
 
 /// Adds `n` to a counter (relaxed: counters order nothing).
@@ -75,6 +99,18 @@ impl Metrics {
             CloseKind::PeerGone => &self.closed_peer_gone,
             CloseKind::Timeout => &self.closed_timeout,
             CloseKind::Server => &self.closed_server,
+        };
+        add(counter, 1);
+    }
+
+    pub(crate) fn timeout(&self, kind: TimeoutKind) {
+        let counter = match kind {
+            TimeoutKind::Request => &self.timeouts_request,
+            TimeoutKind::Idle => &self.timeouts_idle,
+            TimeoutKind::Pong => &self.timeouts_pong,
+            TimeoutKind::Lifetime => &self.timeouts_lifetime,
+            TimeoutKind::WriteStall => &self.timeouts_write_stall,
+            TimeoutKind::Close => &self.timeouts_close,
         };
         add(counter, 1);
     }
@@ -107,6 +143,13 @@ impl Metrics {
             backpressure_pauses: get(&self.backpressure_pauses),
             slab_capacity: get(&self.slab_capacity),
             pooled_buffers: get(&self.pooled_buffers),
+            pings_sent: get(&self.pings_sent),
+            timeouts_request: get(&self.timeouts_request),
+            timeouts_idle: get(&self.timeouts_idle),
+            timeouts_pong: get(&self.timeouts_pong),
+            timeouts_lifetime: get(&self.timeouts_lifetime),
+            timeouts_write_stall: get(&self.timeouts_write_stall),
+            timeouts_close: get(&self.timeouts_close),
         }
     }
 }
@@ -168,4 +211,18 @@ pub struct Stats {
     pub slab_capacity: u64,
     /// Free buffers held by the loop's buffer pool.
     pub pooled_buffers: u64,
+    /// Keepalive pings sent to silent WebSocket connections.
+    pub pings_sent: u64,
+    /// Requests not complete within `request_timeout` (answered `408`).
+    pub timeouts_request: u64,
+    /// Idle keep-alive HTTP connections closed after `keep_alive_timeout`.
+    pub timeouts_idle: u64,
+    /// WebSocket connections closed because no pong came within `pong_timeout`.
+    pub timeouts_pong: u64,
+    /// WebSocket connections closed with `1001` at `max_lifetime`.
+    pub timeouts_lifetime: u64,
+    /// Connections dropped because their output made no progress for `write_stall_timeout`.
+    pub timeouts_write_stall: u64,
+    /// Connections dropped because the close handshake did not finish within `close_timeout`.
+    pub timeouts_close: u64,
 }

@@ -77,6 +77,8 @@ impl ServerBuilder {
             jobs: job_rx.clone(),
             shutdown: AtomicBool::new(false),
             local_addr,
+            metrics_path: config.metrics_path.clone(),
+            health_path: config.health_path.clone(),
         });
         let handler: Arc<dyn Handler> = Arc::new(handler);
         let workers = WorkerPool::spawn(

@@ -13,7 +13,9 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::dispatch::{ConnId, Job};
 use crate::error::SendError;
+use crate::http::{Request, Response};
 use crate::metrics::{Metrics, Stats};
+use crate::prometheus;
 use crate::reactor::LoopWaker;
 use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
 
@@ -38,6 +40,10 @@ pub(crate) struct Shared {
     pub jobs: Receiver<Job>,
     pub shutdown: AtomicBool,
     pub local_addr: SocketAddr,
+    /// [`Config::metrics_path`](crate::Config::metrics_path).
+    pub metrics_path: Option<String>,
+    /// [`Config::health_path`](crate::Config::health_path).
+    pub health_path: Option<String>,
 }
 
 /// A cheap, cloneable, thread-safe handle to a running server: push messages to connections,
@@ -114,6 +120,27 @@ impl ServerHandle {
     /// The address the server listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.local_addr
+    }
+
+    /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
+    pub(crate) fn builtin_response(&self, request: &Request) -> Option<Response> {
+        let path = Some(request.path());
+        if path == self.shared.metrics_path.as_deref() {
+            let body = prometheus::render(&self.stats());
+            return Some(
+                Response::new(200)
+                    .with_header("Content-Type", prometheus::CONTENT_TYPE)
+                    .with_body(body),
+            );
+        }
+        if path == self.shared.health_path.as_deref() {
+            return Some(if self.shutdown_requested() {
+                Response::text(503, "shutting down\n")
+            } else {
+                Response::text(200, "ok\n")
+            });
+        }
+        None
     }
 
     fn submit(&self, command: Command) -> Result<(), SendError> {

@@ -128,7 +128,12 @@ fn run_http(
     for request in requests {
         let keep_alive = request.keep_alive();
         let head_only = request.method() == "HEAD";
-        match catch_unwind(AssertUnwindSafe(|| handler.on_http_request(&request))) {
+        let answer = catch_unwind(AssertUnwindSafe(|| {
+            server
+                .builtin_response(&request)
+                .unwrap_or_else(|| handler.on_http_request(&request))
+        }));
+        match answer {
             Ok(response) => {
                 response.encode(&mut output.bytes, request.version(), keep_alive, head_only);
                 if !keep_alive {

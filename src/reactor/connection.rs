@@ -103,8 +103,21 @@ pub(crate) struct Connection {
     pub early_output: Option<Box<Vec<u8>>>,
     pub input: Option<ReadBuffer>,
     pub output: Option<WriteBuffer>,
-    /// The deadline that counts now (request or close handshake); older timer entries are stale.
+    /// The timer-heap entry that counts (see `deadline.rs`); other entries for it are stale.
     pub deadline: Option<Instant>,
+    /// When the current phase began (an open WebSocket's age, for `max_lifetime`).
+    pub phase_since: Instant,
+    /// When the current wait began: in `Http`, the last response drained or the first byte of
+    /// a request arrived; in `Closing`/`Lingering`, the last output drained.
+    pub wait_since: Instant,
+    /// When bytes last arrived (keepalive pings go to connections silent since then).
+    pub last_read: Instant,
+    /// When our keepalive ping went out, until anything arrives.
+    pub ping_sent: Option<Instant>,
+    /// Since when pending output has made no progress (write-stall timeout).
+    pub write_blocked_since: Option<Instant>,
+    /// At least one HTTP response was written: an idle wait is keep-alive, not a new request.
+    pub served: bool,
     /// `on_open` ran, so exactly one `on_close` is owed.
     pub upgraded: bool,
     /// How the WebSocket ended, for `on_close` (`None` until decided: `1006` by default).
@@ -114,7 +127,7 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(id: ConnId, socket: TcpStream) -> Self {
+    pub(crate) fn new(id: ConnId, socket: TcpStream, now: Instant) -> Self {
         Connection {
             id,
             socket,
@@ -133,6 +146,12 @@ impl Connection {
             input: None,
             output: None,
             deadline: None,
+            phase_since: now,
+            wait_since: now,
+            last_read: now,
+            ping_sent: None,
+            write_blocked_since: None,
+            served: false,
             upgraded: false,
             close_info: None,
             end_kind: CloseKind::Clean,
@@ -156,10 +175,12 @@ impl Connection {
         }
     }
 
-    /// Moves to `phase`, narrating the transition at trace level.
-    pub(crate) fn enter(&mut self, phase: Phase) {
+    /// Moves to `phase` at `now` (its clocks start), narrating the transition at trace level.
+    pub(crate) fn enter(&mut self, phase: Phase, now: Instant) {
         log::trace!("{}: {} -> {}", self.id, self.phase.name(), phase.name());
         self.phase = phase;
+        self.phase_since = now;
+        self.wait_since = now;
     }
 
     /// Queues bytes for the socket (taking a write buffer from the pool if none is held).
@@ -198,7 +219,13 @@ impl Connection {
         }
         match io::read(&mut self.socket, spare) {
             IoOutcome::Progress(n) => {
+                if input.is_empty() && matches!(self.phase, Phase::Http { .. }) {
+                    // The first byte of a request: `request_timeout` counts from here.
+                    self.wait_since = core.now;
+                }
                 input.filled(n);
+                self.last_read = core.now;
+                self.ping_sent = None;
                 add(&core.metrics.bytes_in, n as u64);
                 log::trace!("{}: read {n} bytes", self.id);
                 ReadResult::Data
@@ -215,8 +242,24 @@ impl Connection {
         }
     }
 
-    /// Writes queued bytes until done or `WouldBlock`. `Err` means the peer is gone.
+    /// Writes queued bytes until done or `WouldBlock`, keeping the write-stall clock: it runs
+    /// from the last write that made progress while output remains. `Err`: the peer is gone.
     pub(crate) fn flush(&mut self, core: &mut Core) -> Result<(), ()> {
+        let before = self.output_len();
+        self.write_all(core)?;
+        let after = self.output_len();
+        if after == 0 {
+            self.write_blocked_since = None;
+            if before > 0 && !matches!(self.phase, Phase::Open { .. }) {
+                self.wait_since = core.now;
+            }
+        } else if after < before || self.write_blocked_since.is_none() {
+            self.write_blocked_since = Some(core.now);
+        }
+        Ok(())
+    }
+
+    fn write_all(&mut self, core: &mut Core) -> Result<(), ()> {
         let Some(output) = self.output.as_mut() else {
             return Ok(());
         };
@@ -287,6 +330,6 @@ mod tests {
     fn an_idle_connection_is_small() {
         let size = std::mem::size_of::<Connection>();
         eprintln!("size_of::<Connection>() = {size}");
-        assert!(size <= 256, "Connection grew to {size} bytes");
+        assert!(size <= 320, "Connection grew to {size} bytes");
     }
 }

@@ -13,8 +13,9 @@ use crate::dispatch::{After, Job, Reply, Work};
 use crate::handler::CloseInfo;
 use crate::metrics::{CloseKind, add};
 use crate::reactor::connection::{Connection, Phase, ReadResult};
+use crate::reactor::deadline;
 use crate::reactor::event_loop::Core;
-use crate::reactor::inbound::{linger, process_input, set_deadline, take_http_batch};
+use crate::reactor::inbound::{linger, process_input, take_http_batch};
 use crate::ws::{CloseCode, CloseFrame, MessageDecoder, encode_close};
 
 /// What the loop must do with a connection after a step.
@@ -58,12 +59,8 @@ pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
         }
     }
     settle(conn, core);
-    let queued = conn.output_len();
     if conn.flush(core).is_err() {
         return Verdict::Close(CloseKind::PeerGone);
-    }
-    if conn.output_len() < queued {
-        extend_deadline(conn, core);
     }
     if matches!(conn.phase, Phase::Lingering) && conn.output_len() == 0 {
         if !conn.fin_sent {
@@ -79,29 +76,12 @@ pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
         }
     }
     conn.release_buffers(core);
+    deadline::arm(conn, core);
     if let Err(err) = conn.update_interest(core) {
         log::debug!("{}: reregister failed: {err}", conn.id);
         return Verdict::Close(CloseKind::PeerGone);
     }
     Verdict::Keep
-}
-
-/// A write made progress: the connection's deadline now counts from this turn. Without this, a
-/// response still being written to a slow (but reading) client was cut off mid-body when the
-/// deadline armed before the write came due: `request_timeout` after a keep-alive response was
-/// queued, `close_timeout` after a `Connection: close` response or a close frame was queued. A
-/// peer that reads nothing at all still loses the connection one timeout after its last byte.
-fn extend_deadline(conn: &mut Connection, core: &mut Core) {
-    let after = match conn.phase {
-        // No deadline while a job is in flight: the next reply arms it.
-        Phase::Http { .. } if conn.deadline.is_some() => core.config.request_timeout,
-        Phase::Closing { .. } | Phase::Lingering => core.config.close_timeout,
-        _ => return,
-    };
-    // Common case: the deadline was armed this very turn and the reply written at once.
-    if conn.deadline != Some(core.now + after) {
-        set_deadline(conn, core, after);
-    }
 }
 
 /// Should the loop read from this socket now? This is where backpressure happens: when a
@@ -230,13 +210,10 @@ fn settle(conn: &mut Connection, core: &mut Core) {
 /// Sends our close frame and waits for the peer's (`Open` → `Closing`). Messages not yet handed
 /// to the handler are dropped: the conversation is ending.
 pub(crate) fn start_close(conn: &mut Connection, core: &mut Core, code: CloseCode, reason: &str) {
-    let decoder = match std::mem::replace(&mut conn.phase, Phase::Upgrading) {
-        Phase::Open { decoder, .. } => decoder,
-        other => {
-            conn.phase = other;
-            return;
-        }
+    let Phase::Open { decoder, .. } = &mut conn.phase else {
+        return;
     };
+    let decoder = std::mem::take(decoder);
     log::debug!("{}: closing with {code}", conn.id);
     let mut frame = Vec::with_capacity(4 + reason.len());
     encode_close(&mut frame, code, reason);
@@ -245,9 +222,7 @@ pub(crate) fn start_close(conn: &mut Connection, core: &mut Core, code: CloseCod
     conn.pending.clear();
     conn.pending_bytes = 0;
     conn.stalled = None;
-    log::trace!("{}: Open -> Closing", conn.id);
-    conn.phase = Phase::Closing { decoder };
-    set_deadline(conn, core, core.config.close_timeout);
+    conn.enter(Phase::Closing { decoder }, core.now);
 }
 
 /// Applies a worker's reply: queue its bytes, then do what it says.
@@ -266,18 +241,19 @@ pub(crate) fn apply_reply(conn: &mut Connection, core: &mut Core, reply: Reply) 
     conn.queue_vec(core, output.bytes);
     match after {
         After::Continue => {
-            if matches!(conn.phase, Phase::Http { .. }) {
-                // Keep-alive: the next request has `request_timeout` to arrive.
-                set_deadline(conn, core, core.config.request_timeout);
-            }
+            // Keep-alive: once the response drains, the idle clock starts (`deadline.rs`).
+            conn.served = true;
         }
         After::Upgraded => {
-            conn.enter(Phase::Open {
-                decoder: MessageDecoder::new(),
-                close_received: false,
-            });
+            conn.enter(
+                Phase::Open {
+                    decoder: MessageDecoder::new(),
+                    close_received: false,
+                },
+                core.now,
+            );
+            conn.last_read = core.now;
             conn.upgraded = true;
-            conn.deadline = None;
             add(&core.metrics.upgrades, 1);
             add(&core.metrics.websocket_open, 1);
             if let Some(early) = conn.early_output.take() {

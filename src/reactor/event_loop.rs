@@ -41,15 +41,16 @@ use crate::config::Config;
 use crate::dispatch::{Command, ConnId, Job, Reply, ServerHandle, Work};
 use crate::handler::CloseInfo;
 use crate::http::{HttpLimits, Response, Version};
-use crate::metrics::{CloseKind, Metrics, add, set, sub};
+use crate::metrics::{CloseKind, Metrics, TimeoutKind, add, set, sub};
 use crate::reactor::LoopWaker;
 use crate::reactor::buffer_pool::BufferPool;
 use crate::reactor::connection::{Connection, Phase};
+use crate::reactor::deadline::{self, Due};
 use crate::reactor::drive::{Verdict, apply_reply, drive, push, start_close};
-use crate::reactor::inbound::{linger, set_deadline};
+use crate::reactor::inbound::linger;
 use crate::reactor::io::{is_resource_exhausted, write};
 use crate::reactor::timer::Timers;
-use crate::ws::DecoderLimits;
+use crate::ws::{CloseCode, DecoderLimits, OpCode, encode_frame};
 
 /// The listening socket's token.
 pub(crate) const LISTENER: Token = Token(usize::MAX);
@@ -353,9 +354,8 @@ impl EventLoop {
             log::warn!("cannot register {peer}: {err}");
             return;
         }
-        let mut conn = Connection::new(id, socket);
-        let timeout = self.core.config.request_timeout;
-        set_deadline(&mut conn, &mut self.core, timeout);
+        let mut conn = Connection::new(id, socket, self.core.now);
+        deadline::arm(&mut conn, &mut self.core);
         entry.insert(conn);
         add(&self.core.metrics.connections_open, 1);
         log::debug!("{id}: accepted from {peer}");
@@ -442,35 +442,67 @@ impl EventLoop {
             let Some(conn) =
                 live(&mut self.connections, id).filter(|conn| conn.deadline == Some(at))
             else {
-                continue; // cancelled or replaced: lazy cancellation
+                continue; // replaced by an earlier entry, or the connection is gone
             };
             conn.deadline = None;
-            match conn.phase {
-                Phase::Http { .. } if !conn.job_in_flight => {
-                    let started = conn.input.as_ref().is_some_and(|input| !input.is_empty());
-                    if started {
-                        log::debug!("{id}: request timeout");
-                        let mut bytes = Vec::new();
-                        Response::text(408, "request timeout\n").encode(
-                            &mut bytes,
-                            Version::Http11,
-                            false,
-                            false,
-                        );
-                        conn.queue_vec(&mut self.core, bytes);
-                        conn.end_kind = CloseKind::Timeout;
-                        linger(conn, &mut self.core);
-                        self.drive_conn(id.index());
-                    } else {
-                        log::debug!("{id}: idle keep-alive timeout");
-                        self.close(id.index(), CloseKind::Timeout);
-                    }
-                }
-                Phase::Closing { .. } | Phase::Lingering => {
-                    log::debug!("{id}: close timeout");
-                    self.close(id.index(), CloseKind::Timeout);
-                }
-                _ => {}
+            match deadline::next(conn, &self.core.config) {
+                Some((when, due)) if when <= now => self.expire(id, due),
+                // A clock moved later (bytes arrived): schedule its new instant.
+                _ => deadline::arm(conn, &mut self.core),
+            }
+        }
+    }
+
+    /// Acts on a deadline that came due.
+    fn expire(&mut self, id: ConnId, due: Due) {
+        let Some(conn) = live(&mut self.connections, id) else {
+            return;
+        };
+        let kind = match due {
+            Due::Ping => {
+                log::trace!("{id}: silent, sending a keepalive ping");
+                let mut ping = Vec::with_capacity(2);
+                encode_frame(&mut ping, OpCode::Ping, b"");
+                conn.queue(&mut self.core, &ping);
+                conn.ping_sent = Some(self.core.now);
+                add(&self.core.metrics.pings_sent, 1);
+                return self.drive_conn(id.index());
+            }
+            Due::Timeout(kind) => kind,
+        };
+        log::debug!("{id}: {kind:?} timeout in {}", conn.phase.name());
+        self.core.metrics.timeout(kind);
+        match kind {
+            TimeoutKind::Request if conn.input.as_ref().is_some_and(|i| !i.is_empty()) => {
+                let mut bytes = Vec::new();
+                Response::text(408, "request timeout\n").encode(
+                    &mut bytes,
+                    Version::Http11,
+                    false,
+                    false,
+                );
+                conn.queue_vec(&mut self.core, bytes);
+                conn.end_kind = CloseKind::Timeout;
+                linger(conn, &self.core);
+                self.drive_conn(id.index());
+            }
+            TimeoutKind::Lifetime => {
+                conn.end_kind = CloseKind::Server;
+                start_close(
+                    conn,
+                    &mut self.core,
+                    CloseCode::Away,
+                    "connection lifetime exceeded",
+                );
+                self.drive_conn(id.index());
+            }
+            TimeoutKind::WriteStall => {
+                // Nothing can be sent to a client that does not read: drop it, free its buffers.
+                conn.set_close_info(CloseInfo::new(CloseCode::Policy, "write stall"));
+                self.close(id.index(), CloseKind::Timeout);
+            }
+            TimeoutKind::Request | TimeoutKind::Idle | TimeoutKind::Pong | TimeoutKind::Close => {
+                self.close(id.index(), CloseKind::Timeout);
             }
         }
     }

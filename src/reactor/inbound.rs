@@ -6,8 +6,6 @@
 //! errors leave as an HTTP error response or a close frame with the right code, and the
 //! connection moves to `Lingering`.
 
-use std::time::Duration;
-
 use crate::dispatch::{HttpTail, Work};
 use crate::handler::CloseInfo;
 use crate::http::{Parsed, Version, check_upgrade};
@@ -118,7 +116,7 @@ fn decode_closing(conn: &mut Connection, core: &mut Core) -> Result<(), CloseKin
                 input.consume(consumed);
                 if let Some(Decoded::Close(_)) = item {
                     log::debug!("{}: close handshake complete", conn.id);
-                    conn.enter(Phase::Lingering);
+                    conn.enter(Phase::Lingering, core.now);
                     return Ok(());
                 }
             }
@@ -146,17 +144,9 @@ pub(crate) fn fail(conn: &mut Connection, core: &mut Core, err: &WsError) {
     linger(conn, core);
 }
 
-/// Moves to `Lingering` with the close deadline armed.
-pub(crate) fn linger(conn: &mut Connection, core: &mut Core) {
-    conn.enter(Phase::Lingering);
-    set_deadline(conn, core, core.config.close_timeout);
-}
-
-/// Arms the connection's one deadline `after` from now; earlier timer entries become stale.
-pub(crate) fn set_deadline(conn: &mut Connection, core: &mut Core, after: Duration) {
-    let at = core.now + after;
-    conn.deadline = Some(at);
-    core.timers.schedule(at, conn.id);
+/// Moves to `Lingering` (its `close_timeout` runs once the output has drained).
+pub(crate) fn linger(conn: &mut Connection, core: &Core) {
+    conn.enter(Phase::Lingering, core.now);
 }
 
 /// Parses every complete request in the read buffer into one batch, stopping after an upgrade
@@ -202,7 +192,7 @@ pub(crate) fn take_http_batch(conn: &mut Connection, core: &mut Core) -> Option<
     match tail {
         HttpTail::None if requests.is_empty() => return None,
         HttpTail::None => {}
-        HttpTail::Upgrade(_) => conn.enter(Phase::Upgrading),
+        HttpTail::Upgrade(_) => conn.enter(Phase::Upgrading, core.now),
         HttpTail::Error(ref err) => {
             log::debug!("{}: bad request: {err}", conn.id);
             conn.end_kind = CloseKind::ProtocolError;
@@ -216,7 +206,5 @@ pub(crate) fn take_http_batch(conn: &mut Connection, core: &mut Core) -> Option<
             }
         }
     }
-    // The request deadline stops while the handler works; it restarts with the next request.
-    conn.deadline = None;
     Some(Work::Http { requests, tail })
 }

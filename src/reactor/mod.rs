@@ -6,6 +6,7 @@
 
 pub(crate) mod buffer_pool;
 pub(crate) mod connection;
+pub(crate) mod deadline;
 pub(crate) mod drive;
 pub(crate) mod event_loop;
 pub(crate) mod inbound;

@@ -31,14 +31,17 @@ pub struct DecoderLimits {
     pub max_message_size: usize,
     /// Most frames one message may have (an unfragmented message has 1).
     pub max_fragments: usize,
+    /// Largest single frame's payload, checked from its header before anything is read.
+    pub max_frame_size: usize,
 }
 
 impl Default for DecoderLimits {
-    /// 16 MiB and 65,536 frames, the same defaults as the server configuration.
+    /// 16 MiB messages and frames, 65,536 frames a message: the server configuration's defaults.
     fn default() -> Self {
         DecoderLimits {
             max_message_size: 16 * 1024 * 1024,
             max_fragments: 65_536,
+            max_frame_size: 16 * 1024 * 1024,
         }
     }
 }
@@ -322,6 +325,11 @@ impl MessageDecoder {
         let (already, fragments) = current.map_or((0, 0), |m| (m.data.len(), m.fragments));
 
         // Check the announced length before anything is allocated for it.
+        if header.payload_len > u64::try_from(limits.max_frame_size).unwrap_or(u64::MAX) {
+            return Err(WsError::MessageTooBig {
+                limit: limits.max_frame_size,
+            });
+        }
         let too_big = WsError::MessageTooBig {
             limit: limits.max_message_size,
         };

@@ -199,6 +199,7 @@ fn huge_announced_length_fails_before_allocating() {
     let mut decoder = MessageDecoder::new();
     let limits = DecoderLimits {
         max_message_size: usize::MAX,
+        max_frame_size: usize::MAX,
         max_fragments: 10,
     };
     // Even with no size limit, only what arrives is reserved (at most RESERVE_AHEAD ahead).
@@ -218,6 +219,7 @@ fn huge_announced_length_fails_before_allocating() {
     }
     let small = DecoderLimits {
         max_message_size: 1 << 20,
+        max_frame_size: usize::MAX,
         max_fragments: 10,
     };
     let mut decoder = MessageDecoder::new();
@@ -232,6 +234,7 @@ fn huge_announced_length_fails_before_allocating() {
 fn message_size_limit() {
     let limits = DecoderLimits {
         max_message_size: 10,
+        max_frame_size: usize::MAX,
         max_fragments: 100,
     };
     let too_big = Err(WsError::MessageTooBig { limit: 10 });
@@ -260,6 +263,7 @@ fn message_size_limit() {
 fn fragment_count_limit() {
     let limits = DecoderLimits {
         max_message_size: 1000,
+        max_frame_size: usize::MAX,
         max_fragments: 3,
     };
     let fragments = |count: usize| {
@@ -283,6 +287,7 @@ fn fragment_count_limit() {
     // An unfragmented message counts as one frame.
     let one = DecoderLimits {
         max_message_size: 1000,
+        max_frame_size: usize::MAX,
         max_fragments: 1,
     };
     let frame = masked_frame(true, TEXT, b"x", MASK);

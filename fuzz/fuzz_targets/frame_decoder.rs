@@ -1,0 +1,35 @@
+//! Arbitrary bytes, in arbitrary chunkings, into the WebSocket frame decoder and message
+//! assembler. The first byte picks the chunk size; the decoder must never panic, never consume
+//! more than it was given, and never leave more than an incomplete frame header unconsumed.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use wsreactor::ws::{DecoderLimits, MessageDecoder};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&chunk, wire)) = data.split_first() else {
+        return;
+    };
+    let chunk = usize::from(chunk).max(1);
+    let limits = DecoderLimits {
+        max_message_size: 64 * 1024,
+        max_fragments: 64,
+        max_frame_size: 32 * 1024,
+    };
+    let mut decoder = MessageDecoder::new();
+    let mut buffer = Vec::new();
+    for piece in wire.chunks(chunk) {
+        buffer.extend_from_slice(piece);
+        loop {
+            let Ok((consumed, item)) = decoder.decode(&buffer, &limits) else {
+                return;
+            };
+            assert!(consumed <= buffer.len());
+            buffer.drain(..consumed);
+            if item.is_none() && consumed == 0 {
+                break;
+            }
+        }
+        assert!(buffer.len() < 14);
+    }
+});

@@ -1,0 +1,368 @@
+//! Property tests for the two parsers that face the network, on stable Rust and inside
+//! `cargo test`: a small seeded PRNG generates thousands of cases, so every run checks the same
+//! cases and a failure names its seed.
+//!
+//! - Decoding a WebSocket stream gives the same items however the bytes are split.
+//! - encode → decode is the identity (server encoder, masked the way a client would).
+//! - No input makes the frame decoder or the HTTP parser panic, however it is chunked.
+
+use wsreactor::http::{HttpLimits, Parsed, RequestParser};
+use wsreactor::ws::{Decoded, DecoderLimits, Message, MessageDecoder, encode_frame};
+
+/// xorshift64*: tiny, deterministic, good enough to pick sizes and bytes.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+    fn bytes(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| self.next() as u8).collect()
+    }
+    fn text(&mut self, chars: usize) -> String {
+        const ALPHABET: &[char] = &['a', 'Z', ' ', 'é', 'ß', '€', '中', '😀', '\u{10FFFF}', '\0'];
+        (0..chars)
+            .map(|_| ALPHABET[self.below(ALPHABET.len())])
+            .collect()
+    }
+    /// A size skewed towards small values but reaching past the 7- and 16-bit length forms.
+    fn size(&mut self) -> usize {
+        match self.below(10) {
+            0 => 0,
+            1..=5 => self.below(126),
+            6..=8 => 126 + self.below(2000),
+            _ => 65_530 + self.below(20),
+        }
+    }
+}
+
+/// A client frame (masked) as a browser would send it.
+fn client_frame(rng: &mut Rng, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    let mask = (rng.next() as u32).to_be_bytes();
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+/// A random stream of messages, fragmented at random with pings between fragments; returns the
+/// wire bytes and the items a decoder must produce.
+fn random_stream(rng: &mut Rng) -> (Vec<u8>, Vec<Decoded>) {
+    let mut wire = Vec::new();
+    let mut expected = Vec::new();
+    for _ in 0..1 + rng.below(6) {
+        let message = if rng.below(2) == 0 {
+            Message::Text({
+                let n = rng.size() / 3;
+                rng.text(n)
+            })
+        } else {
+            Message::Binary({
+                let n = rng.size();
+                rng.bytes(n)
+            })
+        };
+        let bytes = message.as_bytes().to_vec();
+        let fragments = 1 + rng.below(4);
+        let mut cuts: Vec<usize> = (0..fragments - 1)
+            .map(|_| rng.below(bytes.len() + 1))
+            .collect();
+        cuts.push(0);
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        for (i, pair) in cuts.windows(2).enumerate() {
+            let opcode = match (i, &message) {
+                (0, Message::Text(_)) => 0x1,
+                (0, Message::Binary(_)) => 0x2,
+                _ => 0x0,
+            };
+            let last = i == cuts.len() - 2;
+            wire.extend(client_frame(rng, last, opcode, &bytes[pair[0]..pair[1]]));
+            if !last && rng.below(3) == 0 {
+                let ping = {
+                    let n = rng.below(126);
+                    rng.bytes(n)
+                };
+                wire.extend(client_frame(rng, true, 0x9, &ping));
+                expected.push(Decoded::Ping(
+                    wsreactor::ws::ControlPayload::new(&ping).expect("<= 125 bytes"),
+                ));
+            }
+        }
+        expected.push(Decoded::Message(message));
+    }
+    (wire, expected)
+}
+
+fn limits() -> DecoderLimits {
+    DecoderLimits {
+        max_message_size: 1 << 20,
+        max_fragments: 1000,
+        max_frame_size: 1 << 20,
+    }
+}
+
+/// Feeds `wire` in chunks whose sizes come from `chunk`, the way the reactor does: unconsumed
+/// bytes stay at the front of the buffer.
+fn decode_chunked(
+    wire: &[u8],
+    mut chunk: impl FnMut() -> usize,
+) -> Result<Vec<Decoded>, wsreactor::ws::WsError> {
+    let mut decoder = MessageDecoder::new();
+    let mut items = Vec::new();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut offset = 0;
+    while offset < wire.len() {
+        let end = (offset + chunk().max(1)).min(wire.len());
+        buffer.extend_from_slice(&wire[offset..end]);
+        offset = end;
+        loop {
+            let (consumed, item) = decoder.decode(&buffer, &limits())?;
+            buffer.drain(..consumed);
+            match item {
+                Some(item) => items.push(item),
+                None if consumed == 0 => break,
+                None => {}
+            }
+        }
+    }
+    assert!(
+        buffer.is_empty(),
+        "bytes left over at the end of a complete stream"
+    );
+    assert!(
+        decoder.is_idle(),
+        "decoder holds state after a complete stream"
+    );
+    Ok(items)
+}
+
+#[test]
+fn decoding_does_not_depend_on_how_the_stream_is_split() {
+    for seed in 0..300 {
+        let mut rng = Rng::new(seed);
+        let (wire, expected) = random_stream(&mut rng);
+        let whole = decode_chunked(&wire, || usize::MAX).expect("valid stream");
+        assert_eq!(whole, expected, "seed {seed}: whole stream");
+        let mut sizes = Rng::new(seed ^ 0xABCD);
+        let max = 1 + sizes.below(300);
+        let chunked = decode_chunked(&wire, || 1 + sizes.below(max)).expect("valid stream");
+        assert_eq!(chunked, expected, "seed {seed}: chunks of at most {max}");
+    }
+}
+
+#[test]
+fn byte_by_byte_decoding_matches() {
+    for seed in 0..40 {
+        let mut rng = Rng::new(seed);
+        let (wire, expected) = random_stream(&mut rng);
+        let items = decode_chunked(&wire, || 1).expect("valid stream");
+        assert_eq!(items, expected, "seed {seed}");
+    }
+}
+
+#[test]
+fn encode_then_decode_is_the_identity() {
+    for seed in 0..500 {
+        let mut rng = Rng::new(seed);
+        let message = if seed % 2 == 0 {
+            Message::Text({
+                let n = rng.size() / 3;
+                rng.text(n)
+            })
+        } else {
+            Message::Binary({
+                let n = rng.size();
+                rng.bytes(n)
+            })
+        };
+        let mut server = Vec::new();
+        encode_frame(&mut server, message.opcode(), message.as_bytes());
+        // Turn the server's frame into a client's: set the mask bit, insert a key, mask.
+        let header_len = match server[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        let (header, payload) = server.split_at(header_len);
+        let mask = (rng.next() as u32).to_be_bytes();
+        let mut wire = header.to_vec();
+        wire[1] |= 0x80;
+        wire.extend_from_slice(&mask);
+        wire.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let items = decode_chunked(&wire, || usize::MAX).expect("valid frame");
+        assert_eq!(items, vec![Decoded::Message(message)], "seed {seed}");
+    }
+}
+
+#[test]
+fn no_input_makes_the_frame_decoder_panic() {
+    for seed in 0..2000 {
+        let mut rng = Rng::new(seed);
+        let mut wire = if seed % 2 == 0 {
+            {
+                let n = rng.below(400);
+                rng.bytes(n)
+            }
+        } else {
+            random_stream(&mut rng).0
+        };
+        // Mutate a few bytes (headers included) of valid streams too.
+        for _ in 0..rng.below(6) {
+            if !wire.is_empty() {
+                let at = rng.below(wire.len());
+                wire[at] = rng.next() as u8;
+            }
+        }
+        let mut sizes = Rng::new(seed);
+        // Either outcome is fine; a panic fails the test.
+        let _ = decode_chunked_lenient(&wire, || 1 + sizes.below(64));
+    }
+}
+
+/// Like `decode_chunked`, without the end-of-stream assertions (random bytes end anywhere).
+fn decode_chunked_lenient(wire: &[u8], mut chunk: impl FnMut() -> usize) -> Option<usize> {
+    let mut decoder = MessageDecoder::new();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut items = 0;
+    for piece in wire.chunks(chunk()) {
+        buffer.extend_from_slice(piece);
+        loop {
+            let (consumed, item) = decoder.decode(&buffer, &limits()).ok()?;
+            assert!(consumed <= buffer.len(), "consumed more than it was given");
+            buffer.drain(..consumed);
+            match item {
+                Some(_) => items += 1,
+                None if consumed == 0 => break,
+                None => {}
+            }
+        }
+        assert!(
+            buffer.len() < 14,
+            "more than a frame header left unconsumed"
+        );
+    }
+    Some(items)
+}
+
+#[test]
+fn no_input_makes_the_http_parser_panic() {
+    let limits = HttpLimits {
+        max_header_bytes: 2048,
+        max_headers: 16,
+        max_body_size: 4096,
+    };
+    let valid = b"POST /p?q=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\nhello\
+GET / HTTP/1.0\r\n\r\n";
+    for seed in 0..3000 {
+        let mut rng = Rng::new(seed);
+        let mut input = if seed % 3 == 0 {
+            {
+                let n = rng.below(600);
+                rng.bytes(n)
+            }
+        } else {
+            valid.to_vec()
+        };
+        for _ in 0..rng.below(5) {
+            if input.is_empty() {
+                break;
+            }
+            let at = rng.below(input.len());
+            input[at] = match rng.below(4) {
+                0 => b'\r',
+                1 => b'\n',
+                2 => b':',
+                _ => rng.next() as u8,
+            };
+        }
+        // Grow the buffer in random steps, as reads would, and drop what each request consumed.
+        let mut parser = RequestParser::new();
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut offset = 0;
+        'feed: while offset < input.len() {
+            let end = (offset + 1 + rng.below(40)).min(input.len());
+            buffer.extend_from_slice(&input[offset..end]);
+            offset = end;
+            loop {
+                match parser.parse(&buffer, &limits) {
+                    Ok(Parsed::Complete { consumed, .. }) => {
+                        assert!(consumed > 0 && consumed <= buffer.len());
+                        buffer.drain(..consumed);
+                    }
+                    Ok(Parsed::Partial) => break,
+                    Err(_) => break 'feed,
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_valid_pipeline_parses_the_same_however_it_is_split() {
+    let limits = HttpLimits {
+        max_header_bytes: 2048,
+        max_headers: 16,
+        max_body_size: 4096,
+    };
+    let input = b"POST /p HTTP/1.1\r\nContent-Length: 5\r\n\r\nhelloGET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+    for seed in 0..300 {
+        let mut rng = Rng::new(seed);
+        let mut parser = RequestParser::new();
+        let mut buffer: Vec<u8> = Vec::new();
+        let mut targets = Vec::new();
+        let mut offset = 0;
+        while offset < input.len() {
+            let end = (offset + 1 + rng.below(20)).min(input.len());
+            buffer.extend_from_slice(&input[offset..end]);
+            offset = end;
+            while let Parsed::Complete { request, consumed } =
+                parser.parse(&buffer, &limits).expect("valid pipeline")
+            {
+                targets.push((request.target().to_owned(), request.body().to_vec()));
+                buffer.drain(..consumed);
+            }
+        }
+        assert_eq!(
+            targets,
+            vec![
+                ("/p".to_owned(), b"hello".to_vec()),
+                ("/a".to_owned(), Vec::new()),
+                ("/b".to_owned(), Vec::new()),
+            ],
+            "seed {seed}"
+        );
+    }
+}
+
+#[test]
+fn a_two_gibibyte_length_header_fails_without_allocating() {
+    let mut decoder = MessageDecoder::new();
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(2u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    let err = decoder
+        .decode(&header, &limits())
+        .expect_err("over the limit");
+    assert_eq!(err.close_code(), wsreactor::CloseCode::Size);
+}
