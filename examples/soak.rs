@@ -68,7 +68,9 @@ fn parse() -> Result<Options, String> {
 
 fn connect(addr: SocketAddr, totals: &Totals) -> Option<WebSocket<TcpStream>> {
     let stream = TcpStream::connect(addr).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
     stream.set_nodelay(true).ok()?;
     match tungstenite::client(format!("ws://{addr}/ws"), stream) {
         Ok((client, _)) => {

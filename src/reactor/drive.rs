@@ -31,36 +31,48 @@ pub(crate) enum Verdict {
 pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
     let mut budget = core.config.max_read_per_turn;
     loop {
-        if let Err(kind) = process_input(conn, core) {
-            return Verdict::Close(kind);
+        loop {
+            if let Err(kind) = process_input(conn, core) {
+                return Verdict::Close(kind);
+            }
+            dispatch(conn, core);
+            if !(conn.readable && wants_input(conn, core)) {
+                break;
+            }
+            if budget == 0 {
+                // Fairness: others get their turn; this one continues on the next turn.
+                core.ready.push(conn.id);
+                break;
+            }
+            let before = conn.input.as_ref().map_or(0, |input| input.len());
+            match conn.read_once(core, max_input_len(&conn.phase, &core.config)) {
+                ReadResult::Data => {
+                    let after = conn.input.as_ref().map_or(0, |input| input.len());
+                    budget = budget.saturating_sub(after.saturating_sub(before));
+                }
+                ReadResult::Drained => conn.readable = false,
+                ReadResult::BufferFull => break,
+                ReadResult::Eof => {
+                    conn.peer_eof = true;
+                    conn.readable = false;
+                }
+                ReadResult::Failed => return Verdict::Close(CloseKind::PeerGone),
+            }
         }
-        dispatch(conn, core);
-        if !(conn.readable && wants_input(conn, core)) {
+        settle(conn, core);
+        let held_back = conn.output_len() >= core.config.max_outbound_bytes;
+        if conn.flush(core).is_err() {
+            return Verdict::Close(CloseKind::PeerGone);
+        }
+        // Output at the limit held back `dispatch` and reading (`wants_input`) above. If this
+        // flush took it below the limit, go round again: nothing else would wake this
+        // connection (its pending messages are already here, and edge-triggered readiness
+        // already reported the unread bytes), so it would stall until a timer fired. Each
+        // extra round needs the output to have refilled past the limit, which the shared read
+        // budget bounds.
+        if !(held_back && conn.output_len() < core.config.max_outbound_bytes) {
             break;
         }
-        if budget == 0 {
-            // Fairness: others get their turn; this one continues on the next turn.
-            core.ready.push(conn.id);
-            break;
-        }
-        let before = conn.input.as_ref().map_or(0, |input| input.len());
-        match conn.read_once(core, max_input_len(&conn.phase, &core.config)) {
-            ReadResult::Data => {
-                let after = conn.input.as_ref().map_or(0, |input| input.len());
-                budget = budget.saturating_sub(after.saturating_sub(before));
-            }
-            ReadResult::Drained => conn.readable = false,
-            ReadResult::BufferFull => break,
-            ReadResult::Eof => {
-                conn.peer_eof = true;
-                conn.readable = false;
-            }
-            ReadResult::Failed => return Verdict::Close(CloseKind::PeerGone),
-        }
-    }
-    settle(conn, core);
-    if conn.flush(core).is_err() {
-        return Verdict::Close(CloseKind::PeerGone);
     }
     if matches!(conn.phase, Phase::Lingering) && conn.output_len() == 0 {
         if !conn.fin_sent {

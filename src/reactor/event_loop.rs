@@ -470,6 +470,13 @@ impl EventLoop {
             }
             Due::Timeout(kind) => kind,
         };
+        if kind == TimeoutKind::Close && matches!(conn.phase, Phase::Lingering) && conn.fin_sent {
+            // Everything was said and our FIN sent; only the peer's FIN is missing. The
+            // connection ends for the reason it was ending, not as a failed close handshake.
+            log::debug!("{id}: linger over, peer never closed");
+            let end = conn.end_kind;
+            return self.close(id.index(), end);
+        }
         log::debug!("{id}: {kind:?} timeout in {}", conn.phase.name());
         self.core.metrics.timeout(kind);
         match kind {
