@@ -37,9 +37,28 @@ struct Flag {
     name: &'static str,
     help: &'static str,
     set: fn(&mut Config, &str) -> Result<(), String>,
+    /// A switch: `--name` alone means `--name true`.
+    switch: bool,
 }
 
 macro_rules! flag {
+    ($name:literal, $field:ident, switch, $help:literal) => {
+        Flag {
+            name: $name,
+            help: $help,
+            set: |config, value| {
+                config.$field = match value {
+                    "true" | "1" | "yes" => true,
+                    "false" | "0" | "no" => false,
+                    other => {
+                        return Err(format!("{}: expected true or false, not {other:?}", $name));
+                    }
+                };
+                Ok(())
+            },
+            switch: true,
+        }
+    };
     ($name:literal, $field:ident, $help:literal) => {
         Flag {
             name: $name,
@@ -48,6 +67,7 @@ macro_rules! flag {
                 config.$field = value.parse().map_err(|e| format!("{}: {e}", $name))?;
                 Ok(())
             },
+            switch: false,
         }
     };
     ($name:literal, $field:ident, optional_millis, $help:literal) => {
@@ -59,6 +79,7 @@ macro_rules! flag {
                 config.$field = (ms > 0).then(|| Duration::from_millis(ms));
                 Ok(())
             },
+            switch: false,
         }
     };
     ($name:literal, $field:ident, path, $help:literal) => {
@@ -69,6 +90,7 @@ macro_rules! flag {
                 config.$field = (!value.is_empty()).then(|| value.to_owned());
                 Ok(())
             },
+            switch: false,
         }
     };
     ($name:literal, $field:ident, millis, $help:literal) => {
@@ -80,6 +102,7 @@ macro_rules! flag {
                 config.$field = Duration::from_millis(ms);
                 Ok(())
             },
+            switch: false,
         }
     };
 }
@@ -87,6 +110,13 @@ macro_rules! flag {
 const FLAGS: &[Flag] = &[
     flag!("addr", addr, "address to listen on [127.0.0.1:9001]"),
     flag!("workers", workers, "worker threads [number of CPUs]"),
+    flag!("loops", event_loops, "event loops, SO_REUSEPORT [1]"),
+    flag!(
+        "inline",
+        inline_handlers,
+        switch,
+        "run the handler on the loop thread [false]"
+    ),
     flag!("backlog", backlog, "listen backlog [1024]"),
     flag!(
         "max-connections",
@@ -264,6 +294,7 @@ fn parse_config(args: &[String]) -> Result<Config, String> {
             .ok_or_else(|| format!("unknown flag --{name} (try --help)"))?;
         let value = match inline {
             Some(value) => value,
+            None if flag.switch => "true".to_owned(),
             None => args
                 .next()
                 .cloned()

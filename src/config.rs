@@ -25,6 +25,15 @@ pub struct Config {
     /// Number of worker threads that run the handler. Default: the number of CPUs
     /// (`std::thread::available_parallelism`), at least 1.
     pub workers: usize,
+    /// Number of event loops (netpoller threads), each with its own `Poll`, slab, buffers and
+    /// listening socket bound with `SO_REUSEPORT` (the kernel spreads new connections over
+    /// them). Default 1. See docs/benchmarks.md for when more pay off.
+    pub event_loops: usize,
+    /// Run the handler on the event-loop thread instead of the worker pool: no hand-off, no
+    /// wake-up, so the cheapest path for handlers that never block (an echo, a broadcast). A
+    /// handler that blocks stalls every connection of its loop. No worker threads are started.
+    /// Default `false`.
+    pub inline_handlers: bool,
     /// Listen backlog (`listen(2)`). Default 1,024: with 128, bursts of connects overflow the
     /// SYN queue and wait a full second for the retransmit.
     pub backlog: u32,
@@ -116,6 +125,8 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            event_loops: 1,
+            inline_handlers: false,
             backlog: 1024,
             max_connections: 10_000,
             max_header_bytes: 16 * 1024,
@@ -154,6 +165,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), Error> {
         let positive = [
             (self.workers, "workers"),
+            (self.event_loops, "event_loops"),
             (self.backlog as usize, "backlog"),
             (self.max_connections, "max_connections"),
             (self.max_headers, "max_headers"),

@@ -85,9 +85,13 @@ pub(crate) fn sub(gauge: &AtomicU64, n: u64) {
     gauge.fetch_sub(n, Ordering::Relaxed);
 }
 
-/// Sets a gauge.
-pub(crate) fn set(gauge: &AtomicU64, n: u64) {
-    gauge.store(n, Ordering::Relaxed);
+/// Moves a gauge by one contributor's change from `old` to `new`.
+pub(crate) fn adjust(gauge: &AtomicU64, old: u64, new: u64) {
+    if new >= old {
+        add(gauge, new - old);
+    } else {
+        sub(gauge, old - new);
+    }
 }
 
 impl Metrics {
@@ -101,6 +105,16 @@ impl Metrics {
             CloseKind::Server => &self.closed_server,
         };
         add(counter, 1);
+    }
+
+    /// Takes a place among at most `max` open connections; false (and nothing taken) when full.
+    pub(crate) fn reserve_connection(&self, max: usize) -> bool {
+        let max = max as u64;
+        self.connections_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < max).then_some(open + 1)
+            })
+            .is_ok()
     }
 
     pub(crate) fn timeout(&self, kind: TimeoutKind) {

@@ -15,7 +15,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::dispatch::{ServerHandle, Shared, WorkerPool};
+use crate::dispatch::{LoopLink, ServerHandle, Shared, WorkerPool};
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
@@ -61,18 +61,42 @@ impl ServerBuilder {
     pub fn build(self, handler: impl Handler) -> Result<Server, Error> {
         let config = Arc::new(self.config);
         config.validate()?;
-        let listener = listen(&config)?;
-        let local_addr = listener.local_addr()?;
-        let poll = Poll::new()?;
-        let waker = Arc::new(LoopWaker::new(Waker::new(poll.registry(), WAKER)?));
+        // Every loop gets its own listening socket on the same address (SO_REUSEPORT when
+        // there are several); with port 0 the first bind picks the port for the others.
+        let reuse_port = config.event_loops > 1;
+        let first = listen(config.addr, &config, reuse_port)?;
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..config.event_loops {
+            listeners.push(listen(local_addr, &config, reuse_port)?);
+        }
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
-        // Unbounded, yet bounded in practice: one reply per job, and jobs are bounded by the
-        // job queue plus the workers. Workers therefore never block on it (see `finish`).
-        let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
-        let (command_tx, command_rx) = crossbeam_channel::bounded(config.command_queue_capacity);
+        let mut links = Vec::with_capacity(config.event_loops);
+        let mut parts = Vec::with_capacity(config.event_loops);
+        for listener in listeners {
+            let poll = Poll::new()?;
+            let waker = Arc::new(LoopWaker::new(Waker::new(poll.registry(), WAKER)?));
+            // Unbounded, yet bounded in practice: one reply per job, and jobs are bounded by
+            // the job queue plus the workers. Workers therefore never block on it (`finish`).
+            let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
+            let (command_tx, command_rx) =
+                crossbeam_channel::bounded(config.command_queue_capacity);
+            links.push(LoopLink {
+                commands: command_tx,
+                replies: reply_tx,
+                waker: Arc::clone(&waker),
+            });
+            let channels = Channels {
+                jobs: job_tx.clone(),
+                replies: reply_rx,
+                commands: command_rx,
+                waker,
+            };
+            parts.push((poll, listener, channels));
+        }
+        drop(job_tx);
         let handle = ServerHandle::new(Shared {
-            commands: command_tx,
-            waker: Arc::clone(&waker),
+            loops: links,
             metrics: Arc::new(Metrics::default()),
             jobs: job_rx.clone(),
             shutdown: AtomicBool::new(false),
@@ -81,27 +105,42 @@ impl ServerBuilder {
             health_path: config.health_path.clone(),
         });
         let handler: Arc<dyn Handler> = Arc::new(handler);
-        let workers = WorkerPool::spawn(
-            config.workers,
-            job_rx,
-            reply_tx,
-            Arc::clone(&waker),
-            handler,
-            handle.clone(),
-        )?;
-        let channels = Channels {
-            jobs: job_tx,
-            replies: reply_rx,
-            commands: command_rx,
+        let worker_count = if config.inline_handlers {
+            0
+        } else {
+            config.workers
         };
-        let event_loop = EventLoop::new(config, poll, listener, channels, waker, handle.clone())?;
-        let event_loop = thread::Builder::new()
-            .name("wsreactor-loop".into())
-            .spawn(move || event_loop.run())?;
-        log::info!("listening on {local_addr}");
+        let workers =
+            WorkerPool::spawn(worker_count, job_rx, Arc::clone(&handler), handle.clone())?;
+        let mut event_loops = Vec::with_capacity(parts.len());
+        for (index, (poll, listener, channels)) in parts.into_iter().enumerate() {
+            let inline = config.inline_handlers.then(|| Arc::clone(&handler));
+            let event_loop = EventLoop::new(
+                index,
+                Arc::clone(&config),
+                poll,
+                listener,
+                channels,
+                handle.clone(),
+                inline,
+            )?;
+            let thread = thread::Builder::new()
+                .name(format!("wsreactor-loop-{index}"))
+                .spawn(move || event_loop.run())?;
+            event_loops.push(thread);
+        }
+        log::info!(
+            "listening on {local_addr} ({} event loops, {})",
+            config.event_loops,
+            if config.inline_handlers {
+                "inline handlers".to_owned()
+            } else {
+                format!("{} workers", config.workers)
+            }
+        );
         Ok(Server {
             handle,
-            event_loop,
+            event_loops,
             workers,
         })
     }
@@ -114,7 +153,7 @@ impl ServerBuilder {
 #[derive(Debug)]
 pub struct Server {
     handle: ServerHandle,
-    event_loop: JoinHandle<()>,
+    event_loops: Vec<JoinHandle<()>>,
     workers: WorkerPool,
 }
 
@@ -143,7 +182,13 @@ impl Server {
     /// Waits until the server has stopped (after a shutdown started from any handle): the event
     /// loop has closed every connection and every queued job has run.
     pub fn join(self) -> Result<(), Error> {
-        let loop_ok = self.event_loop.join().is_ok();
+        // Join every loop, even after one failed (`all` would stop at the first failure).
+        let joined: Vec<bool> = self
+            .event_loops
+            .into_iter()
+            .map(|thread| thread.join().is_ok())
+            .collect();
+        let loop_ok = joined.iter().all(|ok| *ok);
         let workers_ok = self.workers.join();
         match (loop_ok, workers_ok) {
             (true, true) => Ok(()),
@@ -153,12 +198,15 @@ impl Server {
     }
 }
 
-/// Binds the listening socket with `SO_REUSEADDR` and the configured backlog.
-fn listen(config: &Config) -> Result<TcpListener, Error> {
-    let addr = config.addr;
+/// Binds a listening socket with `SO_REUSEADDR` (and `SO_REUSEPORT` for several loops) and the
+/// configured backlog.
+fn listen(addr: SocketAddr, config: &Config, reuse_port: bool) -> Result<TcpListener, Error> {
     let bind = || -> std::io::Result<TcpListener> {
         let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
         socket.set_nonblocking(true)?;
         socket.bind(&addr.into())?;
         socket.listen(i32::try_from(config.backlog).unwrap_or(i32::MAX))?;

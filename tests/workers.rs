@@ -155,7 +155,10 @@ fn broadcast_from_another_thread_reaches_every_client() {
 #[test]
 fn push_to_a_closed_connection_is_dropped_not_delivered_to_its_successor() {
     let recorder = Recorder::default();
-    let server = start(config(), recorder.clone());
+    // One loop: this test is about a slab slot being reused, which needs both on one loop.
+    let mut config = config();
+    config.event_loops = 1;
+    let server = start(config, recorder.clone());
     let handle = server.handle();
 
     let mut a = connect(server.local_addr());

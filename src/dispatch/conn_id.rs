@@ -14,19 +14,31 @@ use std::fmt;
 /// [`ServerHandle::send`](crate::ServerHandle::send) to push to that client from any thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId {
-    index: usize,
+    event_loop: u32,
+    index: u32,
     generation: u64,
 }
 
 impl ConnId {
-    pub(crate) fn new(index: usize, generation: u64) -> Self {
-        ConnId { index, generation }
+    pub(crate) fn new(event_loop: usize, index: usize, generation: u64) -> Self {
+        ConnId {
+            // Both fit: loops are few, and a slab holds far fewer than 2^32 connections (the
+            // process runs out of file descriptors long before).
+            event_loop: u32::try_from(event_loop).unwrap_or(u32::MAX),
+            index: u32::try_from(index).unwrap_or(u32::MAX),
+            generation,
+        }
     }
 
-    /// The connection's slot in the event loop's slab (equal to its mio `Token`). Reused by a
+    /// The connection's slot in its event loop's slab (equal to its mio `Token`). Reused by a
     /// later connection once this one closes.
     pub fn index(self) -> usize {
-        self.index
+        self.index as usize
+    }
+
+    /// Which event loop owns the connection (0 when there is one loop).
+    pub fn event_loop(self) -> usize {
+        self.event_loop as usize
     }
 
     /// The generation that makes this id unique: it increases with every accepted connection.
@@ -37,6 +49,6 @@ impl ConnId {
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "#{}.{}", self.index, self.generation)
+        write!(f, "#{}:{}.{}", self.event_loop, self.index, self.generation)
     }
 }

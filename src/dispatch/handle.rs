@@ -5,13 +5,14 @@
 //! readiness events: a send to a [`ConnId`] whose generation no longer matches is dropped and
 //! counted, never delivered to whoever now holds that slab slot.
 
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
-use crate::dispatch::{ConnId, Job};
+use crate::dispatch::{ConnId, Job, Reply};
 use crate::error::SendError;
 use crate::http::{Request, Response};
 use crate::metrics::{Metrics, Stats};
@@ -30,11 +31,32 @@ pub(crate) enum Command {
     Broadcast { bytes: Arc<[u8]> },
 }
 
-/// What every handle shares with the loop and the workers.
+/// The ways into one event loop: its command and reply channels and its waker.
+#[derive(Debug)]
+pub(crate) struct LoopLink {
+    /// Pushes from handles (bounded).
+    pub commands: Sender<Command>,
+    /// Workers' replies for this loop's connections (unbounded; see `server.rs`).
+    pub replies: Sender<Reply>,
+    pub waker: Arc<LoopWaker>,
+}
+
+thread_local! {
+    /// Set on event-loop threads: a handle used there (an inline handler) must never wait for
+    /// room in a command queue that only that same thread drains.
+    static ON_LOOP_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as an event-loop thread.
+pub(crate) fn mark_loop_thread() {
+    ON_LOOP_THREAD.with(|flag| flag.set(true));
+}
+
+/// What every handle shares with the loops and the workers.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    pub commands: Sender<Command>,
-    pub waker: Arc<LoopWaker>,
+    /// One link per event loop, indexed by [`ConnId::event_loop`].
+    pub loops: Vec<LoopLink>,
     pub metrics: Arc<Metrics>,
     /// Kept only to read the job queue's depth for [`Stats`].
     pub jobs: Receiver<Job>,
@@ -74,24 +96,38 @@ impl ServerHandle {
         self.shared.shutdown.load(Ordering::Acquire)
     }
 
+    /// The link to the loop that owns `conn`, and that loop's waker.
+    pub(crate) fn link(&self, conn: ConnId) -> &LoopLink {
+        // Every ConnId is made by a loop of this server, so the index is in range; fall back to
+        // loop 0 rather than panic on an id forged by hand (it is then dropped as stale).
+        let links = &self.shared.loops;
+        links.get(conn.event_loop()).unwrap_or(&links[0])
+    }
+
     /// Sends `message` to the connection `conn`, waiting for room in the command queue if it is
-    /// full. A message for a connection that has closed is dropped by the loop (and counted in
+    /// full (on an event-loop thread, in an inline handler, it fails with [`SendError::Full`]
+    /// instead: that queue is drained by the very thread that would wait). A message for a
+    /// connection that has closed is dropped by the loop (and counted in
     /// [`Stats::stale_replies_dropped`]).
     pub fn send(&self, conn: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
         let bytes = encode(message.into());
-        self.submit(Command::Send { conn, bytes })
+        self.submit(self.link(conn), Command::Send { conn, bytes }, true)
     }
 
     /// Like [`send`](Self::send), but fails with [`SendError::Full`] instead of waiting.
     pub fn try_send(&self, conn: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
         let bytes = encode(message.into());
-        self.try_submit(Command::Send { conn, bytes })
+        self.submit(self.link(conn), Command::Send { conn, bytes }, false)
     }
 
     /// Sends `message` to every open WebSocket connection (encoded once, copied per connection).
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), SendError> {
         let bytes: Arc<[u8]> = encode(message.into()).into();
-        self.submit(Command::Broadcast { bytes })
+        for link in &self.shared.loops {
+            let bytes = Arc::clone(&bytes);
+            self.submit(link, Command::Broadcast { bytes }, true)?;
+        }
+        Ok(())
     }
 
     /// Starts the close handshake with `conn` (its `on_close` follows).
@@ -100,7 +136,7 @@ impl ServerHandle {
             code,
             reason: reason.to_owned(),
         };
-        self.submit(Command::Close { conn, frame })
+        self.submit(self.link(conn), Command::Close { conn, frame }, true)
     }
 
     /// Starts a graceful shutdown and returns at once: the loop stops accepting, sends close
@@ -109,7 +145,9 @@ impl ServerHandle {
     /// and ends every thread. Use [`Server::join`](crate::Server::join) to wait for that.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
-        self.shared.waker.wake();
+        for link in &self.shared.loops {
+            link.waker.wake();
+        }
     }
 
     /// A copy of the server's counters now.
@@ -143,30 +181,21 @@ impl ServerHandle {
         None
     }
 
-    fn submit(&self, command: Command) -> Result<(), SendError> {
+    fn submit(&self, link: &LoopLink, command: Command, wait: bool) -> Result<(), SendError> {
         if self.shutdown_requested() {
             return Err(SendError::Stopped);
         }
-        self.shared
-            .commands
-            .send(command)
-            .map_err(|_| SendError::Stopped)?;
-        self.shared.waker.wake();
-        Ok(())
-    }
-
-    fn try_submit(&self, command: Command) -> Result<(), SendError> {
-        if self.shutdown_requested() {
-            return Err(SendError::Stopped);
-        }
-        self.shared
-            .commands
-            .try_send(command)
-            .map_err(|err| match err {
+        if wait && !ON_LOOP_THREAD.with(Cell::get) {
+            link.commands
+                .send(command)
+                .map_err(|_| SendError::Stopped)?;
+        } else {
+            link.commands.try_send(command).map_err(|err| match err {
                 TrySendError::Full(_) => SendError::Full,
                 TrySendError::Disconnected(_) => SendError::Stopped,
             })?;
-        self.shared.waker.wake();
+        }
+        link.waker.wake();
         Ok(())
     }
 }

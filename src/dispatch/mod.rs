@@ -13,6 +13,6 @@ mod worker;
 
 pub use conn_id::ConnId;
 pub use handle::ServerHandle;
-pub(crate) use handle::{Command, Shared};
+pub(crate) use handle::{Command, LoopLink, Shared, mark_loop_thread};
 pub(crate) use job::{After, HttpTail, Job, Output, Reply, Work};
-pub(crate) use worker::WorkerPool;
+pub(crate) use worker::{WorkerPool, run_job};

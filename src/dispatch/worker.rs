@@ -9,13 +9,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 
 use crate::dispatch::{After, ConnId, HttpTail, Job, Output, Reply, ServerHandle, Work};
 use crate::handler::{Context, Handler, Upgrade};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::{add, sub};
-use crate::reactor::LoopWaker;
 use crate::ws::{CloseCode, CloseFrame, Message};
 
 /// The running worker threads.
@@ -29,18 +28,16 @@ impl WorkerPool {
     pub(crate) fn spawn(
         count: usize,
         jobs: Receiver<Job>,
-        replies: Sender<Reply>,
-        waker: Arc<LoopWaker>,
         handler: Arc<dyn Handler>,
         server: ServerHandle,
     ) -> std::io::Result<Self> {
         let mut threads = Vec::with_capacity(count);
         for n in 0..count {
-            let (jobs, replies, waker) = (jobs.clone(), replies.clone(), Arc::clone(&waker));
+            let jobs = jobs.clone();
             let (handler, server) = (Arc::clone(&handler), server.clone());
             let thread = thread::Builder::new()
                 .name(format!("wsreactor-worker-{n}"))
-                .spawn(move || work(&jobs, &replies, &waker, &*handler, &server))?;
+                .spawn(move || work(&jobs, &*handler, &server))?;
             threads.push(thread);
         }
         Ok(WorkerPool { threads })
@@ -52,25 +49,21 @@ impl WorkerPool {
     }
 }
 
-fn work(
-    jobs: &Receiver<Job>,
-    replies: &Sender<Reply>,
-    waker: &LoopWaker,
-    handler: &dyn Handler,
-    server: &ServerHandle,
-) {
+fn work(jobs: &Receiver<Job>, handler: &dyn Handler, server: &ServerHandle) {
     while let Ok(job) = jobs.recv() {
         let metrics = server.metrics();
         add(&metrics.busy_workers, 1);
         let reply = run_job(handler, server, job);
         sub(&metrics.busy_workers, 1);
         if let Some(reply) = reply {
-            // The reply channel is unbounded: each job yields at most one reply and jobs are
-            // bounded by the job queue, so this never grows past that, and never blocks a worker.
-            if replies.send(reply).is_err() {
+            // Back to the loop that owns the connection. The reply channel is unbounded: each
+            // job yields at most one reply and jobs are bounded by the job queue, so it never
+            // grows past that, and never blocks a worker.
+            let link = server.link(reply.conn);
+            if link.replies.send(reply).is_err() {
                 log::debug!("event loop gone; reply dropped");
             }
-            waker.wake();
+            link.waker.wake();
         }
     }
 }

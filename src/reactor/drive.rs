@@ -9,7 +9,7 @@
 use crossbeam_channel::TrySendError;
 
 use crate::config::Config;
-use crate::dispatch::{After, Job, Reply, Work};
+use crate::dispatch::{After, Job, Reply, Work, run_job};
 use crate::handler::CloseInfo;
 use crate::metrics::{CloseKind, add};
 use crate::reactor::connection::{Connection, Phase, ReadResult};
@@ -35,7 +35,10 @@ pub(crate) fn drive(conn: &mut Connection, core: &mut Core) -> Verdict {
             if let Err(kind) = process_input(conn, core) {
                 return Verdict::Close(kind);
             }
-            dispatch(conn, core);
+            if dispatch(conn, core) {
+                // An inline job ran to completion: what is still buffered can go next.
+                continue;
+            }
             if !(conn.readable && wants_input(conn, core)) {
                 break;
             }
@@ -129,9 +132,10 @@ fn max_input_len(phase: &Phase, config: &Config) -> usize {
 }
 
 /// Sends the connection's next job to the worker pool, if it has work and none in flight.
-fn dispatch(conn: &mut Connection, core: &mut Core) {
+/// Returns true when the job ran inline and is already complete.
+fn dispatch(conn: &mut Connection, core: &mut Core) -> bool {
     if conn.job_in_flight || conn.output_len() >= core.config.max_outbound_bytes {
-        return;
+        return false;
     }
     let was_stalled = conn.stalled.is_some();
     let job = match conn.stalled.take() {
@@ -150,10 +154,21 @@ fn dispatch(conn: &mut Connection, core: &mut Core) {
                     conn: conn.id,
                     work,
                 },
-                None => return,
+                None => return false,
             }
         }
     };
+    if let Some(handler) = core.inline.take() {
+        // Inline: run the handler here and now; its reply applies at once.
+        add(&core.metrics.jobs_dispatched, 1);
+        conn.job_in_flight = true;
+        let reply = run_job(&*handler, &core.server, job);
+        core.inline = Some(handler);
+        if let Some(reply) = reply {
+            apply_reply(conn, core, reply);
+        }
+        return true;
+    }
     match core.jobs.try_send(job) {
         Ok(()) => {
             conn.job_in_flight = true;
@@ -175,6 +190,7 @@ fn dispatch(conn: &mut Connection, core: &mut Core) {
             log::error!("{}: worker pool is gone; job dropped", conn.id);
         }
     }
+    false
 }
 
 /// Phase rules that finish connections once their handler work is done.

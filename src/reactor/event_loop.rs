@@ -38,10 +38,11 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::config::Config;
-use crate::dispatch::{Command, ConnId, Job, Reply, ServerHandle, Work};
+use crate::dispatch::{Command, ConnId, Job, Reply, ServerHandle, Work, mark_loop_thread, run_job};
 use crate::handler::CloseInfo;
+use crate::handler::Handler;
 use crate::http::{HttpLimits, Response, Version};
-use crate::metrics::{CloseKind, Metrics, TimeoutKind, add, set, sub};
+use crate::metrics::{CloseKind, Metrics, TimeoutKind, add, adjust, sub};
 use crate::reactor::LoopWaker;
 use crate::reactor::buffer_pool::BufferPool;
 use crate::reactor::connection::{Connection, Phase};
@@ -59,7 +60,6 @@ pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 /// Everything a connection step needs besides the connection itself, so that a connection can
 /// be borrowed mutably from the slab while the rest of the loop is borrowed too.
-#[derive(Debug)]
 pub(crate) struct Core {
     pub config: Arc<Config>,
     pub registry: Registry,
@@ -76,18 +76,22 @@ pub(crate) struct Core {
     pub now: Instant,
     pub http_limits: HttpLimits,
     pub decoder_limits: DecoderLimits,
+    /// The server's handle (for inline handlers' `Context`, the shutdown flag, the stats).
+    pub server: ServerHandle,
+    /// The handler, when it runs inline on this thread instead of on the workers.
+    pub inline: Option<Arc<dyn Handler>>,
 }
 
-/// The channels that connect a loop to the workers and the handles.
+/// The channels that connect a loop to the workers and the handles, and its waker.
 #[derive(Debug)]
 pub(crate) struct Channels {
     pub jobs: Sender<Job>,
     pub replies: Receiver<Reply>,
     pub commands: Receiver<Command>,
+    pub waker: Arc<LoopWaker>,
 }
 
 /// One event loop: a poller, a listener, and a slab of connections.
-#[derive(Debug)]
 pub(crate) struct EventLoop {
     poll: Poll,
     events: Events,
@@ -96,10 +100,13 @@ pub(crate) struct EventLoop {
     listener: Option<TcpListener>,
     connections: Slab<Connection>,
     core: Core,
+    /// This loop's number: the `event_loop` of every `ConnId` it makes.
+    index: usize,
     replies: Receiver<Reply>,
     commands: Receiver<Command>,
     waker: Arc<LoopWaker>,
-    server: ServerHandle,
+    /// The slab capacity and pool size last added to the shared gauges.
+    reported: (u64, u64),
     /// `on_close` owed to connections that closed while a job of theirs was running: sent
     /// when that job's reply arrives, so `on_close` always follows the last `on_message`.
     owed_close: HashMap<ConnId, CloseInfo>,
@@ -114,12 +121,13 @@ pub(crate) struct EventLoop {
 
 impl EventLoop {
     pub(crate) fn new(
+        index: usize,
         config: Arc<Config>,
         poll: Poll,
         listener: TcpListener,
         channels: Channels,
-        waker: Arc<LoopWaker>,
         server: ServerHandle,
+        inline: Option<Arc<dyn Handler>>,
     ) -> io::Result<Self> {
         let core = Core {
             registry: poll.registry().try_clone()?,
@@ -134,6 +142,8 @@ impl EventLoop {
             http_limits: config.http_limits(),
             decoder_limits: config.decoder_limits(),
             config: Arc::clone(&config),
+            server,
+            inline,
         };
         let mut listener = listener;
         poll.registry()
@@ -145,10 +155,11 @@ impl EventLoop {
             listener: Some(listener),
             connections: Slab::new(),
             core,
+            index,
             replies: channels.replies,
             commands: channels.commands,
-            waker,
-            server,
+            waker: channels.waker,
+            reported: (0, 0),
             owed_close: HashMap::new(),
             close_backlog: VecDeque::new(),
             next_generation: 1,
@@ -160,7 +171,8 @@ impl EventLoop {
 
     /// Runs until shutdown completes (or `poll` itself fails).
     pub(crate) fn run(mut self) {
-        log::debug!("event loop running");
+        log::debug!("event loop {} running", self.index);
+        mark_loop_thread();
         loop {
             let timeout = self.poll_timeout();
             log::trace!("poll (timeout {timeout:?})");
@@ -182,16 +194,22 @@ impl EventLoop {
             if self.shutdown_complete() {
                 break;
             }
-            set(
-                &self.core.metrics.slab_capacity,
-                self.connections.capacity() as u64,
-            );
-            set(
-                &self.core.metrics.pooled_buffers,
-                self.core.pool.len() as u64,
-            );
+            self.report_gauges();
         }
         self.finish();
+    }
+
+    /// Adds this loop's change in slab capacity and pool size to the shared gauges (each loop
+    /// contributes its own share, so the stats show the sum over loops).
+    fn report_gauges(&mut self) {
+        let now = (
+            self.connections.capacity() as u64,
+            self.core.pool.len() as u64,
+        );
+        let (was_slab, was_pool) = self.reported;
+        adjust(&self.core.metrics.slab_capacity, was_slab, now.0);
+        adjust(&self.core.metrics.pooled_buffers, was_pool, now.1);
+        self.reported = now;
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
@@ -282,6 +300,10 @@ impl EventLoop {
             conn,
             work: Work::Closed(info),
         };
+        if let Some(handler) = &self.core.inline {
+            run_job(&**handler, &self.core.server, job);
+            return;
+        }
         if !self.close_backlog.is_empty() {
             self.close_backlog.push_back(job);
             return;
@@ -333,7 +355,13 @@ impl EventLoop {
 
     fn admit(&mut self, mut socket: TcpStream, peer: std::net::SocketAddr) {
         add(&self.core.metrics.connections_accepted, 1);
-        if self.connections.len() >= self.core.config.max_connections {
+        // The limit is for the whole server: `connections_open` is shared by every loop, and
+        // taking a place in it is one atomic step, so loops cannot overshoot it together.
+        if !self
+            .core
+            .metrics
+            .reserve_connection(self.core.config.max_connections)
+        {
             add(&self.core.metrics.connections_rejected, 1);
             log::debug!("rejecting {peer}: max_connections reached");
             reject(socket);
@@ -344,7 +372,7 @@ impl EventLoop {
         }
         let entry = self.connections.vacant_entry();
         let index = entry.key();
-        let id = ConnId::new(index, self.next_generation);
+        let id = ConnId::new(self.index, index, self.next_generation);
         self.next_generation += 1;
         let registered = self
             .core
@@ -352,12 +380,12 @@ impl EventLoop {
             .register(&mut socket, Token(index), Interest::READABLE);
         if let Err(err) = registered {
             log::warn!("cannot register {peer}: {err}");
+            sub(&self.core.metrics.connections_open, 1);
             return;
         }
         let mut conn = Connection::new(id, socket, self.core.now);
         deadline::arm(&mut conn, &mut self.core);
         entry.insert(conn);
-        add(&self.core.metrics.connections_open, 1);
         log::debug!("{id}: accepted from {peer}");
     }
 
@@ -541,7 +569,7 @@ impl EventLoop {
     }
 
     fn check_shutdown(&mut self) {
-        if self.core.shutting_down || !self.server.shutdown_requested() {
+        if self.core.shutting_down || !self.core.server.shutdown_requested() {
             return;
         }
         log::info!(

@@ -53,8 +53,8 @@ mod tests {
     fn entries_come_due_in_order() {
         let mut timers = Timers::default();
         let now = Instant::now();
-        let a = ConnId::new(1, 1);
-        let b = ConnId::new(2, 2);
+        let a = ConnId::new(0, 1, 1);
+        let b = ConnId::new(0, 2, 2);
         timers.schedule(now + Duration::from_secs(2), a);
         timers.schedule(now + Duration::from_secs(1), b);
         assert_eq!(timers.next_timeout(now), Some(Duration::from_secs(1)));

@@ -14,11 +14,21 @@ use wsreactor::{Config, Handler, Server, ServerHandle, Stats};
 /// How long any single wait in a test may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A test config: port 0, two workers, short timeouts.
+/// A test config: port 0, two workers, short timeouts. `WSREACTOR_TEST_LOOPS=N` runs the
+/// suite with N event loops (as `.ci/run` does), to check every behaviour in that mode too.
 pub fn config() -> Config {
     let mut config = Config::default();
     config.addr = "127.0.0.1:0".parse().expect("literal address");
     config.workers = 2;
+    if let Some(loops) = std::env::var("WSREACTOR_TEST_LOOPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        config.event_loops = loops;
+    }
+    // `WSREACTOR_TEST_INLINE=1` runs handlers on the loop threads (for the protocol suites;
+    // tests that block a handler on purpose need workers).
+    config.inline_handlers = std::env::var("WSREACTOR_TEST_INLINE").is_ok_and(|v| v == "1");
     config.close_timeout = Duration::from_secs(2);
     config.shutdown_timeout = Duration::from_secs(2);
     config
