@@ -1,0 +1,111 @@
+//! Heap allocations per echoed message, counted by a global allocator wrapper.
+//!
+//! ```text
+//! cargo run --release --example alloc_count
+//! ```
+//!
+//! Starts an echo server in this process (worker-pool mode, then inline mode), drives it with a
+//! raw client that reuses pre-encoded frames and one read buffer (so the client allocates
+//! nothing in steady state), and divides the allocations made during the measured window by the
+//! messages echoed. Pipelined batches of 8 and single round trips are both reported, because
+//! batching is what amortises the per-job allocations.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use wsreactor::{Config, Context, Message, Server};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: delegates to the system allocator; only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// A masked client text frame of `size` bytes.
+fn frame(size: usize) -> Vec<u8> {
+    let mask = [1u8, 2, 3, 4];
+    let mut out = vec![0x81, 0x80 | size as u8];
+    out.extend_from_slice(&mask);
+    out.extend((0..size).map(|i| b'a' ^ mask[i % 4]));
+    out
+}
+
+fn handshake(stream: &mut TcpStream) {
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )
+        .expect("write upgrade");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("101");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"));
+}
+
+/// Echoes `rounds` batches of `batch` 32-byte messages; returns allocations per message.
+fn measure(inline: bool, batch: usize, rounds: usize) -> f64 {
+    let mut config = Config::default();
+    config.addr = "127.0.0.1:0".parse().expect("address");
+    config.workers = 1;
+    config.inline_handlers = inline;
+    config.ping_interval = None;
+    let server = Server::builder()
+        .config(config)
+        .build(|ctx: &mut Context<'_>, msg: Message| ctx.send(msg))
+        .expect("server");
+    let mut stream = TcpStream::connect(server.local_addr()).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    handshake(&mut stream);
+    let one = frame(32);
+    let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * batch).collect();
+    let echo_len = (2 + 32) * batch;
+    let mut echo = vec![0u8; echo_len];
+    let mut run = |rounds: usize| {
+        for _ in 0..rounds {
+            stream.write_all(&burst).expect("write");
+            stream.read_exact(&mut echo).expect("read echo");
+        }
+    };
+    run(1000); // warm up: pools, slab, channel blocks
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(rounds);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    drop(stream);
+    server.shutdown().expect("shutdown");
+    (after - before) as f64 / (rounds * batch) as f64
+}
+
+fn main() {
+    println!("allocations per echoed 32-byte message (server side; the client allocates none)");
+    for (name, inline) in [("worker pool", false), ("inline", true)] {
+        for batch in [1, 8] {
+            let per_message = measure(inline, batch, 20_000);
+            println!("  {name:<12} batch {batch}: {per_message:.2}");
+        }
+    }
+}
