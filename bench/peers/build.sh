@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the benchmark's peer servers into bench/bin/:
+#   tokio-echo, ceiling    (Rust, the bench/ cargo workspace, release profile)
+#   gorilla-echo, go-http  (Go, GOPATH mode against Debian's gorilla/websocket)
+# Installs golang-go and golang-github-gorilla-websocket-dev with apt-get when they are missing.
+# Idempotent; prints nothing on success; on failure says what failed and exits non-zero.
+set -euo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN="$BENCH/bin"
+# Debian installs Go library sources under /usr/share/gocode/src (GOPATH layout).
+GOPATH_DEBIAN=/usr/share/gocode
+GORILLA_SRC="$GOPATH_DEBIAN/src/github.com/gorilla/websocket"
+APT_PACKAGES=(golang-go golang-github-gorilla-websocket-dev)
+
+die() { echo "bench/peers/build.sh: $*" >&2; exit 1; }
+
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+
+# Runs a command with its output kept in $log, printed only if it fails.
+quiet() {
+    if ! "$@" >"$log" 2>&1; then
+        cat "$log" >&2
+        die "failed: $*"
+    fi
+}
+
+if ! command -v go >/dev/null 2>&1 || [ ! -f "$GORILLA_SRC/conn.go" ]; then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install ${APT_PACKAGES[*]}"
+        sudo=(sudo)
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    if ! "${sudo[@]}" apt-get install -y -q "${APT_PACKAGES[@]}" >"$log" 2>&1; then
+        quiet "${sudo[@]}" apt-get update -q
+        quiet "${sudo[@]}" apt-get install -y -q "${APT_PACKAGES[@]}"
+    fi
+    command -v go >/dev/null 2>&1 || die "go is still missing after installing golang-go"
+    [ -f "$GORILLA_SRC/conn.go" ] || die "gorilla/websocket sources not found in $GORILLA_SRC"
+fi
+
+mkdir -p "$BIN"
+
+# GOPATH mode (no go.mod, nothing fetched): the import "github.com/gorilla/websocket" resolves to
+# Debian's copy. The build cache goes under bench/target (ignored by git) unless GOCACHE is set.
+for peer in gorilla-echo go-http; do
+    (
+        cd "$BENCH/peers/go/$peer"
+        quiet env GO111MODULE=off GOPATH="$GOPATH_DEBIAN" GOFLAGS='' \
+            GOCACHE="${GOCACHE:-$BENCH/target/go-build}" \
+            go build -o "$BIN/$peer.new" .
+    )
+    mv -f "$BIN/$peer.new" "$BIN/$peer"
+done
+
+[ -f "$BENCH/Cargo.toml" ] && grep -q 'peers/tokio-echo' "$BENCH/Cargo.toml" \
+    && grep -q 'peers/ceiling' "$BENCH/Cargo.toml" \
+    || die "$BENCH/Cargo.toml must be a workspace listing peers/tokio-echo and peers/ceiling"
+(cd "$BENCH" && quiet cargo build --release -p tokio-echo -p ceiling)
+target="${CARGO_TARGET_DIR:-$BENCH/target}"
+case "$target" in /*) ;; *) target="$BENCH/$target" ;; esac
+for peer in tokio-echo ceiling; do
+    [ -x "$target/release/$peer" ] || die "$target/release/$peer was not built"
+    cp -f "$target/release/$peer" "$BIN/$peer.new"
+    mv -f "$BIN/$peer.new" "$BIN/$peer"
+done

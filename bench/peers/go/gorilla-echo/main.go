@@ -1,0 +1,48 @@
+// gorilla-echo: the goroutine-per-connection WebSocket echo peer for the
+// wsreactor benchmark. It is gorilla/websocket's own echo example reduced to
+// the echo: one goroutine per connection doing ReadMessage -> WriteMessage,
+// with the example's Upgrader buffer sizes (1024/1024) and every origin allowed.
+//
+// Built in GOPATH mode against Debian's golang-github-gorilla-websocket-dev
+// (see ../../build.sh).
+package main
+
+import (
+	"flag"
+	"log"
+	"net/http"
+
+	"github.com/gorilla/websocket"
+)
+
+var addr = flag.String("addr", "127.0.0.1:9002", "address to listen on")
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1024,
+	WriteBufferSize: 1024,
+	CheckOrigin:     func(r *http.Request) bool { return true },
+}
+
+func echo(w http.ResponseWriter, r *http.Request) {
+	c, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		// Upgrade has already answered the client (e.g. 400 for plain HTTP).
+		return
+	}
+	defer c.Close()
+	for {
+		mt, message, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if err := c.WriteMessage(mt, message); err != nil {
+			return
+		}
+	}
+}
+
+func main() {
+	flag.Parse()
+	http.HandleFunc("/", echo)
+	log.Fatal(http.ListenAndServe(*addr, nil))
+}

@@ -1,0 +1,139 @@
+//! tokio-echo: the "what a Rust user picks" WebSocket echo peer for the
+//! wsreactor benchmark.
+//!
+//! tokio's multi-thread runtime with its default settings and
+//! tokio-tungstenite's `accept_async` with its default `WebSocketConfig`; each
+//! connection is one task doing `ws.next().await` -> `ws.send(msg).await` for
+//! text and binary messages (tungstenite answers pings and closes itself).
+//! Plain HTTP gets no answer: the handshake fails and the connection is dropped.
+//!
+//! Usage: `tokio-echo --addr 127.0.0.1:PORT [--threads N] [--read-buffer BYTES]`
+//!
+//! * `--threads N`: the runtime's worker threads (default: tokio's default,
+//!   one per core).
+//! * `--read-buffer BYTES`: set `WebSocketConfig::read_buffer_size` (default:
+//!   tungstenite's default, 128 KiB); e.g. 4096 for the ~4 KiB variant.
+//!
+//! Accepted sockets get `TCP_NODELAY`, as wsreactor and Go's net package set
+//! it on theirs, so that Nagle's algorithm is not what the comparison measures.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+const USAGE: &str = "usage: tokio-echo --addr HOST:PORT [--threads N] [--read-buffer BYTES]";
+
+struct Args {
+    addr: SocketAddr,
+    threads: Option<usize>,
+    read_buffer: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut addr = None;
+    let mut threads = None;
+    let mut read_buffer = None;
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--addr" => {
+                let v = value()?;
+                addr = Some(v.parse().map_err(|e| format!("--addr {v}: {e}"))?);
+            }
+            "--threads" => {
+                let v = value()?;
+                let n: usize = v.parse().map_err(|e| format!("--threads {v}: {e}"))?;
+                if n == 0 {
+                    return Err("--threads must be at least 1".into());
+                }
+                threads = Some(n);
+            }
+            "--read-buffer" => {
+                let v = value()?;
+                let n: usize = v.parse().map_err(|e| format!("--read-buffer {v}: {e}"))?;
+                if n == 0 {
+                    return Err("--read-buffer must be at least 1".into());
+                }
+                read_buffer = Some(n);
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(Args {
+        addr: addr.ok_or("--addr is required")?,
+        threads,
+        read_buffer,
+    })
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(err) => {
+            eprintln!("tokio-echo: {err}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = args.threads {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.build() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("tokio-echo: runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let config = args
+        .read_buffer
+        .map(|n| WebSocketConfig::default().read_buffer_size(n));
+    match runtime.block_on(serve(args.addr, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("tokio-echo: {}: {err}", args.addr);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(addr: SocketAddr, config: Option<WebSocketConfig>) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr).await?;
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                tokio::spawn(echo(stream, config));
+            }
+            // E.g. EMFILE: back off briefly instead of spinning.
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(1)).await,
+        }
+    }
+}
+
+async fn echo(stream: TcpStream, config: Option<WebSocketConfig>) {
+    let _ = stream.set_nodelay(true);
+    let mut ws = match config {
+        None => match tokio_tungstenite::accept_async(stream).await {
+            Ok(ws) => ws,
+            Err(_) => return,
+        },
+        Some(config) => match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
+            Ok(ws) => ws,
+            Err(_) => return,
+        },
+    };
+    while let Some(Ok(msg)) = ws.next().await {
+        if (msg.is_text() || msg.is_binary()) && ws.send(msg).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,168 @@
+#!/usr/bin/env python3
+"""Summarises a bench/run.sh results file: medians per scenario and server, and ratios.
+
+    python3 bench/report.py bench/results/<timestamp>.jsonl [--markdown OUT.md]
+
+Prints Markdown (readable as plain text too); with --markdown also writes it to OUT.md.
+"""
+
+import json
+import statistics
+import sys
+
+SCENARIOS = {
+    # name: (description, primary metric, higher is better)
+    "latency": ("1 conn x 1 in flight x 32 B", "p50_us", False),
+    "throughput": ("100 conns x 8 in flight x 32 B", "msgs_per_sec", True),
+    "fanin": ("1,000 conns x 1 in flight x 1 KiB", "msgs_per_sec", True),
+    "large": ("10 conns x 1 in flight x 64 KiB", "mb_per_sec", True),
+    "idle": ("10,000 idle upgraded conns: server RSS growth", "kib_per_conn", False),
+    "many": ("15,000 conns x 1 in flight x 32 B", "msgs_per_sec", True),
+    "churn": ("50 loops of connect, upgrade, 1 echo, close", "handshakes_per_sec", True),
+    "http": ("wrk -t1 -c100 keep-alive GET /", "requests_per_sec", True),
+    "samecore": ("server and loadgen on one CPU: 1 conn x 1 x 32 B", "p50_us", False),
+}
+ORDER = list(SCENARIOS)
+WSREACTOR = ["wsreactor", "wsreactor-inline"]
+PEERS = ["tokio-tungstenite", "gorilla", "ceiling", "go-http"]
+SERVER_ORDER = WSREACTOR + PEERS
+
+# (column title, JSON key, decimals)
+COLUMNS = [
+    ("msgs/s", "msgs_per_sec", 0),
+    ("MB/s", "mb_per_sec", 1),
+    ("p50 µs", "p50_us", 1),
+    ("p99 µs", "p99_us", 1),
+    ("p99.9 µs", "p999_us", 1),
+    ("srv CPU µs/msg", "server_cpu_us_per_msg", 2),
+    ("srv CPU %", "server_cpu_pct", 0),
+    ("loadgen CPU %", "client_cpu_pct", 0),
+    ("KiB/conn", "kib_per_conn", 2),
+    ("handshakes/s", "handshakes_per_sec", 0),
+    ("srv CPU µs/hs", "server_cpu_us_per_handshake", 1),
+    ("HTTP req/s", "requests_per_sec", 0),
+    ("srv CPU µs/req", "server_cpu_us_per_req", 2),
+    ("errors", "errors", 0),
+]
+
+
+def fmt(value, decimals):
+    if value is None:
+        return "–"
+    if decimals == 0:
+        return f"{value:,.0f}"
+    return f"{value:,.{decimals}f}"
+
+
+def main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    path = argv[0]
+    out_md = None
+    if "--markdown" in argv:
+        out_md = argv[argv.index("--markdown") + 1]
+
+    meta = {}
+    runs = {}  # (scenario, server) -> [record]
+    failures = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                failures.append(f"unparsable line: {line[:120]}")
+                continue
+            if rec.get("mode") == "meta":
+                meta = rec
+                continue
+            key = (rec.get("scenario"), rec.get("server"))
+            if "failed" in rec:
+                failures.append(f"{key[0]} / {key[1]} (rep {rec.get('rep')}): {rec['failed']}")
+                continue
+            runs.setdefault(key, []).append(rec)
+
+    def median(scenario, server, metric):
+        values = [r[metric] for r in runs.get((scenario, server), []) if r.get(metric) is not None]
+        return statistics.median(values) if values else None
+
+    lines = []
+    if meta:
+        lines.append(
+            f"Run of {meta.get('date')}: {meta.get('reps')} repetition(s), warm-up {meta.get('warmup')} s, "
+            f"measured {meta.get('duration')} s (idle hold {meta.get('idle_hold')} s, wrk {meta.get('wrk_duration')} s); "
+            f"server on CPU {meta.get('server_cpu')}, loadgen on CPU {meta.get('loadgen_cpu')}; "
+            f"{meta.get('cpu_model')}, Linux {meta.get('kernel')}. "
+            f"Medians over repetitions."
+        )
+        if not meta.get("loops_flag") or not meta.get("inline_flag"):
+            lines.append(
+                f"(echo example flags: --loops {'yes' if meta.get('loops_flag') else 'absent'}, "
+                f"--inline {'yes' if meta.get('inline_flag') else 'absent: no wsreactor-inline runs'})"
+            )
+        lines.append("")
+
+    ratio_rows = []
+    for scenario in ORDER + sorted({s for s, _ in runs} - set(ORDER), key=str):
+        servers = [s for s in SERVER_ORDER if (scenario, s) in runs]
+        servers += sorted({sv for sc, sv in runs if sc == scenario} - set(servers), key=str)
+        if not servers:
+            continue
+        desc, primary, higher = SCENARIOS.get(scenario, ("", None, True))
+        cols = [c for c in COLUMNS if any(median(scenario, s, c[1]) is not None for s in servers)]
+        lines.append(f"### {scenario}: {desc}")
+        lines.append("")
+        lines.append("| server | " + " | ".join(c[0] for c in cols) + " |")
+        lines.append("|---|" + "---:|" * len(cols))
+        for s in servers:
+            cells = [fmt(median(scenario, s, key), dec) for _, key, dec in cols]
+            lines.append(f"| {s} | " + " | ".join(cells) + " |")
+        lines.append("")
+        if primary:
+            for w in WSREACTOR:
+                mine = median(scenario, w, primary)
+                if mine is None:
+                    continue
+                for p in PEERS:
+                    theirs = median(scenario, p, primary)
+                    if theirs is None:
+                        continue
+                    cpu_key = {"requests_per_sec": "server_cpu_us_per_req",
+                               "handshakes_per_sec": "server_cpu_us_per_handshake"}.get(
+                        primary, "server_cpu_us_per_msg")
+                    c_mine, c_theirs = median(scenario, w, cpu_key), median(scenario, p, cpu_key)
+                    ratio = mine / theirs if theirs else None
+                    cpu_ratio = c_mine / c_theirs if c_mine is not None and c_theirs else None
+                    ratio_rows.append((scenario, primary, "higher" if higher else "lower", w, p, ratio, cpu_ratio))
+
+    if ratio_rows:
+        lines.append("### Ratios: wsreactor / peer (medians)")
+        lines.append("")
+        lines.append("Primary metric: above 1 is better where higher is better, below 1 where lower is. "
+                     "Server CPU per message (or request, or handshake): below 1 means wsreactor spends less.")
+        lines.append("")
+        lines.append("| scenario | metric (better) | wsreactor mode | peer | ratio | server CPU/op ratio |")
+        lines.append("|---|---|---|---|---:|---:|")
+        for scenario, metric, better, w, p, ratio, cpu_ratio in ratio_rows:
+            lines.append(f"| {scenario} | {metric} ({better}) | {w} | {p} | {fmt(ratio, 2)} | {fmt(cpu_ratio, 2)} |")
+        lines.append("")
+
+    if failures:
+        lines.append("### Failed runs")
+        lines.append("")
+        lines.extend(f"- {f}" for f in failures)
+        lines.append("")
+
+    text = "\n".join(lines)
+    print(text)
+    if out_md:
+        with open(out_md, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,320 @@
+#!/usr/bin/env bash
+# The wsreactor benchmark: every scenario against every server in one run, servers alternating
+# (the order rotates each repetition), the server pinned to CPU 0 and the load generator to CPU 1.
+# Results: bench/results/<timestamp>.jsonl (one JSON line per run) and <timestamp>.md (the table
+# of medians and ratios, also printed). See bench/README.md.
+#
+#   bench/run.sh [--quick]
+#
+# Environment (all optional):
+#   SERVERS    servers to run, space-separated
+#              [wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling]
+#              (go-http is added automatically for the http scenario)
+#   SCENARIOS  [latency throughput fanin large idle many churn http samecore]
+#   REPS       repetitions [3; --quick: 1]
+#   WARMUP, DURATION   seconds of warm-up / measurement per run [2, 5; --quick: 0.5, 1.5]
+#   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
+#   WRK_DURATION       seconds of each wrk run [8; --quick: 2]
+#   SERVER_CPU, LOADGEN_CPU   CPUs to pin to [0, 1]
+#   NO_BUILD=1 skip the builds (use bench/bin/ and bench/target/release/loadgen as they are)
+set -euo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$BENCH")"
+BIN="$BENCH/bin"
+LOADGEN="$BENCH/target/release/loadgen"
+
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h | --help)
+            sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "run.sh: unknown argument $arg (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+if [ "$QUICK" = 1 ]; then
+    REPS="${REPS:-1}" WARMUP="${WARMUP:-0.5}" DURATION="${DURATION:-1.5}"
+    IDLE_HOLD="${IDLE_HOLD:-2}" WRK_DURATION="${WRK_DURATION:-2}"
+else
+    REPS="${REPS:-3}" WARMUP="${WARMUP:-2}" DURATION="${DURATION:-5}"
+    IDLE_HOLD="${IDLE_HOLD:-4}" WRK_DURATION="${WRK_DURATION:-8}"
+fi
+SERVERS="${SERVERS:-wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling}"
+SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore}"
+SERVER_CPU="${SERVER_CPU:-0}"
+LOADGEN_CPU="${LOADGEN_CPU:-1}"
+
+log() { printf '%s\n' "run.sh: $*" >&2; }
+
+# --- Limits and tools -------------------------------------------------------------------------
+
+# 15,000 client sockets in the load generator and as many in the server: each process needs
+# well over 15,000 descriptors (20,000 is the hard limit here).
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
+log "open files limit: $(ulimit -n)"
+
+if ! command -v taskset >/dev/null; then
+    log "taskset is missing (util-linux): apt-get install -y util-linux"
+    exit 1
+fi
+if [ "$(nproc)" -lt 2 ]; then
+    log "only $(nproc) CPU: server and load generator share CPU 0"
+    LOADGEN_CPU=0
+fi
+
+# Ephemeral ports for 15,000 client connections (plus churn's TIME_WAITs, which loopback may reuse
+# when net.ipv4.tcp_tw_reuse is 1 or 2).
+read -r PORT_LO PORT_HI < /proc/sys/net/ipv4/ip_local_port_range
+TW_REUSE="$(cat /proc/sys/net/ipv4/tcp_tw_reuse 2>/dev/null || echo '?')"
+log "ephemeral ports $PORT_LO-$PORT_HI ($((PORT_HI - PORT_LO + 1))), tcp_tw_reuse=$TW_REUSE"
+if [ $((PORT_HI - PORT_LO + 1)) -lt 16000 ]; then
+    log "WARNING: fewer than 16,000 ephemeral ports: the 'many' scenario may fail" \
+        "(sysctl -w net.ipv4.ip_local_port_range='15000 65000')"
+fi
+
+# --- Build ------------------------------------------------------------------------------------
+
+mkdir -p "$BIN" "$BENCH/results"
+if [ "${NO_BUILD:-0}" != 1 ]; then
+    log "building loadgen"
+    (cd "$BENCH" && cargo build --release --quiet -p loadgen)
+    log "building the wsreactor echo example"
+    (cd "$ROOT" && cargo build --release --quiet --example echo)
+    # A copy, so that a rebuild in the repo during the run does not change the binary under test.
+    cp -f "$ROOT/target/release/examples/echo" "$BIN/wsreactor-echo"
+    if [ -x "$BENCH/peers/build.sh" ] || [ -f "$BENCH/peers/build.sh" ]; then
+        log "building the peers (bench/peers/build.sh)"
+        bash "$BENCH/peers/build.sh" || log "WARNING: bench/peers/build.sh failed; peers without a binary are skipped"
+    else
+        log "WARNING: bench/peers/build.sh not found; peers without a binary in bench/bin are skipped"
+    fi
+fi
+[ -x "$LOADGEN" ] || { log "no $LOADGEN"; exit 1; }
+[ -x "$BIN/wsreactor-echo" ] || { log "no $BIN/wsreactor-echo"; exit 1; }
+
+# wrk for the plain HTTP scenario.
+WRK=1
+case " $SCENARIOS " in
+    *" http "*)
+        if ! command -v wrk >/dev/null; then
+            log "installing wrk"
+            { apt-get install -y wrk >/dev/null 2>&1 ||
+                { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; }; } || true
+        fi
+        command -v wrk >/dev/null || { WRK=0; log "WARNING: no wrk: the http scenario is skipped"; }
+        ;;
+esac
+
+# The echo example's --loops / --inline flags may not exist yet: probe its --help.
+ECHO_HELP="$("$BIN/wsreactor-echo" --help 2>&1 || true)"
+HAS_LOOPS=0 HAS_INLINE=0
+grep -q -- '--loops' <<<"$ECHO_HELP" && HAS_LOOPS=1
+grep -q -- '--inline' <<<"$ECHO_HELP" && HAS_INLINE=1
+log "wsreactor echo: --loops $([ $HAS_LOOPS = 1 ] && echo yes || echo 'not yet')," \
+    "--inline $([ $HAS_INLINE = 1 ] && echo yes || echo 'not yet')"
+LOOPS_FLAG=()
+[ "$HAS_LOOPS" = 1 ] && LOOPS_FLAG=(--loops 1)
+
+# --- Servers ----------------------------------------------------------------------------------
+
+# Sets CMD to the command line of server $1 on port $2.
+server_cmd() {
+    local addr="127.0.0.1:$2"
+    # Generous limits so that no scenario hits a configured cap: 15,000 connections.
+    local ws=("$BIN/wsreactor-echo" --addr "$addr" --workers 1 --max-connections 20000 "${LOOPS_FLAG[@]}")
+    case "$1" in
+        wsreactor) CMD=("${ws[@]}") ;;
+        wsreactor-inline) CMD=("${ws[@]}" --inline) ;;
+        tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr") ;;
+        gorilla) CMD=("$BIN/gorilla-echo" -addr "$addr") ;;
+        go-http) CMD=("$BIN/go-http" -addr "$addr") ;;
+        ceiling) CMD=("$BIN/ceiling" --addr "$addr") ;;
+        *) return 1 ;;
+    esac
+}
+
+# Whether server $1 can run here.
+available() {
+    case "$1" in
+        wsreactor-inline) [ "$HAS_INLINE" = 1 ] ;;
+        *) server_cmd "$1" 1 && [ -x "${CMD[0]}" ] ;;
+    esac
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+SPID=""
+SERVER_LOG="$BENCH/results/server.log"
+: >"$SERVER_LOG"
+
+# Starts server $1 pinned to CPU $2; sets SPID and PORT. Returns 1 if it does not accept in 15 s.
+start_server() {
+    PORT="$(free_port)"
+    server_cmd "$1" "$PORT"
+    echo "=== $1 ${CMD[*]}" >>"$SERVER_LOG"
+    # taskset execs the server, so $! is the server's own PID (for /proc/PID/stat).
+    RUST_LOG=warn taskset -c "$2" "${CMD[@]}" >>"$SERVER_LOG" 2>&1 &
+    SPID=$!
+    local deadline=$((SECONDS + 15))
+    until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
+        if ! kill -0 "$SPID" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+            log "$1 did not start (see $SERVER_LOG)"
+            stop_server
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# Stops the server this script started (by its PID only): SIGTERM, then SIGKILL after 6 s.
+stop_server() {
+    [ -n "$SPID" ] || return 0
+    kill -TERM "$SPID" 2>/dev/null || true
+    local i
+    for i in $(seq 120); do
+        kill -0 "$SPID" 2>/dev/null || break
+        sleep 0.05
+    done
+    kill -KILL "$SPID" 2>/dev/null || true
+    wait "$SPID" 2>/dev/null || true
+    SPID=""
+}
+trap 'stop_server' EXIT
+trap 'exit 130' INT TERM
+
+# --- Scenarios --------------------------------------------------------------------------------
+
+# Loadgen flags of scenario $1 (empty for http).
+scenario_args() {
+    local timing=(--warmup "$WARMUP" --duration "$DURATION")
+    case "$1" in
+        latency | samecore) ARGS=(--connections 1 --inflight 1 --size 32 "${timing[@]}") ;;
+        throughput) ARGS=(--connections 100 --inflight 8 --size 32 "${timing[@]}") ;;
+        fanin) ARGS=(--connections 1000 --inflight 1 --size 1024 "${timing[@]}") ;;
+        large) ARGS=(--connections 10 --inflight 1 --size 65536 "${timing[@]}") ;;
+        idle) ARGS=(--mode idle --connections 10000 --duration "$IDLE_HOLD") ;;
+        many) ARGS=(--connections 15000 --inflight 1 --size 32 "${timing[@]}") ;;
+        churn) ARGS=(--mode churn --connections 50 --size 32 "${timing[@]}") ;;
+        http) ARGS=() ;;
+        *) return 1 ;;
+    esac
+}
+
+# Servers of scenario $1.
+scenario_servers() {
+    local s out=()
+    if [ "$1" = http ]; then
+        for s in wsreactor wsreactor-inline go-http; do
+            case " $SERVERS go-http " in *" $s "*) out+=("$s") ;; esac
+        done
+    else
+        for s in $SERVERS; do [ "$s" != go-http ] && out+=("$s"); done
+    fi
+    echo "${out[@]}"
+}
+
+STAMP="$(date +%Y%m%d-%H%M%S)"
+JSONL="$BENCH/results/$STAMP.jsonl"
+MD="$BENCH/results/$STAMP.md"
+
+cpu_ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# Converts wrk's "123.45us" / "1.23ms" / "2.00s" to microseconds.
+wrk_us() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); print v + 0 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); print v * 1000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); print v * 1000000 }
+        else print "null" }'
+}
+
+# Runs one scenario against one server; appends one JSON line to $JSONL.
+run_one() {
+    local scen="$1" server="$2" rep="$3"
+    local scpu="$SERVER_CPU" lcpu="$LOADGEN_CPU"
+    [ "$scen" = samecore ] && lcpu="$SERVER_CPU"
+    local tag="\"scenario\":\"$scen\",\"server\":\"$server\",\"rep\":$rep"
+    if ! start_server "$server" "$scpu"; then
+        echo "{$tag,\"failed\":\"server did not start\"}" >>"$JSONL"
+        return 0
+    fi
+    local line
+    if [ "$scen" = http ]; then
+        local tck t0 t1 out rps p50 p99 errs
+        tck="$(getconf CLK_TCK)"
+        t0="$(cpu_ticks "$SPID")"
+        out="$(taskset -c "$lcpu" wrk -t1 -c100 -d"${WRK_DURATION}s" --latency "http://127.0.0.1:$PORT/" 2>&1 || true)"
+        t1="$(cpu_ticks "$SPID")"
+        rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
+        p50="$(wrk_us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")"
+        p99="$(wrk_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
+        errs="$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")"
+        if [ -n "$rps" ]; then
+            local reqs
+            reqs="$(awk '/requests in/ { print $1 }' <<<"$out")"
+            line="$(awk -v t="$tag" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="$errs" \
+                -v d="$WRK_DURATION" -v t0="$t0" -v t1="$t1" -v tck="$tck" -v n="$reqs" 'BEGIN {
+                cpu = (n > 0) ? sprintf("%.3f", (t1 - t0) / tck * 1e6 / n) : "null"
+                printf "{\"mode\":\"http\",%s,\"connections\":100,\"seconds\":%s,\"requests\":%d,\"requests_per_sec\":%s,\"p50_us\":%s,\"p99_us\":%s,\"errors\":%d,\"server_cpu_us_per_req\":%s}\n", t, d, n, rps, p50, p99, e, cpu }')"
+        else
+            line="{$tag,\"failed\":\"wrk: $(head -c 200 <<<"$out" | tr -d '"\\\n')\"}"
+        fi
+    else
+        scenario_args "$scen"
+        line="$(taskset -c "$lcpu" "$LOADGEN" --addr "127.0.0.1:$PORT" --server-pid "$SPID" \
+            --label "scenario=$scen" --label "server=$server" --label "rep=$rep" "${ARGS[@]}")" || true
+        case "$line" in
+            "{"*) ;;
+            *) line="{$tag,\"failed\":\"loadgen failed\"}" ;;
+        esac
+    fi
+    stop_server
+    echo "$line" >>"$JSONL"
+    printf '  %-10s %-18s %s\n' "$scen" "$server" "$line" >&2
+}
+
+# --- The run ----------------------------------------------------------------------------------
+
+RUN_SERVERS=()
+for s in $SERVERS go-http; do
+    if available "$s"; then RUN_SERVERS+=("$s"); else log "skipping $s: not available"; fi
+done
+SERVERS="${RUN_SERVERS[*]}"
+
+printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
+    "$(date -Iseconds)" "$QUICK" "$REPS" "$WARMUP" "$DURATION" "$IDLE_HOLD" "$WRK_DURATION" \
+    "$SERVERS" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" \
+    "$PORT_LO" "$PORT_HI" "$(uname -r)" \
+    "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | tr -d '"\\')" >"$JSONL"
+
+log "results: $JSONL"
+START=$SECONDS
+for rep in $(seq "$REPS"); do
+    log "repetition $rep/$REPS"
+    si=0
+    for scen in $SCENARIOS; do
+        if [ "$scen" = http ] && [ "$WRK" = 0 ]; then continue; fi
+        scenario_args "$scen" || { log "unknown scenario $scen"; exit 2; }
+        read -r -a list <<<"$(scenario_servers "$scen")"
+        n=${#list[@]}
+        [ "$n" -gt 0 ] || continue
+        # Round-robin: each repetition (and scenario) starts with a different server.
+        for k in $(seq 0 $((n - 1))); do
+            run_one "$scen" "${list[$(((k + rep + si) % n))]}" "$rep"
+        done
+        si=$((si + 1))
+    done
+done
+log "done in $((SECONDS - START)) s"
+
+python3 "$BENCH/report.py" "$JSONL" --markdown "$MD"
+log "table: $MD"
