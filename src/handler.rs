@@ -9,7 +9,7 @@
 
 use crate::dispatch::{ConnId, Output, ServerHandle};
 use crate::http::{Request, Response};
-use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
+use crate::ws::{CloseCode, CloseFrame, Message};
 
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
@@ -159,9 +159,7 @@ impl<'a> Context<'a> {
             log::debug!("{}: send after close ignored", self.conn);
             return;
         }
-        let message = message.into();
-        encode_frame(&mut self.output.bytes, message.opcode(), message.as_bytes());
-        self.output.messages += 1;
+        self.output.push_message(message.into());
     }
 
     /// Starts the close handshake with `code` and `reason` (truncated to fit a control frame)

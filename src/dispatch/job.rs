@@ -8,7 +8,8 @@
 use crate::dispatch::ConnId;
 use crate::handler::CloseInfo;
 use crate::http::{HttpError, Request, UpgradeRequest};
-use crate::ws::{CloseFrame, Message};
+use crate::reactor::buffer_pool::OWNED_CHUNK_MIN;
+use crate::ws::{CloseFrame, Message, encode_frame, encode_header};
 
 /// One connection's batch of work for a worker.
 #[derive(Debug)]
@@ -42,15 +43,42 @@ pub(crate) enum HttpTail {
     Error(HttpError),
 }
 
-/// Bytes produced by a handler call, already encoded for the wire.
+/// Bytes produced by a handler call, already encoded for the wire: `chunks`, then `bytes`.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
-    /// Encoded frames or HTTP responses, in order.
+    /// Earlier output, sealed: packed small frames, and large payloads in their own buffers
+    /// (moved here from the handler's `Message`, never copied).
+    pub(crate) chunks: Vec<Vec<u8>>,
+    /// Encoded frames or HTTP responses being packed, after `chunks`.
     pub(crate) bytes: Vec<u8>,
     /// WebSocket data messages among them (for the stats).
     pub(crate) messages: u64,
     /// A close frame to send after `bytes`, if the handler asked to close (or panicked).
     pub(crate) close: Option<CloseFrame>,
+}
+
+impl Output {
+    /// Appends one data frame; a large payload is kept in its own buffer behind its header.
+    pub(crate) fn push_message(&mut self, message: Message) {
+        let opcode = message.opcode();
+        if message.len() >= OWNED_CHUNK_MIN {
+            encode_header(&mut self.bytes, opcode, message.len());
+            self.chunks.push(std::mem::take(&mut self.bytes));
+            self.chunks.push(message.into_bytes());
+        } else {
+            encode_frame(&mut self.bytes, opcode, message.as_bytes());
+        }
+        self.messages += 1;
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.chunks.iter().all(Vec::is_empty)
+    }
+
+    /// Every byte, in order, as buffers to queue.
+    pub(crate) fn into_chunks(self) -> impl Iterator<Item = Vec<u8>> {
+        self.chunks.into_iter().chain(std::iter::once(self.bytes))
+    }
 }
 
 /// A worker's answer to one job.

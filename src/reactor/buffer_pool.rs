@@ -7,6 +7,9 @@
 //! at most `max_pooled` free buffers of each kind, so a burst of activity does not pin memory
 //! forever.
 
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
 /// Bytes read from a socket and not yet consumed: `storage[start..end]`.
 ///
 /// `storage` is fully initialised once, when it is created, so reads go straight into it without
@@ -72,65 +75,128 @@ impl ReadBuffer {
     }
 }
 
-/// Bytes waiting to be written: `bytes[written..]`.
+/// Payloads at least this large are queued as their own chunk instead of being copied.
+pub(crate) const OWNED_CHUNK_MIN: usize = 4096;
+
+/// Most slices handed to one `writev`.
+const MAX_SLICES: usize = 64;
+
+/// Bytes waiting to be written, as a queue of chunks. Small frames are packed into pooled chunks;
+/// a large payload handed over by value is queued as its own chunk, uncopied. One `writev` sends
+/// many chunks at once.
 #[derive(Debug, Default)]
 pub(crate) struct WriteBuffer {
-    bytes: Vec<u8>,
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already written.
     written: usize,
+    /// Bytes not yet written, over all chunks.
+    len: usize,
 }
 
 impl WriteBuffer {
-    pub(crate) fn pending(&self) -> &[u8] {
-        &self.bytes[self.written..]
-    }
-
     pub(crate) fn len(&self) -> usize {
-        self.bytes.len() - self.written
+        self.len
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.written == self.bytes.len()
+        self.len == 0
     }
 
-    pub(crate) fn extend(&mut self, bytes: &[u8]) {
-        if self.is_empty() {
-            self.bytes.clear();
-            self.written = 0;
+    /// Appends a copy of `bytes`, packed into the last chunk when it has room.
+    pub(crate) fn extend(&mut self, bytes: &[u8], pool: &mut BufferPool) {
+        if bytes.is_empty() {
+            return;
         }
-        self.bytes.extend_from_slice(bytes);
-    }
-
-    /// Takes `bytes` as the whole pending output when nothing is pending (no copy), or appends.
-    pub(crate) fn append_vec(&mut self, bytes: Vec<u8>) {
-        if self.is_empty() && bytes.capacity() >= self.bytes.capacity() {
-            self.bytes = bytes;
-            self.written = 0;
+        self.len += bytes.len();
+        if let Some(tail) = self.chunks.back_mut() {
+            if tail.capacity() - tail.len() >= bytes.len() && tail.capacity() <= pool.chunk_size {
+                tail.extend_from_slice(bytes);
+                return;
+            }
+        }
+        let mut chunk = if bytes.len() <= pool.chunk_size {
+            pool.take_chunk()
         } else {
-            self.extend(&bytes);
+            Vec::with_capacity(bytes.len())
+        };
+        chunk.extend_from_slice(bytes);
+        self.chunks.push_back(chunk);
+    }
+
+    /// Appends `bytes` by value: a large one becomes a chunk of its own (no copy), a small one is
+    /// packed like [`extend`](Self::extend).
+    pub(crate) fn append_vec(&mut self, bytes: Vec<u8>, pool: &mut BufferPool) {
+        if bytes.len() < OWNED_CHUNK_MIN {
+            self.extend(&bytes, pool);
+        } else {
+            self.len += bytes.len();
+            self.chunks.push_back(bytes);
         }
     }
 
-    pub(crate) fn advance(&mut self, n: usize) {
-        self.written = (self.written + n).min(self.bytes.len());
+    /// The pending bytes as slices for one vectored write.
+    pub(crate) fn slices(&self) -> Vec<IoSlice<'_>> {
+        let mut slices = Vec::with_capacity(self.chunks.len().min(MAX_SLICES));
+        for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
+            let start = if i == 0 { self.written } else { 0 };
+            slices.push(IoSlice::new(&chunk[start..]));
+        }
+        slices
+    }
+
+    /// The first pending chunk (for a plain `write` when there is only one).
+    pub(crate) fn front(&self) -> &[u8] {
+        self.chunks
+            .front()
+            .map_or(&[], |chunk| &chunk[self.written..])
+    }
+
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Marks `n` bytes written; chunks written out go back to the pool.
+    pub(crate) fn advance(&mut self, mut n: usize, pool: &mut BufferPool) {
+        self.len -= n.min(self.len);
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            if let Some(chunk) = self.chunks.pop_front() {
+                pool.give_chunk(chunk);
+            }
+        }
     }
 }
 
-/// The loop's free lists of read and write buffers.
+/// The loop's free lists of read buffers, write buffers and write chunks.
 #[derive(Debug)]
 pub(crate) struct BufferPool {
     read_size: usize,
+    /// Capacity of a pooled write chunk (the read size).
+    chunk_size: usize,
     max_pooled: usize,
     free_read: Vec<ReadBuffer>,
     free_write: Vec<WriteBuffer>,
+    free_chunks: Vec<Vec<u8>>,
 }
 
 impl BufferPool {
     pub(crate) fn new(read_size: usize, max_pooled: usize) -> Self {
         BufferPool {
             read_size,
+            chunk_size: read_size,
             max_pooled,
             free_read: Vec::new(),
             free_write: Vec::new(),
+            free_chunks: Vec::new(),
         }
     }
 
@@ -154,18 +220,35 @@ impl BufferPool {
         self.free_write.pop().unwrap_or_default()
     }
 
-    /// Returns a drained write buffer; one that grew past twice the read size is freed.
+    /// Returns a write buffer; its chunks go back to the chunk list.
     pub(crate) fn give_write(&mut self, mut buf: WriteBuffer) {
-        if self.free_write.len() < self.max_pooled && buf.bytes.capacity() <= 2 * self.read_size {
-            buf.bytes.clear();
-            buf.written = 0;
+        while let Some(chunk) = buf.chunks.pop_front() {
+            self.give_chunk(chunk);
+        }
+        buf.written = 0;
+        buf.len = 0;
+        if self.free_write.len() < self.max_pooled {
             self.free_write.push(buf);
         }
     }
 
-    /// Free buffers held now (both kinds).
+    fn take_chunk(&mut self) -> Vec<u8> {
+        self.free_chunks
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.chunk_size))
+    }
+
+    /// Keeps a written chunk of the pooled size for reuse; others (owned payloads) are freed.
+    fn give_chunk(&mut self, mut chunk: Vec<u8>) {
+        if chunk.capacity() == self.chunk_size && self.free_chunks.len() < self.max_pooled {
+            chunk.clear();
+            self.free_chunks.push(chunk);
+        }
+    }
+
+    /// Free buffers held now (all kinds).
     pub(crate) fn len(&self) -> usize {
-        self.free_read.len() + self.free_write.len()
+        self.free_read.len() + self.free_write.len() + self.free_chunks.len()
     }
 }
 
@@ -191,28 +274,64 @@ mod tests {
     }
 
     #[test]
-    fn pool_reuses_and_is_bounded() {
+    fn read_pool_reuses_and_is_bounded() {
         let mut pool = BufferPool::new(16, 1);
         let a = pool.take_read();
         let b = pool.take_read();
         pool.give_read(a);
         pool.give_read(b);
         assert_eq!(pool.len(), 1);
-        let mut w = pool.take_write();
-        w.extend(b"hello");
-        w.advance(2);
-        assert_eq!(w.pending(), b"llo");
-        w.advance(3);
-        assert!(w.is_empty());
-        pool.give_write(w);
-        assert_eq!(pool.len(), 2);
+    }
+
+    fn pending(buf: &WriteBuffer) -> Vec<u8> {
+        buf.slices()
+            .iter()
+            .flat_map(|s| s.iter().copied())
+            .collect()
     }
 
     #[test]
-    fn append_vec_takes_ownership_when_empty() {
-        let mut w = WriteBuffer::default();
-        w.append_vec(b"abc".to_vec());
-        w.append_vec(b"def".to_vec());
-        assert_eq!(w.pending(), b"abcdef");
+    fn small_writes_pack_and_large_ones_are_queued_uncopied() {
+        let mut pool = BufferPool::new(64, 4);
+        let mut w = pool.take_write();
+        w.extend(b"hello ", &mut pool);
+        w.append_vec(b"world".to_vec(), &mut pool);
+        assert_eq!(w.chunk_count(), 1, "small pieces share a chunk");
+        let big = vec![7u8; OWNED_CHUNK_MIN];
+        let big_ptr = big.as_ptr();
+        w.append_vec(big, &mut pool);
+        assert_eq!(w.chunk_count(), 2);
+        assert_eq!(
+            w.slices()[1].as_ptr(),
+            big_ptr,
+            "the large payload is not copied"
+        );
+        w.extend(b"!", &mut pool);
+        assert_eq!(w.len(), 11 + OWNED_CHUNK_MIN + 1);
+        let all = pending(&w);
+        assert_eq!(&all[..11], b"hello world");
+        assert_eq!(all.len(), w.len());
+
+        w.advance(3, &mut pool);
+        assert_eq!(w.front(), b"lo world");
+        w.advance(8 + OWNED_CHUNK_MIN, &mut pool);
+        assert_eq!(pending(&w), b"!");
+        w.advance(1, &mut pool);
+        assert!(w.is_empty());
+        pool.give_write(w);
+        assert_eq!(
+            pool.len(),
+            3,
+            "the write buffer and both small chunks are pooled"
+        );
+    }
+
+    #[test]
+    fn a_large_copy_gets_its_own_exact_chunk() {
+        let mut pool = BufferPool::new(16, 4);
+        let mut w = pool.take_write();
+        w.extend(&[1u8; 40], &mut pool);
+        assert_eq!(w.chunk_count(), 1);
+        assert_eq!(pending(&w), vec![1u8; 40]);
     }
 }

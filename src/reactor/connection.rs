@@ -189,25 +189,23 @@ impl Connection {
             return;
         }
         add(&core.metrics.pending_outbound_bytes, bytes.len() as u64);
+        let pool = &mut core.pool;
         self.output
-            .get_or_insert_with(|| core.pool.take_write())
-            .extend(bytes);
+            .get_or_insert_with(|| pool.take_write())
+            .extend(bytes, pool);
     }
 
-    /// Like [`queue`](Self::queue), taking ownership of the bytes (no copy when nothing waits).
+    /// Like [`queue`](Self::queue), taking ownership of the bytes: a large payload is queued
+    /// as is and written from its own buffer (no copy).
     pub(crate) fn queue_vec(&mut self, core: &mut Core, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
         add(&core.metrics.pending_outbound_bytes, bytes.len() as u64);
-        match self.output.as_mut() {
-            Some(output) => output.append_vec(bytes),
-            None => {
-                let mut output = core.pool.take_write();
-                output.append_vec(bytes);
-                self.output = Some(output);
-            }
-        }
+        let pool = &mut core.pool;
+        self.output
+            .get_or_insert_with(|| pool.take_write())
+            .append_vec(bytes, pool);
     }
 
     /// Reads once into the read buffer, which may grow up to `max_len` bytes.
@@ -264,9 +262,15 @@ impl Connection {
             return Ok(());
         };
         while !output.is_empty() {
-            match io::write(&mut self.socket, output.pending()) {
+            // One chunk: a plain write; several: one writev for all of them.
+            let outcome = if output.chunk_count() == 1 {
+                io::write(&mut self.socket, output.front())
+            } else {
+                io::write_vectored(&mut self.socket, &output.slices())
+            };
+            match outcome {
                 IoOutcome::Progress(n) => {
-                    output.advance(n);
+                    output.advance(n, &mut core.pool);
                     add(&core.metrics.bytes_out, n as u64);
                     sub(&core.metrics.pending_outbound_bytes, n as u64);
                     log::trace!("{}: wrote {n} bytes", self.id);

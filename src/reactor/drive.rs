@@ -256,17 +256,22 @@ pub(crate) fn start_close(conn: &mut Connection, core: &mut Core, code: CloseCod
 /// Applies a worker's reply: queue its bytes, then do what it says.
 pub(crate) fn apply_reply(conn: &mut Connection, core: &mut Core, reply: Reply) {
     conn.job_in_flight = false;
-    let Reply { output, after, .. } = reply;
+    let Reply {
+        mut output, after, ..
+    } = reply;
     if matches!(conn.phase, Phase::Closing { .. } | Phase::Lingering) {
         // After sending a Close frame, the endpoint MUST NOT send any more data frames.
         // (RFC 6455 §5.5.1)
-        if !output.bytes.is_empty() {
+        if !output.is_empty() {
             log::debug!("{}: reply dropped, close already sent", conn.id);
         }
         return;
     }
     add(&core.metrics.messages_out, output.messages);
-    conn.queue_vec(core, output.bytes);
+    let close = output.close.take();
+    for chunk in output.into_chunks() {
+        conn.queue_vec(core, chunk);
+    }
     match after {
         After::Continue => {
             // Keep-alive: once the response drains, the idle clock starts (`deadline.rs`).
@@ -293,7 +298,7 @@ pub(crate) fn apply_reply(conn: &mut Connection, core: &mut Core, reply: Reply) 
             linger(conn, core);
         }
     }
-    if let Some(CloseFrame { code, reason }) = output.close {
+    if let Some(CloseFrame { code, reason }) = close {
         if code == CloseCode::Error {
             conn.end_kind = CloseKind::Server;
         }

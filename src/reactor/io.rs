@@ -47,6 +47,20 @@ pub(crate) fn write(socket: &mut impl Write, buf: &[u8]) -> IoOutcome {
     }
 }
 
+/// Writes once from several slices (`writev`), which must not all be empty.
+pub(crate) fn write_vectored(socket: &mut impl Write, slices: &[io::IoSlice<'_>]) -> IoOutcome {
+    loop {
+        match socket.write_vectored(slices) {
+            Ok(0) => return IoOutcome::Closed,
+            Ok(n) => return IoOutcome::Progress(n),
+            Err(err) => match classify(err) {
+                Some(outcome) => return outcome,
+                None => continue,
+            },
+        }
+    }
+}
+
 /// `None` means "interrupted: try again".
 fn classify(err: io::Error) -> Option<IoOutcome> {
     use io::ErrorKind::*;

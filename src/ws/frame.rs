@@ -69,23 +69,29 @@ pub(crate) const MAX_CONTROL_PAYLOAD: usize = 125;
 pub fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     debug_assert!(!opcode.is_control() || payload.len() <= MAX_CONTROL_PAYLOAD);
     out.reserve(10 + payload.len());
+    encode_header(out, opcode, payload.len());
+    out.extend_from_slice(payload);
+}
+
+/// Appends only the header of an unmasked, FIN=1 frame whose payload of `len` bytes the caller
+/// sends right after it (so a large payload can be written from its own buffer, uncopied).
+pub fn encode_header(out: &mut Vec<u8>, opcode: OpCode, len: usize) {
     out.push(0x80 | opcode.as_u8());
     // A server MUST NOT mask any frames that it sends to the client. (RFC 6455 §5.1)
     // The minimal number of bytes MUST be used to encode the length. (RFC 6455 §5.2)
-    if let Ok(len) = u8::try_from(payload.len())
-        && usize::from(len) <= MAX_CONTROL_PAYLOAD
+    if let Ok(short) = u8::try_from(len)
+        && usize::from(short) <= MAX_CONTROL_PAYLOAD
     {
-        out.push(len);
-    } else if let Ok(len) = u16::try_from(payload.len()) {
+        out.push(short);
+    } else if let Ok(medium) = u16::try_from(len) {
         out.push(126);
-        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(&medium.to_be_bytes());
     } else {
         out.push(127);
         // usize is at most 64 bits on every supported target, so this never saturates.
-        let len = u64::try_from(payload.len()).unwrap_or(u64::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
+        let long = u64::try_from(len).unwrap_or(u64::MAX);
+        out.extend_from_slice(&long.to_be_bytes());
     }
-    out.extend_from_slice(payload);
 }
 
 /// Appends a close frame: 2-byte code in network order + UTF-8 reason. Reason is truncated (on a

@@ -35,6 +35,14 @@ impl Message {
         }
     }
 
+    /// The payload, by value (no copy).
+    pub fn into_bytes(self) -> Vec<u8> {
+        match self {
+            Message::Text(text) => text.into_bytes(),
+            Message::Binary(bytes) => bytes,
+        }
+    }
+
     /// The opcode a frame carrying this message has: [`OpCode::Text`] or [`OpCode::Binary`].
     pub fn opcode(&self) -> OpCode {
         match self {

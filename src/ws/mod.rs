@@ -20,5 +20,5 @@ mod utf8;
 pub use close::{CloseCode, CloseFrame};
 pub use decoder::{ControlPayload, Decoded, DecoderLimits, MessageDecoder};
 pub use error::WsError;
-pub use frame::{OpCode, apply_mask, encode_close, encode_frame};
+pub use frame::{OpCode, apply_mask, encode_close, encode_frame, encode_header};
 pub use message::Message;
