@@ -82,7 +82,12 @@ fn measure(inline: bool, batch: usize, rounds: usize) -> f64 {
     stream.set_nodelay(true).expect("nodelay");
     handshake(&mut stream);
     let one = frame(32);
-    let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * batch).collect();
+    let burst: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * batch)
+        .collect();
     let echo_len = (2 + 32) * batch;
     let mut echo = vec![0u8; echo_len];
     let mut run = |rounds: usize| {

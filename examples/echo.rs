@@ -110,7 +110,11 @@ macro_rules! flag {
 const FLAGS: &[Flag] = &[
     flag!("addr", addr, "address to listen on [127.0.0.1:9001]"),
     flag!("workers", workers, "worker threads [number of CPUs]"),
-    flag!("loops", event_loops, "event loops, SO_REUSEPORT [1]"),
+    flag!(
+        "loops",
+        event_loops,
+        "event loops, SO_REUSEPORT [number of CPUs]"
+    ),
     flag!(
         "inline",
         inline_handlers,

@@ -27,7 +27,9 @@ pub struct Config {
     pub workers: usize,
     /// Number of event loops (netpoller threads), each with its own `Poll`, slab, buffers and
     /// listening socket bound with `SO_REUSEPORT` (the kernel spreads new connections over
-    /// them). Default 1. See docs/benchmarks.md for when more pay off.
+    /// them). Default: the number of CPUs (like `workers`), so a multi-core machine serves
+    /// sockets on every core; with the server pinned to one core, 1 is best (see
+    /// docs/benchmarks.md).
     pub event_loops: usize,
     /// Run the handler on the event-loop thread instead of the worker pool: no hand-off, no
     /// wake-up, so the cheapest path for handlers that never block (an echo, a broadcast). A
@@ -125,7 +127,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            event_loops: 1,
+            event_loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
             inline_handlers: false,
             backlog: 1024,
             max_connections: 10_000,

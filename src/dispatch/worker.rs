@@ -15,6 +15,7 @@ use crate::dispatch::{After, ConnId, HttpTail, Job, Output, Reply, ServerHandle,
 use crate::handler::{Context, Handler, Upgrade};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::{add, sub};
+use crate::reactor::buffer_pool::OWNED_CHUNK_MIN;
 use crate::ws::{CloseCode, CloseFrame, Message};
 
 /// The running worker threads.
@@ -95,7 +96,22 @@ fn run_messages(
     conn: ConnId,
     messages: Vec<Message>,
 ) -> Output {
-    let mut output = Output::default();
+    // Room for an echo of the whole batch up front: one allocation instead of a series of
+    // reallocations (large payloads are moved, not copied, so they need no room here).
+    let small: usize = messages
+        .iter()
+        .map(|m| {
+            if m.len() < OWNED_CHUNK_MIN {
+                m.len() + 10
+            } else {
+                10
+            }
+        })
+        .sum();
+    let mut output = Output {
+        bytes: Vec::with_capacity(small),
+        ..Output::default()
+    };
     for message in messages {
         let mut ctx = Context::new(conn, &mut output, server);
         if catch_unwind(AssertUnwindSafe(|| handler.on_message(&mut ctx, message))).is_err() {

@@ -67,6 +67,10 @@ fn decode_open(conn: &mut Connection, core: &mut Core) {
             Some(Decoded::Message(message)) => {
                 add(&core.metrics.messages_in, 1);
                 conn.pending_bytes += message.len();
+                if conn.pending.capacity() == 0 {
+                    // A batch usually holds several messages: skip the 1, 2, 4 reallocations.
+                    conn.pending.reserve(8);
+                }
                 conn.pending.push(message);
                 // This message fills what the connection may hold while its previous job runs,
                 // so reading pauses until that job's reply (`wants_input` in drive.rs). Counted
