@@ -21,6 +21,12 @@ SCENARIOS = {
     "churn": ("50 loops of connect, upgrade, 1 echo, close", "handshakes_per_sec", True),
     "http": ("wrk -t1 -c100 keep-alive GET /", "requests_per_sec", True),
     "samecore": ("server and loadgen on one CPU: 1 conn x 1 x 32 B", "p50_us", False),
+    # Cost per message from 10 to 10,000 busy connections (flat is the goal), and fairness
+    # (p99 against p50) at 10,000.
+    "scale10": ("10 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
+    "scale100": ("100 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
+    "scale1k": ("1,000 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
+    "scale10k": ("10,000 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
 }
 ORDER = list(SCENARIOS)
 WSREACTOR = ["wsreactor", "wsreactor-inline"]

@@ -10,7 +10,8 @@
 #   SERVERS    servers to run, space-separated
 #              [wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling]
 #              (go-http is added automatically for the http scenario)
-#   SCENARIOS  [latency throughput fanin large idle many churn http samecore]
+#   SCENARIOS  [latency throughput fanin large idle many churn http samecore
+#              scale10 scale100 scale1k scale10k]
 #   REPS       repetitions [3; --quick: 1]
 #   WARMUP, DURATION   seconds of warm-up / measurement per run [2, 5; --quick: 0.5, 1.5]
 #   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
@@ -47,7 +48,7 @@ else
     IDLE_HOLD="${IDLE_HOLD:-4}" WRK_DURATION="${WRK_DURATION:-8}"
 fi
 SERVERS="${SERVERS:-wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling}"
-SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore}"
+SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore scale10 scale100 scale1k scale10k}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOADGEN_CPU="${LOADGEN_CPU:-1}"
 
@@ -204,6 +205,10 @@ scenario_args() {
         idle) ARGS=(--mode idle --connections 10000 --duration "$IDLE_HOLD") ;;
         many) ARGS=(--connections 15000 --inflight 1 --size 32 "${timing[@]}") ;;
         churn) ARGS=(--mode churn --connections 50 --size 32 "${timing[@]}") ;;
+        scale10) ARGS=(--connections 10 --inflight 1 --size 32 "${timing[@]}") ;;
+        scale100) ARGS=(--connections 100 --inflight 1 --size 32 "${timing[@]}") ;;
+        scale1k) ARGS=(--connections 1000 --inflight 1 --size 32 "${timing[@]}") ;;
+        scale10k) ARGS=(--connections 10000 --inflight 1 --size 32 "${timing[@]}") ;;
         http) ARGS=() ;;
         *) return 1 ;;
     esac

@@ -348,6 +348,25 @@ fn message_over_max_message_size_is_1009_from_the_header() {
 }
 
 #[test]
+fn a_two_gibibyte_length_header_is_1009_at_once_with_default_limits() {
+    let server = start(config(), echo());
+    let handle = server.handle();
+    let mut stream = raw_websocket(server.local_addr());
+    // A binary frame announcing 2 GiB (64-bit length), with its mask key, and no payload.
+    let mut header = vec![0x82, 0x80 | 127];
+    header.extend_from_slice(&(2u64 << 30).to_be_bytes());
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    stream.write_all(&header).unwrap();
+    assert_eq!(read_close_code(&mut stream), Some(1009));
+    assert!(reaches_eof(&mut stream));
+    drop(stream); // our FIN ends the server's lingering at once
+    let stats = wait_for_stats(&handle, "closed", |s| s.connections_open == 0);
+    assert_eq!(stats.closed_protocol_error, 1);
+    assert_eq!(stats.pending_outbound_bytes, 0);
+    server.shutdown().unwrap();
+}
+
+#[test]
 fn fragmented_message_over_max_message_size_is_1009() {
     let mut config = config();
     config.max_message_size = 1024;

@@ -21,36 +21,24 @@ pub(crate) enum IoOutcome {
 
 /// Reads once into `buf` (which must not be empty).
 pub(crate) fn read(socket: &mut impl Read, buf: &mut [u8]) -> IoOutcome {
-    loop {
-        match socket.read(buf) {
-            Ok(0) => return IoOutcome::Closed,
-            Ok(n) => return IoOutcome::Progress(n),
-            Err(err) => match classify(err) {
-                Some(outcome) => return outcome,
-                None => continue,
-            },
-        }
-    }
+    retry(|| socket.read(buf))
 }
 
 /// Writes once from `buf` (which must not be empty).
 pub(crate) fn write(socket: &mut impl Write, buf: &[u8]) -> IoOutcome {
-    loop {
-        match socket.write(buf) {
-            Ok(0) => return IoOutcome::Closed,
-            Ok(n) => return IoOutcome::Progress(n),
-            Err(err) => match classify(err) {
-                Some(outcome) => return outcome,
-                None => continue,
-            },
-        }
-    }
+    retry(|| socket.write(buf))
 }
 
 /// Writes once from several slices (`writev`), which must not all be empty.
 pub(crate) fn write_vectored(socket: &mut impl Write, slices: &[io::IoSlice<'_>]) -> IoOutcome {
+    retry(|| socket.write_vectored(slices))
+}
+
+/// Runs one read or write, again while it is interrupted, and classifies the result. Zero bytes
+/// from a non-empty buffer means the peer closed (EOF on read; a closed socket on write).
+fn retry(mut op: impl FnMut() -> io::Result<usize>) -> IoOutcome {
     loop {
-        match socket.write_vectored(slices) {
+        match op() {
             Ok(0) => return IoOutcome::Closed,
             Ok(n) => return IoOutcome::Progress(n),
             Err(err) => match classify(err) {
