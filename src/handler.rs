@@ -6,6 +6,10 @@
 //! writes it. So a handler may block (database call, file read) without stalling other
 //! connections, and calls for one connection never overlap: `on_open`, each `on_message` and
 //! `on_close` run one after another, in order, even though any worker may run each of them.
+//!
+//! The one exception is [`Config::inline_handlers`](crate::Config::inline_handlers): then the
+//! loop calls the handler itself, on its own thread, in the same order. That is the fastest path
+//! for handlers that never block, and stalls the loop's other connections for one that does.
 
 use crate::dispatch::{ConnId, Output, ServerHandle};
 use crate::http::{Request, Response};

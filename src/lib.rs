@@ -14,8 +14,9 @@
 //!
 //! ## A guided tour
 //!
-//! 1. [`Server::builder`] binds, starts the event loop and the workers ([`server`](crate::Server)).
-//! 2. The event loop (`src/reactor/event_loop.rs`) waits in `poll`, accepts, and drives each
+//! 1. [`Server::builder`] binds, starts the event loops and the workers ([`server`](crate::Server)).
+//! 2. Each event loop (`src/reactor/event_loop.rs`; one per CPU, sharing the port through
+//!    `SO_REUSEPORT`) waits in `poll`, accepts, and drives each
 //!    ready connection (`src/reactor/drive.rs`): read into a pooled buffer, parse HTTP
 //!    ([`http`]) or decode frames ([`ws`]), answer pings and closes itself.
 //! 3. Requests and messages go as one job per connection at a time to a worker
