@@ -34,6 +34,16 @@ impl Rng {
             .map(|_| ALPHABET[self.below(ALPHABET.len())])
             .collect()
     }
+    /// A random text (mixed-width characters) or binary message of a random size.
+    fn message(&mut self, text: bool) -> Message {
+        let size = self.size();
+        if text {
+            Message::Text(self.text(size / 3))
+        } else {
+            Message::Binary(self.bytes(size))
+        }
+    }
+
     /// A size skewed towards small values but reaching past the 7- and 16-bit length forms.
     fn size(&mut self) -> usize {
         match self.below(10) {
@@ -71,17 +81,8 @@ fn random_stream(rng: &mut Rng) -> (Vec<u8>, Vec<Decoded>) {
     let mut wire = Vec::new();
     let mut expected = Vec::new();
     for _ in 0..1 + rng.below(6) {
-        let message = if rng.below(2) == 0 {
-            Message::Text({
-                let n = rng.size() / 3;
-                rng.text(n)
-            })
-        } else {
-            Message::Binary({
-                let n = rng.size();
-                rng.bytes(n)
-            })
-        };
+        let text = rng.below(2) == 0;
+        let message = rng.message(text);
         let bytes = message.as_bytes().to_vec();
         let fragments = 1 + rng.below(4);
         let mut cuts: Vec<usize> = (0..fragments - 1)
@@ -185,17 +186,7 @@ fn byte_by_byte_decoding_matches() {
 fn encode_then_decode_is_the_identity() {
     for seed in 0..500 {
         let mut rng = Rng::new(seed);
-        let message = if seed % 2 == 0 {
-            Message::Text({
-                let n = rng.size() / 3;
-                rng.text(n)
-            })
-        } else {
-            Message::Binary({
-                let n = rng.size();
-                rng.bytes(n)
-            })
-        };
+        let message = rng.message(seed % 2 == 0);
         let mut server = Vec::new();
         encode_frame(&mut server, message.opcode(), message.as_bytes());
         // Turn the server's frame into a client's: set the mask bit, insert a key, mask.
