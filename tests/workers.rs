@@ -5,6 +5,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::io::Write;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
@@ -511,4 +512,90 @@ fn backpressure_holds_messages_without_dropping_any() {
     assert_eq!(stats.messages_out, MESSAGES as u64, "{stats:?}");
     client.close(None).unwrap();
     server.shutdown().unwrap();
+}
+
+/// Holds `on_upgrade` until released, and records the lifecycle calls.
+#[derive(Clone, Default)]
+struct SlowUpgrade {
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    entered: Arc<(Mutex<bool>, Condvar)>,
+    events: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for SlowUpgrade {
+    fn on_upgrade(&self, _: &wsreactor::Request, _: &[String]) -> wsreactor::Upgrade {
+        let (entered, signal) = &*self.entered;
+        *entered.lock().unwrap() = true;
+        signal.notify_all();
+        let (open, gate) = &*self.gate;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = gate.wait(open).unwrap();
+        }
+        wsreactor::Upgrade::accept()
+    }
+
+    fn on_open(&self, ctx: &mut Context<'_>) {
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("open {}", ctx.conn()));
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
+        ctx.send(message);
+    }
+
+    fn on_close(&self, conn: ConnId, close: &CloseInfo, _: &ServerHandle) {
+        let code = close.code.as_u16();
+        self.events
+            .lock()
+            .unwrap()
+            .push(format!("close {conn} {code}"));
+    }
+}
+
+/// Regression: a connection dropped by the server while `on_upgrade` was still running (here:
+/// the shutdown deadline passed) used to get `on_open` (the worker went on and accepted) but never
+/// `on_close`, leaking whatever the handler registered in `on_open`.
+#[test]
+fn a_connection_dropped_during_the_upgrade_still_gets_on_close_after_on_open() {
+    let handler = SlowUpgrade::default();
+    let mut config = config();
+    config.shutdown_timeout = std::time::Duration::from_millis(200);
+    let server = start(config, handler.clone());
+    let handle = server.handle();
+    let mut stream = raw(server.local_addr());
+    stream.write_all(upgrade_request("/ws").as_bytes()).unwrap();
+    {
+        let (entered, signal) = &*handler.entered;
+        let mut entered = entered.lock().unwrap();
+        while !*entered {
+            entered = signal.wait(entered).unwrap();
+        }
+    }
+    // The worker is inside on_upgrade; the shutdown deadline passes and the loop drops the
+    // connection.
+    handle.shutdown();
+    wait_for_stats(&handle, "the connection dropped", |s| {
+        s.connections_open == 0
+    });
+    {
+        let (open, gate) = &*handler.gate;
+        *open.lock().unwrap() = true;
+        gate.notify_all();
+    }
+    server.join().unwrap();
+    drop(stream);
+    let events = handler.events.lock().unwrap().clone();
+    assert_eq!(
+        events.len(),
+        2,
+        "on_open, then on_close exactly once: {events:?}"
+    );
+    assert!(events[0].starts_with("open "), "{events:?}");
+    assert!(
+        events[1].starts_with("close ") && events[1].ends_with(" 1006"),
+        "{events:?}"
+    );
 }

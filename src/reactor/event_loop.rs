@@ -38,7 +38,9 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::config::Config;
-use crate::dispatch::{Command, ConnId, Job, Reply, ServerHandle, Work, mark_loop_thread, run_job};
+use crate::dispatch::{
+    After, Command, ConnId, Job, Reply, ServerHandle, Work, mark_loop_thread, run_job,
+};
 use crate::handler::CloseInfo;
 use crate::handler::Handler;
 use crate::http::{HttpLimits, Response, Version};
@@ -82,6 +84,21 @@ pub(crate) struct Core {
     pub inline: Option<Arc<dyn Handler>>,
 }
 
+/// An `on_close` waiting for the reply of a job that was running when its connection closed.
+#[derive(Debug)]
+struct Owed {
+    info: CloseInfo,
+    /// The job was the upgrade: `on_open` runs (and `on_close` is owed) only if it accepted.
+    only_if_upgraded: bool,
+}
+
+impl Owed {
+    /// What `on_close` gets, now that the job's reply is here, if it is owed at all.
+    fn settle(self, reply: &Reply) -> Option<CloseInfo> {
+        (!self.only_if_upgraded || reply.after == After::Upgraded).then_some(self.info)
+    }
+}
+
 /// The channels that connect a loop to the workers and the handles, and its waker.
 #[derive(Debug)]
 pub(crate) struct Channels {
@@ -109,7 +126,7 @@ pub(crate) struct EventLoop {
     reported: (u64, u64),
     /// `on_close` owed to connections that closed while a job of theirs was running: sent
     /// when that job's reply arrives, so `on_close` always follows the last `on_message`.
-    owed_close: HashMap<ConnId, CloseInfo>,
+    owed_close: HashMap<ConnId, Owed>,
     /// `on_close` jobs that found the job queue full.
     close_backlog: VecDeque<Job>,
     next_generation: u64,
@@ -286,10 +303,22 @@ impl EventLoop {
                 .take()
                 .map_or_else(CloseInfo::abnormal, |info| *info);
             if conn.job_in_flight {
-                self.owed_close.insert(conn.id, info);
+                let owed = Owed {
+                    info,
+                    only_if_upgraded: false,
+                };
+                self.owed_close.insert(conn.id, owed);
             } else {
                 self.queue_close_job(conn.id, info);
             }
+        } else if matches!(conn.phase, Phase::Upgrading) && conn.job_in_flight {
+            // The upgrade job is running: if it accepts, `on_open` runs after this close, and
+            // the matching `on_close` must still follow it.
+            let owed = Owed {
+                info: CloseInfo::abnormal(),
+                only_if_upgraded: true,
+            };
+            self.owed_close.insert(conn.id, owed);
         }
         self.core.metrics.closed(kind);
         log::debug!("{}: closed ({kind:?}) in {}", conn.id, conn.phase.name());
@@ -414,7 +443,11 @@ impl EventLoop {
                 self.drive_conn(id.index());
             }
             None => match self.owed_close.remove(&id) {
-                Some(info) => self.queue_close_job(id, info),
+                Some(owed) => {
+                    if let Some(info) = owed.settle(&reply) {
+                        self.queue_close_job(id, info);
+                    }
+                }
                 None => add(&self.core.metrics.stale_replies_dropped, 1),
             },
         }
@@ -609,7 +642,8 @@ impl EventLoop {
             let left = wait_until.saturating_duration_since(Instant::now());
             match self.replies.recv_timeout(left) {
                 Ok(reply) => {
-                    if let Some(info) = self.owed_close.remove(&reply.conn) {
+                    let owed = self.owed_close.remove(&reply.conn);
+                    if let Some(info) = owed.and_then(|owed| owed.settle(&reply)) {
                         self.close_backlog.push_back(Job {
                             conn: reply.conn,
                             work: Work::Closed(info),
