@@ -74,7 +74,8 @@ pub struct Config {
     /// `try_send` fail. Default 4,096.
     pub command_queue_capacity: usize,
     /// Most messages a connection may hold while its previous job runs. At this count the loop
-    /// stops reading the socket until the job completes. Default 64.
+    /// stops reading the socket until the job completes. Also the most pipelined HTTP requests
+    /// taken into one job. Default 64.
     pub max_pending_messages: usize,
     /// Most bytes of messages a connection may hold while its previous job runs (a message larger
     /// than this is still accepted, alone). Default 1 MiB.

@@ -79,7 +79,7 @@ impl ReadBuffer {
 pub(crate) const OWNED_CHUNK_MIN: usize = 4096;
 
 /// Most slices handed to one `writev`.
-const MAX_SLICES: usize = 64;
+pub(crate) const MAX_SLICES: usize = 64;
 
 /// Bytes waiting to be written, as a queue of chunks. Small frames are packed into pooled chunks;
 /// a large payload handed over by value is queued as its own chunk, uncopied. One `writev` sends
@@ -134,14 +134,16 @@ impl WriteBuffer {
         }
     }
 
-    /// The pending bytes as slices for one vectored write.
-    pub(crate) fn slices(&self) -> Vec<IoSlice<'_>> {
-        let mut slices = Vec::with_capacity(self.chunks.len().min(MAX_SLICES));
-        for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
-            let start = if i == 0 { self.written } else { 0 };
-            slices.push(IoSlice::new(&chunk[start..]));
+    /// Fills `slices` with the pending bytes for one vectored write (no allocation) and
+    /// returns how many it used.
+    pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        let mut used = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            let start = if used == 0 { self.written } else { 0 };
+            *slot = IoSlice::new(&chunk[start..]);
+            used += 1;
         }
-        slices
+        used
     }
 
     /// The first pending chunk (for a plain `write` when there is only one).
@@ -284,7 +286,9 @@ mod tests {
     }
 
     fn pending(buf: &WriteBuffer) -> Vec<u8> {
-        buf.slices()
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        let used = buf.slices(&mut slices);
+        slices[..used]
             .iter()
             .flat_map(|s| s.iter().copied())
             .collect()
@@ -301,8 +305,10 @@ mod tests {
         let big_ptr = big.as_ptr();
         w.append_vec(big, &mut pool);
         assert_eq!(w.chunk_count(), 2);
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        assert_eq!(w.slices(&mut slices), 2);
         assert_eq!(
-            w.slices()[1].as_ptr(),
+            slices[1].as_ptr(),
             big_ptr,
             "the large payload is not copied"
         );

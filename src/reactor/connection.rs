@@ -15,6 +15,7 @@
 //! write from the write buffer, keep the registered interest in step); `drive.rs` decides what
 //! happens next.
 
+use std::io::IoSlice;
 use std::time::Instant;
 
 use mio::Interest;
@@ -24,7 +25,7 @@ use crate::dispatch::{ConnId, Job};
 use crate::handler::CloseInfo;
 use crate::http::RequestParser;
 use crate::metrics::{CloseKind, add, sub};
-use crate::reactor::buffer_pool::{ReadBuffer, WriteBuffer};
+use crate::reactor::buffer_pool::{MAX_SLICES, ReadBuffer, WriteBuffer};
 use crate::reactor::event_loop::Core;
 use crate::reactor::io::{self, IoOutcome};
 use crate::ws::{Message, MessageDecoder};
@@ -266,7 +267,9 @@ impl Connection {
             let outcome = if output.chunk_count() == 1 {
                 io::write(&mut self.socket, output.front())
             } else {
-                io::write_vectored(&mut self.socket, &output.slices())
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let used = output.slices(&mut slices);
+                io::write_vectored(&mut self.socket, &slices[..used])
             };
             match outcome {
                 IoOutcome::Progress(n) => {

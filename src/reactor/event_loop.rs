@@ -33,7 +33,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
@@ -43,17 +43,17 @@ use crate::dispatch::{
 };
 use crate::handler::CloseInfo;
 use crate::handler::Handler;
-use crate::http::{HttpLimits, Response, Version};
-use crate::metrics::{CloseKind, Metrics, TimeoutKind, add, adjust, sub};
+use crate::http::HttpLimits;
+use crate::metrics::{CloseKind, Metrics, add, adjust, sub};
 use crate::reactor::LoopWaker;
 use crate::reactor::buffer_pool::BufferPool;
 use crate::reactor::connection::{Connection, Phase};
-use crate::reactor::deadline::{self, Due};
 use crate::reactor::drive::{Verdict, apply_reply, drive, push, start_close};
-use crate::reactor::inbound::linger;
-use crate::reactor::io::{is_resource_exhausted, write};
 use crate::reactor::timer::Timers;
-use crate::ws::{CloseCode, DecoderLimits, OpCode, encode_frame};
+use crate::ws::DecoderLimits;
+
+mod accept;
+mod timers;
 
 /// The listening socket's token.
 pub(crate) const LISTENER: Token = Token(usize::MAX);
@@ -344,80 +344,6 @@ impl EventLoop {
         }
     }
 
-    fn accept(&mut self) {
-        let Some(listener) = self.listener.take() else {
-            return;
-        };
-        loop {
-            match listener.accept() {
-                Ok((socket, peer)) => self.admit(socket, peer),
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) if err.kind() == io::ErrorKind::ConnectionAborted => continue,
-                Err(err) => {
-                    // EMFILE and friends: the pending connection stays in the backlog, so
-                    // retrying now would fail again at once. Pause instead of spinning.
-                    add(&self.core.metrics.accept_errors, 1);
-                    let backoff = self.core.config.accept_backoff;
-                    if is_resource_exhausted(&err) {
-                        log::warn!("accept: {err}; pausing accepts for {backoff:?}");
-                    } else {
-                        log::error!("accept: {err}; pausing accepts for {backoff:?}");
-                    }
-                    self.accept_paused_until = Some(self.core.now + backoff);
-                    break;
-                }
-            }
-        }
-        self.listener = Some(listener);
-    }
-
-    fn resume_accepting(&mut self) {
-        if self
-            .accept_paused_until
-            .is_some_and(|until| self.core.now >= until)
-        {
-            self.accept_paused_until = None;
-            self.accept();
-        }
-    }
-
-    fn admit(&mut self, mut socket: TcpStream, peer: std::net::SocketAddr) {
-        add(&self.core.metrics.connections_accepted, 1);
-        // The limit is for the whole server: `connections_open` is shared by every loop, and
-        // taking a place in it is one atomic step, so loops cannot overshoot it together.
-        if !self
-            .core
-            .metrics
-            .reserve_connection(self.core.config.max_connections)
-        {
-            add(&self.core.metrics.connections_rejected, 1);
-            log::debug!("rejecting {peer}: max_connections reached");
-            reject(socket);
-            return;
-        }
-        if let Err(err) = socket.set_nodelay(true) {
-            log::debug!("set_nodelay for {peer}: {err}");
-        }
-        let entry = self.connections.vacant_entry();
-        let index = entry.key();
-        let id = ConnId::new(self.index, index, self.next_generation);
-        self.next_generation += 1;
-        let registered = self
-            .core
-            .registry
-            .register(&mut socket, Token(index), Interest::READABLE);
-        if let Err(err) = registered {
-            log::warn!("cannot register {peer}: {err}");
-            sub(&self.core.metrics.connections_open, 1);
-            return;
-        }
-        let mut conn = Connection::new(id, socket, self.core.now);
-        deadline::arm(&mut conn, &mut self.core);
-        entry.insert(conn);
-        log::debug!("{id}: accepted from {peer}");
-    }
-
     fn drain_channels(&mut self) {
         self.waker.clear();
         while let Ok(reply) = self.replies.try_recv() {
@@ -493,84 +419,6 @@ impl EventLoop {
         for id in ready {
             if live(&mut self.connections, id).is_some() {
                 self.drive_conn(id.index());
-            }
-        }
-    }
-
-    fn fire_timers(&mut self) {
-        let now = self.core.now;
-        while let Some((at, id)) = self.core.timers.pop_due(now) {
-            let Some(conn) =
-                live(&mut self.connections, id).filter(|conn| conn.deadline == Some(at))
-            else {
-                continue; // replaced by an earlier entry, or the connection is gone
-            };
-            conn.deadline = None;
-            match deadline::next(conn, &self.core.config) {
-                Some((when, due)) if when <= now => self.expire(id, due),
-                // A clock moved later (bytes arrived): schedule its new instant.
-                _ => deadline::arm(conn, &mut self.core),
-            }
-        }
-    }
-
-    /// Acts on a deadline that came due.
-    fn expire(&mut self, id: ConnId, due: Due) {
-        let Some(conn) = live(&mut self.connections, id) else {
-            return;
-        };
-        let kind = match due {
-            Due::Ping => {
-                log::trace!("{id}: silent, sending a keepalive ping");
-                let mut ping = Vec::with_capacity(2);
-                encode_frame(&mut ping, OpCode::Ping, b"");
-                conn.queue(&mut self.core, &ping);
-                conn.ping_sent = Some(self.core.now);
-                add(&self.core.metrics.pings_sent, 1);
-                return self.drive_conn(id.index());
-            }
-            Due::Timeout(kind) => kind,
-        };
-        if kind == TimeoutKind::Close && matches!(conn.phase, Phase::Lingering) && conn.fin_sent {
-            // Everything was said and our FIN sent; only the peer's FIN is missing. The
-            // connection ends for the reason it was ending, not as a failed close handshake.
-            log::debug!("{id}: linger over, peer never closed");
-            let end = conn.end_kind;
-            return self.close(id.index(), end);
-        }
-        log::debug!("{id}: {kind:?} timeout in {}", conn.phase.name());
-        self.core.metrics.timeout(kind);
-        match kind {
-            TimeoutKind::Request if conn.input.as_ref().is_some_and(|i| !i.is_empty()) => {
-                let mut bytes = Vec::new();
-                Response::text(408, "request timeout\n").encode(
-                    &mut bytes,
-                    Version::Http11,
-                    false,
-                    false,
-                );
-                conn.queue_vec(&mut self.core, bytes);
-                conn.end_kind = CloseKind::Timeout;
-                linger(conn, &self.core);
-                self.drive_conn(id.index());
-            }
-            TimeoutKind::Lifetime => {
-                conn.end_kind = CloseKind::Server;
-                start_close(
-                    conn,
-                    &mut self.core,
-                    CloseCode::Away,
-                    "connection lifetime exceeded",
-                );
-                self.drive_conn(id.index());
-            }
-            TimeoutKind::WriteStall => {
-                // Nothing can be sent to a client that does not read: drop it, free its buffers.
-                conn.set_close_info(CloseInfo::new(CloseCode::Policy, "write stall"));
-                self.close(id.index(), CloseKind::Timeout);
-            }
-            TimeoutKind::Request | TimeoutKind::Idle | TimeoutKind::Pong | TimeoutKind::Close => {
-                self.close(id.index(), CloseKind::Timeout);
             }
         }
     }
@@ -673,15 +521,4 @@ impl EventLoop {
 /// The connection `id` if it is still the one in its slot (same generation).
 fn live(connections: &mut Slab<Connection>, id: ConnId) -> Option<&mut Connection> {
     connections.get_mut(id.index()).filter(|conn| conn.id == id)
-}
-
-/// Answers a connection over `max_connections` with `503` and closes it.
-fn reject(mut socket: TcpStream) {
-    let mut bytes = Vec::new();
-    Response::text(503, "too many connections\n")
-        .with_header("Retry-After", "1")
-        .encode(&mut bytes, Version::Http11, false, false);
-    // Best effort: a fresh socket's send buffer is empty, so this small write lands whole.
-    let _ = write(&mut socket, &bytes);
-    let _ = socket.shutdown(std::net::Shutdown::Write);
 }
