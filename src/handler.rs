@@ -1,9 +1,9 @@
 //! What user code implements: the [`Handler`] trait, and the [`Context`] it replies through.
 //!
-//! The event loop never calls a handler. It turns bytes into requests and messages and sends them
-//! as jobs to the worker pool; a worker calls the handler with a `Context`, collects what the
-//! handler sends into one batch of encoded frames, and gives that batch back to the loop, which
-//! writes it. So a handler may block (database call, file read) without stalling other
+//! By default the event loop never calls a handler. It turns bytes into requests and messages and
+//! sends them as jobs to the worker pool; a worker calls the handler (through `runner.rs`) with a
+//! `Context`, collects what the handler sends into one batch of encoded frames, and gives that
+//! batch back to the loop, which writes it. So a handler may block (database call, file read) without stalling other
 //! connections, and calls for one connection never overlap: `on_open`, each `on_message` and
 //! `on_close` run one after another, in order, even though any worker may run each of them.
 //!
@@ -11,15 +11,19 @@
 //! loop calls the handler itself, on its own thread, in the same order. That is the fastest path
 //! for handlers that never block, and stalls the loop's other connections for one that does.
 
-use crate::dispatch::{ConnId, Output, ServerHandle};
+use crate::conn_id::ConnId;
+use crate::dispatch::ServerHandle;
 use crate::http::{Request, Response};
-use crate::ws::{CloseCode, CloseFrame, Message};
+use crate::session::Output;
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message};
 
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
-/// All methods run on worker threads (so the handler is `Send + Sync`), one call per connection
-/// at a time. A panic in any of them is caught: the connection is closed with `1011` (or `500`
-/// for HTTP) and the server keeps running.
+/// The methods run on worker threads — or on the event-loop threads with
+/// [`Config::inline_handlers`](crate::Config::inline_handlers) — so the handler is
+/// `Send + Sync`; there is one call per connection at a time, in order. A panic in any of them
+/// is caught: the connection is closed with `1011` (or `500` for HTTP) and the server keeps
+/// running.
 ///
 /// A closure `Fn(&mut Context<'_>, Message)` is a `Handler` too, for one-line servers:
 ///
@@ -105,30 +109,6 @@ impl Upgrade {
     /// Refuse with `status` and a plain-text `body` (e.g. `403`, "origin not allowed").
     pub fn reject(status: u16, body: impl Into<String>) -> Self {
         Upgrade::Reject(Response::text(status, body))
-    }
-}
-
-/// How a WebSocket connection ended, given to [`Handler::on_close`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CloseInfo {
-    /// The close code: the peer's (when it closed first), the server's (when it did), `1005`
-    /// for a close frame without a code, `1006` when the TCP connection ended without one.
-    pub code: CloseCode,
-    /// The close reason that went with the code (may be empty).
-    pub reason: String,
-}
-
-impl CloseInfo {
-    pub(crate) fn new(code: CloseCode, reason: impl Into<String>) -> Self {
-        CloseInfo {
-            code,
-            reason: reason.into(),
-        }
-    }
-
-    /// The connection ended without a close frame (reset, EOF, timeout): code `1006`.
-    pub(crate) fn abnormal() -> Self {
-        CloseInfo::new(CloseCode::Abnormal, "")
     }
 }
 

@@ -4,27 +4,33 @@
 //! threads and no async runtime. It does explicitly what Go's runtime does for a
 //! goroutine-per-connection server:
 //!
-//! | Go                                  | here                                                  |
-//! |-------------------------------------|-------------------------------------------------------|
-//! | netpoller (epoll/kqueue)            | one `mio::Poll` in the event-loop thread (`reactor`)  |
-//! | a parked goroutine per connection   | a small `Connection` in a `Slab`, keyed by its `Token`|
-//! | bufio buffers per goroutine         | buffers borrowed from a pool only while bytes move    |
-//! | worker goroutines + channels        | `crossbeam-channel` job queue + N worker threads      |
-//! | `SetDeadline`                       | a timer heap whose next deadline is `poll`'s timeout  |
+//! | Go                                  | here                                                     |
+//! |-------------------------------------|----------------------------------------------------------|
+//! | netpoller (epoll/kqueue)            | one `mio::Poll` per event-loop thread (`src/netpoller/`) |
+//! | a parked goroutine per connection   | a small `Connection` in a `Slab`, keyed by its `Token`   |
+//! | bufio buffers per goroutine         | buffers borrowed from a pool only while bytes move       |
+//! | worker goroutines + channels        | `crossbeam-channel` job queue + N worker threads         |
+//! | `SetDeadline`                       | a timer heap whose next deadline is `poll`'s timeout     |
 //!
-//! ## A guided tour
+//! ## A guided tour, bottom to top
 //!
-//! 1. [`Server::builder`] binds, starts the event loops and the workers ([`server`](crate::Server)).
-//! 2. Each event loop (`src/reactor/event_loop.rs`; one per CPU, sharing the port through
-//!    `SO_REUSEPORT`) waits in `poll`, accepts, and drives each
-//!    ready connection (`src/reactor/drive.rs`): read into a pooled buffer, parse HTTP
-//!    ([`http`]) or decode frames ([`ws`]), answer pings and closes itself.
-//! 3. Requests and messages go as one job per connection at a time to a worker
-//!    (`src/dispatch/worker.rs`), which calls your [`Handler`] with a [`Context`].
-//! 4. What the handler sends comes back as a reply through a channel and a `mio::Waker`; the loop
-//!    writes it, registering WRITABLE interest only if the socket is full.
+//! 1. **Codecs** (`src/http/`, `src/ws/`): bytes in, requests and messages out; no I/O.
+//! 2. **Transport and buffers** (`src/transport/`, `src/buffer/`): the seam a session reads
+//!    and writes through (a TCP socket, or an in-memory wire in tests), and the pooled buffers
+//!    a connection holds only while bytes move.
+//! 3. **Session** (`src/session/`): one connection's state machine — HTTP, upgrade, WebSocket,
+//!    closing — sans-I/O: it is given a transport, the time and a job queue, so every rule is
+//!    unit-tested without sockets.
+//! 4. **Netpoller** (`src/netpoller/`): each event loop (one per CPU, sharing the port through
+//!    `SO_REUSEPORT`) waits in `poll`, accepts, and hands readiness, replies and deadlines to its
+//!    table of connections; it knows no protocol.
+//! 5. **Dispatch** (`src/dispatch/`): a connection's requests and messages go, one job at a time,
+//!    to a worker, which calls your [`Handler`] with a [`Context`]; what the handler sends comes
+//!    back as a reply through a channel and a `mio::Waker`.
+//! 6. **The application layer**: [`Handler`], [`Server`], [`ServerHandle`], [`Stats`].
 //!
-//! `docs/architecture.md` follows one message through every function on that path.
+//! `docs/architecture.md` follows one message through every function on that path, and
+//! `docs/netpoller.md` maps each part onto Go's runtime.
 //!
 //! ## Example
 //!
@@ -53,25 +59,49 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations, rust_2018_idioms)]
 
-mod config;
-mod dispatch;
-mod error;
-mod handler;
+// Layers, bottom to top; a module imports only from the layers below it (docs/architecture.md).
+// The codecs: bytes in, requests, frames and messages out; no I/O.
+#[cfg(feature = "fuzzing")]
 pub mod http;
-mod metrics;
-mod prometheus;
-mod reactor;
-mod server;
+#[cfg(not(feature = "fuzzing"))]
+mod http;
+#[cfg(feature = "fuzzing")]
 pub mod ws;
+#[cfg(not(feature = "fuzzing"))]
+mod ws;
+// What every layer shares: the configuration, connection ids, counters, user-facing errors.
+mod config;
+mod conn_id;
+mod error;
+mod metrics;
+// The transport seam and the pooled buffers.
+mod buffer;
+mod transport;
+// One connection's state machine, sans-I/O.
+mod session;
+// The event loops and their tables of connections.
+mod netpoller;
+// Jobs to the worker pool; the handle for other threads.
+mod dispatch;
+// What users see, and what runs their handler.
+mod handler;
+mod prometheus;
+mod runner;
+mod server;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use config::Config;
-pub use dispatch::{ConnId, ServerHandle};
+pub use conn_id::ConnId;
+pub use dispatch::ServerHandle;
 pub use error::{Error, SendError};
-pub use handler::{CloseInfo, Context, Handler, Upgrade};
-pub use http::{Request, Response};
+pub use handler::{Context, Handler, Upgrade};
+pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
-pub use ws::{CloseCode, Message};
+pub use ws::{CloseCode, CloseInfo, Message};
 
 /// The README's code blocks are compiled as doctests, so the embedding example cannot rot.
 #[cfg(doctest)]

@@ -1,9 +1,12 @@
 //! Counters the server keeps about itself, and the [`Stats`] snapshot users read.
 //!
-//! The event loop and the workers bump relaxed atomics in [`Metrics`] (one cache-friendly add per
-//! event, no locks); [`ServerHandle::stats`](crate::ServerHandle::stats) copies them into a plain
-//! [`Stats`] value. Counters only grow; gauges (`connections_open`, `busy_workers`, ...) go up and
-//! down.
+//! Every counter is declared once, in the `metrics!` list below: its field, its documentation,
+//! and how Prometheus shows it. From that one list come the live [`Metrics`] (relaxed atomics that
+//! the event loops and workers bump: one add per event, no locks), the [`Stats`] snapshot
+//! ([`ServerHandle::stats`](crate::ServerHandle::stats) copies the atomics into it),
+//! [`Stats::fields`] (name and value of each, for any exporter) and [`EXPOSITION`], the table
+//! `prometheus.rs` renders. Counters only grow; gauges (`connections_open`, `busy_workers`, ...)
+//! go up and down.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -39,40 +42,156 @@ pub(crate) enum TimeoutKind {
     Close,
 }
 
-/// The live counters, shared by the event loop, the workers and every `ServerHandle`.
-#[derive(Debug, Default)]
-pub(crate) struct Metrics {
-    pub connections_accepted: AtomicU64,
-    pub connections_rejected: AtomicU64,
-    pub connections_open: AtomicU64,
-    pub websocket_open: AtomicU64,
-    pub closed_clean: AtomicU64,
-    pub closed_protocol_error: AtomicU64,
-    pub closed_peer_gone: AtomicU64,
-    pub closed_timeout: AtomicU64,
-    pub closed_server: AtomicU64,
-    pub http_requests: AtomicU64,
-    pub upgrades: AtomicU64,
-    pub messages_in: AtomicU64,
-    pub messages_out: AtomicU64,
-    pub bytes_in: AtomicU64,
-    pub bytes_out: AtomicU64,
-    pub jobs_dispatched: AtomicU64,
-    pub busy_workers: AtomicU64,
-    pub pending_outbound_bytes: AtomicU64,
-    pub stale_replies_dropped: AtomicU64,
-    pub handler_panics: AtomicU64,
-    pub accept_errors: AtomicU64,
-    pub backpressure_pauses: AtomicU64,
-    pub slab_capacity: AtomicU64,
-    pub pooled_buffers: AtomicU64,
-    pub pings_sent: AtomicU64,
-    pub timeouts_request: AtomicU64,
-    pub timeouts_idle: AtomicU64,
-    pub timeouts_pong: AtomicU64,
-    pub timeouts_lifetime: AtomicU64,
-    pub timeouts_write_stall: AtomicU64,
-    pub timeouts_close: AtomicU64,
+/// How one counter appears in the Prometheus exposition.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exposition {
+    /// The metric family, without the `wsreactor_` prefix.
+    pub family: &'static str,
+    /// `counter` or `gauge`.
+    pub kind: &'static str,
+    /// The label that tells this member of its family apart (`reason="clean"`), or empty.
+    pub label: &'static str,
+    /// The family's `# HELP` text (taken from its first member).
+    pub help: &'static str,
+}
+
+/// Declares every counter once; see the module documentation for what is generated.
+macro_rules! metrics {
+    ($(
+        $(#[doc = $doc:literal])+
+        $field:ident: $kind:ident $family:literal [$label:literal] $help:literal;
+    )+) => {
+        /// The live counters, shared by the event loops, the workers and every `ServerHandle`.
+        #[derive(Debug, Default)]
+        pub(crate) struct Metrics {
+            $( pub(crate) $field: AtomicU64, )+
+        }
+
+        impl Metrics {
+            /// A copy of every counter now.
+            pub(crate) fn snapshot(&self) -> Stats {
+                Stats { $( $field: self.$field.load(Ordering::Relaxed), )+ }
+            }
+        }
+
+        /// A point-in-time copy of the server's counters, from
+        /// [`ServerHandle::stats`](crate::ServerHandle::stats).
+        #[derive(Debug, Clone, Default, PartialEq, Eq)]
+        #[non_exhaustive]
+        pub struct Stats {
+            $( $(#[doc = $doc])+ pub $field: u64, )+
+        }
+
+        impl Stats {
+            /// Every counter as `(field name, value)`, in declaration order: for exporters other
+            /// than the built-in Prometheus text (a JSON feed, a log line).
+            pub fn fields(&self) -> impl Iterator<Item = (&'static str, u64)> + use<> {
+                [ $( (stringify!($field), self.$field), )+ ].into_iter()
+            }
+        }
+
+        /// How each counter, in the order of [`Stats::fields`], appears in Prometheus text.
+        pub(crate) const EXPOSITION: &[Exposition] = &[
+            $( Exposition { family: $family, kind: stringify!($kind), label: $label, help: $help }, )+
+        ];
+    };
+}
+
+metrics! {
+    /// TCP connections accepted since start (including rejected ones).
+    connections_accepted: counter "connections_accepted_total" [""] "TCP connections accepted.";
+    /// Connections refused with `503` because `max_connections` was reached.
+    connections_rejected: counter "connections_rejected_total" [""]
+        "Connections refused with 503 at max_connections.";
+    /// Connections open now (HTTP and WebSocket).
+    connections_open: gauge "connections_open" [""] "Connections open now.";
+    /// Upgraded WebSocket connections open now (until they are closed, close handshake
+    /// included).
+    websocket_open: gauge "websocket_connections_open" [""]
+        "Upgraded WebSocket connections open now.";
+    /// Connections reading HTTP requests now (phase `Http`).
+    phase_http: gauge "connections_by_phase" ["phase=\"http\""]
+        "Connections open now, by phase of the connection state machine.";
+    /// Connections whose upgrade request is with the handler now (phase `Upgrading`).
+    phase_upgrading: gauge "connections_by_phase" ["phase=\"upgrading\""] "";
+    /// Open WebSocket connections (phase `Open`).
+    phase_open: gauge "connections_by_phase" ["phase=\"open\""] "";
+    /// WebSocket connections whose peer has closed (close frame or EOF) while their last
+    /// messages are still being handled (phase `PeerClosed`).
+    phase_peer_closed: gauge "connections_by_phase" ["phase=\"peer_closed\""] "";
+    /// WebSocket connections waiting for the peer's answer to our close frame (phase `Closing`).
+    phase_closing: gauge "connections_by_phase" ["phase=\"closing\""] "";
+    /// Connections flushing their last bytes before TCP closes (phase `Lingering`).
+    phase_lingering: gauge "connections_by_phase" ["phase=\"lingering\""] "";
+    /// Connections closed after a clean end (close handshake, HTTP `Connection: close`, EOF
+    /// between requests).
+    closed_clean: counter "connections_closed_total" ["reason=\"clean\""]
+        "Connections closed, by reason.";
+    /// Connections closed because the peer broke HTTP or RFC 6455.
+    closed_protocol_error: counter "connections_closed_total" ["reason=\"protocol_error\""] "";
+    /// Connections lost to a reset, broken pipe, or EOF without a close frame.
+    closed_peer_gone: counter "connections_closed_total" ["reason=\"peer_gone\""] "";
+    /// Connections closed because a deadline passed.
+    closed_timeout: counter "connections_closed_total" ["reason=\"timeout\""] "";
+    /// Connections closed by the server's decision (slow consumer, handler panic, shutdown).
+    closed_server: counter "connections_closed_total" ["reason=\"server\""] "";
+    /// Plain HTTP requests handed to the handler.
+    http_requests: counter "http_requests_total" [""]
+        "Plain HTTP requests handed to the handler.";
+    /// Successful WebSocket upgrades (`101` sent).
+    upgrades: counter "websocket_upgrades_total" [""] "WebSocket upgrades completed (101 sent).";
+    /// WebSocket data messages received.
+    messages_in: counter "messages_received_total" [""] "WebSocket data messages received.";
+    /// WebSocket data messages sent (replies, pushes, each broadcast copy).
+    messages_out: counter "messages_sent_total" [""] "WebSocket data messages sent.";
+    /// Bytes read from sockets.
+    bytes_in: counter "received_bytes_total" [""] "Bytes read from sockets.";
+    /// Bytes written to sockets.
+    bytes_out: counter "sent_bytes_total" [""] "Bytes written to sockets.";
+    /// Jobs handed to the worker pool (or run inline).
+    jobs_dispatched: counter "jobs_dispatched_total" [""] "Jobs handed to the worker pool.";
+    /// Jobs waiting in the queue now.
+    job_queue_depth: gauge "job_queue_depth" [""] "Jobs waiting for a worker.";
+    /// Workers running a handler now.
+    busy_workers: gauge "busy_workers" [""] "Workers running a handler now.";
+    /// Bytes waiting to be written, summed over connections.
+    pending_outbound_bytes: gauge "pending_outbound_bytes" [""] "Bytes waiting to be written.";
+    /// Replies or pushes for a connection that had already closed (its slab slot reused or
+    /// empty), detected by generation and dropped.
+    stale_replies_dropped: counter "stale_replies_dropped_total" [""]
+        "Replies or pushes for connections already closed.";
+    /// Handler calls that panicked (each closed its connection with `1011`).
+    handler_panics: counter "handler_panics_total" [""] "Handler calls that panicked.";
+    /// `accept` failures (for example `EMFILE`), each followed by a pause.
+    accept_errors: counter "accept_errors_total" [""]
+        "accept() failures (each followed by a pause).";
+    /// Times a connection's reading was paused because a queue or buffer was full.
+    backpressure_pauses: counter "backpressure_pauses_total" [""]
+        "Times a socket stopped being read because a queue was full.";
+    /// Slots in the connection slabs (occupied or free): returns to its level when connections
+    /// end.
+    slab_capacity: gauge "slab_capacity" [""] "Slots in the connection slabs.";
+    /// Free buffers held by the loops' buffer pools.
+    pooled_buffers: gauge "pooled_buffers" [""] "Free buffers in the loops' pools.";
+    /// Read and write buffers lent to connections now (0 when every connection is idle).
+    buffers_in_use: gauge "buffers_in_use" [""] "Buffers lent to connections now.";
+    /// Entries in the loops' timer heaps (live deadlines plus stale ones not yet popped).
+    pending_timers: gauge "pending_timers" [""] "Entries in the loops' timer heaps.";
+    /// Keepalive pings sent to silent WebSocket connections.
+    pings_sent: counter "pings_sent_total" [""] "Keepalive pings sent.";
+    /// Requests not complete within `request_timeout` (answered `408`).
+    timeouts_request: counter "timeouts_total" ["kind=\"request\""]
+        "Deadlines that fired, by kind.";
+    /// Idle keep-alive HTTP connections closed after `keep_alive_timeout`.
+    timeouts_idle: counter "timeouts_total" ["kind=\"idle\""] "";
+    /// WebSocket connections closed because no pong came within `pong_timeout`.
+    timeouts_pong: counter "timeouts_total" ["kind=\"pong\""] "";
+    /// WebSocket connections closed with `1001` at `max_lifetime`.
+    timeouts_lifetime: counter "timeouts_total" ["kind=\"lifetime\""] "";
+    /// Connections dropped because their output made no progress for `write_stall_timeout`.
+    timeouts_write_stall: counter "timeouts_total" ["kind=\"write_stall\""] "";
+    /// Connections dropped because the close handshake did not finish within `close_timeout`.
+    timeouts_close: counter "timeouts_total" ["kind=\"close\""] "";
 }
 
 /// Adds `n` to a counter (relaxed: counters order nothing).
@@ -95,6 +214,7 @@ pub(crate) fn adjust(gauge: &AtomicU64, old: u64, new: u64) {
 }
 
 impl Metrics {
+    /// Counts a connection that left the slab, by why it ended.
     pub(crate) fn closed(&self, kind: CloseKind) {
         sub(&self.connections_open, 1);
         let counter = match kind {
@@ -117,6 +237,7 @@ impl Metrics {
             .is_ok()
     }
 
+    /// Counts a deadline that fired.
     pub(crate) fn timeout(&self, kind: TimeoutKind) {
         let counter = match kind {
             TimeoutKind::Request => &self.timeouts_request,
@@ -128,115 +249,35 @@ impl Metrics {
         };
         add(counter, 1);
     }
-
-    pub(crate) fn snapshot(&self, job_queue_depth: usize) -> Stats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        Stats {
-            connections_accepted: get(&self.connections_accepted),
-            connections_rejected: get(&self.connections_rejected),
-            connections_open: get(&self.connections_open),
-            websocket_open: get(&self.websocket_open),
-            closed_clean: get(&self.closed_clean),
-            closed_protocol_error: get(&self.closed_protocol_error),
-            closed_peer_gone: get(&self.closed_peer_gone),
-            closed_timeout: get(&self.closed_timeout),
-            closed_server: get(&self.closed_server),
-            http_requests: get(&self.http_requests),
-            upgrades: get(&self.upgrades),
-            messages_in: get(&self.messages_in),
-            messages_out: get(&self.messages_out),
-            bytes_in: get(&self.bytes_in),
-            bytes_out: get(&self.bytes_out),
-            jobs_dispatched: get(&self.jobs_dispatched),
-            job_queue_depth: job_queue_depth as u64,
-            busy_workers: get(&self.busy_workers),
-            pending_outbound_bytes: get(&self.pending_outbound_bytes),
-            stale_replies_dropped: get(&self.stale_replies_dropped),
-            handler_panics: get(&self.handler_panics),
-            accept_errors: get(&self.accept_errors),
-            backpressure_pauses: get(&self.backpressure_pauses),
-            slab_capacity: get(&self.slab_capacity),
-            pooled_buffers: get(&self.pooled_buffers),
-            pings_sent: get(&self.pings_sent),
-            timeouts_request: get(&self.timeouts_request),
-            timeouts_idle: get(&self.timeouts_idle),
-            timeouts_pong: get(&self.timeouts_pong),
-            timeouts_lifetime: get(&self.timeouts_lifetime),
-            timeouts_write_stall: get(&self.timeouts_write_stall),
-            timeouts_close: get(&self.timeouts_close),
-        }
-    }
 }
 
-/// A point-in-time copy of the server's counters, from
-/// [`ServerHandle::stats`](crate::ServerHandle::stats).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Stats {
-    /// TCP connections accepted since start (including rejected ones).
-    pub connections_accepted: u64,
-    /// Connections refused with `503` because `max_connections` was reached.
-    pub connections_rejected: u64,
-    /// Connections open now (HTTP and WebSocket).
-    pub connections_open: u64,
-    /// Upgraded WebSocket connections open now.
-    pub websocket_open: u64,
-    /// Connections closed after a clean end (close handshake, HTTP `Connection: close`, EOF
-    /// between requests).
-    pub closed_clean: u64,
-    /// Connections closed because the peer broke HTTP or RFC 6455.
-    pub closed_protocol_error: u64,
-    /// Connections lost to a reset, broken pipe, or EOF without a close frame.
-    pub closed_peer_gone: u64,
-    /// Connections closed because a deadline passed.
-    pub closed_timeout: u64,
-    /// Connections closed by the server's decision (slow consumer, handler panic, shutdown).
-    pub closed_server: u64,
-    /// Plain HTTP requests handed to the handler.
-    pub http_requests: u64,
-    /// Successful WebSocket upgrades (`101` sent).
-    pub upgrades: u64,
-    /// WebSocket data messages received.
-    pub messages_in: u64,
-    /// WebSocket data messages sent (replies, pushes, each broadcast copy).
-    pub messages_out: u64,
-    /// Bytes read from sockets.
-    pub bytes_in: u64,
-    /// Bytes written to sockets.
-    pub bytes_out: u64,
-    /// Jobs handed to the worker pool.
-    pub jobs_dispatched: u64,
-    /// Jobs waiting in the queue now.
-    pub job_queue_depth: u64,
-    /// Workers running a handler now.
-    pub busy_workers: u64,
-    /// Bytes waiting to be written, summed over connections.
-    pub pending_outbound_bytes: u64,
-    /// Replies or pushes for a connection that had already closed (its slab slot reused or
-    /// empty), detected by generation and dropped.
-    pub stale_replies_dropped: u64,
-    /// Handler calls that panicked (each closed its connection with `1011`).
-    pub handler_panics: u64,
-    /// `accept` failures (for example `EMFILE`), each followed by a pause.
-    pub accept_errors: u64,
-    /// Times a connection's reading was paused because a queue or buffer was full.
-    pub backpressure_pauses: u64,
-    /// Slots in the connection slab (occupied or free): returns to its level when connections end.
-    pub slab_capacity: u64,
-    /// Free buffers held by the loop's buffer pool.
-    pub pooled_buffers: u64,
-    /// Keepalive pings sent to silent WebSocket connections.
-    pub pings_sent: u64,
-    /// Requests not complete within `request_timeout` (answered `408`).
-    pub timeouts_request: u64,
-    /// Idle keep-alive HTTP connections closed after `keep_alive_timeout`.
-    pub timeouts_idle: u64,
-    /// WebSocket connections closed because no pong came within `pong_timeout`.
-    pub timeouts_pong: u64,
-    /// WebSocket connections closed with `1001` at `max_lifetime`.
-    pub timeouts_lifetime: u64,
-    /// Connections dropped because their output made no progress for `write_stall_timeout`.
-    pub timeouts_write_stall: u64,
-    /// Connections dropped because the close handshake did not finish within `close_timeout`.
-    pub timeouts_close: u64,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_has_an_exposition_and_families_are_adjacent() {
+        let stats = Stats::default();
+        assert_eq!(stats.fields().count(), EXPOSITION.len());
+        // A family's members follow one another, so HELP/TYPE are written once per family.
+        let mut seen: Vec<&str> = Vec::new();
+        for entry in EXPOSITION {
+            if seen.last() != Some(&entry.family) {
+                assert!(!seen.contains(&entry.family), "{} is split", entry.family);
+                assert!(!entry.help.is_empty(), "{} has no help", entry.family);
+                seen.push(entry.family);
+            }
+        }
+    }
+
+    #[test]
+    fn snapshot_copies_every_counter() {
+        let metrics = Metrics::default();
+        add(&metrics.messages_in, 3);
+        add(&metrics.timeouts_close, 1);
+        let stats = metrics.snapshot();
+        assert_eq!(stats.messages_in, 3);
+        let fields: Vec<_> = stats.fields().filter(|(_, v)| *v > 0).collect();
+        assert_eq!(fields, [("messages_in", 3), ("timeouts_close", 1)]);
+    }
 }

@@ -1,9 +1,9 @@
 //! Starting and stopping a server: [`ServerBuilder`] → [`Server`] → [`Server::join`].
 //!
-//! `build` validates the [`Config`], binds the listening socket (with `socket2`, for the backlog),
-//! creates the poller, its waker and the channels, starts the worker threads and the event-loop
-//! thread, and returns at once. The [`Server`] owns those threads; a [`ServerHandle`] (cloneable)
-//! talks to them.
+//! `build` validates the [`Config`], binds one listening socket per event loop (with `socket2`,
+//! for the backlog and `SO_REUSEPORT`), creates each loop's poller, waker and channels, starts
+//! the worker threads and the event-loop threads, and returns at once. The [`Server`] owns those
+//! threads; a [`ServerHandle`] (cloneable) talks to them.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +15,13 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::dispatch::{LoopLink, ServerHandle, Shared, WorkerPool};
+use crate::dispatch::{ServerHandle, Shared, WorkerPool};
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::reactor::{Channels, EventLoop, LoopWaker, WAKER};
+use crate::netpoller::{EventLoop, Executor, LoopLink, LoopParts, LoopWaker, WAKER};
+use crate::runner::HandlerRunner;
+use crate::session::JobRunner;
 
 /// Collects the configuration, then [`build`](Self::build)s and starts a server.
 #[derive(Debug, Clone, Default)]
@@ -70,65 +72,64 @@ impl ServerBuilder {
         for _ in 1..config.event_loops {
             listeners.push(listen(local_addr, &config, reuse_port)?);
         }
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
         let mut links = Vec::with_capacity(config.event_loops);
-        let mut parts = Vec::with_capacity(config.event_loops);
+        let mut loops = Vec::with_capacity(config.event_loops);
         for listener in listeners {
             let poll = Poll::new()?;
             let waker = Arc::new(LoopWaker::new(Waker::new(poll.registry(), WAKER)?));
-            // Unbounded, yet bounded in practice: one reply per job, and jobs are bounded by
-            // the job queue plus the workers. Workers therefore never block on it (`finish`).
-            let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
-            let (command_tx, command_rx) =
-                crossbeam_channel::bounded(config.command_queue_capacity);
+            // Unbounded, yet bounded in practice: see `LoopLink::replies`.
+            let (reply_tx, replies) = crossbeam_channel::unbounded();
+            let (command_tx, commands) = crossbeam_channel::bounded(config.command_queue_capacity);
             links.push(LoopLink {
                 commands: command_tx,
                 replies: reply_tx,
                 waker: Arc::clone(&waker),
             });
-            let channels = Channels {
-                jobs: job_tx.clone(),
-                replies: reply_rx,
-                commands: command_rx,
-                waker,
-            };
-            parts.push((poll, listener, channels));
+            loops.push((poll, listener, replies, commands, waker));
         }
-        drop(job_tx);
         let handle = ServerHandle::new(Shared {
             loops: links,
-            metrics: Arc::new(Metrics::default()),
+            metrics: Arc::clone(&metrics),
             jobs: job_rx.clone(),
-            shutdown: AtomicBool::new(false),
+            shutdown: Arc::clone(&shutdown),
             local_addr,
-            metrics_path: config.metrics_path.clone(),
-            health_path: config.health_path.clone(),
         });
-        let handler: Arc<dyn Handler> = Arc::new(handler);
+        let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
         let worker_count = if config.inline_handlers {
             0
         } else {
             config.workers
         };
-        let workers =
-            WorkerPool::spawn(worker_count, job_rx, Arc::clone(&handler), handle.clone())?;
-        let mut event_loops = Vec::with_capacity(parts.len());
-        for (index, (poll, listener, channels)) in parts.into_iter().enumerate() {
-            let inline = config.inline_handlers.then(|| Arc::clone(&handler));
-            let event_loop = EventLoop::new(
-                index,
-                Arc::clone(&config),
+        let workers = WorkerPool::spawn(worker_count, job_rx, Arc::clone(&runner), handle.clone())?;
+        let mut event_loops = Vec::with_capacity(loops.len());
+        for (index, (poll, listener, replies, commands, waker)) in loops.into_iter().enumerate() {
+            let executor = if config.inline_handlers {
+                Executor::Inline(Arc::clone(&runner))
+            } else {
+                Executor::Pool(job_tx.clone())
+            };
+            let parts = LoopParts {
                 poll,
                 listener,
-                channels,
-                handle.clone(),
-                inline,
-            )?;
+                executor,
+                replies,
+                commands,
+                waker,
+                shutdown: Arc::clone(&shutdown),
+            };
+            let event_loop =
+                EventLoop::new(index, Arc::clone(&config), Arc::clone(&metrics), parts)?;
             let thread = thread::Builder::new()
                 .name(format!("wsreactor-loop-{index}"))
                 .spawn(move || event_loop.run())?;
             event_loops.push(thread);
         }
+        // Only the loops hold job senders now: when the last loop ends, the workers drain the
+        // queue and exit.
+        drop(job_tx);
         log::info!(
             "listening on {local_addr} ({} event loops, {})",
             config.event_loops,
@@ -146,7 +147,8 @@ impl ServerBuilder {
     }
 }
 
-/// A running server: an event-loop thread and a pool of worker threads.
+/// A running server: its event-loop threads (one per CPU by default) and its pool of worker
+/// threads (none with inline handlers).
 ///
 /// Dropping a `Server` does not stop it; call [`shutdown`](Self::shutdown) (or
 /// [`ServerHandle::shutdown`] from anywhere, then [`join`](Self::join)).
@@ -179,8 +181,8 @@ impl Server {
         self.join()
     }
 
-    /// Waits until the server has stopped (after a shutdown started from any handle): the event
-    /// loop has closed every connection and every queued job has run.
+    /// Waits until the server has stopped (after a shutdown started from any handle): every
+    /// event loop has closed its connections and every queued job has run.
     pub fn join(self) -> Result<(), Error> {
         // Join every loop, even after one failed (`all` would stop at the first failure).
         let joined: Vec<bool> = self

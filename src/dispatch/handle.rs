@@ -1,56 +1,22 @@
 //! [`ServerHandle`]: the thread-safe way into a running server from anywhere.
 //!
-//! A handle encodes a message into frame bytes on the caller's thread, puts a [`Command`] on the
-//! loop's bounded command queue, and rings the loop's waker. The loop applies commands between
-//! readiness events: a send to a [`ConnId`] whose generation no longer matches is dropped and
-//! counted, never delivered to whoever now holds that slab slot.
+//! A handle encodes a message into frame bytes on the caller's thread, puts a `Command` on the
+//! owning loop's bounded command queue, and rings that loop's waker. The loop applies commands
+//! between readiness events: a send to a [`ConnId`] whose generation no longer matches is dropped
+//! and counted, never delivered to whoever now holds that slab slot.
 
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, TrySendError};
 
-use crate::dispatch::{ConnId, Job, Reply};
+use crate::conn_id::ConnId;
 use crate::error::SendError;
-use crate::http::{Request, Response};
 use crate::metrics::{Metrics, Stats};
-use crate::prometheus;
-use crate::reactor::LoopWaker;
+use crate::netpoller::{Command, LoopLink, on_loop_thread};
+use crate::session::Job;
 use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
-
-/// A request from another thread for the event loop.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// Write these encoded frames (`messages` data messages) to one connection.
-    Send { conn: ConnId, bytes: Vec<u8> },
-    /// Start the close handshake on one connection.
-    Close { conn: ConnId, frame: CloseFrame },
-    /// Write these encoded frames to every open WebSocket connection.
-    Broadcast { bytes: Arc<[u8]> },
-}
-
-/// The ways into one event loop: its command and reply channels and its waker.
-#[derive(Debug)]
-pub(crate) struct LoopLink {
-    /// Pushes from handles (bounded).
-    pub commands: Sender<Command>,
-    /// Workers' replies for this loop's connections (unbounded; see `server.rs`).
-    pub replies: Sender<Reply>,
-    pub waker: Arc<LoopWaker>,
-}
-
-thread_local! {
-    /// Set on event-loop threads: a handle used there (an inline handler) must never wait for
-    /// room in a command queue that only that same thread drains.
-    static ON_LOOP_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Marks the current thread as an event-loop thread.
-pub(crate) fn mark_loop_thread() {
-    ON_LOOP_THREAD.with(|flag| flag.set(true));
-}
 
 /// What every handle shares with the loops and the workers.
 #[derive(Debug)]
@@ -60,12 +26,9 @@ pub(crate) struct Shared {
     pub metrics: Arc<Metrics>,
     /// Kept only to read the job queue's depth for [`Stats`].
     pub jobs: Receiver<Job>,
-    pub shutdown: AtomicBool,
+    /// Read by every loop at each turn.
+    pub shutdown: Arc<AtomicBool>,
     pub local_addr: SocketAddr,
-    /// [`Config::metrics_path`](crate::Config::metrics_path).
-    pub metrics_path: Option<String>,
-    /// [`Config::health_path`](crate::Config::health_path).
-    pub health_path: Option<String>,
 }
 
 /// A cheap, cloneable, thread-safe handle to a running server: push messages to connections,
@@ -88,15 +51,11 @@ impl ServerHandle {
         &self.shared.metrics
     }
 
-    pub(crate) fn metrics_arc(&self) -> Arc<Metrics> {
-        Arc::clone(&self.shared.metrics)
-    }
-
     pub(crate) fn shutdown_requested(&self) -> bool {
         self.shared.shutdown.load(Ordering::Acquire)
     }
 
-    /// The link to the loop that owns `conn`, and that loop's waker.
+    /// The link to the loop that owns `conn`.
     pub(crate) fn link(&self, conn: ConnId) -> &LoopLink {
         // Every ConnId is made by a loop of this server, so the index is in range; fall back to
         // loop 0 rather than panic on an id forged by hand (it is then dropped as stale).
@@ -139,10 +98,10 @@ impl ServerHandle {
         self.submit(self.link(conn), Command::Close { conn, frame }, true)
     }
 
-    /// Starts a graceful shutdown and returns at once: the loop stops accepting, sends close
-    /// `1001` to every WebSocket, waits for the close handshakes up to
-    /// [`Config::shutdown_timeout`](crate::Config::shutdown_timeout), lets queued jobs finish,
-    /// and ends every thread. Use [`Server::join`](crate::Server::join) to wait for that.
+    /// Starts a graceful shutdown and returns at once: the loops stop accepting, send close
+    /// `1001` to every WebSocket, wait for the close handshakes up to
+    /// [`Config::shutdown_timeout`](crate::Config::shutdown_timeout), let queued jobs finish,
+    /// and end every thread. Use [`Server::join`](crate::Server::join) to wait for that.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::Release);
         for link in &self.shared.loops {
@@ -152,7 +111,9 @@ impl ServerHandle {
 
     /// A copy of the server's counters now.
     pub fn stats(&self) -> Stats {
-        self.shared.metrics.snapshot(self.shared.jobs.len())
+        let mut stats = self.shared.metrics.snapshot();
+        stats.job_queue_depth = self.shared.jobs.len() as u64;
+        stats
     }
 
     /// The address the server listens on (useful with port 0).
@@ -160,32 +121,11 @@ impl ServerHandle {
         self.shared.local_addr
     }
 
-    /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
-    pub(crate) fn builtin_response(&self, request: &Request) -> Option<Response> {
-        let path = Some(request.path());
-        if path == self.shared.metrics_path.as_deref() {
-            let body = prometheus::render(&self.stats());
-            return Some(
-                Response::new(200)
-                    .with_header("Content-Type", prometheus::CONTENT_TYPE)
-                    .with_body(body),
-            );
-        }
-        if path == self.shared.health_path.as_deref() {
-            return Some(if self.shutdown_requested() {
-                Response::text(503, "shutting down\n")
-            } else {
-                Response::text(200, "ok\n")
-            });
-        }
-        None
-    }
-
     fn submit(&self, link: &LoopLink, command: Command, wait: bool) -> Result<(), SendError> {
         if self.shutdown_requested() {
             return Err(SendError::Stopped);
         }
-        if wait && !ON_LOOP_THREAD.with(Cell::get) {
+        if wait && !on_loop_thread() {
             link.commands
                 .send(command)
                 .map_err(|_| SendError::Stopped)?;

@@ -7,6 +7,11 @@
 //! classified as a WebSocket handshake by [`check_upgrade`] (answered with
 //! [`switching_protocols`]) or routed to a handler, whose [`Response`] is turned back into bytes
 //! by [`Response::encode`]. Nothing here does I/O.
+//!
+//! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
+//! for the fuzz targets and property tests; items only they use are not dead code.
+
+#![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
 pub mod error;
 mod framing;

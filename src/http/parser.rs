@@ -109,9 +109,10 @@ impl RequestParser {
                 if buf.len() < total {
                     return Ok(Parsed::Partial);
                 }
-                let request = with_parsed_head(&buf[..head_len], limits, |parsed, _| {
-                    Ok(to_owned_request(parsed, &buf[head_len..total]))
-                })?;
+                let request =
+                    with_parsed_head(&buf[..head_len], limits.max_headers, |parsed, _| {
+                        Ok(to_owned_request(parsed, &buf[head_len..total]))
+                    })?;
                 return Ok(Parsed::Complete {
                     request,
                     consumed: total,
@@ -132,7 +133,7 @@ impl RequestParser {
                 Ok(Parsed::Partial)
             };
         };
-        with_parsed_head(&buf[..end], limits, |parsed, head_len| {
+        with_parsed_head(&buf[..end], limits.max_headers, |parsed, head_len| {
             let body_len = framing::body_length(parsed.headers, limits.max_body_size)?;
             let total = head_len
                 .checked_add(body_len)

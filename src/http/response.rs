@@ -163,6 +163,17 @@ impl Response {
     }
 }
 
+impl Response {
+    /// The wire form of a response that ends its connection (`HTTP/1.1`, `Connection: close`,
+    /// with its body): what the loop itself answers with, no handler involved — a request
+    /// error, `408` at the request deadline, `503` at `max_connections`.
+    pub fn to_closing_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(128 + self.body.len());
+        self.encode(&mut bytes, Version::Http11, false, false);
+        bytes
+    }
+}
+
 /// Writes `name: value\r\n`.
 fn push_field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());

@@ -1,12 +1,10 @@
-//! Close status codes (RFC 6455 §7.4) and the payload of a received close frame.
+//! Close status codes (RFC 6455 §7.4), the payload of a close frame, and how a connection ended.
 //!
-//! Codes enter as `u16` from the wire (through `CloseFrame::parse`, used by the decoder) or from
-//! the application and the reactor; they leave as `u16` through
+//! Codes enter as `u16` from the wire (through the decoder's close-payload parser, in
+//! `control.rs`) or from the application and the session; they leave as `u16` through
 //! [`encode_close`](crate::ws::encode_close).
 
 use std::fmt;
-
-use crate::ws::error::WsError;
 
 /// A close status code (RFC 6455 §7.4.1).
 ///
@@ -146,28 +144,33 @@ pub struct CloseFrame {
     pub reason: String,
 }
 
-impl CloseFrame {
-    /// Parses the (unmasked) payload of a received close frame: `None` when it is empty, else a
-    /// 2-byte code in network order followed by a UTF-8 reason.
-    pub(crate) fn parse(payload: &[u8]) -> Result<Option<CloseFrame>, WsError> {
-        match payload {
-            [] => Ok(None),
-            // If there is a body, the first two bytes of the body MUST be a 2-byte unsigned
-            // integer representing a status code. (RFC 6455 §5.5.1)
-            [_] => Err(WsError::Protocol("close frame payload of 1 byte")),
-            [high, low, reason @ ..] => {
-                let code = CloseCode::from_u16(u16::from_be_bytes([*high, *low]));
-                if !code.is_allowed_on_wire() {
-                    return Err(WsError::Protocol("close code not allowed on the wire"));
-                }
-                // The data after the status code MUST be UTF-8-encoded. (RFC 6455 §5.5.1)
-                let reason = std::str::from_utf8(reason).map_err(|_| WsError::InvalidUtf8)?;
-                Ok(Some(CloseFrame {
-                    code,
-                    reason: reason.to_owned(),
-                }))
-            }
+/// How a WebSocket connection ended, given to [`Handler::on_close`](crate::Handler::on_close).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloseInfo {
+    /// The close code: the peer's (when it closed first), the server's (when it did), `1005`
+    /// for a close frame without a code, `1006` when the TCP connection ended without one.
+    pub code: CloseCode,
+    /// The close reason that went with the code (may be empty).
+    pub reason: String,
+}
+
+impl CloseInfo {
+    pub(crate) fn new(code: CloseCode, reason: impl Into<String>) -> Self {
+        CloseInfo {
+            code,
+            reason: reason.into(),
         }
+    }
+
+    /// The connection ended without a close frame (reset, EOF, timeout): code `1006`.
+    pub(crate) fn abnormal() -> Self {
+        CloseInfo::new(CloseCode::Abnormal, "")
+    }
+}
+
+impl From<CloseFrame> for CloseInfo {
+    fn from(frame: CloseFrame) -> Self {
+        CloseInfo::new(frame.code, frame.reason)
     }
 }
 
@@ -224,42 +227,5 @@ mod tests {
         assert_eq!(CloseCode::Normal.to_string(), "1000 (normal)");
         assert_eq!(CloseCode::Size.to_string(), "1009 (message too big)");
         assert_eq!(CloseCode::Other(4000).to_string(), "4000 (application)");
-    }
-
-    #[test]
-    fn parse_payloads() {
-        let ok = |code: CloseCode, reason: &str| {
-            Ok(Some(CloseFrame {
-                code,
-                reason: reason.into(),
-            }))
-        };
-        type Parsed = Result<Option<CloseFrame>, WsError>;
-        let table: [(&[u8], Parsed); 9] = [
-            (b"", Ok(None)),
-            (
-                &[0x03],
-                Err(WsError::Protocol("close frame payload of 1 byte")),
-            ),
-            (&[0x03, 0xE8], ok(CloseCode::Normal, "")),
-            (b"\x03\xE9bye \xC3\xA9", ok(CloseCode::Away, "bye é")),
-            (&[0x0F, 0xA0], ok(CloseCode::Other(4000), "")),
-            (
-                &[0x03, 0xED],
-                Err(WsError::Protocol("close code not allowed on the wire")),
-            ),
-            (
-                &[0x03, 0xEE],
-                Err(WsError::Protocol("close code not allowed on the wire")),
-            ),
-            (
-                &[0x00, 0x00],
-                Err(WsError::Protocol("close code not allowed on the wire")),
-            ),
-            (&[0x03, 0xE8, 0xFF], Err(WsError::InvalidUtf8)),
-        ];
-        for (payload, expected) in table {
-            assert_eq!(CloseFrame::parse(payload), expected, "{payload:?}");
-        }
     }
 }

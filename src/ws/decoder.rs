@@ -12,6 +12,7 @@
 use std::fmt;
 
 use crate::ws::close::CloseFrame;
+use crate::ws::control::{ControlPayload, parse_close};
 use crate::ws::error::WsError;
 use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode, apply_mask};
 use crate::ws::header::{FrameHeader, parse_client_header};
@@ -43,55 +44,6 @@ impl Default for DecoderLimits {
             max_fragments: 65_536,
             max_frame_size: 16 * 1024 * 1024,
         }
-    }
-}
-
-/// Up to 125 bytes of control-frame payload, held inline (no heap allocation per ping).
-#[derive(Clone, Copy)]
-pub struct ControlPayload {
-    len: u8,
-    bytes: [u8; MAX_CONTROL_PAYLOAD],
-}
-
-impl ControlPayload {
-    /// A payload holding a copy of `bytes`, or `None` when it is longer than 125 bytes (the limit
-    /// for control frames, RFC 6455 §5.5).
-    pub fn new(bytes: &[u8]) -> Option<ControlPayload> {
-        let len = u8::try_from(bytes.len())
-            .ok()
-            .filter(|&len| usize::from(len) <= MAX_CONTROL_PAYLOAD)?;
-        let mut payload = ControlPayload::empty();
-        payload.bytes[..bytes.len()].copy_from_slice(bytes);
-        payload.len = len;
-        Some(payload)
-    }
-
-    /// The payload bytes (unmasked).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
-    }
-
-    fn empty() -> ControlPayload {
-        ControlPayload {
-            len: 0,
-            bytes: [0; MAX_CONTROL_PAYLOAD],
-        }
-    }
-}
-
-impl PartialEq for ControlPayload {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_bytes() == other.as_bytes()
-    }
-}
-
-impl Eq for ControlPayload {}
-
-impl fmt::Debug for ControlPayload {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("ControlPayload")
-            .field(&self.as_bytes())
-            .finish()
     }
 }
 
@@ -456,7 +408,7 @@ fn control_item(opcode: OpCode, payload: ControlPayload) -> Result<Decoded, WsEr
     match opcode {
         OpCode::Ping => Ok(Decoded::Ping(payload)),
         OpCode::Pong => Ok(Decoded::Pong(payload)),
-        OpCode::Close => Ok(Decoded::Close(CloseFrame::parse(payload.as_bytes())?)),
+        OpCode::Close => Ok(Decoded::Close(parse_close(payload.as_bytes())?)),
         OpCode::Continue | OpCode::Text | OpCode::Binary => {
             Err(WsError::Protocol("data opcode handled as a control frame"))
         }

@@ -44,7 +44,7 @@ impl Message {
     }
 
     /// The opcode a frame carrying this message has: [`OpCode::Text`] or [`OpCode::Binary`].
-    pub fn opcode(&self) -> OpCode {
+    pub(crate) fn opcode(&self) -> OpCode {
         match self {
             Message::Text(_) => OpCode::Text,
             Message::Binary(_) => OpCode::Binary,

@@ -8,8 +8,14 @@
 //!
 //! Nothing here does I/O, spawns threads or holds locks: the reactor owns the sockets and buffers
 //! and calls these functions.
+//!
+//! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
+//! for the fuzz targets and property tests; items only they use are not dead code.
+
+#![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
 pub mod close;
+mod control;
 pub mod decoder;
 pub mod error;
 pub mod frame;
@@ -17,8 +23,9 @@ mod header;
 pub mod message;
 mod utf8;
 
-pub use close::{CloseCode, CloseFrame};
-pub use decoder::{ControlPayload, Decoded, DecoderLimits, MessageDecoder};
+pub use close::{CloseCode, CloseFrame, CloseInfo};
+pub use control::ControlPayload;
+pub use decoder::{Decoded, DecoderLimits, MessageDecoder};
 pub use error::WsError;
 pub use frame::{OpCode, apply_mask, encode_close, encode_frame, encode_header};
 pub use message::Message;

@@ -1,17 +1,18 @@
-//! Deadlines on the loop, without a thread per timer.
+//! Deadlines on the loop, without a thread per timer: a min-heap of `(instant, ConnId)`.
 //!
-//! Each connection has at most one deadline that matters at a time (finish the HTTP request, or
-//! finish the close handshake). Setting it pushes `(instant, ConnId)` on a min-heap; the heap is
+//! A connection has at most one deadline that counts at a time: the earliest of its clocks
+//! (request, keep-alive idle, ping, pong, lifetime, write stall, close — seven kinds, derived by
+//! the session's `deadline.rs`). Scheduling pushes `(instant, ConnId)` on the heap; the heap is
 //! never searched or edited. When an entry comes due, the loop checks that the connection still
-//! exists with that generation and that its current deadline is that instant: if not, the entry
-//! was cancelled or replaced and is skipped ("lazy cancellation"). The next deadline is the
-//! `poll` timeout, which is exactly how Go's netpoller turns `SetDeadline` into a wake-up.
+//! exists with that generation and that its scheduled deadline is that instant: if not, the entry
+//! was cancelled or replaced and is skipped ("lazy cancellation"). The heap's top is the `poll`
+//! timeout, which is how Go's runtime turns `SetDeadline` into a wake-up of its netpoller.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
-use crate::dispatch::ConnId;
+use crate::conn_id::ConnId;
 
 /// A min-heap of connection deadlines with lazy cancellation.
 #[derive(Debug, Default)]
@@ -39,7 +40,7 @@ impl Timers {
         }
     }
 
-    #[cfg(test)]
+    /// Entries on the heap (live and stale).
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }

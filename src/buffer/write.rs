@@ -1,0 +1,161 @@
+//! [`WriteBuffer`]: bytes waiting for the socket, as a queue of chunks for one `writev`.
+//!
+//! Bytes enter by copy ([`WriteBuffer::extend`], packed into pooled chunks) or by value
+//! ([`WriteBuffer::append_vec`]: a large payload becomes a chunk of its own, never copied); they
+//! leave through [`WriteBuffer::slices`] (or [`WriteBuffer::front`]) and
+//! [`WriteBuffer::advance`], which gives written chunks back to the [`ChunkPool`].
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+
+/// Payloads at least this large are queued as their own chunk instead of being copied.
+pub(crate) const OWNED_CHUNK_MIN: usize = 4096;
+
+/// Most slices handed to one `writev`.
+pub(crate) const MAX_SLICES: usize = 64;
+
+/// Bytes waiting to be written, as a queue of chunks. Small frames are packed into pooled chunks;
+/// a large payload handed over by value is queued as its own chunk, uncopied. One `writev` sends
+/// many chunks at once.
+#[derive(Debug, Default)]
+pub(crate) struct WriteBuffer {
+    chunks: VecDeque<Vec<u8>>,
+    /// Bytes of the front chunk already written.
+    written: usize,
+    /// Bytes not yet written, over all chunks.
+    len: usize,
+}
+
+impl WriteBuffer {
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends a copy of `bytes`, packed into the last chunk when it has room.
+    pub(crate) fn extend(&mut self, bytes: &[u8], pool: &mut ChunkPool) {
+        if bytes.is_empty() {
+            return;
+        }
+        self.len += bytes.len();
+        if let Some(tail) = self.chunks.back_mut() {
+            if tail.capacity() - tail.len() >= bytes.len() && tail.capacity() <= pool.chunk_size {
+                tail.extend_from_slice(bytes);
+                return;
+            }
+        }
+        let mut chunk = if bytes.len() <= pool.chunk_size {
+            pool.take_chunk()
+        } else {
+            Vec::with_capacity(bytes.len())
+        };
+        chunk.extend_from_slice(bytes);
+        self.chunks.push_back(chunk);
+    }
+
+    /// Appends `bytes` by value: a large one becomes a chunk of its own (no copy), a small one is
+    /// packed like [`extend`](Self::extend).
+    pub(crate) fn append_vec(&mut self, bytes: Vec<u8>, pool: &mut ChunkPool) {
+        if bytes.len() < OWNED_CHUNK_MIN {
+            self.extend(&bytes, pool);
+        } else {
+            self.len += bytes.len();
+            self.chunks.push_back(bytes);
+        }
+    }
+
+    /// Fills `slices` with the pending bytes for one vectored write (no allocation) and
+    /// returns how many it used.
+    pub(crate) fn slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        let mut used = 0;
+        for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
+            let start = if used == 0 { self.written } else { 0 };
+            *slot = IoSlice::new(&chunk[start..]);
+            used += 1;
+        }
+        used
+    }
+
+    /// The first pending chunk (for a plain `write` when there is only one).
+    pub(crate) fn front(&self) -> &[u8] {
+        self.chunks
+            .front()
+            .map_or(&[], |chunk| &chunk[self.written..])
+    }
+
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
+    /// Marks `n` bytes written; chunks written out go back to the pool.
+    pub(crate) fn advance(&mut self, mut n: usize, pool: &mut ChunkPool) {
+        self.len -= n.min(self.len);
+        while n > 0 {
+            let Some(front) = self.chunks.front() else {
+                break;
+            };
+            let left = front.len() - self.written;
+            if n < left {
+                self.written += n;
+                return;
+            }
+            n -= left;
+            self.written = 0;
+            if let Some(chunk) = self.chunks.pop_front() {
+                pool.give_chunk(chunk);
+            }
+        }
+    }
+}
+
+impl WriteBuffer {
+    /// Empties the buffer (written or not), giving its chunks back, so it can be pooled.
+    pub(super) fn clear(&mut self, pool: &mut ChunkPool) {
+        while let Some(chunk) = self.chunks.pop_front() {
+            pool.give_chunk(chunk);
+        }
+        self.written = 0;
+        self.len = 0;
+    }
+}
+
+/// The free list of write chunks: vectors of one capacity that small frames are packed into.
+#[derive(Debug)]
+pub(crate) struct ChunkPool {
+    /// Capacity of a pooled chunk.
+    chunk_size: usize,
+    max_pooled: usize,
+    free: Vec<Vec<u8>>,
+}
+
+impl ChunkPool {
+    pub(crate) fn new(chunk_size: usize, max_pooled: usize) -> Self {
+        ChunkPool {
+            chunk_size,
+            max_pooled,
+            free: Vec::new(),
+        }
+    }
+
+    fn take_chunk(&mut self) -> Vec<u8> {
+        self.free
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(self.chunk_size))
+    }
+
+    /// Keeps a written chunk of the pooled size for reuse; others (owned payloads) are freed.
+    fn give_chunk(&mut self, mut chunk: Vec<u8>) {
+        if chunk.capacity() == self.chunk_size && self.free.len() < self.max_pooled {
+            chunk.clear();
+            self.free.push(chunk);
+        }
+    }
+
+    /// Free chunks held now.
+    pub(crate) fn len(&self) -> usize {
+        self.free.len()
+    }
+}

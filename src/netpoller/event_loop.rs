@@ -1,0 +1,294 @@
+//! The netpoller: one thread, one `mio::Poll`, and the loop that feeds its table.
+//!
+//! # How a turn works
+//!
+//! [`EventLoop::run`] blocks in `poll` until a socket is ready, the waker rings, or the next
+//! deadline comes (the `poll` timeout is the earliest deadline: Go's `netpoll(delay)`). Then it:
+//!
+//! 1. handles each readiness event: `LISTENER` → accept until `WouldBlock`; `WAKER` → nothing
+//!    more (channels are drained every turn anyway); `Token(i)` → slab entry `i` is readable
+//!    and/or writable: its session is driven;
+//! 2. drains the reply channel (workers' answers) and the command channel (pushes), applying each
+//!    to its connection if the `ConnId` generation still matches (else: dropped and counted);
+//! 3. drives the connections that used up their read budget last turn (fairness);
+//! 4. fires due deadlines; offers held jobs again; resumes accepting after an `EMFILE` pause;
+//! 5. starts or finishes a graceful shutdown.
+//!
+//! # Edge-triggered readiness
+//!
+//! mio registers sockets edge-triggered: an event says "something changed", once. So the loop
+//! drains reads and accepts until `WouldBlock`, remembers in userland what it did not drain (the
+//! session's `readable` flag, the table's ready list), and treats an event that finds nothing to
+//! do as normal (spurious events are allowed by `Poll`'s contract).
+//!
+//! # Interest
+//!
+//! Every socket is registered READABLE; WRITABLE is added only while output is pending (a write
+//! hit `WouldBlock`) and removed when it drains. In the common case a reply is written at once and
+//! no `reregister` syscall happens at all. See `docs/architecture.md` for the alternatives.
+//!
+//! Everything protocol-specific happens in the sessions; everything this file does is I/O and
+//! bookkeeping between `poll`, the channels and the table (`table.rs`).
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Receiver;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Registry, Token};
+
+use crate::config::Config;
+use crate::conn_id::ConnId;
+use crate::metrics::Metrics;
+use crate::netpoller::jobs::Executor;
+use crate::netpoller::link::{Command, mark_loop_thread};
+use crate::netpoller::table::ConnectionTable;
+use crate::netpoller::waker::LoopWaker;
+use crate::session::{Job, OnClose, Reply, Work};
+
+/// The listening socket's token.
+pub(crate) const LISTENER: Token = Token(usize::MAX);
+/// The waker's token.
+pub(crate) const WAKER: Token = Token(usize::MAX - 1);
+
+/// What a loop is built from, besides its configuration and counters.
+#[derive(Debug)]
+pub(crate) struct LoopParts {
+    pub poll: Poll,
+    pub listener: TcpListener,
+    /// Where its jobs go: the worker pool's queue, or the handler inline.
+    pub executor: Executor,
+    /// Workers' replies for this loop's connections.
+    pub replies: Receiver<Reply>,
+    /// Pushes from handles.
+    pub commands: Receiver<Command>,
+    pub waker: Arc<LoopWaker>,
+    /// Set by `ServerHandle::shutdown`.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// One event loop: a poller, a listener, and the table of its connections.
+#[derive(Debug)]
+pub(crate) struct EventLoop {
+    /// This loop's number (the `event_loop` of its `ConnId`s, and `loop N` in the trace).
+    index: usize,
+    poll: Poll,
+    events: Events,
+    /// (token, readable-ish, writable) copied out of `events` so handling them can borrow `self`.
+    scratch: Vec<(Token, bool, bool)>,
+    pub(super) listener: Option<TcpListener>,
+    pub(super) table: ConnectionTable<TcpStream, Registry, Executor>,
+    pub(super) config: Arc<Config>,
+    pub(super) metrics: Arc<Metrics>,
+    replies: Receiver<Reply>,
+    commands: Receiver<Command>,
+    waker: Arc<LoopWaker>,
+    shutdown: Arc<AtomicBool>,
+    /// The time at the start of this turn (one clock read per turn).
+    pub(super) now: Instant,
+    pub(super) accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+    /// The command channel was not emptied last turn: poll without blocking.
+    commands_left: bool,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        index: usize,
+        config: Arc<Config>,
+        metrics: Arc<Metrics>,
+        parts: LoopParts,
+    ) -> io::Result<Self> {
+        let LoopParts {
+            poll,
+            mut listener,
+            executor,
+            replies,
+            commands,
+            waker,
+            shutdown,
+        } = parts;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let registry = poll.registry().try_clone()?;
+        let table = ConnectionTable::new(
+            index,
+            Arc::clone(&config),
+            Arc::clone(&metrics),
+            registry,
+            executor,
+        );
+        Ok(EventLoop {
+            index,
+            events: Events::with_capacity(config.max_events),
+            scratch: Vec::with_capacity(config.max_events),
+            poll,
+            listener: Some(listener),
+            table,
+            config,
+            metrics,
+            replies,
+            commands,
+            waker,
+            shutdown,
+            now: Instant::now(),
+            accept_paused_until: None,
+            shutdown_deadline: None,
+            commands_left: false,
+        })
+    }
+
+    /// Runs until shutdown completes (or `poll` itself fails).
+    pub(crate) fn run(mut self) {
+        log::debug!("loop {}: running", self.index);
+        mark_loop_thread();
+        loop {
+            let timeout = self.poll_timeout();
+            log::trace!("loop {}: poll (timeout {timeout:?})", self.index);
+            if let Err(err) = self.poll.poll(&mut self.events, timeout) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                log::error!("loop {}: poll failed, stopping: {err}", self.index);
+                break;
+            }
+            self.now = Instant::now();
+            self.handle_events();
+            self.drain_channels();
+            self.table.run_ready(self.now);
+            self.table.fire_timers(self.now);
+            self.table.retry_held(self.now);
+            self.resume_accepting();
+            self.check_shutdown();
+            if self.shutdown_complete() {
+                break;
+            }
+            self.table.report_gauges();
+        }
+        self.finish();
+    }
+
+    /// The earliest of: the table's next deadline (zero while some connection is on the ready
+    /// list), the end of an accept pause, the shutdown deadline; zero while commands are left.
+    fn poll_timeout(&self) -> Option<Duration> {
+        if self.commands_left {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        [
+            self.table.poll_timeout(now),
+            self.accept_paused_until
+                .map(|t| t.saturating_duration_since(now)),
+            self.shutdown_deadline
+                .map(|t| t.saturating_duration_since(now)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_events(&mut self) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.extend(self.events.iter().map(|event| {
+            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
+            (event.token(), readable, event.is_writable())
+        }));
+        log::trace!(
+            "loop {}: poll returned {} events",
+            self.index,
+            scratch.len()
+        );
+        for &(token, readable, writable) in &scratch {
+            match token {
+                // While accepting is paused (EMFILE), new connections wait in the backlog.
+                LISTENER if self.accept_paused_until.is_none() => self.accept(),
+                LISTENER => {}
+                WAKER => log::trace!("loop {}: woken", self.index),
+                token => self.table.readiness(token, readable, writable, self.now),
+            }
+        }
+        self.scratch = scratch;
+    }
+
+    fn drain_channels(&mut self) {
+        // Cleared before draining: a reply sent from here on rings again.
+        self.waker.clear();
+        while let Ok(reply) = self.replies.try_recv() {
+            log::trace!("loop {}: reply for {}", self.index, reply.conn);
+            self.table.reply(reply, self.now);
+        }
+        // Bounded per turn so a flood of pushes cannot starve socket events.
+        let budget = self.config.command_queue_capacity;
+        self.commands_left = false;
+        for _ in 0..budget {
+            match self.commands.try_recv() {
+                Ok(command) => self.table.command(command, self.now),
+                Err(_) => return,
+            }
+        }
+        self.commands_left = !self.commands.is_empty();
+    }
+
+    fn check_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() || !self.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        log::info!(
+            "loop {}: shutting down, closing {} connections",
+            self.index,
+            self.table.len()
+        );
+        self.shutdown_deadline = Some(self.now + self.config.shutdown_timeout);
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.table.begin_shutdown(self.now);
+    }
+
+    fn shutdown_complete(&self) -> bool {
+        self.shutdown_deadline
+            .is_some_and(|deadline| self.table.is_empty() || self.now >= deadline)
+    }
+
+    /// After the loop: drop what is left, make sure every owed `on_close` is queued after the
+    /// job it must follow, then drop the job sender so the workers drain the queue and exit.
+    fn finish(mut self) {
+        // Pushes from now on fail with `SendError::Stopped` instead of waiting for room.
+        self.commands = crossbeam_channel::never();
+        let (mut owed, mut backlog) = self.table.abort_all(Instant::now());
+        self.await_owed_replies(&mut owed, &mut backlog);
+        // Waiting is safe here: workers never wait on their replies (unbounded channel) and
+        // pushes now fail fast, so every worker keeps taking jobs.
+        for job in backlog {
+            if !self.table.jobs().send_waiting(job) {
+                break;
+            }
+        }
+        log::debug!("loop {}: stopped", self.index);
+    }
+
+    /// Waits (up to `shutdown_timeout`) for the replies that settle owed `on_close` calls.
+    fn await_owed_replies(&self, owed: &mut HashMap<ConnId, OnClose>, backlog: &mut VecDeque<Job>) {
+        let wait_until = Instant::now() + self.config.shutdown_timeout;
+        while !owed.is_empty() {
+            let left = wait_until.saturating_duration_since(Instant::now());
+            let Ok(reply) = self.replies.recv_timeout(left) else {
+                log::warn!(
+                    "{} handler jobs did not finish; their on_close calls are skipped",
+                    owed.len()
+                );
+                return;
+            };
+            if let Some(info) = owed.remove(&reply.conn).and_then(|o| o.settle(&reply)) {
+                backlog.push_back(Job {
+                    conn: reply.conn,
+                    work: Work::Closed(info),
+                });
+            }
+        }
+    }
+}

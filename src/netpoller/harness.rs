@@ -1,0 +1,648 @@
+//! A whole event loop's connection core without sockets, for unit tests and the fuzz target.
+//!
+//! [`Harness`] owns a [`ConnectionTable`] over in-memory wires (`transport/memory.rs`), a poller
+//! that only records interest, and a job queue the test empties by hand — running each job
+//! through a small echo application ([`TestApp`]) and feeding its reply back, as a worker would.
+//! The test plays the peers (bytes, chunking, EOF, resets, a peer that stops reading), the
+//! clock (`advance`), the workers (`run_jobs`, with a queue capacity it chooses) and the poller
+//! (readiness is delivered after every change of a wire, edge-triggered: once per change).
+//! Everything is deterministic: no threads, no sleeps, no real time.
+//!
+//! With the `fuzzing` feature this module is public as `wsreactor::fuzzing`.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Token};
+
+use crate::config::Config;
+use crate::conn_id::ConnId;
+use crate::http::{Response, Version, switching_protocols};
+use crate::metrics::{Metrics, Stats};
+use crate::netpoller::link::Command;
+use crate::netpoller::table::{ConnectionTable, Poller};
+use crate::session::{After, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work};
+use crate::transport::memory::{MemoryTransport, Wire};
+use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
+
+/// What the test application saw, in order, for every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// `on_open` ran (the upgrade was accepted).
+    Open(ConnId),
+    /// `on_message` ran with this message.
+    Message(ConnId, Message),
+    /// `on_close` ran with this code.
+    Close(ConnId, CloseCode),
+    /// `on_http_request` ran for this path.
+    Http(ConnId, String),
+}
+
+/// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked),
+/// upgrades are accepted (except on the path `/reject`, answered `403`), messages are echoed —
+/// except the text `close`, which makes the handler close with `1000`, and the text `panic`,
+/// which stands for a panicking handler (`1011`).
+#[derive(Debug, Default)]
+pub struct TestApp {
+    events: Mutex<Vec<AppEvent>>,
+}
+
+impl TestApp {
+    fn record(&self, event: AppEvent) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event);
+        }
+    }
+
+    /// Everything seen so far.
+    pub fn events(&self) -> Vec<AppEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl JobRunner for TestApp {
+    fn run(&self, job: Job) -> Option<Reply> {
+        let conn = job.conn;
+        let mut output = Output::default();
+        let after = match job.work {
+            Work::Closed(info) => {
+                self.record(AppEvent::Close(conn, info.code));
+                return None;
+            }
+            Work::Messages(messages) => {
+                for message in messages {
+                    self.record(AppEvent::Message(conn, message.clone()));
+                    match message.as_bytes() {
+                        b"close" => {
+                            output.close = Some(frame(CloseCode::Normal, "bye"));
+                            break;
+                        }
+                        b"panic" => {
+                            output.close = Some(frame(CloseCode::Error, "handler panicked"));
+                            break;
+                        }
+                        _ => output.push_message(message),
+                    }
+                }
+                After::Continue
+            }
+            Work::Http { requests, tail } => {
+                for request in requests {
+                    self.record(AppEvent::Http(conn, request.path().to_owned()));
+                    let keep_alive = request.keep_alive();
+                    let response = Response::text(200, "ok\n");
+                    response.encode(&mut output.bytes, request.version(), keep_alive, false);
+                    if !keep_alive {
+                        return Some(reply(conn, output, After::CloseHttp { bad_request: false }));
+                    }
+                }
+                match tail {
+                    HttpTail::None => After::Continue,
+                    HttpTail::Error(err) => {
+                        output.bytes.extend(err.to_response().to_closing_bytes());
+                        After::CloseHttp { bad_request: true }
+                    }
+                    HttpTail::Upgrade(upgrade) if upgrade.0.path() == "/reject" => {
+                        let response = Response::text(403, "no\n");
+                        response.encode(&mut output.bytes, Version::Http11, false, false);
+                        After::CloseHttp { bad_request: false }
+                    }
+                    HttpTail::Upgrade(upgrade) => {
+                        let response = switching_protocols(&upgrade.1.key, None, &[]);
+                        response.encode(&mut output.bytes, Version::Http11, true, false);
+                        self.record(AppEvent::Open(conn));
+                        After::Upgraded
+                    }
+                }
+            }
+        };
+        Some(reply(conn, output, after))
+    }
+}
+
+fn frame(code: CloseCode, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+fn reply(conn: ConnId, output: Output, after: After) -> Reply {
+    Reply {
+        conn,
+        output,
+        after,
+    }
+}
+
+/// A poller that records what each token is registered for.
+#[derive(Debug, Default)]
+pub(crate) struct RecordingPoller {
+    pub interest: HashMap<Token, Interest>,
+}
+
+impl Poller<MemoryTransport> for RecordingPoller {
+    fn register(
+        &mut self,
+        _: &mut MemoryTransport,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.interest.insert(token, interest);
+        Ok(())
+    }
+
+    fn reregister(
+        &mut self,
+        _: &mut MemoryTransport,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.interest.insert(token, interest);
+        Ok(())
+    }
+
+    fn deregister(&mut self, _: &mut MemoryTransport) {}
+}
+
+/// A bounded job queue that the test empties by hand (or, inline, runs each job at once).
+#[derive(Debug)]
+pub(crate) struct ManualQueue {
+    pub jobs: VecDeque<Job>,
+    pub capacity: usize,
+    pub inline: Option<Arc<TestApp>>,
+}
+
+impl JobQueue for ManualQueue {
+    fn offer(&mut self, job: Job) -> Offered {
+        if let Some(app) = &self.inline {
+            return Offered::Ran(app.run(job));
+        }
+        if self.jobs.len() >= self.capacity {
+            return Offered::Full(job);
+        }
+        self.jobs.push_back(job);
+        Offered::Queued
+    }
+
+    fn has_room(&self) -> bool {
+        self.inline.is_some() || self.jobs.len() < self.capacity
+    }
+}
+
+/// One simulated peer: its wire and the connection it became.
+#[derive(Debug)]
+struct Peer {
+    wire: Wire,
+    id: ConnId,
+}
+
+/// An event loop's connection core with in-memory peers, a hand-driven clock and hand-run jobs.
+#[derive(Debug)]
+pub struct Harness {
+    table: ConnectionTable<MemoryTransport, RecordingPoller, ManualQueue>,
+    peers: Vec<Peer>,
+    app: Arc<TestApp>,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    now: Instant,
+}
+
+/// A valid upgrade request for `path`.
+pub fn upgrade_request(path: &str) -> Vec<u8> {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+/// A masked client frame (FIN set) with `opcode` and `payload`.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    client_fragment(true, opcode, payload)
+}
+
+/// A masked client frame with FIN as given.
+pub fn client_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}
+
+impl Harness {
+    /// A core with `config` (its `addr`, `workers` and `event_loops` do not matter) and a job
+    /// queue of `job_queue_capacity` jobs that nobody empties until [`run_jobs`](Self::run_jobs).
+    pub fn new(config: Config) -> Self {
+        let inline = config.inline_handlers;
+        Harness::build(config, inline)
+    }
+
+    fn build(config: Config, inline: bool) -> Self {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let app = Arc::new(TestApp::default());
+        let queue = ManualQueue {
+            jobs: VecDeque::new(),
+            capacity: config.job_queue_capacity,
+            inline: inline.then(|| Arc::clone(&app)),
+        };
+        let table = ConnectionTable::new(
+            0,
+            Arc::clone(&config),
+            Arc::clone(&metrics),
+            RecordingPoller::default(),
+            queue,
+        );
+        Harness {
+            table,
+            peers: Vec::new(),
+            app,
+            config,
+            metrics,
+            now: Instant::now(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A new peer connects; returns its number.
+    pub fn connect(&mut self) -> usize {
+        let (wire, transport) = Wire::pair();
+        self.metrics
+            .connections_open
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = match self.table.admit(transport, self.now) {
+            Ok(id) => id,
+            Err(err) => unreachable!("the recording poller never fails: {err}"),
+        };
+        self.peers.push(Peer { wire, id });
+        self.peers.len() - 1
+    }
+
+    /// The connection id peer `peer` became.
+    pub fn id(&self, peer: usize) -> ConnId {
+        self.peers[peer].id
+    }
+
+    /// Peer `peer` sends `bytes`; the poller reports it readable, and the loop takes a turn.
+    pub fn send(&mut self, peer: usize, bytes: &[u8]) {
+        self.put(peer, bytes);
+        self.readable(peer);
+    }
+
+    /// Peer `peer`'s bytes reach the socket, but no readiness event is delivered yet.
+    pub fn put(&mut self, peer: usize, bytes: &[u8]) {
+        self.peers[peer].wire.send(bytes);
+    }
+
+    /// Delivers a readable event for peer `peer` alone, without the rest of the loop's turn.
+    pub fn notify_readable(&mut self, peer: usize) {
+        let id = self.peers[peer].id;
+        self.table
+            .readiness(Token(id.index()), true, false, self.now);
+    }
+
+    /// Reads of peer `peer`'s connection return at most `bytes` bytes each.
+    pub fn set_read_chunk(&mut self, peer: usize, bytes: usize) {
+        self.peers[peer].wire.with(|w| w.read_chunk = bytes.max(1));
+    }
+
+    /// Peer `peer`'s transport holds output like TLS does (see `transport/memory.rs`).
+    pub fn set_buffering_transport(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.holds_output = true);
+    }
+
+    /// Peer `peer` sends FIN.
+    pub fn peer_eof(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.peer_eof = true);
+        self.readable(peer);
+    }
+
+    /// Peer `peer`'s connection is reset (`ECONNRESET`: read as EOF, then writes fail).
+    pub fn reset(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.reset = true);
+        self.readable(peer);
+    }
+
+    /// Peer `peer`'s socket fails with an error (`ETIMEDOUT`): the connection is dropped.
+    pub fn fail(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.failed = true);
+        self.readable(peer);
+    }
+
+    /// Peer `peer` lets only `bytes` more bytes into its socket until it reads again (0: it
+    /// stopped reading).
+    pub fn set_write_room(&mut self, peer: usize, bytes: usize) {
+        self.peers[peer].wire.with(|w| w.write_room = bytes);
+        self.writable(peer);
+    }
+
+    /// A readiness event saying readable, as the poller would deliver it, then the rest of the
+    /// loop's turn.
+    pub fn readable(&mut self, peer: usize) {
+        self.notify_readable(peer);
+        self.turn();
+    }
+
+    /// A readiness event saying writable, if the connection's interest includes it.
+    pub fn writable(&mut self, peer: usize) {
+        let id = self.peers[peer].id;
+        let token = Token(id.index());
+        if self.interest(peer).is_some_and(Interest::is_writable) {
+            self.table.readiness(token, false, true, self.now);
+        }
+        self.turn();
+    }
+
+    /// What peer `peer` has received so far (taken: the next call returns only what is new).
+    pub fn take_output(&mut self, peer: usize) -> Vec<u8> {
+        self.peers[peer].wire.take_output()
+    }
+
+    /// Has the server sent FIN to peer `peer`?
+    pub fn fin_received(&self, peer: usize) -> bool {
+        self.peers[peer].wire.with(|w| w.fin_received)
+    }
+
+    /// Bytes of peer `peer` the server has not read yet.
+    pub fn unread(&self, peer: usize) -> usize {
+        self.peers[peer].wire.with(|w| w.inbound.len())
+    }
+
+    /// The interest registered for peer `peer`'s connection, if it is still open.
+    pub fn interest(&self, peer: usize) -> Option<Interest> {
+        let id = self.peers[peer].id;
+        self.table.connection(id)?;
+        self.table
+            .poller()
+            .interest
+            .get(&Token(id.index()))
+            .copied()
+    }
+
+    /// The phase of peer `peer`'s connection (`None` once it is closed and removed).
+    pub fn phase(&self, peer: usize) -> Option<&'static str> {
+        self.table
+            .connection(self.peers[peer].id)
+            .map(|conn| conn.phase.name())
+    }
+
+    /// Moves the clock forward and runs the loop's timed work (deadlines, fairness, retries).
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+        self.turn();
+    }
+
+    /// What the loop does after its events each turn: the ready list, the timers, the held jobs.
+    pub fn turn(&mut self) {
+        self.table.run_ready(self.now);
+        self.table.fire_timers(self.now);
+        self.table.retry_held(self.now);
+        self.table.report_gauges();
+    }
+
+    /// Jobs waiting in the queue.
+    pub fn queued_jobs(&self) -> usize {
+        self.table.jobs().jobs.len()
+    }
+
+    /// Runs up to `n` queued jobs, oldest first, delivering each reply as a worker would, then
+    /// lets the loop take a turn. Returns how many ran.
+    pub fn run_jobs(&mut self, n: usize) -> usize {
+        let mut ran = 0;
+        while ran < n {
+            let Some(job) = self.table.jobs_mut().jobs.pop_front() else {
+                break;
+            };
+            ran += 1;
+            if let Some(reply) = self.app.run(job) {
+                self.table.reply(reply, self.now);
+            }
+        }
+        self.turn();
+        ran
+    }
+
+    /// Runs queued jobs until none is left.
+    pub fn run_all_jobs(&mut self) {
+        while self.run_jobs(usize::MAX) > 0 {}
+    }
+
+    /// Takes the oldest queued job out without running it (to deliver its reply late, or never).
+    pub fn steal_job(&mut self) -> Option<PendingJob> {
+        self.table.jobs_mut().jobs.pop_front().map(PendingJob)
+    }
+
+    /// Runs a job taken with [`steal_job`](Self::steal_job) now and delivers its reply.
+    pub fn finish_job(&mut self, job: PendingJob) {
+        if let Some(reply) = self.app.run(job.0) {
+            self.table.reply(reply, self.now);
+        }
+        self.turn();
+    }
+
+    /// A push from a `ServerHandle` to peer `peer`'s connection.
+    pub fn push(&mut self, peer: usize, text: &str) {
+        let mut bytes = Vec::new();
+        let message = Message::from(text);
+        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
+        let conn = self.peers[peer].id;
+        self.table.command(Command::Send { conn, bytes }, self.now);
+        self.turn();
+    }
+
+    /// A broadcast from a `ServerHandle`.
+    pub fn broadcast(&mut self, text: &str) {
+        let mut bytes = Vec::new();
+        let message = Message::from(text);
+        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
+        let bytes = bytes.into();
+        self.table.command(Command::Broadcast { bytes }, self.now);
+        self.turn();
+    }
+
+    /// `ServerHandle::close` for peer `peer`'s connection.
+    pub fn close(&mut self, peer: usize, code: CloseCode) {
+        let conn = self.peers[peer].id;
+        let frame = frame(code, "closed by the server");
+        self.table.command(Command::Close { conn, frame }, self.now);
+        self.turn();
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn shutdown(&mut self) {
+        self.table.begin_shutdown(self.now);
+        self.turn();
+    }
+
+    /// What the event loop does when its shutdown timeout has passed: drop every connection
+    /// left, let the workers finish the queued jobs, and deliver each owed `on_close` once the
+    /// reply it waited for is in (`EventLoop::finish`).
+    pub fn finish(&mut self) {
+        let (mut owed, backlog) = self.table.abort_all(self.now);
+        let mut closes: Vec<Job> = backlog.into();
+        while let Some(job) = self.table.jobs_mut().jobs.pop_front() {
+            let Some(reply) = self.app.run(job) else {
+                continue;
+            };
+            if let Some(info) = owed.remove(&reply.conn).and_then(|o| o.settle(&reply)) {
+                closes.push(Job {
+                    conn: reply.conn,
+                    work: Work::Closed(info),
+                });
+            }
+        }
+        for job in closes {
+            self.app.run(job);
+        }
+    }
+
+    /// Connections in the table.
+    pub fn open_connections(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.metrics.snapshot();
+        stats.job_queue_depth = self.queued_jobs() as u64;
+        stats
+    }
+
+    /// What the application saw, in order.
+    pub fn app_events(&self) -> Vec<AppEvent> {
+        self.app.events()
+    }
+
+    /// Checks what must hold after every step; returns what does not.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let config = &self.config;
+        for conn in self.table.connections() {
+            let id = conn.id;
+            let input = conn.input.as_ref().map_or(0, |input| input.len());
+            let max_input = config.max_header_bytes + config.max_body_size;
+            if input > max_input.max(config.read_buffer_size) {
+                return Err(format!("{id}: {input} bytes of input held"));
+            }
+            let output = conn.output_len();
+            // A reply may add one handler batch past the limit; pushes stop at twice it.
+            let bound = 2 * config.max_outbound_bytes + 64 * 1024;
+            if output > bound {
+                return Err(format!("{id}: {output} bytes of output held"));
+            }
+            if let Some(inbox) = conn.phase.inbox() {
+                if inbox.len() > config.max_pending_messages {
+                    return Err(format!("{id}: {} messages held", inbox.len()));
+                }
+            }
+            let wanted = conn.wanted_interest();
+            let registered = self
+                .table
+                .poller()
+                .interest
+                .get(&Token(id.index()))
+                .copied();
+            if registered != Some(wanted) {
+                return Err(format!("{id}: interest {registered:?}, needs {wanted:?}"));
+            }
+            if matches!(conn.phase, crate::session::Phase::Closed(_)) {
+                return Err(format!("{id}: closed but still in the table"));
+            }
+        }
+        self.check_app_events()
+    }
+
+    /// `on_open` before any message, at most one `on_close` per connection, and none after it.
+    fn check_app_events(&self) -> Result<(), String> {
+        let mut state: HashMap<ConnId, (bool, bool)> = HashMap::new();
+        for event in self.app.events() {
+            match event {
+                AppEvent::Open(id) => {
+                    let seen = state.entry(id).or_default();
+                    if seen.0 {
+                        return Err(format!("{id}: on_open twice"));
+                    }
+                    seen.0 = true;
+                }
+                AppEvent::Message(id, _) => {
+                    let seen = state.get(&id).copied().unwrap_or_default();
+                    if !seen.0 || seen.1 {
+                        return Err(format!("{id}: on_message outside open..close"));
+                    }
+                }
+                AppEvent::Close(id, _) => {
+                    let seen = state.entry(id).or_default();
+                    if !seen.0 || seen.1 {
+                        return Err(format!("{id}: on_close without on_open, or twice"));
+                    }
+                    seen.1 = true;
+                }
+                AppEvent::Http(..) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Every connection that had `on_open` and is gone has had its `on_close` (once no job is
+    /// left to run).
+    pub fn check_every_close_delivered(&self) -> Result<(), String> {
+        let events = self.app.events();
+        for peer in &self.peers {
+            let id = peer.id;
+            if self.table.connection(id).is_some() {
+                continue;
+            }
+            let opened = events.contains(&AppEvent::Open(id));
+            let closed = events
+                .iter()
+                .any(|e| matches!(e, AppEvent::Close(c, _) if *c == id));
+            if opened && !closed {
+                return Err(format!("{id}: opened, gone, and never got on_close"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The `CloseInfo` that closed peer `peer`'s WebSocket, if `on_close` ran.
+    pub fn close_code(&self, peer: usize) -> Option<CloseCode> {
+        let id = self.peers[peer].id;
+        self.app.events().into_iter().find_map(|e| match e {
+            AppEvent::Close(c, code) if c == id => Some(code),
+            _ => None,
+        })
+    }
+
+    /// The time the harness is at.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+}
+
+/// A job taken out of the queue by the test, to finish later.
+#[derive(Debug)]
+pub struct PendingJob(Job);
+
+impl PendingJob {
+    /// The connection it belongs to.
+    pub fn conn(&self) -> ConnId {
+        self.0.conn
+    }
+}

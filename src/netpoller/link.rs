@@ -1,0 +1,56 @@
+//! The ways into one event loop from other threads: its command queue, its reply channel and its
+//! waker, bundled as a [`LoopLink`].
+//!
+//! Workers send each job's [`Reply`] on the loop's reply channel; handles send [`Command`]s
+//! (pushes, broadcasts, closes) on its bounded command queue; both then ring the waker. The loop
+//! drains both between readiness events. Whatever arrives for a `ConnId` whose generation no
+//! longer matches its slot is dropped and counted there, never delivered to a successor.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::conn_id::ConnId;
+use crate::netpoller::waker::LoopWaker;
+use crate::session::Reply;
+use crate::ws::CloseFrame;
+
+/// A request from another thread for the event loop.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Write these encoded frames to one connection.
+    Send { conn: ConnId, bytes: Vec<u8> },
+    /// Start the close handshake on one connection.
+    Close { conn: ConnId, frame: CloseFrame },
+    /// Write these encoded frames to every open WebSocket connection of the loop.
+    Broadcast { bytes: Arc<[u8]> },
+}
+
+/// The ways into one event loop.
+#[derive(Debug)]
+pub(crate) struct LoopLink {
+    /// Pushes from handles (bounded: `command_queue_capacity`).
+    pub commands: Sender<Command>,
+    /// Replies for this loop's connections. Unbounded, yet bounded in practice: one reply per
+    /// job, and jobs are bounded by the job queue plus the workers, so it never holds more than
+    /// `job_queue_capacity + workers` replies, and a worker never blocks on it.
+    pub replies: Sender<Reply>,
+    pub waker: Arc<LoopWaker>,
+}
+
+thread_local! {
+    /// Set on event-loop threads: a handle used there (an inline handler) must never wait for
+    /// room in a command queue that only that same thread drains.
+    static ON_LOOP_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the current thread as an event-loop thread.
+pub(crate) fn mark_loop_thread() {
+    ON_LOOP_THREAD.with(|flag| flag.set(true));
+}
+
+/// Is the current thread an event-loop thread?
+pub(crate) fn on_loop_thread() -> bool {
+    ON_LOOP_THREAD.with(Cell::get)
+}

@@ -1,0 +1,32 @@
+//! The netpoller: event loops over `mio`, and the protocol-neutral machinery around them.
+//!
+//! | file | what it does |
+//! |---|---|
+//! | `event_loop.rs` | the thread: `poll`, the turn, accept pauses, shutdown |
+//! | `accept.rs` | accept until `WouldBlock`; `503` past `max_connections`; pause on `EMFILE` |
+//! | `table.rs` | the slab of connections with their interest and deadline, ready and held lists, owed `on_close` — sans-I/O |
+//! | `timers.rs` | the deadline heap whose top is the `poll` timeout |
+//! | `waker.rs` | the coalescing doorbell other threads ring |
+//! | `link.rs` | the ways into a loop: commands, replies, waker |
+//! | `jobs.rs` | where jobs go: the worker pool's queue, or inline |
+//!
+//! Readiness enters from `poll`, replies and commands from the channels; all of it goes to the
+//! sessions (`src/session/`) through the table, which knows no protocol. Sockets, buffers and
+//! timers stay on this thread; only jobs and their replies cross to the workers.
+
+mod accept;
+mod event_loop;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod harness;
+mod jobs;
+mod link;
+mod table;
+#[cfg(test)]
+mod tests;
+mod timers;
+mod waker;
+
+pub(crate) use event_loop::{EventLoop, LoopParts, WAKER};
+pub(crate) use jobs::Executor;
+pub(crate) use link::{Command, LoopLink, on_loop_thread};
+pub(crate) use waker::LoopWaker;

@@ -1,0 +1,138 @@
+//! Backpressure: a full inbox, a full outbound queue and a full job queue each stop reading
+//! the socket; nothing is dropped, and reading resumes when there is room.
+
+use super::*;
+
+#[test]
+fn a_full_inbox_stops_reading_until_the_job_returns() {
+    let mut h = harness(Config {
+        max_pending_messages: 2,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let mut burst = Vec::new();
+    for n in 0..6 {
+        burst.extend(text(&n.to_string()));
+    }
+    h.set_read_chunk(peer, 3); // so the socket is read piece by piece, like a slow network
+    h.send(peer, &burst);
+    // Message 0 went out as a job; 1 and 2 fill the inbox; the rest stays in the socket.
+    assert_eq!(h.queued_jobs(), 1);
+    assert!(
+        h.unread(peer) > 0,
+        "reading stopped with bytes still in the socket"
+    );
+    assert_eq!(h.stats().backpressure_pauses, 1);
+    h.run_all_jobs();
+    assert_eq!(h.unread(peer), 0, "reading resumed after each reply");
+    assert_eq!(texts(&h.take_output(peer)), ["0", "1", "2", "3", "4", "5"]);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_full_outbound_queue_stops_dispatching_and_reading() {
+    let mut h = harness(Config {
+        max_outbound_bytes: 1024,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.set_write_room(peer, 0); // the client stops reading
+    let big = "x".repeat(2000);
+    h.send(peer, &text(&big));
+    h.run_all_jobs();
+    assert_eq!(
+        h.stats().pending_outbound_bytes,
+        2004,
+        "the echo waits for the socket"
+    );
+    assert!(h.interest(peer).is_some_and(|i| i.is_writable()));
+    h.send(peer, &text("next"));
+    assert_eq!(
+        h.queued_jobs(),
+        0,
+        "no job while the output is over its limit"
+    );
+    h.put(peer, &text("more"));
+    h.readable(peer);
+    let waiting = text("next").len() + text("more").len();
+    assert_eq!(
+        h.unread(peer),
+        waiting,
+        "not even read while the output is over its limit"
+    );
+    // The client reads again: the echo drains, and the rest follows in order.
+    h.set_write_room(peer, usize::MAX);
+    h.run_all_jobs();
+    let out = h.take_output(peer);
+    assert_eq!(texts(&out), [big.as_str(), "next", "more"]);
+    assert!(
+        h.interest(peer).is_some_and(|i| !i.is_writable()),
+        "WRITABLE dropped once drained"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_full_job_queue_holds_the_job_on_its_connection() {
+    let mut h = harness(Config {
+        job_queue_capacity: 1,
+        ..config()
+    });
+    let a = upgraded(&mut h);
+    let b = upgraded(&mut h);
+    h.send(a, &text("a"));
+    h.send(b, &text("b"));
+    assert_eq!(h.queued_jobs(), 1, "only a's job fits");
+    assert_eq!(h.stats().backpressure_pauses, 1, "b's job is held");
+    h.run_jobs(1);
+    // a's reply made room: b's held job was offered again in the same turn.
+    assert_eq!(h.queued_jobs(), 1);
+    h.run_jobs(1);
+    assert_eq!(texts(&h.take_output(a)), ["a"]);
+    assert_eq!(texts(&h.take_output(b)), ["b"]);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_held_http_batch_stops_reading_requests() {
+    let mut h = harness(Config {
+        job_queue_capacity: 1,
+        ..config()
+    });
+    let blocker = upgraded(&mut h);
+    h.send(blocker, &text("occupies the queue"));
+    let peer = h.connect();
+    h.set_read_chunk(peer, 40);
+    h.send(
+        peer,
+        b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert!(h.unread(peer) > 0, "a held batch: no more reading");
+    h.run_all_jobs();
+    let out = String::from_utf8(h.take_output(peer)).unwrap();
+    assert_eq!(out.matches("HTTP/1.1 200 OK").count(), 2, "{out}");
+}
+
+#[test]
+fn a_push_past_twice_the_outbound_limit_drops_a_slow_consumer() {
+    let mut h = harness(Config {
+        max_outbound_bytes: 100,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.set_write_room(peer, 0);
+    for _ in 0..3 {
+        h.push(peer, &"y".repeat(60));
+    }
+    assert_eq!(
+        h.phase(peer),
+        Some("Open"),
+        "3 frames of 62 bytes: within 200"
+    );
+    h.push(peer, &"y".repeat(60));
+    assert_eq!(h.phase(peer), None, "past 200: dropped");
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(crate::ws::CloseCode::Policy));
+    assert_eq!(h.stats().closed_server, 1);
+    assert_eq!(h.stats().pending_outbound_bytes, 0, "its buffers are freed");
+}

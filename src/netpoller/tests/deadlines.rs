@@ -1,0 +1,193 @@
+//! Every deadline kind, driven by a hand-moved clock: request, keep-alive idle, ping and pong,
+//! lifetime, write stall, close handshake, and the end of a linger.
+
+use super::*;
+use crate::ws::CloseCode;
+
+#[test]
+fn a_partial_request_gets_408_at_the_request_timeout() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    h.send(peer, b"GET / HTTP/1.1\r\nHost:");
+    h.advance(secs(9));
+    assert_eq!(h.phase(peer), Some("Http"));
+    h.advance(secs(1));
+    let out = String::from_utf8(h.take_output(peer)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{out}");
+    assert!(out.contains("Connection: close\r\n"));
+    assert_eq!(h.phase(peer), Some("Lingering"));
+    assert!(h.fin_received(peer));
+    assert_eq!(h.stats().timeouts_request, 1);
+}
+
+#[test]
+fn a_silent_new_connection_is_closed_without_a_response() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    h.advance(secs(10));
+    assert_eq!(h.phase(peer), None);
+    assert!(h.take_output(peer).is_empty());
+    assert_eq!(h.stats().closed_timeout, 1);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    h.send(peer, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    h.run_jobs(1);
+    assert!(h.take_output(peer).starts_with(b"HTTP/1.1 200 OK\r\n"));
+    h.advance(secs(29));
+    assert_eq!(
+        h.phase(peer),
+        Some("Http"),
+        "keep-alive, not the 10 s request timeout"
+    );
+    h.advance(secs(1));
+    assert_eq!(h.phase(peer), None);
+    assert_eq!(h.stats().timeouts_idle, 1);
+}
+
+#[test]
+fn a_silent_websocket_is_pinged_and_dropped_when_it_does_not_answer() {
+    let mut h = harness(Config {
+        ping_interval: Some(secs(30)),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.advance(secs(30));
+    assert_eq!(frames(&h.take_output(peer)), [(0x9, vec![])], "a ping");
+    h.advance(secs(9));
+    assert_eq!(h.phase(peer), Some("Open"));
+    h.advance(secs(1));
+    assert_eq!(h.phase(peer), None, "no pong within pong_timeout");
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Abnormal));
+    let stats = h.stats();
+    assert_eq!((stats.pings_sent, stats.timeouts_pong), (1, 1));
+}
+
+#[test]
+fn any_frame_answers_the_ping_and_reading_pushes_the_next_one_back() {
+    let mut h = harness(Config {
+        ping_interval: Some(secs(30)),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.advance(secs(20));
+    h.send(peer, &client_frame(0xA, b"")); // an unsolicited pong counts as traffic
+    h.advance(secs(20));
+    assert!(
+        h.take_output(peer).is_empty(),
+        "silent for 20 s only: no ping yet"
+    );
+    h.advance(secs(10));
+    assert_eq!(frames(&h.take_output(peer)), [(0x9, vec![])]);
+    h.send(peer, &text("alive"));
+    h.run_all_jobs();
+    h.advance(secs(15));
+    assert_eq!(h.phase(peer), Some("Open"), "the message answered the ping");
+}
+
+#[test]
+fn max_lifetime_closes_with_1001_and_waits_for_the_answer() {
+    let mut h = harness(Config {
+        max_lifetime: Some(secs(60)),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.advance(secs(60));
+    assert_eq!(close_code(&h.take_output(peer)), Some(1001));
+    assert_eq!(h.phase(peer), Some("Closing"));
+    h.send(peer, &close_frame(1001));
+    assert_eq!(h.phase(peer), Some("Lingering"));
+    h.peer_eof(peer);
+    assert_eq!(h.phase(peer), None);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Away));
+    let stats = h.stats();
+    assert_eq!((stats.timeouts_lifetime, stats.closed_server), (1, 1));
+}
+
+#[test]
+fn output_that_makes_no_progress_is_dropped_at_the_write_stall_timeout() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    h.set_write_room(peer, 10);
+    h.send(peer, &text(&"z".repeat(100)));
+    h.run_all_jobs();
+    assert_eq!(h.take_output(peer).len(), 10, "the socket took 10 bytes");
+    h.advance(secs(29));
+    assert_eq!(h.phase(peer), Some("Open"));
+    h.advance(secs(1));
+    assert_eq!(h.phase(peer), None);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Policy));
+    let stats = h.stats();
+    assert_eq!(
+        (stats.timeouts_write_stall, stats.pending_outbound_bytes),
+        (1, 0)
+    );
+}
+
+#[test]
+fn progress_restarts_the_write_stall_clock() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    h.set_write_room(peer, 10);
+    h.send(peer, &text(&"z".repeat(100)));
+    h.run_all_jobs();
+    h.advance(secs(20));
+    h.set_write_room(peer, 10); // the client read a little
+    h.advance(secs(20));
+    assert_eq!(h.phase(peer), Some("Open"), "20 s since the last progress");
+    h.set_write_room(peer, usize::MAX);
+    assert_eq!(h.take_output(peer).len(), 102);
+    h.advance(secs(60));
+    assert_eq!(
+        h.phase(peer),
+        Some("Open"),
+        "no output left: no stall clock"
+    );
+}
+
+#[test]
+fn a_close_handshake_the_peer_never_answers_times_out() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    h.send(peer, &text("close"));
+    h.run_all_jobs();
+    assert_eq!(close_code(&h.take_output(peer)), Some(1000));
+    assert_eq!(h.phase(peer), Some("Closing"));
+    h.advance(secs(4));
+    assert_eq!(h.phase(peer), Some("Closing"));
+    h.advance(secs(1));
+    assert_eq!(h.phase(peer), None);
+    assert_eq!(h.stats().timeouts_close, 1);
+    h.run_all_jobs();
+    assert_eq!(
+        h.close_code(peer),
+        Some(CloseCode::Normal),
+        "on_close hears our code"
+    );
+}
+
+#[test]
+fn a_linger_whose_fin_is_out_ends_for_its_own_reason() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    h.send(
+        peer,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    h.run_jobs(1);
+    assert!(h.fin_received(peer));
+    h.advance(secs(5));
+    assert_eq!(h.phase(peer), None);
+    let stats = h.stats();
+    assert_eq!(
+        (stats.closed_clean, stats.timeouts_close),
+        (1, 0),
+        "not a failed handshake"
+    );
+}

@@ -1,0 +1,218 @@
+//! Running a job's handler calls: the application side of the [`JobRunner`] seam.
+//!
+//! A [`Job`] enters (from a worker thread, or from the loop itself with inline handlers); the
+//! [`Handler`] is called for each of its requests or messages inside `catch_unwind`, with a
+//! [`Context`] that encodes what the handler sends into one [`Output`]; a [`Reply`] leaves. The
+//! opt-in metrics and health paths are answered here, before the handler is asked. A panicking
+//! handler closes its connection with `1011` (or answers `500`) and is counted; the thread goes
+//! on.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+
+use crate::buffer::OWNED_CHUNK_MIN;
+use crate::config::Config;
+use crate::conn_id::ConnId;
+use crate::dispatch::ServerHandle;
+use crate::handler::{Context, Handler, Upgrade};
+use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
+use crate::metrics::add;
+use crate::prometheus;
+use crate::session::{After, HttpTail, Job, JobRunner, Output, Reply, Work};
+use crate::ws::{CloseCode, CloseFrame, Message};
+
+/// The handler, and what its calls need: the server handle for `Context` and `on_close`, and
+/// the configuration for the built-in paths.
+pub(crate) struct HandlerRunner {
+    handler: Box<dyn Handler>,
+    server: ServerHandle,
+    metrics_path: Option<String>,
+    health_path: Option<String>,
+}
+
+impl HandlerRunner {
+    pub(crate) fn new(handler: impl Handler, server: ServerHandle, config: &Config) -> Arc<Self> {
+        Arc::new(HandlerRunner {
+            handler: Box::new(handler),
+            server,
+            metrics_path: config.metrics_path.clone(),
+            health_path: config.health_path.clone(),
+        })
+    }
+}
+
+impl JobRunner for HandlerRunner {
+    fn run(&self, job: Job) -> Option<Reply> {
+        let conn = job.conn;
+        match job.work {
+            Work::Messages(messages) => Some(Reply {
+                conn,
+                output: self.run_messages(conn, messages),
+                after: After::Continue,
+            }),
+            Work::Http { requests, tail } => Some(self.run_http(conn, requests, tail)),
+            Work::Closed(info) => {
+                let server = &self.server;
+                let call = || self.handler.on_close(conn, &info, server);
+                if catch_unwind(AssertUnwindSafe(call)).is_err() {
+                    self.panicked(conn, "on_close");
+                }
+                None
+            }
+        }
+    }
+}
+
+impl HandlerRunner {
+    fn run_messages(&self, conn: ConnId, messages: Vec<Message>) -> Output {
+        // Room for an echo of the whole batch up front: one allocation instead of a series of
+        // reallocations (large payloads are moved, not copied, so they need no room here).
+        let small: usize = messages
+            .iter()
+            .map(|m| {
+                if m.len() < OWNED_CHUNK_MIN {
+                    m.len() + 10
+                } else {
+                    10
+                }
+            })
+            .sum();
+        let mut output = Output::with_capacity(small);
+        for message in messages {
+            let mut ctx = Context::new(conn, &mut output, &self.server);
+            let call = || self.handler.on_message(&mut ctx, message);
+            if catch_unwind(AssertUnwindSafe(call)).is_err() {
+                self.panicked(conn, "on_message");
+                output.close = Some(internal_error());
+            }
+            if output.close.is_some() {
+                // Messages after a close are dropped: the handler asked to end the conversation.
+                break;
+            }
+        }
+        output
+    }
+
+    fn run_http(&self, conn: ConnId, requests: Vec<Request>, tail: HttpTail) -> Reply {
+        let mut output = Output::default();
+        let reply = |output, after| Reply {
+            conn,
+            output,
+            after,
+        };
+        let close = After::CloseHttp { bad_request: false };
+        for request in requests {
+            let keep_alive = request.keep_alive();
+            let head_only = request.method() == "HEAD";
+            let answer = catch_unwind(AssertUnwindSafe(|| {
+                self.builtin_response(&request)
+                    .unwrap_or_else(|| self.handler.on_http_request(&request))
+            }));
+            let (response, keep_alive) = match answer {
+                Ok(response) => (response, keep_alive),
+                Err(_) => {
+                    self.panicked(conn, "on_http_request");
+                    (internal_error_response(), false)
+                }
+            };
+            response.encode(&mut output.bytes, request.version(), keep_alive, head_only);
+            if !keep_alive {
+                return reply(output, close);
+            }
+        }
+        let after = match tail {
+            HttpTail::None => After::Continue,
+            HttpTail::Error(err) => {
+                output.bytes.extend(err.to_response().to_closing_bytes());
+                After::CloseHttp { bad_request: true }
+            }
+            HttpTail::Upgrade(upgrade) => {
+                let (request, upgrade) = *upgrade;
+                self.upgrade_and_open(conn, &request, &upgrade, &mut output)
+            }
+        };
+        reply(output, after)
+    }
+
+    /// `on_upgrade`, then the `101` and `on_open` if it accepted.
+    fn upgrade_and_open(
+        &self,
+        conn: ConnId,
+        request: &Request,
+        upgrade: &UpgradeRequest,
+        output: &mut Output,
+    ) -> After {
+        let decide = || self.handler.on_upgrade(request, &upgrade.protocols);
+        let close = After::CloseHttp { bad_request: false };
+        match catch_unwind(AssertUnwindSafe(decide)) {
+            Ok(Upgrade::Accept { protocol, headers }) => {
+                let protocol = protocol.filter(|chosen| {
+                    let offered = upgrade.protocols.iter().any(|p| p == chosen);
+                    if !offered {
+                        // The server MUST answer with one of the client's protocols, or none.
+                        // (RFC 6455 §4.2.2)
+                        log::warn!("{conn}: on_upgrade chose {chosen:?}, which was not offered");
+                    }
+                    offered
+                });
+                let response = switching_protocols(&upgrade.key, protocol.as_deref(), &headers);
+                response.encode(&mut output.bytes, Version::Http11, true, false);
+                let mut ctx = Context::new(conn, output, &self.server);
+                if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
+                    self.panicked(conn, "on_open");
+                    output.close = Some(internal_error());
+                }
+                After::Upgraded
+            }
+            Ok(Upgrade::Reject(response)) => {
+                response.encode(&mut output.bytes, request.version(), false, false);
+                close
+            }
+            Err(_) => {
+                self.panicked(conn, "on_upgrade");
+                let response = internal_error_response();
+                response.encode(&mut output.bytes, request.version(), false, false);
+                close
+            }
+        }
+    }
+
+    /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
+    fn builtin_response(&self, request: &Request) -> Option<Response> {
+        let path = Some(request.path());
+        if path == self.metrics_path.as_deref() {
+            let body = prometheus::render(&self.server.stats());
+            return Some(
+                Response::new(200)
+                    .with_header("Content-Type", prometheus::CONTENT_TYPE)
+                    .with_body(body),
+            );
+        }
+        if path == self.health_path.as_deref() {
+            return Some(if self.server.shutdown_requested() {
+                Response::text(503, "shutting down\n")
+            } else {
+                Response::text(200, "ok\n")
+            });
+        }
+        None
+    }
+
+    fn panicked(&self, conn: ConnId, call: &str) {
+        add(&self.server.metrics().handler_panics, 1);
+        log::error!("{conn}: handler panicked in {call}; closing the connection");
+    }
+}
+
+/// The close frame a connection gets when its handler panicked.
+fn internal_error() -> CloseFrame {
+    CloseFrame {
+        code: CloseCode::Error,
+        reason: "handler panicked".into(),
+    }
+}
+
+/// The response a request gets when its handler panicked.
+fn internal_error_response() -> Response {
+    Response::text(500, "internal server error\n")
+}

@@ -1,0 +1,77 @@
+//! Every backpressure rule of a connection, in one place.
+//!
+//! Three bounded places can fill: a connection's inbox (messages waiting for its next job), its
+//! outbound queue, and the shared job queue (a job that found it full is held on the
+//! connection). When one is full the session stops reading that socket: the kernel's receive
+//! buffer fills, TCP's window closes, and the client slows down. Nothing decoded is dropped and
+//! no queue grows past its bound. Pushes from other threads are the one producer the loop cannot
+//! slow down this way, so they have a hard bound instead: past twice `max_outbound_bytes` the
+//! client is a slow consumer and is dropped (`machine.rs`, `slow_consumer`).
+
+use crate::config::Config;
+use crate::metrics::add;
+use crate::session::connection::{Connection, Turn};
+use crate::session::phase::{JobSlot, Phase};
+use crate::transport::Transport;
+
+impl<T: Transport> Connection<T> {
+    /// Should the loop read from this socket now? False when the connection holds as much as it
+    /// may, when it waits for the handler (HTTP reads one batch at a time), or when the peer has
+    /// nothing more to say.
+    pub(crate) fn wants_input(&self, turn: &Turn<'_>) -> bool {
+        let room_out = self.output_len() < turn.config.max_outbound_bytes;
+        match &self.phase {
+            Phase::Http(http) => {
+                !http.peer_eof && self.is_idle() && room_out && !turn.shutting_down
+            }
+            Phase::Open(open) => {
+                !turn.shutting_down && room_out && !open.inbox.is_full(turn.config)
+            }
+            // After our close frame, and while lingering, everything is read and discarded.
+            Phase::Closing(_) => true,
+            Phase::Lingering(lingering) => !lingering.peer_eof,
+            Phase::Upgrading(_) | Phase::PeerClosed(_) | Phase::Closed(_) => false,
+        }
+    }
+
+    /// May the next job go out? Not while one is out, and not while the outbound queue is at its
+    /// limit (the job's reply would only add to it).
+    pub(crate) fn may_dispatch(&self, config: &Config) -> bool {
+        !matches!(self.job, JobSlot::InFlight) && self.output_len() < config.max_outbound_bytes
+    }
+
+    /// Queues bytes pushed from another thread (`ServerHandle::send`, a broadcast) if the
+    /// connection can take them: an open WebSocket, or one whose upgrade is with the handler
+    /// (they follow the `101`). Past the hard bound the connection is dropped as a slow
+    /// consumer. A push to a connection that is ending is dropped and counted as stale.
+    pub(crate) fn push(&mut self, turn: &mut Turn<'_>, bytes: &[u8]) {
+        let limit = 2 * turn.config.max_outbound_bytes;
+        match &mut self.phase {
+            Phase::Open(_) | Phase::PeerClosed(_) => {
+                if self.output_len() + bytes.len() > limit {
+                    return self.slow_consumer(turn);
+                }
+                self.queue(turn, bytes);
+                add(&turn.metrics.messages_out, 1);
+            }
+            Phase::Upgrading(upgrading) => {
+                let early = upgrading.early.get_or_insert_with(Box::default);
+                if early.len() + bytes.len() > limit {
+                    return self.slow_consumer(turn);
+                }
+                early.extend_from_slice(bytes);
+                add(&turn.metrics.messages_out, 1);
+            }
+            _ => add(&turn.metrics.stale_replies_dropped, 1),
+        }
+    }
+
+    /// How large the read buffer may grow: a whole HTTP request must fit for the parser;
+    /// WebSocket frames stream through the decoder, so the pooled size is enough.
+    pub(crate) fn max_input_len(&self, config: &Config) -> usize {
+        match self.phase {
+            Phase::Http(_) => config.max_header_bytes + config.max_body_size,
+            _ => config.read_buffer_size,
+        }
+    }
+}

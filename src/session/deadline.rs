@@ -1,0 +1,111 @@
+//! Which deadline a connection is waiting for, derived from its state instead of stored, and
+//! what happens when it comes due.
+//!
+//! A connection can be under several clocks at once (an open WebSocket: keepalive ping,
+//! maximum lifetime, and a write stall if output is stuck). Rather than keep a timer per clock,
+//! [`Connection::next_deadline`] computes the earliest one from the connection's timestamps; the
+//! event loop puts it on its timer heap only when it is *earlier* than what is already scheduled
+//! (`netpoller/table.rs`). Clocks that move later (every read pushes the ping back) cost nothing:
+//! when the earlier heap entry comes due, the loop recomputes, finds nothing due yet, and re-arms
+//! for the new instant. So a busy connection pushes about one heap entry per `ping_interval`,
+//! not one per read.
+//!
+//! | deadline | applies | when it fires |
+//! |---|---|---|
+//! | `request_timeout` | `Http`, from the first byte of a request (or accept) | `408` if bytes came, else close |
+//! | `keep_alive_timeout` | `Http`, idle after a response | close |
+//! | `ping_interval` | `Open`, since the last byte received | send a ping |
+//! | `pong_timeout` | `Open`, after our ping | drop (`1006` to `on_close`) |
+//! | `max_lifetime` | `Open`, since the upgrade | close `1001` |
+//! | `write_stall_timeout` | any phase, output stuck without progress | drop (`1008` to `on_close`) |
+//! | `close_timeout` | `Closing`/`Lingering`, after output drained | drop |
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::metrics::{TimeoutKind, add};
+use crate::session::connection::{Connection, Turn};
+use crate::session::phase::Phase;
+use crate::transport::Transport;
+use crate::ws::{OpCode, encode_frame};
+
+/// What happens when a deadline comes due.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// The WebSocket has been silent for `ping_interval`: send a ping.
+    Ping,
+    /// A timeout: the connection is answered (`408`), closed (`1001`) or dropped.
+    Timeout(TimeoutKind),
+}
+
+impl<T: Transport> Connection<T> {
+    /// The earliest deadline that applies to the connection in its current state, if any.
+    pub(crate) fn next_deadline(&self, config: &Config) -> Option<(Instant, Due)> {
+        let mut earliest: Option<(Instant, Due)> = None;
+        let mut consider = |at: Instant, due: Due| {
+            if earliest.is_none_or(|(t, _)| at < t) {
+                earliest = Some((at, due));
+            }
+        };
+        let clocks = &self.clocks;
+        if let Some(since) = clocks.write_blocked_since {
+            let kind = TimeoutKind::WriteStall;
+            consider(since + config.write_stall_timeout, Due::Timeout(kind));
+        }
+        let waiting = self.is_idle() && self.output_len() == 0;
+        match &self.phase {
+            Phase::Http(http) if waiting => {
+                let request_started = self.input.as_ref().is_some_and(|input| !input.is_empty());
+                if request_started || !http.served {
+                    let at = clocks.wait_since + config.request_timeout;
+                    consider(at, Due::Timeout(TimeoutKind::Request));
+                } else {
+                    let at = clocks.wait_since + config.keep_alive_timeout;
+                    consider(at, Due::Timeout(TimeoutKind::Idle));
+                }
+            }
+            Phase::Open(open) => {
+                if let Some(lifetime) = config.max_lifetime {
+                    consider(
+                        open.opened_at + lifetime,
+                        Due::Timeout(TimeoutKind::Lifetime),
+                    );
+                }
+                if let Some(interval) = config.ping_interval {
+                    match open.ping_sent {
+                        Some(sent) => {
+                            let kind = TimeoutKind::Pong;
+                            consider(sent + config.pong_timeout, Due::Timeout(kind));
+                        }
+                        None => consider(clocks.last_read + interval, Due::Ping),
+                    }
+                }
+            }
+            Phase::Closing(_) | Phase::Lingering(_) if self.output_len() == 0 => {
+                let at = clocks.wait_since + config.close_timeout;
+                consider(at, Due::Timeout(TimeoutKind::Close));
+            }
+            _ => {}
+        }
+        earliest
+    }
+
+    /// Acts on a deadline that came due: a keepalive ping is queued here; a timeout goes to the
+    /// state machine (`machine.rs`, `timed_out`).
+    pub(crate) fn expire(&mut self, turn: &mut Turn<'_>, due: Due) {
+        match due {
+            Due::Ping => {
+                let Phase::Open(open) = &mut self.phase else {
+                    return;
+                };
+                open.ping_sent = Some(turn.now);
+                log::trace!("{}: silent, sending a keepalive ping", self.id);
+                let mut ping = Vec::with_capacity(2);
+                encode_frame(&mut ping, OpCode::Ping, b"");
+                self.queue(turn, &ping);
+                add(&turn.metrics.pings_sent, 1);
+            }
+            Due::Timeout(kind) => self.timed_out(turn, kind),
+        }
+    }
+}

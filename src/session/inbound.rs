@@ -1,0 +1,160 @@
+//! Turning a connection's buffered input bytes into work: HTTP requests and WebSocket messages.
+//!
+//! Bytes enter from the connection's read buffer and leave as a batch of HTTP requests (for a
+//! job: [`Connection::take_http_batch`]), as decoded messages held in the inbox until the next
+//! job, or as control-frame answers queued at once (a pong), which never wait for a worker.
+//! A close frame, a protocol error or a bad request is handed to the state machine
+//! (`machine.rs`), which decides what is written and where the connection goes.
+
+use crate::http::{Parsed, check_upgrade};
+use crate::metrics::add;
+use crate::session::connection::{Connection, Turn};
+use crate::session::phase::{JobSlot, Phase};
+use crate::session::work::{HttpTail, Work};
+use crate::transport::Transport;
+use crate::ws::{Decoded, OpCode, encode_frame};
+
+impl<T: Transport> Connection<T> {
+    /// Decodes the buffered bytes of a WebSocket connection, or discards those of a lingering
+    /// one. HTTP bytes are left alone: they are parsed when a job can be dispatched
+    /// ([`take_http_batch`](Self::take_http_batch)), so a connection never has more than one
+    /// batch of requests in hand.
+    pub(crate) fn decode(&mut self, turn: &mut Turn<'_>) {
+        match self.phase {
+            Phase::Open(_) => self.decode_open(turn),
+            Phase::Closing(_) => self.decode_closing(turn),
+            Phase::Lingering(_) => {
+                if let Some(input) = self.input.as_mut() {
+                    input.consume(input.len());
+                }
+            }
+            Phase::Http(_) | Phase::Upgrading(_) | Phase::PeerClosed(_) | Phase::Closed(_) => {}
+        }
+    }
+
+    /// Decodes frames into the inbox until the input is used up, the inbox is full, the peer's
+    /// close frame arrives, or the peer breaks the protocol.
+    fn decode_open(&mut self, turn: &mut Turn<'_>) {
+        let limits = turn.config.decoder_limits();
+        loop {
+            let Phase::Open(open) = &mut self.phase else {
+                return;
+            };
+            if open.inbox.is_full(turn.config) {
+                return;
+            }
+            let Some(input) = self.input.as_mut().filter(|input| !input.is_empty()) else {
+                return;
+            };
+            let item = match open.decoder.decode(input.data(), &limits) {
+                Ok((0, None)) => return,
+                Ok((consumed, item)) => {
+                    input.consume(consumed);
+                    item
+                }
+                Err(err) => return self.protocol_error(turn, &err),
+            };
+            match item {
+                None => {}
+                Some(Decoded::Message(message)) => {
+                    add(&turn.metrics.messages_in, 1);
+                    log::trace!("{}: decoded a message of {} bytes", self.id, message.len());
+                    open.inbox.push(message);
+                    // This message fills what the connection may hold while its previous job
+                    // runs, so reading pauses until that job's reply (`backpressure.rs`).
+                    // Counted once per pause, here at the message that reaches the limit. With
+                    // no job out or held, `dispatch` sends the inbox at once: no pause.
+                    if open.inbox.is_full(turn.config) && !matches!(self.job, JobSlot::Idle) {
+                        add(&turn.metrics.backpressure_pauses, 1);
+                    }
+                }
+                Some(Decoded::Ping(payload)) => {
+                    // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+                    // response, with the same Application data. (RFC 6455 §5.5.2)
+                    log::trace!("{}: ping, answering with a pong", self.id);
+                    let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
+                    encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
+                    self.queue(turn, &pong);
+                }
+                Some(Decoded::Pong(_)) => log::trace!("{}: pong", self.id),
+                Some(Decoded::Close(frame)) => return self.peer_closed(turn, frame),
+            }
+        }
+    }
+
+    /// After our close frame: ignore data, wait for the peer's close frame.
+    fn decode_closing(&mut self, turn: &mut Turn<'_>) {
+        let limits = turn.config.decoder_limits();
+        loop {
+            let Phase::Closing(closing) = &mut self.phase else {
+                return;
+            };
+            let Some(input) = self.input.as_mut().filter(|input| !input.is_empty()) else {
+                return;
+            };
+            match closing.decoder.decode(input.data(), &limits) {
+                Ok((0, None)) => return,
+                Ok((consumed, item)) => {
+                    input.consume(consumed);
+                    if let Some(Decoded::Close(frame)) = item {
+                        return self.peer_closed(turn, frame);
+                    }
+                }
+                Err(err) => return self.protocol_error(turn, &err),
+            }
+        }
+    }
+
+    /// Parses every complete request in the read buffer into one batch, stopping after an
+    /// upgrade request, a request that asks to close, or an error. An error with no request
+    /// before it is answered by the loop itself and yields no work.
+    pub(crate) fn take_http_batch(&mut self, turn: &mut Turn<'_>) -> Option<Work> {
+        let Phase::Http(http) = &mut self.phase else {
+            return None;
+        };
+        let input = self.input.as_mut()?;
+        let limits = turn.config.http_limits();
+        let mut requests = Vec::new();
+        let mut tail = HttpTail::None;
+        while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
+            match http.parser.parse(input.data(), &limits) {
+                Ok(Parsed::Partial) => break,
+                Ok(Parsed::Complete { request, consumed }) => {
+                    input.consume(consumed);
+                    match check_upgrade(&request) {
+                        Ok(Some(upgrade)) => {
+                            tail = HttpTail::Upgrade(Box::new((request, upgrade)));
+                            break;
+                        }
+                        Ok(None) => {
+                            add(&turn.metrics.http_requests, 1);
+                            let keep_alive = request.keep_alive();
+                            requests.push(request);
+                            if !keep_alive {
+                                break;
+                            }
+                        }
+                        Err(err) => {
+                            tail = HttpTail::Error(err);
+                            break;
+                        }
+                    }
+                }
+                Err(err) => {
+                    tail = HttpTail::Error(err);
+                    break;
+                }
+            }
+        }
+        match tail {
+            HttpTail::None if requests.is_empty() => return None,
+            HttpTail::Error(err) if requests.is_empty() => {
+                self.request_rejected(turn, &err);
+                return None;
+            }
+            HttpTail::Upgrade(_) => self.upgrade_requested(turn),
+            HttpTail::None | HttpTail::Error(_) => {}
+        }
+        Some(Work::Http { requests, tail })
+    }
+}

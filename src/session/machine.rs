@@ -1,0 +1,412 @@
+//! The connection state machine: every phase transition and every close decision, each a method
+//! named for the event that causes it.
+//!
+//! | event | method |
+//! |---|---|
+//! | a valid upgrade request was parsed | [`upgrade_requested`](Connection::upgrade_requested) |
+//! | a request the loop answers itself (an error before any request) | [`request_rejected`](Connection::request_rejected) |
+//! | a job's reply came back | [`replied`](Connection::replied) |
+//! | the peer's close frame | [`peer_closed`](Connection::peer_closed) |
+//! | the peer's EOF | [`peer_eof`](Connection::peer_eof) |
+//! | the peer broke RFC 6455 | [`protocol_error`](Connection::protocol_error) |
+//! | we close (handler, handle, lifetime, shutdown) | [`we_close`](Connection::we_close) |
+//! | the handler's work is done (reply in, nothing pending) | [`work_done`](Connection::work_done) |
+//! | all output is out | [`drained`](Connection::drained) |
+//! | a deadline fired | [`timed_out`](Connection::timed_out) |
+//! | a push found the connection's output over its bound | [`slow_consumer`](Connection::slow_consumer) |
+//! | the transport failed | [`transport_failed`](Connection::transport_failed) |
+//! | the server gives up on it (shutdown timeout) | [`abort`](Connection::abort) |
+//!
+//! Each transition says what is written to the peer (a close frame, an HTTP error, FIN) and
+//! what the handler will be told (the `CloseInfo` kept in the phase until `on_close`).
+//! `docs/architecture.md` lists every (phase, event) pair. Nothing else in the crate assigns
+//! [`Connection::phase`] except `Connection::new`.
+
+use crate::http::{HttpError, Response};
+use crate::metrics::{CloseKind, TimeoutKind, add, sub};
+use crate::session::connection::{Connection, Turn};
+use crate::session::phase::{
+    Closed, Closing, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase, Upgrading,
+};
+use crate::session::work::{After, Reply};
+use crate::transport::Transport;
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, MessageDecoder, WsError, encode_close};
+
+impl<T: Transport> Connection<T> {
+    /// Moves to `next`, keeping the phase gauges in step, starting the phase's wait clock, and
+    /// narrating the move at trace level.
+    fn enter(&mut self, turn: &mut Turn<'_>, next: Phase) {
+        log::trace!("{}: {} -> {}", self.id, self.phase.name(), next.name());
+        if let Some(gauge) = self.phase.gauge(turn.metrics) {
+            sub(gauge, 1);
+        }
+        if let Some(gauge) = next.gauge(turn.metrics) {
+            add(gauge, 1);
+        }
+        self.phase = next;
+        self.clocks.wait_since = turn.now;
+    }
+
+    /// Moves to `Lingering`: its `close_timeout` runs once the output has drained.
+    fn linger(
+        &mut self,
+        turn: &mut Turn<'_>,
+        end: CloseKind,
+        peer_eof: bool,
+        on_close: Option<CloseInfo>,
+    ) {
+        let lingering = Lingering {
+            fin_sent: false,
+            peer_eof,
+            end,
+            on_close,
+        };
+        self.enter(turn, Phase::Lingering(lingering));
+    }
+
+    /// Queues a close frame: the one place the session writes one.
+    fn queue_close(&mut self, turn: &mut Turn<'_>, code: CloseCode, reason: &str) {
+        let mut frame = Vec::with_capacity(4 + reason.len());
+        encode_close(&mut frame, code, reason);
+        self.queue(turn, &frame);
+    }
+
+    /// Queues a response the loop sends itself, with `Connection: close` (no handler involved).
+    fn queue_response(&mut self, turn: &mut Turn<'_>, response: &Response) {
+        self.queue_vec(turn, response.to_closing_bytes());
+    }
+
+    /// The conversation is ending: what was not yet handed to the handler is dropped.
+    fn drop_unhandled(&mut self) {
+        if let Some(inbox) = self.phase.inbox_mut() {
+            inbox.take();
+        }
+        if self.holds_job() {
+            self.job = JobSlot::Idle;
+        }
+    }
+
+    /// Ends the connection now: `Closed`, with the `on_close` its phase owes. A close reason
+    /// already decided (the peer's, or ours in `Closing`) wins over `why`.
+    fn close_now(&mut self, turn: &mut Turn<'_>, kind: CloseKind, why: Option<CloseInfo>) {
+        let on_close = match &mut self.phase {
+            Phase::Closed(_) => return,
+            Phase::Http(_) => OnClose::Nothing,
+            Phase::Upgrading(_) if matches!(self.job, JobSlot::InFlight) => {
+                OnClose::IfUpgradeAccepted
+            }
+            Phase::Upgrading(_) => OnClose::Nothing,
+            Phase::Open(_) => OnClose::Call(why.unwrap_or_else(CloseInfo::abnormal)),
+            Phase::PeerClosed(PeerClosed { ended, .. }) | Phase::Closing(Closing { ended, .. }) => {
+                OnClose::Call(std::mem::replace(ended, CloseInfo::abnormal()))
+            }
+            Phase::Lingering(lingering) => lingering
+                .on_close
+                .take()
+                .map_or(OnClose::Nothing, OnClose::Call),
+        };
+        if matches!(on_close, OnClose::Call(_)) {
+            // Only a connection that had `on_open` is owed `on_close`.
+            sub(&turn.metrics.websocket_open, 1);
+        }
+        self.enter(turn, Phase::Closed(Closed { kind, on_close }));
+    }
+
+    /// `Http` → `Upgrading`: the batch just taken ends with a valid upgrade request.
+    pub(crate) fn upgrade_requested(&mut self, turn: &mut Turn<'_>) {
+        self.enter(turn, Phase::Upgrading(Upgrading::default()));
+    }
+
+    /// `Http` → `Lingering`: bytes that are not HTTP, before any request of the batch. The loop
+    /// answers with the error's status (`400`, `413`, `431`, `501`, `505`, `426`); no handler.
+    pub(crate) fn request_rejected(&mut self, turn: &mut Turn<'_>, err: &HttpError) {
+        log::debug!("{}: bad request: {err}", self.id);
+        self.queue_response(turn, &err.to_response());
+        let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
+        self.linger(turn, CloseKind::ProtocolError, peer_eof, None);
+    }
+
+    /// A job's reply came back: queue its bytes, then do what it says — stay (`Http`, `Open`),
+    /// switch to `Open` after a `101`, linger after a closing HTTP response, or close if the
+    /// handler asked to. After our close frame nothing more is sent.
+    pub(crate) fn replied(&mut self, turn: &mut Turn<'_>, reply: Reply) {
+        self.job = JobSlot::Idle;
+        let Reply {
+            mut output, after, ..
+        } = reply;
+        if matches!(
+            self.phase,
+            Phase::Closing(_) | Phase::Lingering(_) | Phase::Closed(_)
+        ) {
+            // After sending a Close frame, the endpoint MUST NOT send any more data frames.
+            // (RFC 6455 §5.5.1)
+            if !output.is_empty() {
+                log::debug!("{}: reply dropped, the connection is closing", self.id);
+            }
+            return;
+        }
+        add(&turn.metrics.messages_out, output.messages);
+        let close = output.close.take();
+        for chunk in output.into_chunks() {
+            self.queue_vec(turn, chunk);
+        }
+        match after {
+            After::Continue => {
+                if let Phase::Http(http) = &mut self.phase {
+                    // Keep-alive: once the response drains, the idle clock starts.
+                    http.served = true;
+                }
+            }
+            After::Upgraded => self.upgraded(turn),
+            After::CloseHttp { bad_request } => {
+                let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
+                let end = if bad_request {
+                    CloseKind::ProtocolError
+                } else {
+                    CloseKind::Clean
+                };
+                self.linger(turn, end, peer_eof, None);
+            }
+        }
+        if let Some(CloseFrame { code, reason }) = close {
+            // 1011 means the handler panicked: the server's decision, not a clean close.
+            let end = if code == CloseCode::Error {
+                CloseKind::Server
+            } else {
+                CloseKind::Clean
+            };
+            self.we_close(turn, code, &reason, end);
+        }
+    }
+
+    /// `Upgrading` → `Open`: the `101` (and what `on_open` sent) is queued; pushes that arrived
+    /// meanwhile follow it. From here `on_close` is owed.
+    fn upgraded(&mut self, turn: &mut Turn<'_>) {
+        let Phase::Upgrading(upgrading) = &mut self.phase else {
+            return;
+        };
+        let early = upgrading.early.take();
+        let open = Open {
+            decoder: MessageDecoder::new(),
+            inbox: Default::default(),
+            opened_at: turn.now,
+            ping_sent: None,
+        };
+        self.enter(turn, Phase::Open(open));
+        self.clocks.last_read = turn.now;
+        add(&turn.metrics.upgrades, 1);
+        add(&turn.metrics.websocket_open, 1);
+        if let Some(early) = early {
+            self.queue_vec(turn, *early);
+        }
+    }
+
+    /// The peer's close frame. `Open` → `PeerClosed` (the messages before it are still handled,
+    /// then we answer); `Closing` → `Lingering` (the close handshake is complete).
+    pub(crate) fn peer_closed(&mut self, turn: &mut Turn<'_>, frame: Option<CloseFrame>) {
+        log::debug!("{}: close frame received: {frame:?}", self.id);
+        match &mut self.phase {
+            Phase::Open(open) => {
+                let inbox = std::mem::take(&mut open.inbox);
+                let ended = frame.map_or_else(|| CloseInfo::new(CloseCode::Status, ""), Into::into);
+                let how = PeerEnd::CloseFrame;
+                self.enter(turn, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
+            }
+            Phase::Closing(closing) => {
+                log::debug!("{}: close handshake complete", self.id);
+                let ended = std::mem::replace(&mut closing.ended, CloseInfo::abnormal());
+                let end = closing.end;
+                self.linger(turn, end, false, Some(ended));
+            }
+            _ => {}
+        }
+    }
+
+    /// The peer sent FIN. `Http`, `Lingering`: remembered (answer, then close). `Open` →
+    /// `PeerClosed` (answers to what came before are still sent; `on_close` hears `1006`).
+    /// `Closing` → `Lingering`.
+    pub(crate) fn peer_eof(&mut self, turn: &mut Turn<'_>) {
+        self.readable = false;
+        match &mut self.phase {
+            Phase::Http(http) => http.peer_eof = true,
+            Phase::Lingering(lingering) => lingering.peer_eof = true,
+            Phase::Open(open) => {
+                let inbox = std::mem::take(&mut open.inbox);
+                let ended = CloseInfo::abnormal();
+                let how = PeerEnd::Eof;
+                self.enter(turn, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
+            }
+            Phase::Closing(closing) => {
+                let ended = std::mem::replace(&mut closing.ended, CloseInfo::abnormal());
+                let end = closing.end;
+                self.linger(turn, end, true, Some(ended));
+            }
+            Phase::Upgrading(_) | Phase::PeerClosed(_) | Phase::Closed(_) => {}
+        }
+    }
+
+    /// The peer broke RFC 6455 ("Fail the WebSocket Connection", §7.1.7). `Open` → `Lingering`
+    /// with a close frame carrying the error's code (`1002`, `1007`, `1009`); what was not yet
+    /// handed to the handler is dropped. `Closing` → `Closed`.
+    pub(crate) fn protocol_error(&mut self, turn: &mut Turn<'_>, err: &WsError) {
+        let code = err.close_code();
+        log::debug!("{}: failing the connection with {code}: {err}", self.id);
+        match self.phase {
+            Phase::Open(_) => {
+                let reason = err.to_string();
+                self.queue_close(turn, code, &reason);
+                self.drop_unhandled();
+                let info = CloseInfo::new(code, reason);
+                self.linger(turn, CloseKind::ProtocolError, false, Some(info));
+            }
+            Phase::Closing(_) => self.close_now(turn, CloseKind::ProtocolError, None),
+            _ => {}
+        }
+    }
+
+    /// We start the close handshake (the handler's `close`, `ServerHandle::close`,
+    /// `max_lifetime`, shutdown, a handler panic). `Open` → `Closing`, with our close frame;
+    /// messages not yet handed to the handler are dropped. In other phases the conversation is
+    /// already ending and nothing happens.
+    pub(crate) fn we_close(
+        &mut self,
+        turn: &mut Turn<'_>,
+        code: CloseCode,
+        reason: &str,
+        end: CloseKind,
+    ) {
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        let decoder = std::mem::take(&mut open.decoder);
+        log::debug!("{}: closing with {code}", self.id);
+        self.queue_close(turn, code, reason);
+        self.drop_unhandled();
+        let ended = CloseInfo::new(code, reason);
+        self.enter(
+            turn,
+            Phase::Closing(Closing {
+                decoder,
+                ended,
+                end,
+            }),
+        );
+    }
+
+    /// The handler's work is done (no job out or held, no messages waiting): the phase rules
+    /// that were waiting for it apply. `Http` after EOF or at shutdown → `Lingering`;
+    /// `PeerClosed` → `Lingering` (echoing a close frame, RFC 6455 §5.5.1); `Open` at shutdown →
+    /// `Closing` with `1001`.
+    pub(crate) fn work_done(&mut self, turn: &mut Turn<'_>) {
+        if !self.is_idle() {
+            return;
+        }
+        match &mut self.phase {
+            Phase::Http(http) if http.peer_eof || turn.shutting_down => {
+                // A half-closed client got its answers; or the server is going away between
+                // requests.
+                let peer_eof = http.peer_eof;
+                self.linger(turn, CloseKind::Clean, peer_eof, None);
+            }
+            Phase::PeerClosed(closed) => {
+                let ended = std::mem::replace(&mut closed.ended, CloseInfo::abnormal());
+                match closed.how {
+                    PeerEnd::CloseFrame => {
+                        // If an endpoint receives a Close frame and did not previously send a
+                        // Close frame, the endpoint MUST send a Close frame in response,
+                        // typically echoing the status code it received. (RFC 6455 §5.5.1)
+                        self.queue_close(turn, ended.code, "");
+                        self.linger(turn, CloseKind::Clean, false, Some(ended));
+                    }
+                    PeerEnd::Eof => self.linger(turn, CloseKind::PeerGone, true, Some(ended)),
+                }
+            }
+            Phase::Open(_) if turn.shutting_down => {
+                self.we_close(
+                    turn,
+                    CloseCode::Away,
+                    "server shutting down",
+                    CloseKind::Server,
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// Every queued byte is out. In `Lingering`: send FIN after the last byte (what the peer
+    /// still sends is read and discarded, so the kernel does not answer it with a reset that
+    /// could destroy our last bytes), and once the peer has closed too — or the server is
+    /// shutting down — `Closed`.
+    pub(crate) fn drained(&mut self, turn: &mut Turn<'_>) {
+        let Phase::Lingering(lingering) = &mut self.phase else {
+            return;
+        };
+        if !lingering.fin_sent {
+            lingering.fin_sent = true;
+            self.transport.shutdown_write();
+            log::trace!("{}: FIN sent", self.id);
+        }
+        if lingering.peer_eof || turn.shutting_down {
+            let end = lingering.end;
+            self.close_now(turn, end, None);
+        }
+    }
+
+    /// A deadline fired (`deadline.rs` decides which). The request timeout answers `408` if a
+    /// request had begun; the lifetime closes with `1001`; a linger whose FIN is out ends for
+    /// the reason it was ending; everything else drops the connection.
+    pub(crate) fn timed_out(&mut self, turn: &mut Turn<'_>, kind: TimeoutKind) {
+        if let Phase::Lingering(lingering) = &self.phase {
+            if kind == TimeoutKind::Close && lingering.fin_sent {
+                // Everything was said and our FIN sent; only the peer's FIN is missing. The
+                // connection ends for the reason it was ending, not as a failed handshake.
+                log::debug!("{}: linger over, the peer never closed", self.id);
+                let end = lingering.end;
+                return self.close_now(turn, end, None);
+            }
+        }
+        log::debug!("{}: {kind:?} timeout in {}", self.id, self.phase.name());
+        turn.metrics.timeout(kind);
+        match kind {
+            TimeoutKind::Request if self.input.as_ref().is_some_and(|i| !i.is_empty()) => {
+                let response = Response::text(408, "request timeout\n");
+                self.queue_response(turn, &response);
+                self.linger(turn, CloseKind::Timeout, false, None);
+            }
+            TimeoutKind::Lifetime => {
+                let reason = "connection lifetime exceeded";
+                self.we_close(turn, CloseCode::Away, reason, CloseKind::Server);
+            }
+            TimeoutKind::WriteStall => {
+                // Nothing can be sent to a client that does not read: drop it, free its buffers.
+                let why = CloseInfo::new(CloseCode::Policy, "write stall");
+                self.close_now(turn, CloseKind::Timeout, Some(why));
+            }
+            TimeoutKind::Request | TimeoutKind::Idle | TimeoutKind::Pong | TimeoutKind::Close => {
+                self.close_now(turn, CloseKind::Timeout, None);
+            }
+        }
+    }
+
+    /// A push would take the queued output past its bound (twice `max_outbound_bytes`): the
+    /// client does not read fast enough, and is dropped with `1008` for `on_close`.
+    pub(crate) fn slow_consumer(&mut self, turn: &mut Turn<'_>) {
+        log::debug!(
+            "{}: slow consumer, {} bytes queued",
+            self.id,
+            self.output_len()
+        );
+        let why = CloseInfo::new(CloseCode::Policy, "slow consumer");
+        self.close_now(turn, CloseKind::Server, Some(why));
+    }
+
+    /// A read or write failed (reset, broken pipe, or an error): the peer is gone.
+    pub(crate) fn transport_failed(&mut self, turn: &mut Turn<'_>) {
+        self.close_now(turn, CloseKind::PeerGone, None);
+    }
+
+    /// The server gives up on the connection (the shutdown timeout passed).
+    pub(crate) fn abort(&mut self, turn: &mut Turn<'_>, kind: CloseKind) {
+        self.close_now(turn, kind, None);
+    }
+}

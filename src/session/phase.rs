@@ -1,0 +1,256 @@
+//! The phases of a connection — the states of its state machine — each holding what matters in
+//! it and nothing else.
+//!
+//! ```text
+//!            upgrade request           101 written
+//!   Http ──────────────────> Upgrading ───────────> Open ──we close──> Closing
+//!    │ Connection: close,        │ rejected          │ │                 │ peer's close
+//!    │ bad request, EOF          │                   │ │ close frame     │ frame or EOF
+//!    ▼                           ▼                   │ ▼ or EOF          ▼
+//!   Lingering <──────────────────┴─protocol error────┘ PeerClosed ──> Lingering ──> Closed
+//!              (flush, FIN, wait for the peer's EOF)     (answer, then linger)
+//! ```
+//!
+//! Every move between them is made in `machine.rs`, each named for the event that causes it;
+//! `docs/architecture.md` has the full table. What is *not* a phase: whether a job is with the
+//! handler ([`JobSlot`], orthogonal: HTTP, upgrade and WebSocket phases all have jobs), the
+//! buffers, and the clocks (in `connection.rs`).
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::http::RequestParser;
+use crate::metrics::{CloseKind, Metrics};
+use crate::session::work::{After, Job, Reply};
+use crate::ws::{CloseInfo, Message, MessageDecoder};
+
+/// Where a connection is in its protocol life.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Reading HTTP/1.1 requests (keep-alive, pipelining), one batch with the handler at a time.
+    Http(Http),
+    /// A valid upgrade request is with the handler (`on_upgrade`, then `on_open`); no reading.
+    Upgrading(Upgrading),
+    /// A WebSocket: frames are decoded into the inbox, which becomes the next job.
+    Open(Open),
+    /// The peer ended the conversation (close frame or EOF) while messages before that are
+    /// still with the handler: no more reading; once the handler is done, answer and linger.
+    PeerClosed(PeerClosed),
+    /// We sent our close frame; reading (and discarding data) until the peer's close frame.
+    Closing(Closing),
+    /// Nothing more to say: flush, send FIN, read and discard until the peer's EOF, so our last
+    /// bytes are not destroyed by a reset.
+    Lingering(Lingering),
+    /// Done: the event loop removes the connection and settles its `on_close`.
+    Closed(Closed),
+}
+
+/// `Http`: the request parser, and what has happened on this keep-alive connection.
+#[derive(Debug, Default)]
+pub(crate) struct Http {
+    pub parser: RequestParser,
+    /// At least one response went out: an idle wait is keep-alive, not a slow first request.
+    pub served: bool,
+    /// The client half-closed: answer what it sent, then linger.
+    pub peer_eof: bool,
+}
+
+/// `Upgrading`: pushes that arrive before the `101` is written wait here, and follow it.
+#[derive(Debug, Default)]
+pub(crate) struct Upgrading {
+    /// Boxed: 8 bytes in every connection instead of 24, for a rare case.
+    #[allow(clippy::box_collection)]
+    pub early: Option<Box<Vec<u8>>>,
+}
+
+/// `Open`: the frame decoder, the messages waiting for the next job, and the keepalive clock.
+#[derive(Debug)]
+pub(crate) struct Open {
+    pub decoder: MessageDecoder,
+    pub inbox: Inbox,
+    /// When the upgrade completed (`max_lifetime` counts from here).
+    pub opened_at: Instant,
+    /// When our keepalive ping went out, until anything arrives (`pong_timeout`).
+    pub ping_sent: Option<Instant>,
+}
+
+/// How the peer ended the conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PeerEnd {
+    /// With a close frame: we answer with ours, echoing its code (RFC 6455 §5.5.1).
+    CloseFrame,
+    /// With TCP EOF and no close frame: nothing to answer; `on_close` hears `1006`.
+    Eof,
+}
+
+/// `PeerClosed`: the last messages, and how the conversation ended.
+#[derive(Debug)]
+pub(crate) struct PeerClosed {
+    pub inbox: Inbox,
+    pub how: PeerEnd,
+    /// What `on_close` will be told.
+    pub ended: CloseInfo,
+}
+
+/// `Closing`: we wait for the peer's close frame.
+#[derive(Debug)]
+pub(crate) struct Closing {
+    pub decoder: MessageDecoder,
+    /// What `on_close` will be told: our code and reason.
+    pub ended: CloseInfo,
+    /// Why the connection ends, for the stats (the server's decision, or a clean close).
+    pub end: CloseKind,
+}
+
+/// `Lingering`: the polite end of every path.
+#[derive(Debug)]
+pub(crate) struct Lingering {
+    /// FIN went out after the last byte.
+    pub fin_sent: bool,
+    /// The peer has closed its side too: the connection can go once our bytes are out.
+    pub peer_eof: bool,
+    /// Why the connection ends, for the stats.
+    pub end: CloseKind,
+    /// For a WebSocket, what `on_close` will be told; `None` for plain HTTP.
+    pub on_close: Option<CloseInfo>,
+}
+
+/// `Closed`: why, and what the handler is still owed.
+#[derive(Debug)]
+pub(crate) struct Closed {
+    pub kind: CloseKind,
+    pub on_close: OnClose,
+}
+
+/// The `on_close` a closed connection is owed. Exactly one is owed to every connection that had
+/// `on_open`, after its last `on_message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OnClose {
+    /// Plain HTTP, or an upgrade that never reached the handler: nothing.
+    Nothing,
+    /// A WebSocket: `on_close` with this.
+    Call(CloseInfo),
+    /// The upgrade job was running when the connection went: `on_open` runs only if it accepts,
+    /// and then `on_close` (`1006`) must follow it.
+    IfUpgradeAccepted,
+}
+
+impl OnClose {
+    /// What `on_close` gets once the reply of the job that was running has arrived.
+    pub(crate) fn settle(self, reply: &Reply) -> Option<CloseInfo> {
+        match self {
+            OnClose::Nothing => None,
+            OnClose::Call(info) => Some(info),
+            OnClose::IfUpgradeAccepted => {
+                (reply.after == After::Upgraded).then(CloseInfo::abnormal)
+            }
+        }
+    }
+}
+
+/// Whether the connection's job is with the handler. At most one is, so a connection's handler
+/// calls never overlap and keep their order.
+#[derive(Debug, Default)]
+pub(crate) enum JobSlot {
+    /// Nothing with the handler.
+    #[default]
+    Idle,
+    /// A job is with a worker; its reply has not come back.
+    InFlight,
+    /// A job found the job queue full and waits here to be offered again (backpressure: the
+    /// connection reads no more meanwhile, beyond its inbox).
+    Held(Box<Job>),
+}
+
+/// Messages decoded while the previous job runs: they become the next job, as one batch.
+#[derive(Debug, Default)]
+pub(crate) struct Inbox {
+    messages: Vec<Message>,
+    bytes: usize,
+}
+
+impl Inbox {
+    /// Adds a decoded message.
+    pub(crate) fn push(&mut self, message: Message) {
+        if self.messages.capacity() == 0 {
+            // A batch usually holds several messages: skip the 1, 2, 4 reallocations.
+            self.messages.reserve(8);
+        }
+        self.bytes += message.len();
+        self.messages.push(message);
+    }
+
+    /// Holds as much as a connection may while its previous job runs (`max_pending_messages`,
+    /// `max_pending_bytes`): the one place this limit is checked.
+    pub(crate) fn is_full(&self, config: &Config) -> bool {
+        self.messages.len() >= config.max_pending_messages || self.bytes >= config.max_pending_bytes
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// Messages held now.
+    pub(crate) fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Takes every message, for the next job.
+    pub(crate) fn take(&mut self) -> Option<Vec<Message>> {
+        if self.messages.is_empty() {
+            return None;
+        }
+        self.bytes = 0;
+        Some(std::mem::take(&mut self.messages))
+    }
+}
+
+impl Phase {
+    /// The phase's name, as the trace and the docs spell it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Phase::Http(_) => "Http",
+            Phase::Upgrading(_) => "Upgrading",
+            Phase::Open(_) => "Open",
+            Phase::PeerClosed(_) => "PeerClosed",
+            Phase::Closing(_) => "Closing",
+            Phase::Lingering(_) => "Lingering",
+            Phase::Closed(_) => "Closed",
+        }
+    }
+
+    /// The `phase_*` gauge that counts connections in this phase (none for `Closed`: a closed
+    /// connection leaves the slab in the same step).
+    pub(crate) fn gauge<'m>(
+        &self,
+        metrics: &'m Metrics,
+    ) -> Option<&'m std::sync::atomic::AtomicU64> {
+        match self {
+            Phase::Http(_) => Some(&metrics.phase_http),
+            Phase::Upgrading(_) => Some(&metrics.phase_upgrading),
+            Phase::Open(_) => Some(&metrics.phase_open),
+            Phase::PeerClosed(_) => Some(&metrics.phase_peer_closed),
+            Phase::Closing(_) => Some(&metrics.phase_closing),
+            Phase::Lingering(_) => Some(&metrics.phase_lingering),
+            Phase::Closed(_) => None,
+        }
+    }
+
+    /// The inbox, in the phases that have one.
+    pub(crate) fn inbox(&self) -> Option<&Inbox> {
+        match self {
+            Phase::Open(open) => Some(&open.inbox),
+            Phase::PeerClosed(closed) => Some(&closed.inbox),
+            _ => None,
+        }
+    }
+
+    /// The inbox, mutably, in the phases that have one.
+    pub(crate) fn inbox_mut(&mut self) -> Option<&mut Inbox> {
+        match self {
+            Phase::Open(open) => Some(&mut open.inbox),
+            Phase::PeerClosed(closed) => Some(&mut closed.inbox),
+            _ => None,
+        }
+    }
+}

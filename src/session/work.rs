@@ -1,0 +1,177 @@
+//! The units of work that cross between a session and whoever runs the handler, both ways.
+//!
+//! A session hands out a [`Job`]: everything one connection has ready (its pipelined HTTP
+//! requests, or the messages decoded since its previous job). At most one job per connection is
+//! out at a time, which is how per-connection order is kept across a pool of workers. A [`Reply`]
+//! brings back the bytes the handler produced, already encoded for the socket ([`Output`]), and
+//! what the session must do after writing them ([`After`]).
+//!
+//! Two small traits are the seams around it. A [`JobQueue`] is where a session offers its job:
+//! the worker pool's bounded channel, or — with inline handlers — a [`JobRunner`] called right
+//! there on the loop thread; unit tests use a plain queue they empty by hand. A [`JobRunner`] runs
+//! one job's handler calls; the application layer implements it once (`src/runner.rs`), and both
+//! the workers and the inline loops call it.
+
+use crate::buffer::OWNED_CHUNK_MIN;
+use crate::conn_id::ConnId;
+use crate::http::{HttpError, Request, UpgradeRequest};
+use crate::ws::{CloseFrame, CloseInfo, Message, encode_frame, encode_header};
+
+/// One connection's batch of work for the handler.
+#[derive(Debug)]
+pub(crate) struct Job {
+    pub conn: ConnId,
+    pub work: Work,
+}
+
+/// What a job asks the handler to do.
+#[derive(Debug)]
+pub(crate) enum Work {
+    /// Pipelined HTTP requests, answered in order, then possibly an upgrade or an error.
+    Http {
+        requests: Vec<Request>,
+        tail: HttpTail,
+    },
+    /// WebSocket messages that arrived since the previous job, in order.
+    Messages(Vec<Message>),
+    /// The connection has closed: call `on_close`. No reply comes back for this job.
+    Closed(CloseInfo),
+}
+
+impl Work {
+    /// A short description for the trace: `3 messages`, `1 HTTP request + upgrade`, `on_close`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Work::Messages(messages) => plural(messages.len(), "message"),
+            Work::Http { requests, tail } => {
+                let mut text = plural(requests.len(), "HTTP request");
+                match tail {
+                    HttpTail::None => {}
+                    HttpTail::Upgrade(_) => text.push_str(" + upgrade"),
+                    HttpTail::Error(_) => text.push_str(" + error"),
+                }
+                text
+            }
+            Work::Closed(info) => format!("on_close ({})", info.code),
+        }
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// What ends a batch of HTTP requests.
+#[derive(Debug)]
+pub(crate) enum HttpTail {
+    /// Nothing: the connection stays in HTTP (unless a request asked to close).
+    None,
+    /// A valid WebSocket upgrade request, for `on_upgrade` and then `on_open`.
+    Upgrade(Box<(Request, UpgradeRequest)>),
+    /// Bytes that broke HTTP after the requests: answer with this error, then close.
+    Error(HttpError),
+}
+
+/// Bytes produced by a handler call, already encoded for the wire: `chunks`, then `bytes`.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Earlier output, sealed: packed small frames, and large payloads in their own buffers
+    /// (moved here from the handler's `Message`, never copied).
+    pub(crate) chunks: Vec<Vec<u8>>,
+    /// Encoded frames or HTTP responses being packed, after `chunks`.
+    pub(crate) bytes: Vec<u8>,
+    /// WebSocket data messages among them (for the stats).
+    pub(crate) messages: u64,
+    /// A close frame to send after `bytes`, if the handler asked to close (or panicked).
+    pub(crate) close: Option<CloseFrame>,
+}
+
+impl Output {
+    /// Output with room for `bytes` bytes of small frames.
+    pub(crate) fn with_capacity(bytes: usize) -> Self {
+        Output {
+            bytes: Vec::with_capacity(bytes),
+            ..Output::default()
+        }
+    }
+
+    /// Appends one data frame; a large payload is kept in its own buffer behind its header.
+    pub(crate) fn push_message(&mut self, message: Message) {
+        let opcode = message.opcode();
+        if message.len() >= OWNED_CHUNK_MIN {
+            encode_header(&mut self.bytes, opcode, message.len());
+            self.chunks.push(std::mem::take(&mut self.bytes));
+            self.chunks.push(message.into_bytes());
+        } else {
+            encode_frame(&mut self.bytes, opcode, message.as_bytes());
+        }
+        self.messages += 1;
+    }
+
+    /// Bytes in it, over all chunks.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len() + self.chunks.iter().map(Vec::len).sum::<usize>()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every byte, in order, as buffers to queue.
+    pub(crate) fn into_chunks(self) -> impl Iterator<Item = Vec<u8>> {
+        self.chunks.into_iter().chain(std::iter::once(self.bytes))
+    }
+}
+
+/// The answer to one job.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub conn: ConnId,
+    pub output: Output,
+    pub after: After,
+}
+
+/// What the session does once a reply's bytes are queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum After {
+    /// Carry on in the same phase.
+    Continue,
+    /// The `101` went out: the connection now speaks WebSocket.
+    Upgraded,
+    /// The last HTTP response asked to close, or rejected the upgrade: flush, then close.
+    /// `bad_request`: the batch ended with bytes that are not HTTP (a protocol error).
+    CloseHttp { bad_request: bool },
+}
+
+/// Runs one job's handler calls and encodes what they send. `None` for [`Work::Closed`], which
+/// needs no answer. Implemented once by the application layer; called by the worker threads, or
+/// by the loop itself with inline handlers.
+pub(crate) trait JobRunner: Send + Sync {
+    fn run(&self, job: Job) -> Option<Reply>;
+}
+
+/// Where a session offers its job.
+pub(crate) trait JobQueue {
+    /// Takes the job, runs it, or gives it back because there is no room.
+    fn offer(&mut self, job: Job) -> Offered;
+
+    /// Would an offer now find room? (Held jobs are retried only then.)
+    fn has_room(&self) -> bool;
+}
+
+/// What became of an offered job.
+#[derive(Debug)]
+pub(crate) enum Offered {
+    /// A worker will take it; its reply comes later.
+    Queued,
+    /// The queue is full: the job comes back, to be held and offered again (backpressure).
+    Full(Job),
+    /// It ran at once (inline handlers); here is its reply, if it has one.
+    Ran(Option<Reply>),
+    /// Nobody runs jobs any more (the workers are gone): it was dropped.
+    Gone,
+}

@@ -1,0 +1,56 @@
+//! The transport seam: what a connection's session reads from and writes to.
+//!
+//! A session (`src/session/`) never touches a socket. It reads, writes and shuts down through a
+//! [`Transport`], whose every answer is already classified into the four cases of
+//! [`IoOutcome`] (`io.rs`, the one place where `io::Result`s become those cases). The event loop
+//! gives sessions plain TCP sockets (`tcp.rs`); unit tests and the fuzz target give them an
+//! in-memory wire (`memory.rs`) whose chunking, back-pressure, EOF and resets they script.
+//!
+//! A transport may hold bytes of its own — TLS keeps records it could not write yet — so the
+//! trait also says how much it holds ([`Transport::buffered_output`]) and lets the session push
+//! it out ([`Transport::flush`]). The session adds those bytes to its own queued output when it
+//! decides on backpressure and WRITABLE interest, so a buffering transport plugs in without a
+//! change to the state machine. Plain TCP holds nothing.
+
+mod io;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) mod memory;
+mod tcp;
+
+use std::io::IoSlice;
+
+pub(crate) use io::{IoOutcome, is_resource_exhausted};
+
+/// A byte stream to one peer, non-blocking: every call returns at once.
+pub(crate) trait Transport {
+    /// Reads into `buf` (never empty).
+    fn read(&mut self, buf: &mut [u8]) -> IoOutcome;
+
+    /// Writes from `buf` (never empty).
+    fn write(&mut self, buf: &[u8]) -> IoOutcome;
+
+    /// Writes from several slices at once (`writev`); they are never all empty.
+    fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> IoOutcome;
+
+    /// Bytes for the peer that the transport holds itself, on top of what the session has queued
+    /// (TLS records the socket did not take yet). Plain TCP holds none.
+    fn buffered_output(&self) -> usize;
+
+    /// Pushes out the bytes [`buffered_output`](Self::buffered_output) counts, as far as the
+    /// socket takes them.
+    fn flush(&mut self) -> Flushed;
+
+    /// Sends FIN after the last byte written (for TLS: `close_notify` first). Reading goes on.
+    fn shutdown_write(&mut self);
+}
+
+/// What [`Transport::flush`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flushed {
+    /// Nothing is held any more.
+    Done,
+    /// The socket is full; WRITABLE readiness will say when to go on.
+    Blocked,
+    /// The peer is gone.
+    Gone,
+}
