@@ -30,7 +30,8 @@ SCENARIOS = {
 }
 ORDER = list(SCENARIOS)
 WSREACTOR = ["wsreactor", "wsreactor-inline"]
-PEERS = ["tokio-tungstenite", "gorilla", "ceiling", "go-http"]
+PEERS = ["tokio-tungstenite", "gorilla", "ceiling", "go-http", "wsreactor-baseline",
+         "wsreactor-baseline-inline"]
 SERVER_ORDER = WSREACTOR + PEERS
 
 # (column title, JSON key, decimals)

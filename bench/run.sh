@@ -18,6 +18,9 @@
 #   WRK_DURATION       seconds of each wrk run [8; --quick: 2]
 #   SERVER_CPU, LOADGEN_CPU   CPUs to pin to [0, 1]
 #   NO_BUILD=1 skip the builds (use bench/bin/ and bench/target/release/loadgen as they are)
+#   BASELINE   path of an echo example binary built from another commit: adds the servers
+#              wsreactor-baseline and wsreactor-baseline-inline (name them in SERVERS), so a
+#              change is measured against its parent in the same run
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -99,6 +102,11 @@ if [ "${NO_BUILD:-0}" != 1 ]; then
 fi
 [ -x "$LOADGEN" ] || { log "no $LOADGEN"; exit 1; }
 [ -x "$BIN/wsreactor-echo" ] || { log "no $BIN/wsreactor-echo"; exit 1; }
+if [ -n "${BASELINE:-}" ]; then
+    [ -x "$BASELINE" ] || { log "BASELINE=$BASELINE is not an executable"; exit 1; }
+    cp -f "$BASELINE" "$BIN/wsreactor-baseline-echo"
+    log "baseline: $BASELINE"
+fi
 
 # wrk for the plain HTTP scenario.
 WRK=1
@@ -133,6 +141,11 @@ server_cmd() {
     case "$1" in
         wsreactor) CMD=("${ws[@]}") ;;
         wsreactor-inline) CMD=("${ws[@]}" --inline) ;;
+        wsreactor-baseline | wsreactor-baseline-inline)
+            [ -n "${BASELINE:-}" ] || return 1
+            CMD=("$BIN/wsreactor-baseline-echo" "${ws[@]:1}")
+            if [ "$1" = wsreactor-baseline-inline ]; then CMD+=(--inline); fi
+            ;;
         tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr") ;;
         gorilla) CMD=("$BIN/gorilla-echo" -addr "$addr") ;;
         go-http) CMD=("$BIN/go-http" -addr "$addr") ;;

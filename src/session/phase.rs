@@ -171,6 +171,7 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     /// Adds a decoded message.
+    #[inline]
     pub(crate) fn push(&mut self, message: Message) {
         if self.messages.capacity() == 0 {
             // A batch usually holds several messages: skip the 1, 2, 4 reallocations.
