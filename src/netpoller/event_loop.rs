@@ -197,15 +197,16 @@ impl EventLoop {
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();
             (event.token(), readable, event.is_writable())
         }));
-        log::trace!(
-            "loop {}: poll returned {} events",
-            self.index,
-            scratch.len()
-        );
+        let n = scratch.len();
+        let events = if n == 1 { "event" } else { "events" };
+        log::trace!("loop {}: poll returned {n} {events}", self.index);
         for &(token, readable, writable) in &scratch {
             match token {
                 // While accepting is paused (EMFILE), new connections wait in the backlog.
-                LISTENER if self.accept_paused_until.is_none() => self.accept(),
+                LISTENER if self.accept_paused_until.is_none() => {
+                    log::trace!("loop {}: listener readable: accepting", self.index);
+                    self.accept();
+                }
                 LISTENER => {}
                 WAKER => log::trace!("loop {}: woken", self.index),
                 token => self.table.readiness(token, readable, writable, self.now),
@@ -218,7 +219,12 @@ impl EventLoop {
         // Cleared before draining: a reply sent from here on rings again.
         self.waker.clear();
         while let Ok(reply) = self.replies.try_recv() {
-            log::trace!("loop {}: reply for {}", self.index, reply.conn);
+            let bytes = reply.output.len();
+            log::trace!(
+                "loop {}: reply for {} ({bytes} bytes)",
+                self.index,
+                reply.conn
+            );
             self.table.reply(reply, self.now);
         }
         // Bounded per turn so a flood of pushes cannot starve socket events.

@@ -28,14 +28,20 @@ impl std::fmt::Debug for Executor {
 impl JobQueue for Executor {
     fn offer(&mut self, job: Job) -> Offered {
         match self {
-            Executor::Pool(jobs) => match jobs.try_send(job) {
-                Ok(()) => {
-                    log::trace!("job queued (queue depth {})", jobs.len());
-                    Offered::Queued
+            Executor::Pool(jobs) => {
+                let described = log::log_enabled!(log::Level::Trace)
+                    .then(|| format!("{}: job queued: {}", job.conn, job.work.describe()));
+                match jobs.try_send(job) {
+                    Ok(()) => {
+                        if let Some(what) = described {
+                            log::trace!("{what} (queue depth {})", jobs.len());
+                        }
+                        Offered::Queued
+                    }
+                    Err(TrySendError::Full(job)) => Offered::Full(job),
+                    Err(TrySendError::Disconnected(_)) => Offered::Gone,
                 }
-                Err(TrySendError::Full(job)) => Offered::Full(job),
-                Err(TrySendError::Disconnected(_)) => Offered::Gone,
-            },
+            }
             Executor::Inline(runner) => Offered::Ran(runner.run(job)),
         }
     }

@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::metrics::{Metrics, add, sub};
 use crate::session::phase::{Http, JobSlot, Phase};
-use crate::transport::{Flushed, IoOutcome, Transport};
+use crate::transport::{IoOutcome, PeerGone, Transport};
 
 /// What a session borrows from its event loop for one step: the time of this loop turn (one
 /// clock read per turn; tests pass any instant they like), the configuration, the loop's buffer
@@ -73,10 +73,6 @@ pub(crate) enum ReadResult {
     /// Reset or error: the connection is dead.
     Failed,
 }
-
-/// The transport failed while writing: the peer is gone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PeerGone;
 
 impl<T: Transport> Connection<T> {
     /// A new connection in `Http`, counted in its phase's gauge.
@@ -175,7 +171,10 @@ impl<T: Transport> Connection<T> {
                 log::trace!("{}: read {n} bytes", self.id);
                 ReadResult::Data
             }
-            IoOutcome::WouldBlock => ReadResult::Drained,
+            IoOutcome::WouldBlock => {
+                log::trace!("{}: read would block: drained", self.id);
+                ReadResult::Drained
+            }
             IoOutcome::Closed => {
                 log::trace!("{}: read EOF", self.id);
                 ReadResult::Eof
@@ -195,8 +194,8 @@ impl<T: Transport> Connection<T> {
             return Ok(());
         }
         self.write_queued(turn)?;
-        if self.transport.buffered_output() > 0 && self.transport.flush() == Flushed::Gone {
-            return Err(PeerGone);
+        if self.transport.buffered_output() > 0 {
+            self.transport.flush()?;
         }
         let after = self.output_len();
         if after == 0 {
@@ -250,13 +249,15 @@ impl<T: Transport> Connection<T> {
         if self.input.as_ref().is_some_and(ReadBuffer::is_empty) {
             if let Some(buf) = self.input.take() {
                 pool.give_read(buf);
-                log::trace!("{}: read buffer back to the pool", self.id);
+                let free = pool.len();
+                log::trace!("{}: read buffer back to the pool ({free} free)", self.id);
             }
         }
         if self.output.as_ref().is_some_and(WriteBuffer::is_empty) {
             if let Some(buf) = self.output.take() {
                 pool.give_write(buf);
-                log::trace!("{}: write buffer back to the pool", self.id);
+                let free = pool.len();
+                log::trace!("{}: write buffer back to the pool ({free} free)", self.id);
             }
         }
     }

@@ -130,11 +130,9 @@ impl<T: Transport> Connection<T> {
         let described = log::log_enabled!(log::Level::Trace).then(|| job.work.describe());
         match jobs.offer(job) {
             Offered::Queued => {
+                // The queue narrates this one, with its depth.
                 self.job = JobSlot::InFlight;
                 add(&turn.metrics.jobs_dispatched, 1);
-                if let Some(what) = described {
-                    log::trace!("{}: job dispatched: {what}", self.id);
-                }
                 false
             }
             Offered::Full(job) => {

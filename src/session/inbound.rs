@@ -12,7 +12,7 @@ use crate::session::connection::{Connection, Turn};
 use crate::session::phase::{JobSlot, Phase};
 use crate::session::work::{HttpTail, Work};
 use crate::transport::Transport;
-use crate::ws::{Decoded, OpCode, encode_frame};
+use crate::ws::{Decoded, Message, OpCode, encode_frame};
 
 impl<T: Transport> Connection<T> {
     /// Decodes the buffered bytes of a WebSocket connection, or discards those of a lingering
@@ -58,7 +58,15 @@ impl<T: Transport> Connection<T> {
                 None => {}
                 Some(Decoded::Message(message)) => {
                     add(&turn.metrics.messages_in, 1);
-                    log::trace!("{}: decoded a message of {} bytes", self.id, message.len());
+                    let kind = match message {
+                        Message::Text(_) => "text",
+                        Message::Binary(_) => "binary",
+                    };
+                    log::trace!(
+                        "{}: decoded a {kind} message, {} bytes",
+                        self.id,
+                        message.len()
+                    );
                     open.inbox.push(message);
                     // This message fills what the connection may hold while its previous job
                     // runs, so reading pauses until that job's reply (`backpressure.rs`).

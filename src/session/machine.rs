@@ -204,7 +204,10 @@ impl<T: Transport> Connection<T> {
     /// The peer's close frame. `Open` → `PeerClosed` (the messages before it are still handled,
     /// then we answer); `Closing` → `Lingering` (the close handshake is complete).
     pub(crate) fn peer_closed(&mut self, turn: &mut Turn<'_>, frame: Option<CloseFrame>) {
-        log::debug!("{}: close frame received: {frame:?}", self.id);
+        match &frame {
+            Some(frame) => log::debug!("{}: close frame received: {}", self.id, frame.code),
+            None => log::debug!("{}: close frame received, without a code", self.id),
+        }
         match &mut self.phase {
             Phase::Open(open) => {
                 let inbox = std::mem::take(&mut open.inbox);

@@ -192,6 +192,7 @@ impl Inbox {
     }
 
     /// Messages held now.
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn len(&self) -> usize {
         self.messages.len()
     }

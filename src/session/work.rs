@@ -44,13 +44,16 @@ impl Work {
         match self {
             Work::Messages(messages) => plural(messages.len(), "message"),
             Work::Http { requests, tail } => {
-                let mut text = plural(requests.len(), "HTTP request");
-                match tail {
-                    HttpTail::None => {}
-                    HttpTail::Upgrade(_) => text.push_str(" + upgrade"),
-                    HttpTail::Error(_) => text.push_str(" + error"),
+                let tail = match tail {
+                    HttpTail::None => "",
+                    HttpTail::Upgrade(_) => "the upgrade request",
+                    HttpTail::Error(_) => "a bad request",
+                };
+                match (requests.len(), tail) {
+                    (n, "") => plural(n, "HTTP request"),
+                    (0, tail) => tail.to_owned(),
+                    (n, tail) => format!("{} + {tail}", plural(n, "HTTP request")),
                 }
-                text
             }
             Work::Closed(info) => format!("on_close ({})", info.code),
         }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::rc::Rc;
 
-use super::{Flushed, IoOutcome, Transport};
+use super::{IoOutcome, PeerGone, Transport};
 
 /// The shared state of one in-memory connection.
 #[derive(Debug)]
@@ -172,19 +172,15 @@ impl Transport for MemoryTransport {
         self.0.borrow().held.len()
     }
 
-    fn flush(&mut self) -> Flushed {
+    fn flush(&mut self) -> Result<(), PeerGone> {
         let mut wire = self.0.borrow_mut();
         if wire.reset || wire.failed {
-            return Flushed::Gone;
+            return Err(PeerGone);
         }
         let held = std::mem::take(&mut wire.held);
         let sent = wire.deliver(&held);
         wire.held = held[sent..].to_vec();
-        if wire.held.is_empty() {
-            Flushed::Done
-        } else {
-            Flushed::Blocked
-        }
+        Ok(())
     }
 
     fn shutdown_write(&mut self) {

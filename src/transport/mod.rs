@@ -37,20 +37,13 @@ pub(crate) trait Transport {
     fn buffered_output(&self) -> usize;
 
     /// Pushes out the bytes [`buffered_output`](Self::buffered_output) counts, as far as the
-    /// socket takes them.
-    fn flush(&mut self) -> Flushed;
+    /// socket takes them (what it does not take stays counted there).
+    fn flush(&mut self) -> Result<(), PeerGone>;
 
     /// Sends FIN after the last byte written (for TLS: `close_notify` first). Reading goes on.
     fn shutdown_write(&mut self);
 }
 
-/// What [`Transport::flush`] achieved.
+/// The peer is gone: a write or flush found the connection reset or broken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flushed {
-    /// Nothing is held any more.
-    Done,
-    /// The socket is full; WRITABLE readiness will say when to go on.
-    Blocked,
-    /// The peer is gone.
-    Gone,
-}
+pub(crate) struct PeerGone;

@@ -8,7 +8,7 @@ use std::net::Shutdown;
 use mio::net::TcpStream;
 
 use super::io;
-use super::{Flushed, IoOutcome, Transport};
+use super::{IoOutcome, PeerGone, Transport};
 
 impl Transport for TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> IoOutcome {
@@ -27,8 +27,8 @@ impl Transport for TcpStream {
         0
     }
 
-    fn flush(&mut self) -> Flushed {
-        Flushed::Done
+    fn flush(&mut self) -> Result<(), PeerGone> {
+        Ok(()) // nothing is held here
     }
 
     fn shutdown_write(&mut self) {
