@@ -231,3 +231,15 @@ pub fn wait_for_stats(
     });
     last
 }
+
+/// Polls `probe` until it yields a value or the deadline passes (no fixed sleeps).
+pub fn poll_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < end, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

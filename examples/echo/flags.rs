@@ -1,36 +1,10 @@
-//! The echo server: every text and binary WebSocket message goes back to its sender.
-//!
-//! ```text
-//! cargo run --release --example echo -- --addr 127.0.0.1:9001
-//! ```
-//!
-//! It upgrades on any path (`/ws` is what most tools use), answers `GET /` with a small page that
-//! talks to it, and exposes every limit of [`wsreactor::Config`] as a flag (or as an environment
-//! variable: `--max-message-size` is also `WSREACTOR_MAX_MESSAGE_SIZE`; flags win). Its defaults
-//! are generous enough for the Autobahn test suite (64 MiB messages, 131,072 fragments) and still
-//! bounded. Ctrl-C or SIGTERM shuts it down gracefully (close 1001 to every client).
+//! The echo server's command line: every limit of [`wsreactor::Config`] as a `--flag` (and as an
+//! environment variable `WSREACTOR_<FLAG>`; flags win), with the echo server's own defaults —
+//! generous enough for the Autobahn test suite, and still bounded.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
-use wsreactor::{Config, Context, Handler, Message, Request, Response, Server};
-
-struct Echo;
-
-impl Handler for Echo {
-    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
-        ctx.send(message);
-    }
-
-    fn on_http_request(&self, request: &Request) -> Response {
-        match (request.method(), request.path()) {
-            ("GET" | "HEAD", "/") => Response::html(200, PAGE),
-            _ => Response::text(404, "not found: connect a WebSocket client to any path\n"),
-        }
-    }
-}
+use wsreactor::Config;
 
 /// A flag, what it sets, and how.
 struct Flag {
@@ -270,7 +244,7 @@ fn env_name(flag: &str) -> String {
     format!("WSREACTOR_{}", flag.replace('-', "_").to_uppercase())
 }
 
-fn parse_config(args: &[String]) -> Result<Config, String> {
+pub fn parse_config(args: &[String]) -> Result<Config, String> {
     let mut config = Config::default();
     // The echo server's own defaults: generous enough for the Autobahn test suite.
     config.max_message_size = 64 * 1024 * 1024;
@@ -309,77 +283,10 @@ fn parse_config(args: &[String]) -> Result<Config, String> {
     Ok(config)
 }
 
-fn usage() -> String {
+pub fn usage() -> String {
     let mut text = String::from("usage: echo [--flag value]...\n\nflags (env WSREACTOR_<FLAG>):\n");
     for flag in FLAGS {
         text.push_str(&format!("  --{:<24} {}\n", flag.name, flag.help));
     }
     text
 }
-
-fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{}", usage());
-        return ExitCode::SUCCESS;
-    }
-    let config = match parse_config(&args) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("echo: {err}\n\n{}", usage());
-            return ExitCode::from(2);
-        }
-    };
-    let server = match Server::builder().config(config).build(Echo) {
-        Ok(server) => server,
-        Err(err) => {
-            eprintln!("echo: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!("echo server listening on ws://{}/ws", server.local_addr());
-    let handle = server.handle();
-    match Signals::new([SIGINT, SIGTERM]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    log::info!("signal {signal}: shutting down");
-                    handle.shutdown();
-                }
-            });
-        }
-        Err(err) => log::warn!("cannot install signal handlers: {err}"),
-    }
-    match server.join() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("echo: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-const PAGE: &str = r#"<!doctype html>
-<html lang="en">
-<meta charset="utf-8">
-<title>wsreactor echo</title>
-<h1>wsreactor echo</h1>
-<p>This server echoes every WebSocket message on any path, e.g. <code>/ws</code>.</p>
-<form id="f"><input id="m" value="hello" autofocus> <button>send</button></form>
-<pre id="log"></pre>
-<script>
-const log = (line) => document.getElementById("log").textContent += line + "\n";
-const ws = new WebSocket(`ws://${location.host}/ws`);
-ws.onopen = () => log("open");
-ws.onmessage = (e) => log("< " + e.data);
-ws.onclose = (e) => log(`closed ${e.code} ${e.reason}`);
-document.getElementById("f").onsubmit = (e) => {
-  e.preventDefault();
-  const m = document.getElementById("m").value;
-  ws.send(m);
-  log("> " + m);
-};
-</script>
-</html>
-"#;

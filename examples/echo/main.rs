@@ -1,0 +1,107 @@
+//! The echo server: every text and binary WebSocket message goes back to its sender.
+//!
+//! ```text
+//! cargo run --release --example echo -- --addr 127.0.0.1:9001
+//! ```
+//!
+//! It upgrades on any path (`/ws` is what most tools use), answers `GET /` with a small page that
+//! talks to it and `GET /debug` with a live dashboard of the event loops (it polls the Prometheus
+//! text at `/metrics` once a second), and exposes every limit of [`wsreactor::Config`] as a flag
+//! (`flags.rs`; or as an environment variable: `--max-message-size` is also
+//! `WSREACTOR_MAX_MESSAGE_SIZE`; flags win). Its defaults are generous enough for the Autobahn
+//! test suite (64 MiB messages, 131,072 fragments) and still bounded. Ctrl-C or SIGTERM shuts it
+//! down gracefully (close 1001 to every client).
+
+pub(crate) mod flags;
+
+use std::process::ExitCode;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use wsreactor::{Config, Context, Handler, Message, Request, Response, Server};
+
+/// The page on `GET /`: a form that talks to the echo.
+const PAGE: &str = include_str!("page.html");
+
+/// The page on `GET /debug`: the live loop dashboard (no external assets).
+const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// Echoes every message; serves the two pages.
+pub struct Echo {
+    /// The dashboard, pointed at this server's metrics path (`None`: metrics are off).
+    dashboard: Option<String>,
+}
+
+impl Echo {
+    /// The echo handler for a server built with `config`.
+    pub fn new(config: &Config) -> Self {
+        let dashboard = config
+            .metrics_path
+            .as_ref()
+            .map(|path| DASHBOARD.replace("{{METRICS_PATH}}", path));
+        Echo { dashboard }
+    }
+}
+
+impl Handler for Echo {
+    fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
+        ctx.send(message);
+    }
+
+    fn on_http_request(&self, request: &Request) -> Response {
+        match (request.method(), request.path(), &self.dashboard) {
+            ("GET" | "HEAD", "/", _) => Response::html(200, PAGE),
+            ("GET" | "HEAD", "/debug", Some(page)) => Response::html(200, page.as_str()),
+            ("GET" | "HEAD", "/debug", None) => Response::text(
+                404,
+                "the dashboard needs the metrics path (--metrics-path)\n",
+            ),
+            _ => Response::text(404, "not found: connect a WebSocket client to any path\n"),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", flags::usage());
+        return ExitCode::SUCCESS;
+    }
+    let config = match flags::parse_config(&args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("echo: {err}\n\n{}", flags::usage());
+            return ExitCode::from(2);
+        }
+    };
+    let handler = Echo::new(&config);
+    let server = match Server::builder().config(config).build(handler) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("echo: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = server.local_addr();
+    println!("echo server listening on ws://{addr}/ws (dashboard: http://{addr}/debug)");
+    let handle = server.handle();
+    match Signals::new([SIGINT, SIGTERM]) {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    log::info!("signal {signal}: shutting down");
+                    handle.shutdown();
+                }
+            });
+        }
+        Err(err) => log::warn!("cannot install signal handlers: {err}"),
+    }
+    match server.join() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("echo: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
