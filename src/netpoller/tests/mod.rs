@@ -9,6 +9,7 @@ mod deadlines;
 mod fairness;
 mod http;
 mod lifecycle;
+mod scripts;
 mod transport;
 
 use std::time::Duration;

@@ -10,187 +10,27 @@
 //!
 //! With the `fuzzing` feature this module is public as `wsreactor::fuzzing`.
 
+mod app;
+mod script;
+
 use std::collections::{HashMap, VecDeque};
-use std::io;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::http::{Response, Version, switching_protocols};
 use crate::metrics::{Metrics, Stats};
 use crate::netpoller::link::Command;
-use crate::netpoller::table::{ConnectionTable, Poller};
-use crate::session::{After, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work};
+use crate::netpoller::table::ConnectionTable;
+use crate::session::{Job, JobRunner, Work};
 use crate::transport::memory::{MemoryTransport, Wire};
-use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
+use crate::ws::{CloseCode, Message, encode_frame};
 
-/// What the test application saw, in order, for every connection.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AppEvent {
-    /// `on_open` ran (the upgrade was accepted).
-    Open(ConnId),
-    /// `on_message` ran with this message.
-    Message(ConnId, Message),
-    /// `on_close` ran with this code.
-    Close(ConnId, CloseCode),
-    /// `on_http_request` ran for this path.
-    Http(ConnId, String),
-}
-
-/// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked),
-/// upgrades are accepted (except on the path `/reject`, answered `403`), messages are echoed —
-/// except the text `close`, which makes the handler close with `1000`, and the text `panic`,
-/// which stands for a panicking handler (`1011`).
-#[derive(Debug, Default)]
-pub struct TestApp {
-    events: Mutex<Vec<AppEvent>>,
-}
-
-impl TestApp {
-    fn record(&self, event: AppEvent) {
-        if let Ok(mut events) = self.events.lock() {
-            events.push(event);
-        }
-    }
-
-    /// Everything seen so far.
-    pub fn events(&self) -> Vec<AppEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
-    }
-}
-
-impl JobRunner for TestApp {
-    fn run(&self, job: Job) -> Option<Reply> {
-        let conn = job.conn;
-        let mut output = Output::default();
-        let after = match job.work {
-            Work::Closed(info) => {
-                self.record(AppEvent::Close(conn, info.code));
-                return None;
-            }
-            Work::Messages(messages) => {
-                for message in messages {
-                    self.record(AppEvent::Message(conn, message.clone()));
-                    match message.as_bytes() {
-                        b"close" => {
-                            output.close = Some(frame(CloseCode::Normal, "bye"));
-                            break;
-                        }
-                        b"panic" => {
-                            output.close = Some(frame(CloseCode::Error, "handler panicked"));
-                            break;
-                        }
-                        _ => output.push_message(message),
-                    }
-                }
-                After::Continue
-            }
-            Work::Http { requests, tail } => {
-                for request in requests {
-                    self.record(AppEvent::Http(conn, request.path().to_owned()));
-                    let keep_alive = request.keep_alive();
-                    let response = Response::text(200, "ok\n");
-                    response.encode(&mut output.bytes, request.version(), keep_alive, false);
-                    if !keep_alive {
-                        return Some(reply(conn, output, After::CloseHttp { bad_request: false }));
-                    }
-                }
-                match tail {
-                    HttpTail::None => After::Continue,
-                    HttpTail::Error(err) => {
-                        output.bytes.extend(err.to_response().to_closing_bytes());
-                        After::CloseHttp { bad_request: true }
-                    }
-                    HttpTail::Upgrade(upgrade) if upgrade.0.path() == "/reject" => {
-                        let response = Response::text(403, "no\n");
-                        response.encode(&mut output.bytes, Version::Http11, false, false);
-                        After::CloseHttp { bad_request: false }
-                    }
-                    HttpTail::Upgrade(upgrade) => {
-                        let response = switching_protocols(&upgrade.1.key, None, &[]);
-                        response.encode(&mut output.bytes, Version::Http11, true, false);
-                        self.record(AppEvent::Open(conn));
-                        After::Upgraded
-                    }
-                }
-            }
-        };
-        Some(reply(conn, output, after))
-    }
-}
-
-fn frame(code: CloseCode, reason: &str) -> CloseFrame {
-    CloseFrame {
-        code,
-        reason: reason.into(),
-    }
-}
-
-fn reply(conn: ConnId, output: Output, after: After) -> Reply {
-    Reply {
-        conn,
-        output,
-        after,
-    }
-}
-
-/// A poller that records what each token is registered for.
-#[derive(Debug, Default)]
-pub(crate) struct RecordingPoller {
-    pub interest: HashMap<Token, Interest>,
-}
-
-impl Poller<MemoryTransport> for RecordingPoller {
-    fn register(
-        &mut self,
-        _: &mut MemoryTransport,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.interest.insert(token, interest);
-        Ok(())
-    }
-
-    fn reregister(
-        &mut self,
-        _: &mut MemoryTransport,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.interest.insert(token, interest);
-        Ok(())
-    }
-
-    fn deregister(&mut self, _: &mut MemoryTransport) {}
-}
-
-/// A bounded job queue that the test empties by hand (or, inline, runs each job at once).
-#[derive(Debug)]
-pub(crate) struct ManualQueue {
-    pub jobs: VecDeque<Job>,
-    pub capacity: usize,
-    pub inline: Option<Arc<TestApp>>,
-}
-
-impl JobQueue for ManualQueue {
-    fn offer(&mut self, job: Job) -> Offered {
-        if let Some(app) = &self.inline {
-            return Offered::Ran(app.run(job));
-        }
-        if self.jobs.len() >= self.capacity {
-            return Offered::Full(job);
-        }
-        self.jobs.push_back(job);
-        Offered::Queued
-    }
-
-    fn has_room(&self) -> bool {
-        self.inline.is_some() || self.jobs.len() < self.capacity
-    }
-}
+pub use app::{AppEvent, TestApp, client_fragment, client_frame, upgrade_request};
+pub(crate) use app::{ManualQueue, RecordingPoller};
+pub use script::{fuzz_config, run_script};
 
 /// One simulated peer: its wire and the connection it became.
 #[derive(Debug)]
@@ -208,40 +48,6 @@ pub struct Harness {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     now: Instant,
-}
-
-/// A valid upgrade request for `path`.
-pub fn upgrade_request(path: &str) -> Vec<u8> {
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes()
-}
-
-/// A masked client frame (FIN set) with `opcode` and `payload`.
-pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    client_fragment(true, opcode, payload)
-}
-
-/// A masked client frame with FIN as given.
-pub fn client_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
 }
 
 impl Harness {
@@ -482,7 +288,10 @@ impl Harness {
     /// `ServerHandle::close` for peer `peer`'s connection.
     pub fn close(&mut self, peer: usize, code: CloseCode) {
         let conn = self.peers[peer].id;
-        let frame = frame(code, "closed by the server");
+        let frame = crate::ws::CloseFrame {
+            code,
+            reason: "closed by the server".into(),
+        };
         self.table.command(Command::Close { conn, frame }, self.now);
         self.turn();
     }
@@ -513,6 +322,11 @@ impl Harness {
         for job in closes {
             self.app.run(job);
         }
+    }
+
+    /// Peers connected so far (open or not).
+    pub fn peers(&self) -> usize {
+        self.peers.len()
     }
 
     /// Connections in the table.

@@ -1,0 +1,175 @@
+//! Arbitrary bytes as a script of everything that can happen to a loop's connections — peers
+//! connecting and sending (well-formed or not, in any chunking), EOFs, resets, socket errors,
+//! peers that stop reading, clock jumps, jobs run early, late or in bursts, pushes, closes,
+//! shutdown — with the core's invariants checked after every step and at the end.
+//!
+//! [`run_script`] is what the `connection_core` fuzz target runs (millions of times; see
+//! docs/fuzzing.md) and what a property test in `cargo test` runs on seeded random scripts.
+
+use std::time::Duration;
+
+use super::{Harness, PendingJob, client_fragment, client_frame, upgrade_request};
+use crate::config::Config;
+use crate::metrics::Stats;
+use crate::ws::CloseCode;
+
+/// Small limits, so that scripts reach every bound quickly.
+pub fn fuzz_config() -> Config {
+    Config {
+        max_pending_messages: 3,
+        max_pending_bytes: 200,
+        max_outbound_bytes: 400,
+        read_buffer_size: 256,
+        max_read_per_turn: 300,
+        job_queue_capacity: 2,
+        max_message_size: 1000,
+        max_frame_size: 600,
+        max_fragments: 4,
+        max_header_bytes: 300,
+        max_body_size: 200,
+        ping_interval: Some(Duration::from_secs(30)),
+        max_lifetime: Some(Duration::from_secs(600)),
+        ..Config::default()
+    }
+}
+
+/// Most connections open at once in one script, and most peers it may connect in all.
+const MAX_OPEN: usize = 8;
+const MAX_PEERS: usize = 64;
+
+/// Reads a script off a byte string.
+struct Script<'a>(&'a [u8]);
+
+impl Script<'_> {
+    fn byte(&mut self) -> Option<u8> {
+        let (&first, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(first)
+    }
+
+    fn bytes(&mut self, n: usize) -> &[u8] {
+        let (taken, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        taken
+    }
+}
+
+/// Runs `data` as a script against a fresh core with `config`; `Err` names the first broken
+/// invariant, `Ok` returns the counters at the end (what the script exercised). A script never
+/// panics the core: a panic is a bug the fuzzer reports.
+pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
+    let mut h = Harness::new(config);
+    let mut script = Script(data);
+    let mut stolen: Vec<PendingJob> = Vec::new();
+    while let Some(op) = script.byte() {
+        let arg = script.byte().unwrap_or(0);
+        // A peer in the phase the op makes sense in, if there is one; else any open peer; else
+        // any peer at all (events for connections that are gone must be harmless too).
+        let open: Vec<usize> = (0..h.peers()).filter(|&p| h.phase(p).is_some()).collect();
+        let fitting: Vec<usize> = match op % 20 {
+            2 | 5 => open
+                .iter()
+                .copied()
+                .filter(|&p| h.phase(p) == Some("Http"))
+                .collect(),
+            3 | 4 | 16 => open
+                .iter()
+                .copied()
+                .filter(|&p| h.phase(p) == Some("Open"))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let pick = |from: &[usize]| from[usize::from(arg) % from.len()];
+        let peer = match (fitting.len(), open.len(), h.peers()) {
+            (0, 0, 0) => None,
+            (0, 0, all) => Some(usize::from(arg) % all),
+            (0, _, _) => Some(pick(&open)),
+            (_, _, _) => Some(pick(&fitting)),
+        };
+        match (op % 20, peer) {
+            (0, _) if open.len() < MAX_OPEN && h.peers() < MAX_PEERS => {
+                h.connect();
+            }
+            (1, Some(p)) => {
+                let len = usize::from(script.byte().unwrap_or(0));
+                let bytes = script.bytes(len).to_vec();
+                h.send(p, &bytes);
+            }
+            (2, Some(p)) => {
+                let path = if arg & 0x80 == 0 { "/ws" } else { "/reject" };
+                h.send(p, &upgrade_request(path));
+            }
+            (3, Some(p)) => {
+                let head = script.byte().unwrap_or(0);
+                let len = usize::from(script.byte().unwrap_or(0)) * 4;
+                let payload = script.bytes(len).to_vec();
+                let (fin, opcode) = (head & 0x80 != 0, head & 0x0f);
+                h.send(p, &client_fragment(fin, opcode, &payload));
+            }
+            (4, Some(p)) => h.send(p, &client_frame(0x1, b"hello")),
+            (5, Some(p)) => h.send(p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            (6, Some(p)) => h.set_read_chunk(p, usize::from(script.byte().unwrap_or(1))),
+            (7, Some(p)) => h.peer_eof(p),
+            (8, Some(p)) => h.reset(p),
+            (9, Some(p)) => h.fail(p),
+            (10, Some(p)) => {
+                let room = [0, 1, 7, 64, 1000, usize::MAX][usize::from(arg >> 5) % 6];
+                h.set_write_room(p, room);
+            }
+            (11, _) => h.advance(Duration::from_millis(u64::from(arg) * 250)),
+            (12, _) => h.advance(Duration::from_secs(u64::from(arg) * 10)),
+            (13, _) => {
+                h.run_jobs(usize::from(arg % 4) + 1);
+            }
+            (14, _) if stolen.len() < 4 => stolen.extend(h.steal_job()),
+            (15, _) if !stolen.is_empty() => {
+                let job = stolen.remove(usize::from(arg) % stolen.len());
+                h.finish_job(job);
+            }
+            (16, Some(p)) => h.push(p, &"p".repeat(usize::from(arg))),
+            (17, _) => h.broadcast("to everyone"),
+            (18, Some(p)) => h.close(p, CloseCode::from_u16(1000 + u16::from(arg % 16))),
+            (19, _) if arg & 0x0f == 0 => h.shutdown(),
+            (19, Some(p)) => h.set_buffering_transport(p),
+            _ => {}
+        }
+        h.check_invariants()?;
+    }
+    wind_down(&mut h, stolen)
+}
+
+/// Ends everything the way a real shutdown would, and checks that nothing is left: every
+/// connection closed and removed, every `on_close` owed delivered exactly once.
+fn wind_down(h: &mut Harness, stolen: Vec<PendingJob>) -> Result<Stats, String> {
+    h.shutdown();
+    for job in stolen {
+        h.finish_job(job);
+    }
+    for _ in 0..4 {
+        h.run_all_jobs();
+        for p in 0..h.peers() {
+            h.set_write_room(p, usize::MAX);
+            h.peer_eof(p);
+        }
+        h.advance(Duration::from_secs(60));
+        h.check_invariants()?;
+    }
+    h.finish();
+    if h.open_connections() != 0 {
+        return Err(format!(
+            "{} connections left after shutdown",
+            h.open_connections()
+        ));
+    }
+    let stats = h.stats();
+    if stats.connections_open != 0 || stats.websocket_open != 0 || stats.pending_outbound_bytes != 0
+    {
+        return Err(format!("gauges not back to zero: {stats:?}"));
+    }
+    if stats.buffers_in_use != 0 {
+        return Err(format!("{} buffers still lent", stats.buffers_in_use));
+    }
+    h.check_invariants()?;
+    h.check_every_close_delivered()?;
+    Ok(stats)
+}
