@@ -2,7 +2,7 @@
 //!
 //! Errors enter from the parser ([`crate::http::RequestParser`]) and the upgrade check
 //! ([`crate::http::check_upgrade`]); they leave as a status code ([`HttpError::status`]) or as a
-//! complete `Connection: close` response ([`HttpError::to_response`]) that the reactor sends before
+//! complete `Connection: close` response ([`HttpError::to_response`]) that the session sends before
 //! closing the connection (after a framing error the rest of the byte stream cannot be trusted).
 
 use std::fmt;

@@ -1,12 +1,12 @@
-//! HTTP/1.1 for the reactor: request parsing, response encoding and the WebSocket upgrade check.
+//! HTTP/1.1 for the session: request parsing, response encoding and the WebSocket upgrade check.
 //!
-//! Data flow: the reactor appends bytes read from a socket to a per-connection buffer and hands
-//! that buffer to [`RequestParser::parse`], which either asks for more bytes ([`Parsed::Partial`]),
-//! yields an owned [`Request`] plus the number of bytes it used, or fails with an [`HttpError`]
-//! (which knows its status code and renders its own [`Response`]). A request is then either
-//! classified as a WebSocket handshake by [`check_upgrade`] (answered with
-//! [`switching_protocols`]) or routed to a handler, whose [`Response`] is turned back into bytes
-//! by [`Response::encode`]. Nothing here does I/O.
+//! Data flow: the session (`src/session/`) appends bytes read from a socket to a per-connection
+//! buffer and hands that buffer to [`RequestParser::parse`], which either asks for more bytes
+//! ([`Parsed::Partial`]), yields an owned [`Request`] plus the number of bytes it used, or fails
+//! with an [`HttpError`] (which knows its status code and renders its own [`Response`]). A
+//! request is then either classified as a WebSocket handshake by [`check_upgrade`] (answered
+//! with [`switching_protocols`]) or routed to a handler, whose [`Response`] is turned back into
+//! bytes by [`Response::encode`]. Nothing here does I/O.
 //!
 //! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
 //! for the fuzz targets and property tests; items only they use are not dead code.

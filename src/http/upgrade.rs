@@ -3,7 +3,7 @@
 //! A parsed [`Request`] enters [`check_upgrade`], which says whether it is a plain HTTP request,
 //! a valid upgrade (yielding the client's key and offered subprotocols), or a broken upgrade
 //! attempt (an [`HttpError`] to answer with). [`switching_protocols`] then builds the 101
-//! response that the reactor encodes before handing the connection to the WebSocket layer.
+//! response that the worker encodes before the session hands the connection to the WebSocket layer.
 
 use super::error::HttpError;
 use super::request::{Request, Version};

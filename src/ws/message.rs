@@ -3,7 +3,7 @@
 //! A [`Message`] leaves [`MessageDecoder`](crate::ws::MessageDecoder) once all its fragments are
 //! reassembled, unmasked and (for text) validated as UTF-8; the application builds one with the
 //! `From` impls to send it, and its bytes enter [`encode_frame`](crate::ws::encode_frame) through
-//! [`Message::as_bytes`] and [`Message::opcode`].
+//! [`Message::as_bytes`] and `Message::opcode`.
 
 use crate::ws::frame::OpCode;
 

@@ -6,8 +6,8 @@
 //! [`CloseCode`] to answer with. Bytes going to a client leave through [`encode_frame`] and
 //! [`encode_close`], which append unmasked frames to an output buffer.
 //!
-//! Nothing here does I/O, spawns threads or holds locks: the reactor owns the sockets and buffers
-//! and calls these functions.
+//! Nothing here does I/O, spawns threads or holds locks: the event loops own the sockets, the
+//! sessions the buffers, and they call these functions.
 //!
 //! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
 //! for the fuzz targets and property tests; items only they use are not dead code.
