@@ -9,6 +9,7 @@
 //! | `waker.rs` | the coalescing doorbell other threads ring |
 //! | `link.rs` | the ways into a loop: commands, replies, waker |
 //! | `jobs.rs` | where jobs go: the worker pool's queue, or inline |
+//! | `harness/` | the table over in-memory wires, a hand-driven clock and hand-run jobs: the unit tests (`tests/`) and the `connection_core` fuzz target |
 //!
 //! Readiness enters from `poll`, replies and commands from the channels; all of it goes to the
 //! sessions (`src/session/`) through the table, which knows no protocol. Sockets, buffers and

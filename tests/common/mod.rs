@@ -15,7 +15,7 @@ use wsreactor::{Config, Handler, Server, ServerHandle, Stats};
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 /// A test config: port 0, two workers, short timeouts. `WSREACTOR_TEST_LOOPS=N` runs the
-/// suite with N event loops (as `.ci/run` does), to check every behaviour in that mode too.
+/// suite with N event loops, to check every behaviour in that mode too.
 pub fn config() -> Config {
     let mut config = Config::default();
     config.addr = "127.0.0.1:0".parse().expect("literal address");
