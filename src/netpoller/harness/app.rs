@@ -132,14 +132,8 @@ pub(crate) struct RecordingPoller {
 }
 
 impl Poller<MemoryTransport> for RecordingPoller {
-    fn register(
-        &mut self,
-        _: &mut MemoryTransport,
-        token: Token,
-        interest: Interest,
-    ) -> io::Result<()> {
-        self.interest.insert(token, interest);
-        Ok(())
+    fn register(&mut self, t: &mut MemoryTransport, token: Token, i: Interest) -> io::Result<()> {
+        self.reregister(t, token, i)
     }
 
     fn reregister(

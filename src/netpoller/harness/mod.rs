@@ -435,7 +435,7 @@ impl Harness {
         Ok(())
     }
 
-    /// The `CloseInfo` that closed peer `peer`'s WebSocket, if `on_close` ran.
+    /// The code `on_close` was given for peer `peer`'s WebSocket, if it ran.
     pub fn close_code(&self, peer: usize) -> Option<CloseCode> {
         let id = self.peers[peer].id;
         self.app.events().into_iter().find_map(|e| match e {
@@ -443,20 +443,8 @@ impl Harness {
             _ => None,
         })
     }
-
-    /// The time the harness is at.
-    pub fn now(&self) -> Instant {
-        self.now
-    }
 }
 
 /// A job taken out of the queue by the test, to finish later.
 #[derive(Debug)]
 pub struct PendingJob(Job);
-
-impl PendingJob {
-    /// The connection it belongs to.
-    pub fn conn(&self) -> ConnId {
-        self.0.conn
-    }
-}
