@@ -221,6 +221,9 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
 
     /// Drives the connections that used up their read budget last turn (fairness).
     pub(crate) fn run_ready(&mut self, now: Instant) {
+        if self.ready.is_empty() {
+            return; // the common case: keep the vector's capacity
+        }
         for id in std::mem::take(&mut self.ready) {
             if let Some(index) = self.live(id) {
                 self.step(index, now, |_, _| {});
@@ -253,6 +256,9 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// Offers held work again, oldest first, while the job queue has room: owed `on_close` jobs,
     /// then the held jobs of connections.
     pub(crate) fn retry_held(&mut self, now: Instant) {
+        if self.close_backlog.is_empty() && self.held.is_empty() {
+            return;
+        }
         while let Some(job) = self.close_backlog.pop_front() {
             match self.jobs.offer(job) {
                 Offered::Full(job) => {
