@@ -6,6 +6,6 @@
 //! connections over in-memory wires, with a hand-driven clock and hand-run jobs.
 
 pub use crate::netpoller::harness::{
-    AppEvent, Harness, PendingJob, TestApp, client_fragment, client_frame, fuzz_config, run_script,
-    upgrade_request,
+    AppEvent, Harness, PendingJob, TestApp, client_fragment, client_frame, fuzz_config,
+    masked_frame, run_script, upgrade_request,
 };

@@ -55,24 +55,10 @@ impl Rng {
     }
 }
 
-/// A client frame (masked) as a browser would send it.
+/// A client frame masked with a random key, as a browser would send it.
 fn client_frame(rng: &mut Rng, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
     let mask = (rng.next() as u32).to_be_bytes();
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
+    wsreactor::fuzzing::masked_frame(fin, opcode, payload, mask)
 }
 
 /// A random stream of messages, fragmented at random with pings between fragments; returns the

@@ -190,7 +190,11 @@ pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// A masked client frame with FIN as given.
 pub fn client_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    masked_frame(fin, opcode, payload, [0x37, 0xfa, 0x21, 0x3d])
+}
+
+/// A client frame with FIN as given, masked with `mask`, in the shortest length encoding.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
     let mut out = vec![(u8::from(fin) << 7) | opcode];
     match payload.len() {
         n if n < 126 => out.push(0x80 | n as u8),
