@@ -58,6 +58,21 @@ pub struct Config {
     /// Most frames one fragmented message may have. Beyond it: close `1009`. Default 65,536
     /// (what the Autobahn suite sends at most).
     pub max_fragments: usize,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it, always without
+    /// context takeover: each message is compressed on its own by a codec of the thread that
+    /// runs the handler, so an idle connection holds no zlib state. A compressed message may
+    /// inflate to at most `max_message_size` (checked while inflating; beyond it: close
+    /// `1009`). Default `false`: it costs CPU per message, and Node `ws`, gorilla and
+    /// uWebSockets default to off too. [`Handler::on_upgrade`](crate::Handler::on_upgrade) can
+    /// decline it per connection.
+    pub compression: bool,
+    /// Messages shorter than this are sent uncompressed even when compression was negotiated
+    /// (RSV1 clear; RFC 7692 lets each message choose). Default 1 KiB, like Node `ws`: deflating
+    /// a few bytes costs more than it saves. 0 compresses every message.
+    pub compression_threshold: usize,
+    /// zlib compression level for sent messages, 0 (store) to 9 (smallest). Default 1 (fastest),
+    /// gorilla's default: on JSON-like text it keeps most of the ratio of level 6.
+    pub compression_level: u32,
     /// Size of a pooled read buffer. Default 16 KiB: large enough that one read usually holds
     /// many small frames, small enough that 10,000 busy connections fit in 160 MiB.
     pub read_buffer_size: usize,
@@ -138,6 +153,9 @@ impl Default for Config {
             max_message_size: 16 * 1024 * 1024,
             max_frame_size: 16 * 1024 * 1024,
             max_fragments: 65_536,
+            compression: false,
+            compression_threshold: 1024,
+            compression_level: 1,
             read_buffer_size: 16 * 1024,
             max_pooled_buffers: 256,
             max_read_per_turn: 256 * 1024,
@@ -185,6 +203,11 @@ impl Config {
         ];
         if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
             return Err(Error::InvalidConfig(format!("{name} must be at least 1")));
+        }
+        if self.compression_level > 9 {
+            return Err(Error::InvalidConfig(
+                "compression_level must be between 0 and 9".into(),
+            ));
         }
         if self.read_buffer_size < 256 {
             return Err(Error::InvalidConfig(
@@ -235,6 +258,7 @@ impl Config {
             max_message_size: self.max_message_size,
             max_fragments: self.max_fragments,
             max_frame_size: self.max_frame_size,
+            deflate: false,
         }
     }
 }

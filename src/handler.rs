@@ -15,7 +15,7 @@ use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::http::{Request, Response};
 use crate::session::Output;
-use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message};
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate};
 
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
@@ -34,11 +34,12 @@ use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message};
 /// server.join().expect("clean exit");
 /// ```
 pub trait Handler: Send + Sync + 'static {
-    /// Decides on a valid WebSocket upgrade request (any path, by default). `protocols` are the
-    /// subprotocols the client offered, in its order of preference. Check `Origin`, the path, an
-    /// auth header here; return [`Upgrade::reject`] to answer with a status instead of `101`.
-    fn on_upgrade(&self, request: &Request, protocols: &[String]) -> Upgrade {
-        let _ = (request, protocols);
+    /// Decides on a valid WebSocket upgrade request (any path, by default). `offer` holds the
+    /// subprotocols the client offered and the compression the server would agree to. Check
+    /// `Origin`, the path, an auth header here; return [`Upgrade::reject`] to answer with a
+    /// status instead of `101`, or [`Upgrade::without_compression`] to decline compression.
+    fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade {
+        let _ = (request, offer);
         Upgrade::accept()
     }
 
@@ -74,6 +75,27 @@ where
     }
 }
 
+/// What a client's upgrade request offers, as [`Handler::on_upgrade`] sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpgradeOffer {
+    pub(crate) protocols: Vec<String>,
+    pub(crate) compression: Option<PerMessageDeflate>,
+}
+
+impl UpgradeOffer {
+    /// The subprotocols of `Sec-WebSocket-Protocol`, in the client's order of preference.
+    pub fn protocols(&self) -> &[String] {
+        &self.protocols
+    }
+
+    /// The permessage-deflate agreement the server will answer with if the handler accepts
+    /// (and does not decline compression): `None` when the client offered nothing acceptable
+    /// or [`Config::compression`](crate::Config::compression) is off.
+    pub fn compression(&self) -> Option<&PerMessageDeflate> {
+        self.compression.as_ref()
+    }
+}
+
 /// The answer of [`Handler::on_upgrade`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upgrade {
@@ -84,17 +106,21 @@ pub enum Upgrade {
         protocol: Option<String>,
         /// Extra headers for the `101` response.
         headers: Vec<(String, String)>,
+        /// Use the compression in [`UpgradeOffer::compression`], if there is one. `false`
+        /// declines it: the connection sends and receives uncompressed messages only.
+        compression: bool,
     },
     /// Refuse, answering with this response; the connection is then closed.
     Reject(Response),
 }
 
 impl Upgrade {
-    /// Accept with no subprotocol.
+    /// Accept with no subprotocol (and with compression, if it was agreed).
     pub fn accept() -> Self {
         Upgrade::Accept {
             protocol: None,
             headers: Vec::new(),
+            compression: true,
         }
     }
 
@@ -103,7 +129,16 @@ impl Upgrade {
         Upgrade::Accept {
             protocol: Some(protocol.into()),
             headers: Vec::new(),
+            compression: true,
         }
+    }
+
+    /// The same answer, declining compression (no effect on a rejection).
+    pub fn without_compression(mut self) -> Self {
+        if let Upgrade::Accept { compression, .. } = &mut self {
+            *compression = false;
+        }
+        self
     }
 
     /// Refuse with `status` and a plain-text `body` (e.g. `403`, "origin not allowed").

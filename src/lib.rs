@@ -97,11 +97,11 @@ pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
 pub use error::{Error, SendError};
-pub use handler::{Context, Handler, Upgrade};
+pub use handler::{Context, Handler, Upgrade, UpgradeOffer};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
-pub use ws::{CloseCode, CloseInfo, Message};
+pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};
 
 /// The README's code blocks are compiled as doctests, so the embedding example cannot rot.
 #[cfg(doctest)]

@@ -144,6 +144,20 @@ metrics! {
     messages_in: counter "messages_received_total" [""] "WebSocket data messages received.";
     /// WebSocket data messages sent (replies, pushes, each broadcast copy).
     messages_out: counter "messages_sent_total" [""] "WebSocket data messages sent.";
+    /// Connections that agreed on permessage-deflate at the upgrade.
+    deflate_upgrades: counter "deflate_upgrades_total" [""]
+        "WebSocket upgrades that agreed on permessage-deflate.";
+    /// Data messages received compressed (RSV1), counted by the loop before inflating.
+    compressed_in: counter "compressed_messages_received_total" [""]
+        "WebSocket messages received compressed.";
+    /// Data messages sent compressed (the others of `messages_out` went uncompressed: below
+    /// the threshold, incompressible, or pushed through `ServerHandle`).
+    compressed_out: counter "compressed_messages_sent_total" [""]
+        "WebSocket messages sent compressed.";
+    /// Compressed messages that could not be inflated (too big: `1009`; not deflate data or
+    /// not UTF-8: `1007`); each closed its connection.
+    inflate_failures: counter "inflate_failures_total" [""]
+        "Compressed messages that failed to inflate (connection closed).";
     /// Bytes read from sockets.
     bytes_in: counter "received_bytes_total" [""] "Bytes read from sockets.";
     /// Bytes written to sockets.

@@ -6,6 +6,11 @@
 //! opt-in metrics and health paths are answered here, before the handler is asked. A panicking
 //! handler closes its connection with `1011` (or answers `500`) and is counted; the thread goes
 //! on.
+//!
+//! permessage-deflate happens here too, on the thread that runs the handler: the offer is
+//! negotiated before `on_upgrade`, compressed messages are inflated before `on_message` (a
+//! message that inflates past `max_message_size`, or is not deflate data, closes the connection
+//! with `1009` or `1007`), and what the handler sends is compressed into the `Output`.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -14,12 +19,13 @@ use crate::buffer::OWNED_CHUNK_MIN;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
-use crate::handler::{Context, Handler, Upgrade};
+use crate::handler::{Context, Handler, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus;
-use crate::session::{After, HttpTail, Job, JobRunner, Output, Reply, Work};
-use crate::ws::{CloseCode, CloseFrame, Message};
+use crate::session::{After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, Work};
+use crate::ws::deflate::negotiate;
+use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
 
 /// The handler, and what its calls need: the server handle for `Context` and `on_close`, and
 /// the configuration for the built-in paths.
@@ -28,6 +34,12 @@ pub(crate) struct HandlerRunner {
     server: ServerHandle,
     metrics_path: Option<String>,
     health_path: Option<String>,
+    /// `Config::compression`.
+    compression: bool,
+    compression_level: u32,
+    compression_threshold: usize,
+    /// The limit on an inflated message.
+    max_message_size: usize,
 }
 
 impl HandlerRunner {
@@ -37,6 +49,19 @@ impl HandlerRunner {
             server,
             metrics_path: config.metrics_path.clone(),
             health_path: config.health_path.clone(),
+            compression: config.compression,
+            compression_level: config.compression_level,
+            compression_threshold: config.compression_threshold,
+            max_message_size: config.max_message_size,
+        })
+    }
+
+    /// How replies are compressed on a connection that agreed on `deflate`.
+    fn compressing(&self, deflate: Option<PerMessageDeflate>) -> Option<Compressing> {
+        deflate.map(|agreement| Compressing {
+            window_bits: agreement.server_window_bits(),
+            level: self.compression_level,
+            threshold: self.compression_threshold,
         })
     }
 }
@@ -45,9 +70,9 @@ impl JobRunner for HandlerRunner {
     fn run(&self, job: Job) -> Option<Reply> {
         let conn = job.conn;
         match job.work {
-            Work::Messages(messages) => Some(Reply {
+            Work::Messages(batch) => Some(Reply {
                 conn,
-                output: self.run_messages(conn, messages),
+                output: self.run_messages(conn, batch),
                 after: After::Continue,
             }),
             Work::Http { requests, tail } => Some(self.run_http(conn, requests, tail)),
@@ -64,7 +89,8 @@ impl JobRunner for HandlerRunner {
 }
 
 impl HandlerRunner {
-    fn run_messages(&self, conn: ConnId, messages: Vec<Message>) -> Output {
+    fn run_messages(&self, conn: ConnId, batch: Batch) -> Output {
+        let Batch { messages, deflate } = batch;
         // Room for an echo of the whole batch up front: one allocation instead of a series of
         // reallocations (large payloads are moved, not copied, so they need no room here).
         let small: usize = messages
@@ -78,7 +104,20 @@ impl HandlerRunner {
             })
             .sum();
         let mut output = Output::with_capacity(small);
+        output.compressing = self.compressing(deflate);
         for message in messages {
+            let message = match message.into_message(self.max_message_size) {
+                Ok(message) => message,
+                Err(err) => {
+                    log::debug!("{conn}: closing: {err}");
+                    add(&self.server.metrics().inflate_failures, 1);
+                    output.close = Some(CloseFrame {
+                        code: err.close_code(),
+                        reason: err.to_string(),
+                    });
+                    break;
+                }
+            };
             let mut ctx = Context::new(conn, &mut output, &self.server);
             let call = || self.handler.on_message(&mut ctx, message);
             if catch_unwind(AssertUnwindSafe(call)).is_err() {
@@ -142,10 +181,22 @@ impl HandlerRunner {
         upgrade: &UpgradeRequest,
         output: &mut Output,
     ) -> After {
-        let decide = || self.handler.on_upgrade(request, &upgrade.protocols);
+        let offer = UpgradeOffer {
+            protocols: upgrade.protocols.clone(),
+            compression: if self.compression {
+                negotiate(request.headers_all("sec-websocket-extensions"))
+            } else {
+                None
+            },
+        };
+        let decide = || self.handler.on_upgrade(request, &offer);
         let close = After::CloseHttp { bad_request: false };
         match catch_unwind(AssertUnwindSafe(decide)) {
-            Ok(Upgrade::Accept { protocol, headers }) => {
+            Ok(Upgrade::Accept {
+                protocol,
+                mut headers,
+                compression,
+            }) => {
                 let protocol = protocol.filter(|chosen| {
                     let offered = upgrade.protocols.iter().any(|p| p == chosen);
                     if !offered {
@@ -155,14 +206,24 @@ impl HandlerRunner {
                     }
                     offered
                 });
+                let deflate = offer.compression.filter(|_| compression);
+                // The extension header is the server's to write: a handler's own is dropped.
+                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-extensions"));
+                if let Some(agreement) = deflate {
+                    headers.push((
+                        "Sec-WebSocket-Extensions".to_owned(),
+                        agreement.response_header(),
+                    ));
+                }
                 let response = switching_protocols(&upgrade.key, protocol.as_deref(), &headers);
                 response.encode(&mut output.bytes, Version::Http11, true, false);
+                output.compressing = self.compressing(deflate);
                 let mut ctx = Context::new(conn, output, &self.server);
                 if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
                     self.panicked(conn, "on_open");
                     output.close = Some(internal_error());
                 }
-                After::Upgraded
+                After::Upgraded { deflate }
             }
             Ok(Upgrade::Reject(response)) => {
                 response.encode(&mut output.bytes, request.version(), false, false);

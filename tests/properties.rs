@@ -106,6 +106,7 @@ fn limits() -> DecoderLimits {
         max_message_size: 1 << 20,
         max_fragments: 1000,
         max_frame_size: 1 << 20,
+        deflate: false,
     }
 }
 

@@ -16,7 +16,7 @@ use tungstenite::Message;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::CloseFrame as TCloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
-use wsreactor::{Context, Handler, Request, Upgrade};
+use wsreactor::{Context, Handler, Request, Upgrade, UpgradeOffer};
 
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -468,7 +468,8 @@ struct Subprotocols {
 }
 
 impl Handler for Subprotocols {
-    fn on_upgrade(&self, _request: &Request, protocols: &[String]) -> Upgrade {
+    fn on_upgrade(&self, _request: &Request, offer: &UpgradeOffer) -> Upgrade {
+        let protocols = offer.protocols();
         self.offered.lock().unwrap().push(protocols.to_vec());
         if protocols.iter().any(|p| p == "chat") {
             Upgrade::accept_protocol("chat")
@@ -535,7 +536,7 @@ fn subprotocol_is_chosen_by_on_upgrade() {
 struct OriginCheck;
 
 impl Handler for OriginCheck {
-    fn on_upgrade(&self, request: &Request, _protocols: &[String]) -> Upgrade {
+    fn on_upgrade(&self, request: &Request, _offer: &UpgradeOffer) -> Upgrade {
         if request.header("origin") == Some("https://good.example") {
             Upgrade::accept()
         } else {

@@ -523,7 +523,11 @@ struct SlowUpgrade {
 }
 
 impl Handler for SlowUpgrade {
-    fn on_upgrade(&self, _: &wsreactor::Request, _: &[String]) -> wsreactor::Upgrade {
+    fn on_upgrade(
+        &self,
+        _: &wsreactor::Request,
+        _: &wsreactor::UpgradeOffer,
+    ) -> wsreactor::Upgrade {
         let (entered, signal) = &*self.entered;
         *entered.lock().unwrap() = true;
         signal.notify_all();

@@ -132,6 +132,22 @@ const FLAGS: &[Flag] = &[
         "frames per message; more: close 1009 [131072]"
     ),
     flag!(
+        "compression",
+        compression,
+        switch,
+        "permessage-deflate when offered; off: --compression false [true]"
+    ),
+    flag!(
+        "compression-threshold",
+        compression_threshold,
+        "smaller messages go uncompressed [1024]"
+    ),
+    flag!(
+        "compression-level",
+        compression_level,
+        "zlib level 0-9 for sent messages [1]"
+    ),
+    flag!(
         "read-buffer-size",
         read_buffer_size,
         "pooled read buffer [16384]"
@@ -249,6 +265,8 @@ pub fn parse_config(args: &[String]) -> Result<Config, String> {
     // The echo server's own defaults: generous enough for the Autobahn test suite.
     config.max_message_size = 64 * 1024 * 1024;
     config.max_fragments = 131_072;
+    // Real clients (browsers, Python websockets, Node ws) offer compression on every connection.
+    config.compression = true;
     config.max_frame_size = 64 * 1024 * 1024;
     config.metrics_path = Some("/metrics".into());
     config.health_path = Some("/healthz".into());

@@ -10,7 +10,7 @@ use crate::http::{Parsed, check_upgrade};
 use crate::metrics::add;
 use crate::session::connection::{Connection, Turn};
 use crate::session::phase::{JobSlot, Phase};
-use crate::session::work::{HttpTail, Work};
+use crate::session::work::{HttpTail, Inbound, Work};
 use crate::transport::Transport;
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
 
@@ -35,11 +35,12 @@ impl<T: Transport> Connection<T> {
     /// Decodes frames into the inbox until the input is used up, the inbox is full, the peer's
     /// close frame arrives, or the peer breaks the protocol.
     fn decode_open(&mut self, turn: &mut Turn<'_>) {
-        let limits = turn.config.decoder_limits();
+        let mut limits = turn.config.decoder_limits();
         loop {
             let Phase::Open(open) = &mut self.phase else {
                 return;
             };
+            limits.deflate = open.inbox.deflate();
             if open.inbox.is_full(turn.config) {
                 return;
             }
@@ -54,27 +55,12 @@ impl<T: Transport> Connection<T> {
                 }
                 Err(err) => return self.protocol_error(turn, &err),
             };
-            match item {
-                None => {}
-                Some(Decoded::Message(message)) => {
-                    add(&turn.metrics.messages_in, 1);
-                    let kind = match message {
-                        Message::Text(_) => "text",
-                        Message::Binary(_) => "binary",
-                    };
-                    log::trace!(
-                        "{}: decoded a {kind} message, {} bytes",
-                        self.id,
-                        message.len()
-                    );
-                    open.inbox.push(message);
-                    // This message fills what the connection may hold while its previous job
-                    // runs, so reading pauses until that job's reply (`backpressure.rs`).
-                    // Counted once per pause, here at the message that reaches the limit. With
-                    // no job out or held, `dispatch` sends the inbox at once: no pause.
-                    if open.inbox.is_full(turn.config) && !matches!(self.job, JobSlot::Idle) {
-                        add(&turn.metrics.backpressure_pauses, 1);
-                    }
+            let message = match item {
+                None => continue,
+                Some(Decoded::Message(message)) => Inbound::Message(message),
+                Some(Decoded::Compressed(compressed)) => {
+                    add(&turn.metrics.compressed_in, 1);
+                    Inbound::Compressed(compressed)
                 }
                 Some(Decoded::Ping(payload)) => {
                     // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
@@ -83,9 +69,35 @@ impl<T: Transport> Connection<T> {
                     let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
                     encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
                     self.queue(turn, &pong);
+                    continue;
                 }
-                Some(Decoded::Pong(_)) => log::trace!("{}: pong", self.id),
+                Some(Decoded::Pong(_)) => {
+                    log::trace!("{}: pong", self.id);
+                    continue;
+                }
                 Some(Decoded::Close(frame)) => return self.peer_closed(turn, frame),
+            };
+            add(&turn.metrics.messages_in, 1);
+            if log::log_enabled!(log::Level::Trace) {
+                let kind = match &message {
+                    Inbound::Message(Message::Text(_)) => "text",
+                    Inbound::Message(Message::Binary(_)) => "binary",
+                    Inbound::Compressed(c) if c.text => "compressed text",
+                    Inbound::Compressed(_) => "compressed binary",
+                };
+                log::trace!(
+                    "{}: decoded a {kind} message, {} bytes",
+                    self.id,
+                    message.len()
+                );
+            }
+            open.inbox.push(message);
+            // This message fills what the connection may hold while its previous job runs, so
+            // reading pauses until that job's reply (`backpressure.rs`). Counted once per pause,
+            // here at the message that reaches the limit. With no job out or held, `dispatch`
+            // sends the inbox at once: no pause.
+            if open.inbox.is_full(turn.config) && !matches!(self.job, JobSlot::Idle) {
+                add(&turn.metrics.backpressure_pauses, 1);
             }
         }
     }

@@ -26,11 +26,14 @@ use crate::http::{HttpError, Response};
 use crate::metrics::{CloseKind, TimeoutKind, add, sub};
 use crate::session::connection::{Connection, Turn};
 use crate::session::phase::{
-    Closed, Closing, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase, Upgrading,
+    Closed, Closing, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
+    Upgrading,
 };
 use crate::session::work::{After, Reply};
 use crate::transport::Transport;
-use crate::ws::{CloseCode, CloseFrame, CloseInfo, MessageDecoder, WsError, encode_close};
+use crate::ws::{
+    CloseCode, CloseFrame, CloseInfo, MessageDecoder, PerMessageDeflate, WsError, encode_close,
+};
 
 impl<T: Transport> Connection<T> {
     /// Moves to `next`, keeping the phase gauges in step, starting the phase's wait clock, and
@@ -146,6 +149,7 @@ impl<T: Transport> Connection<T> {
             return;
         }
         add(&turn.metrics.messages_out, output.messages);
+        add(&turn.metrics.compressed_out, output.compressed);
         let close = output.close.take();
         for chunk in output.into_chunks() {
             self.queue_vec(turn, chunk);
@@ -157,7 +161,7 @@ impl<T: Transport> Connection<T> {
                     http.served = true;
                 }
             }
-            After::Upgraded => self.upgraded(turn),
+            After::Upgraded { deflate } => self.upgraded(turn, deflate),
             After::CloseHttp { bad_request } => {
                 let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
                 let end = if bad_request {
@@ -181,14 +185,17 @@ impl<T: Transport> Connection<T> {
 
     /// `Upgrading` → `Open`: the `101` (and what `on_open` sent) is queued; pushes that arrived
     /// meanwhile follow it. From here `on_close` is owed.
-    fn upgraded(&mut self, turn: &mut Turn<'_>) {
+    fn upgraded(&mut self, turn: &mut Turn<'_>, deflate: Option<PerMessageDeflate>) {
         let Phase::Upgrading(upgrading) = &mut self.phase else {
             return;
         };
         let early = upgrading.early.take();
+        if deflate.is_some() {
+            add(&turn.metrics.deflate_upgrades, 1);
+        }
         let open = Open {
             decoder: MessageDecoder::new(),
-            inbox: Default::default(),
+            inbox: Inbox::new(deflate),
             opened_at: turn.now,
             ping_sent: None,
         };

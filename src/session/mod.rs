@@ -34,4 +34,6 @@ mod work;
 pub(crate) use connection::{Connection, Turn};
 pub(crate) use drive::Verdict;
 pub(crate) use phase::{JobSlot, OnClose, Phase};
-pub(crate) use work::{After, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work};
+pub(crate) use work::{
+    After, Batch, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work,
+};

@@ -21,8 +21,8 @@ use std::time::Instant;
 use crate::config::Config;
 use crate::http::RequestParser;
 use crate::metrics::{CloseKind, Metrics};
-use crate::session::work::{After, Job, Reply};
-use crate::ws::{CloseInfo, Message, MessageDecoder};
+use crate::session::work::{After, Batch, Inbound, Job, Reply};
+use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
 /// Where a connection is in its protocol life.
 #[derive(Debug)]
@@ -142,7 +142,7 @@ impl OnClose {
             OnClose::Nothing => None,
             OnClose::Call(info) => Some(info),
             OnClose::IfUpgradeAccepted => {
-                (reply.after == After::Upgraded).then(CloseInfo::abnormal)
+                matches!(reply.after, After::Upgraded { .. }).then(CloseInfo::abnormal)
             }
         }
     }
@@ -165,14 +165,30 @@ pub(crate) enum JobSlot {
 /// Messages decoded while the previous job runs: they become the next job, as one batch.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
-    messages: Vec<Message>,
+    messages: Vec<Inbound>,
     bytes: usize,
+    /// The connection's permessage-deflate agreement, fixed at the upgrade: it goes out with
+    /// every batch, so that whoever runs the handler inflates and compresses.
+    deflate: Option<PerMessageDeflate>,
 }
 
 impl Inbox {
+    /// An empty inbox for a connection that agreed on `deflate`, or not.
+    pub(crate) fn new(deflate: Option<PerMessageDeflate>) -> Self {
+        Inbox {
+            deflate,
+            ..Inbox::default()
+        }
+    }
+
+    /// Did the connection agree on permessage-deflate?
+    pub(crate) fn deflate(&self) -> bool {
+        self.deflate.is_some()
+    }
+
     /// Adds a decoded message.
     #[inline]
-    pub(crate) fn push(&mut self, message: Message) {
+    pub(crate) fn push(&mut self, message: Inbound) {
         if self.messages.capacity() == 0 {
             // A batch usually holds several messages: skip the 1, 2, 4 reallocations.
             self.messages.reserve(8);
@@ -198,12 +214,15 @@ impl Inbox {
     }
 
     /// Takes every message, for the next job.
-    pub(crate) fn take(&mut self) -> Option<Vec<Message>> {
+    pub(crate) fn take(&mut self) -> Option<Batch> {
         if self.messages.is_empty() {
             return None;
         }
         self.bytes = 0;
-        Some(std::mem::take(&mut self.messages))
+        Some(Batch {
+            messages: std::mem::take(&mut self.messages),
+            deflate: self.deflate,
+        })
     }
 }
 

@@ -15,7 +15,11 @@
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
 use crate::http::{HttpError, Request, UpgradeRequest};
-use crate::ws::{CloseFrame, CloseInfo, Message, encode_frame, encode_header};
+use crate::ws::deflate::compress;
+use crate::ws::{
+    CloseFrame, CloseInfo, Compressed, Message, PerMessageDeflate, WsError, encode_data_header,
+    encode_frame,
+};
 
 /// One connection's batch of work for the handler.
 #[derive(Debug)]
@@ -33,7 +37,7 @@ pub(crate) enum Work {
         tail: HttpTail,
     },
     /// WebSocket messages that arrived since the previous job, in order.
-    Messages(Vec<Message>),
+    Messages(Batch),
     /// The connection has closed: call `on_close`. No reply comes back for this job.
     Closed(CloseInfo),
 }
@@ -42,7 +46,7 @@ impl Work {
     /// A short description for the trace: `3 messages`, `1 HTTP request + upgrade`, `on_close`.
     pub(crate) fn describe(&self) -> String {
         match self {
-            Work::Messages(messages) => plural(messages.len(), "message"),
+            Work::Messages(batch) => plural(batch.messages.len(), "message"),
             Work::Http { requests, tail } => {
                 let tail = match tail {
                     HttpTail::None => "",
@@ -68,6 +72,55 @@ fn plural(n: usize, what: &str) -> String {
     }
 }
 
+/// The messages of one job, and how this connection compresses.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    /// In the order they arrived.
+    pub messages: Vec<Inbound>,
+    /// The connection's permessage-deflate agreement: whoever runs the job inflates the
+    /// compressed messages and compresses the replies with it.
+    pub deflate: Option<PerMessageDeflate>,
+}
+
+/// A data message as the loop decoded it: ready, or still compressed. The loop never inflates
+/// (in worker mode that work belongs to the workers); [`Inbound::into_message`] does, wherever
+/// the handler runs.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    Message(Message),
+    Compressed(Compressed),
+}
+
+impl Inbound {
+    /// Bytes it holds now (compressed bytes for a compressed message).
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Inbound::Message(message) => message.len(),
+            Inbound::Compressed(compressed) => compressed.payload.len(),
+        }
+    }
+
+    /// The message, inflated if need be to at most `max_message_size` bytes.
+    pub(crate) fn into_message(self, max_message_size: usize) -> Result<Message, WsError> {
+        match self {
+            Inbound::Message(message) => Ok(message),
+            Inbound::Compressed(compressed) => compressed.inflate(max_message_size),
+        }
+    }
+}
+
+/// How a handler's messages are compressed on their way out, when the connection negotiated
+/// permessage-deflate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Compressing {
+    /// The window the client allows (`server_max_window_bits`).
+    pub window_bits: u8,
+    /// `Config::compression_level`.
+    pub level: u32,
+    /// `Config::compression_threshold`: shorter messages go uncompressed.
+    pub threshold: usize,
+}
+
 /// What ends a batch of HTTP requests.
 #[derive(Debug)]
 pub(crate) enum HttpTail {
@@ -89,8 +142,12 @@ pub(crate) struct Output {
     pub(crate) bytes: Vec<u8>,
     /// WebSocket data messages among them (for the stats).
     pub(crate) messages: u64,
+    /// How many of those went compressed.
+    pub(crate) compressed: u64,
     /// A close frame to send after `bytes`, if the handler asked to close (or panicked).
     pub(crate) close: Option<CloseFrame>,
+    /// Compress data messages (permessage-deflate), or not.
+    pub(crate) compressing: Option<Compressing>,
 }
 
 impl Output {
@@ -102,15 +159,30 @@ impl Output {
         }
     }
 
-    /// Appends one data frame; a large payload is kept in its own buffer behind its header.
+    /// Appends one data frame, compressed if the connection negotiated it and the message
+    /// reaches the threshold; a large payload is kept in its own buffer behind its header.
     pub(crate) fn push_message(&mut self, message: Message) {
         let opcode = message.opcode();
-        if message.len() >= OWNED_CHUNK_MIN {
-            encode_header(&mut self.bytes, opcode, message.len());
+        let deflated = self
+            .compressing
+            .filter(|c| message.len() >= c.threshold)
+            .map(|c| compress(message.as_bytes(), c.window_bits, c.level));
+        let (payload, compressed) = match deflated {
+            Some(deflated) => (deflated, true),
+            None if message.len() < OWNED_CHUNK_MIN => {
+                encode_frame(&mut self.bytes, opcode, message.as_bytes());
+                self.messages += 1;
+                return;
+            }
+            None => (message.into_bytes(), false),
+        };
+        encode_data_header(&mut self.bytes, opcode, payload.len(), compressed);
+        self.compressed += u64::from(compressed);
+        if payload.len() >= OWNED_CHUNK_MIN {
             self.chunks.push(std::mem::take(&mut self.bytes));
-            self.chunks.push(message.into_bytes());
+            self.chunks.push(payload);
         } else {
-            encode_frame(&mut self.bytes, opcode, message.as_bytes());
+            self.bytes.extend_from_slice(&payload);
         }
         self.messages += 1;
     }
@@ -143,8 +215,9 @@ pub(crate) struct Reply {
 pub(crate) enum After {
     /// Carry on in the same phase.
     Continue,
-    /// The `101` went out: the connection now speaks WebSocket.
-    Upgraded,
+    /// The `101` went out: the connection now speaks WebSocket, compressed if `deflate` was
+    /// agreed.
+    Upgraded { deflate: Option<PerMessageDeflate> },
     /// The last HTTP response asked to close, or rejected the upgrade: flush, then close.
     /// `bad_request`: the batch ended with bytes that are not HTTP (a protocol error).
     CloseHttp { bad_request: bool },

@@ -13,6 +13,7 @@ use std::fmt;
 
 use crate::ws::close::CloseFrame;
 use crate::ws::control::{ControlPayload, parse_close};
+use crate::ws::deflate::Compressed;
 use crate::ws::error::WsError;
 use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode, apply_mask};
 use crate::ws::header::{FrameHeader, parse_client_header};
@@ -34,6 +35,10 @@ pub struct DecoderLimits {
     pub max_fragments: usize,
     /// Largest single frame's payload, checked from its header before anything is read.
     pub max_frame_size: usize,
+    /// permessage-deflate was negotiated: RSV1 on a message's first frame marks it compressed,
+    /// and it leaves as [`Decoded::Compressed`]. Its size limits count the compressed bytes;
+    /// [`Compressed::inflate`] enforces `max_message_size` on the inflated ones.
+    pub deflate: bool,
 }
 
 impl Default for DecoderLimits {
@@ -43,6 +48,7 @@ impl Default for DecoderLimits {
             max_message_size: 16 * 1024 * 1024,
             max_fragments: 65_536,
             max_frame_size: 16 * 1024 * 1024,
+            deflate: false,
         }
     }
 }
@@ -52,6 +58,9 @@ impl Default for DecoderLimits {
 pub enum Decoded {
     /// A complete (reassembled, validated, unmasked) data message.
     Message(Message),
+    /// A complete data message that was sent compressed (reassembled and unmasked, not yet
+    /// inflated nor checked for UTF-8): only with [`DecoderLimits::deflate`].
+    Compressed(Compressed),
     /// A ping; the caller should answer with a pong carrying the same payload (RFC 6455 §5.5.2).
     Ping(ControlPayload),
     /// A pong (solicited or not).
@@ -84,6 +93,8 @@ struct State {
 struct Assembly {
     /// [`OpCode::Text`] or [`OpCode::Binary`].
     opcode: OpCode,
+    /// RSV1 was set on the first frame: the payload is deflated.
+    compressed: bool,
     /// Unmasked payload received so far.
     data: Vec<u8>,
     /// UTF-8 progress over `data` (text messages only).
@@ -127,6 +138,7 @@ impl fmt::Debug for Assembly {
         // The payload itself can be megabytes: show its size only.
         f.debug_struct("Assembly")
             .field("opcode", &self.opcode)
+            .field("compressed", &self.compressed)
             .field("len", &self.data.len())
             .field("utf8", &self.utf8)
             .field("fragments", &self.fragments)
@@ -167,7 +179,7 @@ impl MessageDecoder {
             let (used, step) = if self.frame_pending() {
                 self.continue_frame(rest)?
             } else {
-                let Some((header, header_len)) = parse_client_header(rest)? else {
+                let Some((header, header_len)) = parse_client_header(rest, limits.deflate)? else {
                     return Ok((consumed, None));
                 };
                 consumed += header_len;
@@ -305,15 +317,18 @@ impl MessageDecoder {
             let mut data = Vec::with_capacity(len);
             data.extend_from_slice(whole);
             apply_mask(&mut data, header.mask, 0);
-            let message = into_message(header.opcode, data, None)?;
-            return Ok((len, Step::Item(Decoded::Message(message))));
+            let item = into_item(header.opcode, header.compressed, data, None)?;
+            return Ok((len, Step::Item(item)));
         }
 
         let state = self.state.get_or_insert_with(Box::default);
         let message = state.message.get_or_insert_with(|| Assembly {
             opcode: header.opcode,
+            compressed: header.compressed,
             data: Vec::new(),
-            utf8: (header.opcode == OpCode::Text).then(Utf8Validator::default),
+            // Compressed text is checked once inflated, by whoever inflates it.
+            utf8: (header.opcode == OpCode::Text && !header.compressed)
+                .then(Utf8Validator::default),
             fragments: 0,
             frame: None,
         });
@@ -379,13 +394,30 @@ impl MessageDecoder {
             return Ok((take, Step::FrameDone));
         };
         self.release_if_idle();
-        let message = into_message(done.opcode, done.data, done.utf8)?;
-        Ok((take, Step::Item(Decoded::Message(message))))
+        let item = into_item(done.opcode, done.compressed, done.data, done.utf8)?;
+        Ok((take, Step::Item(item)))
     }
 }
 
-/// Turns a complete, unmasked payload into a message, checking text for UTF-8 (`utf8` is the
-/// incremental progress, if any was made).
+/// Turns a complete, unmasked payload into the item it is: a compressed message, or a message
+/// whose text is checked for UTF-8 (`utf8` is the incremental progress, if any was made).
+fn into_item(
+    opcode: OpCode,
+    compressed: bool,
+    data: Vec<u8>,
+    utf8: Option<Utf8Validator>,
+) -> Result<Decoded, WsError> {
+    if compressed {
+        let text = opcode == OpCode::Text;
+        return Ok(Decoded::Compressed(Compressed {
+            text,
+            payload: data,
+        }));
+    }
+    into_message(opcode, data, utf8).map(Decoded::Message)
+}
+
+/// A complete, unmasked, uncompressed payload as a message.
 fn into_message(
     opcode: OpCode,
     data: Vec<u8>,

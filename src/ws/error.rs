@@ -27,6 +27,10 @@ pub enum WsError {
         /// The limit that was exceeded: a number of bytes, or a number of fragments.
         limit: usize,
     },
+    /// A message marked compressed (RSV1, with permessage-deflate negotiated) is not a valid
+    /// deflate stream; close code 1007 ([`CloseCode::Invalid`]): its payload is not what its
+    /// frame says it is.
+    BadCompressedData,
 }
 
 impl WsError {
@@ -34,7 +38,7 @@ impl WsError {
     pub fn close_code(&self) -> CloseCode {
         match self {
             WsError::Protocol(_) => CloseCode::Protocol,
-            WsError::InvalidUtf8 => CloseCode::Invalid,
+            WsError::InvalidUtf8 | WsError::BadCompressedData => CloseCode::Invalid,
             WsError::MessageTooBig { .. } => CloseCode::Size,
         }
     }
@@ -48,6 +52,7 @@ impl fmt::Display for WsError {
             WsError::MessageTooBig { limit } => {
                 write!(f, "WebSocket message too big (limit {limit})")
             }
+            WsError::BadCompressedData => f.write_str("compressed message is not deflate data"),
         }
     }
 }
@@ -68,6 +73,7 @@ mod tests {
             ),
             (WsError::InvalidUtf8, 1007, "UTF-8"),
             (WsError::MessageTooBig { limit: 42 }, 1009, "42"),
+            (WsError::BadCompressedData, 1007, "deflate"),
         ];
         for (err, code, text) in table {
             assert_eq!(err.close_code().as_u16(), code, "{err:?}");

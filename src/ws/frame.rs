@@ -76,7 +76,15 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
 /// Appends only the header of an unmasked, FIN=1 frame whose payload of `len` bytes the caller
 /// sends right after it (so a large payload can be written from its own buffer, uncopied).
 pub fn encode_header(out: &mut Vec<u8>, opcode: OpCode, len: usize) {
-    out.push(0x80 | opcode.as_u8());
+    encode_data_header(out, opcode, len, false);
+}
+
+/// Like [`encode_header`], with RSV1 set when `compressed`: "the first frame of a compressed
+/// message has the RSV1 bit set" (permessage-deflate, RFC 7692 §6). Only for data opcodes.
+pub fn encode_data_header(out: &mut Vec<u8>, opcode: OpCode, len: usize, compressed: bool) {
+    debug_assert!(!compressed || !opcode.is_control());
+    let rsv1 = if compressed { 0x40 } else { 0 };
+    out.push(0x80 | rsv1 | opcode.as_u8());
     // A server MUST NOT mask any frames that it sends to the client. (RFC 6455 §5.1)
     // The minimal number of bytes MUST be used to encode the length. (RFC 6455 §5.2)
     if let Ok(short) = u8::try_from(len)
@@ -166,6 +174,15 @@ mod tests {
         }
         assert_eq!(header_of(OpCode::Text, 3), [0x81, 3]);
         assert_eq!(header_of(OpCode::Pong, 0), [0x8A, 0]);
+    }
+
+    #[test]
+    fn compressed_headers_set_rsv1() {
+        let mut out = Vec::new();
+        encode_data_header(&mut out, OpCode::Text, 7, true);
+        encode_data_header(&mut out, OpCode::Binary, 300, true);
+        encode_data_header(&mut out, OpCode::Binary, 1, false);
+        assert_eq!(out, [0xC1, 7, 0xC2, 126, 0x01, 0x2C, 0x82, 1]);
     }
 
     #[test]

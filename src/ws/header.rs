@@ -19,6 +19,9 @@ pub(crate) struct FrameHeader {
     pub(crate) fin: bool,
     /// The opcode; never reserved.
     pub(crate) opcode: OpCode,
+    /// RSV1: the message this frame starts is compressed (permessage-deflate). Only ever set on
+    /// the first frame of a data message, and only when compression was negotiated.
+    pub(crate) compressed: bool,
     /// The masking key (client frames are always masked).
     pub(crate) mask: [u8; 4],
     /// Announced payload length; at most 125 for control frames, below 2^63 for all frames. Not
@@ -28,16 +31,22 @@ pub(crate) struct FrameHeader {
 
 /// Parses a client frame header at the start of `buf`.
 ///
+/// `deflate`: permessage-deflate was negotiated, so RSV1 may mark a compressed message.
+///
 /// Returns `Ok(None)` when `buf` holds fewer bytes than the header needs (always fewer than
 /// 14 bytes), `Ok(Some((header, header_len)))` when it is complete, and an error as soon
 /// as the bytes present break a rule.
-pub(crate) fn parse_client_header(buf: &[u8]) -> Result<Option<(FrameHeader, usize)>, WsError> {
+pub(crate) fn parse_client_header(
+    buf: &[u8],
+    deflate: bool,
+) -> Result<Option<(FrameHeader, usize)>, WsError> {
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
     // RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines meanings for
-    // non-zero values. (RFC 6455 §5.2) No extension is ever negotiated here.
-    if first & 0x70 != 0 {
+    // non-zero values. (RFC 6455 §5.2) permessage-deflate defines RSV1 only.
+    let compressed = first & 0x40 != 0;
+    if first & 0x30 != 0 || (compressed && !deflate) {
         return Err(WsError::Protocol(
             "reserved bit set without a negotiated extension",
         ));
@@ -45,6 +54,14 @@ pub(crate) fn parse_client_header(buf: &[u8]) -> Result<Option<(FrameHeader, usi
     // If an unknown opcode is received, the receiving endpoint MUST _Fail the WebSocket
     // Connection_. (RFC 6455 §5.2)
     let opcode = OpCode::from_u8(first & 0x0F).ok_or(WsError::Protocol("reserved opcode"))?;
+    // An endpoint MUST NOT set the "Per-Message Compressed" bit of control frames and
+    // non-first fragments of a data message. (RFC 7692 §6.1)
+    if compressed && opcode.is_control() {
+        return Err(WsError::Protocol("RSV1 set on a control frame"));
+    }
+    if compressed && opcode == OpCode::Continue {
+        return Err(WsError::Protocol("RSV1 set on a continuation frame"));
+    }
     let fin = first & 0x80 != 0;
     // Control frames themselves MUST NOT be fragmented. (RFC 6455 §5.5)
     if opcode.is_control() && !fin {
@@ -97,6 +114,7 @@ pub(crate) fn parse_client_header(buf: &[u8]) -> Result<Option<(FrameHeader, usi
     let header = FrameHeader {
         fin,
         opcode,
+        compressed,
         mask,
         payload_len,
     };
@@ -113,6 +131,7 @@ mod tests {
         FrameHeader {
             fin,
             opcode,
+            compressed: false,
             mask: M,
             payload_len,
         }
@@ -151,14 +170,14 @@ mod tests {
         ];
         for (bytes, expected, len) in table {
             assert_eq!(
-                parse_client_header(bytes),
+                parse_client_header(bytes, false),
                 Ok(Some((expected, len))),
                 "{bytes:?}"
             );
             // Every strict prefix is incomplete, never an error, and shorter than 14 bytes.
             for cut in 0..bytes.len() {
                 assert_eq!(
-                    parse_client_header(&bytes[..cut]),
+                    parse_client_header(&bytes[..cut], false),
                     Ok(None),
                     "{bytes:?} cut {cut}"
                 );
@@ -167,7 +186,10 @@ mod tests {
             // Trailing payload bytes do not change the result.
             let mut longer = bytes.to_vec();
             longer.extend_from_slice(&[9; 20]);
-            assert_eq!(parse_client_header(&longer), Ok(Some((expected, len))));
+            assert_eq!(
+                parse_client_header(&longer, false),
+                Ok(Some((expected, len)))
+            );
         }
     }
 
@@ -192,7 +214,7 @@ mod tests {
         ];
         for (bytes, rule) in table {
             assert_eq!(
-                parse_client_header(bytes),
+                parse_client_header(bytes, false),
                 Err(WsError::Protocol(rule)),
                 "{bytes:?}"
             );
@@ -200,11 +222,66 @@ mod tests {
     }
 
     #[test]
+    fn rsv1_marks_a_compressed_message_only_where_deflate_allows() {
+        let compressed = |fin, opcode| FrameHeader {
+            compressed: true,
+            ..header(fin, opcode, 5)
+        };
+        type Parsed = Result<Option<(FrameHeader, usize)>, WsError>;
+        let table: [(&[u8], Parsed); 6] = [
+            (
+                &[0xC1, 0x85, 1, 2, 3, 4],
+                Ok(Some((compressed(true, OpCode::Text), 6))),
+            ),
+            (
+                &[0x42, 0x85, 1, 2, 3, 4],
+                Ok(Some((compressed(false, OpCode::Binary), 6))),
+            ),
+            (
+                &[0xC0],
+                Err(WsError::Protocol("RSV1 set on a continuation frame")),
+            ),
+            (
+                &[0xC9],
+                Err(WsError::Protocol("RSV1 set on a control frame")),
+            ),
+            (
+                &[0xE1],
+                Err(WsError::Protocol(
+                    "reserved bit set without a negotiated extension",
+                )),
+            ),
+            (
+                &[0xD1],
+                Err(WsError::Protocol(
+                    "reserved bit set without a negotiated extension",
+                )),
+            ),
+        ];
+        for (bytes, expected) in table {
+            assert_eq!(parse_client_header(bytes, true), expected, "{bytes:x?}");
+            // Without deflate, RSV1 is always an error.
+            assert_eq!(
+                parse_client_header(bytes, false),
+                Err(WsError::Protocol(
+                    "reserved bit set without a negotiated extension"
+                )),
+                "{bytes:x?}"
+            );
+        }
+        // Deflate changes nothing for frames without RSV1.
+        assert_eq!(
+            parse_client_header(&[0x81, 0x85, 1, 2, 3, 4], true),
+            Ok(Some((header(true, OpCode::Text, 5), 6)))
+        );
+    }
+
+    #[test]
     fn largest_length_parses_without_allocating() {
         let bytes = [
             0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3, 4,
         ];
-        let parsed = parse_client_header(&bytes);
+        let parsed = parse_client_header(&bytes, false);
         assert_eq!(
             parsed,
             Ok(Some((header(true, OpCode::Binary, (1 << 63) - 1), 14)))

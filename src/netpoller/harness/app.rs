@@ -11,9 +11,15 @@ use mio::{Interest, Token};
 use crate::conn_id::ConnId;
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::table::Poller;
-use crate::session::{After, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work};
+use crate::session::{
+    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work,
+};
 use crate::transport::memory::MemoryTransport;
+use crate::ws::deflate::negotiate;
 use crate::ws::{CloseCode, CloseFrame, Message};
+
+/// The largest message the test application inflates; beyond it, close `1009`.
+pub const TEST_APP_MAX_INFLATED: usize = 64 * 1024;
 
 /// What the test application saw, in order, for every connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,7 +37,8 @@ pub enum AppEvent {
 /// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked),
 /// upgrades are accepted (except on the path `/reject`, answered `403`), messages are echoed —
 /// except the text `close`, which makes the handler close with `1000`, and the text `panic`,
-/// which stands for a panicking handler (`1011`).
+/// which stands for a panicking handler (`1011`). A client that offers permessage-deflate gets
+/// it, and its echoes are compressed (every message, whatever its size).
 #[derive(Debug, Default)]
 pub struct TestApp {
     events: Mutex<Vec<AppEvent>>,
@@ -59,8 +66,20 @@ impl JobRunner for TestApp {
                 self.record(AppEvent::Close(conn, info.code));
                 return None;
             }
-            Work::Messages(messages) => {
-                for message in messages {
+            Work::Messages(batch) => {
+                output.compressing = batch.deflate.map(|agreement| Compressing {
+                    window_bits: agreement.server_window_bits(),
+                    level: 1,
+                    threshold: 0,
+                });
+                for message in batch.messages {
+                    let message = match message.into_message(TEST_APP_MAX_INFLATED) {
+                        Ok(message) => message,
+                        Err(err) => {
+                            output.close = Some(frame(err.close_code(), "inflate failed"));
+                            break;
+                        }
+                    };
                     self.record(AppEvent::Message(conn, message.clone()));
                     match message.as_bytes() {
                         b"close" => {
@@ -98,10 +117,18 @@ impl JobRunner for TestApp {
                         After::CloseHttp { bad_request: false }
                     }
                     HttpTail::Upgrade(upgrade) => {
-                        let response = switching_protocols(&upgrade.1.key, None, &[]);
+                        let deflate = negotiate(upgrade.0.headers_all("sec-websocket-extensions"));
+                        let extension = deflate.map(|agreement| {
+                            (
+                                "Sec-WebSocket-Extensions".into(),
+                                agreement.response_header(),
+                            )
+                        });
+                        let headers: Vec<_> = extension.into_iter().collect();
+                        let response = switching_protocols(&upgrade.1.key, None, &headers);
                         response.encode(&mut output.bytes, Version::Http11, true, false);
                         self.record(AppEvent::Open(conn));
-                        After::Upgraded
+                        After::Upgraded { deflate }
                     }
                 }
             }

@@ -68,7 +68,7 @@ fn feed<'a>(
         // Only an incomplete header may be left unconsumed.
         let left = &carry[at..];
         assert!(left.len() < MAX_HEADER_LEN, "{} bytes left", left.len());
-        assert_eq!(parse_client_header(left), Ok(None));
+        assert_eq!(parse_client_header(left, false), Ok(None));
         carry.drain(..at);
     }
     assert!(carry.is_empty(), "stream ended inside a frame header");
@@ -201,6 +201,7 @@ fn huge_announced_length_fails_before_allocating() {
         max_message_size: usize::MAX,
         max_frame_size: usize::MAX,
         max_fragments: 10,
+        deflate: false,
     };
     // Even with no size limit, only what arrives is reserved (at most RESERVE_AHEAD ahead).
     if u64::try_from(usize::MAX).is_ok_and(|max| max < (1 << 63) - 1) {
@@ -221,6 +222,7 @@ fn huge_announced_length_fails_before_allocating() {
         max_message_size: 1 << 20,
         max_frame_size: usize::MAX,
         max_fragments: 10,
+        deflate: false,
     };
     let mut decoder = MessageDecoder::new();
     assert_eq!(
@@ -236,6 +238,7 @@ fn message_size_limit() {
         max_message_size: 10,
         max_frame_size: usize::MAX,
         max_fragments: 100,
+        deflate: false,
     };
     let too_big = Err(WsError::MessageTooBig { limit: 10 });
     let mut decoder = MessageDecoder::new();
@@ -265,6 +268,7 @@ fn fragment_count_limit() {
         max_message_size: 1000,
         max_frame_size: usize::MAX,
         max_fragments: 3,
+        deflate: false,
     };
     let fragments = |count: usize| {
         let mut stream = masked_frame(false, BINARY, b"a", MASK);
@@ -289,6 +293,7 @@ fn fragment_count_limit() {
         max_message_size: 1000,
         max_frame_size: usize::MAX,
         max_fragments: 1,
+        deflate: false,
     };
     let frame = masked_frame(true, TEXT, b"x", MASK);
     assert_eq!(
