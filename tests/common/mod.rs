@@ -161,6 +161,12 @@ pub fn masked(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 
 /// One server frame read from a raw stream: (fin, opcode, payload).
 pub fn read_frame(stream: &mut TcpStream) -> io::Result<(bool, u8, Vec<u8>)> {
+    let (first, payload) = read_raw_frame(stream)?;
+    Ok((first & 0x80 != 0, first & 0x0F, payload))
+}
+
+/// One server frame read from a raw stream: its first byte (FIN, RSV1-3, opcode) and payload.
+pub fn read_raw_frame(stream: &mut TcpStream) -> io::Result<(u8, Vec<u8>)> {
     let mut head = [0u8; 2];
     stream.read_exact(&mut head)?;
     assert_eq!(head[1] & 0x80, 0, "server frames are never masked");
@@ -179,7 +185,7 @@ pub fn read_frame(stream: &mut TcpStream) -> io::Result<(bool, u8, Vec<u8>)> {
     };
     let mut payload = vec![0; len];
     stream.read_exact(&mut payload)?;
-    Ok((head[0] & 0x80 != 0, head[0] & 0x0F, payload))
+    Ok((head[0], payload))
 }
 
 /// Reads frames until a close frame and returns its code (None for an empty close payload).

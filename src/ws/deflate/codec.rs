@@ -66,14 +66,16 @@ impl Compressed {
     }
 }
 
-/// Inflates `payload` and the tail, never growing the output past `limit + 1` bytes.
+/// Inflates `payload` and the tail, never growing the output past one byte over `limit`.
 fn inflate_into(
     inflater: &mut Decompress,
     payload: &[u8],
     limit: usize,
 ) -> Result<Vec<u8>, WsError> {
     let corrupt = WsError::BadCompressedData;
-    let mut out = Vec::with_capacity(FIRST_INFLATE_CHUNK.min(limit + 1));
+    // One byte past the limit is how going past it shows.
+    let most = limit.saturating_add(1);
+    let mut out = Vec::with_capacity(FIRST_INFLATE_CHUNK.min(most));
     'parts: for (part, is_tail) in [(payload, false), (&TAIL[..], true)] {
         let mut rest = part;
         loop {
@@ -84,7 +86,7 @@ fn inflate_into(
                 let grow = out
                     .capacity()
                     .max(FIRST_INFLATE_CHUNK)
-                    .min(limit + 1 - out.len());
+                    .min(most - out.len());
                 out.reserve_exact(grow);
             }
             let (in_before, out_before) = (inflater.total_in(), out.len());
