@@ -107,7 +107,11 @@ fn compression_is_off_unless_configured() {
     assert_eq!(agreed, None);
     // Without the agreement, RSV1 is a protocol error.
     stream
-        .write_all(&compressed_frame(true, 0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]))
+        .write_all(&compressed_frame(
+            true,
+            0x1,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        ))
         .expect("write");
     assert_eq!(read_close_code(&mut stream), Some(1002));
     server.shutdown().expect("clean shutdown");
@@ -121,9 +125,16 @@ fn compressed_messages_are_inflated_and_replies_compressed_above_the_threshold()
 
     // RFC 7692 §7.2.3.1: "Hello", compressed; the echo is below the threshold: RSV1 clear.
     stream
-        .write_all(&compressed_frame(true, 0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]))
+        .write_all(&compressed_frame(
+            true,
+            0x1,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        ))
         .expect("write");
-    assert_eq!(read_raw_frame(&mut stream).unwrap(), (0x81, b"Hello".to_vec()));
+    assert_eq!(
+        read_raw_frame(&mut stream).unwrap(),
+        (0x81, b"Hello".to_vec())
+    );
 
     // 4 KiB of JSON, compressed, in three fragments (RSV1 on the first only): the echo comes
     // back compressed, and inflates to the same text.
@@ -147,7 +158,9 @@ fn compressed_messages_are_inflated_and_replies_compressed_above_the_threshold()
     assert_eq!(echoed, Message::Text(text.clone()));
 
     // An uncompressed message on the same connection is fine too; its echo is compressed.
-    stream.write_all(&masked(true, 0x2, text.as_bytes())).expect("write");
+    stream
+        .write_all(&masked(true, 0x2, text.as_bytes()))
+        .expect("write");
     let (first, payload) = read_raw_frame(&mut stream).unwrap();
     assert_eq!(first, 0xC2, "FIN + RSV1 + binary");
     let echoed = Compressed {
@@ -159,8 +172,13 @@ fn compressed_messages_are_inflated_and_replies_compressed_above_the_threshold()
     assert_eq!(echoed.as_bytes(), text.as_bytes());
 
     // Control frames still work, uncompressed.
-    stream.write_all(&masked(true, 0x9, b"ping")).expect("write");
-    assert_eq!(read_raw_frame(&mut stream).unwrap(), (0x8A, b"ping".to_vec()));
+    stream
+        .write_all(&masked(true, 0x9, b"ping"))
+        .expect("write");
+    assert_eq!(
+        read_raw_frame(&mut stream).unwrap(),
+        (0x8A, b"ping".to_vec())
+    );
     let stats = server.handle().stats();
     assert_eq!(stats.deflate_upgrades, 1);
     assert_eq!(stats.compressed_in, 2);
@@ -288,13 +306,27 @@ fn on_upgrade_sees_the_agreement_and_can_decline_it() {
     stream.write_all(request.as_bytes()).expect("write");
     let head = read_http_head(&mut stream).expect("101");
     assert_eq!(status(&head), 101);
-    assert!(!head.to_ascii_lowercase().contains("sec-websocket-extensions"), "{head}");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("sec-websocket-extensions"),
+        "{head}"
+    );
     // Declined: RSV1 is now a protocol error, and big replies go uncompressed.
     let text = json(2000);
-    stream.write_all(&masked(true, 0x1, text.as_bytes())).expect("write");
-    assert_eq!(read_raw_frame(&mut stream).unwrap(), (0x81, text.into_bytes()));
     stream
-        .write_all(&compressed_frame(true, 0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]))
+        .write_all(&masked(true, 0x1, text.as_bytes()))
+        .expect("write");
+    assert_eq!(
+        read_raw_frame(&mut stream).unwrap(),
+        (0x81, text.into_bytes())
+    );
+    stream
+        .write_all(&compressed_frame(
+            true,
+            0x1,
+            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
+        ))
         .expect("write");
     assert_eq!(read_close_code(&mut stream), Some(1002));
 

@@ -13,25 +13,21 @@ mod echo;
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use common::browser::{Browser, chromium_or_skip};
+use serde_json::json;
 use wsreactor::Server;
 
 const CLIENTS: usize = 5;
 
 #[test]
 fn the_dashboard_shows_the_loop_moving_under_traffic() {
-    let Some(chromium) = find_chromium() else {
-        let required = std::env::var("WSREACTOR_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-        assert!(!required, "chromium is required (apt-get install chromium)");
-        eprintln!("skipped: no chromium on PATH (bash .ci/run installs it)");
+    let Some(chromium) = chromium_or_skip() else {
         return;
     };
     let mut config = echo::flags::parse_config(&[]).expect("the echo's defaults");
@@ -102,226 +98,6 @@ fn start_traffic(addr: SocketAddr, stop: Arc<AtomicBool>) -> Vec<std::thread::Jo
                 let _ = client.close(None);
                 while client.read().is_ok() {}
             })
-        })
-        .collect()
-}
-
-fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
-}
-
-/// A headless Chromium this test started (and kills, by its own PID, when dropped).
-struct Browser {
-    child: Child,
-    profile: PathBuf,
-    port: u16,
-}
-
-impl Browser {
-    fn launch(chromium: &Path) -> Browser {
-        let profile =
-            std::env::temp_dir().join(format!("wsreactor-dashboard-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&profile);
-        std::fs::create_dir_all(&profile).unwrap();
-        let child = Command::new(chromium)
-            .args([
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--window-size=1400,1100",
-                "--remote-debugging-address=127.0.0.1",
-                "--remote-debugging-port=0",
-            ])
-            .arg(format!("--user-data-dir={}", profile.display()))
-            .arg("about:blank")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromium starts");
-        // Chromium writes the port it chose to DevToolsActivePort once it listens.
-        let file = profile.join("DevToolsActivePort");
-        let port = common::poll_until("chromium's DevTools port", || {
-            let text = std::fs::read_to_string(&file).ok()?;
-            text.lines().next()?.trim().parse::<u16>().ok()
-        });
-        Browser {
-            child,
-            profile,
-            port,
-        }
-    }
-
-    /// A new tab, and a DevTools connection to it.
-    fn open_page(&self) -> Page {
-        let body = http(self.port, "PUT", "/json/new?about:blank");
-        let target: Value = serde_json::from_str(&body).expect("a JSON target");
-        let url = target["webSocketDebuggerUrl"]
-            .as_str()
-            .expect("a debugger URL");
-        let stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(common::DEADLINE)).unwrap();
-        let (socket, _) = tungstenite::client(url, stream).expect("DevTools WebSocket");
-        Page { socket, next_id: 1 }
-    }
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
-}
-
-/// One plain HTTP/1.1 request to Chromium's DevTools endpoint; returns the body.
-fn http(port: u16, method: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(common::DEADLINE)).unwrap();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    let mut length = None;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.trim().parse::<usize>().ok();
-            }
-        }
-    }
-    let mut body = Vec::new();
-    match length {
-        Some(n) => {
-            body.resize(n, 0);
-            reader.read_exact(&mut body).unwrap();
-        }
-        None => {
-            reader.read_to_end(&mut body).unwrap();
-        }
-    }
-    String::from_utf8(body).unwrap()
-}
-
-/// A DevTools protocol session with one tab.
-struct Page {
-    socket: tungstenite::WebSocket<TcpStream>,
-    next_id: u64,
-}
-
-impl Page {
-    /// Sends a command and returns its result (events in between are skipped).
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        let id = self.next_id;
-        self.next_id += 1;
-        let command = json!({ "id": id, "method": method, "params": params });
-        self.socket
-            .send(tungstenite::Message::text(command.to_string()))
-            .unwrap();
-        loop {
-            let message = self.socket.read().expect("a DevTools message");
-            let Ok(text) = message.to_text() else {
-                continue;
-            };
-            let value: Value = serde_json::from_str(text).unwrap();
-            if value["id"].as_u64() == Some(id) {
-                assert!(value.get("error").is_none(), "{method}: {value}");
-                return value["result"].clone();
-            }
-        }
-    }
-
-    fn evaluate(&mut self, expression: &str) -> Value {
-        let result = self.call(
-            "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true }),
-        );
-        result["result"]["value"].clone()
-    }
-
-    fn text(&mut self, expression: &str) -> String {
-        self.evaluate(expression)
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
-    }
-
-    /// A number the page shows (`1,234` and `12.5k` are read as such).
-    fn number(&mut self, expression: &str) -> f64 {
-        let text = self.text(expression).replace(',', "");
-        let (digits, scale) = match text.strip_suffix('k') {
-            Some(digits) => (digits, 1e3),
-            None => match text.strip_suffix('M') {
-                Some(digits) => (digits, 1e6),
-                None => (text.as_str(), 1.0),
-            },
-        };
-        digits
-            .parse::<f64>()
-            .map(|n| n * scale)
-            .unwrap_or_else(|_| panic!("not a number: {text:?}"))
-    }
-
-    /// Waits until the page has taken at least `n` samples of `/metrics`; returns how many.
-    fn wait_for_samples(&mut self, n: u64) -> u64 {
-        let deadline = Instant::now() + common::DEADLINE;
-        loop {
-            let samples = self
-                .text("document.body ? (document.body.dataset.samples || '0') : '0'")
-                .parse::<u64>()
-                .unwrap_or(0);
-            if samples >= n {
-                return samples;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the page took {samples} of {n} samples"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn screenshot(&mut self, path: &Path) {
-        let result = self.call("Page.captureScreenshot", json!({ "format": "png" }));
-        let data = result["data"].as_str().expect("base64 PNG");
-        std::fs::write(path, base64_decode(data)).expect("write the screenshot");
-    }
-}
-
-fn base64_decode(text: &str) -> Vec<u8> {
-    let value = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let digits: Vec<u8> = text.bytes().filter(|&c| c != b'=').map(value).collect();
-    digits
-        .chunks(4)
-        .flat_map(|chunk| {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, &d)| n | u32::from(d) << (18 - 6 * i));
-            let bytes = n.to_be_bytes();
-            bytes[1..chunk.len()].to_vec()
         })
         .collect()
 }

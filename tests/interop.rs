@@ -1,0 +1,173 @@
+//! Real clients against the echo example's handler and defaults, with compression on (their
+//! default): the Python `websockets` client and headless Chromium both negotiate
+//! permessage-deflate, send compressed messages and get their echoes back compressed.
+//!
+//! The Python client comes from `WSREACTOR_PYTHON` (a Python with `websockets` installed;
+//! `bash .ci/run` makes a virtualenv for it) or `python3` if it has `websockets`. Chromium is
+//! Debian's package (see tests/common/browser.rs). With `WSREACTOR_REQUIRE_PYTHON=1` /
+//! `WSREACTOR_REQUIRE_BROWSER=1` (both set by `.ci/run`) a missing client fails its test;
+//! elsewhere the test says it is skipped.
+
+#[path = "../examples/echo/main.rs"]
+#[allow(dead_code)]
+mod echo;
+
+mod common;
+
+use std::process::Command;
+
+use common::browser::{Browser, chromium_or_skip};
+use serde_json::{Value, json};
+use wsreactor::Server;
+
+/// The echo example's handler with its own defaults (compression on), on a free port.
+fn echo_server() -> Server {
+    let mut config = echo::flags::parse_config(&[]).expect("the echo's defaults");
+    assert!(config.compression, "the echo example compresses by default");
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.workers = 2;
+    config.event_loops = 1;
+    Server::builder()
+        .config(config.clone())
+        .build(echo::Echo::new(&config))
+        .expect("server starts")
+}
+
+/// A Python interpreter that can `import websockets`, if there is one.
+fn python_or_skip() -> Option<String> {
+    let candidates = std::env::var("WSREACTOR_PYTHON")
+        .into_iter()
+        .chain(["python3".to_owned()]);
+    for python in candidates {
+        let imports = Command::new(&python)
+            .args(["-c", "import websockets"])
+            .status()
+            .is_ok_and(|status| status.success());
+        if imports {
+            return Some(python);
+        }
+    }
+    let required = std::env::var("WSREACTOR_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
+    assert!(
+        !required,
+        "a Python with `websockets` is required (WSREACTOR_PYTHON)"
+    );
+    eprintln!("skipped: no Python with `websockets` (bash .ci/run installs one)");
+    None
+}
+
+/// Connects with the `websockets` defaults (permessage-deflate offered), sends text of several
+/// sizes and a binary message, checks each echo, and prints what it saw as JSON.
+const PYTHON_CLIENT: &str = r#"
+import asyncio, json, sys
+import websockets
+
+async def main(url):
+    seen = {"echoed": 0}
+    async with websockets.connect(url, max_size=None) as ws:
+        seen["extensions"] = ws.response.headers.get("Sec-WebSocket-Extensions")
+        record = '{"id": %d, "user": "ada", "event": "move", "x": %d, "y": %d},'
+        big = "".join(record % (i, i * 3 % 101, i * 7 % 53) for i in range(400))
+        for message in ["hello", big, big * 10, big.encode(), b""]:
+            await ws.send(message)
+            echo = await ws.recv()
+            assert echo == message, (len(echo), len(message))
+            seen["echoed"] += 1
+    print(json.dumps(seen))
+
+asyncio.run(main(sys.argv[1]))
+"#;
+
+#[test]
+fn python_websockets_negotiates_compression_and_round_trips() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let server = echo_server();
+    let url = format!("ws://{}/ws", server.local_addr());
+    let output = Command::new(&python)
+        .args(["-c", PYTHON_CLIENT, &url])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the client's JSON");
+    assert_eq!(
+        seen["extensions"],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+    );
+    assert_eq!(seen["echoed"], 5);
+    let stats = server.handle().stats();
+    assert_eq!(stats.deflate_upgrades, 1);
+    // websockets compresses every message; the echo compresses those of 1 KiB and more.
+    assert_eq!(stats.compressed_in, 5);
+    assert_eq!(stats.compressed_out, 3);
+    server.shutdown().expect("clean shutdown");
+}
+
+/// Runs in the page: opens a WebSocket to the echo, sends a large text and a binary message,
+/// and resolves with what the browser saw.
+const BROWSER_CLIENT: &str = r#"
+new Promise((resolve) => {
+  const ws = new WebSocket(`ws://${location.host}/ws`);
+  ws.binaryType = "arraybuffer";
+  const text = Array.from({ length: 300 }, (_, i) =>
+    JSON.stringify({ id: i, user: "ada", event: "move", x: (i * 3) % 101 })).join(",");
+  const binary = new TextEncoder().encode(text.repeat(3));
+  const seen = { extensions: null, text: false, binary: false };
+  ws.onopen = () => { seen.extensions = ws.extensions; ws.send(text); };
+  ws.onmessage = (event) => {
+    if (typeof event.data === "string") {
+      seen.text = event.data === text;
+      ws.send(binary);
+    } else {
+      const echoed = new Uint8Array(event.data);
+      seen.binary = echoed.length === binary.length && echoed.every((b, i) => b === binary[i]);
+      ws.close(1000, "done");
+    }
+  };
+  ws.onclose = (event) => { seen.code = event.code; resolve(seen); };
+  ws.onerror = () => { seen.error = true; };
+})
+"#;
+
+#[test]
+fn chromium_negotiates_compression_and_round_trips() {
+    let Some(chromium) = chromium_or_skip() else {
+        return;
+    };
+    let server = echo_server();
+    let addr = server.local_addr();
+    let browser = Browser::launch(&chromium);
+    let mut page = browser.open_page();
+    page.call("Page.enable", json!({}));
+    page.call("Page.navigate", json!({ "url": format!("http://{addr}/") }));
+    // The page is served by the echo; wait until it is the document, then run the client.
+    common::poll_until("the echo's page", || {
+        let href = page.text("location.href");
+        href.starts_with(&format!("http://{addr}/")).then_some(())
+    });
+    let result = page.call(
+        "Runtime.evaluate",
+        json!({ "expression": BROWSER_CLIENT, "awaitPromise": true, "returnByValue": true }),
+    );
+    let seen = &result["result"]["value"];
+    assert_eq!(
+        seen["extensions"],
+        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+        "{seen}"
+    );
+    assert_eq!(seen["text"], true, "{seen}");
+    assert_eq!(seen["binary"], true, "{seen}");
+    assert_eq!(seen["code"], 1000, "{seen}");
+    let stats = server.handle().stats();
+    assert!(stats.deflate_upgrades >= 1, "{stats:?}");
+    assert!(stats.compressed_in >= 2, "{stats:?}");
+    assert!(stats.compressed_out >= 2, "{stats:?}");
+    drop(page);
+    drop(browser);
+    server.shutdown().expect("clean shutdown");
+}
