@@ -203,11 +203,28 @@ impl JobQueue for ManualQueue {
 
 /// A valid upgrade request for `path`.
 pub fn upgrade_request(path: &str) -> Vec<u8> {
+    upgrade_request_offering(path, None)
+}
+
+/// An upgrade request for `path` with `Sec-WebSocket-Extensions: extensions`, if given.
+pub fn upgrade_request_offering(path: &str, extensions: Option<&str>) -> Vec<u8> {
+    let extensions = extensions.map_or_else(String::new, |offer| {
+        format!("Sec-WebSocket-Extensions: {offer}\r\n")
+    });
     format!(
         "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         {extensions}\r\n"
     )
     .into_bytes()
+}
+
+/// "Hello" compressed without context takeover (RFC 7692 §7.2.3.1), as one masked frame with
+/// RSV1 set.
+pub fn compressed_hello() -> Vec<u8> {
+    let mut frame = client_frame(0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    frame[0] |= 0x40;
+    frame
 }
 
 /// A masked client frame (FIN set) with `opcode` and `payload`.

@@ -28,7 +28,10 @@ use crate::session::{Job, JobRunner, Work};
 use crate::transport::memory::{MemoryTransport, Wire};
 use crate::ws::{CloseCode, Message, encode_frame};
 
-pub use app::{AppEvent, TestApp, client_fragment, client_frame, masked_frame, upgrade_request};
+pub use app::{
+    AppEvent, TestApp, client_fragment, client_frame, compressed_hello, masked_frame,
+    upgrade_request, upgrade_request_offering,
+};
 pub(crate) use app::{ManualQueue, RecordingPoller};
 pub use script::{fuzz_config, run_script};
 

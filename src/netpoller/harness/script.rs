@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use super::{Harness, PendingJob, client_fragment, client_frame, upgrade_request};
+use super::{
+    Harness, PendingJob, client_fragment, client_frame, compressed_hello, upgrade_request_offering,
+};
 use crate::config::Config;
 use crate::metrics::Stats;
 use crate::ws::CloseCode;
@@ -97,15 +99,24 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             }
             (2, Some(p)) => {
                 let path = if arg & 0x80 == 0 { "/ws" } else { "/reject" };
-                h.send(p, &upgrade_request(path));
+                let offer = (arg & 0x40 != 0).then_some("permessage-deflate");
+                h.send(p, &upgrade_request_offering(path, offer));
             }
             (3, Some(p)) => {
                 let head = script.byte().unwrap_or(0);
                 let len = usize::from(script.byte().unwrap_or(0)) * 4;
                 let payload = script.bytes(len).to_vec();
                 let (fin, opcode) = (head & 0x80 != 0, head & 0x0f);
-                h.send(p, &client_fragment(fin, opcode, &payload));
+                let mut frame = client_fragment(fin, opcode, &payload);
+                // Now and then RSV1 (a compressed message, or an error around one) or RSV2.
+                match head & 0x7f {
+                    0x41 | 0x42 => frame[0] |= 0x40,
+                    0x70 => frame[0] |= 0x20,
+                    _ => {}
+                }
+                h.send(p, &frame);
             }
+            (4, Some(p)) if arg & 7 == 7 => h.send(p, &compressed_hello()),
             (4, Some(p)) => h.send(p, &client_frame(0x1, b"hello")),
             (5, Some(p)) => h.send(p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
             (6, Some(p)) => h.set_read_chunk(p, usize::from(script.byte().unwrap_or(1))),

@@ -100,6 +100,9 @@ fn random_scripts_keep_every_invariant() {
                 total.backpressure_pauses += stats.backpressure_pauses;
                 total.stale_replies_dropped += stats.stale_replies_dropped;
                 total.pings_sent += stats.pings_sent;
+                total.deflate_upgrades += stats.deflate_upgrades;
+                total.compressed_in += stats.compressed_in;
+                total.compressed_out += stats.compressed_out;
             }
             Err(broken) => panic!("seed {seed}: {broken}"),
         }
@@ -113,6 +116,8 @@ fn random_scripts_keep_every_invariant() {
     assert!(total.closed_timeout > 100, "{total:?}");
     assert!(total.closed_clean > 100, "{total:?}");
     assert!(total.backpressure_pauses > 10, "{total:?}");
+    assert!(total.deflate_upgrades > 100, "{total:?}");
+    assert!(total.compressed_in > 50, "{total:?}");
     assert!(total.stale_replies_dropped > 10, "{total:?}");
     assert!(total.pings_sent > 10, "{total:?}");
 }
