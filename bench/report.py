@@ -27,10 +27,15 @@ SCENARIOS = {
     "scale100": ("100 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
     "scale1k": ("1,000 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
     "scale10k": ("10,000 conns x 1 in flight x 32 B", "server_cpu_us_per_msg", False),
+    # 1 KiB JSON-like text: plain, and with permessage-deflate (bytes on the wire per message).
+    "json": ("100 conns x 8 in flight x 1 KiB JSON text, no compression", "msgs_per_sec", True),
+    "deflate": ("100 conns x 8 in flight x 1 KiB JSON text, permessage-deflate", "msgs_per_sec", True),
+    "idle-deflate": ("10,000 idle conns with permessage-deflate negotiated: server RSS growth",
+                     "kib_per_conn", False),
 }
 ORDER = list(SCENARIOS)
 WSREACTOR = ["wsreactor", "wsreactor-inline"]
-PEERS = ["tokio-tungstenite", "gorilla", "ceiling", "go-http", "wsreactor-baseline",
+PEERS = ["tokio-tungstenite", "gorilla", "node-ws", "ceiling", "go-http", "wsreactor-baseline",
          "wsreactor-baseline-inline"]
 SERVER_ORDER = WSREACTOR + PEERS
 
@@ -44,6 +49,10 @@ COLUMNS = [
     ("srv CPU µs/msg", "server_cpu_us_per_msg", 2),
     ("srv CPU %", "server_cpu_pct", 0),
     ("loadgen CPU %", "client_cpu_pct", 0),
+    # Bytes through the load generator's sockets per echoed message, both directions (frames
+    # included, TCP/IP headers not), and payload bytes per wire byte: shown for the text scenarios.
+    ("wire B/msg", "wire_bytes_per_msg", 0),
+    ("wire ratio", "wire_ratio", 2),
     ("KiB/conn", "kib_per_conn", 2),
     ("handshakes/s", "handshakes_per_sec", 0),
     ("srv CPU µs/hs", "server_cpu_us_per_handshake", 1),
@@ -51,6 +60,9 @@ COLUMNS = [
     ("srv CPU µs/req", "server_cpu_us_per_req", 2),
     ("errors", "errors", 0),
 ]
+# The wire columns appear only where they tell something (everything else is binary and fixed).
+WIRE_KEYS = {"wire_bytes_per_msg", "wire_ratio"}
+WIRE_SCENARIOS = {"json", "deflate"}
 
 
 def fmt(value, decimals):
@@ -105,6 +117,8 @@ def main(argv):
             f"{meta.get('cpu_model')}, Linux {meta.get('kernel')}. "
             f"Medians over repetitions."
         )
+        if "compression_flag" in meta and not meta.get("compression_flag"):
+            lines.append("(echo example: no --compression flag found; deflate runs rely on its default)")
         if not meta.get("loops_flag") or not meta.get("inline_flag"):
             lines.append(
                 f"(echo example flags: --loops {'yes' if meta.get('loops_flag') else 'absent'}, "
@@ -119,7 +133,8 @@ def main(argv):
         if not servers:
             continue
         desc, primary, higher = SCENARIOS.get(scenario, ("", None, True))
-        cols = [c for c in COLUMNS if any(median(scenario, s, c[1]) is not None for s in servers)]
+        cols = [c for c in COLUMNS if any(median(scenario, s, c[1]) is not None for s in servers)
+                and (c[1] not in WIRE_KEYS or scenario in WIRE_SCENARIOS)]
         lines.append(f"### {scenario}: {desc}")
         lines.append("")
         lines.append("| server | " + " | ".join(c[0] for c in cols) + " |")
@@ -128,6 +143,14 @@ def main(argv):
             cells = [fmt(median(scenario, s, key), dec) for _, key, dec in cols]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines.append("")
+        # permessage-deflate: what each server answered (context takeover or not).
+        answers = [(s, sorted({r["deflate"] for r in runs[(scenario, s)] if "deflate" in r}))
+                   for s in servers]
+        if any(a for _, a in answers):
+            lines.append("Negotiated (the servers' answers to `permessage-deflate; client_max_window_bits`):")
+            lines.append("")
+            lines.extend(f"- {s}: " + ", ".join(f"`{x}`" for x in a) for s, a in answers if a)
+            lines.append("")
         if primary:
             for w in WSREACTOR:
                 mine = median(scenario, w, primary)

@@ -9,9 +9,11 @@
 # Environment (all optional):
 #   SERVERS    servers to run, space-separated
 #              [wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling]
-#              (go-http is added automatically for the http scenario)
+#              (go-http is added automatically for the http scenario, node-ws for the
+#              compression scenarios deflate and idle-deflate; name node-ws here to run it in
+#              the other scenarios too)
 #   SCENARIOS  [latency throughput fanin large idle many churn http samecore
-#              scale10 scale100 scale1k scale10k]
+#              scale10 scale100 scale1k scale10k json deflate idle-deflate]
 #   REPS       repetitions [3; --quick: 1]
 #   WARMUP, DURATION   seconds of warm-up / measurement per run [2, 5; --quick: 0.5, 1.5]
 #   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
@@ -33,7 +35,7 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         -h | --help)
-            sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -51,7 +53,7 @@ else
     IDLE_HOLD="${IDLE_HOLD:-4}" WRK_DURATION="${WRK_DURATION:-8}"
 fi
 SERVERS="${SERVERS:-wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling}"
-SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore scale10 scale100 scale1k scale10k}"
+SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore scale10 scale100 scale1k scale10k json deflate idle-deflate}"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOADGEN_CPU="${LOADGEN_CPU:-1}"
 
@@ -121,19 +123,28 @@ case " $SCENARIOS " in
         ;;
 esac
 
-# The echo example's --loops / --inline flags may not exist yet: probe its --help.
+# The echo example's --loops / --inline / --compression flags may not exist yet: probe its --help.
+# (Compression is on by default in the echo example, so no flag is passed for it; without it the
+# load generator fails the deflate scenarios loudly.)
 ECHO_HELP="$("$BIN/wsreactor-echo" --help 2>&1 || true)"
-HAS_LOOPS=0 HAS_INLINE=0
+HAS_LOOPS=0 HAS_INLINE=0 HAS_COMPRESSION=0
 grep -q -- '--loops' <<<"$ECHO_HELP" && HAS_LOOPS=1
 grep -q -- '--inline' <<<"$ECHO_HELP" && HAS_INLINE=1
+grep -q -- '--compression' <<<"$ECHO_HELP" && HAS_COMPRESSION=1
 log "wsreactor echo: --loops $([ $HAS_LOOPS = 1 ] && echo yes || echo 'not yet')," \
-    "--inline $([ $HAS_INLINE = 1 ] && echo yes || echo 'not yet')"
+    "--inline $([ $HAS_INLINE = 1 ] && echo yes || echo 'not yet')," \
+    "--compression $([ $HAS_COMPRESSION = 1 ] && echo yes || echo 'not yet')"
 LOOPS_FLAG=()
 [ "$HAS_LOOPS" = 1 ] && LOOPS_FLAG=(--loops 1)
 
 # --- Servers ----------------------------------------------------------------------------------
 
-# Sets CMD to the command line of server $1 on port $2.
+# Scenarios with permessage-deflate, and the servers that implement it.
+DEFLATE_SCENARIOS=" deflate idle-deflate "
+COMPRESSING=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline gorilla node-ws "
+NODE_WS="$BENCH/peers/node-ws"
+
+# Sets CMD to the command line of server $1 on port $2 for scenario $3.
 server_cmd() {
     local addr="127.0.0.1:$2"
     # Generous limits so that no scenario hits a configured cap: 15,000 connections.
@@ -147,7 +158,12 @@ server_cmd() {
             if [ "$1" = wsreactor-baseline-inline ]; then CMD+=(--inline); fi
             ;;
         tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr") ;;
-        gorilla) CMD=("$BIN/gorilla-echo" -addr "$addr") ;;
+        gorilla)
+            CMD=("$BIN/gorilla-echo" -addr "$addr")
+            case "$DEFLATE_SCENARIOS" in *" ${3:-} "*) CMD+=(-compress) ;; esac
+            ;;
+        # Compression stays enabled: it is used only when the client offers it.
+        node-ws) CMD=("$(command -v node || echo node)" "$NODE_WS/server.js" --addr "$addr") ;;
         go-http) CMD=("$BIN/go-http" -addr "$addr") ;;
         ceiling) CMD=("$BIN/ceiling" --addr "$addr") ;;
         *) return 1 ;;
@@ -158,6 +174,7 @@ server_cmd() {
 available() {
     case "$1" in
         wsreactor-inline) [ "$HAS_INLINE" = 1 ] ;;
+        node-ws) command -v node >/dev/null && [ -f "$NODE_WS/node_modules/ws/package.json" ] ;;
         *) server_cmd "$1" 1 && [ -x "${CMD[0]}" ] ;;
     esac
 }
@@ -170,10 +187,11 @@ SPID=""
 SERVER_LOG="$BENCH/results/server.log"
 : >"$SERVER_LOG"
 
-# Starts server $1 pinned to CPU $2; sets SPID and PORT. Returns 1 if it does not accept in 15 s.
+# Starts server $1 pinned to CPU $2 for scenario $3; sets SPID and PORT. Returns 1 if it does not
+# accept in 15 s.
 start_server() {
     PORT="$(free_port)"
-    server_cmd "$1" "$PORT"
+    server_cmd "$1" "$PORT" "$3"
     echo "=== $1 ${CMD[*]}" >>"$SERVER_LOG"
     # taskset execs the server, so $! is the server's own PID (for /proc/PID/stat).
     RUST_LOG=warn taskset -c "$2" "${CMD[@]}" >>"$SERVER_LOG" 2>&1 &
@@ -222,6 +240,10 @@ scenario_args() {
         scale100) ARGS=(--connections 100 --inflight 1 --size 32 "${timing[@]}") ;;
         scale1k) ARGS=(--connections 1000 --inflight 1 --size 32 "${timing[@]}") ;;
         scale10k) ARGS=(--connections 10000 --inflight 1 --size 32 "${timing[@]}") ;;
+        # 1 KiB JSON-like text messages: plain, then compressed (permessage-deflate).
+        json) ARGS=(--json --connections 100 --inflight 8 --size 1024 "${timing[@]}") ;;
+        deflate) ARGS=(--deflate --connections 100 --inflight 8 --size 1024 "${timing[@]}") ;;
+        idle-deflate) ARGS=(--mode idle --deflate --connections 10000 --duration "$IDLE_HOLD") ;;
         http) ARGS=() ;;
         *) return 1 ;;
     esac
@@ -233,6 +255,11 @@ scenario_servers() {
     if [ "$1" = http ]; then
         for s in wsreactor wsreactor-inline go-http; do
             case " $SERVERS go-http " in *" $s "*) out+=("$s") ;; esac
+        done
+    elif [[ "$DEFLATE_SCENARIOS" == *" $1 "* ]]; then
+        # Only the servers that implement permessage-deflate; node-ws is always one of them.
+        for s in $SERVERS $NODE_WS_EXTRA; do
+            case "$COMPRESSING" in *" $s "*) out+=("$s") ;; esac
         done
     else
         for s in $SERVERS; do [ "$s" != go-http ] && out+=("$s"); done
@@ -261,7 +288,7 @@ run_one() {
     local scpu="$SERVER_CPU" lcpu="$LOADGEN_CPU"
     [ "$scen" = samecore ] && lcpu="$SERVER_CPU"
     local tag="\"scenario\":\"$scen\",\"server\":\"$server\",\"rep\":$rep"
-    if ! start_server "$server" "$scpu"; then
+    if ! start_server "$server" "$scpu" "$scen"; then
         echo "{$tag,\"failed\":\"server did not start\"}" >>"$JSONL"
         return 0
     fi
@@ -307,10 +334,22 @@ for s in $SERVERS go-http; do
     if available "$s"; then RUN_SERVERS+=("$s"); else log "skipping $s: not available"; fi
 done
 SERVERS="${RUN_SERVERS[*]}"
+# node-ws joins the compression scenarios even when SERVERS does not name it (as go-http does http).
+NODE_WS_EXTRA=""
+if [[ " $SCENARIOS " == *" deflate "* || " $SCENARIOS " == *" idle-deflate "* ]] &&
+    [[ " $SERVERS " != *" node-ws "* ]]; then
+    if available node-ws; then NODE_WS_EXTRA=node-ws; else log "skipping node-ws: not available"; fi
+fi
+for s in $SERVERS; do
+    if [[ "$COMPRESSING" != *" $s "* && "$s" != go-http ]] &&
+        [[ " $SCENARIOS " == *" deflate "* || " $SCENARIOS " == *" idle-deflate "* ]]; then
+        log "$s has no permessage-deflate: not run in deflate, idle-deflate"
+    fi
+done
 
-printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
+printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
     "$(date -Iseconds)" "$QUICK" "$REPS" "$WARMUP" "$DURATION" "$IDLE_HOLD" "$WRK_DURATION" \
-    "$SERVERS" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" \
+    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" \
     "$PORT_LO" "$PORT_HI" "$(uname -r)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | tr -d '"\\')" >"$JSONL"
 

@@ -2,7 +2,10 @@
 # Builds the benchmark's peer servers into bench/bin/:
 #   tokio-echo, ceiling    (Rust, the bench/ cargo workspace, release profile)
 #   gorilla-echo, go-http  (Go, GOPATH mode against Debian's gorilla/websocket)
-# Installs golang-go and golang-github-gorilla-websocket-dev with apt-get when they are missing.
+# and installs node-ws's one dependency (ws, the exact version in peers/node-ws/package.json) with
+# npm into peers/node-ws/node_modules (node-ws runs from there: `node peers/node-ws/server.js`).
+# Installs golang-go and golang-github-gorilla-websocket-dev, and nodejs and npm, with apt-get
+# when they are missing.
 # Idempotent; prints nothing on success; on failure says what failed and exits non-zero.
 set -euo pipefail
 
@@ -26,17 +29,22 @@ quiet() {
     fi
 }
 
-if ! command -v go >/dev/null 2>&1 || [ ! -f "$GORILLA_SRC/conn.go" ]; then
-    sudo=()
+# apt-get install "$@", with an apt-get update first if that fails.
+apt_install() {
+    local sudo=()
     if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install ${APT_PACKAGES[*]}"
+        command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install $*"
         sudo=(sudo)
     fi
     export DEBIAN_FRONTEND=noninteractive
-    if ! "${sudo[@]}" apt-get install -y -q "${APT_PACKAGES[@]}" >"$log" 2>&1; then
+    if ! "${sudo[@]}" apt-get install -y -q "$@" >"$log" 2>&1; then
         quiet "${sudo[@]}" apt-get update -q
-        quiet "${sudo[@]}" apt-get install -y -q "${APT_PACKAGES[@]}"
+        quiet "${sudo[@]}" apt-get install -y -q "$@"
     fi
+}
+
+if ! command -v go >/dev/null 2>&1 || [ ! -f "$GORILLA_SRC/conn.go" ]; then
+    apt_install "${APT_PACKAGES[@]}"
     command -v go >/dev/null 2>&1 || die "go is still missing after installing golang-go"
     [ -f "$GORILLA_SRC/conn.go" ] || die "gorilla/websocket sources not found in $GORILLA_SRC"
 fi
@@ -66,3 +74,18 @@ for peer in tokio-echo ceiling; do
     cp -f "$target/release/$peer" "$BIN/$peer.new"
     mv -f "$BIN/$peer.new" "$BIN/$peer"
 done
+
+# node-ws: Node.js and npm from Debian if missing, then ws (exact version from package.json) when
+# node_modules does not have that version. package-lock.json and node_modules are git-ignored.
+NODE_WS="$BENCH/peers/node-ws"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    apt_install nodejs npm
+    command -v node >/dev/null 2>&1 || die "node is still missing after installing nodejs"
+fi
+want="$(node -p 'require(process.argv[1]).dependencies.ws' "$NODE_WS/package.json")"
+have="$(node -p 'require(process.argv[1]).version' "$NODE_WS/node_modules/ws/package.json" 2>/dev/null || true)"
+if [ "$want" != "$have" ]; then
+    (cd "$NODE_WS" && quiet npm install --no-audit --no-fund --omit=dev)
+fi
+node -e 'require(process.argv[1] + "/node_modules/ws")' "$NODE_WS" 2>/dev/null \
+    || die "node-ws: ws is not installed in $NODE_WS/node_modules"

@@ -8,9 +8,15 @@
 //! connection's sequence number and id, so reordering, loss, duplication and corruption are all
 //! errors. Latency (send → echo complete) goes into an HDR histogram. It prints one JSON line.
 //!
+//! `--json` sends JSON-like text messages instead (different bodies, picked at random), and
+//! `--deflate` (which implies `--json`) offers permessage-deflate as browsers do, compresses what it
+//! sends and inflates what comes back (module [`deflate`]); a server that declines fails the run.
+//! Bytes on the wire (everything the sockets sent and received) are counted either way.
+//!
 //! ```text
 //! loadgen --addr 127.0.0.1:9001 [--mode echo|idle|churn] [--connections N] [--inflight K]
 //!         [--size S] [--warmup W] [--duration D] [--server-pid PID] [--threads T]
+//!         [--json] [--deflate] [--deflate-level L]
 //! ```
 //!
 //! Run `loadgen --help` for every flag.
@@ -20,7 +26,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -28,6 +34,9 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use sha1::{Digest, Sha1};
+
+mod deflate;
+use deflate::{Compress, Decompress, Params};
 
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// Bytes of every message that identify it: the sequence number (u64 LE) and the connection id
@@ -71,6 +80,11 @@ struct Args {
     connect_batch: usize,
     connect_timeout: f64,
     labels: Vec<(String, String)>,
+    /// Text messages: JSON-like bodies (`--json`, implied by `--deflate`).
+    json: bool,
+    /// Offer permessage-deflate and require it.
+    deflate: bool,
+    deflate_level: u32,
 }
 
 const USAGE: &str = "\
@@ -89,9 +103,16 @@ usage: loadgen --addr HOST:PORT [flags]
   --connect-batch B       handshakes pending at once per loop (pacing of the connects) [500]
   --connect-timeout S     seconds for one connection to be upgraded, else an error [15]
   --label KEY=VALUE       extra string field in the JSON line (repeatable)
+  --json                  send JSON-like text messages (varied bodies) instead of binary ones
+  --deflate               offer permessage-deflate (as browsers do: client_max_window_bits),
+                          compress messages, inflate echoes; implies --json. A server that
+                          declines fails the run (exit status 3, \"failed\" in the JSON line)
+  --deflate-level L       zlib level of the messages the load generator sends (0-9) [6, zlib's
+                          default, as browsers use]
 
 Prints one JSON line on stdout; diagnostics go to stderr. Exit status 0 even with errors
-(they are counted in \"errors\"); 2 for bad flags; 1 if nothing could be connected.
+(they are counted in \"errors\"); 2 for bad flags; 1 if nothing could be connected; 3 if
+--deflate was given and the server declined it.
 ";
 
 fn parse_args() -> Result<Args, String> {
@@ -112,6 +133,9 @@ fn parse_args() -> Result<Args, String> {
         connect_batch: 500,
         connect_timeout: 15.0,
         labels: Vec::new(),
+        json: false,
+        deflate: false,
+        deflate_level: 6,
     };
     fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
         v.parse().map_err(|_| format!("--{name}: bad value {v:?}"))
@@ -120,6 +144,11 @@ fn parse_args() -> Result<Args, String> {
         if arg == "--help" || arg == "-h" {
             print!("{USAGE}");
             std::process::exit(0);
+        }
+        if arg == "--json" || arg == "--deflate" {
+            args.json = true;
+            args.deflate |= arg == "--deflate";
+            continue;
         }
         let Some(name) = arg.strip_prefix("--") else {
             return Err(format!("unexpected argument {arg:?}"));
@@ -152,6 +181,7 @@ fn parse_args() -> Result<Args, String> {
             "threads" => args.threads = num(&name, v)?,
             "connect-batch" => args.connect_batch = num(&name, v)?,
             "connect-timeout" => args.connect_timeout = num(&name, v)?,
+            "deflate-level" => args.deflate_level = num(&name, v)?,
             "label" => {
                 let (k, val) = v
                     .split_once('=')
@@ -179,6 +209,15 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.size == 0 {
         return Err("--size must be at least 1".into());
+    }
+    if args.json && args.mode != Mode::Idle && args.size < deflate::MIN_JSON_SIZE {
+        return Err(format!(
+            "--json, --deflate: --size must be at least {}",
+            deflate::MIN_JSON_SIZE
+        ));
+    }
+    if args.deflate_level > 9 {
+        return Err("--deflate-level: 0 to 9".into());
     }
     if !args.duration.is_finite()
         || args.duration <= 0.0
@@ -340,7 +379,24 @@ struct Conn {
     // Traffic.
     send_seq: u64,
     recv_seq: u64,
-    sent_at: VecDeque<Instant>,
+    /// Per message in flight: when it was sent and which body (text messages; 0 for binary).
+    sent_at: VecDeque<(Instant, u32)>,
+    /// Text messages: the echo being received, buffered whole (compressed or not).
+    text_in: Vec<u8>,
+    /// The echo being received has RSV1 set: compressed.
+    compressed: bool,
+    /// permessage-deflate, when negotiated.
+    pmd: Option<Box<ConnDeflate>>,
+}
+
+/// A connection's permessage-deflate state. Its zlib streams exist only with context takeover
+/// in that direction, created on first use. Without it, what we send is made from bodies
+/// compressed once ([`deflate::push_stored_block`]) and echoes are inflated by the loop's shared
+/// decompressor, reset per message; so idle connections cost nothing here.
+struct ConnDeflate {
+    params: Params,
+    deflater: Option<Compress>,
+    inflater: Option<Decompress>,
 }
 
 /// What a complete frame or message means to the loop.
@@ -349,12 +405,34 @@ enum Event {
     Close,
 }
 
+/// The loop's handler of [`Event`]s, called by [`Conn::feed`].
+type OnEvent<'a> = dyn FnMut(&mut Conn, Event, &mut Rng, &mut Payloads) -> Result<(), String> + 'a;
+
+/// Appends a client frame header: `b0` (FIN, RSV, opcode), the mask bit and the length. The
+/// 4-byte masking key follows, written by the caller.
+fn frame_header(out: &mut Vec<u8>, b0: u8, len: usize) {
+    out.push(b0);
+    if len < 126 {
+        out.push(0x80 | len as u8);
+    } else if len <= 0xFFFF {
+        out.push(0x80 | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        out.push(0x80 | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+}
+
 impl Conn {
-    fn flush(&mut self) -> io::Result<()> {
+    /// Writes what is queued; `wire` counts the bytes that went out.
+    fn flush(&mut self, wire: &AtomicU64) -> io::Result<()> {
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.out_pos += n,
+                Ok(n) => {
+                    self.out_pos += n;
+                    wire.fetch_add(n as u64, Ordering::Relaxed);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
@@ -374,16 +452,7 @@ impl Conn {
         fill: impl FnOnce(&mut [u8]),
     ) {
         let out = &mut self.out;
-        out.push(0x80 | opcode);
-        if payload_len < 126 {
-            out.push(0x80 | payload_len as u8);
-        } else if payload_len <= 0xFFFF {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(payload_len as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(payload_len as u64).to_be_bytes());
-        }
+        frame_header(out, 0x80 | opcode, payload_len);
         let key = (rng.next() as u32).to_ne_bytes();
         out.extend_from_slice(&key);
         let start = out.len();
@@ -392,22 +461,22 @@ impl Conn {
         apply_mask(&mut out[start..], key);
     }
 
-    /// Appends the next message: one copy of a pre-masked body (see [`premask`]), then the
-    /// masked prefix written over its start. So a 64 KiB message costs one memcpy here.
-    fn push_message(&mut self, masked: &[([u8; 4], Vec<u8>)], rng: &mut Rng, now: Instant) {
-        let (key, body) = &masked[(rng.next() >> 32) as usize % masked.len()];
+    /// Appends the next message. Binary: one copy of a pre-masked body (see [`premask`]), then
+    /// the masked prefix written over its start, so a 64 KiB message costs one memcpy here.
+    /// Text: a random body with its prefix, compressed if permessage-deflate was negotiated.
+    fn push_message(
+        &mut self,
+        p: &mut Payloads,
+        rng: &mut Rng,
+        now: Instant,
+    ) -> Result<(), String> {
+        if !p.json.is_empty() {
+            return self.push_text(p, rng, now);
+        }
+        let (key, body) = &p.masked[(rng.next() >> 32) as usize % p.masked.len()];
         let size = body.len();
         let out = &mut self.out;
-        out.push(0x82);
-        if size < 126 {
-            out.push(0x80 | size as u8);
-        } else if size <= 0xFFFF {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(size as u16).to_be_bytes());
-        } else {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(size as u64).to_be_bytes());
-        }
+        frame_header(out, 0x82, size);
         out.extend_from_slice(key);
         let start = out.len();
         out.extend_from_slice(body);
@@ -416,7 +485,94 @@ impl Conn {
             out[start + i] = b ^ key[i & 3];
         }
         self.send_seq += 1;
-        self.sent_at.push_back(now);
+        self.sent_at.push_back((now, 0));
+        Ok(())
+    }
+
+    /// A text message: body `idx` with this message's prefix. With permessage-deflate (RSV1 set,
+    /// sync-flush tail stripped): deflated by this connection's compressor, which keeps its
+    /// context; with `client_no_context_takeover`, the prefix in a stored block followed by the
+    /// body compressed once at start-up ([`deflate::push_stored_block`]).
+    fn push_text(&mut self, p: &mut Payloads, rng: &mut Rng, now: Instant) -> Result<(), String> {
+        let idx = (rng.next() >> 32) as usize % p.json.len();
+        let plain = &mut p.plain;
+        plain.clear();
+        plain.extend_from_slice(&p.json[idx]);
+        deflate::write_json_prefix(plain, self.send_seq, self.id);
+        let (payload, b0) = match &mut self.pmd {
+            None => (&p.plain, 0x81),
+            Some(z) => {
+                let bits = z.params.client_window_bits();
+                let level = p.level;
+                p.zbuf.clear();
+                if z.params.client_no_context_takeover {
+                    let pre = precompressed(&mut p.precompressed, &p.json, level, bits)?;
+                    deflate::push_stored_block(&mut p.zbuf, &p.plain[..deflate::JSON_PREFIX]);
+                    p.zbuf.extend_from_slice(&pre[idx]);
+                } else {
+                    let c = z
+                        .deflater
+                        .get_or_insert_with(|| deflate::compressor(level, bits));
+                    deflate::deflate_message(c, &p.plain, &mut p.zbuf)?;
+                }
+                (&p.zbuf, 0xC1)
+            }
+        };
+        let out = &mut self.out;
+        frame_header(out, b0, payload.len());
+        let key = (rng.next() as u32).to_ne_bytes();
+        out.extend_from_slice(&key);
+        let start = out.len();
+        out.extend_from_slice(payload);
+        apply_mask(&mut out[start..], key);
+        self.send_seq += 1;
+        self.sent_at.push_back((now, idx as u32));
+        Ok(())
+    }
+
+    /// Checks the complete text echo in `text_in` (inflated first if compressed) against the
+    /// message sent.
+    fn check_text(&mut self, p: &mut Payloads) -> Result<(), String> {
+        let &(_, idx) = self.sent_at.front().ok_or("echo without a send time")?;
+        let got: &[u8] = if self.compressed {
+            let z = self
+                .pmd
+                .as_mut()
+                .ok_or("compressed echo without permessage-deflate")?;
+            self.text_in.extend_from_slice(&deflate::TAIL);
+            let d = if z.params.server_no_context_takeover {
+                p.inflater.reset(false);
+                &mut p.inflater
+            } else {
+                z.inflater.get_or_insert_with(deflate::decompressor)
+            };
+            deflate::inflate_message(d, &self.text_in, &mut p.zbuf, p.size)?;
+            p.echoes_compressed += 1;
+            &p.zbuf
+        } else {
+            p.echoes_uncompressed += 1;
+            &self.text_in
+        };
+        let plain = &mut p.plain;
+        plain.clear();
+        plain.extend_from_slice(&p.json[idx as usize]);
+        deflate::write_json_prefix(plain, self.recv_seq, self.id);
+        if got.len() != plain.len() {
+            return Err(format!("echo of {} bytes, sent {}", got.len(), plain.len()));
+        }
+        if got[..deflate::JSON_PREFIX] != plain[..deflate::JSON_PREFIX] {
+            return Err(format!(
+                "echo mismatch in the prefix of message {} (order or content)",
+                self.recv_seq
+            ));
+        }
+        if got != &plain[..] {
+            return Err(format!(
+                "echo content mismatch in message {}",
+                self.recv_seq
+            ));
+        }
+        Ok(())
     }
 
     fn push_close(&mut self, rng: &mut Rng) {
@@ -427,15 +583,17 @@ impl Conn {
     }
 
     /// Feeds received bytes to the frame parser; calls `on_event` for every complete message
-    /// and for the server's close frame. Verifies every payload byte against `body`.
+    /// and for the server's close frame. Verifies every payload byte: binary echoes as they
+    /// stream in, against `p.body`; text echoes once complete ([`Conn::check_text`]).
     fn feed(
         &mut self,
         mut data: &[u8],
-        body: &[u8],
+        p: &mut Payloads,
         rng: &mut Rng,
-        on_event: &mut dyn FnMut(&mut Conn, Event, &mut Rng) -> Result<(), String>,
+        on_event: &mut OnEvent,
     ) -> Result<(), String> {
-        let size = body.len();
+        let size = p.size;
+        let text = !p.json.is_empty();
         while !data.is_empty() {
             if !self.in_payload {
                 // Header: 2 bytes, then the extended length (server frames are never masked).
@@ -457,8 +615,18 @@ impl Conn {
                 }
                 let b0 = self.hdr[0];
                 let b1 = self.hdr[1];
-                if b0 & 0x70 != 0 {
-                    return Err("frame with RSV bits set".into());
+                let rsv = b0 & 0x70;
+                // RSV1 marks a compressed message: only on its first frame, only if negotiated.
+                if rsv != 0 && !(rsv == 0x40 && self.pmd.is_some() && matches!(b0 & 0x0F, 1 | 2)) {
+                    return Err(format!(
+                        "frame with RSV bits {rsv:#x} set (opcode {:#x}, permessage-deflate {})",
+                        b0 & 0x0F,
+                        if self.pmd.is_some() {
+                            "negotiated"
+                        } else {
+                            "not negotiated"
+                        }
+                    ));
                 }
                 if b1 & 0x80 != 0 {
                     return Err("server frame is masked".into());
@@ -478,7 +646,14 @@ impl Conn {
                             return Err("continuation frame without a message".into());
                         }
                     }
-                    0x2 => {
+                    0x1 | 0x2 => {
+                        if (self.opcode == 0x1) != text {
+                            return Err(if text {
+                                "binary frame echoed for a text message".into()
+                            } else {
+                                "text frame echoed for a binary message".into()
+                            });
+                        }
                         if self.msg_active {
                             return Err("new message before the previous one finished".into());
                         }
@@ -488,8 +663,9 @@ impl Conn {
                         self.msg_active = true;
                         self.msg_offset = 0;
                         self.expect_prefix = prefix_of(self.recv_seq, self.id);
+                        self.compressed = rsv == 0x40;
+                        self.text_in.clear();
                     }
-                    0x1 => return Err("text frame echoed for a binary message".into()),
                     0x8..=0xA => {
                         if !self.fin || len > 125 {
                             return Err("bad control frame".into());
@@ -509,15 +685,22 @@ impl Conn {
                 self.remaining -= take as u64;
                 if self.opcode >= 0x8 {
                     self.ctrl.extend_from_slice(chunk);
+                } else if text {
+                    // Compressed echoes of these messages are smaller; deflate's worst case is a
+                    // few bytes per stored block.
+                    if self.text_in.len() + take > size + size / 8 + 64 {
+                        return Err(format!("echo longer than {size} bytes"));
+                    }
+                    self.text_in.extend_from_slice(chunk);
                 } else {
                     let off = self.msg_offset;
                     if off + take > size {
                         return Err(format!("echo longer than {size} bytes"));
                     }
                     // Prefix bytes one by one, the rest as one slice comparison.
-                    let p = PREFIX.min(size);
+                    let plen = PREFIX.min(size);
                     let mut i = 0;
-                    while i < take && off + i < p {
+                    while i < take && off + i < plen {
                         if chunk[i] != self.expect_prefix[off + i] {
                             return Err(format!(
                                 "echo mismatch at byte {} of message {} (order or content)",
@@ -527,7 +710,7 @@ impl Conn {
                         }
                         i += 1;
                     }
-                    if chunk[i..] != body[off + i..off + take] {
+                    if chunk[i..] != p.body[off + i..off + take] {
                         return Err(format!(
                             "echo content mismatch in message {}",
                             self.recv_seq
@@ -542,14 +725,16 @@ impl Conn {
             }
             // A frame is complete.
             match self.opcode {
-                0x0 | 0x2 => {
+                0x0..=0x2 => {
                     if self.fin {
-                        if self.msg_offset != size {
+                        if text {
+                            self.check_text(p)?;
+                        } else if self.msg_offset != size {
                             return Err(format!("echo of {} bytes, sent {size}", self.msg_offset));
                         }
                         self.msg_active = false;
                         self.recv_seq += 1;
-                        on_event(self, Event::Message, rng)?;
+                        on_event(self, Event::Message, rng, p)?;
                     }
                 }
                 0x9 => {
@@ -558,7 +743,7 @@ impl Conn {
                     self.ctrl = ping;
                 }
                 0xA => {}
-                0x8 => on_event(self, Event::Close, rng)?,
+                0x8 => on_event(self, Event::Close, rng, p)?,
                 _ => unreachable!(),
             }
         }
@@ -593,6 +778,83 @@ fn make_body(size: usize) -> Vec<u8> {
         .collect()
 }
 
+/// What the connections of one loop send and expect back, and the decompressor they share.
+struct Payloads {
+    size: usize,
+    /// Binary messages: the body and pre-masked copies of it (empty with `--json`).
+    body: Vec<u8>,
+    masked: Vec<([u8; 4], Vec<u8>)>,
+    /// Text messages: different JSON-like bodies, one picked at random per message.
+    json: Vec<Vec<u8>>,
+    /// zlib level of what we send.
+    level: u32,
+    /// `client_no_context_takeover`: the bodies compressed once (after their prefix), by
+    /// window bits.
+    precompressed: Vec<(u8, Vec<Vec<u8>>)>,
+    /// Decompressor for `server_no_context_takeover` (reset per message).
+    inflater: Decompress,
+    /// Scratch: the plain text of a message; its compressed form, or an inflated echo.
+    plain: Vec<u8>,
+    zbuf: Vec<u8>,
+    echoes_compressed: u64,
+    echoes_uncompressed: u64,
+}
+
+/// Text bodies per loop: enough that a 32 KiB window rarely holds the same body twice.
+const JSON_BODIES: usize = 512;
+
+impl Payloads {
+    fn new(args: &Args, rng: &mut Rng) -> Payloads {
+        // Idle connections send nothing: no bodies to make.
+        let (body, masked, json) = if args.json && args.mode != Mode::Idle {
+            // At most 8 MiB of bodies per loop for large sizes.
+            let count = (8 << 20) / args.size;
+            let count = count.clamp(16, JSON_BODIES);
+            let json = deflate::json_bodies(args.size, count, &mut || rng.next());
+            (Vec::new(), Vec::new(), json)
+        } else {
+            let body = make_body(args.size);
+            let masked = premask(&body, rng);
+            (body, masked, Vec::new())
+        };
+        Payloads {
+            size: args.size,
+            body,
+            masked,
+            json,
+            level: args.deflate_level,
+            precompressed: Vec::new(),
+            inflater: deflate::decompressor(),
+            plain: Vec::with_capacity(args.size),
+            zbuf: Vec::new(),
+            echoes_compressed: 0,
+            echoes_uncompressed: 0,
+        }
+    }
+}
+
+/// The bodies compressed for window `bits` (computed on first use; every connection to one
+/// server normally gets the same answer, so there is one entry).
+fn precompressed<'p>(
+    list: &'p mut Vec<(u8, Vec<Vec<u8>>)>,
+    bodies: &[Vec<u8>],
+    level: u32,
+    bits: u8,
+) -> Result<&'p [Vec<u8>], String> {
+    let i = match list.iter().position(|(b, _)| *b == bits) {
+        Some(i) => i,
+        None => {
+            let pre = bodies
+                .iter()
+                .map(|b| deflate::precompress_body(level, bits, b))
+                .collect::<Result<_, _>>()?;
+            list.push((bits, pre));
+            list.len() - 1
+        }
+    };
+    Ok(&list[i].1)
+}
+
 // ---------------------------------------------------------------------------------------------
 // The event loop of one thread.
 
@@ -605,6 +867,11 @@ struct Shared {
     measuring: AtomicBool,
     /// Stop: send close frames, wait briefly for replies, return.
     stop: AtomicBool,
+    /// Bytes written to and read from the sockets (all connections, handshakes included).
+    wire_sent: AtomicU64,
+    wire_recv: AtomicU64,
+    /// `--deflate`: upgrades answered without permessage-deflate.
+    declined: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -614,6 +881,10 @@ struct Stats {
     cycles: u64,
     errors: u64,
     hist: Option<Histogram<u64>>,
+    /// The first permessage-deflate answer seen.
+    negotiated: Option<String>,
+    echoes_compressed: u64,
+    echoes_uncompressed: u64,
 }
 
 struct Loop<'a> {
@@ -624,8 +895,7 @@ struct Loop<'a> {
     conns: Vec<Option<Conn>>,
     free: Vec<usize>,
     rng: Rng,
-    body: Vec<u8>,
-    masked: Vec<([u8; 4], Vec<u8>)>,
+    payloads: Payloads,
     stats: Stats,
     hist: Histogram<u64>,
     reported: usize,
@@ -674,9 +944,14 @@ impl<'a> Loop<'a> {
         raw[..8].copy_from_slice(&self.rng.next().to_ne_bytes());
         raw[8..].copy_from_slice(&self.rng.next().to_ne_bytes());
         let key = base64(&raw);
+        let extensions = if self.args.deflate {
+            format!("Sec-WebSocket-Extensions: {}\r\n", deflate::OFFER)
+        } else {
+            String::new()
+        };
         let request = format!(
             "GET {} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n",
+             Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n{extensions}\r\n",
             self.args.path, self.args.host
         );
         let id = self.next_id;
@@ -703,6 +978,9 @@ impl<'a> Loop<'a> {
             send_seq: 0,
             recv_seq: 0,
             sent_at: VecDeque::with_capacity(self.args.inflight),
+            text_in: Vec::new(),
+            compressed: false,
+            pmd: None,
         });
         self.pending += 1;
         self.live += 1;
@@ -748,7 +1026,8 @@ impl<'a> Loop<'a> {
                     return Err(format!("connect: {e}"));
                 }
             }
-            conn.flush().map_err(|e| format!("connect: {e}"))?;
+            conn.flush(&self.shared.wire_sent)
+                .map_err(|e| format!("connect: {e}"))?;
             if conn.out_pos == 0 && !conn.out.is_empty() {
                 return Ok(true); // still connecting
             }
@@ -765,6 +1044,7 @@ impl<'a> Loop<'a> {
                         };
                     }
                     Ok(n) => {
+                        self.shared.wire_recv.fetch_add(n as u64, Ordering::Relaxed);
                         let now = Instant::now();
                         if !self.process(conn, &scratch[..n], now)? {
                             return Ok(false);
@@ -779,7 +1059,8 @@ impl<'a> Loop<'a> {
                 }
             }
         }
-        conn.flush().map_err(|e| format!("write: {e}"))?;
+        conn.flush(&self.shared.wire_sent)
+            .map_err(|e| format!("write: {e}"))?;
         Ok(true)
     }
 
@@ -796,7 +1077,26 @@ impl<'a> Loop<'a> {
                 return Ok(true);
             };
             let end = end + 4;
-            check_response(&conn.head[..end], &conn.expected_accept)?;
+            let pmd = check_response(&conn.head[..end], &conn.expected_accept, self.args.deflate)?;
+            match pmd {
+                Some(params) => {
+                    self.stats
+                        .negotiated
+                        .get_or_insert_with(|| params.describe());
+                    conn.pmd = Some(Box::new(ConnDeflate {
+                        params,
+                        deflater: None,
+                        inflater: None,
+                    }));
+                }
+                None if self.args.deflate => {
+                    self.shared.declined.fetch_add(1, Ordering::SeqCst);
+                    return Err("server declined permessage-deflate (no \
+                                Sec-WebSocket-Extensions in its 101)"
+                        .into());
+                }
+                None => {}
+            }
             leftover = conn.head.split_off(end);
             conn.head = Vec::new();
             conn.state = State::Open;
@@ -808,11 +1108,11 @@ impl<'a> Loop<'a> {
                         && !self.shared.stop.load(Ordering::Relaxed)
                     {
                         for _ in 0..self.args.inflight {
-                            conn.push_message(&self.masked, &mut self.rng, now);
+                            conn.push_message(&mut self.payloads, &mut self.rng, now)?;
                         }
                     }
                 }
-                Mode::Churn => conn.push_message(&self.masked, &mut self.rng, now),
+                Mode::Churn => conn.push_message(&mut self.payloads, &mut self.rng, now)?,
                 Mode::Idle => {}
             }
             data = &leftover;
@@ -825,47 +1125,50 @@ impl<'a> Loop<'a> {
         let shared = self.shared;
         let stats = &mut self.stats;
         let hist = &mut self.hist;
-        let body = &self.body;
-        let masked = &self.masked;
         let mut done = false;
-        conn.feed(data, body, &mut self.rng, &mut |c, event, rng| {
-            match event {
-                Event::Message => {
-                    let sent = c.sent_at.pop_front().ok_or("echo without a send time")?;
-                    if c.state != State::Open {
-                        return Ok(()); // an echo still in flight when we started closing
-                    }
-                    if inflight_mode {
-                        if shared.measuring.load(Ordering::Relaxed) {
-                            stats.messages += 1;
-                            hist.saturating_record(now.duration_since(sent).as_nanos() as u64);
+        conn.feed(
+            data,
+            &mut self.payloads,
+            &mut self.rng,
+            &mut |c, event, rng, p| {
+                match event {
+                    Event::Message => {
+                        let (sent, _) = c.sent_at.pop_front().ok_or("echo without a send time")?;
+                        if c.state != State::Open {
+                            return Ok(()); // an echo still in flight when we started closing
                         }
-                        if !shared.stop.load(Ordering::Relaxed) {
-                            c.push_message(masked, rng, now);
+                        if inflight_mode {
+                            if shared.measuring.load(Ordering::Relaxed) {
+                                stats.messages += 1;
+                                hist.saturating_record(now.duration_since(sent).as_nanos() as u64);
+                            }
+                            if !shared.stop.load(Ordering::Relaxed) {
+                                c.push_message(p, rng, now)?;
+                            }
+                        } else if mode == Mode::Churn {
+                            c.push_close(rng);
                         }
-                    } else if mode == Mode::Churn {
-                        c.push_close(rng);
+                        Ok(())
                     }
-                    Ok(())
+                    Event::Close => {
+                        if c.state != State::Closing {
+                            let code = (c.ctrl.len() >= 2)
+                                .then(|| u16::from_be_bytes([c.ctrl[0], c.ctrl[1]]));
+                            return Err(format!("server sent close {code:?} unprompted"));
+                        }
+                        if mode == Mode::Churn && shared.measuring.load(Ordering::Relaxed) {
+                            stats.cycles += 1;
+                            hist.saturating_record(now.duration_since(c.started).as_nanos() as u64);
+                        }
+                        done = true;
+                        Ok(())
+                    }
                 }
-                Event::Close => {
-                    if c.state != State::Closing {
-                        let code =
-                            (c.ctrl.len() >= 2).then(|| u16::from_be_bytes([c.ctrl[0], c.ctrl[1]]));
-                        return Err(format!("server sent close {code:?} unprompted"));
-                    }
-                    if mode == Mode::Churn && shared.measuring.load(Ordering::Relaxed) {
-                        stats.cycles += 1;
-                        hist.saturating_record(now.duration_since(c.started).as_nanos() as u64);
-                    }
-                    done = true;
-                    Ok(())
-                }
-            }
-        })?;
+            },
+        )?;
         if done {
             // Close handshake complete; flush nothing more (our close went out already).
-            let _ = conn.flush();
+            let _ = conn.flush(&self.shared.wire_sent);
             return Ok(false);
         }
         Ok(true)
@@ -910,11 +1213,18 @@ impl<'a> Loop<'a> {
                 for idx in 0..self.conns.len() {
                     if let Some(mut c) = self.conns[idx].take() {
                         if c.state == State::Open {
+                            let mut res = Ok(());
                             for _ in 0..self.args.inflight {
-                                c.push_message(&self.masked, &mut self.rng, now);
+                                res = res.and_then(|()| {
+                                    c.push_message(&mut self.payloads, &mut self.rng, now)
+                                });
                             }
-                            if let Err(e) = c.flush() {
-                                self.error(format!("write: {e}"));
+                            let res = res.and_then(|()| {
+                                c.flush(&self.shared.wire_sent)
+                                    .map_err(|e| format!("write: {e}"))
+                            });
+                            if let Err(e) = res {
+                                self.error(e);
                                 self.retire(idx, c);
                                 continue;
                             }
@@ -929,7 +1239,7 @@ impl<'a> Loop<'a> {
                     if let Some(mut c) = self.conns[idx].take() {
                         if c.state == State::Open {
                             c.push_close(&mut self.rng);
-                            if c.flush().is_ok() {
+                            if c.flush(&self.shared.wire_sent).is_ok() {
                                 self.conns[idx] = Some(c);
                                 continue;
                             }
@@ -979,11 +1289,19 @@ impl<'a> Loop<'a> {
             }
         }
         self.stats.hist = Some(self.hist);
+        self.stats.echoes_compressed = self.payloads.echoes_compressed;
+        self.stats.echoes_uncompressed = self.payloads.echoes_uncompressed;
         self.stats
     }
 }
 
-fn check_response(head: &[u8], expected_accept: &str) -> Result<(), String> {
+/// Checks the `101` and returns the permessage-deflate parameters it accepted, if any. An
+/// extension answered without an offer (`deflate` false) is an error.
+fn check_response(
+    head: &[u8],
+    expected_accept: &str,
+    deflate: bool,
+) -> Result<Option<Params>, String> {
     let mut headers = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut headers);
     match resp.parse(head) {
@@ -1014,10 +1332,22 @@ fn check_response(head: &[u8], expected_accept: &str) -> Result<(), String> {
         return Err("101 without Connection: Upgrade".into());
     }
     match header("sec-websocket-accept") {
-        Some(v) if v == expected_accept => Ok(()),
-        Some(v) => Err(format!("wrong Sec-WebSocket-Accept {v:?}")),
-        None => Err("101 without Sec-WebSocket-Accept".into()),
+        Some(v) if v == expected_accept => {}
+        Some(v) => return Err(format!("wrong Sec-WebSocket-Accept {v:?}")),
+        None => return Err("101 without Sec-WebSocket-Accept".into()),
     }
+    let extensions: Vec<&str> = resp
+        .headers
+        .iter()
+        .filter(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+        .map(|h| std::str::from_utf8(h.value).unwrap_or("?"))
+        .collect();
+    if !deflate && !extensions.is_empty() {
+        return Err(format!(
+            "101 with Sec-WebSocket-Extensions {extensions:?}, but none was offered"
+        ));
+    }
+    deflate::parse_response(&extensions)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1096,6 +1426,9 @@ fn main() -> ExitCode {
         go: AtomicBool::new(false),
         measuring: AtomicBool::new(false),
         stop: AtomicBool::new(false),
+        wire_sent: AtomicU64::new(0),
+        wire_recv: AtomicU64::new(0),
+        declined: AtomicUsize::new(0),
     });
     let pid = args.server_pid;
     let rss_before = pid.and_then(proc_rss_kib);
@@ -1112,8 +1445,7 @@ fn main() -> ExitCode {
         handles.push(thread::spawn(move || {
             let poll = Poll::new().expect("epoll");
             let mut rng = Rng::new(t as u64 + 1);
-            let body = make_body(args.size);
-            let masked = premask(&body, &mut rng);
+            let payloads = Payloads::new(&args, &mut rng);
             let lp = Loop {
                 args: &args,
                 shared: &shared,
@@ -1122,8 +1454,7 @@ fn main() -> ExitCode {
                 conns: Vec::with_capacity(share),
                 free: Vec::new(),
                 rng,
-                body,
-                masked,
+                payloads,
                 stats: Stats::default(),
                 hist: new_hist(),
                 reported: 0,
@@ -1139,6 +1470,13 @@ fn main() -> ExitCode {
     let mut window = (Instant::now(), Instant::now());
     let mut cpu0 = (None, None);
     let mut cpu1 = (None, None);
+    let wire = || {
+        (
+            shared.wire_sent.load(Ordering::SeqCst),
+            shared.wire_recv.load(Ordering::SeqCst),
+        )
+    };
+    let (mut wire0, mut wire1) = ((0, 0), (0, 0));
     let mut rss_after = None;
     match args.mode {
         Mode::Echo | Mode::Idle => {
@@ -1151,16 +1489,21 @@ fn main() -> ExitCode {
         Mode::Churn => {}
     }
     let t_ready = Instant::now();
+    let declined = || shared.declined.load(Ordering::SeqCst);
     match args.mode {
+        // Declined compression fails the run: no point measuring without it.
+        _ if declined() > 0 => {}
         Mode::Echo | Mode::Churn => {
             shared.go.store(true, Ordering::SeqCst);
             sleep_until(t_ready + Duration::from_secs_f64(args.warmup));
             cpu0 = cpu_snapshot(pid);
+            wire0 = wire();
             window.0 = Instant::now();
             shared.measuring.store(true, Ordering::SeqCst);
             sleep_until(window.0 + Duration::from_secs_f64(args.duration));
             shared.measuring.store(false, Ordering::SeqCst);
             window.1 = Instant::now();
+            wire1 = wire();
             cpu1 = cpu_snapshot(pid);
         }
         Mode::Idle => {
@@ -1193,6 +1536,11 @@ fn main() -> ExitCode {
                 total.messages += s.messages;
                 total.cycles += s.cycles;
                 total.errors += s.errors;
+                total.echoes_compressed += s.echoes_compressed;
+                total.echoes_uncompressed += s.echoes_uncompressed;
+                if total.negotiated.is_none() {
+                    total.negotiated = s.negotiated;
+                }
                 if let Some(sh) = &s.hist {
                     hist.add(sh).expect("histogram merge");
                 }
@@ -1221,6 +1569,32 @@ fn main() -> ExitCode {
     }
     j.int("connections", args.connections as u64);
     j.int("connected", total.connected as u64);
+    j.str("payload", if args.json { "json" } else { "binary" });
+    if args.deflate {
+        j.str(
+            "deflate",
+            total.negotiated.as_deref().unwrap_or("not negotiated"),
+        );
+    }
+    let declined = declined();
+    if args.deflate && declined > 0 {
+        let msg = format!(
+            "server declined permessage-deflate on {declined} of {} connections",
+            args.connections
+        );
+        eprintln!("loadgen: FAILED: {msg}");
+        j.str("failed", &msg);
+        j.int("errors", total.errors);
+        println!("{}", j.finish());
+        return ExitCode::from(3);
+    }
+    // Bytes through the sockets in the measured window (echo, churn) or in all (idle: the
+    // handshakes), WebSocket framing included, TCP/IP headers not.
+    let (sent, recv) = match args.mode {
+        Mode::Idle => wire(),
+        _ => (wire1.0 - wire0.0, wire1.1 - wire0.1),
+    };
+    let per_op = |n: u64| (n > 0).then(|| (sent + recv) as f64 / n as f64);
     match args.mode {
         Mode::Echo => {
             j.int("inflight", args.inflight as u64);
@@ -1244,6 +1618,22 @@ fn main() -> ExitCode {
             j.num("client_cpu_us_per_msg", per(cpu0.1, cpu1.1, total.messages));
             j.num("server_cpu_pct", pct(cpu0.0, cpu1.0));
             j.num("client_cpu_pct", pct(cpu0.1, cpu1.1));
+            let n = total.messages;
+            j.int("wire_bytes_sent", sent);
+            j.int("wire_bytes_recv", recv);
+            j.num("wire_bytes_per_msg", per_op(n));
+            j.num("wire_sent_per_msg", (n > 0).then(|| sent as f64 / n as f64));
+            j.num("wire_recv_per_msg", (n > 0).then(|| recv as f64 / n as f64));
+            // Payload bytes (both directions) per byte on the wire: the compression ratio.
+            j.num(
+                "wire_ratio",
+                (sent + recv > 0)
+                    .then(|| 2.0 * (n * args.size as u64) as f64 / (sent + recv) as f64),
+            );
+            if args.json {
+                j.int("echoes_compressed", total.echoes_compressed);
+                j.int("echoes_uncompressed", total.echoes_uncompressed);
+            }
         }
         Mode::Churn => {
             j.int("size", args.size as u64);
@@ -1264,6 +1654,9 @@ fn main() -> ExitCode {
             );
             j.num("server_cpu_pct", pct(cpu0.0, cpu1.0));
             j.num("client_cpu_pct", pct(cpu0.1, cpu1.1));
+            j.int("wire_bytes_sent", sent);
+            j.int("wire_bytes_recv", recv);
+            j.num("wire_bytes_per_handshake", per_op(total.cycles));
         }
         Mode::Idle => {
             j.num("seconds", Some(args.duration));
@@ -1279,7 +1672,12 @@ fn main() -> ExitCode {
                     _ => None,
                 },
             );
+            j.int("wire_bytes_sent", sent);
+            j.int("wire_bytes_recv", recv);
         }
+    }
+    if args.deflate && args.mode != Mode::Idle && total.echoes_compressed == 0 {
+        eprintln!("loadgen: WARNING: permessage-deflate negotiated, but no echo came compressed");
     }
     println!("{}", j.finish());
     if total.connected == 0 && args.mode != Mode::Churn {

@@ -315,7 +315,11 @@ impl Conn {
             let opcode = b0 & 0x0F;
             if opcode != 0xA {
                 // Same FIN bit and opcode (RSV bits cleared), a ping answered by a pong.
-                let out_b0 = if opcode == 0x9 { (b0 & 0x80) | 0xA } else { b0 & 0x8F };
+                let out_b0 = if opcode == 0x9 {
+                    (b0 & 0x80) | 0xA
+                } else {
+                    b0 & 0x8F
+                };
                 let payload = &data[header_len..total];
                 frame_header(&mut self.out, out_b0, len);
                 if masked {
@@ -365,7 +369,9 @@ fn frame_header(out: &mut Vec<u8>, b0: u8, len: usize) {
 fn unmask_into(out: &mut Vec<u8>, payload: &[u8], mask: [u8; 4]) {
     let base = out.len();
     out.extend_from_slice(payload);
-    let m = u64::from_ne_bytes([mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]]);
+    let m = u64::from_ne_bytes([
+        mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3],
+    ]);
     let mut chunks = out[base..].chunks_exact_mut(8);
     for chunk in &mut chunks {
         let v = u64::from_ne_bytes((&*chunk).try_into().unwrap()) ^ m;

@@ -3,6 +3,12 @@
 // the echo: one goroutine per connection doing ReadMessage -> WriteMessage,
 // with the example's Upgrader buffer sizes (1024/1024) and every origin allowed.
 //
+// -compress sets EnableCompression on the Upgrader (the deflate scenarios only):
+// gorilla then accepts permessage-deflate with server_no_context_takeover and
+// client_no_context_takeover (the only mode it implements), compresses every
+// text and binary message it writes (no size threshold) at its default level 1,
+// with pooled flate writers, and ignores client_max_window_bits.
+//
 // Built in GOPATH mode against Debian's golang-github-gorilla-websocket-dev
 // (see ../../build.sh).
 package main
@@ -15,7 +21,10 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-var addr = flag.String("addr", "127.0.0.1:9002", "address to listen on")
+var (
+	addr     = flag.String("addr", "127.0.0.1:9002", "address to listen on")
+	compress = flag.Bool("compress", false, "negotiate permessage-deflate (EnableCompression)")
+)
 
 var upgrader = websocket.Upgrader{
 	ReadBufferSize:  1024,
@@ -43,6 +52,7 @@ func echo(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	flag.Parse()
+	upgrader.EnableCompression = *compress
 	http.HandleFunc("/", echo)
 	log.Fatal(http.ListenAndServe(*addr, nil))
 }

@@ -121,15 +121,17 @@ async fn serve(addr: SocketAddr, config: Option<WebSocketConfig>) -> std::io::Re
 
 async fn echo(stream: TcpStream, config: Option<WebSocketConfig>) {
     let _ = stream.set_nodelay(true);
-    let mut ws = match config {
+    let ws = match config {
         None => match tokio_tungstenite::accept_async(stream).await {
             Ok(ws) => ws,
             Err(_) => return,
         },
-        Some(config) => match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
-            Ok(ws) => ws,
-            Err(_) => return,
-        },
+        Some(config) => {
+            match tokio_tungstenite::accept_async_with_config(stream, Some(config)).await {
+                Ok(ws) => ws,
+                Err(_) => return,
+            }
+        }
     };
     // tokio-tungstenite's own echo example (examples/echo-server.rs): `forward` feeds each
     // message to the sink and flushes only when no more input is ready, so a burst of pipelined
