@@ -70,8 +70,8 @@ pub struct Config {
     /// (RSV1 clear; RFC 7692 lets each message choose). Default 1 KiB, like Node `ws`: deflating
     /// a few bytes costs more than it saves. 0 compresses every message.
     pub compression_threshold: usize,
-    /// zlib compression level for sent messages, 0 (store) to 9 (smallest). Default 1 (fastest),
-    /// gorilla's default: on JSON-like text it keeps most of the ratio of level 6.
+    /// zlib compression level for sent messages, 0 (store) to 9 (smallest). Default 1, the
+    /// fastest, which is also gorilla's default; higher levels trade CPU for ratio.
     pub compression_level: u32,
     /// Size of a pooled read buffer. Default 16 KiB: large enough that one read usually holds
     /// many small frames, small enough that 10,000 busy connections fit in 160 MiB.

@@ -256,12 +256,23 @@ impl<T: Transport> Connection<T> {
     }
 
     /// The peer broke RFC 6455 ("Fail the WebSocket Connection", §7.1.7). `Open` → `Lingering`
-    /// with a close frame carrying the error's code (`1002`, `1007`, `1009`); what was not yet
-    /// handed to the handler is dropped. `Closing` → `Closed`.
+    /// with a close frame carrying the error's code (`1002`, `1007`, `1009`). If messages from
+    /// before the bad frame are still with the handler (or waiting for it), `Open` →
+    /// `PeerClosed` instead: their replies go out, then the close frame. `Closing` → `Closed`.
     pub(crate) fn protocol_error(&mut self, turn: &mut Turn<'_>, err: &WsError) {
         let code = err.close_code();
         log::debug!("{}: failing the connection with {code}: {err}", self.id);
-        match self.phase {
+        let busy = !matches!(self.job, JobSlot::Idle)
+            || self.phase.inbox().is_some_and(|inbox| !inbox.is_empty());
+        match &mut self.phase {
+            Phase::Open(open) if busy => {
+                // Messages that came before the bad frame were valid: they are answered, then
+                // the connection fails (`work_done`). No more bytes are read meanwhile.
+                let inbox = std::mem::take(&mut open.inbox);
+                let ended = CloseInfo::new(code, err.to_string());
+                let how = PeerEnd::ProtocolError;
+                self.enter(turn, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
+            }
             Phase::Open(_) => {
                 let reason = err.to_string();
                 self.queue_close(turn, code, &reason);
@@ -329,6 +340,10 @@ impl<T: Transport> Connection<T> {
                         self.linger(turn, CloseKind::Clean, false, Some(ended));
                     }
                     PeerEnd::Eof => self.linger(turn, CloseKind::PeerGone, true, Some(ended)),
+                    PeerEnd::ProtocolError => {
+                        self.queue_close(turn, ended.code, &ended.reason);
+                        self.linger(turn, CloseKind::ProtocolError, false, Some(ended));
+                    }
                 }
             }
             Phase::Open(_) if turn.shutting_down => {

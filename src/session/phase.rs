@@ -81,6 +81,9 @@ pub(crate) enum PeerEnd {
     CloseFrame,
     /// With TCP EOF and no close frame: nothing to answer; `on_close` hears `1006`.
     Eof,
+    /// By breaking the protocol after messages that are still with the handler: their replies
+    /// go out first, then our close frame with the error's code (what Autobahn calls strict).
+    ProtocolError,
 }
 
 /// `PeerClosed`: the last messages, and how the conversation ended.

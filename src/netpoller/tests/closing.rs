@@ -135,13 +135,47 @@ fn invalid_utf8_is_1007_and_messages_before_it_are_still_handled() {
     let mut bytes = text("fine");
     bytes.extend(client_frame(0x1, &[0xff, 0xfe]));
     h.send(peer, &bytes);
+    // The bad frame is found while "fine" waits for the handler: its answer comes first.
+    assert_eq!(h.phase(peer), Some("PeerClosed"));
+    assert!(
+        h.take_output(peer).is_empty(),
+        "nothing yet: no close frame"
+    );
     h.run_all_jobs();
     let out = h.take_output(peer);
+    assert_eq!(texts(&out), ["fine"]);
     assert_eq!(close_code(&out), Some(1007));
+    assert_eq!(h.phase(peer), Some("Lingering"));
     assert_eq!(h.close_code(peer), None, "not yet: the peer has not closed");
     h.peer_eof(peer);
     h.run_all_jobs();
     assert_eq!(h.close_code(peer), Some(CloseCode::Invalid));
+}
+
+#[test]
+fn a_protocol_error_with_a_job_out_fails_after_its_reply() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    h.send(peer, &text("first"));
+    let job = h.steal_job().expect("the job for \"first\"");
+    // RSV2 without an extension: 1002, but "first" is with the handler.
+    let mut bad = text("second");
+    bad[0] |= 0x20;
+    h.send(peer, &bad);
+    assert_eq!(h.phase(peer), Some("PeerClosed"));
+    assert!(
+        h.take_output(peer).is_empty(),
+        "nothing yet: no close frame"
+    );
+    h.finish_job(job);
+    let out = h.take_output(peer);
+    assert_eq!(texts(&out), ["first"]);
+    assert_eq!(close_code(&out), Some(1002));
+    assert_eq!(h.phase(peer), Some("Lingering"));
+    h.peer_eof(peer);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Protocol));
+    assert_eq!(h.stats().closed_protocol_error, 1);
 }
 
 #[test]
