@@ -173,11 +173,12 @@ impl<T: Transport> Connection<T> {
             }
         }
         if let Some(CloseFrame { code, reason }) = close {
-            // 1011 means the handler panicked: the server's decision, not a clean close.
-            let end = if code == CloseCode::Error {
-                CloseKind::Server
-            } else {
-                CloseKind::Clean
+            // 1011 means the handler panicked: the server's decision, not a clean close. 1007
+            // and 1009 from a worker mean a compressed message failed to inflate (`runner.rs`).
+            let end = match code {
+                CloseCode::Error => CloseKind::Server,
+                CloseCode::Invalid | CloseCode::Size => CloseKind::ProtocolError,
+                _ => CloseKind::Clean,
             };
             self.we_close(turn, code, &reason, end);
         }
