@@ -109,6 +109,8 @@ mod tests {
     use super::*;
     use crate::http::Version;
 
+    const DATE: &[u8] = b"Tue, 01 Dec 2026 22:00:43 GMT";
+
     #[test]
     fn statuses() {
         let table = [
@@ -141,11 +143,12 @@ mod tests {
         let mut out = Vec::new();
         HttpError::BadRequest("invalid Content-Length")
             .to_response()
-            .encode(&mut out, Version::Http11, false, false);
+            .encode_dated(&mut out, Version::Http11, false, false, DATE);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+            "HTTP/1.1 400 Bad Request\r\nDate: Tue, 01 Dec 2026 22:00:43 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
              Connection: close\r\nContent-Length: 40\r\n\r\n\
              400 Bad Request: invalid Content-Length\n"
         );

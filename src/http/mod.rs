@@ -13,6 +13,7 @@
 
 #![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
+mod date;
 pub mod error;
 mod framing;
 mod head;
