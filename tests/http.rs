@@ -105,7 +105,8 @@ fn expect_error(addr: SocketAddr, request: &[u8], status_line: &str, body_part: 
     assert!(
         header_values(&head, "connection")
             .iter()
-            .any(|v| v.eq_ignore_ascii_case("close")),
+            .flat_map(|v| v.split(','))
+            .any(|option| option.trim().eq_ignore_ascii_case("close")),
         "{head:?}"
     );
     // The loop's own error responses are dated too (RFC 9110 §6.6.1).
@@ -340,7 +341,14 @@ fn bad_upgrades_are_rejected() {
         "HTTP/1.1 426 Upgrade Required",
         "Sec-WebSocket-Version: 13",
     );
-    assert_eq!(header(&head, "sec-websocket-version"), "13");
+    // RFC 9110 §15.5.22 and §7.8: Upgrade, and the upgrade option beside close in one field.
+    assert_eq!(
+        without_date(&head),
+        format!(
+            "HTTP/1.1 426 Upgrade Required\r\n{CONTENT_TYPE}Connection: Upgrade, close\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\nContent-Length: 83\r\n\r\n"
+        )
+    );
 
     let post = format!("POST /ws HTTP/1.1\r\n{base}{key}Sec-WebSocket-Version: 13\r\n\r\n");
     expect_error(

@@ -51,10 +51,10 @@ impl HttpError {
         }
     }
 
-    /// A complete response for this error: `Connection: close`, `Content-Type: text/plain`,
-    /// and a one-line body naming the problem (`Content-Length` is added by
-    /// [`Response::encode`]). For [`HttpError::UpgradeRequired`] it also carries
-    /// `Sec-WebSocket-Version: 13` and `Upgrade: websocket`.
+    /// A complete response for this error: one `Connection` field with the `close` option,
+    /// `Content-Type: text/plain`, and a one-line body naming the problem (`Content-Length` is
+    /// added by [`Response::encode`]). For [`HttpError::UpgradeRequired`] the `Connection`
+    /// field is `Upgrade, close`, with `Sec-WebSocket-Version: 13` and `Upgrade: websocket`.
     pub fn to_response(&self) -> Response {
         let status = self.status();
         let detail = match self {
@@ -62,7 +62,7 @@ impl HttpError {
             other => other.to_string(),
         };
         let body = format!("{} {}: {}\n", status, reason_phrase(status), detail);
-        let response = Response::text(status, body).with_header("Connection", "close");
+        let response = Response::text(status, body);
         match self {
             // RFC 6455 §4.2.2: on a version mismatch the server "MUST abort the WebSocket
             // handshake ... and instead send an appropriate HTTP error code (such as 426 Upgrade
@@ -70,12 +70,16 @@ impl HttpError {
             // server is capable of understanding."
             // RFC 9110 §15.5.22: "The server MUST send an Upgrade header field in a 426 response
             // to indicate the required protocol(s)", and §7.8: a sender of Upgrade "MUST also
-            // send an "upgrade" connection option" (a second Connection line; lines combine).
+            // send an "upgrade" connection option in the Connection header field". The
+            // connection still closes after an error (§9.6: "close" connection option), so
+            // both options go in one field, `Connection: Upgrade, close`, rather than
+            // `Connection: close` alone (which would break §7.8's MUST) or two `Connection`
+            // lines (which mean the same but trip clients that read only one of them).
             HttpError::UpgradeRequired => response
-                .with_header("Sec-WebSocket-Version", "13")
+                .with_header("Connection", "Upgrade, close")
                 .with_header("Upgrade", "websocket")
-                .with_header("Connection", "Upgrade"),
-            _ => response,
+                .with_header("Sec-WebSocket-Version", "13"),
+            _ => response.with_header("Connection", "close"),
         }
     }
 }
@@ -126,7 +130,8 @@ mod tests {
             assert_eq!(err.status(), status, "{err:?}");
             let resp = err.to_response();
             assert_eq!(resp.status(), status);
-            assert_eq!(resp.header("connection"), Some("close"));
+            let connection = resp.header("connection").unwrap();
+            assert!(connection.ends_with("close"), "{connection}");
             assert!(
                 resp.header("content-type")
                     .unwrap()
@@ -151,6 +156,29 @@ mod tests {
              Content-Type: text/plain; charset=utf-8\r\n\
              Connection: close\r\nContent-Length: 40\r\n\r\n\
              400 Bad Request: invalid Content-Length\n"
+        );
+    }
+
+    /// One `Connection` field carrying both options: never `Connection: close` next to
+    /// `Connection: Upgrade`.
+    #[test]
+    fn upgrade_required_exact_bytes() {
+        let mut out = Vec::new();
+        HttpError::UpgradeRequired.to_response().encode_dated(
+            &mut out,
+            Version::Http11,
+            false,
+            false,
+            DATE,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 426 Upgrade Required\r\nDate: Tue, 01 Dec 2026 22:00:43 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Content-Length: 83\r\n\r\n\
+             426 Upgrade Required: unsupported WebSocket version, use Sec-WebSocket-Version: 13\n"
         );
     }
 

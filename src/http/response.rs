@@ -121,7 +121,8 @@ impl Response {
     /// `Content-Length` (always computed from the body, replacing any user-given one, except for
     /// 1xx/204/304 which carry no body and no `Content-Length`), `Connection: close` when
     /// `!keep_alive` (unless a header already says close), `Connection: keep-alive` when
-    /// `keep_alive` and `version == Http10`, then CRLF and the body unless `head_only` (HEAD
+    /// `keep_alive` and `version == Http10` — appended to the response's own `Connection`
+    /// field if it has one, so there is only ever one such field — then CRLF and the body unless `head_only` (HEAD
     /// requests: headers incl. `Content-Length`, no body). User `Transfer-Encoding` fields are
     /// not sent, since the body is always framed by `Content-Length`.
     pub fn encode(&self, out: &mut Vec<u8>, version: Version, keep_alive: bool, head_only: bool) {
@@ -156,6 +157,16 @@ impl Response {
             out.extend_from_slice(date);
             out.extend_from_slice(b"\r\n");
         }
+        // The connection option the server adds, if the response does not say it already.
+        let option = if !keep_alive {
+            // RFC 9112 §9.6: "A server that sends a "close" connection option MUST initiate
+            // closure of the connection ... after it sends the response containing close".
+            (!self.has_token("connection", "close")).then_some("close")
+        } else {
+            let http10 = version == Version::Http10;
+            (http10 && !self.has_token("connection", "keep-alive")).then_some("keep-alive")
+        };
+        let mut option_sent = false;
         for (name, value) in &self.headers {
             // RFC 9112 §6.2: "A sender MUST NOT send a Content-Length header field in any
             // message that contains a Transfer-Encoding header field." We own both.
@@ -164,20 +175,26 @@ impl Response {
             {
                 continue;
             }
-            push_field(out, name, value);
+            match option {
+                // A handler's own `Connection` field (e.g. `Upgrade` on a 426) takes the option
+                // as one more list element: one field, not a second `Connection` line.
+                Some(option) if !option_sent && name.eq_ignore_ascii_case("connection") => {
+                    option_sent = true;
+                    if token::trim_ows(value.as_bytes()).is_empty() {
+                        push_field(out, name, option);
+                    } else {
+                        push_field(out, name, &format!("{value}, {option}"));
+                    }
+                }
+                _ => push_field(out, name, value),
+            }
         }
         let bodiless = is_bodiless(status);
         if !bodiless {
             push_field(out, "Content-Length", &self.body.len().to_string());
         }
-        if !keep_alive {
-            // RFC 9112 §9.6: "A server that sends a "close" connection option MUST initiate
-            // closure of the connection ... after it sends the response containing close".
-            if !self.has_token("connection", "close") {
-                push_field(out, "Connection", "close");
-            }
-        } else if version == Version::Http10 && !self.has_token("connection", "keep-alive") {
-            push_field(out, "Connection", "keep-alive");
+        if let Some(option) = option.filter(|_| !option_sent) {
+            push_field(out, "Connection", option);
         }
         out.extend_from_slice(b"\r\n");
         // RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a HEAD
@@ -376,6 +393,32 @@ mod tests {
         assert_eq!(reason_phrase(431), "Request Header Fields Too Large");
         assert_eq!(reason_phrase(426), "Upgrade Required");
         assert_eq!(reason_phrase(299), "Unknown");
+    }
+
+    #[test]
+    fn the_connection_option_joins_the_handlers_connection_field() {
+        let r = Response::new(426)
+            .with_header("Upgrade", "websocket")
+            .with_header("Connection", "Upgrade");
+        let d = format!("Date: {DATE}\r\n");
+        let table = [
+            (Version::Http11, true, "Connection: Upgrade\r\n"),
+            (Version::Http11, false, "Connection: Upgrade, close\r\n"),
+            (Version::Http10, true, "Connection: Upgrade, keep-alive\r\n"),
+        ];
+        for (version, keep_alive, connection) in table {
+            assert_eq!(
+                encode(&r, version, keep_alive, false),
+                format!(
+                    "HTTP/1.1 426 Upgrade Required\r\n{d}Upgrade: websocket\r\n{connection}\
+                     Content-Length: 0\r\n\r\n"
+                )
+            );
+        }
+        let empty = Response::new(200).with_header("Connection", " ");
+        let wire = encode(&empty, Version::Http11, false, false);
+        assert!(wire.contains("\r\nConnection: close\r\n"), "{wire}");
+        assert_eq!(wire.matches("Connection").count(), 1, "{wire}");
     }
 
     #[test]

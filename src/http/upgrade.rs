@@ -333,7 +333,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
-        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
-        assert_eq!(text.matches("close").count(), 1, "{text}");
+        assert!(text.contains("\r\nUpgrade: websocket\r\n"), "{text}");
+        // One Connection field with both options (RFC 9110 §7.8 and §9.6).
+        assert!(
+            text.contains("\r\nConnection: Upgrade, close\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("Connection:").count(), 1, "{text}");
     }
 }
