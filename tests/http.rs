@@ -150,17 +150,19 @@ fn pipelined_requests_in_one_write() {
     let server = start(config(), App);
     let mut stream = raw(server.local_addr());
     stream
-        .write_all(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n")
+        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     for body in ["GET /a", "GET /b", "GET /c"] {
         expect_ok(&mut stream, body);
     }
     // The connection is still usable afterwards.
-    stream.write_all(b"GET /d HTTP/1.1\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /d HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     expect_ok(&mut stream, "GET /d");
     // A stray CRLF after a body (as some clients send) is skipped before the next request.
     stream
-        .write_all(b"POST /e HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\nGET /f HTTP/1.1\r\n\r\n")
+        .write_all(b"POST /e HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx\r\nGET /f HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     expect_ok(&mut stream, "POST /e x");
     expect_ok(&mut stream, "GET /f");
@@ -173,7 +175,7 @@ fn pipelined_requests_then_upgrade_in_one_write() {
     let server = start(config(), App);
     let mut stream = raw(server.local_addr());
     let mut bytes =
-        b"GET /one HTTP/1.1\r\n\r\nPOST /two HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz".to_vec();
+        b"GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nxyz".to_vec();
     bytes.extend_from_slice(upgrade_request("/ws").as_bytes());
     stream.write_all(&bytes).unwrap();
     expect_ok(&mut stream, "GET /one");
@@ -221,13 +223,13 @@ fn post_body_echoed_also_when_split() {
     let handle = server.handle();
     let mut stream = raw(server.local_addr());
     stream
-        .write_all(b"POST /echo HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world")
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\nhello world")
         .unwrap();
     expect_ok(&mut stream, "POST /echo hello world");
 
     // Head and half the body, then (once the server has read them) the rest.
     let before = handle.stats().bytes_in;
-    let first = b"POST /split HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234";
+    let first = b"POST /split HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234";
     stream.write_all(first).unwrap();
     wait_for_stats(&handle, "the first part is read", |s| {
         s.bytes_in == before + first.len() as u64
@@ -280,7 +282,7 @@ fn http11_connection_close() {
     let mut stream = raw(server.local_addr());
     // The second request must not be answered: the first asked to close.
     stream
-        .write_all(b"GET /bye HTTP/1.1\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\n\r\n")
+        .write_all(b"GET /bye HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\nGET /ignored HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let (head, body) = read_http_response(&mut stream).unwrap();
     assert_eq!(
@@ -298,7 +300,7 @@ fn head_has_content_length_but_no_body() {
     let server = start(config(), App);
     let mut stream = raw(server.local_addr());
     stream
-        .write_all(b"HEAD /h HTTP/1.1\r\n\r\nGET /after HTTP/1.1\r\n\r\n")
+        .write_all(b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     // "HEAD /h" is 7 bytes: announced, not sent.
     let head = read_http_head(&mut stream).unwrap();
@@ -377,6 +379,91 @@ fn bad_upgrades_are_rejected() {
     server.shutdown().unwrap();
 }
 
+/// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1
+/// request message that lacks a Host header field and to any request message that contains more
+/// than one Host header field line or a Host header field with an invalid field value."
+#[test]
+fn host_is_required_single_and_valid() {
+    let server = start(config(), App);
+    let addr = server.local_addr();
+    let bad = [
+        (&b"GET / HTTP/1.1\r\n\r\n"[..], "missing Host header"),
+        (
+            b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+            "missing Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+            "more than one Host header",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: a\r\nhost: b\r\n\r\n",
+            "more than one Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+            "invalid Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n",
+            "invalid Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: user@a\r\n\r\n",
+            "invalid Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: a:80x\r\n\r\n",
+            "invalid Host header",
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n",
+            "invalid Host header",
+        ),
+        (
+            b"GET / HTTP/1.0\r\nHost: a\x01b\r\n\r\n",
+            "invalid header value",
+        ),
+    ];
+    // (A control character is already refused by httparse as an invalid field value.)
+    for (request, why) in bad {
+        let head = expect_error(addr, request, "HTTP/1.1 400 Bad Request", why);
+        let length = format!("400 Bad Request: {why}\n").len();
+        assert_eq!(
+            without_date(&head),
+            format!(
+                "HTTP/1.1 400 Bad Request\r\n{CONTENT_TYPE}Connection: close\r\n\
+                 Content-Length: {length}\r\n\r\n"
+            )
+        );
+    }
+    // Upgrades too: the handshake without Host never reaches on_upgrade.
+    let no_host = upgrade_request("/ws").replace("Host: localhost\r\n", "");
+    expect_error(
+        addr,
+        no_host.as_bytes(),
+        "HTTP/1.1 400 Bad Request",
+        "missing Host header",
+    );
+    // Valid: HTTP/1.0 without Host, an empty Host, a port, a bracketed IPv6 literal.
+    let mut stream = raw(addr);
+    stream
+        .write_all(b"GET /old HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let (head, body) = read_http_response(&mut stream).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert_eq!(body, b"GET /old");
+    for host in ["", "example.com:8080", "[::1]:9001", "127.0.0.1"] {
+        let mut stream = raw(addr);
+        let request = format!("GET /h HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        stream.write_all(request.as_bytes()).unwrap();
+        expect_ok(&mut stream, "GET /h");
+    }
+    let stats = server.handle().stats();
+    assert_eq!((stats.http_requests, stats.upgrades), (5, 0));
+    server.shutdown().unwrap();
+}
+
 #[test]
 fn limits_and_malformed_requests() {
     let mut config = config();
@@ -387,7 +474,10 @@ fn limits_and_malformed_requests() {
     let addr = server.local_addr();
     let handle = server.handle();
 
-    let big = format!("GET / HTTP/1.1\r\nX-Big: {}\r\n\r\n", "a".repeat(2000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(2000)
+    );
     expect_error(
         addr,
         big.as_bytes(),
@@ -396,7 +486,7 @@ fn limits_and_malformed_requests() {
     );
     assert_serves(addr);
 
-    let mut many = String::from("GET / HTTP/1.1\r\n");
+    let mut many = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
     for i in 0..9 {
         many.push_str(&format!("X-{i}: v\r\n"));
     }
@@ -411,7 +501,7 @@ fn limits_and_malformed_requests() {
     assert_serves(addr);
 
     // 10,000 headers (~110 KB): rejected, connection closed, server fine.
-    let mut flood = String::from("GET / HTTP/1.1\r\n");
+    let mut flood = String::from("GET / HTTP/1.1\r\nHost: x\r\n");
     for i in 0..10_000 {
         flood.push_str(&format!("X-{i}: v\r\n"));
     }
@@ -427,7 +517,7 @@ fn limits_and_malformed_requests() {
     // 413 comes from the head alone: no body is ever sent.
     expect_error(
         addr,
-        b"POST /up HTTP/1.1\r\nContent-Length: 1001\r\n\r\n",
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n",
         "HTTP/1.1 413 Content Too Large",
         "1000 byte limit",
     );
@@ -435,13 +525,13 @@ fn limits_and_malformed_requests() {
 
     expect_error(
         addr,
-        b"POST /up HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n",
+        b"POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 12abc\r\n\r\n",
         "HTTP/1.1 400 Bad Request",
         "invalid Content-Length",
     );
     expect_error(
         addr,
-        b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        b"POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         "HTTP/1.1 501 Not Implemented",
         "Transfer-Encoding",
     );
@@ -456,7 +546,10 @@ fn limits_and_malformed_requests() {
     let mut stream = raw(addr);
     let body = "b".repeat(1000);
     stream
-        .write_all(format!("POST /max HTTP/1.1\r\nContent-Length: 1000\r\n\r\n{body}").as_bytes())
+        .write_all(
+            format!("POST /max HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{body}")
+                .as_bytes(),
+        )
         .unwrap();
     expect_ok(&mut stream, &format!("POST /max {body}"));
     assert_serves(addr);
@@ -502,13 +595,17 @@ fn max_connections_rejects_with_503() {
     assert_eq!(stats.connections_open, 2);
 
     // The admitted ones are served.
-    first.write_all(b"GET /first HTTP/1.1\r\n\r\n").unwrap();
+    first
+        .write_all(b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     expect_ok(&mut first, "GET /first");
 
     drop(second);
     wait_for_stats(&handle, "one connection left", |s| s.connections_open == 1);
     let mut fourth = raw(addr);
-    fourth.write_all(b"GET /fourth HTTP/1.1\r\n\r\n").unwrap();
+    fourth
+        .write_all(b"GET /fourth HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     expect_ok(&mut fourth, "GET /fourth");
     assert_eq!(handle.stats().connections_rejected, 1);
     server.shutdown().unwrap();
@@ -555,7 +652,9 @@ fn idle_connections_are_closed_after_the_timeout() {
 
     // Keep-alive connection idle after one exchange: closed without a response.
     let mut stream = raw(addr);
-    stream.write_all(b"GET /once HTTP/1.1\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /once HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     expect_ok(&mut stream, "GET /once");
     let started = Instant::now();
     assert_eq!(read_until_eof(&mut stream), b"");
@@ -575,7 +674,7 @@ fn idle_connections_are_closed_after_the_timeout() {
 fn slowloris_is_cut_off() {
     let server = start(timeout_config(), App);
     let mut stream = raw(server.local_addr());
-    let request = format!("GET / HTTP/1.1\r\nX-Slow: {}", "a".repeat(100));
+    let request = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: {}", "a".repeat(100));
     let started = Instant::now();
     // One byte every ~50 ms (far slower than 300 ms allows for the whole head), until the
     // server answers or for at most 2 s. The answer must come while the client is still
@@ -626,7 +725,7 @@ fn half_closed_client_gets_its_response() {
     let server = start(config(), App);
     let mut stream = raw(server.local_addr());
     stream
-        .write_all(b"GET /half HTTP/1.1\r\n\r\nPOST /two HTTP/1.1\r\nContent-Length: 2\r\n\r\nok")
+        .write_all(b"GET /half HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nok")
         .unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
     expect_ok(&mut stream, "GET /half");
@@ -643,7 +742,7 @@ fn handler_panic_gives_500_and_closes() {
     let mut stream = raw(addr);
     // A request before the panic is answered; the one after it is not.
     stream
-        .write_all(b"GET /a HTTP/1.1\r\n\r\nGET /panic HTTP/1.1\r\n\r\nGET /c HTTP/1.1\r\n\r\n")
+        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /panic HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     expect_ok(&mut stream, "GET /a");
     let (head, body) = read_http_response(&mut stream).unwrap();
@@ -666,7 +765,9 @@ fn handler_panic_gives_500_and_closes() {
 fn default_handler_answers_404() {
     let server = start(config(), echo());
     let mut stream = raw(server.local_addr());
-    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let (head, body) = read_http_response(&mut stream).unwrap();
     assert_eq!(
         without_date(&head),
@@ -687,7 +788,9 @@ fn connect_and_drop_churn() {
         let mut stream = TcpStream::connect(addr).expect("connect");
         match i % 3 {
             0 => {}
-            1 => stream.write_all(b"GET /partial HTTP/1.1\r\nHo").unwrap(),
+            1 => stream
+                .write_all(b"GET /partial HTTP/1.1\r\nHost: x\r\nHo")
+                .unwrap(),
             _ => stream.write_all(b"G").unwrap(),
         }
         drop(stream);
@@ -726,7 +829,7 @@ fn large_body_and_long_pipeline() {
         .map(|i| (b'a' + (i % 26) as u8) as char)
         .collect();
     let request = format!(
-        "POST /big HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream.write_all(request.as_bytes()).unwrap();
@@ -735,7 +838,7 @@ fn large_body_and_long_pipeline() {
     // More pipelined requests than one job batch holds (max_pending_messages = 64).
     let mut pipeline = String::new();
     for i in 0..150 {
-        pipeline.push_str(&format!("GET /p{i} HTTP/1.1\r\n\r\n"));
+        pipeline.push_str(&format!("GET /p{i} HTTP/1.1\r\nHost: x\r\n\r\n"));
     }
     stream.write_all(pipeline.as_bytes()).unwrap();
     for i in 0..150 {
@@ -751,7 +854,7 @@ fn error_after_valid_requests_in_one_write() {
     let addr = server.local_addr();
     let mut stream = raw(addr);
     stream
-        .write_all(b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+        .write_all(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
         .unwrap();
     expect_ok(&mut stream, "GET /a");
     expect_ok(&mut stream, "GET /b");
@@ -785,8 +888,8 @@ fn slow_reader_gets_the_whole_response() {
     let server = start(config, Big(SIZE));
     let handle = server.handle();
     for (i, request) in [
-        &b"GET /keep HTTP/1.1\r\n\r\n"[..],
-        &b"GET /close HTTP/1.1\r\nConnection: close\r\n\r\n"[..],
+        &b"GET /keep HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"GET /close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"[..],
     ]
     .into_iter()
     .enumerate()
@@ -816,7 +919,9 @@ fn slow_reader_gets_the_whole_response() {
     let before = wait_for_stats(&handle, "both closed", |s| s.connections_open == 0);
     // A client that reads nothing at all is still dropped after the timeout.
     let mut stream = raw(server.local_addr());
-    stream.write_all(b"GET /stuck HTTP/1.1\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /stuck HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     wait_for_stats(&handle, "the stuck reader is dropped", |s| {
         s.closed_timeout == before.closed_timeout + 1 && s.connections_open == 0
     });

@@ -17,6 +17,7 @@ mod date;
 pub mod error;
 mod framing;
 mod head;
+mod host;
 pub mod parser;
 pub mod request;
 pub mod response;

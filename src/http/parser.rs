@@ -11,13 +11,14 @@
 //! `httparse` only once that line is present: once per request, plus once more if the body had
 //! to be waited for. Scanning never goes past `max_header_bytes`.
 //!
-//! Not enforced here: RFC 9112 §3.2's Host rules (a server "MUST respond with a 400 (Bad
-//! Request) status code to any HTTP/1.1 request message that lacks a Host header field"); this
-//! is left to the application so that hand-written test clients keep working.
+//! Every complete head is checked before its body is awaited: the `Host` rules of RFC 9112 §3.2
+//! (`host.rs`: missing in HTTP/1.1, repeated, or invalid → 400), then the framing
+//! (`framing.rs`).
 
 use super::error::HttpError;
 use super::framing;
-use super::head::{find_head_end, to_owned_request, with_parsed_head};
+use super::head::{self, find_head_end, to_owned_request, with_parsed_head};
+use super::host::check_host;
 use super::request::Request;
 
 /// Size limits applied while parsing a request.
@@ -134,6 +135,7 @@ impl RequestParser {
             };
         };
         with_parsed_head(&buf[..end], limits.max_headers, |parsed, head_len| {
+            check_host(parsed.headers, head::version(parsed))?;
             let body_len = framing::body_length(parsed.headers, limits.max_body_size)?;
             let total = head_len
                 .checked_add(body_len)
@@ -269,15 +271,17 @@ mod tests {
                     .build(),
             ),
             (
-                b"POST /f HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+                b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
                 Request::builder("POST", "/f")
+                    .header("Host", "x")
                     .header("Content-Length", "5")
                     .body("hello")
                     .build(),
             ),
             (
-                b"POST /f HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n\r\n\r",
+                b"POST /f HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n\r\n\r",
                 Request::builder("POST", "/f")
+                    .header("Host", "x")
                     .header("Content-Length", "3")
                     .header("Content-Length", "3")
                     .body("\r\n\r")
@@ -292,7 +296,7 @@ mod tests {
 
     #[test]
     fn pipelined_requests() {
-        let buf = b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n";
+        let buf = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n";
         let mut parser = RequestParser::new();
         let mut rest = &buf[..];
         for path in ["/a", "/b"] {
@@ -302,20 +306,23 @@ mod tests {
             assert_eq!(request.path(), path);
             rest = &rest[consumed..];
         }
-        assert_eq!(rest, b"GET /c HTTP/1.1\r\n");
+        assert_eq!(rest, b"GET /c HTTP/1.1\r\nHost: x\r\n");
         assert_eq!(parser.parse(rest, &LIMITS), Ok(Parsed::Partial));
     }
 
     #[test]
     fn error_table() {
         let small = HttpLimits {
-            max_header_bytes: 64,
-            max_headers: 2,
+            max_header_bytes: 80,
+            max_headers: 3,
             max_body_size: 10,
         };
-        let long = format!("GET / HTTP/1.1\r\nX-Long: {}\r\n", "a".repeat(100));
+        let long = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n",
+            "a".repeat(100)
+        );
         let long_ended = format!("{long}\r\n");
-        let cl = |v: &str| format!("POST / HTTP/1.1\r\nContent-Length: {v}\r\n\r\n");
+        let cl = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n");
         let bad_cl = HttpError::BadRequest("invalid Content-Length");
         let table: Vec<(String, HttpError)> = vec![
             (
@@ -327,7 +334,7 @@ mod tests {
                 HttpError::BadRequest("invalid request line"),
             ),
             (
-                "\rGET / HTTP/1.1\r\n\r\n".into(),
+                "\rGET / HTTP/1.1\r\nHost: x\r\n\r\n".into(),
                 HttpError::BadRequest("invalid line ending"),
             ),
             (
@@ -343,7 +350,7 @@ mod tests {
                 HttpError::BadRequest("invalid HTTP version"),
             ),
             (
-                "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n".into(),
+                "GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n".into(),
                 HttpError::BadRequest("invalid header name"),
             ),
             (cl("abc"), bad_cl.clone()),
@@ -355,19 +362,33 @@ mod tests {
                 HttpError::BadRequest("conflicting Content-Length values"),
             ),
             (
-                "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".into(),
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
+                    .into(),
                 HttpError::BadRequest("conflicting Content-Length values"),
             ),
             (cl("11"), HttpError::PayloadTooLarge { limit: 10 }),
             (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
+                "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
                 HttpError::UnsupportedTransferEncoding,
+            ),
+            // RFC 9112 §3.2: the Host rules, checked on the head.
+            (
+                "GET / HTTP/1.1\r\n\r\n".into(),
+                HttpError::BadRequest("missing Host header"),
+            ),
+            (
+                "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n".into(),
+                HttpError::BadRequest("more than one Host header"),
+            ),
+            (
+                "GET / HTTP/1.1\r\nHost: a@b\r\n\r\n".into(),
+                HttpError::BadRequest("invalid Host header"),
             ),
             (long, HttpError::HeadersTooLarge),
             (long_ended, HttpError::HeadersTooLarge),
             ("\r\n".repeat(40), HttpError::HeadersTooLarge),
             (
-                "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".into(),
+                "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".into(),
                 HttpError::TooManyHeaders,
             ),
         ];
@@ -385,7 +406,7 @@ mod tests {
 
     #[test]
     fn payload_too_large_does_not_wait_for_body() {
-        let head = b"POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n";
+        let head = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
         let err = RequestParser::new().parse(head, &LIMITS).unwrap_err();
         assert_eq!(
             (err.status(), err),
@@ -419,7 +440,7 @@ mod tests {
 
     #[test]
     fn ten_thousand_headers_rejected_quickly() {
-        let mut buf = b"GET / HTTP/1.1\r\n".to_vec();
+        let mut buf = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
         for i in 0..10_000 {
             buf.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
         }
@@ -439,7 +460,7 @@ mod tests {
         };
         assert_eq!(
             one_shot(&buf, &huge).map(|(r, _)| r.headers().count()),
-            Ok(10_000)
+            Ok(10_001)
         );
         assert!(
             start.elapsed() < Duration::from_secs(1),
@@ -450,7 +471,7 @@ mod tests {
 
     #[test]
     fn dribbled_8k_header_block_is_linear() {
-        let mut buf = b"GET / HTTP/1.1\r\n".to_vec();
+        let mut buf = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();
         let mut i = 0;
         while buf.len() < 8 * 1024 - 64 {
             buf.extend_from_slice(format!("X-Header-{i}: {}\r\n", "v".repeat(200)).as_bytes());
@@ -484,10 +505,13 @@ mod tests {
         let table: &[(&[u8], bool)] = &[
             (b"GET / HTTP/1.0\r\n\r\n", false),
             (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
-            (b"GET / HTTP/1.1\r\n\r\n", true),
-            (b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", true),
             (
-                b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: Close\r\n\r\n",
+                false,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, close\r\n\r\n",
                 false,
             ),
         ];
@@ -504,11 +528,12 @@ mod tests {
 
     #[test]
     fn body_split_waits_then_completes() {
-        let buf = b"PUT /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody";
+        let buf = b"PUT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody";
+        let head = buf.len() - 4;
         let mut parser = RequestParser::new();
-        assert_eq!(parser.parse(&buf[..40], &LIMITS), Ok(Parsed::Partial));
+        assert_eq!(parser.parse(&buf[..head], &LIMITS), Ok(Parsed::Partial));
         assert!(matches!(parser.state, State::Body { body_len: 4, .. }));
-        assert_eq!(parser.parse(&buf[..41], &LIMITS), Ok(Parsed::Partial));
+        assert_eq!(parser.parse(&buf[..head + 1], &LIMITS), Ok(Parsed::Partial));
         let Ok(Parsed::Complete { request, consumed }) = parser.parse(buf, &LIMITS) else {
             panic!("did not complete");
         };
@@ -524,7 +549,7 @@ mod tests {
             Ok(Parsed::Partial)
         );
         assert_eq!(parser.parse(b"GET", &LIMITS), Ok(Parsed::Partial));
-        assert!(one_shot(b"GET / HTTP/1.1\r\n\r\n", &LIMITS).is_ok());
+        assert!(one_shot(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", &LIMITS).is_ok());
         assert!(std::mem::size_of::<RequestParser>() <= 3 * std::mem::size_of::<usize>());
     }
 }
