@@ -21,15 +21,20 @@ pub enum HttpError {
     /// The request has more header fields than the configured limit.
     /// Answered with **431 Request Header Fields Too Large**.
     TooManyHeaders,
-    /// The declared `Content-Length` exceeds `limit` bytes.
+    /// The declared `Content-Length`, or the decoded size of a chunked body so far plus the
+    /// next chunk's size, exceeds `limit` bytes.
     /// Answered with **413 Content Too Large** ("Payload Too Large").
     PayloadTooLarge {
         /// The configured maximum body size in bytes.
         limit: usize,
     },
-    /// The request uses `Transfer-Encoding` (e.g. chunked), which this server does not implement.
+    /// The request's `Transfer-Encoding` ends with `chunked` but lists other codings before it
+    /// (e.g. `gzip, chunked`): only `chunked` alone is decoded.
     /// Answered with **501 Not Implemented**.
     UnsupportedTransferEncoding,
+    /// The request's `Expect` field holds an expectation other than `100-continue`.
+    /// Answered with **417 Expectation Failed**.
+    ExpectationFailed,
     /// A well-formed `HTTP/x.y` version other than 1.0 and 1.1.
     /// Answered with **505 HTTP Version Not Supported**.
     VersionNotSupported,
@@ -46,6 +51,7 @@ impl HttpError {
             HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::UnsupportedTransferEncoding => 501,
+            HttpError::ExpectationFailed => 417,
             HttpError::VersionNotSupported => 505,
             HttpError::UpgradeRequired => 426,
         }
@@ -94,7 +100,10 @@ impl fmt::Display for HttpError {
                 write!(f, "request body larger than the {limit} byte limit")
             }
             HttpError::UnsupportedTransferEncoding => {
-                f.write_str("Transfer-Encoding is not supported, send Content-Length")
+                f.write_str("only the chunked transfer coding is supported")
+            }
+            HttpError::ExpectationFailed => {
+                f.write_str("only the 100-continue expectation is supported")
             }
             HttpError::VersionNotSupported => {
                 f.write_str("only HTTP/1.0 and HTTP/1.1 are supported")
@@ -123,6 +132,7 @@ mod tests {
             (HttpError::TooManyHeaders, 431),
             (HttpError::PayloadTooLarge { limit: 1 }, 413),
             (HttpError::UnsupportedTransferEncoding, 501),
+            (HttpError::ExpectationFailed, 417),
             (HttpError::VersionNotSupported, 505),
             (HttpError::UpgradeRequired, 426),
         ];

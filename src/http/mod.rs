@@ -13,8 +13,10 @@
 
 #![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
+mod chunked;
 mod date;
 pub mod error;
+mod expect;
 mod framing;
 mod head;
 mod host;

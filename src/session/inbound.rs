@@ -138,7 +138,11 @@ impl<T: Transport> Connection<T> {
         let mut tail = HttpTail::None;
         while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
             match http.parser.parse(input.data(), &limits) {
-                Ok(Parsed::Partial) => break,
+                Ok(Parsed::Partial { consumed }) => {
+                    // A chunked body's framing is decoded into the parser as it arrives.
+                    input.consume(consumed);
+                    break;
+                }
                 Ok(Parsed::Complete { request, consumed }) => {
                     input.consume(consumed);
                     match check_upgrade(&request) {
