@@ -55,8 +55,7 @@ impl<T: Transport> Connection<T> {
         let waiting = self.is_idle() && self.output_len() == 0;
         match &self.phase {
             Phase::Http(http) if waiting => {
-                let request_started = self.input.as_ref().is_some_and(|input| !input.is_empty());
-                if request_started || !http.served {
+                if self.request_begun() || !http.served {
                     let at = clocks.wait_since + config.request_timeout;
                     consider(at, Due::Timeout(TimeoutKind::Request));
                 } else {

@@ -378,7 +378,7 @@ impl<T: Transport> Connection<T> {
         log::debug!("{}: {kind:?} timeout in {}", self.id, self.phase.name());
         turn.metrics.timeout(kind);
         match kind {
-            TimeoutKind::Request if self.input.as_ref().is_some_and(|i| !i.is_empty()) => {
+            TimeoutKind::Request if self.request_begun() => {
                 let response = Response::text(408, "request timeout\n");
                 self.queue_response(turn, &response);
                 self.linger(turn, CloseKind::Timeout, false, None);
