@@ -12,7 +12,7 @@
 //!
 //! | deadline | applies | when it fires |
 //! |---|---|---|
-//! | `request_timeout` | `Http`, from the first byte of a request (or accept) | `408` if bytes came, else close |
+//! | `request_timeout` | `Http`, from the first byte of a request (or accept) to its end, chunked body included | `408` if bytes came, else close |
 //! | `keep_alive_timeout` | `Http`, idle after a response | close |
 //! | `ping_interval` | `Open`, since the last byte received | send a ping |
 //! | `pong_timeout` | `Open`, after our ping | drop (`1006` to `on_close`) |

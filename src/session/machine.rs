@@ -121,7 +121,8 @@ impl<T: Transport> Connection<T> {
     }
 
     /// `Http` → `Lingering`: bytes that are not HTTP, before any request of the batch. The loop
-    /// answers with the error's status (`400`, `413`, `431`, `501`, `505`, `426`); no handler.
+    /// answers with the error's status (`400`, `413`, `417`, `431`, `501`, `505`, `426`); no
+    /// handler.
     pub(crate) fn request_rejected(&mut self, turn: &mut Turn<'_>, err: &HttpError) {
         log::debug!("{}: bad request: {err}", self.id);
         self.queue_response(turn, &err.to_response());
