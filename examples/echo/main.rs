@@ -6,7 +6,9 @@
 //!
 //! It upgrades on any path (`/ws` is what most tools use), answers `GET /` with a small page that
 //! talks to it and `GET /debug` with a live dashboard of the event loops (it polls the Prometheus
-//! text at `/metrics` once a second), and exposes every limit of [`wsreactor::Config`] as a flag
+//! text at `/metrics` once a second), answers a plain `GET /ws` (a browser or curl that did not
+//! ask to upgrade) with `426 Upgrade Required` and a hint, and exposes every limit of
+//! [`wsreactor::Config`] as a flag
 //! (`flags.rs`; or as an environment variable: `--max-message-size` is also
 //! `WSREACTOR_MAX_MESSAGE_SIZE`; flags win). Its defaults are generous enough for the Autobahn
 //! test suite (64 MiB messages, 131,072 fragments) and still bounded. Ctrl-C or SIGTERM shuts it
@@ -25,6 +27,9 @@ const PAGE: &str = include_str!("page.html");
 
 /// The page on `GET /debug`: the live loop dashboard (no external assets).
 const DASHBOARD: &str = include_str!("dashboard.html");
+
+/// The path the echo advertises for WebSocket clients (every path upgrades).
+pub const WS_PATH: &str = "/ws";
 
 /// Echoes every message; serves the two pages.
 pub struct Echo {
@@ -56,9 +61,29 @@ impl Handler for Echo {
                 404,
                 "the dashboard needs the metrics path (--metrics-path)\n",
             ),
+            ("GET" | "HEAD", WS_PATH, _) => upgrade_required(request),
             _ => Response::text(404, "not found: connect a WebSocket client to any path\n"),
         }
     }
+}
+
+/// The answer to a plain `GET` on the WebSocket path: `426 Upgrade Required`, which RFC 9110
+/// §15.5.22 says "MUST send an Upgrade header field" naming the protocol, with the `upgrade`
+/// connection option §7.8 asks of a sender of `Upgrade` (`Response::encode` adds `close` to
+/// that same field when the connection ends), and the version RFC 6455 §4.4 speaks. The body
+/// says what to do instead.
+fn upgrade_required(request: &Request) -> Response {
+    let host = request
+        .header("Host")
+        .filter(|h| !h.is_empty())
+        .unwrap_or("HOST");
+    Response::text(
+        426,
+        format!("this is a WebSocket endpoint: connect with ws://{host}{WS_PATH}\n"),
+    )
+    .with_header("Upgrade", "websocket")
+    .with_header("Connection", "Upgrade")
+    .with_header("Sec-WebSocket-Version", "13")
 }
 
 fn main() -> ExitCode {
@@ -84,7 +109,7 @@ fn main() -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    println!("echo server listening on ws://{addr}/ws (dashboard: http://{addr}/debug)");
+    println!("echo server listening on ws://{addr}{WS_PATH} (dashboard: http://{addr}/debug)");
     let handle = server.handle();
     match Signals::new([SIGINT, SIGTERM]) {
         Ok(mut signals) => {

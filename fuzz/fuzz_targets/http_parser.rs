@@ -1,16 +1,26 @@
 //! Arbitrary bytes, in arbitrary chunkings, into the HTTP/1.1 request parser, then the upgrade
 //! check on every request it accepts. Nothing may panic; every `consumed` must be within the
-//! buffer.
+//! buffer; a decoded body stays within `max_body_size`. The first byte picks the chunk size (its
+//! low 7 bits) and, with its high bit set, starts the stream with the head of a chunked request,
+//! so that the rest goes straight into the chunked-body decoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use wsreactor::http::{HttpLimits, Parsed, RequestParser, check_upgrade};
 
+const CHUNKED_HEAD: &[u8] =
+    b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
+
 fuzz_target!(|data: &[u8]| {
-    let Some((&chunk, input)) = data.split_first() else {
+    let Some((&first, rest)) = data.split_first() else {
         return;
     };
-    let chunk = usize::from(chunk).max(1);
+    let chunk = usize::from(first & 0x7f).max(1);
+    let mut input = Vec::with_capacity(CHUNKED_HEAD.len() + rest.len());
+    if first & 0x80 != 0 {
+        input.extend_from_slice(CHUNKED_HEAD);
+    }
+    input.extend_from_slice(rest);
     let limits = HttpLimits {
         max_header_bytes: 4096,
         max_headers: 32,
@@ -24,11 +34,17 @@ fuzz_target!(|data: &[u8]| {
             match parser.parse(&buffer, &limits) {
                 Ok(Parsed::Complete { request, consumed }) => {
                     assert!(consumed > 0 && consumed <= buffer.len());
+                    assert!(request.body().len() <= limits.max_body_size);
                     let _ = check_upgrade(&request);
                     let _ = request.keep_alive();
                     buffer.drain(..consumed);
                 }
-                Ok(Parsed::Partial) => break,
+                Ok(Parsed::Partial { consumed }) => {
+                    assert!(consumed <= buffer.len());
+                    buffer.drain(..consumed);
+                    let _ = parser.take_continue();
+                    break;
+                }
                 Err(_) => return,
             }
         }

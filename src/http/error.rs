@@ -21,15 +21,20 @@ pub enum HttpError {
     /// The request has more header fields than the configured limit.
     /// Answered with **431 Request Header Fields Too Large**.
     TooManyHeaders,
-    /// The declared `Content-Length` exceeds `limit` bytes.
+    /// The declared `Content-Length`, or the decoded size of a chunked body so far plus the
+    /// next chunk's size, exceeds `limit` bytes.
     /// Answered with **413 Content Too Large** ("Payload Too Large").
     PayloadTooLarge {
         /// The configured maximum body size in bytes.
         limit: usize,
     },
-    /// The request uses `Transfer-Encoding` (e.g. chunked), which this server does not implement.
+    /// The request's `Transfer-Encoding` ends with `chunked` but lists other codings before it
+    /// (e.g. `gzip, chunked`): only `chunked` alone is decoded.
     /// Answered with **501 Not Implemented**.
     UnsupportedTransferEncoding,
+    /// The request's `Expect` field holds an expectation other than `100-continue`.
+    /// Answered with **417 Expectation Failed**.
+    ExpectationFailed,
     /// A well-formed `HTTP/x.y` version other than 1.0 and 1.1.
     /// Answered with **505 HTTP Version Not Supported**.
     VersionNotSupported,
@@ -46,15 +51,16 @@ impl HttpError {
             HttpError::HeadersTooLarge | HttpError::TooManyHeaders => 431,
             HttpError::PayloadTooLarge { .. } => 413,
             HttpError::UnsupportedTransferEncoding => 501,
+            HttpError::ExpectationFailed => 417,
             HttpError::VersionNotSupported => 505,
             HttpError::UpgradeRequired => 426,
         }
     }
 
-    /// A complete response for this error: `Connection: close`, `Content-Type: text/plain`,
-    /// and a one-line body naming the problem (`Content-Length` is added by
-    /// [`Response::encode`]). For [`HttpError::UpgradeRequired`] it also carries
-    /// `Sec-WebSocket-Version: 13` and `Upgrade: websocket`.
+    /// A complete response for this error: one `Connection` field with the `close` option,
+    /// `Content-Type: text/plain`, and a one-line body naming the problem (`Content-Length` is
+    /// added by [`Response::encode`]). For [`HttpError::UpgradeRequired`] the `Connection`
+    /// field is `Upgrade, close`, with `Sec-WebSocket-Version: 13` and `Upgrade: websocket`.
     pub fn to_response(&self) -> Response {
         let status = self.status();
         let detail = match self {
@@ -62,7 +68,7 @@ impl HttpError {
             other => other.to_string(),
         };
         let body = format!("{} {}: {}\n", status, reason_phrase(status), detail);
-        let response = Response::text(status, body).with_header("Connection", "close");
+        let response = Response::text(status, body);
         match self {
             // RFC 6455 §4.2.2: on a version mismatch the server "MUST abort the WebSocket
             // handshake ... and instead send an appropriate HTTP error code (such as 426 Upgrade
@@ -70,12 +76,16 @@ impl HttpError {
             // server is capable of understanding."
             // RFC 9110 §15.5.22: "The server MUST send an Upgrade header field in a 426 response
             // to indicate the required protocol(s)", and §7.8: a sender of Upgrade "MUST also
-            // send an "upgrade" connection option" (a second Connection line; lines combine).
+            // send an "upgrade" connection option in the Connection header field". The
+            // connection still closes after an error (§9.6: "close" connection option), so
+            // both options go in one field, `Connection: Upgrade, close`, rather than
+            // `Connection: close` alone (which would break §7.8's MUST) or two `Connection`
+            // lines (which mean the same but trip clients that read only one of them).
             HttpError::UpgradeRequired => response
-                .with_header("Sec-WebSocket-Version", "13")
+                .with_header("Connection", "Upgrade, close")
                 .with_header("Upgrade", "websocket")
-                .with_header("Connection", "Upgrade"),
-            _ => response,
+                .with_header("Sec-WebSocket-Version", "13"),
+            _ => response.with_header("Connection", "close"),
         }
     }
 }
@@ -90,7 +100,10 @@ impl fmt::Display for HttpError {
                 write!(f, "request body larger than the {limit} byte limit")
             }
             HttpError::UnsupportedTransferEncoding => {
-                f.write_str("Transfer-Encoding is not supported, send Content-Length")
+                f.write_str("only the chunked transfer coding is supported")
+            }
+            HttpError::ExpectationFailed => {
+                f.write_str("only the 100-continue expectation is supported")
             }
             HttpError::VersionNotSupported => {
                 f.write_str("only HTTP/1.0 and HTTP/1.1 are supported")
@@ -109,6 +122,8 @@ mod tests {
     use super::*;
     use crate::http::Version;
 
+    const DATE: &[u8] = b"Tue, 01 Dec 2026 22:00:43 GMT";
+
     #[test]
     fn statuses() {
         let table = [
@@ -117,6 +132,7 @@ mod tests {
             (HttpError::TooManyHeaders, 431),
             (HttpError::PayloadTooLarge { limit: 1 }, 413),
             (HttpError::UnsupportedTransferEncoding, 501),
+            (HttpError::ExpectationFailed, 417),
             (HttpError::VersionNotSupported, 505),
             (HttpError::UpgradeRequired, 426),
         ];
@@ -124,7 +140,8 @@ mod tests {
             assert_eq!(err.status(), status, "{err:?}");
             let resp = err.to_response();
             assert_eq!(resp.status(), status);
-            assert_eq!(resp.header("connection"), Some("close"));
+            let connection = resp.header("connection").unwrap();
+            assert!(connection.ends_with("close"), "{connection}");
             assert!(
                 resp.header("content-type")
                     .unwrap()
@@ -141,13 +158,37 @@ mod tests {
         let mut out = Vec::new();
         HttpError::BadRequest("invalid Content-Length")
             .to_response()
-            .encode(&mut out, Version::Http11, false, false);
+            .encode_dated(&mut out, Version::Http11, false, false, DATE);
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+            "HTTP/1.1 400 Bad Request\r\nDate: Tue, 01 Dec 2026 22:00:43 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
              Connection: close\r\nContent-Length: 40\r\n\r\n\
              400 Bad Request: invalid Content-Length\n"
+        );
+    }
+
+    /// One `Connection` field carrying both options: never `Connection: close` next to
+    /// `Connection: Upgrade`.
+    #[test]
+    fn upgrade_required_exact_bytes() {
+        let mut out = Vec::new();
+        HttpError::UpgradeRequired.to_response().encode_dated(
+            &mut out,
+            Version::Http11,
+            false,
+            false,
+            DATE,
+        );
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 426 Upgrade Required\r\nDate: Tue, 01 Dec 2026 22:00:43 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Content-Length: 83\r\n\r\n\
+             426 Upgrade Required: unsupported WebSocket version, use Sec-WebSocket-Version: 13\n"
         );
     }
 

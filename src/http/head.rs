@@ -93,12 +93,17 @@ pub(crate) fn with_parsed_head<T>(
     }
 }
 
-/// Copies the borrowed `httparse` view into an owned [`Request`].
-pub(crate) fn to_owned_request(parsed: &httparse::Request<'_, '_>, body: &[u8]) -> Request {
-    let version = match parsed.version {
+/// The version of a parsed head (`httparse` accepts only `HTTP/1.0` and `HTTP/1.1`).
+pub(crate) fn version(parsed: &httparse::Request<'_, '_>) -> Version {
+    match parsed.version {
         Some(0) => Version::Http10,
         _ => Version::Http11,
-    };
+    }
+}
+
+/// Copies the borrowed `httparse` view into an owned [`Request`].
+pub(crate) fn to_owned_request(parsed: &httparse::Request<'_, '_>, body: &[u8]) -> Request {
+    let version = version(parsed);
     let headers = parsed
         .headers
         .iter()

@@ -2,20 +2,28 @@
 //!
 //! Data flow: the session (`src/session/`) appends bytes read from a socket to a per-connection
 //! buffer and hands that buffer to [`RequestParser::parse`], which either asks for more bytes
-//! ([`Parsed::Partial`]), yields an owned [`Request`] plus the number of bytes it used, or fails
-//! with an [`HttpError`] (which knows its status code and renders its own [`Response`]). A
-//! request is then either classified as a WebSocket handshake by [`check_upgrade`] (answered
-//! with [`switching_protocols`]) or routed to a handler, whose [`Response`] is turned back into
-//! bytes by [`Response::encode`]. Nothing here does I/O.
+//! ([`Parsed::Partial`], saying how many it used up: a chunked body is decoded as it arrives),
+//! yields an owned [`Request`] plus the number of bytes it used, or fails with an [`HttpError`]
+//! (which knows its status code and renders its own [`Response`]). On the way every head is
+//! checked: `Host` (`host.rs`), the body's framing (`framing.rs`, `chunked.rs`) and `Expect`
+//! (`expect.rs`; the parser then says when a `100 Continue` is owed,
+//! [`RequestParser::take_continue`]). A request is then either classified as a WebSocket
+//! handshake by [`check_upgrade`] (answered with [`switching_protocols`]) or routed to a
+//! handler, whose [`Response`] is turned back into bytes by [`Response::encode`], dated from a
+//! per-thread cache (`date.rs`). Nothing here does I/O.
 //!
 //! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
 //! for the fuzz targets and property tests; items only they use are not dead code.
 
 #![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
+mod chunked;
+mod date;
 pub mod error;
+mod expect;
 mod framing;
 mod head;
+mod host;
 pub mod parser;
 pub mod request;
 pub mod response;

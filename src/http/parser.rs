@@ -1,35 +1,47 @@
 //! Incremental HTTP/1.1 request parsing on top of `httparse`.
 //!
-//! Bytes enter as the connection's receive buffer, which always starts at the current request's
-//! first byte and only grows between calls; a [`Parsed::Complete`] leaves with an owned
-//! [`Request`] and the number of bytes it used (the caller drops them; pipelined bytes after it
-//! are the next request). Errors leave as [`HttpError`]s; the caller answers and closes.
+//! Bytes enter as the connection's receive buffer, which starts at the first byte of the current
+//! request the parser has not used up yet and only grows between calls. A [`Parsed::Complete`]
+//! leaves with an owned [`Request`] and the number of bytes it used (the caller drops them;
+//! pipelined bytes after it are the next request). A [`Parsed::Partial`] says how many leading
+//! bytes the parser has already used up — none while it waits for a head or a `Content-Length`
+//! body, all of them inside a chunked body, whose framing is decoded as it arrives (the parser
+//! then holds the head and the decoded data) — and the caller drops those too. Errors leave as
+//! [`HttpError`]s; the caller answers and closes.
 //!
 //! Cost model (the point of this file): `httparse` re-parses from the start on every call, so
 //! calling it after each read of a dribbled request is O(n²) (CVE-2023-43669). Instead the
 //! parser remembers how far it has scanned for the blank line ending the header block and runs
-//! `httparse` only once that line is present: once per request, plus once more if the body had
-//! to be waited for. Scanning never goes past `max_header_bytes`.
+//! `httparse` only once that line is present: once per request, plus once more if a
+//! `Content-Length` body had to be waited for. Scanning never goes past `max_header_bytes`. A
+//! chunked body is decoded by a push decoder (`chunked.rs`) that sees every byte once.
 //!
-//! Not enforced here: RFC 9112 §3.2's Host rules (a server "MUST respond with a 400 (Bad
-//! Request) status code to any HTTP/1.1 request message that lacks a Host header field"); this
-//! is left to the application so that hand-written test clients keep working.
+//! Every complete head is checked before its body is awaited, in this order: the `Host` rules of
+//! RFC 9112 §3.2 (`host.rs`: missing in HTTP/1.1, repeated, or invalid → 400), the framing
+//! (`framing.rs`: `Content-Length` or chunked; 400/413/501), and `Expect` (`expect.rs`: 417 for
+//! anything but `100-continue`). A head that expects `100-continue` and whose body has not fully
+//! arrived makes a `100 Continue` owed, which the caller collects once with
+//! [`RequestParser::take_continue`] when it is its turn to write.
 
+use super::chunked::ChunkedBody;
 use super::error::HttpError;
-use super::framing;
-use super::head::{find_head_end, to_owned_request, with_parsed_head};
+use super::expect::expects_continue;
+use super::framing::{self, Framing};
+use super::head::{self, find_head_end, to_owned_request, with_parsed_head};
+use super::host::check_host;
 use super::request::Request;
 
 /// Size limits applied while parsing a request.
 #[derive(Debug, Clone, Copy)]
 pub struct HttpLimits {
     /// Request line + headers incl. the final CRLFCRLF (and any leading empty lines);
-    /// over → 431 ([`HttpError::HeadersTooLarge`]).
+    /// over → 431 ([`HttpError::HeadersTooLarge`]). The chunk extensions and trailer fields of
+    /// a chunked body count against it too, together with the head.
     pub max_header_bytes: usize,
     /// Number of header fields; over → 431 ([`HttpError::TooManyHeaders`]).
     pub max_headers: usize,
     /// `Content-Length` above this → 413 ([`HttpError::PayloadTooLarge`]), decided before any
-    /// of the body is buffered.
+    /// of the body is buffered; a chunked body's decoded size, checked at each chunk's size.
     pub max_body_size: usize,
 }
 
@@ -38,17 +50,33 @@ pub struct HttpLimits {
 pub enum Parsed {
     /// A whole request is in the buffer.
     Complete {
-        /// The parsed request.
+        /// The parsed request; a chunked body is already decoded.
         request: Request,
-        /// How many bytes of the buffer belong to it (leading empty lines, head and body).
+        /// How many bytes of the buffer belong to it (leading empty lines, head and body, or
+        /// what was left of them after earlier `Partial { consumed }`s).
         consumed: usize,
     },
-    /// More bytes are needed; call again with the longer buffer.
-    Partial,
+    /// More bytes are needed. The first `consumed` bytes of the buffer are used up (held by
+    /// the parser): drop them, then call again with the rest and what arrives next.
+    Partial {
+        /// Bytes at the front of the buffer the parser is done with (0 unless a chunked body
+        /// is being decoded).
+        consumed: usize,
+    },
+}
+
+/// A chunked request whose head has been parsed and used up: its body is being decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ChunkedRequest {
+    /// The request without its body.
+    request: Request,
+    body: ChunkedBody,
+    /// A `100 Continue` is owed and not yet taken.
+    continue_owed: bool,
 }
 
 /// Where the parser is within the current request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     /// Looking for the end of the header block. `start` is the first byte after the leading
     /// empty lines seen so far (RFC 9112 §2.2: a server "SHOULD ignore at least one empty line
@@ -56,7 +84,15 @@ enum State {
     /// while still skipping those lines.
     Head { start: usize, scanned: usize },
     /// The head is valid and `head_len` bytes long; waiting for `body_len` body bytes.
-    Body { head_len: usize, body_len: usize },
+    /// `continue_owed`: a `100 Continue` is owed and not yet taken.
+    Body {
+        head_len: usize,
+        body_len: usize,
+        continue_owed: bool,
+    },
+    /// The head of a chunked request is parsed; its body is being decoded (boxed: rare, and it
+    /// keeps the parser three words).
+    Chunked(Box<ChunkedRequest>),
 }
 
 impl Default for State {
@@ -68,7 +104,7 @@ impl Default for State {
     }
 }
 
-/// Per-connection incremental parser state: three words, no allocation.
+/// Per-connection incremental parser state: three words, no allocation until a chunked body.
 #[derive(Debug, Default, Clone)]
 pub struct RequestParser {
     state: State,
@@ -82,32 +118,71 @@ impl RequestParser {
 
     /// Parses the request at the start of `buf`.
     ///
-    /// `buf` holds the bytes received for this request so far, starting at its first byte; call
-    /// again with the longer buffer after [`Parsed::Partial`]. After [`Parsed::Complete`] the
-    /// caller drops `consumed` bytes and this parser is already reset for the next request.
-    /// After an error the connection should be answered with [`HttpError::to_response`] and
-    /// closed; the parser is reset too.
+    /// `buf` holds the bytes received for this request that the parser has not used up yet;
+    /// after [`Parsed::Partial`] drop its `consumed` bytes and call again with the rest plus
+    /// what arrived since. After [`Parsed::Complete`] the caller drops `consumed` bytes and this
+    /// parser is already reset for the next request. After an error the connection should be
+    /// answered with [`HttpError::to_response`] and closed; the parser is reset too.
     ///
-    /// Framing policy (see also the `framing` module): `Content-Length` bodies are awaited in
-    /// full; `Transfer-Encoding` → 501, `Transfer-Encoding` + `Content-Length` → 400; bad or
-    /// conflicting `Content-Length` → 400; `Content-Length` over the limit → 413 at once.
-    /// `HTTP/x.y` other than 1.0/1.1 → 505; other malformed versions → 400.
+    /// Policy (see also `host.rs`, `framing.rs`, `chunked.rs`, `expect.rs`): HTTP/1.1 without
+    /// `Host`, repeated or invalid `Host` → 400. `Content-Length` bodies are awaited in full;
+    /// `Transfer-Encoding: chunked` bodies are decoded as they arrive; other transfer codings →
+    /// 501 (or 400 if `chunked` is not last); `Transfer-Encoding` + `Content-Length` → 400; bad
+    /// or conflicting `Content-Length` → 400; a body over the limit → 413 at once. An
+    /// expectation other than `100-continue` → 417. `HTTP/x.y` other than 1.0/1.1 → 505; other
+    /// malformed versions → 400.
     pub fn parse(&mut self, buf: &[u8], limits: &HttpLimits) -> Result<Parsed, HttpError> {
         let result = self.step(buf, limits);
-        if !matches!(result, Ok(Parsed::Partial)) {
+        if !matches!(result, Ok(Parsed::Partial { .. })) {
             self.state = State::default();
         }
         result
     }
 
+    /// True once per request, when a `100 Continue` is owed: the head is complete and valid,
+    /// it expects `100-continue` (HTTP/1.1), and the body has not fully arrived. The caller
+    /// sends the interim response when it is its turn to write (after the responses to every
+    /// earlier request); later calls for the same request return false.
+    pub fn take_continue(&mut self) -> bool {
+        let owed = match &mut self.state {
+            State::Body { continue_owed, .. } => continue_owed,
+            State::Chunked(chunked) => &mut chunked.continue_owed,
+            State::Head { .. } => return false,
+        };
+        std::mem::take(owed)
+    }
+
+    /// Has the current request begun: is part of it with the parser, beyond what is still in
+    /// the caller's buffer? (A chunked request's used-up head and chunks, or leading empty lines
+    /// and a scan in progress.) The request deadline keeps running while it has.
+    pub fn has_begun(&self) -> bool {
+        !matches!(
+            self.state,
+            State::Head {
+                start: 0,
+                scanned: 0
+            }
+        )
+    }
+
     /// One parse attempt; `parse` resets the state after anything but `Partial`.
     fn step(&mut self, buf: &[u8], limits: &HttpLimits) -> Result<Parsed, HttpError> {
-        let (start, scanned) = match self.state {
-            State::Body { head_len, body_len } => {
+        let (start, scanned) = match std::mem::take(&mut self.state) {
+            State::Chunked(chunked) => return self.chunked(chunked, buf, limits),
+            State::Body {
+                head_len,
+                body_len,
+                continue_owed,
+            } => {
                 // Cannot overflow: checked before entering this state.
                 let total = head_len.saturating_add(body_len);
                 if buf.len() < total {
-                    return Ok(Parsed::Partial);
+                    self.state = State::Body {
+                        head_len,
+                        body_len,
+                        continue_owed,
+                    };
+                    return Ok(Parsed::Partial { consumed: 0 });
                 }
                 let request =
                     with_parsed_head(&buf[..head_len], limits.max_headers, |parsed, _| {
@@ -130,11 +205,37 @@ impl RequestParser {
             return if buf.len() >= limits.max_header_bytes {
                 Err(HttpError::HeadersTooLarge)
             } else {
-                Ok(Parsed::Partial)
+                Ok(Parsed::Partial { consumed: 0 })
             };
         };
         with_parsed_head(&buf[..end], limits.max_headers, |parsed, head_len| {
-            let body_len = framing::body_length(parsed.headers, limits.max_body_size)?;
+            let version = head::version(parsed);
+            check_host(parsed.headers, version)?;
+            let framing = framing::body_framing(parsed.headers, version, limits.max_body_size)?;
+            let continue_owed = expects_continue(parsed.headers, version)?;
+            let body_len = match framing {
+                Framing::Length(body_len) => body_len,
+                Framing::Chunked => {
+                    // What the head leaves of max_header_bytes is the budget of the body's
+                    // chunk extensions and trailer fields.
+                    let budget = limits.max_header_bytes.saturating_sub(head_len);
+                    let chunked = ChunkedRequest {
+                        request: to_owned_request(parsed, &[]),
+                        body: ChunkedBody::new(budget),
+                        continue_owed,
+                    };
+                    let parsed = self.chunked(Box::new(chunked), &buf[head_len..], limits)?;
+                    return Ok(match parsed {
+                        Parsed::Complete { request, consumed } => Parsed::Complete {
+                            request,
+                            consumed: head_len + consumed,
+                        },
+                        Parsed::Partial { consumed } => Parsed::Partial {
+                            consumed: head_len + consumed,
+                        },
+                    });
+                }
+            };
             let total = head_len
                 .checked_add(body_len)
                 .ok_or(HttpError::PayloadTooLarge {
@@ -146,11 +247,40 @@ impl RequestParser {
                     consumed: total,
                 }),
                 None => {
-                    self.state = State::Body { head_len, body_len };
-                    Ok(Parsed::Partial)
+                    self.state = State::Body {
+                        head_len,
+                        body_len,
+                        continue_owed,
+                    };
+                    Ok(Parsed::Partial { consumed: 0 })
                 }
             }
         })
+    }
+
+    /// Decodes what `buf` holds of a chunked body. Every byte is used until the body ends:
+    /// then the request is complete; until then the parser keeps it.
+    fn chunked(
+        &mut self,
+        mut chunked: Box<ChunkedRequest>,
+        buf: &[u8],
+        limits: &HttpLimits,
+    ) -> Result<Parsed, HttpError> {
+        match chunked.body.decode(buf, limits.max_body_size)? {
+            Some(consumed) => {
+                let ChunkedRequest { request, body, .. } = *chunked;
+                Ok(Parsed::Complete {
+                    request: request.with_body(body.into_body()),
+                    consumed,
+                })
+            }
+            None => {
+                self.state = State::Chunked(chunked);
+                Ok(Parsed::Partial {
+                    consumed: buf.len(),
+                })
+            }
+        }
     }
 
     /// Skips leading empty lines, then scans for the end of the header block within `window`,
@@ -182,349 +312,4 @@ impl RequestParser {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::http::Version;
-    use std::time::{Duration, Instant};
-
-    const LIMITS: HttpLimits = HttpLimits {
-        max_header_bytes: 8192,
-        max_headers: 64,
-        max_body_size: 1024,
-    };
-
-    fn calls() -> usize {
-        crate::http::head::httparse_calls()
-    }
-
-    /// Parses `buf` in one call, expecting a complete request.
-    fn one_shot(buf: &[u8], limits: &HttpLimits) -> Result<(Request, usize), HttpError> {
-        match RequestParser::new().parse(buf, limits)? {
-            Parsed::Complete { request, consumed } => Ok((request, consumed)),
-            Parsed::Partial => panic!("unexpected Partial for {:?}", String::from_utf8_lossy(buf)),
-        }
-    }
-
-    /// Splits at every position (fresh parser: prefix → Partial, whole → Complete), then feeds
-    /// byte by byte through one parser, checking httparse ran at most twice.
-    fn assert_split_invariant(buf: &[u8], expected: &Request) {
-        for i in 0..buf.len() {
-            let mut parser = RequestParser::new();
-            assert_eq!(
-                parser.parse(&buf[..i], &LIMITS),
-                Ok(Parsed::Partial),
-                "prefix {i}"
-            );
-            let complete = parser.parse(buf, &LIMITS).unwrap();
-            let want = Parsed::Complete {
-                request: expected.clone(),
-                consumed: buf.len(),
-            };
-            assert_eq!(complete, want, "split at {i}");
-        }
-        let mut parser = RequestParser::new();
-        let before = calls();
-        for i in 0..buf.len() {
-            assert_eq!(
-                parser.parse(&buf[..i], &LIMITS),
-                Ok(Parsed::Partial),
-                "byte {i}"
-            );
-        }
-        let Ok(Parsed::Complete { request, consumed }) = parser.parse(buf, &LIMITS) else {
-            panic!("byte-by-byte did not complete");
-        };
-        assert_eq!((&request, consumed), (expected, buf.len()));
-        assert!(
-            calls() - before <= 2,
-            "httparse ran {} times",
-            calls() - before
-        );
-    }
-
-    #[test]
-    fn complete_requests_table() {
-        let get = Request::builder("GET", "/chat?room=1")
-            .header("Host", "example.com")
-            .header("Accept", "*/*")
-            .build();
-        let table: &[(&[u8], Request)] = &[
-            (
-                b"GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
-                get.clone(),
-            ),
-            // RFC 9112 §2.2: leading empty lines and bare-LF line endings.
-            (
-                b"\r\n\r\nGET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\nAccept: */*\r\n\r\n",
-                get.clone(),
-            ),
-            (
-                b"\nGET /chat?room=1 HTTP/1.1\nHost: example.com\nAccept: */*\n\n",
-                get,
-            ),
-            (
-                b"GET / HTTP/1.0\r\n\r\n",
-                Request::builder("GET", "/")
-                    .version(Version::Http10)
-                    .build(),
-            ),
-            (
-                b"POST /f HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
-                Request::builder("POST", "/f")
-                    .header("Content-Length", "5")
-                    .body("hello")
-                    .build(),
-            ),
-            (
-                b"POST /f HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n\r\n\r\n\r",
-                Request::builder("POST", "/f")
-                    .header("Content-Length", "3")
-                    .header("Content-Length", "3")
-                    .body("\r\n\r")
-                    .build(),
-            ),
-        ];
-        for (buf, expected) in table {
-            assert_eq!(one_shot(buf, &LIMITS), Ok((expected.clone(), buf.len())));
-            assert_split_invariant(buf, expected);
-        }
-    }
-
-    #[test]
-    fn pipelined_requests() {
-        let buf = b"GET /a HTTP/1.1\r\n\r\nPOST /b HTTP/1.1\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\n";
-        let mut parser = RequestParser::new();
-        let mut rest = &buf[..];
-        for path in ["/a", "/b"] {
-            let Ok(Parsed::Complete { request, consumed }) = parser.parse(rest, &LIMITS) else {
-                panic!("expected {path}");
-            };
-            assert_eq!(request.path(), path);
-            rest = &rest[consumed..];
-        }
-        assert_eq!(rest, b"GET /c HTTP/1.1\r\n");
-        assert_eq!(parser.parse(rest, &LIMITS), Ok(Parsed::Partial));
-    }
-
-    #[test]
-    fn error_table() {
-        let small = HttpLimits {
-            max_header_bytes: 64,
-            max_headers: 2,
-            max_body_size: 10,
-        };
-        let long = format!("GET / HTTP/1.1\r\nX-Long: {}\r\n", "a".repeat(100));
-        let long_ended = format!("{long}\r\n");
-        let cl = |v: &str| format!("POST / HTTP/1.1\r\nContent-Length: {v}\r\n\r\n");
-        let bad_cl = HttpError::BadRequest("invalid Content-Length");
-        let table: Vec<(String, HttpError)> = vec![
-            (
-                "GARBAGE\r\n\r\n".into(),
-                HttpError::BadRequest("invalid request line"),
-            ),
-            (
-                "\x01\x02\x03\r\n\r\n".into(),
-                HttpError::BadRequest("invalid request line"),
-            ),
-            (
-                "\rGET / HTTP/1.1\r\n\r\n".into(),
-                HttpError::BadRequest("invalid line ending"),
-            ),
-            (
-                "GET / HTTP/2.0\r\n\r\n".into(),
-                HttpError::VersionNotSupported,
-            ),
-            (
-                "GET / HTTP/1.2\r\n\r\n".into(),
-                HttpError::VersionNotSupported,
-            ),
-            (
-                "GET / FOO/1.1\r\n\r\n".into(),
-                HttpError::BadRequest("invalid HTTP version"),
-            ),
-            (
-                "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n".into(),
-                HttpError::BadRequest("invalid header name"),
-            ),
-            (cl("abc"), bad_cl.clone()),
-            (cl("-1"), bad_cl.clone()),
-            (cl("1 2"), bad_cl.clone()),
-            (cl("99999999999999999999999"), bad_cl),
-            (
-                cl("1, 2"),
-                HttpError::BadRequest("conflicting Content-Length values"),
-            ),
-            (
-                "POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".into(),
-                HttpError::BadRequest("conflicting Content-Length values"),
-            ),
-            (cl("11"), HttpError::PayloadTooLarge { limit: 10 }),
-            (
-                "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n".into(),
-                HttpError::UnsupportedTransferEncoding,
-            ),
-            (long, HttpError::HeadersTooLarge),
-            (long_ended, HttpError::HeadersTooLarge),
-            ("\r\n".repeat(40), HttpError::HeadersTooLarge),
-            (
-                "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".into(),
-                HttpError::TooManyHeaders,
-            ),
-        ];
-        for (input, expected) in table {
-            let mut parser = RequestParser::new();
-            assert_eq!(
-                parser.parse(input.as_bytes(), &small),
-                Err(expected),
-                "{input:?}"
-            );
-            // The parser resets after an error.
-            assert_eq!(parser.state, State::default());
-        }
-    }
-
-    #[test]
-    fn payload_too_large_does_not_wait_for_body() {
-        let head = b"POST / HTTP/1.1\r\nContent-Length: 1000000\r\n\r\n";
-        let err = RequestParser::new().parse(head, &LIMITS).unwrap_err();
-        assert_eq!(
-            (err.status(), err),
-            (413, HttpError::PayloadTooLarge { limit: 1024 })
-        );
-    }
-
-    #[test]
-    fn header_limit_boundary() {
-        let buf = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-        let exact = HttpLimits {
-            max_header_bytes: buf.len(),
-            ..LIMITS
-        };
-        assert!(one_shot(buf, &exact).is_ok());
-        let under = HttpLimits {
-            max_header_bytes: buf.len() - 1,
-            ..LIMITS
-        };
-        assert_eq!(one_shot(buf, &under), Err(HttpError::HeadersTooLarge));
-        // Dribbled: the error comes as soon as the limit is reached.
-        let mut parser = RequestParser::new();
-        for i in 0..buf.len() - 1 {
-            assert_eq!(parser.parse(&buf[..i], &under), Ok(Parsed::Partial));
-        }
-        assert_eq!(
-            parser.parse(&buf[..buf.len() - 1], &under),
-            Err(HttpError::HeadersTooLarge)
-        );
-    }
-
-    #[test]
-    fn ten_thousand_headers_rejected_quickly() {
-        let mut buf = b"GET / HTTP/1.1\r\n".to_vec();
-        for i in 0..10_000 {
-            buf.extend_from_slice(format!("X-{i}: v\r\n").as_bytes());
-        }
-        buf.extend_from_slice(b"\r\n");
-        let roomy = HttpLimits {
-            max_header_bytes: 1 << 20,
-            max_headers: 100,
-            ..LIMITS
-        };
-        let start = Instant::now();
-        assert_eq!(one_shot(&buf, &LIMITS), Err(HttpError::HeadersTooLarge));
-        assert_eq!(one_shot(&buf, &roomy), Err(HttpError::TooManyHeaders));
-        // A configured limit above the 64-entry stack array uses a heap array.
-        let huge = HttpLimits {
-            max_headers: 20_000,
-            ..roomy
-        };
-        assert_eq!(
-            one_shot(&buf, &huge).map(|(r, _)| r.headers().count()),
-            Ok(10_000)
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            start.elapsed()
-        );
-    }
-
-    #[test]
-    fn dribbled_8k_header_block_is_linear() {
-        let mut buf = b"GET / HTTP/1.1\r\n".to_vec();
-        let mut i = 0;
-        while buf.len() < 8 * 1024 - 64 {
-            buf.extend_from_slice(format!("X-Header-{i}: {}\r\n", "v".repeat(200)).as_bytes());
-            i += 1;
-        }
-        buf.extend_from_slice(b"\r\n");
-        let limits = HttpLimits {
-            max_header_bytes: 16 * 1024,
-            ..LIMITS
-        };
-        let (before, start) = (calls(), Instant::now());
-        let mut parser = RequestParser::new();
-        for end in 1..buf.len() {
-            assert_eq!(parser.parse(&buf[..end], &limits), Ok(Parsed::Partial));
-        }
-        let result = parser.parse(&buf, &limits);
-        let Ok(Parsed::Complete { consumed, .. }) = result else {
-            panic!("did not complete: {result:?}");
-        };
-        assert_eq!(consumed, buf.len());
-        assert_eq!(calls() - before, 1, "httparse must run once per request");
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
-    }
-
-    #[test]
-    fn keep_alive_from_the_wire() {
-        let table: &[(&[u8], bool)] = &[
-            (b"GET / HTTP/1.0\r\n\r\n", false),
-            (b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true),
-            (b"GET / HTTP/1.1\r\n\r\n", true),
-            (b"GET / HTTP/1.1\r\nConnection: Close\r\n\r\n", false),
-            (
-                b"GET / HTTP/1.1\r\nConnection: keep-alive, close\r\n\r\n",
-                false,
-            ),
-        ];
-        for (buf, keep_alive) in table {
-            let (request, _) = one_shot(buf, &LIMITS).unwrap();
-            assert_eq!(
-                request.keep_alive(),
-                *keep_alive,
-                "{:?}",
-                String::from_utf8_lossy(buf)
-            );
-        }
-    }
-
-    #[test]
-    fn body_split_waits_then_completes() {
-        let buf = b"PUT /x HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody";
-        let mut parser = RequestParser::new();
-        assert_eq!(parser.parse(&buf[..40], &LIMITS), Ok(Parsed::Partial));
-        assert!(matches!(parser.state, State::Body { body_len: 4, .. }));
-        assert_eq!(parser.parse(&buf[..41], &LIMITS), Ok(Parsed::Partial));
-        let Ok(Parsed::Complete { request, consumed }) = parser.parse(buf, &LIMITS) else {
-            panic!("did not complete");
-        };
-        assert_eq!((request.body(), consumed), (&b"body"[..], buf.len()));
-        assert_eq!(parser.state, State::default());
-    }
-
-    #[test]
-    fn shrunken_buffer_does_not_panic() {
-        let mut parser = RequestParser::new();
-        assert_eq!(
-            parser.parse(b"GET / HTTP/1.1\r\nHost", &LIMITS),
-            Ok(Parsed::Partial)
-        );
-        assert_eq!(parser.parse(b"GET", &LIMITS), Ok(Parsed::Partial));
-        assert!(one_shot(b"GET / HTTP/1.1\r\n\r\n", &LIMITS).is_ok());
-        assert!(std::mem::size_of::<RequestParser>() <= 3 * std::mem::size_of::<usize>());
-    }
-}
+mod tests;

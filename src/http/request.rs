@@ -44,6 +44,12 @@ impl Request {
         }
     }
 
+    /// The same request with `body` (the parser, once a chunked body is decoded).
+    pub(crate) fn with_body(mut self, body: Vec<u8>) -> Request {
+        self.body = body;
+        self
+    }
+
     /// Starts building a request by hand (tests, or calling handlers without a socket).
     /// The version defaults to HTTP/1.1, with no headers and an empty body.
     pub fn builder(method: &str, target: &str) -> RequestBuilder {
@@ -108,7 +114,8 @@ impl Request {
         self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
     }
 
-    /// The request body (empty when there was no `Content-Length`).
+    /// The request body: the `Content-Length` bytes, or a chunked body decoded (empty when the
+    /// request had neither).
     pub fn body(&self) -> &[u8] {
         &self.body
     }

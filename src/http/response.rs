@@ -3,7 +3,8 @@
 //! Responses enter from handlers, [`crate::http::HttpError::to_response`] and
 //! [`crate::http::switching_protocols`]; they leave as bytes appended to the connection's write
 //! buffer by [`Response::encode`], which owns the framing headers (`Content-Length`,
-//! `Connection`) so a handler cannot get them wrong.
+//! `Connection`) so a handler cannot get them wrong, and adds `Date` (RFC 9110 §6.6.1) from the
+//! encoding thread's once-per-second cache (`date.rs`).
 //!
 //! Header injection: a header whose name is not an RFC 9110 §5.6.2 token, or whose value
 //! contains CR, LF or NUL, is **dropped** by [`Response::with_header`] (never sent, not visible
@@ -11,6 +12,7 @@
 //! characters are invalid and dangerous" and a recipient "MUST either reject the message or
 //! replace each of those characters with SP"; as a sender we simply never emit them.
 
+use super::date;
 use super::request::Version;
 use super::token;
 
@@ -114,14 +116,29 @@ impl Response {
             .any(|(n, v)| n.eq_ignore_ascii_case(name) && token::list_contains(v.as_bytes(), token))
     }
 
-    /// Appends the wire form to `out`: `HTTP/1.1 {status} {reason}\r\n`, the headers, then
+    /// Appends the wire form to `out`: `HTTP/1.1 {status} {reason}\r\n`, `Date` (the current
+    /// second, unless the response has its own `Date` field), the headers, then
     /// `Content-Length` (always computed from the body, replacing any user-given one, except for
     /// 1xx/204/304 which carry no body and no `Content-Length`), `Connection: close` when
     /// `!keep_alive` (unless a header already says close), `Connection: keep-alive` when
-    /// `keep_alive` and `version == Http10`, then CRLF and the body unless `head_only` (HEAD
+    /// `keep_alive` and `version == Http10` — appended to the response's own `Connection`
+    /// field if it has one, so there is only ever one such field — then CRLF and the body unless `head_only` (HEAD
     /// requests: headers incl. `Content-Length`, no body). User `Transfer-Encoding` fields are
     /// not sent, since the body is always framed by `Content-Length`.
     pub fn encode(&self, out: &mut Vec<u8>, version: Version, keep_alive: bool, head_only: bool) {
+        self.encode_dated(out, version, keep_alive, head_only, &date::now());
+    }
+
+    /// [`encode`](Self::encode) with the `Date` value given (an IMF-fixdate), for tests that
+    /// compare exact bytes.
+    pub(crate) fn encode_dated(
+        &self,
+        out: &mut Vec<u8>,
+        version: Version,
+        keep_alive: bool,
+        head_only: bool,
+        date: &[u8],
+    ) {
         // RFC 9110 §2.5: a server "SHOULD send a response version equal to the highest version
         // to which the sender is conformant" whose major version matches the request: HTTP/1.1.
         let status = if (100..=999).contains(&self.status) {
@@ -131,6 +148,25 @@ impl Response {
         };
         let reason = reason_phrase(status);
         out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+        // RFC 9110 §6.6.1: an origin server with a clock "MUST generate a Date header field in
+        // all 2xx (Successful), 3xx (Redirection), and 4xx (Client Error) responses, and MAY
+        // generate a Date header field in 1xx (Informational) and 5xx (Server Error)
+        // responses". Sent on all of them; a handler's own `Date` wins (one field, not two).
+        if self.header("date").is_none() {
+            out.extend_from_slice(b"Date: ");
+            out.extend_from_slice(date);
+            out.extend_from_slice(b"\r\n");
+        }
+        // The connection option the server adds, if the response does not say it already.
+        let option = if !keep_alive {
+            // RFC 9112 §9.6: "A server that sends a "close" connection option MUST initiate
+            // closure of the connection ... after it sends the response containing close".
+            (!self.has_token("connection", "close")).then_some("close")
+        } else {
+            let http10 = version == Version::Http10;
+            (http10 && !self.has_token("connection", "keep-alive")).then_some("keep-alive")
+        };
+        let mut option_sent = false;
         for (name, value) in &self.headers {
             // RFC 9112 §6.2: "A sender MUST NOT send a Content-Length header field in any
             // message that contains a Transfer-Encoding header field." We own both.
@@ -139,20 +175,26 @@ impl Response {
             {
                 continue;
             }
-            push_field(out, name, value);
+            match option {
+                // A handler's own `Connection` field (e.g. `Upgrade` on a 426) takes the option
+                // as one more list element: one field, not a second `Connection` line.
+                Some(option) if !option_sent && name.eq_ignore_ascii_case("connection") => {
+                    option_sent = true;
+                    if token::trim_ows(value.as_bytes()).is_empty() {
+                        push_field(out, name, option);
+                    } else {
+                        push_field(out, name, &format!("{value}, {option}"));
+                    }
+                }
+                _ => push_field(out, name, value),
+            }
         }
         let bodiless = is_bodiless(status);
         if !bodiless {
             push_field(out, "Content-Length", &self.body.len().to_string());
         }
-        if !keep_alive {
-            // RFC 9112 §9.6: "A server that sends a "close" connection option MUST initiate
-            // closure of the connection ... after it sends the response containing close".
-            if !self.has_token("connection", "close") {
-                push_field(out, "Connection", "close");
-            }
-        } else if version == Version::Http10 && !self.has_token("connection", "keep-alive") {
-            push_field(out, "Connection", "keep-alive");
+        if let Some(option) = option.filter(|_| !option_sent) {
+            push_field(out, "Connection", option);
         }
         out.extend_from_slice(b"\r\n");
         // RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a HEAD
@@ -210,6 +252,7 @@ pub fn reason_phrase(status: u16) -> &'static str {
         413 => "Content Too Large",
         414 => "URI Too Long",
         415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
         426 => "Upgrade Required",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
@@ -227,9 +270,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
 mod tests {
     use super::*;
 
+    /// The fixed date the exact-bytes tests encode with.
+    const DATE: &str = "Tue, 01 Dec 2026 22:00:43 GMT";
+
     fn encode(r: &Response, version: Version, keep_alive: bool, head_only: bool) -> String {
         let mut out = Vec::new();
-        r.encode(&mut out, version, keep_alive, head_only);
+        r.encode_dated(&mut out, version, keep_alive, head_only, DATE.as_bytes());
         String::from_utf8(out).unwrap()
     }
 
@@ -244,7 +290,7 @@ mod tests {
                 Http11,
                 true,
                 false,
-                format!("HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\n\r\nhello"),
+                format!("HTTP/1.1 200 OK\r\nDate: {DATE}\r\n{ct}Content-Length: 5\r\n\r\nhello"),
             ),
             (
                 &hello,
@@ -252,7 +298,7 @@ mod tests {
                 false,
                 false,
                 format!(
-                    "HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+                    "HTTP/1.1 200 OK\r\nDate: {DATE}\r\n{ct}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
                 ),
             ),
             (
@@ -261,7 +307,7 @@ mod tests {
                 true,
                 false,
                 format!(
-                    "HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello"
+                    "HTTP/1.1 200 OK\r\nDate: {DATE}\r\n{ct}Content-Length: 5\r\nConnection: keep-alive\r\n\r\nhello"
                 ),
             ),
             (
@@ -270,7 +316,7 @@ mod tests {
                 false,
                 false,
                 format!(
-                    "HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
+                    "HTTP/1.1 200 OK\r\nDate: {DATE}\r\n{ct}Content-Length: 5\r\nConnection: close\r\n\r\nhello"
                 ),
             ),
             // HEAD: same headers including Content-Length, no body.
@@ -279,7 +325,7 @@ mod tests {
                 Http11,
                 true,
                 true,
-                format!("HTTP/1.1 200 OK\r\n{ct}Content-Length: 5\r\n\r\n"),
+                format!("HTTP/1.1 200 OK\r\nDate: {DATE}\r\n{ct}Content-Length: 5\r\n\r\n"),
             ),
         ];
         for (resp, version, keep_alive, head_only, expected) in table {
@@ -296,7 +342,7 @@ mod tests {
             assert_eq!(
                 encode(&r, Version::Http11, true, false),
                 format!(
-                    "HTTP/1.1 {status} {}\r\nX: y\r\n\r\n",
+                    "HTTP/1.1 {status} {}\r\nDate: {DATE}\r\nX: y\r\n\r\n",
                     reason_phrase(status)
                 )
             );
@@ -311,7 +357,7 @@ mod tests {
             .with_body("ab");
         assert_eq!(
             encode(&r, Version::Http11, true, false),
-            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nab"
+            format!("HTTP/1.1 200 OK\r\nDate: {DATE}\r\nContent-Length: 2\r\n\r\nab")
         );
     }
 
@@ -329,7 +375,7 @@ mod tests {
         let wire = encode(&r, Version::Http11, true, false);
         assert_eq!(
             wire,
-            "HTTP/1.1 200 OK\r\nX-Ok: fine\r\nContent-Length: 0\r\n\r\n"
+            format!("HTTP/1.1 200 OK\r\nDate: {DATE}\r\nX-Ok: fine\r\nContent-Length: 0\r\n\r\n")
         );
         assert!(!wire.contains("Set-Cookie"));
     }
@@ -351,9 +397,62 @@ mod tests {
     }
 
     #[test]
+    fn the_connection_option_joins_the_handlers_connection_field() {
+        let r = Response::new(426)
+            .with_header("Upgrade", "websocket")
+            .with_header("Connection", "Upgrade");
+        let d = format!("Date: {DATE}\r\n");
+        let table = [
+            (Version::Http11, true, "Connection: Upgrade\r\n"),
+            (Version::Http11, false, "Connection: Upgrade, close\r\n"),
+            (Version::Http10, true, "Connection: Upgrade, keep-alive\r\n"),
+        ];
+        for (version, keep_alive, connection) in table {
+            assert_eq!(
+                encode(&r, version, keep_alive, false),
+                format!(
+                    "HTTP/1.1 426 Upgrade Required\r\n{d}Upgrade: websocket\r\n{connection}\
+                     Content-Length: 0\r\n\r\n"
+                )
+            );
+        }
+        let empty = Response::new(200).with_header("Connection", " ");
+        let wire = encode(&empty, Version::Http11, false, false);
+        assert!(wire.contains("\r\nConnection: close\r\n"), "{wire}");
+        assert_eq!(wire.matches("Connection").count(), 1, "{wire}");
+    }
+
+    #[test]
     fn user_connection_close_is_not_duplicated() {
         let r = Response::new(200).with_header("Connection", "close");
         let wire = encode(&r, Version::Http11, false, false);
         assert_eq!(wire.matches("Connection").count(), 1);
+    }
+
+    #[test]
+    fn every_response_carries_the_current_date_once() {
+        let mut out = Vec::new();
+        Response::text(404, "no").encode(&mut out, Version::Http11, true, false);
+        let wire = String::from_utf8(out).unwrap();
+        let dates: Vec<&str> = wire.lines().filter(|l| l.starts_with("Date: ")).collect();
+        assert_eq!(dates.len(), 1, "{wire}");
+        assert_eq!(
+            dates[0].len(),
+            "Date: ".len() + super::date::IMF_FIXDATE_LEN
+        );
+        assert!(dates[0].ends_with(" GMT"), "{wire}");
+        assert!(
+            wire.starts_with("HTTP/1.1 404 Not Found\r\nDate: "),
+            "{wire}"
+        );
+    }
+
+    #[test]
+    fn a_handler_date_is_sent_instead_of_ours() {
+        let r = Response::new(204).with_header("date", "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(
+            encode(&r, Version::Http11, true, false),
+            "HTTP/1.1 204 No Content\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
+        );
     }
 }

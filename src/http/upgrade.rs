@@ -296,15 +296,17 @@ mod tests {
     #[test]
     fn rfc6455_accept_key_in_101_bytes() {
         let mut out = Vec::new();
-        switching_protocols(KEY, Some("chat"), &[("X-Extra".into(), "1".into())]).encode(
+        switching_protocols(KEY, Some("chat"), &[("X-Extra".into(), "1".into())]).encode_dated(
             &mut out,
             Version::Http11,
             true,
             false,
+            b"Tue, 01 Dec 2026 22:00:43 GMT",
         );
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+            "HTTP/1.1 101 Switching Protocols\r\nDate: Tue, 01 Dec 2026 22:00:43 GMT\r\n\
+             Upgrade: websocket\r\nConnection: Upgrade\r\n\
              Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
              Sec-WebSocket-Protocol: chat\r\nX-Extra: 1\r\n\r\n"
         );
@@ -331,7 +333,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("\r\nSec-WebSocket-Version: 13\r\n"), "{text}");
-        assert!(text.contains("\r\nConnection: close\r\n"), "{text}");
-        assert_eq!(text.matches("close").count(), 1, "{text}");
+        assert!(text.contains("\r\nUpgrade: websocket\r\n"), "{text}");
+        // One Connection field with both options (RFC 9110 §7.8 and §9.6).
+        assert!(
+            text.contains("\r\nConnection: Upgrade, close\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("Connection:").count(), 1, "{text}");
     }
 }

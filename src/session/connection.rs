@@ -107,6 +107,14 @@ impl<T: Transport> Connection<T> {
         matches!(self.job, JobSlot::Idle) && self.phase.inbox().is_none_or(|inbox| inbox.is_empty())
     }
 
+    /// In `Http`: has a request begun? Its bytes wait in the read buffer, or the parser holds
+    /// part of it already (a chunked body is decoded as it arrives, so the buffer may be
+    /// empty mid-request). `request_timeout` runs, and answers `408`, while one has.
+    pub(crate) fn request_begun(&self) -> bool {
+        self.input.as_ref().is_some_and(|input| !input.is_empty())
+            || matches!(&self.phase, Phase::Http(http) if http.parser.has_begun())
+    }
+
     /// A job waits for room in the job queue.
     pub(crate) fn holds_job(&self) -> bool {
         matches!(self.job, JobSlot::Held(_))
@@ -150,6 +158,7 @@ impl<T: Transport> Connection<T> {
 
     /// Reads once into the read buffer, which may grow up to `max_len` bytes.
     pub(crate) fn read_once(&mut self, turn: &mut Turn<'_>, max_len: usize) -> ReadResult {
+        let between_requests = !self.request_begun() && matches!(self.phase, Phase::Http(_));
         let input = self.input.get_or_insert_with(|| turn.pool.take_read());
         let spare = input.spare(max_len);
         if spare.is_empty() {
@@ -157,7 +166,7 @@ impl<T: Transport> Connection<T> {
         }
         match self.transport.read(spare) {
             IoOutcome::Progress(n) => {
-                if input.is_empty() && matches!(self.phase, Phase::Http(_)) {
+                if between_requests {
                     // The first byte of a request: `request_timeout` counts from here.
                     self.clocks.wait_since = turn.now;
                 }

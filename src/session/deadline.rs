@@ -12,7 +12,7 @@
 //!
 //! | deadline | applies | when it fires |
 //! |---|---|---|
-//! | `request_timeout` | `Http`, from the first byte of a request (or accept) | `408` if bytes came, else close |
+//! | `request_timeout` | `Http`, from the first byte of a request (or accept) to its end, chunked body included | `408` if bytes came, else close |
 //! | `keep_alive_timeout` | `Http`, idle after a response | close |
 //! | `ping_interval` | `Open`, since the last byte received | send a ping |
 //! | `pong_timeout` | `Open`, after our ping | drop (`1006` to `on_close`) |
@@ -55,8 +55,7 @@ impl<T: Transport> Connection<T> {
         let waiting = self.is_idle() && self.output_len() == 0;
         match &self.phase {
             Phase::Http(http) if waiting => {
-                let request_started = self.input.as_ref().is_some_and(|input| !input.is_empty());
-                if request_started || !http.served {
+                if self.request_begun() || !http.served {
                     let at = clocks.wait_since + config.request_timeout;
                     consider(at, Due::Timeout(TimeoutKind::Request));
                 } else {

@@ -2,7 +2,8 @@
 //!
 //! Bytes enter from the connection's read buffer and leave as a batch of HTTP requests (for a
 //! job: [`Connection::take_http_batch`]), as decoded messages held in the inbox until the next
-//! job, or as control-frame answers queued at once (a pong), which never wait for a worker.
+//! job, or as answers queued at once, which never wait for a worker: a pong to a ping, and
+//! `100 Continue` to a request that expects it (its body not yet in).
 //! A close frame, a protocol error or a bad request is handed to the state machine
 //! (`machine.rs`), which decides what is written and where the connection goes.
 
@@ -13,6 +14,10 @@ use crate::session::phase::{JobSlot, Phase};
 use crate::session::work::{HttpTail, Inbound, Work};
 use crate::transport::Transport;
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
+
+/// The interim response to `Expect: 100-continue`: a status line and an empty header block, no
+/// `Date` (RFC 9110 §6.6.1 makes it optional for 1xx) and no framing (a 1xx has no content).
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl<T: Transport> Connection<T> {
     /// Decodes the buffered bytes of a WebSocket connection, or discards those of a lingering
@@ -127,47 +132,64 @@ impl<T: Transport> Connection<T> {
 
     /// Parses every complete request in the read buffer into one batch, stopping after an
     /// upgrade request, a request that asks to close, or an error. An error with no request
-    /// before it is answered by the loop itself and yields no work.
+    /// before it is answered by the loop itself and yields no work; so is a `100 Continue`
+    /// owed to a request whose body has not arrived, once no earlier response is outstanding.
     pub(crate) fn take_http_batch(&mut self, turn: &mut Turn<'_>) -> Option<Work> {
         let Phase::Http(http) = &mut self.phase else {
             return None;
         };
-        let input = self.input.as_mut()?;
         let limits = turn.config.http_limits();
         let mut requests = Vec::new();
         let mut tail = HttpTail::None;
-        while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
-            match http.parser.parse(input.data(), &limits) {
-                Ok(Parsed::Partial) => break,
-                Ok(Parsed::Complete { request, consumed }) => {
-                    input.consume(consumed);
-                    match check_upgrade(&request) {
-                        Ok(Some(upgrade)) => {
-                            tail = HttpTail::Upgrade(Box::new((request, upgrade)));
-                            break;
-                        }
-                        Ok(None) => {
-                            add(&turn.metrics.http_requests, 1);
-                            let keep_alive = request.keep_alive();
-                            requests.push(request);
-                            if !keep_alive {
+        // No input buffer held (a chunked body may have used up every byte read so far): no
+        // request to parse, but a 100 Continue may still be owed.
+        if let Some(input) = self.input.as_mut() {
+            while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
+                match http.parser.parse(input.data(), &limits) {
+                    Ok(Parsed::Partial { consumed }) => {
+                        // Chunked framing already decoded into the parser.
+                        input.consume(consumed);
+                        break;
+                    }
+                    Ok(Parsed::Complete { request, consumed }) => {
+                        input.consume(consumed);
+                        match check_upgrade(&request) {
+                            Ok(Some(upgrade)) => {
+                                tail = HttpTail::Upgrade(Box::new((request, upgrade)));
+                                break;
+                            }
+                            Ok(None) => {
+                                add(&turn.metrics.http_requests, 1);
+                                let keep_alive = request.keep_alive();
+                                requests.push(request);
+                                if !keep_alive {
+                                    break;
+                                }
+                            }
+                            Err(err) => {
+                                tail = HttpTail::Error(err);
                                 break;
                             }
                         }
-                        Err(err) => {
-                            tail = HttpTail::Error(err);
-                            break;
-                        }
                     }
-                }
-                Err(err) => {
-                    tail = HttpTail::Error(err);
-                    break;
+                    Err(err) => {
+                        tail = HttpTail::Error(err);
+                        break;
+                    }
                 }
             }
         }
         match tail {
-            HttpTail::None if requests.is_empty() => return None,
+            HttpTail::None if requests.is_empty() => {
+                // Nothing for the handler, and no job is out (this runs only when one may be
+                // dispatched), so every earlier response is already queued: a 100 Continue
+                // for the request now arriving goes out in order. With requests in this
+                // batch it waits for their reply, and the next call sends it.
+                if http.parser.take_continue() {
+                    self.send_continue(turn);
+                }
+                return None;
+            }
             HttpTail::Error(err) if requests.is_empty() => {
                 self.request_rejected(turn, &err);
                 return None;
@@ -176,5 +198,14 @@ impl<T: Transport> Connection<T> {
             HttpTail::None | HttpTail::Error(_) => {}
         }
         Some(Work::Http { requests, tail })
+    }
+
+    /// Queues the interim `100 Continue` (RFC 9110 §15.2.1) for a request that expects it and
+    /// whose body has not fully arrived: the client sends its body on seeing it (curl otherwise
+    /// waits a second). Like a pong, the loop answers it itself; the phase does not change,
+    /// and the final response follows from the handler.
+    fn send_continue(&mut self, turn: &mut Turn<'_>) {
+        log::trace!("{}: 100 Continue", self.id);
+        self.queue(turn, CONTINUE);
     }
 }

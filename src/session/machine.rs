@@ -121,7 +121,8 @@ impl<T: Transport> Connection<T> {
     }
 
     /// `Http` → `Lingering`: bytes that are not HTTP, before any request of the batch. The loop
-    /// answers with the error's status (`400`, `413`, `431`, `501`, `505`, `426`); no handler.
+    /// answers with the error's status (`400`, `413`, `417`, `431`, `501`, `505`, `426`); no
+    /// handler.
     pub(crate) fn request_rejected(&mut self, turn: &mut Turn<'_>, err: &HttpError) {
         log::debug!("{}: bad request: {err}", self.id);
         self.queue_response(turn, &err.to_response());
@@ -394,7 +395,7 @@ impl<T: Transport> Connection<T> {
         log::debug!("{}: {kind:?} timeout in {}", self.id, self.phase.name());
         turn.metrics.timeout(kind);
         match kind {
-            TimeoutKind::Request if self.input.as_ref().is_some_and(|i| !i.is_empty()) => {
+            TimeoutKind::Request if self.request_begun() => {
                 let response = Response::text(408, "request timeout\n");
                 self.queue_response(turn, &response);
                 self.linger(turn, CloseKind::Timeout, false, None);

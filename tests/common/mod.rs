@@ -251,3 +251,81 @@ pub fn poll_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
         std::thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Seconds since the Unix epoch that an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110
+/// §5.6.7) stands for, if it is one — including the right day name for its date.
+pub fn parse_imf_fixdate(date: &str) -> Option<u64> {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let b = date.as_bytes();
+    if b.len() != 29 || &date[3..5] != ", " || &date[25..] != " GMT" {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = date.get(range)?;
+        digits
+            .bytes()
+            .all(|c| c.is_ascii_digit())
+            .then(|| digits.parse().ok())?
+    };
+    let (day, year) = (number(5..7)?, number(12..16)?);
+    let month = MONTHS.iter().position(|m| *m == &date[8..11])? as u64 + 1;
+    let (hour, minute, second) = (number(17..19)?, number(20..22)?, number(23..25)?);
+    if [b[7], b[11], b[16], b[19], b[22]] != [b' ', b' ', b' ', b':', b':'] {
+        return None;
+    }
+    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 || year < 1970 {
+        return None;
+    }
+    // Days since 1970-01-01 by counting: independent of the server's civil_from_days.
+    let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let mut days: u64 = (1970..year).map(|y| if leap(y) { 366 } else { 365 }).sum();
+    let lengths = [
+        31,
+        if leap(year) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    days += lengths[..(month - 1) as usize].iter().sum::<u64>();
+    if day > lengths[(month - 1) as usize] {
+        return None;
+    }
+    days += day - 1;
+    if DAYS[(days % 7) as usize] != &date[..3] {
+        return None;
+    }
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+}
+
+/// A response head without its `Date` field, after checking that it has exactly one, that it is
+/// an IMF-fixdate, and that it is the current time (within a few seconds): what the exact-bytes
+/// tests compare.
+pub fn without_date(head: &str) -> String {
+    let dates: Vec<&str> = head
+        .split("\r\n")
+        .filter_map(|line| line.strip_prefix("Date: "))
+        .collect();
+    assert_eq!(dates.len(), 1, "one Date field in {head:?}");
+    let sent = parse_imf_fixdate(dates[0])
+        .unwrap_or_else(|| panic!("Date is not an IMF-fixdate: {:?}", dates[0]));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    assert!(
+        sent.abs_diff(now) <= 5,
+        "Date {:?} is not now ({now})",
+        dates[0]
+    );
+    head.replacen(&format!("Date: {}\r\n", dates[0]), "", 1)
+}

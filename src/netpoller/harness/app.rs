@@ -34,7 +34,8 @@ pub enum AppEvent {
     Http(ConnId, String),
 }
 
-/// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked),
+/// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked;
+/// a request with a body gets its body back instead of `ok`),
 /// upgrades are accepted (except on the path `/reject`, answered `403`), messages are echoed —
 /// except the text `close`, which makes the handler close with `1000`, and the text `panic`,
 /// which stands for a panicking handler (`1011`). A client that offers permessage-deflate gets
@@ -99,7 +100,10 @@ impl JobRunner for TestApp {
                 for request in requests {
                     self.record(AppEvent::Http(conn, request.path().to_owned()));
                     let keep_alive = request.keep_alive();
-                    let response = Response::text(200, "ok\n");
+                    let response = match request.body() {
+                        [] => Response::text(200, "ok\n"),
+                        body => Response::new(200).with_body(body.to_vec()),
+                    };
                     response.encode(&mut output.bytes, request.version(), keep_alive, false);
                     if !keep_alive {
                         return Some(reply(conn, output, After::CloseHttp { bad_request: false }));

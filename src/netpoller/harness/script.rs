@@ -118,7 +118,22 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             }
             (4, Some(p)) if arg & 7 == 7 => h.send(p, &compressed_hello()),
             (4, Some(p)) => h.send(p, &client_frame(0x1, b"hello")),
-            (5, Some(p)) => h.send(p, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            (5, Some(p)) => {
+                let request: &[u8] = match arg % 4 {
+                    // A chunked body, whole; or a head that expects 100-continue, whose body
+                    // (two bytes) is whatever the script sends next.
+                    2 => {
+                        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                           3;x\r\nabc\r\n0\r\n\r\n"
+                    }
+                    3 => {
+                        b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+                           Content-Length: 2\r\n\r\n"
+                    }
+                    _ => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+                };
+                h.send(p, request);
+            }
             (6, Some(p)) => h.set_read_chunk(p, usize::from(script.byte().unwrap_or(1))),
             (7, Some(p)) => h.peer_eof(p),
             (8, Some(p)) => h.reset(p),

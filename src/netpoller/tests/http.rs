@@ -16,7 +16,7 @@ fn pipelined_requests_are_one_batch_answered_in_order() {
     let peer = h.connect();
     h.send(
         peer,
-        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\n\r\n",
+        b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHost: x\r\n\r\n",
     );
     assert_eq!(h.queued_jobs(), 1);
     h.run_jobs(1);
@@ -42,7 +42,10 @@ fn a_bad_request_is_answered_by_the_loop_and_the_connection_lingers() {
 fn an_error_after_good_requests_is_answered_after_them() {
     let mut h = harness(config());
     let peer = h.connect();
-    h.send(peer, b"GET /ok HTTP/1.1\r\n\r\nGET / HTTP/9.9\r\n\r\n");
+    h.send(
+        peer,
+        b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/9.9\r\n\r\n",
+    );
     h.run_jobs(1);
     assert_eq!(statuses(&h.take_output(peer)), ["200", "505"]);
     assert_eq!(h.phase(peer), Some("Lingering"));
@@ -54,7 +57,10 @@ fn an_error_after_good_requests_is_answered_after_them() {
 fn connection_close_lingers_until_the_peer_closes_too() {
     let mut h = harness(config());
     let peer = h.connect();
-    h.send(peer, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    h.send(
+        peer,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     h.run_jobs(1);
     assert_eq!(statuses(&h.take_output(peer)), ["200"]);
     assert!(h.fin_received(peer));
@@ -72,7 +78,7 @@ fn connection_close_lingers_until_the_peer_closes_too() {
 fn a_half_closed_client_gets_its_response() {
     let mut h = harness(config());
     let peer = h.connect();
-    h.put(peer, b"GET / HTTP/1.1\r\n\r\n");
+    h.put(peer, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
     h.peer_eof(peer);
     assert_eq!(h.queued_jobs(), 1);
     h.run_jobs(1);
@@ -87,6 +93,32 @@ fn a_request_split_byte_by_byte_is_parsed_once_complete() {
     for byte in b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n" {
         h.send(peer, &[*byte]);
     }
+    h.run_jobs(1);
+    assert_eq!(statuses(&h.take_output(peer)), ["200"]);
+}
+
+#[test]
+fn an_upgrade_without_host_is_rejected_by_the_loop() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    let request = String::from_utf8(upgrade_request("/ws")).unwrap();
+    h.send(peer, request.replace("Host: x\r\n", "").as_bytes());
+    assert_eq!(h.queued_jobs(), 0, "on_upgrade never hears of it");
+    let out = String::from_utf8(h.take_output(peer)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{out}");
+    assert!(
+        out.ends_with("400 Bad Request: missing Host header\n"),
+        "{out}"
+    );
+    assert_eq!(h.phase(peer), Some("Lingering"));
+    assert_eq!(h.stats().upgrades, 0);
+}
+
+#[test]
+fn an_http10_request_may_omit_host() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    h.send(peer, b"GET /old HTTP/1.0\r\n\r\n");
     h.run_jobs(1);
     assert_eq!(statuses(&h.take_output(peer)), ["200"]);
 }

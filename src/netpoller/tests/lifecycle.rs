@@ -113,9 +113,9 @@ fn a_reply_with_no_connection_and_nothing_owed_is_counted_as_stale() {
     let mut h = harness(config());
     let peer = h.connect();
     h.set_write_room(peer, 10); // the client reads slowly
-    h.send(peer, b"GET /1 HTTP/1.1\r\n\r\n");
+    h.send(peer, b"GET /1 HTTP/1.1\r\nHost: x\r\n\r\n");
     h.run_jobs(1);
-    h.send(peer, b"GET /2 HTTP/1.1\r\n\r\n");
+    h.send(peer, b"GET /2 HTTP/1.1\r\nHost: x\r\n\r\n");
     let job = h.steal_job().expect("the second request's job");
     // The first response never drains: the write-stall timeout drops the connection while
     // the second request is with the handler.

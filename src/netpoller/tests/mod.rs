@@ -4,6 +4,7 @@
 //! codes and counters that come out.
 
 mod backpressure;
+mod bodies;
 mod closing;
 mod deadlines;
 mod fairness;

@@ -36,7 +36,10 @@ fn a_buffering_transport_holds_back_a_close_until_its_bytes_are_out() {
     let peer = h.connect();
     h.set_buffering_transport(peer);
     h.set_write_room(peer, 0);
-    h.send(peer, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n");
+    h.send(
+        peer,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
     h.run_jobs(1);
     assert_eq!(h.phase(peer), Some("Lingering"));
     assert!(
