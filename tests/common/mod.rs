@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod http;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
