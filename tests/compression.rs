@@ -15,6 +15,8 @@ use wsreactor::ws::deflate::compress;
 use wsreactor::{Config, Context, Handler, Message, Request, Upgrade, UpgradeOffer};
 
 const BROWSER_OFFER: &str = "permessage-deflate; client_max_window_bits";
+/// "Hello" compressed without context takeover (RFC 7692 §7.2.3.1).
+const HELLO_DEFLATED: [u8; 7] = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
 const AGREED: &str = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
 
 fn compressing_config() -> Config {
@@ -107,11 +109,7 @@ fn compression_is_off_unless_configured() {
     assert_eq!(agreed, None);
     // Without the agreement, RSV1 is a protocol error.
     stream
-        .write_all(&compressed_frame(
-            true,
-            0x1,
-            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
-        ))
+        .write_all(&compressed_frame(true, 0x1, &HELLO_DEFLATED))
         .expect("write");
     assert_eq!(read_close_code(&mut stream), Some(1002));
     server.shutdown().expect("clean shutdown");
@@ -125,11 +123,7 @@ fn compressed_messages_are_inflated_and_replies_compressed_above_the_threshold()
 
     // RFC 7692 §7.2.3.1: "Hello", compressed; the echo is below the threshold: RSV1 clear.
     stream
-        .write_all(&compressed_frame(
-            true,
-            0x1,
-            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
-        ))
+        .write_all(&compressed_frame(true, 0x1, &HELLO_DEFLATED))
         .expect("write");
     assert_eq!(
         read_raw_frame(&mut stream).unwrap(),
@@ -190,7 +184,7 @@ fn compressed_messages_are_inflated_and_replies_compressed_above_the_threshold()
 fn rsv1_where_it_may_not_be_is_a_protocol_error() {
     let server = start(compressing_config(), echo());
     let addr = server.local_addr();
-    let hello = [0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+    let hello = HELLO_DEFLATED;
     let cases: [Vec<u8>; 3] = [
         // RSV1 on a continuation frame.
         [
@@ -322,11 +316,7 @@ fn on_upgrade_sees_the_agreement_and_can_decline_it() {
         (0x81, text.into_bytes())
     );
     stream
-        .write_all(&compressed_frame(
-            true,
-            0x1,
-            &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00],
-        ))
+        .write_all(&compressed_frame(true, 0x1, &HELLO_DEFLATED))
         .expect("write");
     assert_eq!(read_close_code(&mut stream), Some(1002));
 

@@ -78,13 +78,7 @@ mod tests {
             (&[("Expect", "200-ok")], Http10, Ok(false)),
         ];
         for (fields, version, expected) in table {
-            let headers: Vec<httparse::Header<'_>> = fields
-                .iter()
-                .map(|(name, value)| httparse::Header {
-                    name,
-                    value: value.as_bytes(),
-                })
-                .collect();
+            let headers = crate::http::test_headers(fields);
             assert_eq!(
                 &expects_continue(&headers, *version),
                 expected,

@@ -129,13 +129,7 @@ mod tests {
     }
 
     fn framing(fields: &[(&str, &str)], version: Version) -> Result<Framing, HttpError> {
-        let headers: Vec<httparse::Header<'_>> = fields
-            .iter()
-            .map(|(name, value)| httparse::Header {
-                name,
-                value: value.as_bytes(),
-            })
-            .collect();
+        let headers = crate::http::test_headers(fields);
         body_framing(&headers, version, 1000)
     }
 

@@ -173,13 +173,7 @@ mod tests {
     #[test]
     fn field_rules() {
         let check = |fields: &[(&str, &str)], version| {
-            let headers: Vec<httparse::Header<'_>> = fields
-                .iter()
-                .map(|(name, value)| httparse::Header {
-                    name,
-                    value: value.as_bytes(),
-                })
-                .collect();
+            let headers = crate::http::test_headers(fields);
             check_host(&headers, version)
         };
         use Version::*;

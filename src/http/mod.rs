@@ -35,3 +35,16 @@ pub use parser::{HttpLimits, Parsed, RequestParser};
 pub use request::{Request, RequestBuilder, Version};
 pub use response::{Response, reason_phrase};
 pub use upgrade::{UpgradeRequest, check_upgrade, switching_protocols};
+
+/// `(name, value)` pairs as the header fields `httparse` would hand over, for the unit tests of
+/// the rules that read them (framing, Host, Expect).
+#[cfg(test)]
+pub(crate) fn test_headers<'a>(fields: &[(&'a str, &'a str)]) -> Vec<httparse::Header<'a>> {
+    fields
+        .iter()
+        .map(|&(name, value)| httparse::Header {
+            name,
+            value: value.as_bytes(),
+        })
+        .collect()
+}
