@@ -92,3 +92,38 @@ fn every_path_still_upgrades_and_the_pages_are_served() {
     }
     server.shutdown().expect("clean shutdown");
 }
+
+/// The compression flags: on by default in the echo, `--compression=false` turns it off (a
+/// switch takes its value after `=`), and a level past 9 is refused when the server is built.
+#[test]
+fn compression_flags() {
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let defaults = echo::flags::parse_config(&[]).expect("defaults");
+    assert!(defaults.compression);
+    assert_eq!(defaults.compression_threshold, 1024);
+    assert_eq!(defaults.compression_level, 1);
+    let off = echo::flags::parse_config(&args(&["--compression=false"])).expect("off");
+    assert!(!off.compression);
+    let tuned = echo::flags::parse_config(&args(&[
+        "--compression-threshold",
+        "0",
+        "--compression-level",
+        "6",
+    ]))
+    .expect("tuned");
+    assert_eq!(
+        (tuned.compression_threshold, tuned.compression_level),
+        (0, 6)
+    );
+    assert!(
+        echo::flags::parse_config(&args(&["--compression", "false"])).is_err(),
+        "a switch does not take a separate value"
+    );
+    let too_high =
+        echo::flags::parse_config(&args(&["--compression-level", "10"])).expect("parses");
+    let err = too_high
+        .validate()
+        .expect_err("level 10 is refused")
+        .to_string();
+    assert!(err.contains("compression_level"), "{err}");
+}

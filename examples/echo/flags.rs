@@ -135,7 +135,7 @@ const FLAGS: &[Flag] = &[
         "compression",
         compression,
         switch,
-        "permessage-deflate when offered; off: --compression false [true]"
+        "permessage-deflate when offered; off: --compression=false [true]"
     ),
     flag!(
         "compression-threshold",
