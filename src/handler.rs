@@ -99,7 +99,9 @@ impl UpgradeOffer {
 /// The answer of [`Handler::on_upgrade`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Upgrade {
-    /// Switch to WebSocket.
+    /// Switch to WebSocket. Build it with [`Upgrade::accept`] or [`Upgrade::accept_protocol`]
+    /// (fields may be added).
+    #[non_exhaustive]
     Accept {
         /// The subprotocol to confirm in `Sec-WebSocket-Protocol`; it must be one the client
         /// offered (a protocol it did not offer is ignored with a warning, RFC 6455 §4.2.2).
@@ -131,6 +133,14 @@ impl Upgrade {
             headers: Vec::new(),
             compression: true,
         }
+    }
+
+    /// The same answer with an extra header on the `101` (no effect on a rejection).
+    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        if let Upgrade::Accept { headers, .. } = &mut self {
+            headers.push((name.into(), value.into()));
+        }
+        self
     }
 
     /// The same answer, declining compression (no effect on a rejection).

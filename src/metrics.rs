@@ -150,8 +150,9 @@ metrics! {
     /// Data messages received compressed (RSV1), counted by the loop before inflating.
     compressed_in: counter "compressed_messages_received_total" [""]
         "WebSocket messages received compressed.";
-    /// Data messages sent compressed (the others of `messages_out` went uncompressed: below
-    /// the threshold, incompressible, or pushed through `ServerHandle`).
+    /// Data messages sent compressed, RSV1 set (incompressible ones as stored deflate blocks);
+    /// the others of `messages_out` went uncompressed: below the threshold, or pushed through
+    /// `ServerHandle`.
     compressed_out: counter "compressed_messages_sent_total" [""]
         "WebSocket messages sent compressed.";
     /// Compressed messages that could not be inflated (too big: `1009`; not deflate data or

@@ -109,12 +109,10 @@ impl HandlerRunner {
             let message = match message.into_message(self.max_message_size) {
                 Ok(message) => message,
                 Err(err) => {
-                    log::debug!("{conn}: closing: {err}");
+                    log::debug!("{conn}: a compressed message failed: {err}");
                     add(&self.server.metrics().inflate_failures, 1);
-                    output.close = Some(CloseFrame {
-                        code: err.close_code(),
-                        reason: err.to_string(),
-                    });
+                    // Nothing after it is handled: the session fails the connection.
+                    output.failed = Some(err);
                     break;
                 }
             };

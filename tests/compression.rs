@@ -271,7 +271,11 @@ impl Handler for Veto {
         let agreement = offer.compression().map(|a| a.response_header());
         self.seen.lock().unwrap().push(agreement);
         if request.path() == "/plain" {
-            Upgrade::accept().without_compression()
+            // The handler's own extension header is dropped: the server writes that one.
+            Upgrade::accept()
+                .with_header("Sec-WebSocket-Extensions", "permessage-deflate")
+                .with_header("X-Plain", "yes")
+                .without_compression()
         } else {
             Upgrade::accept()
         }
@@ -306,6 +310,7 @@ fn on_upgrade_sees_the_agreement_and_can_decline_it() {
             .contains("sec-websocket-extensions"),
         "{head}"
     );
+    assert!(head.contains("\r\nX-Plain: yes\r\n"), "{head}");
     // Declined: RSV1 is now a protocol error, and big replies go uncompressed.
     let text = json(2000);
     stream

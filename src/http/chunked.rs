@@ -47,6 +47,8 @@ const MAX_SIZE_DIGITS: u8 = 16;
 enum Step {
     /// In the chunk-size digits: `digits` read so far, worth `size`.
     Size { digits: u8, size: u64 },
+    /// Whitespace after the size (`BWS`): only a `;` may follow.
+    ExtensionBws { size: usize },
     /// In the chunk extensions after the size, up to the CR.
     Extension { size: usize },
     /// The CR ending the chunk-size line was read; its LF must follow.
@@ -169,10 +171,14 @@ impl ChunkedBody {
                         match b {
                             b'\r' => Step::SizeLf { size },
                             // chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS
-                            // chunk-ext-val ] ): skipped up to the CR.
-                            b';' | b' ' | b'\t' => {
+                            // chunk-ext-val ] ): from its ";", skipped up to the CR.
+                            b';' => {
                                 self.spend(HttpError::BadRequest("chunk extensions too long"))?;
                                 Step::Extension { size }
+                            }
+                            b' ' | b'\t' => {
+                                self.spend(HttpError::BadRequest("chunk extensions too long"))?;
+                                Step::ExtensionBws { size }
                             }
                             b'\n' => {
                                 return Err(HttpError::BadRequest(
@@ -182,6 +188,19 @@ impl ChunkedBody {
                             _ => return Err(HttpError::BadRequest("invalid chunk size")),
                         }
                     }
+                },
+                Step::ExtensionBws { size } => match b {
+                    b' ' | b'\t' | b';' => {
+                        self.spend(HttpError::BadRequest("chunk extensions too long"))?;
+                        if b == b';' {
+                            Step::Extension { size }
+                        } else {
+                            Step::ExtensionBws { size }
+                        }
+                    }
+                    // Anything else after the size is not framing this decoder can trust:
+                    // parsers that disagree here are how requests get smuggled.
+                    _ => return Err(HttpError::BadRequest("invalid chunk extension")),
                 },
                 Step::Extension { size } => match b {
                     b'\r' => Step::SizeLf { size },
@@ -347,6 +366,9 @@ mod tests {
             (b"5;a\nhello\r\n", bad("invalid chunk extension")),
             (b"5;a\x00\r\nhello\r\n", bad("invalid chunk extension")),
             (b"5;a\x7f\r\nhello\r\n", bad("invalid chunk extension")),
+            // Whitespace after the size may only lead to a ";".
+            (b"5 junk\r\nhello\r\n", bad("invalid chunk extension")),
+            (b"5 \r\nhello\r\n", bad("invalid chunk extension")),
             // Data longer or shorter than its size, or not ended by CRLF.
             (b"3\r\nhello\r\n", bad("chunk data not followed by CRLF")),
             (

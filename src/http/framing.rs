@@ -64,11 +64,24 @@ fn parse_decimal(digits: &[u8]) -> Result<usize, HttpError> {
 }
 
 /// What the `Transfer-Encoding` codings (in order, over every field) say about the body.
-fn transfer_codings<'a>(mut codings: impl Iterator<Item = &'a [u8]>) -> Result<Framing, HttpError> {
+fn transfer_codings<'a>(codings: impl Iterator<Item = &'a [u8]>) -> Result<Framing, HttpError> {
     let chunked = |coding: &[u8]| coding.eq_ignore_ascii_case(b"chunked");
-    match (codings.next(), codings.last()) {
-        (Some(only), None) if chunked(only) => Ok(Framing::Chunked),
-        (Some(_), Some(last)) if chunked(last) => Err(HttpError::UnsupportedTransferEncoding),
+    // The last coding, how many came before it, and whether one of those was chunked.
+    let (mut last, mut before, mut chunked_before) = (None, 0usize, false);
+    for coding in codings {
+        if let Some(previous) = last.replace(coding) {
+            before += 1;
+            chunked_before |= chunked(previous);
+        }
+    }
+    match last {
+        // "A sender MUST NOT apply the chunked transfer coding more than once to a message
+        // body" (RFC 9112 §7.1): `chunked, chunked` is broken framing, not an unknown coding.
+        Some(last) if chunked(last) && chunked_before => {
+            Err(HttpError::BadRequest("chunked applied more than once"))
+        }
+        Some(last) if chunked(last) && before == 0 => Ok(Framing::Chunked),
+        Some(last) if chunked(last) => Err(HttpError::UnsupportedTransferEncoding),
         _ => Err(HttpError::BadRequest(
             "Transfer-Encoding does not end with chunked",
         )),
@@ -188,7 +201,14 @@ mod tests {
             ),
             (
                 &[("Transfer-Encoding", "chunked, chunked")],
-                Err(HttpError::UnsupportedTransferEncoding),
+                Err(HttpError::BadRequest("chunked applied more than once")),
+            ),
+            (
+                &[
+                    ("Transfer-Encoding", "gzip, chunked"),
+                    ("Transfer-Encoding", "chunked"),
+                ],
+                Err(HttpError::BadRequest("chunked applied more than once")),
             ),
             (&[("Transfer-Encoding", "gzip")], not_final.clone()),
             (&[("Transfer-Encoding", "chunked, gzip")], not_final.clone()),

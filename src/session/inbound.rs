@@ -109,11 +109,12 @@ impl<T: Transport> Connection<T> {
 
     /// After our close frame: ignore data, wait for the peer's close frame.
     fn decode_closing(&mut self, turn: &mut Turn<'_>) {
-        let limits = turn.config.decoder_limits();
+        let mut limits = turn.config.decoder_limits();
         loop {
             let Phase::Closing(closing) = &mut self.phase else {
                 return;
             };
+            limits.deflate = closing.deflate;
             let Some(input) = self.input.as_mut().filter(|input| !input.is_empty()) else {
                 return;
             };

@@ -152,6 +152,7 @@ impl<T: Transport> Connection<T> {
         add(&turn.metrics.messages_out, output.messages);
         add(&turn.metrics.compressed_out, output.compressed);
         let close = output.close.take();
+        let failed = output.failed.take();
         for chunk in output.into_chunks() {
             self.queue_vec(turn, chunk);
         }
@@ -173,13 +174,15 @@ impl<T: Transport> Connection<T> {
                 self.linger(turn, end, peer_eof, None);
             }
         }
+        if let Some(err) = failed {
+            return self.inflate_failed(turn, &err);
+        }
         if let Some(CloseFrame { code, reason }) = close {
-            // 1011 means the handler panicked: the server's decision, not a clean close. 1007
-            // and 1009 from a worker mean a compressed message failed to inflate (`runner.rs`).
-            let end = match code {
-                CloseCode::Error => CloseKind::Server,
-                CloseCode::Invalid | CloseCode::Size => CloseKind::ProtocolError,
-                _ => CloseKind::Clean,
+            // 1011 means the handler panicked: the server's decision, not a clean close.
+            let end = if code == CloseCode::Error {
+                CloseKind::Server
+            } else {
+                CloseKind::Clean
             };
             self.we_close(turn, code, &reason, end);
         }
@@ -287,6 +290,27 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// A compressed message failed to inflate where the handler runs (`1007` for bad deflate
+    /// data or text, `1009` past `max_message_size`): the peer broke the protocol inside it.
+    /// Its batch's earlier replies are already queued; nothing after it is handled. `Open` →
+    /// `Lingering` as for any protocol error; `PeerClosed` → `Lingering` too, with this code
+    /// instead of the echo of the peer's (or after EOF: only the close frame, then FIN).
+    pub(crate) fn inflate_failed(&mut self, turn: &mut Turn<'_>, err: &WsError) {
+        self.drop_unhandled();
+        match &mut self.phase {
+            Phase::Open(_) => self.protocol_error(turn, err),
+            Phase::PeerClosed(closed) => {
+                let peer_eof = closed.how == PeerEnd::Eof;
+                let (code, reason) = (err.close_code(), err.to_string());
+                log::debug!("{}: failing the connection with {code}: {err}", self.id);
+                self.queue_close(turn, code, &reason);
+                let info = CloseInfo::new(code, reason);
+                self.linger(turn, CloseKind::ProtocolError, peer_eof, Some(info));
+            }
+            _ => {}
+        }
+    }
+
     /// We start the close handshake (the handler's `close`, `ServerHandle::close`,
     /// `max_lifetime`, shutdown, a handler panic). `Open` → `Closing`, with our close frame;
     /// messages not yet handed to the handler are dropped. In other phases the conversation is
@@ -302,6 +326,7 @@ impl<T: Transport> Connection<T> {
             return;
         };
         let decoder = std::mem::take(&mut open.decoder);
+        let deflate = open.inbox.deflate();
         log::debug!("{}: closing with {code}", self.id);
         self.queue_close(turn, code, reason);
         self.drop_unhandled();
@@ -310,6 +335,7 @@ impl<T: Transport> Connection<T> {
             turn,
             Phase::Closing(Closing {
                 decoder,
+                deflate,
                 ended,
                 end,
             }),

@@ -99,6 +99,8 @@ pub(crate) struct PeerClosed {
 #[derive(Debug)]
 pub(crate) struct Closing {
     pub decoder: MessageDecoder,
+    /// permessage-deflate was agreed: the peer's frames in flight may still be compressed.
+    pub deflate: bool,
     /// What `on_close` will be told: our code and reason.
     pub ended: CloseInfo,
     /// Why the connection ends, for the stats (the server's decision, or a clean close).

@@ -148,6 +148,9 @@ pub(crate) struct Output {
     pub(crate) close: Option<CloseFrame>,
     /// Compress data messages (permessage-deflate), or not.
     pub(crate) compressing: Option<Compressing>,
+    /// A compressed message of the batch could not be inflated (`1007`, `1009`): the peer broke
+    /// the protocol. What came before it was handled; the session fails the connection.
+    pub(crate) failed: Option<WsError>,
 }
 
 impl Output {

@@ -77,7 +77,7 @@ impl JobRunner for TestApp {
                     let message = match message.into_message(TEST_APP_MAX_INFLATED) {
                         Ok(message) => message,
                         Err(err) => {
-                            output.close = Some(frame(err.close_code(), "inflate failed"));
+                            output.failed = Some(err);
                             break;
                         }
                     };

@@ -7,6 +7,7 @@ mod backpressure;
 mod bodies;
 mod closing;
 mod deadlines;
+mod deflate;
 mod fairness;
 mod http;
 mod lifecycle;

@@ -10,8 +10,8 @@
 //!
 //! Every connection negotiates no context takeover (`negotiate.rs`), so a codec is reset before
 //! each message and can serve any connection. Each thread keeps one inflater and one compressor
-//! per window size it has used (at most seven: 9..=15 bits) in a thread-local, created on first
-//! use: with worker threads that is a few hundred KiB per worker, whatever the number of
+//! per window size and level it has used (a server has one level; window sizes are 9..=15 bits)
+//! in a thread-local, created on first use: with worker threads that is a few hundred KiB per worker, whatever the number of
 //! connections; an idle connection holds none.
 
 use std::cell::RefCell;
@@ -124,7 +124,7 @@ fn inflate_into(
 }
 
 /// `payload` deflated with a window of `window_bits` at `level`, without the tail. Incompressible
-/// input comes back as stored blocks, at most 5 bytes per 64 KiB larger.
+/// input comes back as stored blocks, at most 5 bytes per 64 KiB (and one) larger.
 pub fn compress(payload: &[u8], window_bits: u8, level: u32) -> Vec<u8> {
     with_codecs(|codecs| {
         let compressor = codecs.compressor(window_bits, level);
@@ -165,13 +165,17 @@ pub fn compress(payload: &[u8], window_bits: u8, level: u32) -> Vec<u8> {
 /// Most bytes in a stored deflate block.
 const STORED_BLOCK_MAX: usize = 65_535;
 
-/// The length of `len` bytes as stored blocks.
+/// The length of `len` bytes as stored blocks, with the header byte of the empty block that the
+/// stripped tail belongs to.
 fn stored_len(len: usize) -> usize {
-    len + len.div_ceil(STORED_BLOCK_MAX) * 5
+    len + len.div_ceil(STORED_BLOCK_MAX) * 5 + 1
 }
 
 /// `payload` as uncompressed ("stored") deflate blocks, none of them final (RFC 1951 §3.2.4):
-/// the message keeps RSV1 set and needs no compressor at all.
+/// the message keeps RSV1 set and needs no compressor at all. It ends as a sync flush does, with
+/// the first byte of an empty stored block whose other four bytes are the tail (`00 00 ff ff`)
+/// that RFC 7692 §7.2.1 strips: a receiver that appends the tail, or the tail and a final empty
+/// block, reads a complete stream (RFC 7692 §7.2.3.4 shows the same shape).
 fn stored(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(stored_len(payload.len()));
     for block in payload.chunks(STORED_BLOCK_MAX) {
@@ -182,6 +186,7 @@ fn stored(payload: &[u8]) -> Vec<u8> {
         out.extend_from_slice(&(!len).to_le_bytes());
         out.extend_from_slice(block);
     }
+    out.push(0x00);
     out
 }
 
@@ -267,6 +272,33 @@ mod tests {
             );
             let message = compressed(false, deflated).inflate(payload.len()).unwrap();
             assert_eq!(message.as_bytes(), payload);
+        }
+    }
+
+    /// What strict receivers do (gorilla, gws): append the tail and a final empty stored block
+    /// (`00 00 ff ff 01 00 00 ff ff`) and expect the stream to end there, exactly.
+    fn inflates_strictly(deflated: &[u8], expected: &[u8]) {
+        let mut stream = deflated.to_vec();
+        stream.extend_from_slice(&[0x00, 0x00, 0xff, 0xff, 0x01, 0x00, 0x00, 0xff, 0xff]);
+        let mut inflater = Decompress::new(false);
+        let mut out = Vec::with_capacity(expected.len() + 64);
+        let status = inflater.decompress_vec(&stream, &mut out, FlushDecompress::Finish);
+        assert_eq!(status.ok(), Some(Status::StreamEnd), "{deflated:x?}");
+        assert_eq!(inflater.total_in(), stream.len() as u64);
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn every_output_is_a_complete_stream_for_strict_receivers() {
+        let json = br#"{"user":"ada","x":12}"#.repeat(100);
+        let noise: Vec<u8> = (0..70_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).rotate_left(i % 31) >> 7) as u8)
+            .collect();
+        for payload in [&json[..], &noise, b"", b"a"] {
+            for level in [0, 1, 6] {
+                inflates_strictly(&compress(payload, 15, level), payload);
+            }
+            inflates_strictly(&stored(payload), payload);
         }
     }
 

@@ -12,7 +12,7 @@
 //! no connection keeps a compressor or a window between messages, and an idle connection costs
 //! no zlib memory at all. The threads that compress keep one codec each (`codec.rs`).
 
-use crate::ws::extension::{ExtensionOffer, SyntaxError, parse_offers};
+use crate::ws::extension::{ExtensionOffer, parse_offers};
 
 /// The extension's registered name.
 const NAME: &str = "permessage-deflate";
@@ -58,8 +58,6 @@ impl PerMessageDeflate {
 /// Why an offer was declined (for the log and the tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declined {
-    /// The element broke the header grammar.
-    Syntax(SyntaxError),
     /// A parameter this extension does not define.
     UnknownParameter,
     /// A parameter given twice (RFC 7692 §7: the offer is then invalid).
@@ -77,20 +75,24 @@ pub fn negotiate<'a>(
 ) -> Option<PerMessageDeflate> {
     parse_offers(extension_headers)
         .into_iter()
-        .filter(|offer| {
-            offer
-                .as_ref()
-                .map_or(true, |o| o.name.eq_ignore_ascii_case(NAME))
-        })
-        .find_map(
-            |offer| match offer.map_err(Declined::Syntax).and_then(|o| accept(&o)) {
+        .find_map(|offer| {
+            let offer = match offer {
+                Ok(offer) if offer.name.eq_ignore_ascii_case(NAME) => offer,
+                // Another extension: not ours to judge.
+                Ok(_) => return None,
+                Err(why) => {
+                    log::debug!("a Sec-WebSocket-Extensions element is not understood: {why:?}");
+                    return None;
+                }
+            };
+            match accept(&offer) {
                 Ok(agreement) => Some(agreement),
                 Err(why) => {
                     log::debug!("permessage-deflate offer declined: {why:?}");
                     None
                 }
-            },
-        )
+            }
+        })
 }
 
 /// Accepts one permessage-deflate offer, or says why not.
