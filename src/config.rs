@@ -93,7 +93,9 @@ pub struct Config {
     /// taken into one job. Default 64.
     pub max_pending_messages: usize,
     /// Most bytes of messages a connection may hold while its previous job runs (a message larger
-    /// than this is still accepted, alone). Default 1 MiB.
+    /// than this is still accepted, alone). Default 1 MiB. Compressed messages count as received:
+    /// a batch of them inflates one message at a time on the worker, each to at most
+    /// `max_message_size`.
     pub max_pending_bytes: usize,
     /// Outbound bytes a connection may have waiting for the socket. At this level the loop
     /// dispatches no new job for it (and so stops reading it); a push or broadcast that would
