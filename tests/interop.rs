@@ -1,6 +1,7 @@
 //! Real clients against the echo example's handler and defaults, with compression on (their
 //! default): the Python `websockets` client and headless Chromium both negotiate
-//! permessage-deflate, send compressed messages and get their echoes back compressed.
+//! permessage-deflate, send compressed messages and get their echoes back compressed; so does
+//! Node `ws` when it is installed.
 //!
 //! The Python client comes from `WSREACTOR_PYTHON` (a Python with `websockets` installed;
 //! `bash .ci/run` makes a virtualenv for it) or `python3` if it has `websockets`. Chromium is
@@ -105,6 +106,79 @@ fn python_websockets_negotiates_compression_and_round_trips() {
     // websockets compresses every message; the echo compresses those of 1 KiB and more.
     assert_eq!(stats.compressed_in, 5);
     assert_eq!(stats.compressed_out, 3);
+    server.shutdown().expect("clean shutdown");
+}
+
+/// A `node` and a `node_modules` folder holding `ws`, if there are: `WSREACTOR_NODE_MODULES`
+/// (`bash .ci/run` installs `ws` there when npm is available).
+fn node_ws_or_skip() -> Option<String> {
+    let modules = std::env::var("WSREACTOR_NODE_MODULES").ok();
+    let usable = modules.as_ref().is_some_and(|dir| {
+        Command::new("node")
+            .args(["-e", "require('ws')"])
+            .env("NODE_PATH", dir)
+            .status()
+            .is_ok_and(|status| status.success())
+    });
+    if !usable {
+        eprintln!("skipped: no node with the `ws` package (WSREACTOR_NODE_MODULES)");
+        return None;
+    }
+    modules
+}
+
+/// Node `ws` with `perMessageDeflate` (its client default): compressed text and binary, each
+/// echo checked; prints what it saw as JSON.
+const NODE_CLIENT: &str = r#"
+const WebSocket = require("ws");
+const ws = new WebSocket(process.argv[1], { perMessageDeflate: true });
+const record = (i) => JSON.stringify({ id: i, user: "ada", event: "move", x: (i * 3) % 101 });
+const text = Array.from({ length: 300 }, (_, i) => record(i)).join(",");
+const messages = [text, Buffer.from(text.repeat(3)), "short"];
+const seen = { echoed: 0 };
+ws.on("open", () => {
+  seen.extensions = ws.extensions;
+  ws.send(messages[0]);
+});
+ws.on("message", (data, isBinary) => {
+  const sent = messages[seen.echoed];
+  const same = isBinary ? Buffer.compare(data, sent) === 0 : data.toString() === sent;
+  if (!same) { console.error("echo differs"); process.exit(1); }
+  seen.echoed += 1;
+  if (seen.echoed < messages.length) ws.send(messages[seen.echoed]);
+  else ws.close(1000, "done");
+});
+ws.on("close", (code) => { seen.code = code; console.log(JSON.stringify(seen)); });
+ws.on("error", (err) => { console.error(String(err)); process.exit(1); });
+"#;
+
+#[test]
+fn node_ws_negotiates_compression_and_round_trips() {
+    let Some(modules) = node_ws_or_skip() else {
+        return;
+    };
+    let server = echo_server();
+    let url = format!("ws://{}/ws", server.local_addr());
+    let output = Command::new("node")
+        .args(["-e", NODE_CLIENT, &url])
+        .env("NODE_PATH", &modules)
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("the client's JSON");
+    // `ws.extensions` names what was agreed.
+    assert_eq!(seen["extensions"], "permessage-deflate", "{seen}");
+    assert_eq!(seen["echoed"], 3, "{seen}");
+    assert_eq!(seen["code"], 1000, "{seen}");
+    let stats = server.handle().stats();
+    assert_eq!(stats.deflate_upgrades, 1);
+    // Node compresses messages of 1 KiB and more (its threshold), like the echo.
+    assert_eq!(stats.compressed_in, 2, "{stats:?}");
+    assert_eq!(stats.compressed_out, 2, "{stats:?}");
     server.shutdown().expect("clean shutdown");
 }
 
