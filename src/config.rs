@@ -118,6 +118,12 @@ pub struct Config {
     /// reconnect (to another server, after a deploy); `None` keeps connections forever.
     /// Default `None`.
     pub max_lifetime: Option<Duration>,
+    /// How long one WebSocket message may take to arrive, from its first byte to its last (all
+    /// its fragments; a control frame counts too). Past it the connection is closed with `1008`:
+    /// a client that announces a 16 MiB frame and sends it at 1 KiB/s is not idle, so no ping
+    /// catches it, and would otherwise hold its buffer forever. Default 30 s; raise it for slow
+    /// links that upload large messages (16 MiB in 30 s is 560 KB/s).
+    pub message_timeout: Duration,
     /// A connection whose pending output makes no progress for this long (the client does not
     /// read) is dropped and its buffers freed. Default 30 s.
     pub write_stall_timeout: Duration,
@@ -171,6 +177,7 @@ impl Default for Config {
             ping_interval: Some(Duration::from_secs(30)),
             pong_timeout: Duration::from_secs(10),
             max_lifetime: None,
+            message_timeout: Duration::from_secs(30),
             write_stall_timeout: Duration::from_secs(30),
             metrics_path: None,
             health_path: None,
@@ -228,6 +235,7 @@ impl Config {
             (self.keep_alive_timeout, "keep_alive_timeout"),
             (self.pong_timeout, "pong_timeout"),
             (self.write_stall_timeout, "write_stall_timeout"),
+            (self.message_timeout, "message_timeout"),
             (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
             (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),
         ];

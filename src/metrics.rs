@@ -36,6 +36,8 @@ pub(crate) enum TimeoutKind {
     Pong,
     /// A WebSocket reached `max_lifetime`.
     Lifetime,
+    /// A WebSocket message (or control frame) took longer than `message_timeout` to arrive.
+    Message,
     /// Output made no progress for `write_stall_timeout`.
     WriteStall,
     /// The peer did not finish the close handshake (or close TCP) within `close_timeout`.
@@ -203,6 +205,8 @@ metrics! {
     timeouts_pong: counter "timeouts_total" ["kind=\"pong\""] "";
     /// WebSocket connections closed with `1001` at `max_lifetime`.
     timeouts_lifetime: counter "timeouts_total" ["kind=\"lifetime\""] "";
+    /// WebSockets closed because a message did not arrive within `message_timeout`.
+    timeouts_message: counter "timeouts_total" ["kind=\"message\""] "";
     /// Connections dropped because their output made no progress for `write_stall_timeout`.
     timeouts_write_stall: counter "timeouts_total" ["kind=\"write_stall\""] "";
     /// Connections dropped because the close handshake did not finish within `close_timeout`.
@@ -259,6 +263,7 @@ impl Metrics {
             TimeoutKind::Idle => &self.timeouts_idle,
             TimeoutKind::Pong => &self.timeouts_pong,
             TimeoutKind::Lifetime => &self.timeouts_lifetime,
+            TimeoutKind::Message => &self.timeouts_message,
             TimeoutKind::WriteStall => &self.timeouts_write_stall,
             TimeoutKind::Close => &self.timeouts_close,
         };

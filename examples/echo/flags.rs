@@ -218,6 +218,12 @@ const FLAGS: &[Flag] = &[
         "close 1001 after; 0 = off [0]"
     ),
     flag!(
+        "message-timeout-ms",
+        message_timeout,
+        millis,
+        "a message must arrive within; else 1008 [30000]"
+    ),
+    flag!(
         "write-stall-timeout-ms",
         write_stall_timeout,
         millis,

@@ -17,6 +17,7 @@
 //! | `ping_interval` | `Open`, since the last byte received | send a ping |
 //! | `pong_timeout` | `Open`, after our ping | drop (`1006` to `on_close`) |
 //! | `max_lifetime` | `Open`, since the upgrade | close `1001` |
+//! | `message_timeout` | `Open`, from a message's first byte while the decoder holds it in part | close `1008` |
 //! | `write_stall_timeout` | any phase, output stuck without progress | drop (`1008` to `on_close`) |
 //! | `close_timeout` | `Closing`/`Lingering`, after output drained | drop |
 
@@ -64,6 +65,10 @@ impl<T: Transport> Connection<T> {
                 }
             }
             Phase::Open(open) => {
+                if let Some(since) = open.message_since {
+                    let kind = TimeoutKind::Message;
+                    consider(since + config.message_timeout, Due::Timeout(kind));
+                }
                 if let Some(lifetime) = config.max_lifetime {
                     consider(
                         open.opened_at + lifetime,

@@ -26,7 +26,10 @@ impl<T: Transport> Connection<T> {
     /// batch of requests in hand.
     pub(crate) fn decode(&mut self, turn: &mut Turn<'_>) {
         match self.phase {
-            Phase::Open(_) => self.decode_open(turn),
+            Phase::Open(_) => {
+                self.decode_open(turn);
+                self.time_the_partial_message(turn);
+            }
             Phase::Closing(_) => self.decode_closing(turn),
             Phase::Lingering(_) => {
                 if let Some(input) = self.input.as_mut() {
@@ -105,6 +108,22 @@ impl<T: Transport> Connection<T> {
                 add(&turn.metrics.backpressure_pauses, 1);
             }
         }
+    }
+
+    /// Starts, keeps or stops the `message_timeout` clock: it runs while part of a message (or
+    /// of a frame header) is held, from the moment the first of it arrived. It stops while the
+    /// inbox is full: then the loop is not reading, and the slowness is the handler's.
+    fn time_the_partial_message(&mut self, turn: &Turn<'_>) {
+        let held = self.input.as_ref().is_some_and(|input| !input.is_empty());
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        let partial = held || !open.decoder.is_idle();
+        open.message_since = if partial && !open.inbox.is_full(turn.config) {
+            open.message_since.or(Some(turn.now))
+        } else {
+            None
+        };
     }
 
     /// After our close frame: ignore data, wait for the peer's close frame.

@@ -203,6 +203,7 @@ impl<T: Transport> Connection<T> {
             inbox: Inbox::new(deflate),
             opened_at: turn.now,
             ping_sent: None,
+            message_since: None,
         };
         self.enter(turn, Phase::Open(open));
         self.clocks.last_read = turn.now;
@@ -429,6 +430,11 @@ impl<T: Transport> Connection<T> {
             TimeoutKind::Lifetime => {
                 let reason = "connection lifetime exceeded";
                 self.we_close(turn, CloseCode::Away, reason, CloseKind::Server);
+            }
+            TimeoutKind::Message => {
+                // A policy, not a protocol error: the frames were valid, only far too slow.
+                let reason = "message took too long to arrive";
+                self.we_close(turn, CloseCode::Policy, reason, CloseKind::Timeout);
             }
             TimeoutKind::WriteStall => {
                 // Nothing can be sent to a client that does not read: drop it, free its buffers.

@@ -72,6 +72,9 @@ pub(crate) struct Open {
     pub opened_at: Instant,
     /// When our keepalive ping went out, until anything arrives (`pong_timeout`).
     pub ping_sent: Option<Instant>,
+    /// When the first byte of the message (or control frame) the decoder holds in part arrived
+    /// (`message_timeout`); `None` between messages.
+    pub message_since: Option<Instant>,
 }
 
 /// How the peer ended the conversation.

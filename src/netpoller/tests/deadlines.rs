@@ -1,5 +1,5 @@
 //! Every deadline kind, driven by a hand-moved clock: request, keep-alive idle, ping and pong,
-//! lifetime, write stall, close handshake, and the end of a linger.
+//! lifetime, message, write stall, close handshake, and the end of a linger.
 
 use super::*;
 use crate::ws::CloseCode;
@@ -107,6 +107,65 @@ fn max_lifetime_closes_with_1001_and_waits_for_the_answer() {
     assert_eq!(h.close_code(peer), Some(CloseCode::Away));
     let stats = h.stats();
     assert_eq!((stats.timeouts_lifetime, stats.closed_server), (1, 1));
+}
+
+/// The WebSocket form of slowloris: a frame header announcing 1,000 bytes, then a few bytes
+/// every 5 s. The trickle keeps the connection from looking idle (no ping), so only the message
+/// deadline ends it: `1008` at 30 s from the message's first byte.
+#[test]
+fn a_message_that_trickles_in_is_closed_with_1008_at_the_message_timeout() {
+    let mut h = harness(Config {
+        message_timeout: secs(30),
+        ping_interval: Some(secs(20)),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let frame = client_frame(0x2, &[7; 1000]);
+    h.send(peer, &frame[..12]);
+    for chunk in frame[12..].chunks(10).take(5) {
+        h.advance(secs(5));
+        h.send(peer, chunk);
+    }
+    assert!(h.take_output(peer).is_empty(), "no ping: it is not silent");
+    h.advance(secs(4));
+    assert!(h.take_output(peer).is_empty(), "29 s: not yet");
+    h.advance(secs(1));
+    assert_eq!(close_code(&h.take_output(peer)), Some(1008));
+    assert_eq!(h.phase(peer), Some("Closing"));
+    h.send(peer, &close_frame(1008));
+    h.peer_eof(peer);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Policy));
+    let stats = h.stats();
+    assert_eq!((stats.timeouts_message, stats.closed_timeout), (1, 1));
+}
+
+/// A header byte alone starts the clock too; each complete message stops it, and the next one
+/// gets its own 30 s.
+#[test]
+fn each_message_gets_its_own_message_timeout() {
+    let mut h = harness(Config {
+        message_timeout: secs(30),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    for n in 0..3 {
+        let frame = text(&format!("slow {n}"));
+        h.send(peer, &frame[..1]);
+        h.advance(secs(29));
+        h.send(peer, &frame[1..]);
+        h.run_all_jobs();
+        assert_eq!(texts(&h.take_output(peer)), [format!("slow {n}")]);
+    }
+    h.advance(secs(60));
+    assert_eq!(
+        h.phase(peer),
+        Some("Open"),
+        "between messages no clock runs"
+    );
+    h.send(peer, &text("x")[..1]);
+    h.advance(secs(30));
+    assert_eq!(close_code(&h.take_output(peer)), Some(1008));
 }
 
 #[test]
