@@ -189,6 +189,36 @@ fn max_lifetime_closes_with_1001() {
     server.shutdown().unwrap();
 }
 
+/// The slow-body attack: a frame header announcing 1 MiB, then a few bytes and nothing more
+/// (or a trickle: it is not silent, so no ping would catch it). `message_timeout` closes it
+/// with `1008`, while the same server goes on echoing for everyone else.
+#[test]
+fn a_message_that_never_finishes_arriving_is_closed_with_1008() {
+    let mut config = config();
+    config.message_timeout = Duration::from_millis(400);
+    let server = start(config, echo());
+    let handle = server.handle();
+    let mut slow = raw_websocket(server.local_addr());
+    let mut header = vec![0x82, 0xFF, 0, 0, 0, 0, 0, 0x10, 0, 0];
+    header.extend_from_slice(&[1, 2, 3, 4]);
+    slow.write_all(&header).unwrap();
+    slow.write_all(&[0; 10]).unwrap();
+    let started = std::time::Instant::now();
+    let mut client = connect(server.local_addr());
+    echo_text(&mut client, "still served");
+    assert_eq!(read_close_code(&mut slow), Some(1008));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    echo_text(&mut client, "still served after");
+    let stats = wait_for_stats(&handle, "the slow one closed", |s| s.timeouts_message == 1);
+    assert_eq!(stats.closed_protocol_error, 0, "{stats:?}");
+    close_client(client);
+    server.shutdown().unwrap();
+}
+
 // 3. Write stall: a client that sends as fast as it can and never reads.
 
 #[test]
