@@ -165,7 +165,7 @@ impl HandlerRunner {
             }
             HttpTail::Upgrade(upgrade) => {
                 let (request, upgrade) = *upgrade;
-                self.upgrade_and_open(conn, &request, &upgrade, &mut output)
+                self.upgrade_and_open(conn, &request, upgrade, &mut output)
             }
         };
         reply(output, after)
@@ -176,11 +176,11 @@ impl HandlerRunner {
         &self,
         conn: ConnId,
         request: &Request,
-        upgrade: &UpgradeRequest,
+        upgrade: UpgradeRequest,
         output: &mut Output,
     ) -> After {
         let offer = UpgradeOffer {
-            protocols: upgrade.protocols.clone(),
+            protocols: upgrade.protocols,
             compression: if self.compression {
                 negotiate(request.headers_all("sec-websocket-extensions"))
             } else {
@@ -196,7 +196,7 @@ impl HandlerRunner {
                 compression,
             }) => {
                 let protocol = protocol.filter(|chosen| {
-                    let offered = upgrade.protocols.iter().any(|p| p == chosen);
+                    let offered = offer.protocols.iter().any(|p| p == chosen);
                     if !offered {
                         // The server MUST answer with one of the client's protocols, or none.
                         // (RFC 6455 §4.2.2)
