@@ -102,6 +102,15 @@ pub struct Config {
     /// take it past twice this level closes the connection with `1008` (slow consumer).
     /// Default 4 MiB.
     pub max_outbound_bytes: usize,
+    /// Most bytes all connections together may hold for their peers: read buffers, messages
+    /// being received or waiting for a job, jobs with the handler, and output. Each limit above
+    /// bounds one connection; this bounds their sum, so a few hundred clients that send and
+    /// never read cannot take the machine's memory. Past three quarters of it, connections
+    /// holding more than their share of it stop being read (backpressure, the biggest holders
+    /// first); past it, the connections whose output is stuck and that hold the most are
+    /// dropped with `1008` until the server is back under it. Well-behaved clients, which hold
+    /// little, keep being served. Default 256 MiB.
+    pub max_buffered_bytes: usize,
     /// How long a connection may take to send a complete HTTP request (request line, headers and
     /// body) after it connects or after its previous response. Default 10 s (slowloris guard).
     pub request_timeout: Duration,
@@ -172,6 +181,7 @@ impl Default for Config {
             max_pending_messages: 64,
             max_pending_bytes: 1024 * 1024,
             max_outbound_bytes: 4 * 1024 * 1024,
+            max_buffered_bytes: 256 * 1024 * 1024,
             request_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(30),
             ping_interval: Some(Duration::from_secs(30)),
@@ -208,6 +218,7 @@ impl Config {
             (self.max_pending_messages, "max_pending_messages"),
             (self.max_pending_bytes, "max_pending_bytes"),
             (self.max_outbound_bytes, "max_outbound_bytes"),
+            (self.max_buffered_bytes, "max_buffered_bytes"),
             (self.max_events, "max_events"),
         ];
         if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {

@@ -173,6 +173,19 @@ metrics! {
     busy_workers: gauge "busy_workers" [""] "Workers running a handler now.";
     /// Bytes waiting to be written, summed over connections.
     pending_outbound_bytes: gauge "pending_outbound_bytes" [""] "Bytes waiting to be written.";
+    /// Bytes the connections hold for their peers (read buffers, partial and pending messages,
+    /// jobs, output), summed over the loops as each last published it (once per loop turn):
+    /// what `max_buffered_bytes` bounds.
+    buffered_bytes: gauge "buffered_bytes" [""]
+        "Bytes held for connections (input, jobs, output), bounded by max_buffered_bytes.";
+    /// Times a connection stopped being read because the server neared `max_buffered_bytes`
+    /// and the connection held more than its share.
+    budget_pauses: counter "budget_pauses_total" [""]
+        "Times a socket stopped being read because the memory budget was near.";
+    /// Connections dropped because the server passed `max_buffered_bytes` (slow consumers
+    /// holding the most first; close `1008`).
+    budget_drops: counter "budget_drops_total" [""]
+        "Connections dropped because the server passed its memory budget.";
     /// Replies or pushes for a connection that had already closed (its slab slot reused or
     /// empty), detected by generation and dropped.
     stale_replies_dropped: counter "stale_replies_dropped_total" [""]

@@ -188,6 +188,11 @@ const FLAGS: &[Flag] = &[
         "bytes queued per connection [4194304]"
     ),
     flag!(
+        "max-buffered-bytes",
+        max_buffered_bytes,
+        "bytes held by all connections together [268435456]"
+    ),
+    flag!(
         "request-timeout-ms",
         request_timeout,
         millis,

@@ -37,6 +37,11 @@ impl ReadBuffer {
         self.end - self.start
     }
 
+    /// Bytes of memory it occupies (its storage, used or not).
+    pub(crate) fn capacity(&self) -> usize {
+        self.storage.len()
+    }
+
     /// Marks `n` bytes at the front as consumed.
     pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.len());

@@ -161,6 +161,7 @@ impl EventLoop {
             self.table.run_ready(self.now);
             self.table.fire_timers(self.now);
             self.table.retry_held(self.now);
+            self.table.keep_budget(self.now);
             self.resume_accepting();
             self.check_shutdown();
             if self.shutdown_complete() {

@@ -4,7 +4,8 @@
 //! |---|---|
 //! | `event_loop.rs` | the thread: `poll`, the turn, accept pauses, shutdown |
 //! | `accept.rs` | accept until `WouldBlock`; `503` past `max_connections`; pause on `EMFILE` |
-//! | `table.rs` | the slab of connections with their interest and deadline, ready and held lists, owed `on_close` — sans-I/O |
+//! | `table.rs` | the slab of connections with their interest and deadline, ready, held and paused lists, owed `on_close` — sans-I/O |
+//! | `budget.rs` | the loop's part of the server-wide memory budget: pressure, hold limit, when to drop |
 //! | `timers.rs` | the deadline heap whose top is the `poll` timeout |
 //! | `waker.rs` | the coalescing doorbell other threads ring |
 //! | `link.rs` | the ways into a loop: commands, replies, waker |
@@ -16,6 +17,7 @@
 //! timers stay on this thread; only jobs and their replies cross to the workers.
 
 mod accept;
+mod budget;
 mod event_loop;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod harness;

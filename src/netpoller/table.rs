@@ -29,6 +29,7 @@ use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::metrics::{CloseKind, Metrics, add, adjust};
+use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::link::Command;
 use crate::netpoller::timers::Timers;
 use crate::session::{
@@ -65,12 +66,15 @@ impl<S: mio::event::Source> Poller<S> for mio::Registry {
 }
 
 /// A slab entry: the connection's session, and what the netpoller keeps for it — the interest
-/// registered now and the deadline scheduled on the heap (Go keeps the same in a `pollDesc`).
+/// registered now and the deadline scheduled on the heap (Go keeps the same in a `pollDesc`),
+/// and whether the memory budget paused its reading.
 #[derive(Debug)]
 struct Entry<T> {
     conn: Connection<T>,
     interest: Interest,
     deadline: Option<Instant>,
+    /// On the `paused` list: it held too much to be read while the budget was under pressure.
+    budget_paused: bool,
 }
 
 /// One event loop's connections, sans-I/O.
@@ -92,6 +96,10 @@ pub(crate) struct ConnectionTable<T, P, Q> {
     owed: HashMap<ConnId, OnClose>,
     /// `on_close` jobs that found the job queue full, in order.
     close_backlog: VecDeque<Job>,
+    /// This loop's part of the server-wide memory budget.
+    budget: MemoryBudget,
+    /// Connections the budget stopped reading, to drive again when the pressure passes.
+    paused: Vec<ConnId>,
     next_generation: u64,
     shutting_down: bool,
     poller: P,
@@ -112,6 +120,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         ConnectionTable {
             loop_index,
             pool: BufferPool::new(config.read_buffer_size, config.max_pooled_buffers),
+            budget: MemoryBudget::new(&config),
             config,
             metrics,
             slab: Slab::new(),
@@ -120,6 +129,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             held: VecDeque::new(),
             owed: HashMap::new(),
             close_backlog: VecDeque::new(),
+            paused: Vec::new(),
             next_generation: 1,
             shutting_down: false,
             poller,
@@ -141,6 +151,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             conn: Connection::new(id, transport, now, &self.metrics),
             interest: Interest::READABLE,
             deadline: None,
+            budget_paused: false,
         });
         self.arm(index, now);
         Ok(id)
@@ -182,8 +193,16 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         }
     }
 
-    /// A command from a `ServerHandle`.
+    /// A command from a `ServerHandle`. Pushes are the one producer the loop cannot slow down by
+    /// not reading, so the budget is checked after each (a turn may carry thousands).
     pub(crate) fn command(&mut self, command: Command, now: Instant) {
+        self.apply_command(command, now);
+        if self.budget.exceeded(&self.metrics) {
+            self.drop_slow_consumers(now);
+        }
+    }
+
+    fn apply_command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Send { conn, bytes } => self.push(conn, &bytes, now),
             Command::Close { conn, frame } => match self.live(conn) {
@@ -305,6 +324,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 conn.abort(turn, CloseKind::Timeout)
             });
         }
+        self.budget.publish(&self.metrics);
         (
             std::mem::take(&mut self.owed),
             std::mem::take(&mut self.close_backlog),
@@ -333,8 +353,56 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         self.timers.next_timeout(now)
     }
 
+    /// Keeps the memory budget, once per turn: past it, drops the slow consumers that hold the
+    /// most until the server is back under seven eighths of it; once the pressure has passed,
+    /// drives the connections it paused, so they read again.
+    pub(crate) fn keep_budget(&mut self, now: Instant) {
+        if self.budget.exceeded(&self.metrics) {
+            self.drop_slow_consumers(now);
+        }
+        if !self.paused.is_empty() && self.budget.hold_limit(&self.metrics) == usize::MAX {
+            for id in std::mem::take(&mut self.paused) {
+                if let Some(index) = self.live(id) {
+                    self.slab[index].budget_paused = false;
+                    self.step(index, now, |_, _| {});
+                }
+            }
+        }
+    }
+
+    /// Over the budget: the connections whose output is not draining (the peer does not read)
+    /// and that hold at least the hold limit, biggest first, are dropped with `1008`. Clients
+    /// that read what they are sent are never chosen; if the slow consumers are not enough,
+    /// the pause on reading holds the rest.
+    fn drop_slow_consumers(&mut self, now: Instant) {
+        let floor = self.budget.hold_limit(&self.metrics);
+        let mut stuck: Vec<(usize, usize)> = self
+            .slab
+            .iter()
+            .filter(|(_, entry)| entry.conn.clocks.write_blocked_since.is_some())
+            .map(|(index, entry)| (entry.conn.buffered_bytes(), index))
+            .filter(|&(held, _)| held >= floor)
+            .collect();
+        stuck.sort_unstable_by(|a, b| b.cmp(a));
+        for (held, index) in stuck {
+            if self.budget.relieved(&self.metrics) {
+                break;
+            }
+            let total = self.budget.total(&self.metrics);
+            log::warn!(
+                "{}: dropped: holds {held} bytes it cannot send while the server holds \
+                 {total} (max_buffered_bytes {})",
+                self.slab[index].conn.id,
+                self.config.max_buffered_bytes
+            );
+            add(&self.metrics.budget_drops, 1);
+            self.step(index, now, |conn, turn| conn.over_budget(turn));
+        }
+    }
+
     /// Adds this loop's change in its gauges to the shared ones.
     pub(crate) fn report_gauges(&mut self) {
+        self.budget.publish(&self.metrics);
         let now = [
             self.slab.capacity() as u64,
             self.pool.len() as u64,
@@ -363,6 +431,13 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn connections(&self) -> impl Iterator<Item = &Connection<T>> {
         self.slab.iter().map(|(_, entry)| &entry.conn)
+    }
+
+    /// The bytes the budget charges this loop now (tests and the fuzz harness check that it is
+    /// the sum of its connections' `buffered_bytes`).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        self.budget.local()
     }
 
     /// The poller (tests and the fuzz harness).
@@ -398,20 +473,35 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             return;
         };
         let was_held = entry.conn.holds_job();
+        let held_before = entry.conn.buffered_bytes();
+        let hold_limit = self.budget.hold_limit(&self.metrics);
         let mut turn = Turn {
             now,
             config: &self.config,
             pool: &mut self.pool,
             metrics: &self.metrics,
             shutting_down: self.shutting_down,
+            hold_limit,
         };
         event(&mut entry.conn, &mut turn);
         let verdict = entry.conn.drive(&mut turn, &mut self.jobs);
         let id = entry.conn.id;
-        match verdict {
-            Verdict::Close(kind) => return self.remove(index, kind),
-            Verdict::Again => self.ready.push(id),
-            Verdict::Wait => {}
+        if let Verdict::Close(kind) = verdict {
+            self.budget.charge(held_before, 0, &self.metrics);
+            return self.remove(index, kind);
+        }
+        let held = entry.conn.buffered_bytes();
+        self.budget.charge(held_before, held, &self.metrics);
+        if held >= hold_limit && entry.conn.readable && !entry.budget_paused {
+            // Not read because it holds too much while memory is short: nothing else may
+            // wake it (edge-triggered readiness already reported the unread bytes).
+            log::debug!("{id}: holds {held} bytes near the memory budget; reading paused");
+            add(&self.metrics.budget_pauses, 1);
+            entry.budget_paused = true;
+            self.paused.push(id);
+        }
+        if verdict == Verdict::Again {
+            self.ready.push(id);
         }
         if !was_held && entry.conn.holds_job() {
             // Listed once; `retry_held` re-lists it if a retry fails.
@@ -469,7 +559,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         let conn = &mut entry.conn;
         self.poller.deregister(&mut conn.transport);
         conn.return_all_buffers(&mut self.pool, &self.metrics);
-        let job_running = matches!(conn.job, JobSlot::InFlight);
+        let job_running = matches!(conn.job, JobSlot::InFlight(_));
         let on_close = match &mut conn.phase {
             Phase::Closed(closed) => std::mem::replace(&mut closed.on_close, OnClose::Nothing),
             _ => OnClose::Nothing,

@@ -7,6 +7,11 @@
 //! no queue grows past its bound. Pushes from other threads are the one producer the loop cannot
 //! slow down this way, so they have a hard bound instead: past twice `max_outbound_bytes` the
 //! client is a slow consumer and is dropped (`machine.rs`, `slow_consumer`).
+//!
+//! Each bound is per connection; their sum is bounded by the server's memory budget
+//! (`max_buffered_bytes`, kept by `netpoller/budget.rs`). Near it, the loop passes a
+//! `hold_limit` in the [`Turn`]: a connection already holding that much is not read either,
+//! which is the same backpressure applied to the biggest holders first.
 
 use crate::config::Config;
 use crate::metrics::add;
@@ -22,10 +27,17 @@ impl<T: Transport> Connection<T> {
         let room_out = self.output_len() < turn.config.max_outbound_bytes;
         match &self.phase {
             Phase::Http(http) => {
-                !http.peer_eof && self.is_idle() && room_out && !turn.shutting_down
+                !http.peer_eof
+                    && self.is_idle()
+                    && room_out
+                    && !turn.shutting_down
+                    && self.within_budget(turn)
             }
             Phase::Open(open) => {
-                !turn.shutting_down && room_out && !open.inbox.is_full(turn.config)
+                !turn.shutting_down
+                    && room_out
+                    && !open.inbox.is_full(turn.config)
+                    && self.within_budget(turn)
             }
             // After our close frame, and while lingering, everything is read and discarded.
             Phase::Closing(_) => true,
@@ -34,10 +46,17 @@ impl<T: Transport> Connection<T> {
         }
     }
 
+    /// The memory budget's rule: near the budget, a connection that already holds
+    /// `turn.hold_limit` bytes or more is not read (the loop lists it, and drives it again
+    /// when the pressure passes). Those holding little — well-behaved clients — read on.
+    pub(crate) fn within_budget(&self, turn: &Turn<'_>) -> bool {
+        turn.hold_limit == usize::MAX || self.buffered_bytes() < turn.hold_limit
+    }
+
     /// May the next job go out? Not while one is out, and not while the outbound queue is at its
     /// limit (the job's reply would only add to it).
     pub(crate) fn may_dispatch(&self, config: &Config) -> bool {
-        !matches!(self.job, JobSlot::InFlight) && self.output_len() < config.max_outbound_bytes
+        !matches!(self.job, JobSlot::InFlight(_)) && self.output_len() < config.max_outbound_bytes
     }
 
     /// Queues bytes pushed from another thread (`ServerHandle::send`, a broadcast) if the

@@ -22,7 +22,8 @@ use crate::transport::{IoOutcome, PeerGone, Transport};
 
 /// What a session borrows from its event loop for one step: the time of this loop turn (one
 /// clock read per turn; tests pass any instant they like), the configuration, the loop's buffer
-/// pool and the shared counters, and whether the server is shutting down.
+/// pool and the shared counters, whether the server is shutting down, and what the memory
+/// budget allows.
 #[derive(Debug)]
 pub(crate) struct Turn<'a> {
     pub now: Instant,
@@ -30,6 +31,10 @@ pub(crate) struct Turn<'a> {
     pub pool: &'a mut BufferPool,
     pub metrics: &'a Metrics,
     pub shutting_down: bool,
+    /// The server is near its memory budget (`max_buffered_bytes`): a connection that holds
+    /// this many [`buffered_bytes`](Connection::buffered_bytes) or more is not read until the
+    /// pressure passes. `usize::MAX` when there is no pressure.
+    pub hold_limit: usize,
 }
 
 /// When things last happened, for the deadlines (`deadline.rs` derives them from these).
@@ -100,6 +105,27 @@ impl<T: Transport> Connection<T> {
     /// Bytes waiting to go to the peer: our queue, plus what the transport holds itself.
     pub(crate) fn output_len(&self) -> usize {
         self.output.as_ref().map_or(0, WriteBuffer::len) + self.transport.buffered_output()
+    }
+
+    /// Bytes of memory the connection holds for its peer now: its read buffer, a message the
+    /// decoder assembles, messages in its inbox, its job (held, or with the handler), pushes
+    /// waiting for the `101`, and its output. What the server's memory budget counts; zero
+    /// for an idle connection.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        let input = self.input.as_ref().map_or(0, ReadBuffer::capacity);
+        let job = match &self.job {
+            JobSlot::Idle => 0,
+            JobSlot::InFlight(bytes) => *bytes,
+            JobSlot::Held(job) => job.work.held_bytes(),
+        };
+        let phase = match &self.phase {
+            Phase::Open(open) => open.decoder.buffered_bytes() + open.inbox.bytes(),
+            Phase::PeerClosed(closed) => closed.inbox.bytes(),
+            Phase::Closing(closing) => closing.decoder.buffered_bytes(),
+            Phase::Upgrading(upgrading) => upgrading.early.as_ref().map_or(0, |early| early.len()),
+            Phase::Http(_) | Phase::Lingering(_) | Phase::Closed(_) => 0,
+        };
+        input + job + phase + self.output_len()
     }
 
     /// No job with the handler or waiting, no messages held: the handler's work is done.

@@ -107,7 +107,7 @@ impl<T: Transport> Connection<T> {
         let was_held = self.holds_job();
         let job = match std::mem::take(&mut self.job) {
             JobSlot::Held(job) => *job,
-            JobSlot::Idle | JobSlot::InFlight => {
+            JobSlot::Idle | JobSlot::InFlight(_) => {
                 let work = match self.phase {
                     // No new requests are taken once the server is shutting down.
                     Phase::Http(_) if turn.shutting_down => None,
@@ -128,10 +128,11 @@ impl<T: Transport> Connection<T> {
             }
         };
         let described = log::log_enabled!(log::Level::Trace).then(|| job.work.describe());
+        let bytes = job.work.held_bytes();
         match jobs.offer(job) {
             Offered::Queued => {
                 // The queue narrates this one, with its depth.
-                self.job = JobSlot::InFlight;
+                self.job = JobSlot::InFlight(bytes);
                 add(&turn.metrics.jobs_dispatched, 1);
                 false
             }

@@ -112,14 +112,16 @@ impl<T: Transport> Connection<T> {
 
     /// Starts, keeps or stops the `message_timeout` clock: it runs while part of a message (or
     /// of a frame header) is held, from the moment the first of it arrived. It stops while the
-    /// inbox is full: then the loop is not reading, and the slowness is the handler's.
+    /// inbox is full or the memory budget pauses the connection: then the loop is not reading,
+    /// and the slowness is the server's.
     fn time_the_partial_message(&mut self, turn: &Turn<'_>) {
         let held = self.input.as_ref().is_some_and(|input| !input.is_empty());
+        let within_budget = self.within_budget(turn);
         let Phase::Open(open) = &mut self.phase else {
             return;
         };
         let partial = held || !open.decoder.is_idle();
-        open.message_since = if partial && !open.inbox.is_full(turn.config) {
+        open.message_since = if partial && !open.inbox.is_full(turn.config) && within_budget {
             open.message_since.or(Some(turn.now))
         } else {
             None

@@ -95,7 +95,7 @@ impl<T: Transport> Connection<T> {
         let on_close = match &mut self.phase {
             Phase::Closed(_) => return,
             Phase::Http(_) => OnClose::Nothing,
-            Phase::Upgrading(_) if matches!(self.job, JobSlot::InFlight) => {
+            Phase::Upgrading(_) if matches!(self.job, JobSlot::InFlight(_)) => {
                 OnClose::IfUpgradeAccepted
             }
             Phase::Upgrading(_) => OnClose::Nothing,
@@ -456,6 +456,14 @@ impl<T: Transport> Connection<T> {
             self.output_len()
         );
         let why = CloseInfo::new(CloseCode::Policy, "slow consumer");
+        self.close_now(turn, CloseKind::Server, Some(why));
+    }
+
+    /// The server passed its memory budget and this connection, which does not read what it is
+    /// sent, holds the most: dropped at once (its output could not reach the peer anyway), and
+    /// `on_close` hears `1008`.
+    pub(crate) fn over_budget(&mut self, turn: &mut Turn<'_>) {
+        let why = CloseInfo::new(CloseCode::Policy, "slow consumer: server memory budget");
         self.close_now(turn, CloseKind::Server, Some(why));
     }
 

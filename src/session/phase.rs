@@ -163,8 +163,9 @@ pub(crate) enum JobSlot {
     /// Nothing with the handler.
     #[default]
     Idle,
-    /// A job is with a worker; its reply has not come back.
-    InFlight,
+    /// A job is with a worker; its reply has not come back. It carries this many payload bytes
+    /// (charged to the connection by the memory budget until the reply).
+    InFlight(usize),
     /// A job found the job queue full and waits here to be offered again (backpressure: the
     /// connection reads no more meanwhile, beyond its inbox).
     Held(Box<Job>),
@@ -213,6 +214,11 @@ impl Inbox {
 
     pub(crate) fn is_empty(&self) -> bool {
         self.messages.is_empty()
+    }
+
+    /// Payload bytes of the messages held now.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Messages held now.

@@ -62,6 +62,16 @@ impl Work {
             Work::Closed(info) => format!("on_close ({})", info.code),
         }
     }
+
+    /// Payload bytes the job carries (messages, request bodies): what the memory budget charges
+    /// to its connection while the job is held or with the handler.
+    pub(crate) fn held_bytes(&self) -> usize {
+        match self {
+            Work::Messages(batch) => batch.messages.iter().map(Inbound::len).sum(),
+            Work::Http { requests, .. } => requests.iter().map(|r| r.body().len()).sum(),
+            Work::Closed(_) => 0,
+        }
+    }
 }
 
 fn plural(n: usize, what: &str) -> String {

@@ -158,6 +158,15 @@ impl MessageDecoder {
         self.state.is_none()
     }
 
+    /// Heap bytes the decoder holds for a partial message (the capacity of its assembly
+    /// buffer): what the server's memory budget charges to the connection.
+    pub fn buffered_bytes(&self) -> usize {
+        self.state
+            .as_deref()
+            .and_then(|state| state.message.as_ref())
+            .map_or(0, |message| message.data.capacity())
+    }
+
     /// Consumes bytes from `input` and returns (bytes consumed, maybe one decoded item).
     /// The caller calls it repeatedly, advancing by `consumed`, until it returns (0, None).
     /// Contract: it consumes everything it can: the only bytes it may leave unconsumed are an

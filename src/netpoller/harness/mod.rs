@@ -225,6 +225,7 @@ impl Harness {
         self.table.run_ready(self.now);
         self.table.fire_timers(self.now);
         self.table.retry_held(self.now);
+        self.table.keep_budget(self.now);
         self.table.report_gauges();
     }
 
@@ -352,6 +353,13 @@ impl Harness {
     /// Checks what must hold after every step; returns what does not.
     pub fn check_invariants(&self) -> Result<(), String> {
         let config = &self.config;
+        let held: usize = self.table.connections().map(|c| c.buffered_bytes()).sum();
+        let charged = self.table.buffered_bytes();
+        if held != charged {
+            return Err(format!(
+                "the budget charges {charged} bytes, the connections hold {held}"
+            ));
+        }
         for conn in self.table.connections() {
             let id = conn.id;
             let input = conn.input.as_ref().map_or(0, |input| input.len());

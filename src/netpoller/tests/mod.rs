@@ -5,6 +5,7 @@
 
 mod backpressure;
 mod bodies;
+mod budget;
 mod closing;
 mod deadlines;
 mod deflate;
