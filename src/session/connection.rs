@@ -16,7 +16,7 @@ use mio::Interest;
 use crate::buffer::{BufferPool, MAX_SLICES, ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::metrics::{Metrics, add, sub};
+use crate::metrics::{Admission, Metrics, add, sub};
 use crate::session::phase::{Http, JobSlot, Phase};
 use crate::transport::{IoOutcome, PeerGone, Transport};
 
@@ -57,6 +57,9 @@ pub(crate) struct Connection<T> {
     pub input: Option<ReadBuffer>,
     pub output: Option<WriteBuffer>,
     pub clocks: Clocks,
+    /// Where its place came from: a reserve connection is served once, for monitoring only
+    /// (`reserve.rs`).
+    pub admission: Admission,
 }
 
 /// What one read attempt found.
@@ -94,6 +97,7 @@ impl<T: Transport> Connection<T> {
                 last_read: now,
                 write_blocked_since: None,
             },
+            admission: Admission::Ordinary,
         }
     }
 
@@ -158,7 +162,10 @@ impl<T: Transport> Connection<T> {
 
     /// Reads once into the read buffer, which may grow up to `max_len` bytes.
     pub(crate) fn read_once(&mut self, turn: &mut Turn<'_>, max_len: usize) -> ReadResult {
-        let between_requests = !self.request_begun() && matches!(self.phase, Phase::Http(_));
+        // A reserve connection's clock runs from its accept, not from its first byte.
+        let between_requests = !self.request_begun()
+            && matches!(self.phase, Phase::Http(_))
+            && self.admission == Admission::Ordinary;
         let input = self.input.get_or_insert_with(|| turn.pool.take_read());
         let spare = input.spare(max_len);
         if spare.is_empty() {
