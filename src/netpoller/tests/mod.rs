@@ -11,6 +11,7 @@ mod deflate;
 mod fairness;
 mod http;
 mod lifecycle;
+mod monitoring_reserve;
 mod scripts;
 mod transport;
 
