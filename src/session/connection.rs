@@ -57,8 +57,8 @@ pub(crate) struct Connection<T> {
     pub input: Option<ReadBuffer>,
     pub output: Option<WriteBuffer>,
     pub clocks: Clocks,
-    /// Where its place came from: a reserve connection is served once, for monitoring only
-    /// (`reserve.rs`).
+    /// Which count its place was taken from: a connection on the monitoring reserve is served
+    /// once, for monitoring only (`monitoring_reserve.rs`).
     pub admission: Admission,
 }
 
@@ -163,9 +163,8 @@ impl<T: Transport> Connection<T> {
     /// Reads once into the read buffer, which may grow up to `max_len` bytes.
     pub(crate) fn read_once(&mut self, turn: &mut Turn<'_>, max_len: usize) -> ReadResult {
         // A reserve connection's clock runs from its accept, not from its first byte.
-        let between_requests = !self.request_begun()
-            && matches!(self.phase, Phase::Http(_))
-            && self.admission == Admission::Ordinary;
+        let between_requests =
+            !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve();
         let input = self.input.get_or_insert_with(|| turn.pool.take_read());
         let spare = input.spare(max_len);
         if spare.is_empty() {
