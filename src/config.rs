@@ -153,6 +153,20 @@ pub struct Config {
     pub accept_backoff: Duration,
     /// Most readiness events taken from one `poll` call. Default 1,024.
     pub max_events: usize,
+    /// Connections beyond `max_connections` admitted only to ask for `metrics_path` or
+    /// `health_path`, so the server can still be watched when it is full. A connection on this
+    /// reserve gets one answer, then is closed: `GET`/`HEAD` of one of those paths is answered
+    /// as usual (with `Connection: close`); anything else — another path, an upgrade, a request
+    /// with a body — gets `503` with `Retry-After: 1`, like a connection past the reserve, which
+    /// is refused at once. Unused when neither path is set; 0 turns it off. Default 8: enough
+    /// for a scraper and a few health checkers at once, and small, because every place is a
+    /// connection beyond the limit.
+    pub monitoring_reserve: usize,
+    /// How long a connection on the monitoring reserve has, from its accept, to send its whole
+    /// request head (else: `408`, or closed if it sent nothing); its linger and write-stall
+    /// timeouts are capped at this too. Default 2 s: a scraper sends its request at once, and a
+    /// slowloris cannot hold a place of the reserve for long.
+    pub monitoring_timeout: Duration,
 }
 
 impl Default for Config {
@@ -195,6 +209,8 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(5),
             accept_backoff: Duration::from_millis(100),
             max_events: 1024,
+            monitoring_reserve: 8,
+            monitoring_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -263,6 +279,11 @@ impl Config {
                 return Err(Error::InvalidConfig(format!("{name} must start with '/'")));
             }
         }
+        if self.monitoring_timeout.is_zero() {
+            return Err(Error::InvalidConfig(
+                "monitoring_timeout must be more than zero".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -321,5 +342,17 @@ mod tests {
                 .to_string()
                 .contains("close_timeout")
         );
+
+        let config = Config {
+            monitoring_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("monitoring_timeout"), "{err}");
+        let config = Config {
+            monitoring_reserve: 0,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok(), "a reserve of 0 turns it off");
     }
 }

@@ -44,6 +44,17 @@ pub(crate) enum TimeoutKind {
     Close,
 }
 
+/// Which count a connection's place was taken from when it was accepted, and is given back to
+/// when it leaves the table ([`Metrics::closed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// One of `max_connections` (`connections_open`): served like any connection.
+    Ordinary,
+    /// One of the `monitoring_reserve` places beyond `max_connections` (`monitoring_open`):
+    /// it may ask for `metrics_path` or `health_path` once, and gets `503` for anything else.
+    MonitoringReserve,
+}
+
 /// How one counter appears in the Prometheus exposition.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Exposition {
@@ -102,11 +113,22 @@ macro_rules! metrics {
 metrics! {
     /// TCP connections accepted since start (including rejected ones).
     connections_accepted: counter "connections_accepted_total" [""] "TCP connections accepted.";
-    /// Connections refused with `503` because `max_connections` was reached.
+    /// Connections refused with `503` because `max_connections` was reached: at once, or, on
+    /// the monitoring reserve, after a request for something other than `metrics_path` or
+    /// `health_path`.
     connections_rejected: counter "connections_rejected_total" [""]
         "Connections refused with 503 at max_connections.";
-    /// Connections open now (HTTP and WebSocket).
+    /// Connections open now (HTTP and WebSocket) within `max_connections`; those on the
+    /// monitoring reserve are `monitoring_open`.
     connections_open: gauge "connections_open" [""] "Connections open now.";
+    /// Connections open now on the monitoring reserve: admitted beyond `max_connections` only
+    /// to ask for `metrics_path` or `health_path`.
+    monitoring_open: gauge "monitoring_connections_open" [""]
+        "Connections open now on the monitoring reserve, beyond max_connections.";
+    /// Requests for `metrics_path` or `health_path` answered on the monitoring reserve (each
+    /// on a connection of its own, closed after the answer).
+    monitoring_served: counter "monitoring_served_total" [""]
+        "Metrics and health requests answered on the monitoring reserve.";
     /// Upgraded WebSocket connections open now (until they are closed, close handshake
     /// included).
     websocket_open: gauge "websocket_connections_open" [""]
@@ -246,9 +268,9 @@ pub(crate) fn adjust(gauge: &AtomicU64, old: u64, new: u64) {
 }
 
 impl Metrics {
-    /// Counts a connection that left the slab, by why it ended.
-    pub(crate) fn closed(&self, kind: CloseKind) {
-        sub(&self.connections_open, 1);
+    /// Counts a connection that left the slab, by why it ended, and gives its place back.
+    pub(crate) fn closed(&self, kind: CloseKind, admission: Admission) {
+        self.release(admission);
         let counter = match kind {
             CloseKind::Clean => &self.closed_clean,
             CloseKind::ProtocolError => &self.closed_protocol_error,
@@ -267,6 +289,26 @@ impl Metrics {
                 (open < max).then_some(open + 1)
             })
             .is_ok()
+    }
+
+    /// Takes a place among at most `reserve` connections of the monitoring reserve (the same
+    /// single atomic step as [`reserve_connection`](Self::reserve_connection), on its own
+    /// count); false (and nothing taken) when full or when `reserve` is 0.
+    pub(crate) fn reserve_monitoring_connection(&self, reserve: usize) -> bool {
+        let reserve = reserve as u64;
+        self.monitoring_open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < reserve).then_some(open + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back the place a connection took when it was admitted.
+    pub(crate) fn release(&self, admission: Admission) {
+        match admission {
+            Admission::Ordinary => sub(&self.connections_open, 1),
+            Admission::MonitoringReserve => sub(&self.monitoring_open, 1),
+        }
     }
 
     /// Counts a deadline that fired.
@@ -312,5 +354,32 @@ mod tests {
         assert_eq!(stats.messages_in, 3);
         let fields: Vec<_> = stats.fields().filter(|(_, v)| *v > 0).collect();
         assert_eq!(fields, [("messages_in", 3), ("timeouts_close", 1)]);
+    }
+
+    #[test]
+    fn the_monitoring_reserve_is_counted_apart_from_max_connections() {
+        let metrics = Metrics::default();
+        assert!(metrics.reserve_connection(1));
+        assert!(!metrics.reserve_connection(1), "max_connections reached");
+        assert!(
+            !metrics.reserve_monitoring_connection(0),
+            "a reserve of 0 is off"
+        );
+        assert!(metrics.reserve_monitoring_connection(2));
+        assert!(metrics.reserve_monitoring_connection(2));
+        assert!(
+            !metrics.reserve_monitoring_connection(2),
+            "the reserve is full"
+        );
+        metrics.closed(CloseKind::Clean, Admission::MonitoringReserve);
+        let stats = metrics.snapshot();
+        assert_eq!((stats.connections_open, stats.monitoring_open), (1, 1));
+        assert!(
+            !metrics.reserve_connection(1),
+            "a reserve place is not an ordinary one"
+        );
+        assert!(metrics.reserve_monitoring_connection(2));
+        metrics.closed(CloseKind::Clean, Admission::Ordinary);
+        assert!(metrics.reserve_connection(1));
     }
 }

@@ -138,8 +138,11 @@ impl HandlerRunner {
             after,
         };
         let close = After::CloseHttp { bad_request: false };
-        for request in requests {
-            let keep_alive = request.keep_alive();
+        // A monitoring-reserve request: its response closes the connection.
+        let last_closes = matches!(tail, HttpTail::Close);
+        let count = requests.len();
+        for (i, request) in requests.into_iter().enumerate() {
+            let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
             let head_only = request.method() == "HEAD";
             let answer = catch_unwind(AssertUnwindSafe(|| {
                 self.builtin_response(&request)
@@ -159,6 +162,7 @@ impl HandlerRunner {
         }
         let after = match tail {
             HttpTail::None => After::Continue,
+            HttpTail::Close => close,
             HttpTail::Error(err) => {
                 output.bytes.extend(err.to_response().to_closing_bytes());
                 After::CloseHttp { bad_request: true }

@@ -127,3 +127,29 @@ fn compression_flags() {
         .to_string();
     assert!(err.contains("compression_level"), "{err}");
 }
+
+/// The monitoring reserve's flags: its defaults, both set, and a zero timeout refused when the
+/// server is built.
+#[test]
+fn monitoring_reserve_flags() {
+    let args = |list: &[&str]| list.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let defaults = echo::flags::parse_config(&[]).expect("defaults");
+    assert_eq!(defaults.monitoring_reserve, 8);
+    assert_eq!(
+        defaults.monitoring_timeout,
+        std::time::Duration::from_secs(2)
+    );
+    let tuned = echo::flags::parse_config(&args(&[
+        "--monitoring-reserve",
+        "2",
+        "--monitoring-timeout-ms=500",
+    ]))
+    .expect("tuned");
+    assert_eq!(
+        (tuned.monitoring_reserve, tuned.monitoring_timeout),
+        (2, std::time::Duration::from_millis(500))
+    );
+    let zero = echo::flags::parse_config(&args(&["--monitoring-timeout-ms", "0"])).expect("parses");
+    let err = zero.validate().expect_err("refused").to_string();
+    assert!(err.contains("monitoring_timeout"), "{err}");
+}

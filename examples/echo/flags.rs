@@ -265,6 +265,17 @@ const FLAGS: &[Flag] = &[
         path,
         "health check; empty = off [/healthz]"
     ),
+    flag!(
+        "monitoring-reserve",
+        monitoring_reserve,
+        "connections past max-connections for metrics/health only; 0 = off [8]"
+    ),
+    flag!(
+        "monitoring-timeout-ms",
+        monitoring_timeout,
+        millis,
+        "a reserve connection's time to send its request head [2000]"
+    ),
 ];
 
 fn env_name(flag: &str) -> String {

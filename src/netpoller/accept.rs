@@ -1,6 +1,8 @@
-//! Accepting: drain the listener until `WouldBlock`, admit each socket into the table (or answer
-//! `503` past `max_connections`), and pause instead of spinning when `accept` fails for lack of
-//! file descriptors. Sockets enter here and leave as registered connections.
+//! Accepting: drain the listener until `WouldBlock`, admit each socket into the table — within
+//! `max_connections`, else on the monitoring reserve if `metrics_path` or `health_path` is set,
+//! else answered `503` at once — and pause instead of spinning when `accept` fails for lack of
+//! file descriptors. Sockets enter here and leave as registered connections, each with the
+//! [`Admission`] that says which count its place was taken from.
 
 use std::io;
 use std::net::Shutdown;
@@ -8,8 +10,9 @@ use std::net::Shutdown;
 use mio::net::TcpStream;
 
 use super::EventLoop;
-use crate::http::Response;
-use crate::metrics::{add, sub};
+use crate::config::Config;
+use crate::metrics::{Admission, Metrics, add};
+use crate::session::too_many_connections;
 use crate::transport::{Transport, is_resource_exhausted};
 
 impl EventLoop {
@@ -55,30 +58,50 @@ impl EventLoop {
 
     fn admit(&mut self, socket: TcpStream, peer: std::net::SocketAddr) {
         add(&self.metrics.connections_accepted, 1);
-        // The limit is for the whole server: `connections_open` is shared by every loop, and
-        // taking a place in it is one atomic step, so loops cannot overshoot it together.
-        if !self.metrics.reserve_connection(self.config.max_connections) {
+        let Some(admission) = take_place(&self.metrics, &self.config) else {
             add(&self.metrics.connections_rejected, 1);
             log::debug!("rejecting {peer}: max_connections reached");
             reject(socket);
             return;
-        }
+        };
         if let Err(err) = socket.set_nodelay(true) {
             log::debug!("set_nodelay for {peer}: {err}");
         }
-        match self.table.admit(socket, self.now) {
+        match self.table.admit(socket, self.now, admission) {
+            Ok(id) if admission == Admission::MonitoringReserve => {
+                log::debug!("{id}: accepted from {peer} on the monitoring reserve");
+            }
             Ok(id) => log::debug!("{id}: accepted from {peer}"),
             Err(err) => {
                 log::warn!("cannot register {peer}: {err}");
-                sub(&self.metrics.connections_open, 1);
+                self.metrics.release(admission);
             }
         }
     }
 }
 
-/// Answers a connection over `max_connections` with `503` and closes it.
+/// A place for a new connection: one of `max_connections`, else one of the monitoring reserve
+/// (only while there is something to monitor), else none. Both limits are for the whole server:
+/// their counts are shared by every loop, and taking a place is one atomic step, so loops
+/// cannot overshoot them together.
+fn take_place(metrics: &Metrics, config: &Config) -> Option<Admission> {
+    if metrics.reserve_connection(config.max_connections) {
+        return Some(Admission::Ordinary);
+    }
+    let monitored = config.metrics_path.is_some() || config.health_path.is_some();
+    let reserve = if monitored {
+        config.monitoring_reserve
+    } else {
+        0
+    };
+    metrics
+        .reserve_monitoring_connection(reserve)
+        .then_some(Admission::MonitoringReserve)
+}
+
+/// Answers a connection past `max_connections` and its reserve with `503` and closes it.
 fn reject(mut socket: TcpStream) {
-    let response = Response::text(503, "too many connections\n").with_header("Retry-After", "1");
+    let response = too_many_connections();
     // Best effort: a fresh socket's send buffer is empty, so this small write lands whole.
     let _ = socket.write(&response.to_closing_bytes());
     let _ = socket.shutdown(Shutdown::Write);

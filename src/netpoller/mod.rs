@@ -3,7 +3,7 @@
 //! | file | what it does |
 //! |---|---|
 //! | `event_loop.rs` | the thread: `poll`, the turn, accept pauses, shutdown |
-//! | `accept.rs` | accept until `WouldBlock`; `503` past `max_connections`; pause on `EMFILE` |
+//! | `accept.rs` | accept until `WouldBlock`; past `max_connections` the monitoring reserve, then `503`; pause on `EMFILE` |
 //! | `table.rs` | the slab of connections with their interest and deadline, ready, held and paused lists, owed `on_close` — sans-I/O |
 //! | `budget.rs` | the loop's part of the server-wide memory budget: pressure, hold limit, when to drop |
 //! | `timers.rs` | the deadline heap whose top is the `poll` timeout |

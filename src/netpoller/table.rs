@@ -28,7 +28,7 @@ use slab::Slab;
 use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::metrics::{CloseKind, Metrics, add, adjust};
+use crate::metrics::{Admission, CloseKind, Metrics, add, adjust};
 use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::link::Command;
 use crate::netpoller::timers::Timers;
@@ -138,17 +138,24 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         }
     }
 
-    /// Takes a new connection (its place in `max_connections` is already reserved): a slab
-    /// slot, a `ConnId` with a fresh generation, READABLE interest, the request deadline.
-    pub(crate) fn admit(&mut self, mut transport: T, now: Instant) -> io::Result<ConnId> {
+    /// Takes a new connection (its place, `admission`, is already taken): a slab slot, a
+    /// `ConnId` with a fresh generation, READABLE interest, the request deadline.
+    pub(crate) fn admit(
+        &mut self,
+        mut transport: T,
+        now: Instant,
+        admission: Admission,
+    ) -> io::Result<ConnId> {
         let entry = self.slab.vacant_entry();
         let index = entry.key();
         let id = ConnId::new(self.loop_index, index, self.next_generation);
         self.poller
             .register(&mut transport, Token(index), Interest::READABLE)?;
         self.next_generation += 1;
+        let mut conn = Connection::new(id, transport, now, &self.metrics);
+        conn.admission = admission;
         entry.insert(Entry {
-            conn: Connection::new(id, transport, now, &self.metrics),
+            conn,
             interest: Interest::READABLE,
             deadline: None,
             budget_paused: false,
@@ -572,7 +579,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             OnClose::Call(info) => self.queue_on_close(conn.id, info),
             OnClose::IfUpgradeAccepted => {}
         }
-        self.metrics.closed(kind);
+        self.metrics.closed(kind, conn.admission);
         log::debug!("{}: closed ({kind:?})", conn.id);
     }
 

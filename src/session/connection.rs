@@ -16,7 +16,7 @@ use mio::Interest;
 use crate::buffer::{BufferPool, MAX_SLICES, ReadBuffer, WriteBuffer};
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::metrics::{Metrics, add, sub};
+use crate::metrics::{Admission, Metrics, add, sub};
 use crate::session::phase::{Http, JobSlot, Phase};
 use crate::transport::{IoOutcome, PeerGone, Transport};
 
@@ -62,6 +62,9 @@ pub(crate) struct Connection<T> {
     pub input: Option<ReadBuffer>,
     pub output: Option<WriteBuffer>,
     pub clocks: Clocks,
+    /// Which count its place was taken from: a connection on the monitoring reserve is served
+    /// once, for monitoring only (`monitoring_reserve.rs`).
+    pub admission: Admission,
 }
 
 /// What one read attempt found.
@@ -99,6 +102,7 @@ impl<T: Transport> Connection<T> {
                 last_read: now,
                 write_blocked_since: None,
             },
+            admission: Admission::Ordinary,
         }
     }
 
@@ -184,7 +188,9 @@ impl<T: Transport> Connection<T> {
 
     /// Reads once into the read buffer, which may grow up to `max_len` bytes.
     pub(crate) fn read_once(&mut self, turn: &mut Turn<'_>, max_len: usize) -> ReadResult {
-        let between_requests = !self.request_begun() && matches!(self.phase, Phase::Http(_));
+        // A reserve connection's clock runs from its accept, not from its first byte.
+        let between_requests =
+            !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve();
         let input = self.input.get_or_insert_with(|| turn.pool.take_read());
         let spare = input.spare(max_len);
         if spare.is_empty() {

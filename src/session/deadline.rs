@@ -13,6 +13,7 @@
 //! | deadline | applies | when it fires |
 //! |---|---|---|
 //! | `request_timeout` | `Http`, from the first byte of a request (or accept) to its end, chunked body included | `408` if bytes came, else close |
+//! | `monitoring_timeout` | `Http` on the monitoring reserve, from accept to the end of the head; also caps its write stall and linger | `408` if bytes came, else close |
 //! | `keep_alive_timeout` | `Http`, idle after a response | close |
 //! | `ping_interval` | `Open`, since the last byte received | send a ping |
 //! | `pong_timeout` | `Open`, after our ping | drop (`1006` to `on_close`) |
@@ -49,15 +50,20 @@ impl<T: Transport> Connection<T> {
             }
         };
         let clocks = &self.clocks;
+        // A reserve connection's clocks are all capped at `monitoring_timeout`.
+        let limit = |timeout| self.clock_limit(timeout, config);
         if let Some(since) = clocks.write_blocked_since {
             let kind = TimeoutKind::WriteStall;
-            consider(since + config.write_stall_timeout, Due::Timeout(kind));
+            consider(
+                since + limit(config.write_stall_timeout),
+                Due::Timeout(kind),
+            );
         }
         let waiting = self.is_idle() && self.output_len() == 0;
         match &self.phase {
             Phase::Http(http) if waiting => {
                 if self.request_begun() || !http.served {
-                    let at = clocks.wait_since + config.request_timeout;
+                    let at = clocks.wait_since + limit(config.request_timeout);
                     consider(at, Due::Timeout(TimeoutKind::Request));
                 } else {
                     let at = clocks.wait_since + config.keep_alive_timeout;
@@ -86,7 +92,7 @@ impl<T: Transport> Connection<T> {
                 }
             }
             Phase::Closing(_) | Phase::Lingering(_) if self.output_len() == 0 => {
-                let at = clocks.wait_since + config.close_timeout;
+                let at = clocks.wait_since + limit(config.close_timeout);
                 consider(at, Due::Timeout(TimeoutKind::Close));
             }
             _ => {}

@@ -157,6 +157,9 @@ impl<T: Transport> Connection<T> {
     /// before it is answered by the loop itself and yields no work; so is a `100 Continue`
     /// owed to a request whose body has not arrived, once no earlier response is outstanding.
     pub(crate) fn take_http_batch(&mut self, turn: &mut Turn<'_>) -> Option<Work> {
+        if self.is_on_reserve() {
+            return self.take_monitoring_request(turn);
+        }
         let Phase::Http(http) = &mut self.phase else {
             return None;
         };
@@ -217,7 +220,7 @@ impl<T: Transport> Connection<T> {
                 return None;
             }
             HttpTail::Upgrade(_) => self.upgrade_requested(turn),
-            HttpTail::None | HttpTail::Error(_) => {}
+            HttpTail::None | HttpTail::Error(_) | HttpTail::Close => {}
         }
         Some(Work::Http { requests, tail })
     }

@@ -5,6 +5,7 @@
 //! |---|---|
 //! | a valid upgrade request was parsed | [`upgrade_requested`](Connection::upgrade_requested) |
 //! | a request the loop answers itself (an error before any request) | [`request_rejected`](Connection::request_rejected) |
+//! | a monitoring-reserve connection asked for anything but metrics or health | [`refused_at_capacity`](Connection::refused_at_capacity) |
 //! | a job's reply came back | [`replied`](Connection::replied) |
 //! | the peer's close frame | [`peer_closed`](Connection::peer_closed) |
 //! | the peer's EOF | [`peer_eof`](Connection::peer_eof) |
@@ -25,6 +26,7 @@
 use crate::http::{HttpError, Response};
 use crate::metrics::{CloseKind, TimeoutKind, add, sub};
 use crate::session::connection::{Connection, Turn};
+use crate::session::monitoring_reserve::too_many_connections;
 use crate::session::phase::{
     Closed, Closing, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
     Upgrading,
@@ -130,6 +132,20 @@ impl<T: Transport> Connection<T> {
         self.linger(turn, CloseKind::ProtocolError, peer_eof, None);
     }
 
+    /// `Http` → `Lingering`: a connection on the monitoring reserve asked for something other
+    /// than `metrics_path` or `health_path` (another path or method, an upgrade, a body). The
+    /// loop answers `503` with `Retry-After: 1`, as at accept past the reserve; no handler.
+    pub(crate) fn refused_at_capacity(&mut self, turn: &mut Turn<'_>) {
+        log::debug!(
+            "{}: not a monitoring request: 503 from the reserve",
+            self.id
+        );
+        add(&turn.metrics.connections_rejected, 1);
+        self.queue_response(turn, &too_many_connections());
+        let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
+        self.linger(turn, CloseKind::Server, peer_eof, None);
+    }
+
     /// A job's reply came back: queue its bytes, then do what it says — stay (`Http`, `Open`),
     /// switch to `Open` after a `101`, linger after a closing HTTP response, or close if the
     /// handler asked to. After our close frame nothing more is sent.
@@ -148,6 +164,10 @@ impl<T: Transport> Connection<T> {
                 log::debug!("{}: reply dropped, the connection is closing", self.id);
             }
             return;
+        }
+        if self.is_on_reserve() {
+            // Its one job: the answer to its metrics or health request.
+            add(&turn.metrics.monitoring_served, 1);
         }
         add(&turn.metrics.messages_out, output.messages);
         add(&turn.metrics.compressed_out, output.compressed);

@@ -14,6 +14,7 @@
 //! | `connection.rs` | the connection: read into, queue onto and write from pooled buffers |
 //! | `inbound.rs` | bytes → HTTP batches and WebSocket messages (through the codecs) |
 //! | `backpressure.rs` | when to stop reading, when a job may go out, the bound on pushes |
+//! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
 //! | `drive.rs` | one step: read → decode → dispatch → work done → write |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `work.rs` | jobs, replies and encoded output; the job-queue and job-runner seams |
@@ -28,11 +29,13 @@ mod deadline;
 mod drive;
 mod inbound;
 mod machine;
+mod monitoring_reserve;
 mod phase;
 mod work;
 
 pub(crate) use connection::{Connection, Turn};
 pub(crate) use drive::Verdict;
+pub(crate) use monitoring_reserve::too_many_connections;
 pub(crate) use phase::{JobSlot, OnClose, Phase};
 pub(crate) use work::{
     After, Batch, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work,

@@ -49,7 +49,7 @@ impl Work {
             Work::Messages(batch) => plural(batch.messages.len(), "message"),
             Work::Http { requests, tail } => {
                 let tail = match tail {
-                    HttpTail::None => "",
+                    HttpTail::None | HttpTail::Close => "",
                     HttpTail::Upgrade(_) => "the upgrade request",
                     HttpTail::Error(_) => "a bad request",
                 };
@@ -140,6 +140,10 @@ pub(crate) enum HttpTail {
     Upgrade(Box<(Request, UpgradeRequest)>),
     /// Bytes that broke HTTP after the requests: answer with this error, then close.
     Error(HttpError),
+    /// Nothing more is taken from this connection: the last response says `Connection: close`,
+    /// whatever its request asked, and the connection closes after it (a request on the
+    /// monitoring reserve, `monitoring_reserve.rs`).
+    Close,
 }
 
 /// Bytes produced by a handler call, already encoded for the wire: `chunks`, then `bytes`.

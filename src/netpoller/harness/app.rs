@@ -97,9 +97,11 @@ impl JobRunner for TestApp {
                 After::Continue
             }
             Work::Http { requests, tail } => {
-                for request in requests {
+                let last_closes = matches!(tail, HttpTail::Close);
+                let count = requests.len();
+                for (i, request) in requests.into_iter().enumerate() {
                     self.record(AppEvent::Http(conn, request.path().to_owned()));
-                    let keep_alive = request.keep_alive();
+                    let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
                     let response = match request.body() {
                         [] => Response::text(200, "ok\n"),
                         body => Response::new(200).with_body(body.to_vec()),
@@ -111,6 +113,7 @@ impl JobRunner for TestApp {
                 }
                 match tail {
                     HttpTail::None => After::Continue,
+                    HttpTail::Close => After::CloseHttp { bad_request: false },
                     HttpTail::Error(err) => {
                         output.bytes.extend(err.to_response().to_closing_bytes());
                         After::CloseHttp { bad_request: true }

@@ -21,7 +21,7 @@ use mio::{Interest, Token};
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::metrics::{Metrics, Stats};
+use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::link::Command;
 use crate::netpoller::table::ConnectionTable;
 use crate::session::{Job, JobRunner, Work};
@@ -40,6 +40,7 @@ pub use script::{fuzz_config, run_script};
 struct Peer {
     wire: Wire,
     id: ConnId,
+    admission: Admission,
 }
 
 /// An event loop's connection core with in-memory peers, a hand-driven clock and hand-run jobs.
@@ -94,15 +95,31 @@ impl Harness {
 
     /// A new peer connects; returns its number.
     pub fn connect(&mut self) -> usize {
+        self.admit(Admission::Ordinary)
+    }
+
+    /// A new peer connects while the server is full, and gets a place on the monitoring
+    /// reserve (as the accept path gives one, `netpoller/accept.rs`); returns its number.
+    pub fn connect_to_reserve(&mut self) -> usize {
+        self.admit(Admission::MonitoringReserve)
+    }
+
+    fn admit(&mut self, admission: Admission) -> usize {
         let (wire, transport) = Wire::pair();
-        self.metrics
-            .connections_open
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = match self.table.admit(transport, self.now) {
+        let count = match admission {
+            Admission::Ordinary => &self.metrics.connections_open,
+            Admission::MonitoringReserve => &self.metrics.monitoring_open,
+        };
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = match self.table.admit(transport, self.now, admission) {
             Ok(id) => id,
             Err(err) => unreachable!("the recording poller never fails: {err}"),
         };
-        self.peers.push(Peer { wire, id });
+        self.peers.push(Peer {
+            wire,
+            id,
+            admission,
+        });
         self.peers.len() - 1
     }
 
@@ -391,15 +408,40 @@ impl Harness {
             if matches!(conn.phase, crate::session::Phase::Closed(_)) {
                 return Err(format!("{id}: closed but still in the table"));
             }
+            if conn.is_on_reserve() && !matches!(conn.phase.name(), "Http" | "Lingering") {
+                return Err(format!("{id}: on the reserve, and {}", conn.phase.name()));
+            }
         }
         self.check_app_events()
     }
 
-    /// `on_open` before any message, at most one `on_close` per connection, and none after it.
+    /// `on_open` before any message, at most one `on_close` per connection, and none after it;
+    /// a connection on the monitoring reserve asks the application one thing at most, for a
+    /// monitoring path, and never opens.
     fn check_app_events(&self) -> Result<(), String> {
         let mut state: HashMap<ConnId, (bool, bool)> = HashMap::new();
+        let reserve: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|peer| peer.admission == Admission::MonitoringReserve)
+            .map(|peer| peer.id)
+            .collect();
+        let monitored = |path: &str| {
+            Some(path) == self.config.metrics_path.as_deref()
+                || Some(path) == self.config.health_path.as_deref()
+        };
+        let mut served: Vec<ConnId> = Vec::new();
         for event in self.app.events() {
             match event {
+                AppEvent::Open(id) if reserve.contains(&id) => {
+                    return Err(format!("{id}: opened from the monitoring reserve"));
+                }
+                AppEvent::Http(id, path) if reserve.contains(&id) => {
+                    if !monitored(&path) || served.contains(&id) {
+                        return Err(format!("{id}: asked for {path} from the reserve"));
+                    }
+                    served.push(id);
+                }
                 AppEvent::Open(id) => {
                     let seen = state.entry(id).or_default();
                     if seen.0 {

@@ -1,5 +1,5 @@
 //! Arbitrary bytes as a script of everything that can happen to a loop's connections — peers
-//! connecting and sending (well-formed or not, in any chunking), EOFs, resets, socket errors,
+//! connecting (now and then on the monitoring reserve) and sending (well-formed or not, in any chunking), EOFs, resets, socket errors,
 //! peers that stop reading, clock jumps, jobs run early, late or in bursts, pushes, closes,
 //! shutdown — with the core's invariants checked after every step and at the end.
 //!
@@ -31,6 +31,9 @@ pub fn fuzz_config() -> Config {
         max_body_size: 200,
         ping_interval: Some(Duration::from_secs(30)),
         max_lifetime: Some(Duration::from_secs(600)),
+        metrics_path: Some("/metrics".into()),
+        health_path: Some("/healthz".into()),
+        monitoring_timeout: Duration::from_secs(1),
         ..Config::default()
     }
 }
@@ -89,6 +92,10 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             (_, _, _) => Some(pick(&fitting)),
         };
         match (op % 20, peer) {
+            // Now and then the server is full and the peer lands on the monitoring reserve.
+            (0, _) if open.len() < MAX_OPEN && h.peers() < MAX_PEERS && arg & 0x0f == 0x0f => {
+                h.connect_to_reserve();
+            }
             (0, _) if open.len() < MAX_OPEN && h.peers() < MAX_PEERS => {
                 h.connect();
             }
@@ -120,6 +127,10 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             (4, Some(p)) => h.send(p, &client_frame(0x1, b"hello")),
             (5, Some(p)) => {
                 let request: &[u8] = match arg % 4 {
+                    // What a scraper asks (any connection may; one on the reserve may only
+                    // ask this, or for the health path).
+                    1 if arg & 0x80 != 0 => b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                    1 if arg & 0x40 != 0 => b"HEAD /healthz?probe HTTP/1.1\r\nHost: x\r\n\r\n",
                     // A chunked body, whole; or a head that expects 100-continue, whose body
                     // (two bytes) is whatever the script sends next.
                     2 => {
@@ -188,7 +199,10 @@ fn wind_down(h: &mut Harness, stolen: Vec<PendingJob>) -> Result<Stats, String> 
         ));
     }
     let stats = h.stats();
-    if stats.connections_open != 0 || stats.websocket_open != 0 || stats.pending_outbound_bytes != 0
+    if stats.connections_open != 0
+        || stats.monitoring_open != 0
+        || stats.websocket_open != 0
+        || stats.pending_outbound_bytes != 0
     {
         return Err(format!("gauges not back to zero: {stats:?}"));
     }

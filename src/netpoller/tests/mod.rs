@@ -12,6 +12,7 @@ mod deflate;
 mod fairness;
 mod http;
 mod lifecycle;
+mod monitoring_reserve;
 mod scripts;
 mod transport;
 

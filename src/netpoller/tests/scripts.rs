@@ -103,6 +103,8 @@ fn random_scripts_keep_every_invariant() {
                 total.deflate_upgrades += stats.deflate_upgrades;
                 total.compressed_in += stats.compressed_in;
                 total.compressed_out += stats.compressed_out;
+                total.monitoring_served += stats.monitoring_served;
+                total.connections_rejected += stats.connections_rejected;
             }
             Err(broken) => panic!("seed {seed}: {broken}"),
         }
@@ -120,6 +122,9 @@ fn random_scripts_keep_every_invariant() {
     assert!(total.compressed_in > 50, "{total:?}");
     assert!(total.stale_replies_dropped > 10, "{total:?}");
     assert!(total.pings_sent > 10, "{total:?}");
+    // Reserve connections: served a monitoring request, or refused with 503.
+    assert!(total.monitoring_served > 10, "{total:?}");
+    assert!(total.connections_rejected > 10, "{total:?}");
 }
 
 #[test]
