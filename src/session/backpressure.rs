@@ -39,9 +39,14 @@ impl<T: Transport> Connection<T> {
                     && !open.inbox.is_full(turn.config)
                     && self.within_budget(turn)
             }
-            // After our close frame, and while lingering, everything is read and discarded.
-            Phase::Closing(_) => true,
-            Phase::Lingering(lingering) => !lingering.peer_eof,
+            // After our close frame, and while lingering, everything is read and discarded —
+            // while our output moves. With it blocked (the peer does not read), our close
+            // frame or response cannot reach the peer, and discarding would have no end but
+            // the write stall: a client could have the loop read gigabytes at full speed.
+            Phase::Closing(_) => self.clocks.write_blocked_since.is_none(),
+            Phase::Lingering(lingering) => {
+                !lingering.peer_eof && self.clocks.write_blocked_since.is_none()
+            }
             Phase::Upgrading(_) | Phase::PeerClosed(_) | Phase::Closed(_) => false,
         }
     }

@@ -250,3 +250,39 @@ fn a_linger_whose_fin_is_out_ends_for_its_own_reason() {
         "not a failed handshake"
     );
 }
+
+/// Regression (the hostile mix): a client that never reads and is mid-message when its
+/// `message_timeout` fires gets a close frame that waits behind output it will never take. The
+/// connection is `Closing`, where the peer's bytes are read and discarded; with the output
+/// stuck that discarding had no end but the write stall, and soaked up gigabytes at full speed.
+/// Now a closing connection whose output is blocked is not read, and the write stall drops it
+/// on time.
+#[test]
+fn a_closing_connection_whose_output_is_stuck_is_not_read() {
+    let mut h = harness(Config {
+        message_timeout: secs(30),
+        write_stall_timeout: secs(31),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.set_write_room(peer, 0);
+    h.push(peer, &"o".repeat(1000)); // output the client will never take
+    let frame = client_frame(0x2, &[7; 100_000]);
+    h.send(peer, &frame[..50_000]);
+    h.advance(secs(30));
+    assert_eq!(h.phase(peer), Some("Closing"), "the message timeout fired");
+    h.send(peer, &frame[50_000..]);
+    assert_eq!(
+        h.unread(peer),
+        frame.len() - 50_000,
+        "nothing is read to be discarded while our close frame cannot go out"
+    );
+    h.advance(secs(1));
+    assert_eq!(
+        h.phase(peer),
+        None,
+        "dropped at the write stall, 31 s after it began"
+    );
+    let stats = h.stats();
+    assert_eq!((stats.timeouts_message, stats.timeouts_write_stall), (1, 1));
+}
