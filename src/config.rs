@@ -111,6 +111,12 @@ pub struct Config {
     /// dropped with `1008` until the server is back under it. Well-behaved clients, which hold
     /// little, keep being served. Default 256 MiB.
     pub max_buffered_bytes: usize,
+    /// After a storm — a loop's connections held 8 MiB or more, then fell to an eighth of
+    /// their peak — and this long calm, the loop empties its buffer pool and asks the allocator
+    /// to give its free pages back to the OS (`malloc_trim` with glibc, which otherwise keeps
+    /// the peak: see docs/hardening.md). Once per storm; ordinary traffic never triggers it.
+    /// `None`: never. Default 1 s.
+    pub release_memory_after: Option<Duration>,
     /// How long a connection may take to send a complete HTTP request (request line, headers and
     /// body) after it connects or after its previous response. Default 10 s (slowloris guard).
     pub request_timeout: Duration,
@@ -196,6 +202,7 @@ impl Default for Config {
             max_pending_bytes: 1024 * 1024,
             max_outbound_bytes: 4 * 1024 * 1024,
             max_buffered_bytes: 256 * 1024 * 1024,
+            release_memory_after: Some(Duration::from_secs(1)),
             request_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(30),
             ping_interval: Some(Duration::from_secs(30)),
@@ -265,6 +272,10 @@ impl Config {
             (self.message_timeout, "message_timeout"),
             (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
             (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),
+            (
+                self.release_memory_after.unwrap_or(Duration::MAX),
+                "release_memory_after",
+            ),
         ];
         if let Some((_, name)) = timeouts.iter().find(|(d, _)| d.is_zero()) {
             return Err(Error::InvalidConfig(format!(

@@ -208,6 +208,9 @@ metrics! {
     /// holding the most first; close `1008`).
     budget_drops: counter "budget_drops_total" [""]
         "Connections dropped because the server passed its memory budget.";
+    /// Times a loop gave memory back to the OS after a storm (`release_memory_after`).
+    memory_releases: counter "memory_releases_total" [""]
+        "Times a loop returned memory to the OS after a storm.";
     /// Replies or pushes for a connection that had already closed (its slab slot reused or
     /// empty), detected by generation and dropped.
     stale_replies_dropped: counter "stale_replies_dropped_total" [""]

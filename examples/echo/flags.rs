@@ -193,6 +193,12 @@ const FLAGS: &[Flag] = &[
         "bytes held by all connections together [268435456]"
     ),
     flag!(
+        "release-memory-after-ms",
+        release_memory_after,
+        optional_millis,
+        "after a storm, calm this long: memory to the OS; 0 = never [1000]"
+    ),
+    flag!(
         "request-timeout-ms",
         request_timeout,
         millis,

@@ -65,6 +65,13 @@ impl BufferPool {
         }
     }
 
+    /// Frees every free buffer (after a storm: the pool refills as traffic needs).
+    pub(crate) fn shrink(&mut self) {
+        self.free_read = Vec::new();
+        self.free_write = Vec::new();
+        self.chunks.shrink();
+    }
+
     /// Free buffers held now (all kinds).
     pub(crate) fn len(&self) -> usize {
         self.free_read.len() + self.free_write.len() + self.chunks.len()

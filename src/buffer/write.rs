@@ -158,4 +158,9 @@ impl ChunkPool {
     pub(crate) fn len(&self) -> usize {
         self.free.len()
     }
+
+    /// Frees every free chunk.
+    pub(crate) fn shrink(&mut self) {
+        self.free = Vec::new();
+    }
 }

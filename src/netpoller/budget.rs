@@ -93,7 +93,6 @@ impl MemoryBudget {
     }
 
     /// Bytes this loop's connections hold now.
-    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn local(&self) -> usize {
         self.local
     }

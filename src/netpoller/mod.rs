@@ -6,6 +6,7 @@
 //! | `accept.rs` | accept until `WouldBlock`; past `max_connections` the monitoring reserve, then `503`; pause on `EMFILE` |
 //! | `table.rs` | the slab of connections with their interest and deadline, ready, held and paused lists, owed `on_close` — sans-I/O |
 //! | `budget.rs` | the loop's part of the server-wide memory budget: pressure, hold limit, when to drop |
+//! | `release.rs` | when a storm is over, give its memory back to the OS |
 //! | `timers.rs` | the deadline heap whose top is the `poll` timeout |
 //! | `waker.rs` | the coalescing doorbell other threads ring |
 //! | `link.rs` | the ways into a loop: commands, replies, waker |
@@ -23,6 +24,7 @@ mod event_loop;
 pub(crate) mod harness;
 mod jobs;
 mod link;
+mod release;
 mod table;
 #[cfg(test)]
 mod tests;

@@ -31,6 +31,7 @@ use crate::conn_id::ConnId;
 use crate::metrics::{Admission, CloseKind, Metrics, add, adjust};
 use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::link::Command;
+use crate::netpoller::release::{MemoryRelease, return_free_memory};
 use crate::netpoller::timers::Timers;
 use crate::session::{
     Connection, Job, JobQueue, JobSlot, Offered, OnClose, Phase, Reply, Turn, Verdict, Work,
@@ -100,6 +101,8 @@ pub(crate) struct ConnectionTable<T, P, Q> {
     budget: MemoryBudget,
     /// Connections the budget stopped reading, to drive again when the pressure passes.
     paused: Vec<ConnId>,
+    /// Whether a storm is over and its memory can go back to the OS.
+    release: MemoryRelease,
     next_generation: u64,
     shutting_down: bool,
     poller: P,
@@ -121,6 +124,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             loop_index,
             pool: BufferPool::new(config.read_buffer_size, config.max_pooled_buffers),
             budget: MemoryBudget::new(&config),
+            release: MemoryRelease::new(config.release_memory_after),
             config,
             metrics,
             slab: Slab::new(),
@@ -357,7 +361,14 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         if !self.ready.is_empty() {
             return Some(Duration::ZERO);
         }
-        self.timers.next_timeout(now)
+        let release = self
+            .release
+            .deadline()
+            .map(|at| at.saturating_duration_since(now));
+        [self.timers.next_timeout(now), release]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Keeps the memory budget, once per turn: past it, drops the slow consumers that hold the
@@ -375,6 +386,27 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 }
             }
         }
+        if self.release.observe(self.budget.local(), now) {
+            self.release_memory();
+        }
+    }
+
+    /// A storm is over: free the pooled buffers and the timer heap's spare room, and ask the
+    /// allocator to give free pages back to the OS.
+    fn release_memory(&mut self) {
+        let started = Instant::now();
+        self.pool.shrink();
+        self.timers.shrink();
+        self.ready.shrink_to_fit();
+        self.paused.shrink_to_fit();
+        self.held.shrink_to_fit();
+        let trimmed = return_free_memory();
+        add(&self.metrics.memory_releases, 1);
+        log::info!(
+            "loop {}: storm over, memory released in {:?} (allocator trimmed: {trimmed})",
+            self.loop_index,
+            started.elapsed()
+        );
     }
 
     /// Over the budget: the connections whose output is not draining (the peer does not read)

@@ -40,6 +40,11 @@ impl Timers {
         }
     }
 
+    /// Gives back the heap's spare room (after a storm: it keeps its peak capacity otherwise).
+    pub(crate) fn shrink(&mut self) {
+        self.heap.shrink_to_fit();
+    }
+
     /// Entries on the heap (live and stale).
     pub(crate) fn len(&self) -> usize {
         self.heap.len()

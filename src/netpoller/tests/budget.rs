@@ -3,6 +3,8 @@
 //! dropped with `1008`; connections that read what they are sent are never dropped.
 
 use super::*;
+use std::time::Duration;
+
 use crate::ws::CloseCode;
 
 const KIB: usize = 1024;
@@ -149,4 +151,57 @@ fn an_http_body_counts_against_the_budget_while_its_request_is_handled() {
     assert!(out.starts_with("HTTP/1.1 200 OK\r\n"), "{out}");
     assert_eq!(h.stats().buffered_bytes, 0, "nothing held once answered");
     h.check_invariants().unwrap();
+}
+
+#[test]
+fn after_a_storm_the_pool_is_emptied_and_memory_released_once() {
+    let mut h = harness(Config {
+        max_outbound_bytes: 8 * 1024 * KIB,
+        release_memory_after: Some(Duration::from_secs(1)),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    h.set_write_room(peer, 0);
+    for _ in 0..9 {
+        h.push(peer, &"s".repeat(1024 * KIB)); // 9 MiB the client does not take yet: a storm
+    }
+    assert!(h.stats().buffered_bytes > 9 * 1024 * KIB as u64);
+    h.set_write_room(peer, usize::MAX);
+    h.take_output(peer);
+    assert_eq!(h.stats().buffered_bytes, 0);
+    assert!(
+        h.stats().pooled_buffers > 0,
+        "the drained chunks are pooled"
+    );
+    h.advance(Duration::from_millis(999));
+    assert_eq!(h.stats().memory_releases, 0, "not calm for long enough yet");
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.stats().memory_releases, 1, "calm for 1 s: released");
+    assert_eq!(h.stats().pooled_buffers, 0, "the pool was emptied");
+    h.advance(Duration::from_secs(10));
+    assert_eq!(h.stats().memory_releases, 1, "once per storm");
+    h.send(peer, &text("after"));
+    h.run_all_jobs();
+    assert_eq!(
+        texts_of(&mut h, peer),
+        ["after"],
+        "the pool refills as needed"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn ordinary_traffic_never_releases_memory() {
+    let mut h = harness(Config {
+        release_memory_after: Some(Duration::from_millis(1)),
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    for n in 0..100 {
+        h.send(peer, &text(&format!("{n}")));
+        h.run_all_jobs();
+        h.advance(Duration::from_millis(5));
+    }
+    assert_eq!(texts_of(&mut h, peer).len(), 100);
+    assert_eq!(h.stats().memory_releases, 0);
 }
