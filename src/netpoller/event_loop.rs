@@ -11,7 +11,9 @@
 //! 2. drains the reply channel (workers' answers) and the command channel (pushes), applying each
 //!    to its connection if the `ConnId` generation still matches (else: dropped and counted);
 //! 3. drives the connections that used up their read budget last turn (fairness);
-//! 4. fires due deadlines; offers held jobs again; resumes accepting after an `EMFILE` pause;
+//! 4. fires due deadlines; offers held jobs again; keeps the memory budget (drops slow consumers
+//!    past it, resumes the connections it paused, gives memory back after a storm); resumes
+//!    accepting after an `EMFILE` pause;
 //! 5. starts or finishes a graceful shutdown.
 //!
 //! # Edge-triggered readiness

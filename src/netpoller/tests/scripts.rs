@@ -105,6 +105,8 @@ fn random_scripts_keep_every_invariant() {
                 total.compressed_out += stats.compressed_out;
                 total.monitoring_served += stats.monitoring_served;
                 total.connections_rejected += stats.connections_rejected;
+                total.budget_pauses += stats.budget_pauses;
+                total.budget_drops += stats.budget_drops;
             }
             Err(broken) => panic!("seed {seed}: {broken}"),
         }
@@ -125,6 +127,9 @@ fn random_scripts_keep_every_invariant() {
     // Reserve connections: served a monitoring request, or refused with 503.
     assert!(total.monitoring_served > 10, "{total:?}");
     assert!(total.connections_rejected > 10, "{total:?}");
+    // The memory budget: connections paused near it, slow consumers dropped past it.
+    assert!(total.budget_pauses > 10, "{total:?}");
+    assert!(total.budget_drops > 10, "{total:?}");
 }
 
 #[test]
