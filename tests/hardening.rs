@@ -64,24 +64,6 @@ fn read_data_frame(stream: &mut TcpStream) -> (bool, u8, Vec<u8>) {
     }
 }
 
-/// Sends `text` on a tungstenite client and expects it back.
-fn echo_text(client: &mut Client, text: &str) {
-    client.send(TMessage::text(text)).unwrap();
-    assert_eq!(client.read().unwrap(), TMessage::text(text));
-}
-
-/// Closes a tungstenite client cleanly and reads until the server closes TCP.
-fn close_client(mut client: Client) {
-    client.close(None).unwrap();
-    loop {
-        match client.read() {
-            Ok(_) => continue,
-            Err(tungstenite::Error::ConnectionClosed) => return,
-            Err(err) => panic!("while closing: {err}"),
-        }
-    }
-}
-
 // 1. WebSocket keepalive.
 
 #[test]

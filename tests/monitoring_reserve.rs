@@ -49,24 +49,6 @@ fn expect_refused_at_once(addr: SocketAddr) {
     expect_refused(&mut stream);
 }
 
-/// Sends `text` on a tungstenite client and expects it back.
-fn echo_text(client: &mut Client, text: &str) {
-    client.send(tungstenite::Message::text(text)).unwrap();
-    assert_eq!(client.read().unwrap(), tungstenite::Message::text(text));
-}
-
-/// Closes a tungstenite client cleanly and reads until the server closes TCP.
-fn close_client(mut client: Client) {
-    client.close(None).unwrap();
-    loop {
-        match client.read() {
-            Ok(_) => continue,
-            Err(tungstenite::Error::ConnectionClosed) => return,
-            Err(err) => panic!("while closing: {err}"),
-        }
-    }
-}
-
 /// Reads exactly the `503` refusal, then EOF.
 fn expect_refused(stream: &mut TcpStream) {
     let (head, body) = read_http_response(stream).expect("a 503");

@@ -69,6 +69,24 @@ pub fn connect_path(addr: SocketAddr, path: &str) -> Client {
     client
 }
 
+/// Sends `text` on a tungstenite client and expects it back.
+pub fn echo_text(client: &mut Client, text: &str) {
+    client.send(tungstenite::Message::text(text)).unwrap();
+    assert_eq!(client.read().unwrap(), tungstenite::Message::text(text));
+}
+
+/// Closes a tungstenite client cleanly and reads until the server closes TCP.
+pub fn close_client(mut client: Client) {
+    client.close(None).unwrap();
+    loop {
+        match client.read() {
+            Ok(_) => continue,
+            Err(tungstenite::Error::ConnectionClosed) => return,
+            Err(err) => panic!("while closing: {err}"),
+        }
+    }
+}
+
 /// A raw TCP connection with a read timeout.
 pub fn raw(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).expect("tcp connect");
