@@ -49,6 +49,10 @@ pub(crate) struct MemoryBudget {
     local: usize,
     /// What this loop last added to the shared `buffered_bytes` gauge.
     published: usize,
+    /// The total at the last search for slow consumers that found none: searching again is
+    /// pointless until the total has grown by a 64th of the budget (a search walks the slab,
+    /// and pushes may ask for one thousands of times a turn).
+    fruitless_at: Option<usize>,
 }
 
 impl MemoryBudget {
@@ -61,6 +65,7 @@ impl MemoryBudget {
             min_hold: 2 * config.read_buffer_size,
             local: 0,
             published: 0,
+            fruitless_at: None,
         }
     }
 
@@ -107,9 +112,22 @@ impl MemoryBudget {
         (self.limit / open.saturating_mul(2)).max(self.min_hold)
     }
 
-    /// The server is over its budget: slow consumers must be dropped.
-    pub(crate) fn exceeded(&self, metrics: &Metrics) -> bool {
-        self.total(metrics) > self.limit
+    /// The server is over its budget and a search for slow consumers to drop may find one: it
+    /// is the first search since the total passed the budget, or the last found some, or the
+    /// total has grown since one found none.
+    pub(crate) fn exceeded(&mut self, metrics: &Metrics) -> bool {
+        let total = self.total(metrics);
+        if total <= self.limit {
+            self.fruitless_at = None;
+            return false;
+        }
+        self.fruitless_at
+            .is_none_or(|at| total > at.saturating_add(self.limit / 64))
+    }
+
+    /// A search for slow consumers dropped `dropped` connections.
+    pub(crate) fn searched(&mut self, dropped: usize, metrics: &Metrics) {
+        self.fruitless_at = (dropped == 0).then(|| self.total(metrics));
     }
 
     /// Dropping may stop: the total is back under seven eighths of the budget.
@@ -151,6 +169,26 @@ mod tests {
         budget.charge(56 * 1024 * 1024, 0, &metrics);
         assert_eq!(budget.local(), 0);
         assert_eq!(budget.hold_limit(&metrics), usize::MAX);
+    }
+
+    #[test]
+    fn a_fruitless_search_is_not_repeated_until_the_total_grows() {
+        let (mut budget, metrics) = budget(64 * 1024 * 1024);
+        budget.charge(0, 65 * 1024 * 1024, &metrics);
+        assert!(budget.exceeded(&metrics));
+        budget.searched(0, &metrics);
+        assert!(
+            !budget.exceeded(&metrics),
+            "nothing to drop: do not search again"
+        );
+        budget.charge(0, 512 * 1024, &metrics);
+        assert!(!budget.exceeded(&metrics), "grown by less than a 64th");
+        budget.charge(0, 600 * 1024, &metrics);
+        assert!(budget.exceeded(&metrics), "grown by more: search again");
+        budget.searched(1, &metrics);
+        assert!(budget.exceeded(&metrics), "the last search found one");
+        budget.charge(66 * 1024 * 1024, 0, &metrics);
+        assert!(!budget.exceeded(&metrics));
     }
 
     #[test]

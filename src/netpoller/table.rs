@@ -423,10 +423,12 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             .filter(|&(held, _)| held >= floor)
             .collect();
         stuck.sort_unstable_by(|a, b| b.cmp(a));
+        let mut dropped = 0;
         for (held, index) in stuck {
             if self.budget.relieved(&self.metrics) {
                 break;
             }
+            dropped += 1;
             let total = self.budget.total(&self.metrics);
             log::warn!(
                 "{}: dropped: holds {held} bytes it cannot send while the server holds \
@@ -437,6 +439,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             add(&self.metrics.budget_drops, 1);
             self.step(index, now, |conn, turn| conn.over_budget(turn));
         }
+        self.budget.searched(dropped, &self.metrics);
     }
 
     /// Adds this loop's change in its gauges to the shared ones.
