@@ -85,6 +85,7 @@ mod netpoller;
 // Jobs to the worker pool; the handle for other threads.
 mod dispatch;
 // What users see, and what runs their handler.
+mod driven;
 mod handler;
 mod prometheus;
 mod runner;
@@ -97,6 +98,7 @@ pub mod fuzzing;
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
+pub use driven::{DrivenServer, Turned};
 pub use error::{Error, SendError};
 pub use handler::{Context, Handler, Upgrade, UpgradeOffer};
 pub use http::{Request, RequestBuilder, Response, Version};

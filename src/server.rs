@@ -3,7 +3,8 @@
 //! `build` validates the [`Config`], binds one listening socket per event loop (with `socket2`,
 //! for the backlog and `SO_REUSEPORT`), creates each loop's poller, waker and channels, starts
 //! the worker threads and the event-loop threads, and returns at once. The [`Server`] owns those
-//! threads; a [`ServerHandle`] (cloneable) talks to them.
+//! threads; a [`ServerHandle`] (cloneable) talks to them. `build_driven` makes the same loop
+//! without any thread, for the caller to drive (`driven.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
 use crate::dispatch::{ServerHandle, Shared, WorkerPool};
+use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
@@ -75,21 +77,7 @@ impl ServerBuilder {
         let metrics = Arc::new(Metrics::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
-        let mut links = Vec::with_capacity(config.event_loops);
-        let mut loops = Vec::with_capacity(config.event_loops);
-        for listener in listeners {
-            let poll = Poll::new()?;
-            let waker = Arc::new(LoopWaker::new(Waker::new(poll.registry(), WAKER)?));
-            // Unbounded, yet bounded in practice: see `LoopLink::replies`.
-            let (reply_tx, replies) = crossbeam_channel::unbounded();
-            let (command_tx, commands) = crossbeam_channel::bounded(config.command_queue_capacity);
-            links.push(LoopLink {
-                commands: command_tx,
-                replies: reply_tx,
-                waker: Arc::clone(&waker),
-            });
-            loops.push((poll, listener, replies, commands, waker));
-        }
+        let (links, loops) = wire_loops(listeners, &config)?;
         let handle = ServerHandle::new(Shared {
             loops: links,
             metrics: Arc::clone(&metrics),
@@ -105,23 +93,13 @@ impl ServerBuilder {
         };
         let workers = WorkerPool::spawn(worker_count, job_rx, Arc::clone(&runner), handle.clone())?;
         let mut event_loops = Vec::with_capacity(loops.len());
-        for (index, (poll, listener, replies, commands, waker)) in loops.into_iter().enumerate() {
+        for (index, wired) in loops.into_iter().enumerate() {
             let executor = if config.inline_handlers {
                 Executor::Inline(Arc::clone(&runner))
             } else {
                 Executor::Pool(job_tx.clone())
             };
-            let parts = LoopParts {
-                poll,
-                listener,
-                executor,
-                replies,
-                commands,
-                waker,
-                shutdown: Arc::clone(&shutdown),
-            };
-            let event_loop =
-                EventLoop::new(index, Arc::clone(&config), Arc::clone(&metrics), parts)?;
+            let event_loop = wired.start(index, executor, &shutdown, &config, &metrics)?;
             let thread = thread::Builder::new()
                 .name(format!("wsreactor-loop-{index}"))
                 .spawn(move || event_loop.run())?;
@@ -145,6 +123,110 @@ impl ServerBuilder {
             workers,
         })
     }
+}
+
+impl ServerBuilder {
+    /// Validates the configuration and binds, but starts no thread: the returned
+    /// [`DrivenServer`] runs on the caller's thread, one [`turn`](DrivenServer::turn) at a time,
+    /// with its handler called inline (see [`DrivenServer`] for when to choose it). Of the
+    /// configuration, `event_loops` is taken as 1, `inline_handlers` as `true` and `workers` is
+    /// not used; everything else applies.
+    pub fn build_driven(self, handler: impl Handler) -> Result<DrivenServer, Error> {
+        let mut config = self.config;
+        config.event_loops = 1;
+        config.inline_handlers = true;
+        let config = Arc::new(config);
+        config.validate()?;
+        let listener = listen(config.addr, &config, false)?;
+        let local_addr = listener.local_addr()?;
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = Arc::new(AtomicBool::new(false));
+        // No worker takes jobs; the receiver only lets the stats read a queue depth of 0.
+        let (_, job_rx) = crossbeam_channel::bounded(1);
+        let (links, mut loops) = wire_loops(vec![listener], &config)?;
+        let handle = ServerHandle::new(Shared {
+            loops: links,
+            metrics: Arc::clone(&metrics),
+            jobs: job_rx,
+            shutdown: Arc::clone(&shutdown),
+            local_addr,
+        });
+        let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
+        let wired = loops
+            .pop()
+            .ok_or(Error::InvalidConfig("no event loop".into()))?;
+        let event_loop = wired.start(0, Executor::Inline(runner), &shutdown, &config, &metrics)?;
+        // The thread that builds it usually drives it: its pushes must not wait on itself.
+        crate::netpoller::mark_loop_thread();
+        log::info!("listening on {local_addr} (driven by the caller's thread)");
+        Ok(DrivenServer::new(event_loop, handle))
+    }
+}
+
+/// One loop's poller, listener and channels, made before the handle that links to them.
+struct WiredLoop {
+    poll: Poll,
+    listener: TcpListener,
+    replies: crossbeam_channel::Receiver<crate::session::Reply>,
+    commands: crossbeam_channel::Receiver<crate::netpoller::Command>,
+    waker: Arc<LoopWaker>,
+}
+
+impl WiredLoop {
+    /// The event loop, ready to run, sending its jobs to `executor`.
+    fn start(
+        self,
+        index: usize,
+        executor: Executor,
+        shutdown: &Arc<AtomicBool>,
+        config: &Arc<Config>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<EventLoop, Error> {
+        let parts = LoopParts {
+            poll: self.poll,
+            listener: self.listener,
+            executor,
+            replies: self.replies,
+            commands: self.commands,
+            waker: self.waker,
+            shutdown: Arc::clone(shutdown),
+        };
+        Ok(EventLoop::new(
+            index,
+            Arc::clone(config),
+            Arc::clone(metrics),
+            parts,
+        )?)
+    }
+}
+
+/// A poller, waker and channels for each listener: the links handles use, and the loops' ends.
+fn wire_loops(
+    listeners: Vec<TcpListener>,
+    config: &Config,
+) -> Result<(Vec<LoopLink>, Vec<WiredLoop>), Error> {
+    let mut links = Vec::with_capacity(listeners.len());
+    let mut loops = Vec::with_capacity(listeners.len());
+    for listener in listeners {
+        let poll = Poll::new()?;
+        let waker = Arc::new(LoopWaker::new(Waker::new(poll.registry(), WAKER)?));
+        // Unbounded, yet bounded in practice: see `LoopLink::replies`.
+        let (reply_tx, replies) = crossbeam_channel::unbounded();
+        let (command_tx, commands) = crossbeam_channel::bounded(config.command_queue_capacity);
+        links.push(LoopLink {
+            commands: command_tx,
+            replies: reply_tx,
+            waker: Arc::clone(&waker),
+        });
+        loops.push(WiredLoop {
+            poll,
+            listener,
+            replies,
+            commands,
+            waker,
+        });
+    }
+    Ok((links, loops))
 }
 
 /// A running server: its event-loop threads (one per CPU by default) and its pool of worker

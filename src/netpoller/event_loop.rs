@@ -143,40 +143,64 @@ impl EventLoop {
         })
     }
 
-    /// Runs until shutdown completes (or `poll` itself fails).
+    /// Runs until shutdown completes (or `poll` itself fails): the loop of a thread of its own.
     pub(crate) fn run(mut self) {
         log::debug!("loop {}: running", self.index);
         mark_loop_thread();
         loop {
-            let timeout = self.poll_timeout();
-            log::trace!("loop {}: poll (timeout {timeout:?})", self.index);
-            if let Err(err) = self.poll.poll(&mut self.events, timeout) {
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
+            match self.turn(None) {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(err) => {
+                    log::error!("loop {}: poll failed, stopping: {err}", self.index);
+                    break;
                 }
-                log::error!("loop {}: poll failed, stopping: {err}", self.index);
-                break;
             }
-            self.now = Instant::now();
-            self.handle_events();
-            self.drain_channels();
-            self.table.run_ready(self.now);
-            self.table.fire_timers(self.now);
-            self.table.retry_held(self.now);
-            self.table.keep_budget(self.now);
-            self.resume_accepting();
-            self.check_shutdown();
-            if self.shutdown_complete() {
-                break;
-            }
-            self.table.report_gauges();
         }
         self.finish();
     }
 
+    /// One turn: `poll` for at most `limit` (`None`: as long as the loop's own deadlines
+    /// allow), then everything it delivered, the channels, the ready list, the timers, the held
+    /// jobs and the budget. True once a shutdown has completed: then [`finish`](Self::finish).
+    pub(crate) fn turn(&mut self, limit: Option<Duration>) -> io::Result<bool> {
+        let timeout = match (self.poll_timeout(), limit) {
+            (Some(own), Some(limit)) => Some(own.min(limit)),
+            (own, limit) => own.or(limit),
+        };
+        log::trace!("loop {}: poll (timeout {timeout:?})", self.index);
+        if let Err(err) = self.poll.poll(&mut self.events, timeout) {
+            if err.kind() == io::ErrorKind::Interrupted {
+                return Ok(false);
+            }
+            return Err(err);
+        }
+        self.now = Instant::now();
+        self.handle_events();
+        self.drain_channels();
+        self.table.run_ready(self.now);
+        self.table.fire_timers(self.now);
+        self.table.retry_held(self.now);
+        self.table.keep_budget(self.now);
+        self.resume_accepting();
+        self.check_shutdown();
+        if self.shutdown_complete() {
+            return Ok(true);
+        }
+        self.table.report_gauges();
+        Ok(false)
+    }
+
+    /// The poller's file descriptor: readable whenever a turn has something to do.
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        self.poll.as_raw_fd()
+    }
+
     /// The earliest of: the table's next deadline (zero while some connection is on the ready
     /// list), the end of an accept pause, the shutdown deadline; zero while commands are left.
-    fn poll_timeout(&self) -> Option<Duration> {
+    pub(crate) fn poll_timeout(&self) -> Option<Duration> {
         if self.commands_left {
             return Some(Duration::ZERO);
         }
@@ -265,7 +289,7 @@ impl EventLoop {
 
     /// After the loop: drop what is left, make sure every owed `on_close` is queued after the
     /// job it must follow, then drop the job sender so the workers drain the queue and exit.
-    fn finish(mut self) {
+    pub(crate) fn finish(mut self) {
         // Pushes from now on fail with `SendError::Stopped` instead of waiting for room.
         self.commands = crossbeam_channel::never();
         let (mut owed, mut backlog) = self.table.abort_all(Instant::now());

@@ -33,5 +33,5 @@ mod waker;
 
 pub(crate) use event_loop::{EventLoop, LoopParts, WAKER};
 pub(crate) use jobs::Executor;
-pub(crate) use link::{Command, LoopLink, on_loop_thread};
+pub(crate) use link::{Command, LoopLink, mark_loop_thread, on_loop_thread};
 pub(crate) use waker::LoopWaker;
