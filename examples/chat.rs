@@ -20,6 +20,8 @@ use wsreactor::{
 struct Chat;
 
 impl Handler for Chat {
+    type Session = ();
+
     fn on_open(&self, ctx: &mut Context<'_>) {
         let _ = ctx.server().broadcast(format!("{} joined", ctx.conn()));
     }
@@ -32,7 +34,7 @@ impl Handler for Chat {
         let _ = ctx.server().broadcast(format!("{}: {text}", ctx.conn()));
     }
 
-    fn on_close(&self, conn: ConnId, _close: &CloseInfo, server: &ServerHandle) {
+    fn on_close(&self, conn: ConnId, _session: (), _close: &CloseInfo, server: &ServerHandle) {
         let _ = server.broadcast(format!("{conn} left"));
     }
 

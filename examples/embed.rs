@@ -35,6 +35,8 @@ every client each frame. Text a client sends is echoed.
 struct Ticker;
 
 impl Handler for Ticker {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         ctx.send(message);
     }

@@ -1,5 +1,11 @@
 //! What user code implements: the [`Handler`] trait, and the [`Context`] it replies through.
 //!
+//! Each WebSocket connection owns a value of the handler's [`Handler::Session`] type: made when
+//! the upgrade is accepted, lent (`&mut`, through [`Context::session_mut`]) to `on_open` and every
+//! `on_message`, and given to `on_close` at the end. Because a connection has at most one job
+//! with the handler at a time, the session travels with the job to whichever thread runs it and
+//! back — no lock, no map from ids to state.
+//!
 //! By default the event loop never calls a handler. It turns bytes into requests and messages and
 //! sends them as jobs to the worker pool; a worker calls the handler (through `runner.rs`) with a
 //! `Context`, collects what the handler sends into one batch of encoded frames, and gives that
@@ -10,6 +16,8 @@
 //! The one exception is [`Config::inline_handlers`](crate::Config::inline_handlers): then the
 //! loop calls the handler itself, on its own thread, in the same order. That is the fastest path
 //! for handlers that never block, and stalls the loop's other connections for one that does.
+
+use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
@@ -25,7 +33,8 @@ use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate};
 /// is caught: the connection is closed with `1011` (or `500` for HTTP) and the server keeps
 /// running.
 ///
-/// A closure `Fn(&mut Context<'_>, Message)` is a `Handler` too, for one-line servers:
+/// A closure `Fn(&mut Context<'_>, Message)` is a `Handler` too (with `()` sessions), for
+/// one-line servers:
 ///
 /// ```no_run
 /// let server = wsreactor::Server::builder()
@@ -34,6 +43,12 @@ use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate};
 /// server.join().expect("clean exit");
 /// ```
 pub trait Handler: Send + Sync + 'static {
+    /// What each WebSocket connection keeps between calls: `Default::default()` when its
+    /// upgrade is accepted, then in [`Context::session_mut`] for `on_open` and every
+    /// `on_message`, and by value in `on_close`. `()` when there is nothing to keep (an idle
+    /// connection then costs nothing more).
+    type Session: Default + Send + 'static;
+
     /// Decides on a valid WebSocket upgrade request (any path, by default). `offer` holds the
     /// subprotocols the client offered and the compression the server would agree to. Check
     /// `Origin`, the path, an auth header here; return [`Upgrade::reject`] to answer with a
@@ -43,19 +58,27 @@ pub trait Handler: Send + Sync + 'static {
         Upgrade::accept()
     }
 
-    /// A WebSocket connection is open (the `101` is ahead of anything sent here).
-    fn on_open(&self, ctx: &mut Context<'_>) {
+    /// A WebSocket connection is open (the `101` is ahead of anything sent here). The upgrade
+    /// request, with every header, is in [`Context::request`] (here only): fill the session
+    /// with what later calls need.
+    fn on_open(&self, ctx: &mut Context<'_, Self::Session>) {
         let _ = ctx;
     }
 
     /// A complete text or binary message arrived (fragments reassembled, UTF-8 checked).
-    fn on_message(&self, ctx: &mut Context<'_>, message: Message);
+    fn on_message(&self, ctx: &mut Context<'_, Self::Session>, message: Message);
 
     /// The connection has closed; no more messages will arrive and nothing more can be sent to
     /// it. Called exactly once for every connection that had `on_open`, after its last
-    /// `on_message`. `server` can reach the other connections.
-    fn on_close(&self, conn: ConnId, close: &CloseInfo, server: &ServerHandle) {
-        let _ = (conn, close, server);
+    /// `on_message`, with its session. `server` can reach the other connections.
+    fn on_close(
+        &self,
+        conn: ConnId,
+        session: Self::Session,
+        close: &CloseInfo,
+        server: &ServerHandle,
+    ) {
+        let _ = (conn, session, close, server);
     }
 
     /// A plain HTTP request (not an upgrade). Pipelined requests are answered in order. The
@@ -70,6 +93,8 @@ impl<F> Handler for F
 where
     F: Fn(&mut Context<'_>, Message) + Send + Sync + 'static,
 {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         self(ctx, message)
     }
@@ -157,29 +182,100 @@ impl Upgrade {
     }
 }
 
-/// A handler's way back to its connection, and to the rest of the server.
+/// Who is on the other end of a WebSocket, kept with its session for the whole connection:
+/// the client's address, the request-target it upgraded on and the subprotocol agreed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Peer {
+    pub addr: Option<SocketAddr>,
+    pub target: String,
+    pub protocol: Option<String>,
+}
+
+/// A handler's way back to its connection, and to the rest of the server; `S` is the
+/// handler's [`Handler::Session`].
 ///
 /// Sends are collected and written, in order, after the handler returns (so several sends in one
 /// call become one write). After [`close`](Self::close) further sends are ignored.
-#[derive(Debug)]
-pub struct Context<'a> {
+pub struct Context<'a, S = ()> {
     conn: ConnId,
     output: &'a mut Output,
     server: &'a ServerHandle,
+    session: &'a mut S,
+    peer: &'a Peer,
+    request: Option<&'a Request>,
 }
 
-impl<'a> Context<'a> {
-    pub(crate) fn new(conn: ConnId, output: &'a mut Output, server: &'a ServerHandle) -> Self {
+impl<S> std::fmt::Debug for Context<'_, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("conn", &self.conn)
+            .field("peer", self.peer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, S> Context<'a, S> {
+    pub(crate) fn new(
+        conn: ConnId,
+        output: &'a mut Output,
+        server: &'a ServerHandle,
+        session: &'a mut S,
+        peer: &'a Peer,
+        request: Option<&'a Request>,
+    ) -> Self {
         Context {
             conn,
             output,
             server,
+            session,
+            peer,
+            request,
         }
     }
 
     /// This connection's id: keep it to push to this client later from any thread.
     pub fn conn(&self) -> ConnId {
         self.conn
+    }
+
+    /// This connection's state ([`Handler::Session`]), owned by the connection.
+    pub fn session(&self) -> &S {
+        self.session
+    }
+
+    /// This connection's state, to change it.
+    pub fn session_mut(&mut self) -> &mut S {
+        self.session
+    }
+
+    /// The client's address (as `accept` reported it).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer.addr
+    }
+
+    /// The path the client upgraded on, without the query (`/ws` for `/ws?room=a`).
+    pub fn path(&self) -> &str {
+        self.peer
+            .target
+            .split_once('?')
+            .map_or(self.peer.target.as_str(), |(path, _)| path)
+    }
+
+    /// The query of the request-target it upgraded on, after the first `?`, if there is one.
+    pub fn query(&self) -> Option<&str> {
+        self.peer.target.split_once('?').map(|(_, query)| query)
+    }
+
+    /// The subprotocol agreed at the upgrade (`Sec-WebSocket-Protocol`), if any.
+    pub fn protocol(&self) -> Option<&str> {
+        self.peer.protocol.as_deref()
+    }
+
+    /// The upgrade request with all its headers: in `on_open` only (`None` later — keep what
+    /// you need in the session; holding every request's headers for the connection's life
+    /// would cost each idle connection their size).
+    pub fn request(&self) -> Option<&Request> {
+        self.request
     }
 
     /// Sends a message to this connection.

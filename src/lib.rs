@@ -40,6 +40,8 @@
 //! struct Echo;
 //!
 //! impl Handler for Echo {
+//!     type Session = ();
+//!
 //!     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
 //!         ctx.send(message);
 //!     }

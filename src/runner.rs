@@ -7,6 +7,11 @@
 //! handler closes its connection with `1011` (or answers `500`) and is counted; the thread goes
 //! on.
 //!
+//! Each WebSocket's [`Handler::Session`] lives here as a [`Slot`] (the session and the
+//! connection's [`Peer`]), made when `on_upgrade` accepts and boxed type-erased into the
+//! [`Reply`]; the core carries the box to the connection and back in each [`Job`], and this
+//! runner — the one place that knows the handler's types — unboxes it for every call.
+//!
 //! permessage-deflate happens here too, on the thread that runs the handler: the offer is
 //! negotiated before `on_upgrade`, compressed messages are inflated before `on_message` (a
 //! message that inflates past `max_message_size`, or is not deflate data, closes the connection
@@ -19,18 +24,43 @@ use crate::buffer::OWNED_CHUNK_MIN;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
-use crate::handler::{Context, Handler, Upgrade, UpgradeOffer};
+use crate::handler::{Context, Handler, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus;
-use crate::session::{After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, Work};
+use crate::session::{
+    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, SessionBox, Work,
+};
 use crate::ws::deflate::negotiate;
 use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
 
+/// A WebSocket's session as the runner keeps it: the handler's state, and who the peer is.
+struct Slot<S> {
+    peer: Peer,
+    session: S,
+}
+
+impl<S: Default + Send + 'static> Slot<S> {
+    /// The slot in a job's box; a fresh one if the box is missing or of another type (neither
+    /// happens: the box was made here).
+    fn unbox(session: Option<SessionBox>, conn: ConnId) -> Box<Slot<S>> {
+        match session.map(|boxed| boxed.downcast::<Slot<S>>()) {
+            Some(Ok(slot)) => slot,
+            Some(Err(_)) | None => {
+                log::error!("{conn}: job without its session; starting from the default");
+                Box::new(Slot {
+                    peer: Peer::default(),
+                    session: S::default(),
+                })
+            }
+        }
+    }
+}
+
 /// The handler, and what its calls need: the server handle for `Context` and `on_close`, and
 /// the configuration for the built-in paths.
-pub(crate) struct HandlerRunner {
-    handler: Box<dyn Handler>,
+pub(crate) struct HandlerRunner<H> {
+    handler: H,
     server: ServerHandle,
     metrics_path: Option<String>,
     health_path: Option<String>,
@@ -42,10 +72,10 @@ pub(crate) struct HandlerRunner {
     max_message_size: usize,
 }
 
-impl HandlerRunner {
-    pub(crate) fn new(handler: impl Handler, server: ServerHandle, config: &Config) -> Arc<Self> {
+impl<H: Handler> HandlerRunner<H> {
+    pub(crate) fn new(handler: H, server: ServerHandle, config: &Config) -> Arc<Self> {
         Arc::new(HandlerRunner {
-            handler: Box::new(handler),
+            handler,
             server,
             metrics_path: config.metrics_path.clone(),
             health_path: config.health_path.clone(),
@@ -66,19 +96,25 @@ impl HandlerRunner {
     }
 }
 
-impl JobRunner for HandlerRunner {
+impl<H: Handler> JobRunner for HandlerRunner<H> {
     fn run(&self, job: Job) -> Option<Reply> {
         let conn = job.conn;
         match job.work {
-            Work::Messages(batch) => Some(Reply {
-                conn,
-                output: self.run_messages(conn, batch),
-                after: After::Continue,
-            }),
+            Work::Messages(batch) => {
+                let mut slot = Slot::<H::Session>::unbox(job.session, conn);
+                let output = self.run_messages(conn, batch, &mut slot);
+                Some(Reply {
+                    conn,
+                    output,
+                    after: After::Continue,
+                    session: Some(slot),
+                })
+            }
             Work::Http { requests, tail } => Some(self.run_http(conn, requests, tail)),
             Work::Closed(info) => {
+                let slot = Slot::<H::Session>::unbox(job.session, conn);
                 let server = &self.server;
-                let call = || self.handler.on_close(conn, &info, server);
+                let call = || self.handler.on_close(conn, slot.session, &info, server);
                 if catch_unwind(AssertUnwindSafe(call)).is_err() {
                     self.panicked(conn, "on_close");
                 }
@@ -88,8 +124,8 @@ impl JobRunner for HandlerRunner {
     }
 }
 
-impl HandlerRunner {
-    fn run_messages(&self, conn: ConnId, batch: Batch) -> Output {
+impl<H: Handler> HandlerRunner<H> {
+    fn run_messages(&self, conn: ConnId, batch: Batch, slot: &mut Slot<H::Session>) -> Output {
         let Batch { messages, deflate } = batch;
         // Room for an echo of the whole batch up front: one allocation instead of a series of
         // reallocations (large payloads are moved, not copied, so they need no room here).
@@ -116,7 +152,8 @@ impl HandlerRunner {
                     break;
                 }
             };
-            let mut ctx = Context::new(conn, &mut output, &self.server);
+            let Slot { peer, session } = &mut *slot;
+            let mut ctx = Context::new(conn, &mut output, &self.server, session, peer, None);
             let call = || self.handler.on_message(&mut ctx, message);
             if catch_unwind(AssertUnwindSafe(call)).is_err() {
                 self.panicked(conn, "on_message");
@@ -136,6 +173,7 @@ impl HandlerRunner {
             conn,
             output,
             after,
+            session: None,
         };
         let close = After::CloseHttp { bad_request: false };
         // A monitoring-reserve request: its response closes the connection.
@@ -169,20 +207,27 @@ impl HandlerRunner {
             }
             HttpTail::Upgrade(upgrade) => {
                 let (request, upgrade) = *upgrade;
-                self.upgrade_and_open(conn, &request, upgrade, &mut output)
+                let (after, session) = self.upgrade_and_open(conn, &request, upgrade, &mut output);
+                return Reply {
+                    conn,
+                    output,
+                    after,
+                    session,
+                };
             }
         };
         reply(output, after)
     }
 
-    /// `on_upgrade`, then the `101` and `on_open` if it accepted.
+    /// `on_upgrade`, then the `101` and `on_open` if it accepted: what the session does next,
+    /// and the new connection's session.
     fn upgrade_and_open(
         &self,
         conn: ConnId,
         request: &Request,
         upgrade: UpgradeRequest,
         output: &mut Output,
-    ) -> After {
+    ) -> (After, Option<SessionBox>) {
         let offer = UpgradeOffer {
             protocols: upgrade.protocols,
             compression: if self.compression {
@@ -220,22 +265,33 @@ impl HandlerRunner {
                 let response = switching_protocols(&upgrade.key, protocol.as_deref(), &headers);
                 response.encode(&mut output.bytes, Version::Http11, true, false);
                 output.compressing = self.compressing(deflate);
-                let mut ctx = Context::new(conn, output, &self.server);
+                let mut slot = Box::new(Slot {
+                    peer: Peer {
+                        addr: request.peer_addr(),
+                        target: request.target().to_owned(),
+                        protocol,
+                    },
+                    session: H::Session::default(),
+                });
+                let Slot { peer, session } = &mut *slot;
+                let mut ctx =
+                    Context::new(conn, output, &self.server, session, peer, Some(request));
                 if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
                     self.panicked(conn, "on_open");
                     output.close = Some(internal_error());
                 }
-                After::Upgraded { deflate }
+                let session: SessionBox = slot;
+                (After::Upgraded { deflate }, Some(session))
             }
             Ok(Upgrade::Reject(response)) => {
                 response.encode(&mut output.bytes, request.version(), false, false);
-                close
+                (close, None)
             }
             Err(_) => {
                 self.panicked(conn, "on_upgrade");
                 let response = internal_error_response();
                 response.encode(&mut output.bytes, request.version(), false, false);
-                close
+                (close, None)
             }
         }
     }

@@ -267,6 +267,8 @@ struct Veto {
 }
 
 impl Handler for Veto {
+    type Session = ();
+
     fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade {
         let agreement = offer.compression().map(|a| a.response_header());
         self.seen.lock().unwrap().push(agreement);

@@ -43,11 +43,13 @@ impl CloseRecorder {
 }
 
 impl Handler for CloseRecorder {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         ctx.send(message);
     }
 
-    fn on_close(&self, _conn: ConnId, close: &CloseInfo, _server: &ServerHandle) {
+    fn on_close(&self, _conn: ConnId, _session: (), close: &CloseInfo, _server: &ServerHandle) {
         self.closes.lock().unwrap().push(close.code.as_u16());
     }
 }

@@ -762,6 +762,8 @@ fn error_after_valid_requests_in_one_write() {
 struct Big(usize);
 
 impl Handler for Big {
+    type Session = ();
+
     fn on_message(&self, _ctx: &mut Context<'_>, _message: Message) {}
 
     fn on_http_request(&self, _request: &Request) -> Response {

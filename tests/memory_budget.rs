@@ -112,11 +112,13 @@ fn non_readers_are_paused_within_the_budget_while_a_reader_loses_nothing() {
 struct Closes(Arc<Mutex<Vec<u16>>>);
 
 impl Handler for Closes {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         ctx.send(message);
     }
 
-    fn on_close(&self, _conn: ConnId, close: &CloseInfo, _server: &ServerHandle) {
+    fn on_close(&self, _conn: ConnId, _session: (), close: &CloseInfo, _server: &ServerHandle) {
         self.0.lock().unwrap().push(close.code.as_u16());
     }
 }

@@ -19,6 +19,8 @@ struct Recorder {
 }
 
 impl Handler for Recorder {
+    type Session = ();
+
     fn on_open(&self, ctx: &mut Context<'_>) {
         self.opened.lock().unwrap().push(ctx.conn());
     }
@@ -38,7 +40,13 @@ impl Handler for Recorder {
         }
     }
 
-    fn on_close(&self, conn: ConnId, close: &wsreactor::CloseInfo, _: &wsreactor::ServerHandle) {
+    fn on_close(
+        &self,
+        conn: ConnId,
+        _session: (),
+        close: &wsreactor::CloseInfo,
+        _: &wsreactor::ServerHandle,
+    ) {
         self.closed
             .lock()
             .unwrap()

@@ -468,6 +468,8 @@ struct Subprotocols {
 }
 
 impl Handler for Subprotocols {
+    type Session = ();
+
     fn on_upgrade(&self, _request: &Request, offer: &UpgradeOffer) -> Upgrade {
         let protocols = offer.protocols();
         self.offered.lock().unwrap().push(protocols.to_vec());
@@ -536,6 +538,8 @@ fn subprotocol_is_chosen_by_on_upgrade() {
 struct OriginCheck;
 
 impl Handler for OriginCheck {
+    type Session = ();
+
     fn on_upgrade(&self, request: &Request, _offer: &UpgradeOffer) -> Upgrade {
         if request.header("origin") == Some("https://good.example") {
             Upgrade::accept()

@@ -42,6 +42,8 @@ impl Recorder {
 }
 
 impl Handler for Recorder {
+    type Session = ();
+
     fn on_open(&self, ctx: &mut Context<'_>) {
         self.opened.lock().unwrap().push(ctx.conn());
     }
@@ -278,6 +280,8 @@ impl Lifecycle {
 }
 
 impl Handler for Lifecycle {
+    type Session = ();
+
     fn on_open(&self, ctx: &mut Context<'_>) {
         self.events.lock().unwrap().push((ctx.conn(), Event::Open));
     }
@@ -297,7 +301,7 @@ impl Handler for Lifecycle {
         }
     }
 
-    fn on_close(&self, conn: ConnId, close: &CloseInfo, _server: &ServerHandle) {
+    fn on_close(&self, conn: ConnId, _session: (), close: &CloseInfo, _server: &ServerHandle) {
         self.events.lock().unwrap().push((
             conn,
             Event::Close(close.code.as_u16(), close.reason.clone()),
@@ -458,6 +462,8 @@ struct Gated {
 }
 
 impl Handler for Gated {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
         let (open, changed) = &*self.gate;
         let mut open = open.lock().unwrap();
@@ -523,6 +529,8 @@ struct SlowUpgrade {
 }
 
 impl Handler for SlowUpgrade {
+    type Session = ();
+
     fn on_upgrade(
         &self,
         _: &wsreactor::Request,
@@ -550,7 +558,7 @@ impl Handler for SlowUpgrade {
         ctx.send(message);
     }
 
-    fn on_close(&self, conn: ConnId, close: &CloseInfo, _: &ServerHandle) {
+    fn on_close(&self, conn: ConnId, _session: (), close: &CloseInfo, _: &ServerHandle) {
         let code = close.code.as_u16();
         self.events
             .lock()

@@ -49,6 +49,8 @@ impl Echo {
 }
 
 impl Handler for Echo {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         ctx.send(message);
     }

@@ -5,6 +5,8 @@
 //! users calling handlers directly). They leave through read-only accessors; header lookups are
 //! ASCII case-insensitive because RFC 9110 §5.1 says "Field names are case-insensitive".
 
+use std::net::SocketAddr;
+
 use super::token;
 
 /// The HTTP version of a request line. Only 1.0 and 1.1 are accepted (RFC 9112 §2.3).
@@ -24,6 +26,7 @@ pub struct Request {
     version: Version,
     headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
+    peer_addr: Option<SocketAddr>,
 }
 
 impl Request {
@@ -41,7 +44,19 @@ impl Request {
             version,
             headers,
             body,
+            peer_addr: None,
         }
+    }
+
+    /// The address of the client that sent it (`None` for a request built by hand without
+    /// one).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// Records the client's address (the session, for each request it parses).
+    pub(crate) fn set_peer_addr(&mut self, addr: Option<SocketAddr>) {
+        self.peer_addr = addr;
     }
 
     /// The same request with `body` (the parser, once a chunked body is decoded).
@@ -160,6 +175,12 @@ impl RequestBuilder {
     /// Sets the body. No `Content-Length` header is added.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         self.request.body = body.into();
+        self
+    }
+
+    /// Sets the client's address ([`Request::peer_addr`]).
+    pub fn peer_addr(mut self, addr: SocketAddr) -> Self {
+        self.request.peer_addr = Some(addr);
         self
     }
 

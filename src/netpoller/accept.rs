@@ -67,7 +67,7 @@ impl EventLoop {
         if let Err(err) = socket.set_nodelay(true) {
             log::debug!("set_nodelay for {peer}: {err}");
         }
-        match self.table.admit(socket, self.now, admission) {
+        match self.table.admit(socket, Some(peer), self.now, admission) {
             Ok(id) if admission == Admission::MonitoringReserve => {
                 log::debug!("{id}: accepted from {peer} on the monitoring reserve");
             }

@@ -320,6 +320,7 @@ impl EventLoop {
                 backlog.push_back(Job {
                     conn: reply.conn,
                     work: Work::Closed(info),
+                    session: reply.session,
                 });
             }
         }

@@ -34,7 +34,8 @@ use crate::netpoller::link::Command;
 use crate::netpoller::release::{MemoryRelease, return_free_memory};
 use crate::netpoller::timers::Timers;
 use crate::session::{
-    Connection, Job, JobQueue, JobSlot, Offered, OnClose, Phase, Reply, Turn, Verdict, Work,
+    Connection, Job, JobQueue, JobSlot, Offered, OnClose, Phase, Reply, SessionBox, Turn, Verdict,
+    Work,
 };
 use crate::transport::Transport;
 use crate::ws::CloseInfo;
@@ -147,6 +148,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     pub(crate) fn admit(
         &mut self,
         mut transport: T,
+        peer: Option<std::net::SocketAddr>,
         now: Instant,
         admission: Admission,
     ) -> io::Result<ConnId> {
@@ -156,7 +158,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         self.poller
             .register(&mut transport, Token(index), Interest::READABLE)?;
         self.next_generation += 1;
-        let mut conn = Connection::new(id, transport, now, &self.metrics);
+        let mut conn = Connection::new(id, transport, peer, now, &self.metrics);
         conn.admission = admission;
         entry.insert(Entry {
             conn,
@@ -194,7 +196,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         match self.owed.remove(&id) {
             Some(owed) => {
                 if let Some(info) = owed.settle(&reply) {
-                    self.queue_on_close(id, info);
+                    self.queue_on_close(id, info, reply.session);
                 }
             }
             None => {
@@ -602,6 +604,12 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         self.poller.deregister(&mut conn.transport);
         conn.return_all_buffers(&mut self.pool, &self.metrics);
         let job_running = matches!(conn.job, JobSlot::InFlight(_));
+        // The session is here, or in a job that waited for room (and dies with it); a running
+        // job has it, and its reply brings it to the owed `on_close`.
+        let session = conn.session.take().or_else(|| match &mut conn.job {
+            JobSlot::Held(job) => job.session.take(),
+            _ => None,
+        });
         let on_close = match &mut conn.phase {
             Phase::Closed(closed) => std::mem::replace(&mut closed.on_close, OnClose::Nothing),
             _ => OnClose::Nothing,
@@ -611,7 +619,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             owed if job_running => {
                 self.owed.insert(conn.id, owed);
             }
-            OnClose::Call(info) => self.queue_on_close(conn.id, info),
+            OnClose::Call(info) => self.queue_on_close(conn.id, info, session),
             OnClose::IfUpgradeAccepted => {}
         }
         self.metrics.closed(kind, conn.admission);
@@ -619,10 +627,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     }
 
     /// Offers an `on_close` job, behind any that are already waiting for room.
-    fn queue_on_close(&mut self, conn: ConnId, info: CloseInfo) {
+    fn queue_on_close(&mut self, conn: ConnId, info: CloseInfo, session: Option<SessionBox>) {
         let job = Job {
             conn,
             work: Work::Closed(info),
+            session,
         };
         if !self.close_backlog.is_empty() {
             return self.close_backlog.push_back(job);

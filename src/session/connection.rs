@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::metrics::{Admission, Metrics, add, sub};
 use crate::session::phase::{Http, JobSlot, Phase};
+use crate::session::work::SessionBox;
 use crate::transport::{IoOutcome, PeerGone, Transport};
 
 /// What a session borrows from its event loop for one step: the time of this loop turn (one
@@ -62,6 +63,10 @@ pub(crate) struct Connection<T> {
     pub input: Option<ReadBuffer>,
     pub output: Option<WriteBuffer>,
     pub clocks: Clocks,
+    /// The handler's state for this WebSocket (`Handler::Session`, with what the runner keeps
+    /// beside it), type-erased: the core only carries it. Here between jobs; with the job while
+    /// one runs; to `on_close` at the end.
+    pub session: Option<SessionBox>,
     /// Which count its place was taken from: a connection on the monitoring reserve is served
     /// once, for monitoring only (`monitoring_reserve.rs`).
     pub admission: Admission,
@@ -84,8 +89,17 @@ pub(crate) enum ReadResult {
 
 impl<T: Transport> Connection<T> {
     /// A new connection in `Http`, counted in its phase's gauge.
-    pub(crate) fn new(id: ConnId, transport: T, now: Instant, metrics: &Metrics) -> Self {
-        let phase = Phase::Http(Http::default());
+    pub(crate) fn new(
+        id: ConnId,
+        transport: T,
+        peer: Option<std::net::SocketAddr>,
+        now: Instant,
+        metrics: &Metrics,
+    ) -> Self {
+        let phase = Phase::Http(Http {
+            peer,
+            ..Http::default()
+        });
         if let Some(gauge) = phase.gauge(metrics) {
             add(gauge, 1);
         }
@@ -97,6 +111,7 @@ impl<T: Transport> Connection<T> {
             readable: false,
             input: None,
             output: None,
+            session: None,
             clocks: Clocks {
                 wait_since: now,
                 last_read: now,

@@ -124,6 +124,7 @@ impl<T: Transport> Connection<T> {
                 Job {
                     conn: self.id,
                     work,
+                    session: self.session.take(),
                 }
             }
         };

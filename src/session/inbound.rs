@@ -176,8 +176,12 @@ impl<T: Transport> Connection<T> {
                         input.consume(consumed);
                         break;
                     }
-                    Ok(Parsed::Complete { request, consumed }) => {
+                    Ok(Parsed::Complete {
+                        mut request,
+                        consumed,
+                    }) => {
                         input.consume(consumed);
+                        request.set_peer_addr(http.peer);
                         match check_upgrade(&request) {
                             Ok(Some(upgrade)) => {
                                 tail = HttpTail::Upgrade(Box::new((request, upgrade)));

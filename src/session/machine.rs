@@ -152,8 +152,16 @@ impl<T: Transport> Connection<T> {
     pub(crate) fn replied(&mut self, turn: &mut Turn<'_>, reply: Reply) {
         self.job = JobSlot::Idle;
         let Reply {
-            mut output, after, ..
+            mut output,
+            after,
+            session,
+            ..
         } = reply;
+        if session.is_some() {
+            // Back from the handler (or new from `on_open`): kept until the next job, or
+            // `on_close`, even if the connection is closing now.
+            self.session = session;
+        }
         if matches!(
             self.phase,
             Phase::Closing(_) | Phase::Lingering(_) | Phase::Closed(_)

@@ -38,5 +38,6 @@ pub(crate) use drive::Verdict;
 pub(crate) use monitoring_reserve::too_many_connections;
 pub(crate) use phase::{JobSlot, OnClose, Phase};
 pub(crate) use work::{
-    After, Batch, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work,
+    After, Batch, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply,
+    SessionBox, Work,
 };

@@ -89,8 +89,12 @@ impl<T: Transport> Connection<T> {
                 }
                 None
             }
-            Ok(Parsed::Complete { request, consumed }) => {
+            Ok(Parsed::Complete {
+                mut request,
+                consumed,
+            }) => {
                 input.consume(consumed);
+                request.set_peer_addr(http.peer);
                 if !is_monitoring_request(&request, turn.config) {
                     self.refused_at_capacity(turn);
                     return None;

@@ -49,6 +49,9 @@ pub(crate) enum Phase {
 #[derive(Debug, Default)]
 pub(crate) struct Http {
     pub parser: RequestParser,
+    /// The client's address, from `accept` (given to each request; after an upgrade the
+    /// runner keeps it with the connection's session).
+    pub peer: Option<std::net::SocketAddr>,
     /// At least one response went out: an idle wait is keep-alive, not a slow first request.
     pub served: bool,
     /// The client half-closed: answer what it sent, then linger.

@@ -21,11 +21,18 @@ use crate::ws::{
     encode_frame,
 };
 
+/// The handler's per-connection state, type-erased: the core carries it between the connection
+/// and the jobs; only the runner (which knows the handler's `Session` type) looks inside.
+pub(crate) type SessionBox = Box<dyn std::any::Any + Send>;
+
 /// One connection's batch of work for the handler.
 #[derive(Debug)]
 pub(crate) struct Job {
     pub conn: ConnId,
     pub work: Work,
+    /// The connection's session, lent to the handler for this job (`None` before the upgrade):
+    /// with at most one job out per connection, it needs no lock.
+    pub session: Option<SessionBox>,
 }
 
 /// What a job asks the handler to do.
@@ -225,6 +232,8 @@ pub(crate) struct Reply {
     pub conn: ConnId,
     pub output: Output,
     pub after: After,
+    /// The session, given back (made by the upgrade's `on_open`, or the one the job took).
+    pub session: Option<SessionBox>,
 }
 
 /// What the session does once a reply's bytes are queued.

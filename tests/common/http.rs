@@ -12,6 +12,8 @@ use wsreactor::{Context, Handler, Message, Request, Response};
 pub struct App;
 
 impl Handler for App {
+    type Session = ();
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         ctx.send(message);
     }

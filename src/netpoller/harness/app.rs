@@ -12,7 +12,8 @@ use crate::conn_id::ConnId;
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::table::Poller;
 use crate::session::{
-    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, Work,
+    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, SessionBox,
+    Work,
 };
 use crate::transport::memory::MemoryTransport;
 use crate::ws::deflate::negotiate;
@@ -32,6 +33,20 @@ pub enum AppEvent {
     Close(ConnId, CloseCode),
     /// `on_http_request` ran for this path.
     Http(ConnId, String),
+    /// A job after the upgrade came without this connection's session (a bug in the core,
+    /// which must carry it from the upgrade's reply to every job and to `on_close`).
+    LostSession(ConnId),
+}
+
+/// The test application's session: whose it is, and how many messages it has seen.
+type TestSession = (ConnId, u64);
+
+/// The session a job brought, if it is `conn`'s.
+fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSession>> {
+    session?
+        .downcast::<TestSession>()
+        .ok()
+        .filter(|session| session.0 == conn)
 }
 
 /// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked;
@@ -62,12 +77,22 @@ impl JobRunner for TestApp {
     fn run(&self, job: Job) -> Option<Reply> {
         let conn = job.conn;
         let mut output = Output::default();
+        let mut session = None;
         let after = match job.work {
             Work::Closed(info) => {
+                if own_session(job.session, conn).is_none() {
+                    self.record(AppEvent::LostSession(conn));
+                }
                 self.record(AppEvent::Close(conn, info.code));
                 return None;
             }
             Work::Messages(batch) => {
+                let Some(mut own) = own_session(job.session, conn) else {
+                    self.record(AppEvent::LostSession(conn));
+                    return Some(reply(conn, output, After::Continue, None));
+                };
+                own.1 += batch.messages.len() as u64;
+                session = Some(own as SessionBox);
                 output.compressing = batch.deflate.map(|agreement| Compressing {
                     window_bits: agreement.server_window_bits(),
                     level: 1,
@@ -108,7 +133,8 @@ impl JobRunner for TestApp {
                     };
                     response.encode(&mut output.bytes, request.version(), keep_alive, false);
                     if !keep_alive {
-                        return Some(reply(conn, output, After::CloseHttp { bad_request: false }));
+                        let after = After::CloseHttp { bad_request: false };
+                        return Some(reply(conn, output, after, None));
                     }
                 }
                 match tail {
@@ -135,12 +161,13 @@ impl JobRunner for TestApp {
                         let response = switching_protocols(&upgrade.1.key, None, &headers);
                         response.encode(&mut output.bytes, Version::Http11, true, false);
                         self.record(AppEvent::Open(conn));
+                        session = Some(Box::new((conn, 0u64)) as SessionBox);
                         After::Upgraded { deflate }
                     }
                 }
             }
         };
-        Some(reply(conn, output, after))
+        Some(reply(conn, output, after, session))
     }
 }
 
@@ -151,11 +178,12 @@ fn frame(code: CloseCode, reason: &str) -> CloseFrame {
     }
 }
 
-fn reply(conn: ConnId, output: Output, after: After) -> Reply {
+fn reply(conn: ConnId, output: Output, after: After, session: Option<SessionBox>) -> Reply {
     Reply {
         conn,
         output,
         after,
+        session,
     }
 }
 

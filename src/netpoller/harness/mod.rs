@@ -111,7 +111,8 @@ impl Harness {
             Admission::MonitoringReserve => &self.metrics.monitoring_open,
         };
         count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = match self.table.admit(transport, self.now, admission) {
+        let peer = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000)));
+        let id = match self.table.admit(transport, peer, self.now, admission) {
             Ok(id) => id,
             Err(err) => unreachable!("the recording poller never fails: {err}"),
         };
@@ -337,6 +338,7 @@ impl Harness {
                 closes.push(Job {
                     conn: reply.conn,
                     work: Work::Closed(info),
+                    session: reply.session,
                 });
             }
         }
@@ -463,6 +465,9 @@ impl Harness {
                     seen.1 = true;
                 }
                 AppEvent::Http(..) => {}
+                AppEvent::LostSession(id) => {
+                    return Err(format!("{id}: a job or on_close came without its session"));
+                }
             }
         }
         Ok(())

@@ -235,3 +235,32 @@ fn inline_jobs_run_at_once_and_the_rest_of_the_input_follows() {
     let body = &out[out.windows(4).position(|w| w == b"\r\n\r\n").expect("head") + 4..];
     assert_eq!(texts(body), ["a", "b"]);
 }
+
+/// The session travels with the job: here it is inside a job that waits for room in a full
+/// queue when the connection fails, and still reaches `on_close` (the test application records
+/// `LostSession` otherwise, and `check_invariants` fails on it).
+#[test]
+fn a_session_inside_a_held_job_still_reaches_on_close() {
+    let mut h = harness(Config {
+        job_queue_capacity: 1,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let blocker = upgraded(&mut h);
+    h.send(blocker, &text("occupies the queue"));
+    h.send(peer, &text("held"));
+    assert_eq!(
+        h.queued_jobs(),
+        1,
+        "the peer's job is held on the connection"
+    );
+    h.fail(peer);
+    assert_eq!(h.phase(peer), None);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Abnormal));
+    assert!(
+        !h.app_events().contains(&AppEvent::LostSession(h.id(peer))),
+        "on_close had the session"
+    );
+    h.check_invariants().unwrap();
+}
