@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
-use crate::http::{Request, Response};
+use crate::http::{Request, Response, split_target};
 use crate::session::Output;
 use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate};
 
@@ -255,15 +255,12 @@ impl<'a, S> Context<'a, S> {
 
     /// The path the client upgraded on, without the query (`/ws` for `/ws?room=a`).
     pub fn path(&self) -> &str {
-        self.peer
-            .target
-            .split_once('?')
-            .map_or(self.peer.target.as_str(), |(path, _)| path)
+        split_target(&self.peer.target).0
     }
 
     /// The query of the request-target it upgraded on, after the first `?`, if there is one.
     pub fn query(&self) -> Option<&str> {
-        self.peer.target.split_once('?').map(|(_, query)| query)
+        split_target(&self.peer.target).1
     }
 
     /// The subprotocol agreed at the upgrade (`Sec-WebSocket-Protocol`), if any.

@@ -32,6 +32,7 @@ pub mod upgrade;
 
 pub use error::HttpError;
 pub use parser::{HttpLimits, Parsed, RequestParser};
+pub(crate) use request::split_target;
 pub use request::{Request, RequestBuilder, Version};
 pub use response::{Response, reason_phrase};
 pub use upgrade::{UpgradeRequest, check_upgrade, switching_protocols};

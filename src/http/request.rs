@@ -86,15 +86,12 @@ impl Request {
 
     /// The request-target up to (not including) the first `?`, or the whole target if none.
     pub fn path(&self) -> &str {
-        match self.target.split_once('?') {
-            Some((path, _)) => path,
-            None => &self.target,
-        }
+        split_target(&self.target).0
     }
 
     /// The part of the request-target after the first `?`, if there is a `?`.
     pub fn query(&self) -> Option<&str> {
-        self.target.split_once('?').map(|(_, query)| query)
+        split_target(&self.target).1
     }
 
     /// The full request-target exactly as sent.
@@ -156,6 +153,14 @@ impl Request {
     pub fn has_token(&self, name: &str, token: &str) -> bool {
         self.headers_all(name)
             .any(|value| token::list_contains(value, token))
+    }
+}
+
+/// A request-target's path and, after its first `?`, its query.
+pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
+    match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
     }
 }
 
