@@ -29,7 +29,10 @@ impl Handler for Chat {
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         let text = match message {
             Message::Text(text) => text,
-            Message::Binary(_) => return ctx.send("this room only takes text"),
+            Message::Binary(_) => {
+                ctx.send("this room only takes text");
+                return;
+            }
         };
         let _ = ctx.server().broadcast(format!("{}: {text}", ctx.conn()));
     }

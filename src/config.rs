@@ -111,6 +111,14 @@ pub struct Config {
     /// dropped with `1008` until the server is back under it. Well-behaved clients, which hold
     /// little, keep being served. Default 256 MiB.
     pub max_buffered_bytes: usize,
+    /// Output queued for a WebSocket past which `Context::send` answers `Pressure::High` and
+    /// the handler will hear `Handler::on_drain` once it falls to `low_water_bytes`: the
+    /// application's signal to slow down before `max_outbound_bytes` stops the connection (and
+    /// twice that drops a slow consumer). Default 1 MiB; at most `max_outbound_bytes`.
+    pub high_water_bytes: usize,
+    /// See `high_water_bytes`: the level output must fall back to for `on_drain`. Default
+    /// 64 KiB; below `high_water_bytes`.
+    pub low_water_bytes: usize,
     /// After a storm — a loop's connections held 8 MiB or more, then fell to an eighth of
     /// their peak — and this long calm, the loop empties its buffer pool and asks the allocator
     /// to give its free pages back to the OS (`malloc_trim` with glibc, which otherwise keeps
@@ -202,6 +210,8 @@ impl Default for Config {
             max_pending_bytes: 1024 * 1024,
             max_outbound_bytes: 4 * 1024 * 1024,
             max_buffered_bytes: 256 * 1024 * 1024,
+            high_water_bytes: 1024 * 1024,
+            low_water_bytes: 64 * 1024,
             release_memory_after: Some(Duration::from_secs(1)),
             request_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(30),
@@ -246,6 +256,13 @@ impl Config {
         ];
         if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
             return Err(Error::InvalidConfig(format!("{name} must be at least 1")));
+        }
+        if self.high_water_bytes > self.max_outbound_bytes
+            || self.low_water_bytes >= self.high_water_bytes
+        {
+            return Err(Error::InvalidConfig(
+                "low_water_bytes < high_water_bytes <= max_outbound_bytes is required".into(),
+            ));
         }
         if self.compression_level > 9 {
             return Err(Error::InvalidConfig(

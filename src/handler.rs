@@ -68,6 +68,13 @@ pub trait Handler: Send + Sync + 'static {
     /// A complete text or binary message arrived (fragments reassembled, UTF-8 checked).
     fn on_message(&self, ctx: &mut Context<'_, Self::Session>, message: Message);
 
+    /// The output queued for this WebSocket passed `high_water_bytes` (a send answered
+    /// [`Pressure::High`]) and has now fallen to `low_water_bytes`: the client reads again,
+    /// and it is time to resume sending. Runs before the messages of its job, if any.
+    fn on_drain(&self, ctx: &mut Context<'_, Self::Session>) {
+        let _ = ctx;
+    }
+
     /// The connection has closed; no more messages will arrive and nothing more can be sent to
     /// it. Called exactly once for every connection that had `on_open`, after its last
     /// `on_message`, with its session. `server` can reach the other connections.
@@ -89,14 +96,15 @@ pub trait Handler: Send + Sync + 'static {
     }
 }
 
-impl<F> Handler for F
+impl<F, R> Handler for F
 where
-    F: Fn(&mut Context<'_>, Message) + Send + Sync + 'static,
+    F: Fn(&mut Context<'_>, Message) -> R + Send + Sync + 'static,
 {
     type Session = ();
 
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
-        self(ctx, message)
+        // Whatever the closure returns (`ctx.send`'s `Pressure`, or nothing) is not needed.
+        let _ = self(ctx, message);
     }
 }
 
@@ -182,6 +190,26 @@ impl Upgrade {
     }
 }
 
+/// What a [`Context::send`] found: the output queued for the connection, this call's included,
+/// against the high-water mark (`Config::high_water_bytes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pressure {
+    /// Below the mark: send on.
+    Low,
+    /// At or past it: the client reads slower than it is sent to. Sending more still works
+    /// (until `max_outbound_bytes` stops the connection, and twice that drops it), but the
+    /// handler should hold back; `on_drain` says when the output has fallen to
+    /// `low_water_bytes`.
+    High,
+}
+
+/// The output queued for a connection when its job left, and the mark to compare with.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Flow {
+    pub queued: usize,
+    pub high_water: usize,
+}
+
 /// Who is on the other end of a WebSocket, kept with its session for the whole connection:
 /// the client's address, the request-target it upgraded on and the subprotocol agreed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -203,6 +231,7 @@ pub struct Context<'a, S = ()> {
     session: &'a mut S,
     peer: &'a Peer,
     request: Option<&'a Request>,
+    flow: Flow,
 }
 
 impl<S> std::fmt::Debug for Context<'_, S> {
@@ -222,6 +251,7 @@ impl<'a, S> Context<'a, S> {
         session: &'a mut S,
         peer: &'a Peer,
         request: Option<&'a Request>,
+        flow: Flow,
     ) -> Self {
         Context {
             conn,
@@ -230,7 +260,14 @@ impl<'a, S> Context<'a, S> {
             session,
             peer,
             request,
+            flow,
         }
+    }
+
+    /// Bytes queued for this connection now: what waited for the socket when this call began,
+    /// plus what this call has sent so far (encoded frames).
+    pub fn queued_bytes(&self) -> usize {
+        self.flow.queued + self.output.len()
     }
 
     /// This connection's id: keep it to push to this client later from any thread.
@@ -275,13 +312,24 @@ impl<'a, S> Context<'a, S> {
         self.request
     }
 
-    /// Sends a message to this connection.
-    pub fn send(&mut self, message: impl Into<Message>) {
+    /// Sends a message to this connection, and says whether the output queued for it is now
+    /// past the high-water mark ([`Pressure::High`]: hold back until `on_drain`).
+    pub fn send(&mut self, message: impl Into<Message>) -> Pressure {
         if self.output.close.is_some() {
             log::debug!("{}: send after close ignored", self.conn);
-            return;
+        } else {
+            self.output.push_message(message.into());
         }
-        self.output.push_message(message.into());
+        self.pressure()
+    }
+
+    /// Whether the output queued for this connection is past the high-water mark now.
+    pub fn pressure(&self) -> Pressure {
+        if self.queued_bytes() >= self.flow.high_water {
+            Pressure::High
+        } else {
+            Pressure::Low
+        }
     }
 
     /// Starts the close handshake with `code` and `reason` (truncated to fit a control frame)

@@ -102,7 +102,7 @@ pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
 pub use driven::{DrivenServer, Turned};
 pub use error::{Error, SendError};
-pub use handler::{Context, Handler, Upgrade, UpgradeOffer};
+pub use handler::{Context, Handler, Pressure, Upgrade, UpgradeOffer};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};

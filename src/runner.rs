@@ -24,7 +24,7 @@ use crate::buffer::OWNED_CHUNK_MIN;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
-use crate::handler::{Context, Handler, Peer, Upgrade, UpgradeOffer};
+use crate::handler::{Context, Flow, Handler, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus;
@@ -70,6 +70,8 @@ pub(crate) struct HandlerRunner<H> {
     compression_threshold: usize,
     /// The limit on an inflated message.
     max_message_size: usize,
+    /// `Config::high_water_bytes`, for `Context::pressure`.
+    high_water: usize,
 }
 
 impl<H: Handler> HandlerRunner<H> {
@@ -83,6 +85,7 @@ impl<H: Handler> HandlerRunner<H> {
             compression_level: config.compression_level,
             compression_threshold: config.compression_threshold,
             max_message_size: config.max_message_size,
+            high_water: config.high_water_bytes,
         })
     }
 
@@ -102,7 +105,11 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
         match job.work {
             Work::Messages(batch) => {
                 let mut slot = Slot::<H::Session>::unbox(job.session, conn);
-                let output = self.run_messages(conn, batch, &mut slot);
+                let flow = Flow {
+                    queued: job.queued,
+                    high_water: self.high_water,
+                };
+                let output = self.run_messages(conn, batch, &mut slot, flow);
                 Some(Reply {
                     conn,
                     output,
@@ -125,8 +132,18 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
 }
 
 impl<H: Handler> HandlerRunner<H> {
-    fn run_messages(&self, conn: ConnId, batch: Batch, slot: &mut Slot<H::Session>) -> Output {
-        let Batch { messages, deflate } = batch;
+    fn run_messages(
+        &self,
+        conn: ConnId,
+        batch: Batch,
+        slot: &mut Slot<H::Session>,
+        flow: Flow,
+    ) -> Output {
+        let Batch {
+            messages,
+            deflate,
+            drained,
+        } = batch;
         // Room for an echo of the whole batch up front: one allocation instead of a series of
         // reallocations (large payloads are moved, not copied, so they need no room here).
         let small: usize = messages
@@ -141,6 +158,15 @@ impl<H: Handler> HandlerRunner<H> {
             .sum();
         let mut output = Output::with_capacity(small);
         output.compressing = self.compressing(deflate);
+        if drained {
+            let Slot { peer, session } = &mut *slot;
+            let mut ctx = Context::new(conn, &mut output, &self.server, session, peer, None, flow);
+            if catch_unwind(AssertUnwindSafe(|| self.handler.on_drain(&mut ctx))).is_err() {
+                self.panicked(conn, "on_drain");
+                output.close = Some(internal_error());
+                return output;
+            }
+        }
         for message in messages {
             let message = match message.into_message(self.max_message_size) {
                 Ok(message) => message,
@@ -153,7 +179,7 @@ impl<H: Handler> HandlerRunner<H> {
                 }
             };
             let Slot { peer, session } = &mut *slot;
-            let mut ctx = Context::new(conn, &mut output, &self.server, session, peer, None);
+            let mut ctx = Context::new(conn, &mut output, &self.server, session, peer, None, flow);
             let call = || self.handler.on_message(&mut ctx, message);
             if catch_unwind(AssertUnwindSafe(call)).is_err() {
                 self.panicked(conn, "on_message");
@@ -274,8 +300,19 @@ impl<H: Handler> HandlerRunner<H> {
                     session: H::Session::default(),
                 });
                 let Slot { peer, session } = &mut *slot;
-                let mut ctx =
-                    Context::new(conn, output, &self.server, session, peer, Some(request));
+                let flow = Flow {
+                    queued: 0,
+                    high_water: self.high_water,
+                };
+                let mut ctx = Context::new(
+                    conn,
+                    output,
+                    &self.server,
+                    session,
+                    peer,
+                    Some(request),
+                    flow,
+                );
                 if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
                     self.panicked(conn, "on_open");
                     output.close = Some(internal_error());

@@ -28,7 +28,9 @@ impl Handler for Recorder {
     fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
         match message.as_bytes() {
             b"boom" => panic!("handler panic on purpose"),
-            b"id?" => ctx.send(ctx.conn().to_string()),
+            b"id?" => {
+                ctx.send(ctx.conn().to_string());
+            }
             b"push-self" => {
                 // From inside the handler: on a loop thread (inline mode) this must not wait
                 // on the queue that only this thread drains.
@@ -36,7 +38,9 @@ impl Handler for Recorder {
                 assert!(matches!(sent, Ok(()) | Err(SendError::Full)));
                 ctx.send("replied");
             }
-            _ => ctx.send(message),
+            _ => {
+                ctx.send(message);
+            }
         }
     }
 

@@ -193,6 +193,16 @@ const FLAGS: &[Flag] = &[
         "bytes held by all connections together [268435456]"
     ),
     flag!(
+        "high-water-bytes",
+        high_water_bytes,
+        "queued output past which send says Pressure::High [1048576]"
+    ),
+    flag!(
+        "low-water-bytes",
+        low_water_bytes,
+        "queued output at which on_drain follows [65536]"
+    ),
+    flag!(
         "release-memory-after-ms",
         release_memory_after,
         optional_millis,

@@ -321,6 +321,7 @@ impl EventLoop {
                     conn: reply.conn,
                     work: Work::Closed(info),
                     session: reply.session,
+                    queued: 0,
                 });
             }
         }

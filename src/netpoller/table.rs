@@ -632,6 +632,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             conn,
             work: Work::Closed(info),
             session,
+            queued: 0,
         };
         if !self.close_backlog.is_empty() {
             return self.close_backlog.push_back(job);

@@ -8,6 +8,12 @@
 //! slow down this way, so they have a hard bound instead: past twice `max_outbound_bytes` the
 //! client is a slow consumer and is dropped (`machine.rs`, `slow_consumer`).
 //!
+//! Below those bounds the handler can see its own: the bytes queued for its connection
+//! (`Context::queued_bytes`), whether a send took them past `high_water_bytes`
+//! (`Context::send` answers [`Pressure`](crate::Pressure)), and `on_drain` once they fall back
+//! to `low_water_bytes` — the application's chance to slow down before the slow-consumer rule
+//! drops the client.
+//!
 //! Each bound is per connection; their sum is bounded by the server's memory budget
 //! (`max_buffered_bytes`, kept by `netpoller/budget.rs`). Near it, the loop passes a
 //! `hold_limit` in the [`Turn`]: a connection already holding that much is not read either,
@@ -16,7 +22,7 @@
 use crate::config::Config;
 use crate::metrics::add;
 use crate::session::connection::{Connection, Turn};
-use crate::session::phase::{JobSlot, Phase};
+use crate::session::phase::{Drain, JobSlot, Phase};
 use crate::transport::Transport;
 
 impl<T: Transport> Connection<T> {
@@ -77,6 +83,7 @@ impl<T: Transport> Connection<T> {
                 }
                 self.queue(turn, bytes);
                 add(&turn.metrics.messages_out, 1);
+                self.note_backlog(turn);
             }
             Phase::Upgrading(upgrading) => {
                 let early = upgrading.early.get_or_insert_with(Box::default);
@@ -87,6 +94,38 @@ impl<T: Transport> Connection<T> {
                 add(&turn.metrics.messages_out, 1);
             }
             _ => add(&turn.metrics.stale_replies_dropped, 1),
+        }
+    }
+
+    /// Output was queued: past `high_water_bytes` an open WebSocket is backlogged, and its
+    /// handler will hear `on_drain` when the output falls to `low_water_bytes`.
+    pub(crate) fn note_backlog(&mut self, turn: &Turn<'_>) {
+        let queued = self.output_len();
+        if let Phase::Open(open) = &mut self.phase {
+            if open.drain == Drain::Flowing && queued >= turn.config.high_water_bytes {
+                log::trace!(
+                    "{}: {queued} bytes queued: past the high-water mark",
+                    self.id
+                );
+                open.drain = Drain::Backlogged;
+            }
+        }
+    }
+
+    /// Output was written: a backlogged WebSocket whose output fell to `low_water_bytes` owes
+    /// its handler `on_drain`. True when that just happened and a job may carry it now.
+    pub(crate) fn note_drained(&mut self, turn: &Turn<'_>) -> bool {
+        let queued = self.output_len();
+        let may_dispatch = self.may_dispatch(turn.config);
+        match &mut self.phase {
+            Phase::Open(open)
+                if open.drain == Drain::Backlogged && queued <= turn.config.low_water_bytes =>
+            {
+                log::trace!("{}: drained to {queued} bytes: on_drain owed", self.id);
+                open.drain = Drain::Due;
+                may_dispatch
+            }
+            _ => false,
         }
     }
 

@@ -10,8 +10,8 @@
 
 use crate::metrics::{CloseKind, add};
 use crate::session::connection::{Connection, ReadResult, Turn};
-use crate::session::phase::{Inbox, JobSlot, Phase};
-use crate::session::work::{Job, JobQueue, Offered, Work};
+use crate::session::phase::{Drain, JobSlot, Phase};
+use crate::session::work::{Batch, Job, JobQueue, Offered, Work};
 use crate::transport::Transport;
 
 /// What the loop must do with a connection after a step.
@@ -61,6 +61,11 @@ impl<T: Transport> Connection<T> {
             if self.output_len() == 0 {
                 self.drained(turn);
             }
+            // Output that had passed the high-water mark fell to the low one: round again, so
+            // the `on_drain` goes out now rather than with the next message.
+            if self.note_drained(turn) {
+                continue;
+            }
             // Output at its limit held back dispatch and reading above. If this flush took it
             // below the limit, go round again: nothing else would wake this connection (its
             // inbox is already here, and edge-triggered readiness already reported the unread
@@ -79,6 +84,25 @@ impl<T: Transport> Connection<T> {
         } else {
             Verdict::Wait
         }
+    }
+
+    /// The inbox as the next batch, carrying an owed `on_drain` (alone, if no message waits).
+    fn take_messages(&mut self) -> Option<Batch> {
+        let drain_due = match &mut self.phase {
+            Phase::Open(open) if open.drain == Drain::Due => {
+                open.drain = Drain::Flowing;
+                true
+            }
+            _ => false,
+        };
+        let inbox = self.phase.inbox_mut()?;
+        let mut batch = match inbox.take() {
+            Some(batch) => batch,
+            None if drain_due => inbox.empty_batch(),
+            None => return None,
+        };
+        batch.drained = drain_due;
+        Some(batch)
     }
 
     /// One read, charged to the fairness budget; EOF and failures go to the state machine.
@@ -112,11 +136,7 @@ impl<T: Transport> Connection<T> {
                     // No new requests are taken once the server is shutting down.
                     Phase::Http(_) if turn.shutting_down => None,
                     Phase::Http(_) => self.take_http_batch(turn),
-                    _ => self
-                        .phase
-                        .inbox_mut()
-                        .and_then(Inbox::take)
-                        .map(Work::Messages),
+                    _ => self.take_messages().map(Work::Messages),
                 };
                 let Some(work) = work else {
                     return false;
@@ -125,6 +145,7 @@ impl<T: Transport> Connection<T> {
                     conn: self.id,
                     work,
                     session: self.session.take(),
+                    queued: self.output_len(),
                 }
             }
         };

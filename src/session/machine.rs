@@ -28,7 +28,7 @@ use crate::metrics::{CloseKind, TimeoutKind, add, sub};
 use crate::session::connection::{Connection, Turn};
 use crate::session::monitoring_reserve::too_many_connections;
 use crate::session::phase::{
-    Closed, Closing, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
+    Closed, Closing, Drain, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
     Upgrading,
 };
 use crate::session::work::{After, Reply};
@@ -184,6 +184,7 @@ impl<T: Transport> Connection<T> {
         for chunk in output.into_chunks() {
             self.queue_vec(turn, chunk);
         }
+        self.note_backlog(turn);
         match after {
             After::Continue => {
                 if let Phase::Http(http) = &mut self.phase {
@@ -232,6 +233,7 @@ impl<T: Transport> Connection<T> {
             opened_at: turn.now,
             ping_sent: None,
             message_since: None,
+            drain: Drain::Flowing,
         };
         self.enter(turn, Phase::Open(open));
         self.clocks.last_read = turn.now;

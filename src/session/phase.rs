@@ -78,6 +78,21 @@ pub(crate) struct Open {
     /// When the first byte of the message (or control frame) the decoder holds in part arrived
     /// (`message_timeout`); `None` between messages.
     pub message_since: Option<Instant>,
+    /// Where the output stands against the high- and low-water marks (`on_drain`).
+    pub drain: Drain,
+}
+
+/// An open WebSocket's output against `high_water_bytes` and `low_water_bytes`: the handler hears
+/// `on_drain` once output that passed the high mark falls back to the low one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) enum Drain {
+    /// Below the high mark since the last `on_drain` (or ever).
+    #[default]
+    Flowing,
+    /// The output passed the high mark and has not fallen to the low one yet.
+    Backlogged,
+    /// It fell to the low mark: `on_drain` goes out with the next job.
+    Due,
 }
 
 /// How the peer ended the conversation.
@@ -239,7 +254,17 @@ impl Inbox {
         Some(Batch {
             messages: std::mem::take(&mut self.messages),
             deflate: self.deflate,
+            drained: false,
         })
+    }
+
+    /// A batch of no messages (to carry `on_drain` alone).
+    pub(crate) fn empty_batch(&self) -> Batch {
+        Batch {
+            messages: Vec::new(),
+            deflate: self.deflate,
+            drained: false,
+        }
     }
 }
 

@@ -33,6 +33,8 @@ pub(crate) struct Job {
     /// The connection's session, lent to the handler for this job (`None` before the upgrade):
     /// with at most one job out per connection, it needs no lock.
     pub session: Option<SessionBox>,
+    /// Bytes queued for the connection when the job left (`Context::queued_bytes`).
+    pub queued: usize,
 }
 
 /// What a job asks the handler to do.
@@ -97,6 +99,9 @@ pub(crate) struct Batch {
     /// The connection's permessage-deflate agreement: whoever runs the job inflates the
     /// compressed messages and compresses the replies with it.
     pub deflate: Option<PerMessageDeflate>,
+    /// The connection's output fell from past `high_water_bytes` to `low_water_bytes`: call
+    /// `on_drain` first.
+    pub drained: bool,
 }
 
 /// A data message as the loop decoded it: ready, or still compressed. The loop never inflates

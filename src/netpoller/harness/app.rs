@@ -33,6 +33,8 @@ pub enum AppEvent {
     Close(ConnId, CloseCode),
     /// `on_http_request` ran for this path.
     Http(ConnId, String),
+    /// `on_drain` ran: the output fell from the high-water mark to the low one.
+    Drain(ConnId),
     /// A job after the upgrade came without this connection's session (a bug in the core,
     /// which must carry it from the upgrade's reply to every job and to `on_close`).
     LostSession(ConnId),
@@ -93,6 +95,9 @@ impl JobRunner for TestApp {
                 };
                 own.1 += batch.messages.len() as u64;
                 session = Some(own as SessionBox);
+                if batch.drained {
+                    self.record(AppEvent::Drain(conn));
+                }
                 output.compressing = batch.deflate.map(|agreement| Compressing {
                     window_bits: agreement.server_window_bits(),
                     level: 1,

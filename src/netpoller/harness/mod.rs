@@ -339,6 +339,7 @@ impl Harness {
                     conn: reply.conn,
                     work: Work::Closed(info),
                     session: reply.session,
+                    queued: 0,
                 });
             }
         }
@@ -464,7 +465,7 @@ impl Harness {
                     }
                     seen.1 = true;
                 }
-                AppEvent::Http(..) => {}
+                AppEvent::Http(..) | AppEvent::Drain(_) => {}
                 AppEvent::LostSession(id) => {
                     return Err(format!("{id}: a job or on_close came without its session"));
                 }

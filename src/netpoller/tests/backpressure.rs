@@ -2,6 +2,7 @@
 //! the socket; nothing is dropped, and reading resumes when there is room.
 
 use super::*;
+use crate::netpoller::harness::AppEvent;
 
 #[test]
 fn a_full_inbox_stops_reading_until_the_job_returns() {
@@ -135,4 +136,46 @@ fn a_push_past_twice_the_outbound_limit_drops_a_slow_consumer() {
     assert_eq!(h.close_code(peer), Some(crate::ws::CloseCode::Policy));
     assert_eq!(h.stats().closed_server, 1);
     assert_eq!(h.stats().pending_outbound_bytes, 0, "its buffers are freed");
+}
+
+/// Visible backpressure: output past `high_water_bytes` that falls to `low_water_bytes` owes
+/// the handler one `on_drain`, carried by a job of its own when no message waits.
+#[test]
+fn output_past_the_high_water_mark_that_drains_calls_on_drain_once() {
+    let mut h = harness(Config {
+        high_water_bytes: 1000,
+        low_water_bytes: 100,
+        max_outbound_bytes: 4000,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let id = h.id(peer);
+    let drains = |h: &Harness| {
+        h.app_events()
+            .iter()
+            .filter(|e| **e == AppEvent::Drain(id))
+            .count()
+    };
+    h.send(peer, &text("small"));
+    h.run_all_jobs();
+    h.take_output(peer);
+    assert_eq!(drains(&h), 0, "never past the mark: no on_drain");
+
+    h.set_write_room(peer, 0);
+    h.send(peer, &text(&"x".repeat(1500)));
+    h.run_all_jobs();
+    assert_eq!(h.queued_jobs(), 0);
+    h.set_write_room(peer, 700); // 1504 -> 804 bytes: still above the low mark
+    h.run_all_jobs();
+    assert_eq!(drains(&h), 0, "not yet down to the low mark");
+    h.set_write_room(peer, usize::MAX);
+    assert_eq!(h.queued_jobs(), 1, "a job for on_drain alone");
+    h.run_all_jobs();
+    assert_eq!(drains(&h), 1);
+    h.send(peer, &text("after"));
+    h.run_all_jobs();
+    assert_eq!(drains(&h), 1, "once per crossing");
+    let out = h.take_output(peer);
+    assert_eq!(texts(&out).last().map(String::as_str), Some("after"));
+    h.check_invariants().unwrap();
 }
