@@ -34,29 +34,6 @@ fn echo_server() -> Server {
         .expect("server starts")
 }
 
-/// A Python interpreter that can `import websockets`, if there is one.
-fn python_or_skip() -> Option<String> {
-    let candidates = std::env::var("WSREACTOR_PYTHON")
-        .into_iter()
-        .chain(["python3".to_owned()]);
-    for python in candidates {
-        let imports = Command::new(&python)
-            .args(["-c", "import websockets"])
-            .status()
-            .is_ok_and(|status| status.success());
-        if imports {
-            return Some(python);
-        }
-    }
-    let required = std::env::var("WSREACTOR_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "a Python with `websockets` is required (WSREACTOR_PYTHON)"
-    );
-    eprintln!("skipped: no Python with `websockets` (bash .ci/run installs one)");
-    None
-}
-
 /// Connects with the `websockets` defaults (permessage-deflate offered), sends text of several
 /// sizes and a binary message, checks each echo, and prints what it saw as JSON.
 const PYTHON_CLIENT: &str = r#"
@@ -81,7 +58,7 @@ asyncio.run(main(sys.argv[1]))
 
 #[test]
 fn python_websockets_negotiates_compression_and_round_trips() {
-    let Some(python) = python_or_skip() else {
+    let Some(python) = common::python_or_skip() else {
         return;
     };
     let server = echo_server();
