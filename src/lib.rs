@@ -70,11 +70,13 @@ mod http;
 pub mod ws;
 #[cfg(not(feature = "fuzzing"))]
 mod ws;
-// What every layer shares: the configuration, connection ids, counters, user-facing errors.
+// What every layer shares: the configuration, connection ids, counters, user-facing errors,
+// topic names.
 mod config;
 mod conn_id;
 mod error;
 mod metrics;
+mod topic;
 // The transport seam and the pooled buffers.
 mod buffer;
 mod transport;
@@ -104,6 +106,7 @@ pub use handler::{Context, Handler, Upgrade, UpgradeOffer};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
+pub use topic::{MAX_TOPIC_LEN, TopicError};
 pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};
 
 /// The README's code blocks are compiled as doctests, so the embedding example cannot rot.

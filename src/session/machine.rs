@@ -163,6 +163,8 @@ impl<T: Transport> Connection<T> {
             if !output.is_empty() {
                 log::debug!("{}: reply dropped, the connection is closing", self.id);
             }
+            // What it published still reaches the topic's other subscribers.
+            self.publish_only(turn, &mut output);
             return;
         }
         if self.is_on_reserve() {
@@ -173,9 +175,7 @@ impl<T: Transport> Connection<T> {
         add(&turn.metrics.compressed_out, output.compressed);
         let close = output.close.take();
         let failed = output.failed.take();
-        for chunk in output.into_chunks() {
-            self.queue_vec(turn, chunk);
-        }
+        self.queue_output(turn, output);
         match after {
             After::Continue => {
                 if let Phase::Http(http) = &mut self.phase {
