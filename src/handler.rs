@@ -10,6 +10,10 @@
 //! The one exception is [`Config::inline_handlers`](crate::Config::inline_handlers): then the
 //! loop calls the handler itself, on its own thread, in the same order. That is the fastest path
 //! for handlers that never block, and stalls the loop's other connections for one that does.
+//!
+//! A handler reaches other connections through topics too: `Context::subscribe` and
+//! `Context::publish` travel with the same batch, in order with its sends, and the loop carries
+//! them out against its registry of subscriptions (`session/topics.rs`, `netpoller/topics.rs`).
 
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;

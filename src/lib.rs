@@ -27,7 +27,8 @@
 //! 5. **Dispatch** (`src/dispatch/`): a connection's requests and messages go, one job at a time,
 //!    to a worker, which calls your [`Handler`] with a [`Context`]; what the handler sends comes
 //!    back as a reply through a channel and a `mio::Waker`.
-//! 6. **The application layer**: [`Handler`], [`Server`], [`ServerHandle`], [`Stats`].
+//! 6. **The application layer**: [`Handler`], [`Server`], [`ServerHandle`], [`Stats`]; topics
+//!    (publish and subscribe) through [`Context`] and [`ServerHandle`].
 //!
 //! `docs/architecture.md` follows one message through every function on that path, and
 //! `docs/netpoller.md` maps each part onto Go's runtime.

@@ -166,7 +166,7 @@ metrics! {
     upgrades: counter "websocket_upgrades_total" [""] "WebSocket upgrades completed (101 sent).";
     /// WebSocket data messages received.
     messages_in: counter "messages_received_total" [""] "WebSocket data messages received.";
-    /// WebSocket data messages sent (replies, pushes, each broadcast copy).
+    /// WebSocket data messages sent (replies, pushes, each broadcast copy, each topic delivery).
     messages_out: counter "messages_sent_total" [""] "WebSocket data messages sent.";
     /// Connections that agreed on permessage-deflate at the upgrade.
     deflate_upgrades: counter "deflate_upgrades_total" [""]

@@ -238,24 +238,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 None => add(&self.metrics.stale_replies_dropped, 1),
             },
             Command::Publish { topic, frame } => self.publish(topic, frame, now),
-            Command::Broadcast { bytes } => {
-                let open: Vec<ConnId> = self
-                    .slab
-                    .iter()
-                    .filter(|(_, entry)| {
-                        matches!(entry.conn.phase, Phase::Open(_) | Phase::PeerClosed(_))
-                    })
-                    .map(|(_, entry)| entry.conn.id)
-                    .collect();
-                // Encoded once; a large frame is queued by reference on every connection.
-                for id in open {
-                    if let Some(index) = self.live(id) {
-                        self.step(index, now, |conn, turn| {
-                            conn.push_shared(turn, &bytes);
-                        });
-                    }
-                }
-            }
+            Command::Broadcast { bytes } => self.broadcast(&bytes, now),
         }
     }
 

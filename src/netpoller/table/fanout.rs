@@ -1,6 +1,7 @@
-//! Delivering publications on one loop.
+//! Delivering frames encoded once for many connections: broadcasts and publications to topics.
 //!
-//! Publications enter the table's [`TopicRegistry`](crate::netpoller::topics::TopicRegistry)
+//! A broadcast ([`broadcast`](ConnectionTable::broadcast)) goes to every open WebSocket of the
+//! loop, one step per connection. Publications enter the table's [`TopicRegistry`](crate::netpoller::topics::TopicRegistry)
 //! from the session steps (a handler published: `Connection::queue_output`), from a command (a
 //! `ServerHandle` or another loop published: [`publish`](ConnectionTable::publish)), or from a
 //! reply whose connection has gone ([`publish_orphaned`](ConnectionTable::publish_orphaned)).
@@ -16,11 +17,29 @@ use std::time::Instant;
 use super::{ConnectionTable, Poller};
 use crate::conn_id::ConnId;
 use crate::metrics::add;
-use crate::session::{JobQueue, Publication, Reply, Subscriptions};
+use crate::session::{JobQueue, Phase, Publication, Reply, Subscriptions};
 use crate::topic::Topic;
 use crate::transport::Transport;
 
 impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
+    /// A broadcast from a `ServerHandle`: `frame` to every open WebSocket of this loop, queued
+    /// by reference when it is large (one encoded copy for every connection).
+    pub(super) fn broadcast(&mut self, frame: &Arc<[u8]>, now: Instant) {
+        let open: Vec<ConnId> = self
+            .slab
+            .iter()
+            .filter(|(_, entry)| matches!(entry.conn.phase, Phase::Open(_) | Phase::PeerClosed(_)))
+            .map(|(_, entry)| entry.conn.id)
+            .collect();
+        for id in open {
+            if let Some(index) = self.live(id) {
+                self.step(index, now, |conn, turn| {
+                    conn.push_shared(turn, frame);
+                });
+            }
+        }
+    }
+
     /// A publication from a `ServerHandle` or from another loop (which sent it to every loop):
     /// delivered to this loop's subscribers only.
     pub(super) fn publish(&mut self, topic: Topic, frame: Arc<[u8]>, now: Instant) {
