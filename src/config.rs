@@ -181,6 +181,14 @@ pub struct Config {
     /// timeouts are capped at this too. Default 2 s: a scraper sends its request at once, and a
     /// slowloris cannot hold a place of the reserve for long.
     pub monitoring_timeout: Duration,
+    /// Most topics one connection may be subscribed to at once
+    /// ([`Context::subscribe`](crate::Context::subscribe)). A subscription past it is refused by
+    /// the event loop, logged and counted in
+    /// [`Stats::subscriptions_refused`](crate::Stats::subscriptions_refused); the connection
+    /// stays open. Each subscription costs an entry in its loop's registry (the name is shared),
+    /// so this bounds what one client can make the server hold. 0: nobody may subscribe.
+    /// Default 64.
+    pub max_subscriptions: usize,
 }
 
 impl Default for Config {
@@ -228,6 +236,7 @@ impl Default for Config {
             max_events: 1024,
             monitoring_reserve: 8,
             monitoring_timeout: Duration::from_secs(2),
+            max_subscriptions: 64,
         }
     }
 }

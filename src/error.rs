@@ -63,6 +63,9 @@ pub enum SendError {
     Stopped,
     /// The command queue is full (only from the `try_*` methods; the others wait for room).
     Full,
+    /// The topic's name is longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes
+    /// ([`ServerHandle::publish`](crate::ServerHandle::publish)); nothing was sent.
+    TopicTooLong,
 }
 
 impl fmt::Display for SendError {
@@ -70,6 +73,11 @@ impl fmt::Display for SendError {
         match self {
             SendError::Stopped => f.write_str("the server has stopped"),
             SendError::Full => f.write_str("the server's command queue is full"),
+            SendError::TopicTooLong => write!(
+                f,
+                "the topic's name is longer than {} bytes",
+                crate::MAX_TOPIC_LEN
+            ),
         }
     }
 }

@@ -16,14 +16,22 @@
 //! The one exception is [`Config::inline_handlers`](crate::Config::inline_handlers): then the
 //! loop calls the handler itself, on its own thread, in the same order. That is the fastest path
 //! for handlers that never block, and stalls the loop's other connections for one that does.
+//!
+//! A handler reaches other connections through topics too: `Context::subscribe` and
+//! `Context::publish` travel with the same batch, in order with its sends, and the loop carries
+//! them out against its registry of subscriptions (`session/topics.rs`, `netpoller/topics.rs`).
 
 use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::http::{Request, Response, split_target};
+use crate::metrics::add;
 use crate::session::Output;
-use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate};
+use crate::topic::{Topic, TopicError};
+use crate::ws::{
+    CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate, encode_shared_frame,
+};
 
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
@@ -224,6 +232,12 @@ pub(crate) struct Peer {
 ///
 /// Sends are collected and written, in order, after the handler returns (so several sends in one
 /// call become one write). After [`close`](Self::close) further sends are ignored.
+///
+/// Topics (pub/sub): [`subscribe`](Self::subscribe) and [`unsubscribe`](Self::unsubscribe)
+/// this connection, [`publish`](Self::publish) to every subscriber on every event loop, or
+/// [`publish_to_others`](Self::publish_to_others). They are carried out in the order they were
+/// called, among the sends: a handler that subscribes, sends `a`, publishes `x` to that topic
+/// and sends `b` receives `a`, `x`, `b`.
 pub struct Context<'a, S = ()> {
     conn: ConnId,
     output: &'a mut Output,
@@ -346,5 +360,75 @@ impl<'a, S> Context<'a, S> {
     /// The server, to send to other connections, broadcast, read stats or shut down.
     pub fn server(&self) -> &ServerHandle {
         self.server
+    }
+
+    /// Subscribes this connection to `topic`: from now on it receives what is published there
+    /// ([`publish`](Self::publish), [`ServerHandle::publish`]), until
+    /// [`unsubscribe`](Self::unsubscribe) or until it closes (subscriptions end with the
+    /// connection). Subscribing twice is subscribing once.
+    ///
+    /// Like a send, it takes effect when the loop applies what this call produced (after the
+    /// handler returns; at once with inline handlers), and before anything published later in
+    /// this call or in later calls for this connection. Past
+    /// [`Config::max_subscriptions`](crate::Config::max_subscriptions) the loop refuses it
+    /// (logged, and counted in [`Stats::subscriptions_refused`](crate::Stats)); the connection
+    /// stays open. After [`close`](Self::close) it is ignored. `Err` for a name longer than
+    /// [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
+    pub fn subscribe(&mut self, topic: &str) -> Result<(), TopicError> {
+        let topic = Topic::new(topic)?;
+        if self.output.close.is_some() {
+            log::debug!("{}: subscribe after close ignored", self.conn);
+            return Ok(());
+        }
+        self.output.subscribe(topic);
+        Ok(())
+    }
+
+    /// Ends this connection's subscription to `topic` (if it has one): nothing published there
+    /// after the loop applies this call reaches it.
+    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), TopicError> {
+        self.output.unsubscribe(Topic::new(topic)?);
+        Ok(())
+    }
+
+    /// Publishes `message` to every connection subscribed to `topic`, on every event loop —
+    /// this one too, if it is subscribed (see [`publish_to_others`](Self::publish_to_others)).
+    ///
+    /// The frame is encoded once, here, uncompressed (like a broadcast), and shared by every
+    /// subscriber. This connection gets it exactly where it was published among what this
+    /// handler sends; subscribers of this loop get it when the loop applies this call, those
+    /// of the other loops right after, in the order this connection published. A subscriber
+    /// whose queued output would pass twice
+    /// [`Config::max_outbound_bytes`](crate::Config::max_outbound_bytes) is dropped with
+    /// `1008`. It still reaches the others if this connection closes meanwhile; after
+    /// [`close`](Self::close) it does not reach this connection. `Err` for a name longer than
+    /// [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
+    pub fn publish(&mut self, topic: &str, message: impl Into<Message>) -> Result<(), TopicError> {
+        self.publish_as(topic, &message.into(), true)
+    }
+
+    /// Like [`publish`](Self::publish), but never to this connection, even if it is subscribed
+    /// (a chat room's "everyone but the sender").
+    pub fn publish_to_others(
+        &mut self,
+        topic: &str,
+        message: impl Into<Message>,
+    ) -> Result<(), TopicError> {
+        self.publish_as(topic, &message.into(), false)
+    }
+
+    fn publish_as(
+        &mut self,
+        topic: &str,
+        message: &Message,
+        to_me: bool,
+    ) -> Result<(), TopicError> {
+        let topic = Topic::new(topic)?;
+        let frame = encode_shared_frame(message.opcode(), message.as_bytes());
+        // After close nothing more goes to this connection.
+        let to_sender = to_me && self.output.close.is_none();
+        self.output.publish(topic, frame, to_sender);
+        add(&self.server.metrics().publishes, 1);
+        Ok(())
     }
 }

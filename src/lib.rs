@@ -27,7 +27,8 @@
 //! 5. **Dispatch** (`src/dispatch/`): a connection's requests and messages go, one job at a time,
 //!    to a worker, which calls your [`Handler`] with a [`Context`]; what the handler sends comes
 //!    back as a reply through a channel and a `mio::Waker`.
-//! 6. **The application layer**: [`Handler`], [`Server`], [`ServerHandle`], [`Stats`].
+//! 6. **The application layer**: [`Handler`], [`Server`], [`ServerHandle`], [`Stats`]; topics
+//!    (publish and subscribe) through [`Context`] and [`ServerHandle`].
 //!
 //! `docs/architecture.md` follows one message through every function on that path, and
 //! `docs/netpoller.md` maps each part onto Go's runtime.
@@ -72,11 +73,13 @@ mod http;
 pub mod ws;
 #[cfg(not(feature = "fuzzing"))]
 mod ws;
-// What every layer shares: the configuration, connection ids, counters, user-facing errors.
+// What every layer shares: the configuration, connection ids, counters, user-facing errors,
+// topic names.
 mod config;
 mod conn_id;
 mod error;
 mod metrics;
+mod topic;
 // The transport seam and the pooled buffers.
 mod buffer;
 mod transport;
@@ -106,6 +109,7 @@ pub use handler::{Context, Handler, Pressure, Upgrade, UpgradeOffer};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
+pub use topic::{MAX_TOPIC_LEN, TopicError};
 pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};
 
 /// The README's code blocks are compiled as doctests, so the embedding example cannot rot.

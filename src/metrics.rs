@@ -166,7 +166,7 @@ metrics! {
     upgrades: counter "websocket_upgrades_total" [""] "WebSocket upgrades completed (101 sent).";
     /// WebSocket data messages received.
     messages_in: counter "messages_received_total" [""] "WebSocket data messages received.";
-    /// WebSocket data messages sent (replies, pushes, each broadcast copy).
+    /// WebSocket data messages sent (replies, pushes, each broadcast copy, each topic delivery).
     messages_out: counter "messages_sent_total" [""] "WebSocket data messages sent.";
     /// Connections that agreed on permessage-deflate at the upgrade.
     deflate_upgrades: counter "deflate_upgrades_total" [""]
@@ -249,6 +249,26 @@ metrics! {
     timeouts_write_stall: counter "timeouts_total" ["kind=\"write_stall\""] "";
     /// Connections dropped because the close handshake did not finish within `close_timeout`.
     timeouts_close: counter "timeouts_total" ["kind=\"close\""] "";
+    /// Topics with at least one subscriber now, summed over the event loops (each loop keeps
+    /// its own registry: a topic with subscribers on two loops counts twice).
+    topics: gauge "topics" [""]
+        "Topics with subscribers now, summed over the event loops.";
+    /// Subscriptions now: (connection, topic) pairs.
+    subscriptions: gauge "subscriptions" [""] "Subscriptions of connections to topics now.";
+    /// Subscriptions refused because the connection already had `max_subscriptions`.
+    subscriptions_refused: counter "subscriptions_refused_total" [""]
+        "Subscriptions refused at max_subscriptions.";
+    /// Messages published to a topic (`Context::publish`, `publish_to_others`,
+    /// `ServerHandle::publish`), each counted once however many subscribers it reaches.
+    publishes: counter "publishes_total" [""] "Messages published to topics.";
+    /// Published messages queued for a subscriber: one per subscriber reached (also counted
+    /// in `messages_out`).
+    topic_deliveries: counter "topic_deliveries_total" [""]
+        "Published messages queued for a subscriber.";
+    /// Publications an event loop could not forward to another loop, whose command queue stayed
+    /// full past its backlog (see `docs/architecture.md`, Topics).
+    publications_dropped: counter "publications_dropped_total" [""]
+        "Publications not forwarded to another event loop because its queue stayed full.";
 }
 
 /// Adds `n` to a counter (relaxed: counters order nothing).

@@ -21,7 +21,7 @@ use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::netpoller::{EventLoop, Executor, LoopLink, LoopParts, LoopWaker, WAKER};
+use crate::netpoller::{EventLoop, Executor, Forwarder, LoopLink, LoopParts, LoopWaker, WAKER};
 use crate::runner::HandlerRunner;
 use crate::session::JobRunner;
 
@@ -78,6 +78,9 @@ impl ServerBuilder {
         let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
         let (links, loops) = wire_loops(listeners, &config)?;
+        let forwarders: Vec<Forwarder> = (0..links.len())
+            .map(|index| Forwarder::new(index, &links, config.command_queue_capacity))
+            .collect();
         let handle = ServerHandle::new(Shared {
             loops: links,
             metrics: Arc::clone(&metrics),
@@ -93,13 +96,14 @@ impl ServerBuilder {
         };
         let workers = WorkerPool::spawn(worker_count, job_rx, Arc::clone(&runner), handle.clone())?;
         let mut event_loops = Vec::with_capacity(loops.len());
-        for (index, wired) in loops.into_iter().enumerate() {
+        for (index, (wired, forwarder)) in loops.into_iter().zip(forwarders).enumerate() {
             let executor = if config.inline_handlers {
                 Executor::Inline(Arc::clone(&runner))
             } else {
                 Executor::Pool(job_tx.clone())
             };
-            let event_loop = wired.start(index, executor, &shutdown, &config, &metrics)?;
+            let started = wired.start(index, executor, forwarder, &shutdown, &config, &metrics);
+            let event_loop = started?;
             let thread = thread::Builder::new()
                 .name(format!("wsreactor-loop-{index}"))
                 .spawn(move || event_loop.run())?;
@@ -155,7 +159,9 @@ impl ServerBuilder {
         let wired = loops
             .pop()
             .ok_or(Error::InvalidConfig("no event loop".into()))?;
-        let event_loop = wired.start(0, Executor::Inline(runner), &shutdown, &config, &metrics)?;
+        let executor = Executor::Inline(runner);
+        let forwarder = Forwarder::default(); // one loop: nobody to forward to
+        let event_loop = wired.start(0, executor, forwarder, &shutdown, &config, &metrics)?;
         // The thread that builds it usually drives it: its pushes must not wait on itself.
         crate::netpoller::mark_loop_thread();
         log::info!("listening on {local_addr} (driven by the caller's thread)");
@@ -178,6 +184,7 @@ impl WiredLoop {
         self,
         index: usize,
         executor: Executor,
+        forwarder: Forwarder,
         shutdown: &Arc<AtomicBool>,
         config: &Arc<Config>,
         metrics: &Arc<Metrics>,
@@ -190,6 +197,7 @@ impl WiredLoop {
             commands: self.commands,
             waker: self.waker,
             shutdown: Arc::clone(shutdown),
+            forwarder,
         };
         Ok(EventLoop::new(
             index,

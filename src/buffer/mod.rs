@@ -13,4 +13,6 @@ mod write;
 
 pub(crate) use pool::BufferPool;
 pub(crate) use read::ReadBuffer;
+#[cfg(test)]
+pub(crate) use write::SHARED_CHUNK_MIN;
 pub(crate) use write::{MAX_SLICES, OWNED_CHUNK_MIN, WriteBuffer};

@@ -86,8 +86,9 @@ impl BufferPool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::buffer::{MAX_SLICES, OWNED_CHUNK_MIN};
+    use crate::buffer::{MAX_SLICES, OWNED_CHUNK_MIN, SHARED_CHUNK_MIN};
     use std::io::IoSlice;
+    use std::sync::Arc;
 
     #[test]
     fn read_buffer_compacts_then_grows_up_to_the_limit() {
@@ -172,5 +173,54 @@ mod tests {
         w.extend(&[1u8; 40], &mut pool.chunks);
         assert_eq!(w.chunk_count(), 1);
         assert_eq!(pending(&w), vec![1u8; 40]);
+    }
+
+    #[test]
+    fn a_shared_frame_is_queued_by_reference_on_every_buffer() {
+        let mut pool = BufferPool::new(64, 4);
+        let frame: Arc<[u8]> = vec![9u8; SHARED_CHUNK_MIN].into();
+        let (mut a, mut b) = (pool.take_write(), pool.take_write());
+        for w in [&mut a, &mut b] {
+            w.extend(b"head", &mut pool.chunks);
+            w.append_shared(&frame, &mut pool.chunks);
+            w.extend(b"tail", &mut pool.chunks);
+            assert_eq!(w.chunk_count(), 3, "packed, shared, packed");
+            assert_eq!(w.len(), 8 + SHARED_CHUNK_MIN);
+            let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+            assert_eq!(w.slices(&mut slices), 3);
+            assert_eq!(
+                slices[1].as_ptr(),
+                frame.as_ptr(),
+                "both buffers point at the one encoded frame"
+            );
+        }
+        assert_eq!(Arc::strong_count(&frame), 3);
+        a.advance(4 + 10, &mut pool.chunks);
+        assert_eq!(a.front().len(), SHARED_CHUNK_MIN - 10, "partly written");
+        a.advance(SHARED_CHUNK_MIN - 10, &mut pool.chunks);
+        assert_eq!(a.front(), b"tail");
+        assert_eq!(
+            Arc::strong_count(&frame),
+            2,
+            "written out: reference let go"
+        );
+        pool.give_write(b);
+        assert_eq!(Arc::strong_count(&frame), 1, "a cleared buffer lets go too");
+        a.append_shared(&frame, &mut pool.chunks);
+        a.extend(b"!", &mut pool.chunks);
+        assert_eq!(a.chunk_count(), 3, "nothing packs into a shared chunk");
+        assert_eq!(pending(&a).len(), 4 + SHARED_CHUNK_MIN + 1);
+    }
+
+    #[test]
+    fn a_small_shared_frame_is_packed_like_any_small_frame() {
+        let mut pool = BufferPool::new(64, 4);
+        let frame: Arc<[u8]> = vec![3u8; 10].into();
+        let mut w = pool.take_write();
+        w.extend(b"a", &mut pool.chunks);
+        w.append_shared(&frame, &mut pool.chunks);
+        assert_eq!(w.chunk_count(), 1);
+        assert_eq!(Arc::strong_count(&frame), 1, "copied, not referenced");
+        assert_eq!(pending(&w)[1..], [3u8; 10]);
     }
 }

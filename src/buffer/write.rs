@@ -1,25 +1,60 @@
 //! [`WriteBuffer`]: bytes waiting for the socket, as a queue of chunks for one `writev`.
 //!
-//! Bytes enter by copy ([`WriteBuffer::extend`], packed into pooled chunks) or by value
-//! ([`WriteBuffer::append_vec`]: a large payload becomes a chunk of its own, never copied); they
-//! leave through [`WriteBuffer::slices`] (or [`WriteBuffer::front`]) and
-//! [`WriteBuffer::advance`], which gives written chunks back to the [`ChunkPool`].
+//! Bytes enter by copy ([`WriteBuffer::extend`], packed into pooled chunks), by value
+//! ([`WriteBuffer::append_vec`]: a large payload becomes a chunk of its own, never copied), or
+//! shared ([`WriteBuffer::append_shared`]: a frame encoded once for many connections — a topic
+//! publication, a broadcast — is queued as a reference to the one copy every connection holds).
+//! They leave through [`WriteBuffer::slices`] (or [`WriteBuffer::front`]) and
+//! [`WriteBuffer::advance`], which gives written chunks back to the [`ChunkPool`] (a shared chunk
+//! just lets go of its reference).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
+use std::sync::Arc;
 
 /// Payloads at least this large are queued as their own chunk instead of being copied.
 pub(crate) const OWNED_CHUNK_MIN: usize = 4096;
 
+/// Shared frames at least this large are queued by reference; smaller ones are copied into the
+/// packed chunk like any small frame.
+///
+/// Measured on the development machine (x86-64, one queue operation per subscriber): copying a
+/// frame into a packed chunk costs 3 ns at 64 B, 6 ns at 512 B, 11 ns at 1 KiB, 17 ns at 2 KiB
+/// and 37 ns at 4 KiB; queuing a reference costs 12-14 ns whatever the size, and about 60 ns
+/// while two event loops bump the same reference count at once. Below 1 KiB the copy is cheaper
+/// and many small frames share one chunk (one `writev` slot); from 1 KiB on the copy grows with
+/// the size while the reference does not, and a subscriber that lags holds a pointer instead of
+/// a copy of the payload.
+pub(crate) const SHARED_CHUNK_MIN: usize = 1024;
+
 /// Most slices handed to one `writev`.
 pub(crate) const MAX_SLICES: usize = 64;
 
+/// One run of bytes in a [`WriteBuffer`].
+#[derive(Debug)]
+enum Chunk {
+    /// Bytes this connection owns: a pooled chunk of packed small frames, or a large payload.
+    Owned(Vec<u8>),
+    /// A frame encoded once and shared with other connections (each holds a reference; the
+    /// bytes are freed when the last one has written them).
+    Shared(Arc<[u8]>),
+}
+
+impl Chunk {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(bytes) => bytes,
+            Chunk::Shared(bytes) => bytes,
+        }
+    }
+}
+
 /// Bytes waiting to be written, as a queue of chunks. Small frames are packed into pooled chunks;
-/// a large payload handed over by value is queued as its own chunk, uncopied. One `writev` sends
-/// many chunks at once.
+/// a large payload handed over by value is queued as its own chunk, uncopied, and so is a large
+/// frame shared with other connections. One `writev` sends many chunks at once.
 #[derive(Debug, Default)]
 pub(crate) struct WriteBuffer {
-    chunks: VecDeque<Vec<u8>>,
+    chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     written: usize,
     /// Bytes not yet written, over all chunks.
@@ -41,7 +76,7 @@ impl WriteBuffer {
             return;
         }
         self.len += bytes.len();
-        if let Some(tail) = self.chunks.back_mut() {
+        if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
             if tail.capacity() - tail.len() >= bytes.len() && tail.capacity() <= pool.chunk_size {
                 tail.extend_from_slice(bytes);
                 return;
@@ -53,7 +88,7 @@ impl WriteBuffer {
             Vec::with_capacity(bytes.len())
         };
         chunk.extend_from_slice(bytes);
-        self.chunks.push_back(chunk);
+        self.chunks.push_back(Chunk::Owned(chunk));
     }
 
     /// Appends `bytes` by value: a large one becomes a chunk of its own (no copy), a small one is
@@ -63,7 +98,19 @@ impl WriteBuffer {
             self.extend(&bytes, pool);
         } else {
             self.len += bytes.len();
-            self.chunks.push_back(bytes);
+            self.chunks.push_back(Chunk::Owned(bytes));
+        }
+    }
+
+    /// Appends a frame shared with other connections: from [`SHARED_CHUNK_MIN`] bytes on, as a
+    /// reference to the same bytes (no copy); a smaller one is packed like
+    /// [`extend`](Self::extend).
+    pub(crate) fn append_shared(&mut self, bytes: &Arc<[u8]>, pool: &mut ChunkPool) {
+        if bytes.len() < SHARED_CHUNK_MIN {
+            self.extend(bytes, pool);
+        } else {
+            self.len += bytes.len();
+            self.chunks.push_back(Chunk::Shared(Arc::clone(bytes)));
         }
     }
 
@@ -73,7 +120,7 @@ impl WriteBuffer {
         let mut used = 0;
         for (slot, chunk) in slices.iter_mut().zip(&self.chunks) {
             let start = if used == 0 { self.written } else { 0 };
-            *slot = IoSlice::new(&chunk[start..]);
+            *slot = IoSlice::new(&chunk.bytes()[start..]);
             used += 1;
         }
         used
@@ -83,7 +130,7 @@ impl WriteBuffer {
     pub(crate) fn front(&self) -> &[u8] {
         self.chunks
             .front()
-            .map_or(&[], |chunk| &chunk[self.written..])
+            .map_or(&[], |chunk| &chunk.bytes()[self.written..])
     }
 
     pub(crate) fn chunk_count(&self) -> usize {
@@ -97,7 +144,7 @@ impl WriteBuffer {
             let Some(front) = self.chunks.front() else {
                 break;
             };
-            let left = front.len() - self.written;
+            let left = front.bytes().len() - self.written;
             if n < left {
                 self.written += n;
                 return;
@@ -105,7 +152,7 @@ impl WriteBuffer {
             n -= left;
             self.written = 0;
             if let Some(chunk) = self.chunks.pop_front() {
-                pool.give_chunk(chunk);
+                pool.give(chunk);
             }
         }
     }
@@ -115,7 +162,7 @@ impl WriteBuffer {
     /// Empties the buffer (written or not), giving its chunks back, so it can be pooled.
     pub(super) fn clear(&mut self, pool: &mut ChunkPool) {
         while let Some(chunk) = self.chunks.pop_front() {
-            pool.give_chunk(chunk);
+            pool.give(chunk);
         }
         self.written = 0;
         self.len = 0;
@@ -144,6 +191,14 @@ impl ChunkPool {
         self.free
             .pop()
             .unwrap_or_else(|| Vec::with_capacity(self.chunk_size))
+    }
+
+    /// Takes back a written chunk: a pooled one is kept, an owned payload is freed, a shared one
+    /// lets go of its reference.
+    fn give(&mut self, chunk: Chunk) {
+        if let Chunk::Owned(chunk) = chunk {
+            self.give_chunk(chunk);
+        }
     }
 
     /// Keeps a written chunk of the pooled size for reuse; others (owned payloads) are freed.

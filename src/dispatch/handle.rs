@@ -1,7 +1,8 @@
 //! [`ServerHandle`]: the thread-safe way into a running server from anywhere.
 //!
 //! A handle encodes a message into frame bytes on the caller's thread, puts a `Command` on the
-//! owning loop's bounded command queue, and rings that loop's waker. The loop applies commands
+//! owning loop's bounded command queue (on every loop's, for a broadcast or a publication to a
+//! topic, each holding a reference to the same encoded frame), and rings that loop's waker. The loop applies commands
 //! between readiness events: a send to a [`ConnId`] whose generation no longer matches is dropped
 //! and counted, never delivered to whoever now holds that slab slot.
 
@@ -13,10 +14,11 @@ use crossbeam_channel::{Receiver, TrySendError};
 
 use crate::conn_id::ConnId;
 use crate::error::SendError;
-use crate::metrics::{Metrics, Stats};
+use crate::metrics::{Metrics, Stats, add};
 use crate::netpoller::{Command, LoopLink, on_loop_thread};
 use crate::session::Job;
-use crate::ws::{CloseCode, CloseFrame, Message, encode_frame};
+use crate::topic::Topic;
+use crate::ws::{CloseCode, CloseFrame, Message, encode_frame, encode_shared_frame};
 
 /// What every handle shares with the loops and the workers.
 #[derive(Debug)]
@@ -32,7 +34,7 @@ pub(crate) struct Shared {
 }
 
 /// A cheap, cloneable, thread-safe handle to a running server: push messages to connections,
-/// broadcast, close, read [`Stats`], shut down.
+/// broadcast, publish to topics, close, read [`Stats`], shut down.
 ///
 /// Sends are asynchronous: `Ok` means the loop has the message, not that the client has read it.
 #[derive(Debug, Clone)]
@@ -79,12 +81,52 @@ impl ServerHandle {
         self.submit(self.link(conn), Command::Send { conn, bytes }, false)
     }
 
-    /// Sends `message` to every open WebSocket connection (encoded once, copied per connection).
+    /// Sends `message` to every open WebSocket connection: encoded once, uncompressed, and
+    /// shared by every connection of every loop (a frame of
+    /// 1 KiB or more is queued by reference, never copied per connection).
     pub fn broadcast(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        let bytes: Arc<[u8]> = encode(message.into()).into();
+        let message = message.into();
+        let bytes = encode_shared_frame(message.opcode(), message.as_bytes());
         for link in &self.shared.loops {
             let bytes = Arc::clone(&bytes);
             self.submit(link, Command::Broadcast { bytes }, true)?;
+        }
+        Ok(())
+    }
+
+    /// Sends `message` to every connection subscribed to `topic`
+    /// ([`Context::subscribe`](crate::Context::subscribe)), on every event loop, waiting for
+    /// room in the command queues as [`send`](Self::send) does. Encoded once, uncompressed, and
+    /// shared by every subscriber (a frame of 1 KiB or more is queued by reference, never copied
+    /// per subscriber); a subscriber whose queued output would pass twice
+    /// [`Config::max_outbound_bytes`](crate::Config::max_outbound_bytes) is dropped with `1008`.
+    ///
+    /// Publications from one thread reach each subscriber in the order they were made, and in
+    /// order with that thread's [`send`](Self::send)s to the same connection (both go through
+    /// its loop's one command queue). A subscription reaches the publications its loop handles
+    /// after it took effect; with a publication already in flight, it may or may not. A topic
+    /// nobody subscribes to costs each loop a map lookup. `Err` if the server has stopped, or
+    /// [`SendError::TopicTooLong`].
+    pub fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), SendError> {
+        self.publish_waiting(topic, &message.into(), true)
+    }
+
+    /// Like [`publish`](Self::publish), but fails with [`SendError::Full`] instead of waiting
+    /// when a loop's command queue is full (the loops before it in the server's order have the
+    /// publication then; the others do not).
+    pub fn try_publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), SendError> {
+        self.publish_waiting(topic, &message.into(), false)
+    }
+
+    fn publish_waiting(&self, topic: &str, message: &Message, wait: bool) -> Result<(), SendError> {
+        let topic = Topic::new(topic).map_err(|_| SendError::TopicTooLong)?;
+        let frame = encode_shared_frame(message.opcode(), message.as_bytes());
+        for (i, link) in self.shared.loops.iter().enumerate() {
+            let (topic, frame) = (topic.clone(), Arc::clone(&frame));
+            self.submit(link, Command::Publish { topic, frame }, wait)?;
+            if i == 0 {
+                add(&self.shared.metrics.publishes, 1);
+            }
         }
         Ok(())
     }

@@ -14,7 +14,8 @@
 //! 4. fires due deadlines; offers held jobs again; keeps the memory budget (drops slow consumers
 //!    past it, resumes the connections it paused, gives memory back after a storm); resumes
 //!    accepting after an `EMFILE` pause;
-//! 5. starts or finishes a graceful shutdown.
+//! 5. forwards what its handlers published to the other loops' command queues (`forward.rs`);
+//! 6. starts or finishes a graceful shutdown.
 //!
 //! # Edge-triggered readiness
 //!
@@ -45,6 +46,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::metrics::Metrics;
+use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
 use crate::netpoller::jobs::Executor;
 use crate::netpoller::link::{Command, mark_loop_thread};
 use crate::netpoller::table::ConnectionTable;
@@ -70,6 +72,8 @@ pub(crate) struct LoopParts {
     pub waker: Arc<LoopWaker>,
     /// Set by `ServerHandle::shutdown`.
     pub shutdown: Arc<AtomicBool>,
+    /// The other loops, for the publications of this loop's handlers.
+    pub forwarder: Forwarder,
 }
 
 /// One event loop: a poller, a listener, and the table of its connections.
@@ -95,6 +99,7 @@ pub(crate) struct EventLoop {
     shutdown_deadline: Option<Instant>,
     /// The command channel was not emptied last turn: poll without blocking.
     commands_left: bool,
+    forwarder: Forwarder,
 }
 
 impl EventLoop {
@@ -112,17 +117,19 @@ impl EventLoop {
             commands,
             waker,
             shutdown,
+            forwarder,
         } = parts;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let registry = poll.registry().try_clone()?;
-        let table = ConnectionTable::new(
+        let mut table = ConnectionTable::new(
             index,
             Arc::clone(&config),
             Arc::clone(&metrics),
             registry,
             executor,
         );
+        table.forward_publications(forwarder.has_peers());
         Ok(EventLoop {
             index,
             events: Events::with_capacity(config.max_events),
@@ -140,6 +147,7 @@ impl EventLoop {
             accept_paused_until: None,
             shutdown_deadline: None,
             commands_left: false,
+            forwarder,
         })
     }
 
@@ -182,6 +190,7 @@ impl EventLoop {
         self.table.fire_timers(self.now);
         self.table.retry_held(self.now);
         self.table.keep_budget(self.now);
+        self.forward_publications();
         self.resume_accepting();
         self.check_shutdown();
         if self.shutdown_complete() {
@@ -199,7 +208,8 @@ impl EventLoop {
     }
 
     /// The earliest of: the table's next deadline (zero while some connection is on the ready
-    /// list), the end of an accept pause, the shutdown deadline; zero while commands are left.
+    /// list), the end of an accept pause, the shutdown deadline, a retry of publications waiting
+    /// for another loop's full queue; zero while commands are left.
     pub(crate) fn poll_timeout(&self) -> Option<Duration> {
         if self.commands_left {
             return Some(Duration::ZERO);
@@ -211,6 +221,7 @@ impl EventLoop {
                 .map(|t| t.saturating_duration_since(now)),
             self.shutdown_deadline
                 .map(|t| t.saturating_duration_since(now)),
+            self.forwarder.has_backlog().then_some(RETRY_AFTER),
         ]
         .into_iter()
         .flatten()
@@ -264,6 +275,17 @@ impl EventLoop {
             }
         }
         self.commands_left = !self.commands.is_empty();
+    }
+
+    /// Sends this turn's publications of its handlers to the other loops, after what still
+    /// waits for their queues.
+    fn forward_publications(&mut self) {
+        let publications = self.table.take_forwards();
+        if !publications.is_empty() {
+            self.forwarder.send(publications, &self.metrics);
+        } else if self.forwarder.has_backlog() {
+            self.forwarder.retry();
+        }
     }
 
     fn check_shutdown(&mut self) {

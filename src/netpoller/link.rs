@@ -2,7 +2,9 @@
 //! waker, bundled as a [`LoopLink`].
 //!
 //! Workers send each job's [`Reply`] on the loop's reply channel; handles send [`Command`]s
-//! (pushes, broadcasts, closes) on its bounded command queue; both then ring the waker. The loop
+//! (pushes, broadcasts, publications, closes) on its bounded command queue — and so do the other
+//! loops, forwarding their handlers' publications (`forward.rs`); all of them then ring the
+//! waker. The loop
 //! drains both between readiness events. Whatever arrives for a `ConnId` whose generation no
 //! longer matches its slot is dropped and counted there, never delivered to a successor.
 
@@ -14,6 +16,7 @@ use crossbeam_channel::Sender;
 use crate::conn_id::ConnId;
 use crate::netpoller::waker::LoopWaker;
 use crate::session::Reply;
+use crate::topic::Topic;
 use crate::ws::CloseFrame;
 
 /// A request from another thread for the event loop.
@@ -25,6 +28,9 @@ pub(crate) enum Command {
     Close { conn: ConnId, frame: CloseFrame },
     /// Write these encoded frames to every open WebSocket connection of the loop.
     Broadcast { bytes: Arc<[u8]> },
+    /// Write this encoded frame to every subscriber of `topic` on the loop (from a handle, or
+    /// forwarded by the loop whose handler published it).
+    Publish { topic: Topic, frame: Arc<[u8]> },
 }
 
 /// The ways into one event loop.

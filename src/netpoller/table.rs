@@ -9,7 +9,10 @@
 //! `ConnId` generation: stale work is dropped and counted), lets its session take the event and
 //! [`drive`](crate::session::Connection::drive) as far as it can, and then keeps the
 //! bookkeeping that is the netpoller's: the registered interest, the scheduled deadline, the
-//! ready and held lists, and — when a connection is removed — the `on_close` it is owed.
+//! ready and held lists, and — when a connection is removed — the `on_close` it is owed and the
+//! end of its subscriptions. The loop's topics live here too, outside the connections: the
+//! [`TopicRegistry`] is lent to each session step, and the publications a step leaves behind
+//! are delivered to this loop's subscribers right after it (`table/fanout.rs`).
 //!
 //! The table is generic over the transport, the [`Poller`] that registrations go to, and the
 //! [`JobQueue`] jobs go to. The event loop uses `TcpStream`, `mio::Registry` and the worker
@@ -33,12 +36,15 @@ use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::link::Command;
 use crate::netpoller::release::{MemoryRelease, return_free_memory};
 use crate::netpoller::timers::Timers;
+use crate::netpoller::topics::TopicRegistry;
 use crate::session::{
     Connection, Job, JobQueue, JobSlot, Offered, OnClose, Phase, Reply, SessionBox, Turn, Verdict,
     Work,
 };
 use crate::transport::Transport;
 use crate::ws::CloseInfo;
+
+mod fanout;
 
 /// Where the table registers its transports' interest: `mio::Registry` on the event loop.
 pub(crate) trait Poller<T> {
@@ -111,6 +117,11 @@ pub(crate) struct ConnectionTable<T, P, Q> {
     /// The gauges this loop last added to the shared ones (slab capacity, free buffers, buffers
     /// in use, timer entries): each loop contributes its own share.
     reported: [u64; 4],
+    /// Who subscribes to what on this loop, and the publications to deliver or forward.
+    topics: TopicRegistry,
+    /// Publications are being delivered (a step made while delivering leaves its own for the
+    /// same round).
+    delivering: bool,
 }
 
 impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
@@ -123,6 +134,8 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     ) -> Self {
         ConnectionTable {
             loop_index,
+            topics: TopicRegistry::new(&config, Arc::clone(&metrics)),
+            delivering: false,
             pool: BufferPool::new(config.read_buffer_size, config.max_pooled_buffers),
             budget: MemoryBudget::new(&config),
             release: MemoryRelease::new(config.release_memory_after),
@@ -188,11 +201,12 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
 
     /// A job's reply. For a live connection it is applied; for one that is gone it may settle an
     /// owed `on_close`; otherwise it is stale and dropped.
-    pub(crate) fn reply(&mut self, reply: Reply, now: Instant) {
+    pub(crate) fn reply(&mut self, mut reply: Reply, now: Instant) {
         let id = reply.conn;
         if let Some(index) = self.live(id) {
             return self.step(index, now, |conn, turn| conn.replied(turn, reply));
         }
+        self.publish_orphaned(&mut reply, now);
         match self.owed.remove(&id) {
             Some(owed) => {
                 if let Some(info) = owed.settle(&reply) {
@@ -225,19 +239,8 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 }),
                 None => add(&self.metrics.stale_replies_dropped, 1),
             },
-            Command::Broadcast { bytes } => {
-                let open: Vec<ConnId> = self
-                    .slab
-                    .iter()
-                    .filter(|(_, entry)| {
-                        matches!(entry.conn.phase, Phase::Open(_) | Phase::PeerClosed(_))
-                    })
-                    .map(|(_, entry)| entry.conn.id)
-                    .collect();
-                for id in open {
-                    self.push(id, &bytes, now);
-                }
-            }
+            Command::Publish { topic, frame } => self.publish(topic, frame, now),
+            Command::Broadcast { bytes } => self.broadcast(&bytes, now),
         }
     }
 
@@ -506,8 +509,22 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     }
 
     /// Lets the connection at `index` take `event`, drives it, and keeps the netpoller's
-    /// bookkeeping: removal, the ready and held lists, the deadline, the interest.
+    /// bookkeeping; then delivers what it published (nothing, for a loop without topics).
     fn step(
+        &mut self,
+        index: usize,
+        now: Instant,
+        event: impl FnOnce(&mut Connection<T>, &mut Turn<'_>),
+    ) {
+        self.step_session(index, now, event);
+        if self.topics.has_pending() {
+            self.deliver_publications(now);
+        }
+    }
+
+    /// Lets the connection at `index` take `event`, drives it, and keeps the netpoller's
+    /// bookkeeping: removal, the ready and held lists, the deadline, the interest.
+    fn step_session(
         &mut self,
         index: usize,
         now: Instant,
@@ -526,6 +543,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             metrics: &self.metrics,
             shutting_down: self.shutting_down,
             hold_limit,
+            topics: &mut self.topics,
         };
         event(&mut entry.conn, &mut turn);
         let verdict = entry.conn.drive(&mut turn, &mut self.jobs);
@@ -601,6 +619,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     fn remove(&mut self, index: usize, kind: CloseKind) {
         let mut entry = self.slab.remove(index);
         let conn = &mut entry.conn;
+        self.topics.leave_all(conn.id);
         self.poller.deregister(&mut conn.transport);
         conn.return_all_buffers(&mut self.pool, &self.metrics);
         let job_running = matches!(conn.job, JobSlot::InFlight(_));

@@ -6,7 +6,8 @@
 //! buffer fills, TCP's window closes, and the client slows down. Nothing decoded is dropped and
 //! no queue grows past its bound. Pushes from other threads are the one producer the loop cannot
 //! slow down this way, so they have a hard bound instead: past twice `max_outbound_bytes` the
-//! client is a slow consumer and is dropped (`machine.rs`, `slow_consumer`).
+//! client is a slow consumer and is dropped (`machine.rs`, `slow_consumer`). Broadcasts and topic
+//! publications are pushes too, under the same bound.
 //!
 //! Below those bounds the handler can see its own: the bytes queued for its connection
 //! (`Context::queued_bytes`), whether a send took them past `high_water_bytes`
@@ -18,6 +19,8 @@
 //! (`max_buffered_bytes`, kept by `netpoller/budget.rs`). Near it, the loop passes a
 //! `hold_limit` in the [`Turn`]: a connection already holding that much is not read either,
 //! which is the same backpressure applied to the biggest holders first.
+
+use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::add;
@@ -127,6 +130,24 @@ impl<T: Transport> Connection<T> {
             }
             _ => false,
         }
+    }
+
+    /// Like [`push`](Self::push), for a frame shared with other connections (a broadcast, a
+    /// topic publication): an open WebSocket queues it by reference (`queue_shared`), under the
+    /// same bound. True if it was queued.
+    pub(crate) fn push_shared(&mut self, turn: &mut Turn<'_>, frame: &Arc<[u8]>) -> bool {
+        if !matches!(self.phase, Phase::Open(_) | Phase::PeerClosed(_)) {
+            self.push(turn, frame);
+            return matches!(self.phase, Phase::Upgrading(_));
+        }
+        if self.output_len() + frame.len() > 2 * turn.config.max_outbound_bytes {
+            self.slow_consumer(turn);
+            return false;
+        }
+        self.queue_shared(turn, frame);
+        add(&turn.metrics.messages_out, 1);
+        self.note_backlog(turn);
+        true
     }
 
     /// How large the read buffer may grow: a whole HTTP request must fit for the parser;

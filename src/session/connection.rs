@@ -2,13 +2,14 @@
 //! buffers and a few clocks — and the byte-moving steps on them.
 //!
 //! Bytes enter through [`Connection::read_once`] (transport → pooled [`ReadBuffer`]) and leave
-//! through [`Connection::queue`] / [`Connection::queue_vec`] (→ pooled [`WriteBuffer`]) and
-//! [`Connection::flush`] (→ transport, one `writev` for many chunks). What the bytes mean is
-//! decided elsewhere: `inbound.rs` decodes them, `machine.rs` moves between phases, `drive.rs`
+//! through [`Connection::queue`] / [`Connection::queue_vec`] / [`Connection::queue_shared`] (→
+//! pooled [`WriteBuffer`]) and [`Connection::flush`] (→ transport, one `writev` for many
+//! chunks). What the bytes mean is decided elsewhere: `inbound.rs` decodes them, `machine.rs` moves between phases, `drive.rs`
 //! runs the steps in order. Nothing here knows a socket or a clock of its own: the transport is
 //! a type parameter and every step is handed a [`Turn`] with the time.
 
 use std::io::IoSlice;
+use std::sync::Arc;
 use std::time::Instant;
 
 use mio::Interest;
@@ -18,13 +19,14 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::metrics::{Admission, Metrics, add, sub};
 use crate::session::phase::{Http, JobSlot, Phase};
+use crate::session::pubsub::Subscriptions;
 use crate::session::work::SessionBox;
 use crate::transport::{IoOutcome, PeerGone, Transport};
 
 /// What a session borrows from its event loop for one step: the time of this loop turn (one
 /// clock read per turn; tests pass any instant they like), the configuration, the loop's buffer
-/// pool and the shared counters, whether the server is shutting down, and what the memory
-/// budget allows.
+/// pool and the shared counters, whether the server is shutting down, what the memory budget
+/// allows, and the loop's registry of topics.
 #[derive(Debug)]
 pub(crate) struct Turn<'a> {
     pub now: Instant,
@@ -36,6 +38,8 @@ pub(crate) struct Turn<'a> {
     /// this many [`buffered_bytes`](Connection::buffered_bytes) or more is not read until the
     /// pressure passes. `usize::MAX` when there is no pressure.
     pub hold_limit: usize,
+    /// Who subscribes to what on this loop, and where publications go (`pubsub.rs`).
+    pub topics: &'a mut dyn Subscriptions,
 }
 
 /// When things last happened, for the deadlines (`deadline.rs` derives them from these).
@@ -199,6 +203,19 @@ impl<T: Transport> Connection<T> {
         self.output
             .get_or_insert_with(|| pool.take_write())
             .append_vec(bytes, &mut pool.chunks);
+    }
+
+    /// Queues a frame shared with other connections (a topic publication, a broadcast): a large
+    /// one by reference to the one encoded copy, a small one packed like any small frame.
+    pub(crate) fn queue_shared(&mut self, turn: &mut Turn<'_>, frame: &Arc<[u8]>) {
+        if frame.is_empty() {
+            return;
+        }
+        add(&turn.metrics.pending_outbound_bytes, frame.len() as u64);
+        let pool = &mut *turn.pool;
+        self.output
+            .get_or_insert_with(|| pool.take_write())
+            .append_shared(frame, &mut pool.chunks);
     }
 
     /// Reads once into the read buffer, which may grow up to `max_len` bytes.

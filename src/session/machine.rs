@@ -87,7 +87,10 @@ impl<T: Transport> Connection<T> {
             inbox.take();
         }
         if self.holds_job() {
-            self.job = JobSlot::Idle;
+            // The held job carried the session out of the connection: it stays for `on_close`.
+            if let JobSlot::Held(job) = std::mem::take(&mut self.job) {
+                self.session = self.session.take().or(job.session);
+            }
         }
     }
 
@@ -171,6 +174,8 @@ impl<T: Transport> Connection<T> {
             if !output.is_empty() {
                 log::debug!("{}: reply dropped, the connection is closing", self.id);
             }
+            // What it published still reaches the topic's other subscribers.
+            self.publish_only(turn, &mut output);
             return;
         }
         if self.is_on_reserve() {
@@ -181,9 +186,7 @@ impl<T: Transport> Connection<T> {
         add(&turn.metrics.compressed_out, output.compressed);
         let close = output.close.take();
         let failed = output.failed.take();
-        for chunk in output.into_chunks() {
-            self.queue_vec(turn, chunk);
-        }
+        self.queue_output(turn, output);
         self.note_backlog(turn);
         match after {
             After::Continue => {

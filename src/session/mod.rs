@@ -18,6 +18,8 @@
 //! | `drive.rs` | one step: read → decode → dispatch → work done → write |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `work.rs` | jobs, replies and encoded output; the job-queue and job-runner seams |
+//! | `pubsub.rs` | what a handler asks of topics, publications, and the seam to the loop's registry |
+//! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
 //!
 //! Data enters through [`Connection::drive`] (after readiness), [`Connection::replied`] (a
 //! job's answer), [`Connection::push`] (a push from another thread) and
@@ -31,12 +33,15 @@ mod inbound;
 mod machine;
 mod monitoring_reserve;
 mod phase;
+mod pubsub;
+mod topics;
 mod work;
 
 pub(crate) use connection::{Connection, Turn};
 pub(crate) use drive::Verdict;
 pub(crate) use monitoring_reserve::too_many_connections;
 pub(crate) use phase::{JobSlot, OnClose, Phase};
+pub(crate) use pubsub::{Publication, Subscriptions};
 pub(crate) use work::{
     After, Batch, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply,
     SessionBox, Work,

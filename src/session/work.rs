@@ -15,6 +15,7 @@
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
 use crate::http::{HttpError, Request, UpgradeRequest};
+use crate::session::pubsub::TopicRequest;
 use crate::ws::deflate::compress;
 use crate::ws::{
     CloseFrame, CloseInfo, Compressed, Message, PerMessageDeflate, WsError, encode_data_header,
@@ -177,6 +178,9 @@ pub(crate) struct Output {
     /// A compressed message of the batch could not be inflated (`1007`, `1009`): the peer broke
     /// the protocol. What came before it was handled; the session fails the connection.
     pub(crate) failed: Option<WsError>,
+    /// Subscriptions and publications the handler asked for, in order, each placed among the
+    /// chunks (`topics.rs`). Empty for a connection that uses no topics.
+    pub(crate) topics: Vec<TopicRequest>,
 }
 
 impl Output {

@@ -1,8 +1,11 @@
 //! Frame opcodes, the server-side frame encoder, and payload masking (RFC 6455 §5.2, §5.3).
 //!
 //! Payload bytes enter [`encode_frame`] / [`encode_close`] and leave appended, with a frame
-//! header, to the caller's output buffer. [`apply_mask`] unmasks client payloads in place for the
-//! decoder.
+//! header, to the caller's output buffer — or, for a frame many connections send,
+//! [`encode_shared_frame`] returns it in one shared allocation. [`apply_mask`] unmasks client
+//! payloads in place for the decoder.
+
+use std::sync::Arc;
 
 use crate::ws::close::CloseCode;
 
@@ -71,6 +74,17 @@ pub fn encode_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
     out.reserve(10 + payload.len());
     encode_header(out, opcode, payload.len());
     out.extend_from_slice(payload);
+}
+
+/// One unmasked, FIN=1 data frame in an allocation of its own, to be shared by every connection
+/// that sends it (a topic publication, a broadcast): the payload is copied once, straight into
+/// the shared bytes.
+pub fn encode_shared_frame(opcode: OpCode, payload: &[u8]) -> Arc<[u8]> {
+    debug_assert!(!opcode.is_control());
+    let mut header = Vec::with_capacity(10);
+    encode_header(&mut header, opcode, payload.len());
+    // A chain of two slices has an exact length: `collect` allocates the `Arc` once.
+    header.iter().chain(payload).copied().collect()
 }
 
 /// Appends only the header of an unmasked, FIN=1 frame whose payload of `len` bytes the caller
@@ -174,6 +188,16 @@ mod tests {
         }
         assert_eq!(header_of(OpCode::Text, 3), [0x81, 3]);
         assert_eq!(header_of(OpCode::Pong, 0), [0x8A, 0]);
+    }
+
+    #[test]
+    fn a_shared_frame_is_the_same_bytes_as_an_appended_one() {
+        for len in [0, 125, 126, 70_000] {
+            let payload = vec![0x5A; len];
+            let mut appended = Vec::new();
+            encode_frame(&mut appended, OpCode::Binary, &payload);
+            assert_eq!(*encode_shared_frame(OpCode::Binary, &payload), *appended);
+        }
     }
 
     #[test]

@@ -33,5 +33,6 @@ pub use deflate::{Compressed, PerMessageDeflate};
 pub use error::WsError;
 pub use frame::{
     OpCode, apply_mask, encode_close, encode_data_header, encode_frame, encode_header,
+    encode_shared_frame,
 };
 pub use message::Message;

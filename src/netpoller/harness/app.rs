@@ -15,9 +15,10 @@ use crate::session::{
     After, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, SessionBox,
     Work,
 };
+use crate::topic::Topic;
 use crate::transport::memory::MemoryTransport;
 use crate::ws::deflate::negotiate;
-use crate::ws::{CloseCode, CloseFrame, Message};
+use crate::ws::{CloseCode, CloseFrame, Message, OpCode, encode_shared_frame};
 
 /// The largest message the test application inflates; beyond it, close `1009`.
 pub const TEST_APP_MAX_INFLATED: usize = 64 * 1024;
@@ -55,8 +56,11 @@ fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSess
 /// a request with a body gets its body back instead of `ok`),
 /// upgrades are accepted (except on the path `/reject`, answered `403`), messages are echoed —
 /// except the text `close`, which makes the handler close with `1000`, and the text `panic`,
-/// which stands for a panicking handler (`1011`). A client that offers permessage-deflate gets
-/// it, and its echoes are compressed (every message, whatever its size).
+/// which stands for a panicking handler (`1011`), and the topic commands, which are not echoed:
+/// `sub:T` and `unsub:T` (subscribe to, unsubscribe from topic `T`), `pub:T:text` (publish
+/// `text` to `T`, the sender too if it is subscribed) and `others:T:text` (to everyone but the
+/// sender). A client that offers permessage-deflate gets it, and its echoes are compressed
+/// (every message, whatever its size).
 #[derive(Debug, Default)]
 pub struct TestApp {
     events: Mutex<Vec<AppEvent>>,
@@ -121,6 +125,7 @@ impl JobRunner for TestApp {
                             output.close = Some(frame(CloseCode::Error, "handler panicked"));
                             break;
                         }
+                        text if topic_command(&mut output, text) => {}
                         _ => output.push_message(message),
                     }
                 }
@@ -174,6 +179,36 @@ impl JobRunner for TestApp {
         };
         Some(reply(conn, output, after, session))
     }
+}
+
+/// Carries out `text` if it is one of the test application's topic commands.
+fn topic_command(output: &mut Output, text: &[u8]) -> bool {
+    let Some((verb, rest)) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.split_once(':'))
+    else {
+        return false;
+    };
+    let (name, body) = match verb {
+        "sub" | "unsub" => (rest, ""),
+        "pub" | "others" => match rest.split_once(':') {
+            Some(split) => split,
+            None => return false,
+        },
+        _ => return false,
+    };
+    let Ok(topic) = Topic::new(name) else {
+        return false;
+    };
+    match verb {
+        "sub" => output.subscribe(topic),
+        "unsub" => output.unsubscribe(topic),
+        _ => {
+            let frame = encode_shared_frame(OpCode::Text, body.as_bytes());
+            output.publish(topic, frame, verb == "pub");
+        }
+    }
+    true
 }
 
 fn frame(code: CloseCode, reason: &str) -> CloseFrame {

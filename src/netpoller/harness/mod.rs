@@ -25,8 +25,9 @@ use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::link::Command;
 use crate::netpoller::table::ConnectionTable;
 use crate::session::{Job, JobRunner, Work};
+use crate::topic::Topic;
 use crate::transport::memory::{MemoryTransport, Wire};
-use crate::ws::{CloseCode, Message, encode_frame};
+use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
 
 pub use app::{
     AppEvent, TestApp, client_fragment, client_frame, compressed_hello, masked_frame,
@@ -307,6 +308,62 @@ impl Harness {
         self.turn();
     }
 
+    /// A publication from a `ServerHandle` (or forwarded by another loop) to `topic`.
+    pub fn publish(&mut self, topic: &str, text: &str) {
+        let Ok(topic) = Topic::new(topic) else {
+            return; // refused by the handle before it reaches a loop
+        };
+        let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
+        self.table
+            .command(Command::Publish { topic, frame }, self.now);
+        self.turn();
+    }
+
+    /// The topics peer `peer`'s connection is subscribed to, sorted.
+    pub fn subscriptions(&self, peer: usize) -> Vec<String> {
+        self.table.topics_of(self.peers[peer].id)
+    }
+
+    /// From now on, the publications of the handlers are kept for other loops, as with several
+    /// event loops ([`take_forwarded`](Self::take_forwarded)).
+    pub fn forward_to_other_loops(&mut self) {
+        self.table.forward_publications(true);
+    }
+
+    /// The publications kept for the other loops so far: (topic, frame bytes, frame address),
+    /// in order.
+    pub fn take_forwarded(&mut self) -> Vec<(String, Vec<u8>, usize)> {
+        self.table
+            .take_forwards()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.topic.to_string(),
+                    p.frame.to_vec(),
+                    p.frame.as_ptr() as usize,
+                )
+            })
+            .collect()
+    }
+
+    /// Where the bytes queued for peer `peer` are, as (address, length) of each slice the next
+    /// `writev` would send: which chunks are shared with other connections.
+    pub fn queued_slices(&self, peer: usize) -> Vec<(usize, usize)> {
+        let Some(output) = self
+            .table
+            .connection(self.peers[peer].id)
+            .and_then(|conn| conn.output.as_ref())
+        else {
+            return Vec::new();
+        };
+        let mut slices = [std::io::IoSlice::new(&[]); crate::buffer::MAX_SLICES];
+        let used = output.slices(&mut slices);
+        slices[..used]
+            .iter()
+            .map(|slice| (slice.as_ptr() as usize, slice.len()))
+            .collect()
+    }
+
     /// `ServerHandle::close` for peer `peer`'s connection.
     pub fn close(&mut self, peer: usize, code: CloseCode) {
         let conn = self.peers[peer].id;
@@ -373,6 +430,7 @@ impl Harness {
     /// Checks what must hold after every step; returns what does not.
     pub fn check_invariants(&self) -> Result<(), String> {
         let config = &self.config;
+        self.table.check_topics()?;
         let held: usize = self.table.connections().map(|c| c.buffered_bytes()).sum();
         let charged = self.table.buffered_bytes();
         if held != charged {

@@ -1,7 +1,8 @@
 //! Arbitrary bytes as a script of everything that can happen to a loop's connections — peers
 //! connecting (now and then on the monitoring reserve) and sending (well-formed or not, in any chunking), EOFs, resets, socket errors,
 //! peers that stop reading, clock jumps, jobs run early, late or in bursts, pushes, closes,
-//! shutdown — with the core's invariants checked after every step and at the end.
+//! subscriptions to topics and publications (from handlers and from handles), shutdown — with
+//! the core's invariants checked after every step and at the end.
 //!
 //! [`run_script`] is what the `connection_core` fuzz target runs (millions of times; see
 //! docs/fuzzing.md) and what a property test in `cargo test` runs on seeded random scripts.
@@ -36,8 +37,18 @@ pub fn fuzz_config() -> Config {
         metrics_path: Some("/metrics".into()),
         health_path: Some("/healthz".into()),
         monitoring_timeout: Duration::from_secs(1),
+        // Scripts use two topics, mostly the first: a second subscription is refused.
+        max_subscriptions: 1,
         ..Config::default()
     }
+}
+
+/// How many kinds of step a script has (`op % OPS`).
+const OPS: u8 = 22;
+
+/// The topic a subscription or publication of the script names.
+fn topic(arg: u8) -> &'static str {
+    if arg % 4 == 3 { "t1" } else { "t0" }
 }
 
 /// Most connections open at once in one script, and most peers it may connect in all.
@@ -73,17 +84,31 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
         // A peer in the phase the op makes sense in, if there is one; else any open peer; else
         // any peer at all (events for connections that are gone must be harmless too).
         let open: Vec<usize> = (0..h.peers()).filter(|&p| h.phase(p).is_some()).collect();
-        let fitting: Vec<usize> = match op % 20 {
+        let fitting: Vec<usize> = match op % OPS {
             2 | 5 => open
                 .iter()
                 .copied()
                 .filter(|&p| h.phase(p) == Some("Http"))
                 .collect(),
-            3 | 4 | 16 => open
+            3 | 4 | 16 | 21 => open
                 .iter()
                 .copied()
                 .filter(|&p| h.phase(p) == Some("Open"))
                 .collect(),
+            // A subscriber: an open WebSocket, else a connection that will upgrade first.
+            20 => {
+                let in_phase = |phase: &str| -> Vec<usize> {
+                    let mut peers = open.clone();
+                    peers.retain(|&p| h.phase(p) == Some(phase));
+                    peers
+                };
+                let sockets = in_phase("Open");
+                if sockets.is_empty() {
+                    in_phase("Http")
+                } else {
+                    sockets
+                }
+            }
             _ => Vec::new(),
         };
         let pick = |from: &[usize]| from[usize::from(arg) % from.len()];
@@ -93,7 +118,7 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             (0, _, _) => Some(pick(&open)),
             (_, _, _) => Some(pick(&fitting)),
         };
-        match (op % 20, peer) {
+        match (op % OPS, peer) {
             // Now and then the server is full and the peer lands on the monitoring reserve.
             (0, _) if open.len() < MAX_OPEN && h.peers() < MAX_PEERS && arg & 0x0f == 0x0f => {
                 h.connect_to_reserve();
@@ -170,6 +195,31 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             (18, Some(p)) => h.close(p, CloseCode::from_u16(1000 + u16::from(arg % 16))),
             (19, _) if arg & 0x0f == 0 => h.shutdown(),
             (19, Some(p)) => h.set_buffering_transport(p),
+            (20, Some(p)) => {
+                let verb = if arg & 0x80 == 0 { "sub" } else { "unsub" };
+                let command = format!("{verb}:{}", topic(arg));
+                let mut bytes = match h.phase(p) {
+                    // Its first frame right behind the upgrade request.
+                    Some("Http") => upgrade_request_offering("/ws", None),
+                    _ => Vec::new(),
+                };
+                bytes.extend(client_frame(0x1, command.as_bytes()));
+                h.send(p, &bytes);
+                // Most of the time a worker takes it at once (else it waits like any message).
+                if arg & 0x60 != 0 {
+                    h.run_jobs(2);
+                }
+            }
+            // A handle's publication, now and then large enough to be shared by reference.
+            (21, _) if arg & 0x40 != 0 => {
+                let text = "h".repeat(usize::from(arg & 0x3f) * 32);
+                h.publish(topic(arg), &text);
+            }
+            (21, Some(p)) => {
+                let verb = if arg & 0x80 == 0 { "pub" } else { "others" };
+                let command = format!("{verb}:{}:{}", topic(arg), "m".repeat(usize::from(arg)));
+                h.send(p, &client_frame(0x1, command.as_bytes()));
+            }
             _ => {}
         }
         h.check_invariants()?;

@@ -264,3 +264,28 @@ fn a_session_inside_a_held_job_still_reaches_on_close() {
     );
     h.check_invariants().unwrap();
 }
+
+/// Regression (found by the random scripts once topics and sessions met): closing a connection
+/// whose job waits for room drops that job's messages — and used to drop the session inside
+/// it, so `on_close` came without it.
+#[test]
+fn closing_with_a_held_job_keeps_its_session_for_on_close() {
+    let mut h = harness(Config {
+        job_queue_capacity: 1,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let blocker = upgraded(&mut h);
+    h.send(blocker, &text("occupies the queue"));
+    h.send(peer, &text("held"));
+    h.close(peer, CloseCode::Away);
+    h.send(peer, &close_frame(1001));
+    h.peer_eof(peer);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Away));
+    assert!(
+        !h.app_events().contains(&AppEvent::LostSession(h.id(peer))),
+        "on_close had the session"
+    );
+    h.check_invariants().unwrap();
+}

@@ -14,6 +14,7 @@ mod http;
 mod lifecycle;
 mod monitoring_reserve;
 mod scripts;
+mod topics;
 mod transport;
 
 use std::time::Duration;

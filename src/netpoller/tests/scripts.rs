@@ -50,8 +50,16 @@ fn random_script(seed: u64) -> Vec<u8> {
         .chunks(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
     let mut script = vec![0, 0, 0, 1];
+    // Topic steps come from a stream of their own, between the others, so that the scripts
+    // above stay what they were: 20 subscribes or unsubscribes, 21 publishes.
+    let mut topic_steps = random_bytes(!seed, 600).into_iter();
     let steps = 20 + (seed as usize % 120);
     for _ in 0..steps {
+        if let (Some(pick), Some(arg)) = (topic_steps.next(), topic_steps.next()) {
+            if pick < 64 {
+                script.extend([20 + pick % 2, arg]);
+            }
+        }
         let (Some(pick), Some(arg)) = (words.next(), words.next()) else {
             break;
         };
@@ -107,6 +115,8 @@ fn random_scripts_keep_every_invariant() {
                 total.connections_rejected += stats.connections_rejected;
                 total.budget_pauses += stats.budget_pauses;
                 total.budget_drops += stats.budget_drops;
+                total.topic_deliveries += stats.topic_deliveries;
+                total.subscriptions_refused += stats.subscriptions_refused;
             }
             Err(broken) => panic!("seed {seed}: {broken}"),
         }
@@ -130,6 +140,9 @@ fn random_scripts_keep_every_invariant() {
     // The memory budget: connections paused near it, slow consumers dropped past it.
     assert!(total.budget_pauses > 10, "{total:?}");
     assert!(total.budget_drops > 10, "{total:?}");
+    // Topics: publications delivered, subscriptions refused at the limit.
+    assert!(total.topic_deliveries > 100, "{total:?}");
+    assert!(total.subscriptions_refused > 10, "{total:?}");
 }
 
 #[test]

@@ -1,0 +1,138 @@
+//! Delivering frames encoded once for many connections: broadcasts and publications to topics.
+//!
+//! A broadcast ([`broadcast`](ConnectionTable::broadcast)) goes to every open WebSocket of the
+//! loop, one step per connection. Publications enter the table's [`TopicRegistry`](crate::netpoller::topics::TopicRegistry)
+//! from the session steps (a handler published: `Connection::queue_output`), from a command (a
+//! `ServerHandle` or another loop published: [`publish`](ConnectionTable::publish)), or from a
+//! reply whose connection has gone ([`publish_orphaned`](ConnectionTable::publish_orphaned)).
+//! [`deliver_publications`](ConnectionTable::deliver_publications) then hands each, in order, to
+//! every subscriber of its topic on this loop — by reference to the one encoded frame, under the
+//! slow-consumer bound of any push — and the memory budget is checked after each, as after any
+//! push. A publication of this loop's handlers then leaves for the other loops through
+//! [`take_forwards`](ConnectionTable::take_forwards), which the event loop drains each turn.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{ConnectionTable, Poller};
+use crate::conn_id::ConnId;
+use crate::metrics::add;
+use crate::session::{JobQueue, Phase, Publication, Reply, Subscriptions};
+use crate::topic::Topic;
+use crate::transport::Transport;
+
+impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
+    /// A broadcast from a `ServerHandle`: `frame` to every open WebSocket of this loop, queued
+    /// by reference when it is large (one encoded copy for every connection).
+    pub(super) fn broadcast(&mut self, frame: &Arc<[u8]>, now: Instant) {
+        let open: Vec<ConnId> = self
+            .slab
+            .iter()
+            .filter(|(_, entry)| matches!(entry.conn.phase, Phase::Open(_) | Phase::PeerClosed(_)))
+            .map(|(_, entry)| entry.conn.id)
+            .collect();
+        for id in open {
+            if let Some(index) = self.live(id) {
+                self.step(index, now, |conn, turn| {
+                    conn.push_shared(turn, frame);
+                });
+            }
+        }
+    }
+
+    /// A publication from a `ServerHandle` or from another loop (which sent it to every loop):
+    /// delivered to this loop's subscribers only.
+    pub(super) fn publish(&mut self, topic: Topic, frame: Arc<[u8]>, now: Instant) {
+        let sender = None;
+        let publication = Publication {
+            topic,
+            frame,
+            sender,
+        };
+        self.topics.publish(publication);
+        self.deliver_publications(now);
+    }
+
+    /// A reply for a connection that has gone while its job was with the handler: its
+    /// subscriptions ended with it (and those the job asked for are not taken), but what the
+    /// handler published still reaches the topic's subscribers.
+    pub(super) fn publish_orphaned(&mut self, reply: &mut Reply, now: Instant) {
+        if reply.output.topics.is_empty() {
+            return;
+        }
+        for publication in reply.output.take_publications(reply.conn) {
+            self.topics.publish(publication);
+        }
+        self.deliver_publications(now);
+    }
+
+    /// Delivers every waiting publication, oldest first, to the subscribers of its topic here
+    /// (but its sender, whose session saw to itself), then keeps it for the other loops if one
+    /// of this loop's handlers made it. A step made here may publish again (an inline
+    /// handler): that publication is delivered in the same round, after the others.
+    pub(super) fn deliver_publications(&mut self, now: Instant) {
+        if self.delivering {
+            return; // an outer call is draining the queue, this one's publications included
+        }
+        self.delivering = true;
+        while let Some(publication) = self.topics.next_pending() {
+            let subscribers = self
+                .topics
+                .subscribers(&publication.topic, publication.sender);
+            log::trace!(
+                "loop {}: {} bytes published to {:?}: {} subscribers here",
+                self.loop_index,
+                publication.frame.len(),
+                publication.topic,
+                subscribers.len()
+            );
+            for &id in &subscribers {
+                self.deliver(id, &publication.frame, now);
+            }
+            self.topics.recycle(subscribers);
+            if self.budget.exceeded(&self.metrics) {
+                self.drop_slow_consumers(now);
+            }
+            self.topics.forward(publication);
+        }
+        self.delivering = false;
+    }
+
+    /// Queues `frame` on the subscriber `id` (dropping it if it is a slow consumer).
+    fn deliver(&mut self, id: ConnId, frame: &Arc<[u8]>, now: Instant) {
+        let Some(index) = self.live(id) else {
+            return; // closed by an earlier delivery of this round: its subscriptions are gone
+        };
+        let mut queued = false;
+        self.step_session(index, now, |conn, turn| {
+            queued = conn.push_shared(turn, frame);
+        });
+        if queued {
+            add(&self.metrics.topic_deliveries, 1);
+        }
+    }
+
+    /// Keep this loop's handlers' publications for the other loops (the event loop has some),
+    /// or not (one loop; the default).
+    pub(crate) fn forward_publications(&mut self, forward: bool) {
+        self.topics.set_forwarding(forward);
+    }
+
+    /// The publications of this loop's handlers, delivered here, that the other loops still
+    /// need, in order.
+    pub(crate) fn take_forwards(&mut self) -> Vec<Publication> {
+        self.topics.take_outbox()
+    }
+
+    /// The topics `id` is subscribed to, sorted (tests and the fuzz harness).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn topics_of(&self, id: ConnId) -> Vec<String> {
+        self.topics.topics_of(id)
+    }
+
+    /// The registry agrees with itself, the table and the gauges (tests and the fuzz harness).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check_topics(&self) -> Result<(), String> {
+        self.topics.check(|id| self.live(id).is_some())
+    }
+}

@@ -1,0 +1,237 @@
+//! [`TopicRegistry`]: one event loop's subscriptions — topic → subscribers, and connection →
+//! topics — and the publications waiting to be delivered or forwarded.
+//!
+//! The registry lives in the loop's table, beside the slab and outside every `Connection`: a
+//! connection that subscribes to nothing costs nothing here, and one that does costs an entry
+//! per topic in two maps (the topic's name is shared, not copied). Subscriptions enter from the
+//! sessions, which carry out their handlers' requests through the [`Subscriptions`] seam; the
+//! table ends all of a connection's subscriptions when it removes the connection
+//! ([`leave_all`](TopicRegistry::leave_all)), so none outlives it — whatever its job was doing.
+//!
+//! Publications enter from the sessions (a handler published) and from commands (a
+//! `ServerHandle` or another loop did), wait in [`pending`](TopicRegistry::next_pending) until
+//! the table delivers each to the topic's subscribers here, and — those of this loop's handlers,
+//! when there are other loops — leave again through [`take_outbox`](TopicRegistry::take_outbox)
+//! for the event loop to forward.
+//!
+//! Bounded: a connection may hold at most `Config::max_subscriptions` subscriptions (past it the
+//! subscription is refused, logged and counted), and names at most `MAX_TOPIC_LEN` bytes.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::conn_id::ConnId;
+use crate::metrics::{Metrics, add, sub};
+use crate::session::{Publication, Subscriptions};
+use crate::topic::Topic;
+
+/// One loop's topics, subscribers and publications in flight.
+#[derive(Debug)]
+pub(crate) struct TopicRegistry {
+    /// Every topic with at least one subscriber here, and who they are.
+    subscribers: HashMap<Topic, HashSet<ConnId>>,
+    /// Every connection with at least one subscription, and to what (at most
+    /// `max_per_connection` topics).
+    memberships: HashMap<ConnId, Vec<Topic>>,
+    max_per_connection: usize,
+    /// Publications to deliver on this loop, in the order they were made.
+    pending: VecDeque<Publication>,
+    /// Publications of this loop's handlers, for the other loops.
+    outbox: Vec<Publication>,
+    /// There are other loops to forward to.
+    forwarding: bool,
+    /// Reused for each delivery's list of subscribers.
+    scratch: Vec<ConnId>,
+    metrics: Arc<Metrics>,
+}
+
+impl TopicRegistry {
+    pub(crate) fn new(config: &Config, metrics: Arc<Metrics>) -> Self {
+        TopicRegistry {
+            subscribers: HashMap::new(),
+            memberships: HashMap::new(),
+            max_per_connection: config.max_subscriptions,
+            pending: VecDeque::new(),
+            outbox: Vec::new(),
+            forwarding: false,
+            scratch: Vec::new(),
+            metrics,
+        }
+    }
+
+    /// Keep this loop's handlers' publications for the other loops (there are some), or not.
+    pub(crate) fn set_forwarding(&mut self, forwarding: bool) {
+        self.forwarding = forwarding;
+    }
+
+    /// Ends every subscription of `conn` (it is leaving the table).
+    pub(crate) fn leave_all(&mut self, conn: ConnId) {
+        if self.memberships.is_empty() {
+            return; // the common case: no topics in use on this loop
+        }
+        let Some(topics) = self.memberships.remove(&conn) else {
+            return;
+        };
+        log::trace!("{conn}: leaves {} topics", topics.len());
+        for topic in &topics {
+            self.drop_subscriber(conn, topic);
+        }
+    }
+
+    /// The next publication to deliver, oldest first.
+    pub(crate) fn next_pending(&mut self) -> Option<Publication> {
+        self.pending.pop_front()
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// The subscribers of `topic` now, but `except` (give the list back with
+    /// [`recycle`](Self::recycle)).
+    pub(crate) fn subscribers(&mut self, topic: &Topic, except: Option<ConnId>) -> Vec<ConnId> {
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
+        if let Some(subscribers) = self.subscribers.get(topic) {
+            ids.extend(subscribers.iter().filter(|&&id| Some(id) != except));
+        }
+        ids
+    }
+
+    /// Takes back a list from [`subscribers`](Self::subscribers), to reuse its room.
+    pub(crate) fn recycle(&mut self, ids: Vec<ConnId>) {
+        self.scratch = ids;
+    }
+
+    /// A publication of this loop's handlers, delivered here: keep it for the other loops.
+    pub(crate) fn forward(&mut self, publication: Publication) {
+        if self.forwarding && publication.sender.is_some() {
+            self.outbox.push(publication);
+        }
+    }
+
+    /// The publications to forward to the other loops, in order.
+    pub(crate) fn take_outbox(&mut self) -> Vec<Publication> {
+        std::mem::take(&mut self.outbox)
+    }
+
+    /// The topics `conn` is subscribed to, sorted (tests and the fuzz harness).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn topics_of(&self, conn: ConnId) -> Vec<String> {
+        let mut topics: Vec<String> = self
+            .memberships
+            .get(&conn)
+            .map(|topics| topics.iter().map(Topic::to_string).collect())
+            .unwrap_or_default();
+        topics.sort();
+        topics
+    }
+
+    /// Both maps say the same, every subscriber is `live`, no connection is over its limit,
+    /// and the gauges match (tests and the fuzz harness; the gauges hold for one loop alone).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn check(&self, live: impl Fn(ConnId) -> bool) -> Result<(), String> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let mut pairs = 0;
+        for (conn, topics) in &self.memberships {
+            if !live(*conn) {
+                return Err(format!("{conn}: subscribed, and gone from the table"));
+            }
+            if topics.is_empty() || topics.len() > self.max_per_connection {
+                return Err(format!("{conn}: {} subscriptions", topics.len()));
+            }
+            for topic in topics {
+                if !self
+                    .subscribers
+                    .get(topic)
+                    .is_some_and(|s| s.contains(conn))
+                {
+                    return Err(format!("{conn}: member of {topic:?}, not its subscriber"));
+                }
+            }
+            pairs += topics.len();
+        }
+        let listed: usize = self.subscribers.values().map(HashSet::len).sum();
+        if listed != pairs || self.subscribers.values().any(HashSet::is_empty) {
+            return Err(format!(
+                "{listed} subscribers listed for {pairs} memberships"
+            ));
+        }
+        let gauges = (
+            self.metrics.topics.load(Relaxed),
+            self.metrics.subscriptions.load(Relaxed),
+        );
+        if gauges != (self.subscribers.len() as u64, pairs as u64) {
+            return Err(format!(
+                "gauges (topics, subscriptions) {gauges:?}, registry ({}, {pairs})",
+                self.subscribers.len()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes `conn` off `topic`'s subscribers, and the topic off the map once nobody is left.
+    fn drop_subscriber(&mut self, conn: ConnId, topic: &Topic) {
+        let Some(subscribers) = self.subscribers.get_mut(topic) else {
+            return;
+        };
+        if subscribers.remove(&conn) {
+            sub(&self.metrics.subscriptions, 1);
+        }
+        if subscribers.is_empty() {
+            self.subscribers.remove(topic);
+            sub(&self.metrics.topics, 1);
+        }
+    }
+}
+
+impl Subscriptions for TopicRegistry {
+    fn subscribe(&mut self, conn: ConnId, topic: Topic) {
+        let held = self.memberships.get(&conn);
+        if held.is_some_and(|topics| topics.contains(&topic)) {
+            return; // already subscribed
+        }
+        if held.map_or(0, Vec::len) >= self.max_per_connection {
+            log::warn!(
+                "{conn}: subscription to {topic:?} refused: it has {} (max_subscriptions)",
+                self.max_per_connection
+            );
+            add(&self.metrics.subscriptions_refused, 1);
+            return;
+        }
+        log::trace!("{conn}: subscribes to {topic:?}");
+        let subscribers = self.subscribers.entry(topic.clone()).or_default();
+        if subscribers.is_empty() {
+            add(&self.metrics.topics, 1);
+        }
+        subscribers.insert(conn);
+        add(&self.metrics.subscriptions, 1);
+        self.memberships.entry(conn).or_default().push(topic);
+    }
+
+    fn unsubscribe(&mut self, conn: ConnId, topic: &Topic) {
+        let Some(topics) = self.memberships.get_mut(&conn) else {
+            return;
+        };
+        let Some(at) = topics.iter().position(|t| t == topic) else {
+            return;
+        };
+        log::trace!("{conn}: unsubscribes from {topic:?}");
+        topics.swap_remove(at);
+        if topics.is_empty() {
+            self.memberships.remove(&conn);
+        }
+        self.drop_subscriber(conn, topic);
+    }
+
+    fn is_subscribed(&self, conn: ConnId, topic: &Topic) -> bool {
+        self.subscribers
+            .get(topic)
+            .is_some_and(|subscribers| subscribers.contains(&conn))
+    }
+
+    fn publish(&mut self, publication: Publication) {
+        self.pending.push_back(publication);
+    }
+}
