@@ -114,10 +114,11 @@ pub struct Config {
     /// Output queued for a WebSocket past which `Context::send` answers `Pressure::High` and
     /// the handler will hear `Handler::on_drain` once it falls to `low_water_bytes`: the
     /// application's signal to slow down before `max_outbound_bytes` stops the connection (and
-    /// twice that drops a slow consumer). Default 1 MiB; at most `max_outbound_bytes`.
+    /// twice that drops a slow consumer). Default 1 MiB; taken as at most `max_outbound_bytes`
+    /// (so a smaller outbound limit needs no change here).
     pub high_water_bytes: usize,
     /// See `high_water_bytes`: the level output must fall back to for `on_drain`. Default
-    /// 64 KiB; below `high_water_bytes`.
+    /// 64 KiB; taken as at most half the high-water mark in use.
     pub low_water_bytes: usize,
     /// After a storm — a loop's connections held 8 MiB or more, then fell to an eighth of
     /// their peak — and this long calm, the loop empties its buffer pool and asks the allocator
@@ -266,13 +267,6 @@ impl Config {
         if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
             return Err(Error::InvalidConfig(format!("{name} must be at least 1")));
         }
-        if self.high_water_bytes > self.max_outbound_bytes
-            || self.low_water_bytes >= self.high_water_bytes
-        {
-            return Err(Error::InvalidConfig(
-                "low_water_bytes < high_water_bytes <= max_outbound_bytes is required".into(),
-            ));
-        }
         if self.compression_level > 9 {
             return Err(Error::InvalidConfig(
                 "compression_level must be between 0 and 9".into(),
@@ -322,6 +316,13 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// The low- and high-water marks in use: `high_water_bytes` at most `max_outbound_bytes`,
+    /// `low_water_bytes` at most half of that.
+    pub(crate) fn water_marks(&self) -> (usize, usize) {
+        let high = self.high_water_bytes.min(self.max_outbound_bytes);
+        (self.low_water_bytes.min(high / 2), high)
     }
 
     pub(crate) fn http_limits(&self) -> HttpLimits {

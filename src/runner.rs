@@ -85,7 +85,7 @@ impl<H: Handler> HandlerRunner<H> {
             compression_level: config.compression_level,
             compression_threshold: config.compression_threshold,
             max_message_size: config.max_message_size,
-            high_water: config.high_water_bytes,
+            high_water: config.water_marks().1,
         })
     }
 

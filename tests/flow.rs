@@ -69,12 +69,20 @@ fn send_says_past_the_high_water_mark_and_on_drain_follows_the_reads() {
 }
 
 #[test]
-fn the_marks_are_validated() {
+fn a_small_outbound_limit_brings_the_marks_down_with_it() {
     let mut config = config();
-    config.low_water_bytes = config.high_water_bytes;
-    let err = wsreactor::Server::builder()
-        .config(config)
-        .build(echo())
-        .unwrap_err();
-    assert!(err.to_string().contains("low_water_bytes"), "{err}");
+    config.max_outbound_bytes = 16 * 1024; // high water taken as 16 KiB, low as 8 KiB
+    let app = Flooder::default();
+    let server = start(config, app.clone());
+    let mut client = connect(server.local_addr());
+    client.send(TMessage::text("flood")).unwrap();
+    let mut floods = 0;
+    while let TMessage::Binary(_) = client.read().unwrap() {
+        floods += 1;
+    }
+    // 16 frames of 1028 bytes pass 16 KiB; then the client's reads bring on_drain.
+    assert_eq!(floods, 16);
+    assert_eq!(app.seen.lock().unwrap().clone(), [(16, 16 * 1028)]);
+    close_client(client);
+    server.shutdown().unwrap();
 }

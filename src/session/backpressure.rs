@@ -105,7 +105,7 @@ impl<T: Transport> Connection<T> {
     pub(crate) fn note_backlog(&mut self, turn: &Turn<'_>) {
         let queued = self.output_len();
         if let Phase::Open(open) = &mut self.phase {
-            if open.drain == Drain::Flowing && queued >= turn.config.high_water_bytes {
+            if open.drain == Drain::Flowing && queued >= turn.config.water_marks().1 {
                 log::trace!(
                     "{}: {queued} bytes queued: past the high-water mark",
                     self.id
@@ -122,7 +122,7 @@ impl<T: Transport> Connection<T> {
         let may_dispatch = self.may_dispatch(turn.config);
         match &mut self.phase {
             Phase::Open(open)
-                if open.drain == Drain::Backlogged && queued <= turn.config.low_water_bytes =>
+                if open.drain == Drain::Backlogged && queued <= turn.config.water_marks().0 =>
             {
                 log::trace!("{}: drained to {queued} bytes: on_drain owed", self.id);
                 open.drain = Drain::Due;
