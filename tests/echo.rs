@@ -153,3 +153,95 @@ fn monitoring_reserve_flags() {
     let err = zero.validate().expect_err("refused").to_string();
     assert!(err.contains("monitoring_timeout"), "{err}");
 }
+
+/// Reads the next data message within `timeout`, or `None` if none came.
+fn read_within(client: &mut Client, timeout: std::time::Duration) -> Option<Message> {
+    client
+        .get_mut()
+        .set_read_timeout(Some(timeout))
+        .expect("timeout");
+    loop {
+        match client.read() {
+            Ok(m @ (Message::Text(_) | Message::Binary(_))) => return Some(m),
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return None;
+            }
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+}
+
+/// `/sub/TOPIC` and `/pub/TOPIC` (the fan-out benchmark's paths): two subscribers get every
+/// message of one publisher, in order; the publisher and a subscriber of another topic get
+/// nothing; in worker and inline mode.
+#[test]
+fn sub_and_pub_paths_relay_a_topic() {
+    use std::time::{Duration, Instant};
+    for inline in [false, true] {
+        let mut config = echo::flags::parse_config(&[]).expect("the echo's defaults");
+        config.addr = "127.0.0.1:0".parse().expect("literal address");
+        config.workers = 2;
+        config.inline_handlers = inline;
+        let server = Server::builder()
+            .config(config.clone())
+            .build(echo::Echo::new(&config))
+            .expect("server starts");
+        let addr = server.local_addr();
+        let mut subs = [
+            connect_path(addr, "/sub/news"),
+            connect_path(addr, "/sub/news"),
+        ];
+        let mut other = connect_path(addr, "/sub/sport");
+        let mut publisher = connect_path(addr, "/pub/news");
+        // A subscription takes effect when the loop applies on_open's reply: publish warm-ups
+        // until both subscribers have one.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut warm = [false, false];
+        while warm != [true, true] {
+            assert!(Instant::now() < deadline, "subscribers never got a warm-up");
+            publisher.send(Message::text("warm")).expect("send");
+            for (sub, got) in subs.iter_mut().zip(warm.iter_mut()) {
+                *got |= read_within(sub, Duration::from_millis(50)).is_some();
+            }
+        }
+        let sent: Vec<Message> = (0..5)
+            .map(|i| Message::text(format!("m{i}")))
+            .chain([Message::binary(vec![0u8, 1, 2, 255])])
+            .collect();
+        for m in &sent {
+            publisher.send(m.clone()).expect("send");
+        }
+        for sub in subs.iter_mut() {
+            let mut got = Vec::new();
+            while got.len() < sent.len() {
+                let m = read_within(sub, Duration::from_secs(5)).expect("a published message");
+                if m != Message::text("warm") {
+                    got.push(m);
+                }
+            }
+            assert_eq!(got, sent, "inline {inline}");
+        }
+        assert_eq!(
+            read_within(&mut publisher, Duration::from_millis(100)),
+            None,
+            "the publisher gets no echo"
+        );
+        assert_eq!(
+            read_within(&mut other, Duration::from_millis(100)),
+            None,
+            "another topic's subscriber gets nothing"
+        );
+        // A subscriber's own messages go nowhere; /ws still echoes.
+        subs[0].send(Message::text("ignored")).expect("send");
+        assert_eq!(read_within(&mut subs[1], Duration::from_millis(100)), None);
+        let mut plain = connect(addr);
+        echo_text(&mut plain, "still an echo");
+        server.shutdown().expect("clean shutdown");
+    }
+}

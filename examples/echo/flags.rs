@@ -340,7 +340,12 @@ pub fn parse_config(args: &[String]) -> Result<Config, String> {
 }
 
 pub fn usage() -> String {
-    let mut text = String::from("usage: echo [--flag value]...\n\nflags (env WSREACTOR_<FLAG>):\n");
+    let mut text = String::from(
+        "usage: echo [--flag value]...\n\n\
+         Echoes every message on any path, except: /sub/TOPIC subscribes to TOPIC (no echo), and\n\
+         every message on /pub/TOPIC is published to TOPIC's subscribers (not echoed).\n\n\
+         flags (env WSREACTOR_<FLAG>):\n",
+    );
     for flag in FLAGS {
         text.push_str(&format!("  --{:<24} {}\n", flag.name, flag.help));
     }

@@ -13,6 +13,10 @@
 //! `WSREACTOR_MAX_MESSAGE_SIZE`; flags win). Its defaults are generous enough for the Autobahn
 //! test suite (64 MiB messages, 131,072 fragments) and still bounded. Ctrl-C or SIGTERM shuts it
 //! down gracefully (close 1001 to every client).
+//!
+//! Two path prefixes turn it into a publish/subscribe relay (the fan-out benchmark uses them): a
+//! connection on `/sub/TOPIC` subscribes to TOPIC (and echoes nothing), and every message that
+//! arrives on `/pub/TOPIC` is published to TOPIC's subscribers (the publisher gets no echo).
 
 pub(crate) mod flags;
 
@@ -31,7 +35,12 @@ const DASHBOARD: &str = include_str!("dashboard.html");
 /// The path the echo advertises for WebSocket clients (every path upgrades).
 pub const WS_PATH: &str = "/ws";
 
-/// Echoes every message; serves the two pages.
+/// The path prefix whose connections subscribe to the topic after it.
+pub const SUB_PREFIX: &str = "/sub/";
+/// The path prefix whose messages are published to the topic after it.
+pub const PUB_PREFIX: &str = "/pub/";
+
+/// Echoes every message (or relays it: `/sub/TOPIC`, `/pub/TOPIC`); serves the two pages.
 pub struct Echo {
     /// The dashboard, pointed at this server's metrics path (`None`: metrics are off).
     dashboard: Option<String>,
@@ -51,8 +60,24 @@ impl Echo {
 impl Handler for Echo {
     type Session = ();
 
+    fn on_open(&self, ctx: &mut Context<'_>) {
+        if let Some(topic) = ctx.path().strip_prefix(SUB_PREFIX) {
+            let topic = topic.to_owned();
+            if let Err(err) = ctx.subscribe(&topic) {
+                log::warn!("subscribe to {topic:?}: {err}");
+            }
+        }
+    }
+
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
-        ctx.send(message);
+        if let Some(topic) = ctx.path().strip_prefix(PUB_PREFIX) {
+            let topic = topic.to_owned();
+            if let Err(err) = ctx.publish_to_others(&topic, message) {
+                log::warn!("publish to {topic:?}: {err}");
+            }
+        } else if !ctx.path().starts_with(SUB_PREFIX) {
+            ctx.send(message);
+        }
     }
 
     fn on_http_request(&self, request: &Request) -> Response {
