@@ -36,6 +36,7 @@ use mio::{Events, Interest, Poll, Token};
 use sha1::{Digest, Sha1};
 
 mod deflate;
+mod fanout;
 use deflate::{Compress, Decompress, Params};
 
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -52,6 +53,7 @@ enum Mode {
     Echo,
     Idle,
     Churn,
+    Fanout,
 }
 
 impl Mode {
@@ -60,6 +62,7 @@ impl Mode {
             Mode::Echo => "echo",
             Mode::Idle => "idle",
             Mode::Churn => "churn",
+            Mode::Fanout => "fanout",
         }
     }
 }
@@ -85,6 +88,8 @@ struct Args {
     /// Offer permessage-deflate and require it.
     deflate: bool,
     deflate_level: u32,
+    /// Fan-out: the topic (`/sub/TOPIC`, `/pub/TOPIC`).
+    topic: String,
 }
 
 const USAGE: &str = "\
@@ -92,9 +97,12 @@ usage: loadgen --addr HOST:PORT [flags]
 
   --addr HOST:PORT        server to load (required)
   --path PATH             request path of the upgrade [/ws]
-  --mode MODE             echo | idle | churn [echo]
-  --connections N         connections (echo, idle) or concurrent connect/close loops (churn) [1]
-  --inflight K            messages in flight per connection (echo) [1]
+  --mode MODE             echo | idle | churn | fanout [echo]
+  --topic T               fanout: subscribers upgrade on /sub/T, the publisher on /pub/T [bench]
+  --connections N         connections (echo, idle), concurrent connect/close loops (churn) or
+                          subscribers (fanout, plus one publisher) [1]
+  --inflight K            messages in flight per connection (echo), or published and not yet
+                          received by every subscriber (fanout) [1]
   --size S                message size in bytes (echo, churn) [32]
   --warmup W              seconds of traffic before the measured window (echo, churn) [1]
   --duration D            seconds measured (echo, churn) or held idle (idle) [5]
@@ -136,6 +144,7 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         deflate: false,
         deflate_level: 6,
+        topic: "bench".into(),
     };
     fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
         v.parse().map_err(|_| format!("--{name}: bad value {v:?}"))
@@ -164,11 +173,13 @@ fn parse_args() -> Result<Args, String> {
         match name.as_str() {
             "addr" => addr = Some(v.to_owned()),
             "path" => args.path = v.to_owned(),
+            "topic" => args.topic = v.to_owned(),
             "mode" => {
                 args.mode = match v {
                     "echo" => Mode::Echo,
                     "idle" => Mode::Idle,
                     "churn" => Mode::Churn,
+                    "fanout" => Mode::Fanout,
                     _ => return Err(format!("--mode: unknown mode {v:?}")),
                 }
             }
@@ -215,6 +226,11 @@ fn parse_args() -> Result<Args, String> {
             "--json, --deflate: --size must be at least {}",
             deflate::MIN_JSON_SIZE
         ));
+    }
+    if args.mode == Mode::Fanout && (args.size < 16 || args.json) {
+        return Err(
+            "--mode fanout: binary messages (no --json, --deflate) of at least 16 bytes".into(),
+        );
     }
     if args.deflate_level > 9 {
         return Err("--deflate-level: 0 to 9".into());
@@ -1103,6 +1119,7 @@ impl<'a> Loop<'a> {
             self.pending -= 1;
             self.stats.connected += 1;
             match self.args.mode {
+                Mode::Fanout => unreachable!("fanout::run handles --mode fanout"),
                 Mode::Echo => {
                     if self.shared.go.load(Ordering::Relaxed)
                         && !self.shared.stop.load(Ordering::Relaxed)
@@ -1188,6 +1205,7 @@ impl<'a> Loop<'a> {
             let now = Instant::now();
             let stop = self.shared.stop.load(Ordering::Relaxed);
             match mode {
+                Mode::Fanout => unreachable!("fanout::run handles --mode fanout"),
                 Mode::Echo | Mode::Idle => {
                     while !stop && to_open > 0 && self.pending < self.args.connect_batch {
                         self.open();
@@ -1420,6 +1438,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.mode == Mode::Fanout {
+        return fanout::run(&args);
+    }
     let args = Arc::new(args);
     let shared = Arc::new(Shared {
         connected_threads: AtomicUsize::new(0),
@@ -1479,6 +1500,7 @@ fn main() -> ExitCode {
     let (mut wire0, mut wire1) = ((0, 0), (0, 0));
     let mut rss_after = None;
     match args.mode {
+        Mode::Fanout => unreachable!("fanout::run handles --mode fanout"),
         Mode::Echo | Mode::Idle => {
             while shared.connected_threads.load(Ordering::SeqCst) < threads
                 && Instant::now() < connect_deadline
@@ -1491,6 +1513,7 @@ fn main() -> ExitCode {
     let t_ready = Instant::now();
     let declined = || shared.declined.load(Ordering::SeqCst);
     match args.mode {
+        Mode::Fanout => unreachable!("fanout::run handles --mode fanout"),
         // Declined compression fails the run: no point measuring without it.
         _ if declined() > 0 => {}
         Mode::Echo | Mode::Churn => {
@@ -1596,6 +1619,7 @@ fn main() -> ExitCode {
     };
     let per_op = |n: u64| (n > 0).then(|| (sent + recv) as f64 / n as f64);
     match args.mode {
+        Mode::Fanout => unreachable!("fanout::run handles --mode fanout"),
         Mode::Echo => {
             j.int("inflight", args.inflight as u64);
             j.int("size", args.size as u64);

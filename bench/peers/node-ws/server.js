@@ -37,10 +37,31 @@ const perMessageDeflate = deflate && {
   concurrencyLimit: 10,
 };
 
+// Fan-out (the fanout1k, fanout10k scenarios): a connection on /sub/TOPIC joins TOPIC's set of
+// subscribers; every message on /pub/TOPIC goes to each of them with ws.send (the broadcast loop
+// of ws's README, over the topic's subscribers instead of all of wss.clients); the publisher
+// gets no echo. ws frames each send separately (the header per send, the payload buffer shared).
+const topics = new Map();
+
 const wss = new WebSocketServer({ host, port, perMessageDeflate });
-wss.on('connection', (ws) => {
-  ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+wss.on('connection', (ws, req) => {
   ws.on('error', () => ws.terminate());
+  const path = (req.url || '/').split('?')[0];
+  if (path.startsWith('/sub/')) {
+    const topic = path.slice(5);
+    let subs = topics.get(topic);
+    if (!subs) topics.set(topic, (subs = new Set()));
+    subs.add(ws);
+    ws.on('close', () => subs.delete(ws));
+  } else if (path.startsWith('/pub/')) {
+    const topic = path.slice(5);
+    ws.on('message', (data, isBinary) => {
+      const subs = topics.get(topic);
+      if (subs) subs.forEach((c) => c.send(data, { binary: isBinary }));
+    });
+  } else {
+    ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+  }
 });
 wss.on('error', (err) => {
   console.error(`node-ws: ${err.message}`);

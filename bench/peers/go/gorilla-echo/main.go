@@ -9,6 +9,8 @@
 // text and binary message it writes (no size threshold) at its default level 1,
 // with pooled flate writers, and ignores client_max_window_bits.
 //
+// /sub/TOPIC and /pub/TOPIC are the fan-out scenarios' hub (hub.go).
+//
 // Built in GOPATH mode against Debian's golang-github-gorilla-websocket-dev
 // (see ../../build.sh).
 package main
@@ -54,5 +56,7 @@ func main() {
 	flag.Parse()
 	upgrader.EnableCompression = *compress
 	http.HandleFunc("/", echo)
+	http.HandleFunc("/sub/", subscribe)
+	http.HandleFunc("/pub/", publish)
 	log.Fatal(http.ListenAndServe(*addr, nil))
 }
