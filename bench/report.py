@@ -32,6 +32,9 @@ SCENARIOS = {
     "deflate": ("100 conns x 8 in flight x 1 KiB JSON text, permessage-deflate", "msgs_per_sec", True),
     "idle-deflate": ("10,000 idle conns with permessage-deflate negotiated: server RSS growth",
                      "kib_per_conn", False),
+    # One publisher, N subscribers of one topic, 32 B (loadgen --mode fanout).
+    "fanout1k": ("1 publisher -> 1,000 subscribers, 32 in flight x 32 B", "deliveries_per_sec", True),
+    "fanout10k": ("1 publisher -> 10,000 subscribers, 4 in flight x 32 B", "deliveries_per_sec", True),
 }
 ORDER = list(SCENARIOS)
 WSREACTOR = ["wsreactor", "wsreactor-inline"]
@@ -42,11 +45,14 @@ SERVER_ORDER = WSREACTOR + PEERS
 # (column title, JSON key, decimals)
 COLUMNS = [
     ("msgs/s", "msgs_per_sec", 0),
+    ("deliveries/s", "deliveries_per_sec", 0),
+    ("publishes/s", "publishes_per_sec", 0),
     ("MB/s", "mb_per_sec", 1),
     ("p50 µs", "p50_us", 1),
     ("p99 µs", "p99_us", 1),
     ("p99.9 µs", "p999_us", 1),
     ("srv CPU µs/msg", "server_cpu_us_per_msg", 2),
+    ("srv CPU µs/delivery", "server_cpu_us_per_delivery", 2),
     ("srv CPU %", "server_cpu_pct", 0),
     ("loadgen CPU %", "client_cpu_pct", 0),
     # Bytes through the load generator's sockets per echoed message, both directions (frames
@@ -54,6 +60,7 @@ COLUMNS = [
     ("wire B/msg", "wire_bytes_per_msg", 0),
     ("wire ratio", "wire_ratio", 2),
     ("KiB/conn", "kib_per_conn", 2),
+    ("KiB/sub", "kib_per_sub", 2),
     ("handshakes/s", "handshakes_per_sec", 0),
     ("srv CPU µs/hs", "server_cpu_us_per_handshake", 1),
     ("HTTP req/s", "requests_per_sec", 0),
@@ -161,7 +168,8 @@ def main(argv):
                     if theirs is None:
                         continue
                     cpu_key = {"requests_per_sec": "server_cpu_us_per_req",
-                               "handshakes_per_sec": "server_cpu_us_per_handshake"}.get(
+                               "handshakes_per_sec": "server_cpu_us_per_handshake",
+                               "deliveries_per_sec": "server_cpu_us_per_delivery"}.get(
                         primary, "server_cpu_us_per_msg")
                     c_mine, c_theirs = median(scenario, w, cpu_key), median(scenario, p, cpu_key)
                     ratio = mine / theirs if theirs else None

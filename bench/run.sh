@@ -14,6 +14,8 @@
 #              the other scenarios too)
 #   SCENARIOS  [latency throughput fanin large idle many churn http samecore
 #              scale10 scale100 scale1k scale10k json deflate idle-deflate]
+#              (fanout1k, fanout10k: one publisher, 1,000 / 10,000 subscribers; not in the
+#              default list, name them here)
 #   REPS       repetitions [3; --quick: 1]
 #   WARMUP, DURATION   seconds of warm-up / measurement per run [2, 5; --quick: 0.5, 1.5]
 #   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
@@ -143,6 +145,9 @@ LOOPS_FLAG=()
 DEFLATE_SCENARIOS=" deflate idle-deflate "
 COMPRESSING=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline gorilla node-ws "
 NODE_WS="$BENCH/peers/node-ws"
+# Fan-out scenarios, and the servers with the /sub/TOPIC and /pub/TOPIC paths.
+FANOUT_SCENARIOS=" fanout1k fanout10k "
+FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline gorilla node-ws "
 
 # Sets CMD to the command line of server $1 on port $2 for scenario $3.
 server_cmd() {
@@ -244,6 +249,11 @@ scenario_args() {
         json) ARGS=(--json --connections 100 --inflight 8 --size 1024 "${timing[@]}") ;;
         deflate) ARGS=(--deflate --connections 100 --inflight 8 --size 1024 "${timing[@]}") ;;
         idle-deflate) ARGS=(--mode idle --deflate --connections 10000 --duration "$IDLE_HOLD") ;;
+        # One publisher (/pub/bench), N subscribers (/sub/bench), 32 B messages; at most 32
+        # (1k) or 4 (10k) of them not yet received by every subscriber: about 32,000-40,000
+        # deliveries in flight either way (latency ~ deliveries in flight / deliveries per s).
+        fanout1k) ARGS=(--mode fanout --connections 1000 --inflight 32 --size 32 "${timing[@]}") ;;
+        fanout10k) ARGS=(--mode fanout --connections 10000 --inflight 4 --size 32 "${timing[@]}") ;;
         http) ARGS=() ;;
         *) return 1 ;;
     esac
@@ -260,6 +270,10 @@ scenario_servers() {
         # Only the servers that implement permessage-deflate; node-ws is always one of them.
         for s in $SERVERS $NODE_WS_EXTRA; do
             case "$COMPRESSING" in *" $s "*) out+=("$s") ;; esac
+        done
+    elif [[ "$FANOUT_SCENARIOS" == *" $1 "* ]]; then
+        for s in $SERVERS; do
+            case "$FANOUT_SERVERS" in *" $s "*) out+=("$s") ;; esac
         done
     else
         for s in $SERVERS; do [ "$s" != go-http ] && out+=("$s"); done
