@@ -10,6 +10,9 @@
 //! Clients may connect on any path; text they send is echoed. Ctrl-C or SIGTERM closes every
 //! client with `1001` and exits.
 
+#[path = "common/cli.rs"]
+mod cli;
+
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -52,40 +55,12 @@ impl Handler for Ticker {
     }
 }
 
-/// `--addr`, or the usage text (for `--help` or a mistake) and its exit code.
-fn parse_args(args: &[String]) -> Result<std::net::SocketAddr, (String, u8)> {
-    let mut addr = "127.0.0.1:9002".to_owned();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Err((USAGE.to_owned(), 0)),
-            "--addr" => match args.next() {
-                Some(value) => addr = value.clone(),
-                None => return Err((format!("embed: --addr needs a value\n\n{USAGE}"), 2)),
-            },
-            other => match other.strip_prefix("--addr=") {
-                Some(value) => addr = value.to_owned(),
-                None => return Err((format!("embed: unknown argument {other}\n\n{USAGE}"), 2)),
-            },
-        }
-    }
-    addr.parse()
-        .map_err(|err| (format!("embed: bad address {addr:?}: {err}\n\n{USAGE}"), 2))
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = match parse_args(&args) {
+    let addr = match cli::parse_addr("embed", &args, "127.0.0.1:9002", USAGE) {
         Ok(addr) => addr,
-        Err((text, 0)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err((text, code)) => {
-            eprint!("{text}");
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [SIGINT, SIGTERM] {

@@ -12,14 +12,13 @@
 //! while others talk is dropped once its queued output passes the server's limit (`1008`).
 //! Ctrl-C or SIGTERM closes everyone with `1001`.
 
+#[path = "../common/cli.rs"]
+mod cli;
 mod room;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use wsreactor::{
     CloseInfo, ConnId, Context, Handler, Message, Request, Response, Server, ServerHandle, Upgrade,
     UpgradeOffer,
@@ -100,40 +99,12 @@ impl Handler for Chat {
     }
 }
 
-/// `--addr`, or the usage text (for `--help` or a mistake) and its exit code.
-fn parse_args(args: &[String]) -> Result<SocketAddr, (String, u8)> {
-    let mut addr = "127.0.0.1:9002".to_owned();
-    let mut args = args.iter();
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--help" | "-h" => return Err((USAGE.to_owned(), 0)),
-            "--addr" => match args.next() {
-                Some(value) => addr = value.clone(),
-                None => return Err((format!("chat: --addr needs a value\n\n{USAGE}"), 2)),
-            },
-            other => match other.strip_prefix("--addr=") {
-                Some(value) => addr = value.to_owned(),
-                None => return Err((format!("chat: unknown argument {other}\n\n{USAGE}"), 2)),
-            },
-        }
-    }
-    addr.parse()
-        .map_err(|err| (format!("chat: bad address {addr:?}: {err}\n\n{USAGE}"), 2))
-}
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let addr = match parse_args(&args) {
+    let addr = match cli::parse_addr("chat", &args, "127.0.0.1:9002", USAGE) {
         Ok(addr) => addr,
-        Err((text, 0)) => {
-            print!("{text}");
-            return ExitCode::SUCCESS;
-        }
-        Err((text, code)) => {
-            eprint!("{text}");
-            return ExitCode::from(code);
-        }
+        Err(code) => return code,
     };
     let server = match Server::builder().addr(addr).build(Chat::default()) {
         Ok(server) => server,
@@ -143,25 +114,7 @@ fn main() -> ExitCode {
         }
     };
     println!("chat on http://{}/", server.local_addr());
-    let handle = server.handle();
-    match Signals::new([SIGINT, SIGTERM]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    log::info!("signal {signal}: shutting down");
-                    handle.shutdown();
-                }
-            });
-        }
-        Err(err) => log::warn!("cannot install signal handlers: {err}"),
-    }
-    match server.join() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("chat: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::serve_until_signal("chat", server)
 }
 
 const PAGE: &str = include_str!("page.html");

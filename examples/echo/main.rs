@@ -18,12 +18,12 @@
 //! connection on `/sub/TOPIC` subscribes to TOPIC (and echoes nothing), and every message that
 //! arrives on `/pub/TOPIC` is published to TOPIC's subscribers (the publisher gets no echo).
 
+#[path = "../common/cli.rs"]
+mod cli;
 pub(crate) mod flags;
 
 use std::process::ExitCode;
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 use wsreactor::{Config, Context, Handler, Message, Request, Response, Server};
 
 /// The page on `GET /`: a form that talks to the echo.
@@ -137,23 +137,5 @@ fn main() -> ExitCode {
     };
     let addr = server.local_addr();
     println!("echo server listening on ws://{addr}{WS_PATH} (dashboard: http://{addr}/debug)");
-    let handle = server.handle();
-    match Signals::new([SIGINT, SIGTERM]) {
-        Ok(mut signals) => {
-            std::thread::spawn(move || {
-                if let Some(signal) = signals.forever().next() {
-                    log::info!("signal {signal}: shutting down");
-                    handle.shutdown();
-                }
-            });
-        }
-        Err(err) => log::warn!("cannot install signal handlers: {err}"),
-    }
-    match server.join() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("echo: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::serve_until_signal("echo", server)
 }
