@@ -143,6 +143,7 @@ impl<H: Handler> HandlerRunner<H> {
             messages,
             deflate,
             drained,
+            ..
         } = batch;
         // Room for an echo of the whole batch up front: one allocation instead of a series of
         // reallocations (large payloads are moved, not copied, so they need no room here).

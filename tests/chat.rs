@@ -130,16 +130,7 @@ fn python_clients_in_two_rooms() {
     };
     let server = chat_server();
     let url = format!("ws://{}/ws", server.local_addr());
-    let output = Command::new(&python)
-        .args(["-c", PYTHON_ROOMS, &url])
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let seen = run_python_json(&python, PYTHON_ROOMS, &url);
     assert_eq!(seen["ada"], json!(["ada joined", "bo joined"]));
     assert_eq!(
         seen["bo"],

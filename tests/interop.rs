@@ -63,16 +63,7 @@ fn python_websockets_negotiates_compression_and_round_trips() {
     };
     let server = echo_server();
     let url = format!("ws://{}/ws", server.local_addr());
-    let output = Command::new(&python)
-        .args(["-c", PYTHON_CLIENT, &url])
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("the client's JSON");
+    let seen = common::run_python_json(&python, PYTHON_CLIENT, &url);
     assert_eq!(
         seen["extensions"],
         "permessage-deflate; server_no_context_takeover; client_no_context_takeover"

@@ -170,18 +170,14 @@ impl<T: Transport> Connection<T> {
         // request to parse, but a 100 Continue may still be owed.
         if let Some(input) = self.input.as_mut() {
             while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
-                match http.parser.parse(input.data(), &limits) {
+                match http.parse(input.data(), &limits) {
                     Ok(Parsed::Partial { consumed }) => {
                         // Chunked framing already decoded into the parser.
                         input.consume(consumed);
                         break;
                     }
-                    Ok(Parsed::Complete {
-                        mut request,
-                        consumed,
-                    }) => {
+                    Ok(Parsed::Complete { request, consumed }) => {
                         input.consume(consumed);
-                        request.set_peer_addr(http.peer);
                         match check_upgrade(&request) {
                             Ok(Some(upgrade)) => {
                                 tail = HttpTail::Upgrade(Box::new((request, upgrade)));

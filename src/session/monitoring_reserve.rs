@@ -79,7 +79,7 @@ impl<T: Transport> Connection<T> {
             max_body_size: 0,
             ..turn.config.http_limits()
         };
-        match http.parser.parse(input.data(), &limits) {
+        match http.parse(input.data(), &limits) {
             Ok(Parsed::Partial { consumed }) => {
                 input.consume(consumed);
                 // A chunked head that expects `100-continue`: a body is coming. Refuse it now
@@ -89,12 +89,8 @@ impl<T: Transport> Connection<T> {
                 }
                 None
             }
-            Ok(Parsed::Complete {
-                mut request,
-                consumed,
-            }) => {
+            Ok(Parsed::Complete { request, consumed }) => {
                 input.consume(consumed);
-                request.set_peer_addr(http.peer);
                 if !is_monitoring_request(&request, turn.config) {
                     self.refused_at_capacity(turn);
                     return None;

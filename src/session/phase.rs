@@ -19,7 +19,7 @@
 use std::time::Instant;
 
 use crate::config::Config;
-use crate::http::RequestParser;
+use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
 use crate::session::work::{After, Batch, Inbound, Job, Reply};
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
@@ -56,6 +56,17 @@ pub(crate) struct Http {
     pub served: bool,
     /// The client half-closed: answer what it sent, then linger.
     pub peer_eof: bool,
+}
+
+impl Http {
+    /// Parses the next request from `input`; a complete one carries the client's address.
+    pub(crate) fn parse(&mut self, input: &[u8], limits: &HttpLimits) -> Result<Parsed, HttpError> {
+        let mut parsed = self.parser.parse(input, limits)?;
+        if let Parsed::Complete { request, .. } = &mut parsed {
+            request.set_peer_addr(self.peer);
+        }
+        Ok(parsed)
+    }
 }
 
 /// `Upgrading`: pushes that arrive before the `101` is written wait here, and follow it.
@@ -250,9 +261,9 @@ impl Inbox {
         if self.messages.is_empty() {
             return None;
         }
-        self.bytes = 0;
         Some(Batch {
             messages: std::mem::take(&mut self.messages),
+            bytes: std::mem::take(&mut self.bytes),
             deflate: self.deflate,
             drained: false,
         })
@@ -262,6 +273,7 @@ impl Inbox {
     pub(crate) fn empty_batch(&self) -> Batch {
         Batch {
             messages: Vec::new(),
+            bytes: 0,
             deflate: self.deflate,
             drained: false,
         }

@@ -77,7 +77,7 @@ impl Work {
     /// to its connection while the job is held or with the handler.
     pub(crate) fn held_bytes(&self) -> usize {
         match self {
-            Work::Messages(batch) => batch.messages.iter().map(Inbound::len).sum(),
+            Work::Messages(batch) => batch.bytes,
             Work::Http { requests, .. } => requests.iter().map(|r| r.body().len()).sum(),
             Work::Closed(_) => 0,
         }
@@ -97,6 +97,8 @@ fn plural(n: usize, what: &str) -> String {
 pub(crate) struct Batch {
     /// In the order they arrived.
     pub messages: Vec<Inbound>,
+    /// Their payload bytes, as the inbox counted them while they arrived.
+    pub bytes: usize,
     /// The connection's permessage-deflate agreement: whoever runs the job inflates the
     /// compressed messages and compresses the replies with it.
     pub deflate: Option<PerMessageDeflate>,

@@ -372,3 +372,18 @@ pub fn python_or_skip() -> Option<String> {
     eprintln!("skipped: no Python with `websockets` (bash .ci/run installs one)");
     None
 }
+
+/// Runs the Python `script` with `arg` (a URL) and returns the JSON it printed; the test fails,
+/// showing Python's stderr, if the script does.
+pub fn run_python_json(python: &str, script: &str, arg: &str) -> serde_json::Value {
+    let output = Command::new(python)
+        .args(["-c", script, arg])
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("the script's JSON")
+}

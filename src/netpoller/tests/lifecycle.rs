@@ -241,14 +241,7 @@ fn inline_jobs_run_at_once_and_the_rest_of_the_input_follows() {
 /// `LostSession` otherwise, and `check_invariants` fails on it).
 #[test]
 fn a_session_inside_a_held_job_still_reaches_on_close() {
-    let mut h = harness(Config {
-        job_queue_capacity: 1,
-        ..config()
-    });
-    let peer = upgraded(&mut h);
-    let blocker = upgraded(&mut h);
-    h.send(blocker, &text("occupies the queue"));
-    h.send(peer, &text("held"));
+    let (mut h, peer) = a_peer_with_a_held_job();
     assert_eq!(
         h.queued_jobs(),
         1,
@@ -270,14 +263,7 @@ fn a_session_inside_a_held_job_still_reaches_on_close() {
 /// it, so `on_close` came without it.
 #[test]
 fn closing_with_a_held_job_keeps_its_session_for_on_close() {
-    let mut h = harness(Config {
-        job_queue_capacity: 1,
-        ..config()
-    });
-    let peer = upgraded(&mut h);
-    let blocker = upgraded(&mut h);
-    h.send(blocker, &text("occupies the queue"));
-    h.send(peer, &text("held"));
+    let (mut h, peer) = a_peer_with_a_held_job();
     h.close(peer, CloseCode::Away);
     h.send(peer, &close_frame(1001));
     h.peer_eof(peer);
@@ -288,4 +274,18 @@ fn closing_with_a_held_job_keeps_its_session_for_on_close() {
         "on_close had the session"
     );
     h.check_invariants().unwrap();
+}
+
+/// A one-job queue taken by another connection's job, and a peer whose own job (with its
+/// session) waits for room on the connection.
+fn a_peer_with_a_held_job() -> (Harness, usize) {
+    let mut h = harness(Config {
+        job_queue_capacity: 1,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let blocker = upgraded(&mut h);
+    h.send(blocker, &text("occupies the queue"));
+    h.send(peer, &text("held"));
+    (h, peer)
 }
