@@ -95,6 +95,8 @@ mod handler;
 mod prometheus;
 mod runner;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]

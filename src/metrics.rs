@@ -211,6 +211,15 @@ metrics! {
     /// Times a loop gave memory back to the OS after a storm (`release_memory_after`).
     memory_releases: counter "memory_releases_total" [""]
         "Times a loop returned memory to the OS after a storm.";
+    /// TLS handshakes completed (feature `tls`).
+    tls_handshakes: counter "tls_handshakes_total" [""] "TLS handshakes completed.";
+    /// TLS connections that failed: bytes that are not TLS, a handshake refused, an alert from
+    /// the peer, a record that does not decrypt.
+    tls_errors: counter "tls_errors_total" [""]
+        "TLS connections ended by an error (bad bytes, a refused handshake, an alert).";
+    /// Plaintext HTTP requests that came to a TLS port (answered `400`: use `https://`).
+    tls_plaintext_refused: counter "tls_plaintext_refused_total" [""]
+        "Plaintext HTTP requests on a TLS port (answered 400).";
     /// Replies or pushes for a connection that had already closed (its slab slot reused or
     /// empty), detected by generation and dropped.
     stale_replies_dropped: counter "stale_replies_dropped_total" [""]

@@ -21,7 +21,9 @@ use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::netpoller::{EventLoop, Executor, Forwarder, LoopLink, LoopParts, LoopWaker, WAKER};
+use crate::netpoller::{
+    EventLoop, Executor, Forwarder, LoopLink, LoopParts, LoopWaker, Tls, WAKER,
+};
 use crate::runner::HandlerRunner;
 use crate::session::JobRunner;
 
@@ -29,6 +31,9 @@ use crate::session::JobRunner;
 #[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
     config: Config,
+    /// TLS on the port (`wss://`, `https://`), when set.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl ServerBuilder {
@@ -61,8 +66,28 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves TLS on the port (`https://` and `wss://`; plain `http://` is then refused): see
+    /// [`TlsConfig`](crate::tls::TlsConfig). Feature `tls`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// The TLS acceptor the loops and handles share, if TLS is on.
+    fn tls_acceptor(&self) -> Tls {
+        #[cfg(feature = "tls")]
+        return self
+            .tls
+            .as_ref()
+            .map(|tls| Arc::new(crate::tls::TlsAcceptor::new(tls)));
+        #[cfg(not(feature = "tls"))]
+        Tls::default()
+    }
+
     /// Validates the configuration, binds, starts the threads, and returns the running server.
     pub fn build(self, handler: impl Handler) -> Result<Server, Error> {
+        let tls = self.tls_acceptor();
         let config = Arc::new(self.config);
         config.validate()?;
         // Every loop gets its own listening socket on the same address (SO_REUSEPORT when
@@ -77,7 +102,7 @@ impl ServerBuilder {
         let metrics = Arc::new(Metrics::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
-        let (links, loops) = wire_loops(listeners, &config)?;
+        let (links, loops) = wire_loops(listeners, &config, &tls)?;
         let forwarders: Vec<Forwarder> = (0..links.len())
             .map(|index| Forwarder::new(index, &links, config.command_queue_capacity))
             .collect();
@@ -87,6 +112,7 @@ impl ServerBuilder {
             jobs: job_rx.clone(),
             shutdown: Arc::clone(&shutdown),
             local_addr,
+            tls: tls.clone(),
         });
         let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
         let worker_count = if config.inline_handlers {
@@ -136,6 +162,7 @@ impl ServerBuilder {
     /// configuration, `event_loops` is taken as 1, `inline_handlers` as `true` and `workers` is
     /// not used; everything else applies.
     pub fn build_driven(self, handler: impl Handler) -> Result<DrivenServer, Error> {
+        let tls = self.tls_acceptor();
         let mut config = self.config;
         config.event_loops = 1;
         config.inline_handlers = true;
@@ -147,13 +174,14 @@ impl ServerBuilder {
         let shutdown = Arc::new(AtomicBool::new(false));
         // No worker takes jobs; the receiver only lets the stats read a queue depth of 0.
         let (_, job_rx) = crossbeam_channel::bounded(1);
-        let (links, mut loops) = wire_loops(vec![listener], &config)?;
+        let (links, mut loops) = wire_loops(vec![listener], &config, &tls)?;
         let handle = ServerHandle::new(Shared {
             loops: links,
             metrics: Arc::clone(&metrics),
             jobs: job_rx,
             shutdown: Arc::clone(&shutdown),
             local_addr,
+            tls: tls.clone(),
         });
         let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
         let wired = loops
@@ -176,6 +204,7 @@ struct WiredLoop {
     replies: crossbeam_channel::Receiver<crate::session::Reply>,
     commands: crossbeam_channel::Receiver<crate::netpoller::Command>,
     waker: Arc<LoopWaker>,
+    tls: Tls,
 }
 
 impl WiredLoop {
@@ -198,6 +227,7 @@ impl WiredLoop {
             waker: self.waker,
             shutdown: Arc::clone(shutdown),
             forwarder,
+            tls: self.tls,
         };
         Ok(EventLoop::new(
             index,
@@ -212,6 +242,7 @@ impl WiredLoop {
 fn wire_loops(
     listeners: Vec<TcpListener>,
     config: &Config,
+    tls: &Tls,
 ) -> Result<(Vec<LoopLink>, Vec<WiredLoop>), Error> {
     let mut links = Vec::with_capacity(listeners.len());
     let mut loops = Vec::with_capacity(listeners.len());
@@ -232,6 +263,7 @@ fn wire_loops(
             replies,
             commands,
             waker,
+            tls: tls.clone(),
         });
     }
     Ok((links, loops))

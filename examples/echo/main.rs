@@ -21,6 +21,7 @@
 #[path = "../common/cli.rs"]
 mod cli;
 pub(crate) mod flags;
+mod tls;
 
 use std::process::ExitCode;
 
@@ -115,20 +116,38 @@ fn upgrade_required(request: &Request) -> Response {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || format!("{}\n{}", flags::usage(), tls::USAGE);
     if args.iter().any(|a| a == "--help" || a == "-h") {
-        print!("{}", flags::usage());
+        print!("{}", usage());
         return ExitCode::SUCCESS;
     }
-    let config = match flags::parse_config(&args) {
-        Ok(config) => config,
+    let parsed =
+        tls::TlsFlags::take(&mut args).and_then(|tls| Ok((flags::parse_config(&args)?, tls)));
+    let (config, tls_flags) = match parsed {
+        Ok(parsed) => parsed,
         Err(err) => {
-            eprintln!("echo: {err}\n\n{}", flags::usage());
+            eprintln!("echo: {err}\n\n{}", usage());
             return ExitCode::from(2);
         }
     };
     let handler = Echo::new(&config);
-    let server = match Server::builder().config(config).build(handler) {
+    let builder = Server::builder().config(config);
+    #[cfg(feature = "tls")]
+    let builder = match tls::config(&tls_flags) {
+        Ok(Some(tls)) => builder.tls(tls),
+        Ok(None) => builder,
+        Err(err) => {
+            eprintln!("echo: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    #[cfg(not(feature = "tls"))]
+    if let Err(err) = tls::check_available(&tls_flags) {
+        eprintln!("echo: {err}");
+        return ExitCode::from(2);
+    }
+    let server = match builder.build(handler) {
         Ok(server) => server,
         Err(err) => {
             eprintln!("echo: {err}");
@@ -136,6 +155,13 @@ fn main() -> ExitCode {
         }
     };
     let addr = server.local_addr();
-    println!("echo server listening on ws://{addr}{WS_PATH} (dashboard: http://{addr}/debug)");
+    let (ws, http) = if tls_flags.enabled() {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    println!("echo server listening on {ws}://{addr}{WS_PATH} (dashboard: {http}://{addr}/debug)");
+    #[cfg(feature = "tls")]
+    tls::reload_on_sighup(tls_flags, server.handle());
     cli::serve_until_signal("echo", server)
 }

@@ -31,6 +31,9 @@ pub(crate) struct Shared {
     /// Read by every loop at each turn.
     pub shutdown: Arc<AtomicBool>,
     pub local_addr: SocketAddr,
+    /// What new TLS connections get, swapped by `reload_tls`.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub tls: crate::netpoller::Tls,
 }
 
 /// A cheap, cloneable, thread-safe handle to a running server: push messages to connections,
@@ -55,6 +58,22 @@ impl ServerHandle {
 
     pub(crate) fn shutdown_requested(&self) -> bool {
         self.shared.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Loads a new TLS configuration (a renewed certificate, say) for the connections accepted
+    /// from now on; those already open keep theirs. Fails with [`TlsError::NotEnabled`]
+    /// (crate::tls::TlsError::NotEnabled) on a server built without
+    /// [`ServerBuilder::tls`](crate::ServerBuilder::tls).
+    #[cfg(feature = "tls")]
+    pub fn reload_tls(&self, tls: &crate::tls::TlsConfig) -> Result<(), crate::tls::TlsError> {
+        let acceptor = self
+            .shared
+            .tls
+            .as_ref()
+            .ok_or(crate::tls::TlsError::NotEnabled)?;
+        acceptor.reload(tls);
+        log::info!("TLS configuration reloaded for new connections");
+        Ok(())
     }
 
     /// The link to the loop that owns `conn`.

@@ -5,7 +5,7 @@
 //! [`Admission`] that says which count its place was taken from.
 
 use std::io;
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpStream;
 
@@ -13,7 +13,7 @@ use super::EventLoop;
 use crate::config::Config;
 use crate::metrics::{Admission, Metrics, add};
 use crate::session::too_many_connections;
-use crate::transport::{Transport, is_resource_exhausted};
+use crate::transport::{Stream, Transport, is_resource_exhausted};
 
 impl EventLoop {
     /// Accepts until the listen backlog is empty (edge-triggered: no second event would come).
@@ -56,18 +56,27 @@ impl EventLoop {
         }
     }
 
-    fn admit(&mut self, socket: TcpStream, peer: std::net::SocketAddr) {
+    fn admit(&mut self, socket: TcpStream, peer: SocketAddr) {
         add(&self.metrics.connections_accepted, 1);
         let Some(admission) = take_place(&self.metrics, &self.config) else {
             add(&self.metrics.connections_rejected, 1);
             log::debug!("rejecting {peer}: max_connections reached");
-            reject(socket);
+            if self.serves_tls() {
+                // A `503` in plaintext would only be a bad record to a TLS client.
+                drop(socket);
+            } else {
+                reject(socket);
+            }
             return;
         };
         if let Err(err) = socket.set_nodelay(true) {
             log::debug!("set_nodelay for {peer}: {err}");
         }
-        match self.table.admit(socket, Some(peer), self.now, admission) {
+        let Some(stream) = self.wrap(socket, peer) else {
+            self.metrics.release(admission);
+            return;
+        };
+        match self.table.admit(stream, Some(peer), self.now, admission) {
             Ok(id) if admission == Admission::MonitoringReserve => {
                 log::debug!("{id}: accepted from {peer} on the monitoring reserve");
             }
@@ -75,6 +84,37 @@ impl EventLoop {
             Err(err) => {
                 log::warn!("cannot register {peer}: {err}");
                 self.metrics.release(admission);
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    fn serves_tls(&self) -> bool {
+        #[cfg(feature = "tls")]
+        return self.tls.is_some();
+        #[cfg(not(feature = "tls"))]
+        false
+    }
+
+    /// The transport for an accepted socket: the socket itself, or TLS over it.
+    #[cfg(not(feature = "tls"))]
+    fn wrap(&self, socket: TcpStream, _peer: SocketAddr) -> Option<Stream> {
+        Some(Stream::Plain(socket))
+    }
+
+    /// The transport for an accepted socket: the socket itself, or TLS over it with the
+    /// configuration current now (a reload changes it for later sockets only).
+    #[cfg(feature = "tls")]
+    fn wrap(&self, socket: TcpStream, peer: SocketAddr) -> Option<Stream> {
+        let Some(acceptor) = &self.tls else {
+            return Some(Stream::Plain(socket));
+        };
+        match acceptor.accept(socket, &self.metrics) {
+            Ok(tls) => Some(Stream::Tls(Box::new(tls))),
+            Err(err) => {
+                log::warn!("TLS for {peer}: {err}");
+                None
             }
         }
     }

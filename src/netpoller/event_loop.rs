@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::config::Config;
@@ -52,6 +52,7 @@ use crate::netpoller::link::{Command, mark_loop_thread};
 use crate::netpoller::table::ConnectionTable;
 use crate::netpoller::waker::LoopWaker;
 use crate::session::{Job, OnClose, Reply, Work};
+use crate::transport::Stream;
 
 /// The listening socket's token.
 pub(crate) const LISTENER: Token = Token(usize::MAX);
@@ -74,7 +75,18 @@ pub(crate) struct LoopParts {
     pub shutdown: Arc<AtomicBool>,
     /// The other loops, for the publications of this loop's handlers.
     pub forwarder: Forwarder,
+    /// TLS for every accepted socket, when the server has it.
+    pub tls: Tls,
 }
+
+/// The TLS acceptor a server shares between its loops and handles (`None`: plain TCP). Without
+/// the `tls` feature there is none to share.
+#[cfg(feature = "tls")]
+pub(crate) type Tls = Option<Arc<crate::tls::TlsAcceptor>>;
+/// The TLS acceptor a server shares between its loops and handles: none without the `tls`
+/// feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) type Tls = ();
 
 /// One event loop: a poller, a listener, and the table of its connections.
 #[derive(Debug)]
@@ -86,7 +98,10 @@ pub(crate) struct EventLoop {
     /// (token, readable-ish, writable) copied out of `events` so handling them can borrow `self`.
     scratch: Vec<(Token, bool, bool)>,
     pub(super) listener: Option<TcpListener>,
-    pub(super) table: ConnectionTable<TcpStream, Registry, Executor>,
+    pub(super) table: ConnectionTable<Stream, Registry, Executor>,
+    /// Wraps each accepted socket in TLS, when the server has it.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(super) tls: Tls,
     pub(super) config: Arc<Config>,
     pub(super) metrics: Arc<Metrics>,
     replies: Receiver<Reply>,
@@ -118,6 +133,7 @@ impl EventLoop {
             waker,
             shutdown,
             forwarder,
+            tls,
         } = parts;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -137,6 +153,7 @@ impl EventLoop {
             poll,
             listener: Some(listener),
             table,
+            tls,
             config,
             metrics,
             replies,

@@ -38,7 +38,7 @@ mod timers;
 mod topics;
 mod waker;
 
-pub(crate) use event_loop::{EventLoop, LoopParts, WAKER};
+pub(crate) use event_loop::{EventLoop, LoopParts, Tls, WAKER};
 pub(crate) use forward::Forwarder;
 pub(crate) use jobs::Executor;
 pub(crate) use link::{Command, LoopLink, mark_loop_thread, on_loop_thread};

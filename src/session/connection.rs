@@ -148,7 +148,7 @@ impl<T: Transport> Connection<T> {
             Phase::Upgrading(upgrading) => upgrading.early.as_ref().map_or(0, |early| early.len()),
             Phase::Http(_) | Phase::Lingering(_) | Phase::Closed(_) => 0,
         };
-        input + job + phase + self.output_len()
+        input + self.transport.buffered_input() + job + phase + self.output_len()
     }
 
     /// No job with the handler or waiting, no messages held: the handler's work is done.
@@ -317,8 +317,10 @@ impl<T: Transport> Connection<T> {
         Ok(())
     }
 
-    /// Gives drained buffers back to the pool: an idle connection holds none.
+    /// Gives drained buffers back to the pool (and lets the transport free its own): an idle
+    /// connection holds none.
     pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
+        self.transport.release_idle();
         if self.input.as_ref().is_some_and(ReadBuffer::is_empty) {
             if let Some(buf) = self.input.take() {
                 pool.give_read(buf);

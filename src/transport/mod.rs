@@ -3,8 +3,10 @@
 //! A session (`src/session/`) never touches a socket. It reads, writes and shuts down through a
 //! [`Transport`], whose every answer is already classified into the four cases of
 //! [`IoOutcome`] (`io.rs`, the one place where `io::Result`s become those cases). The event loop
-//! gives sessions plain TCP sockets (`tcp.rs`); unit tests and the fuzz target give them an
-//! in-memory wire (`memory.rs`) whose chunking, back-pressure, EOF and resets they script.
+//! gives sessions a [`Stream`] (`stream.rs`): a plain TCP socket (`tcp.rs`) or, with the `tls`
+//! feature, TLS over one (`tls.rs`, rustls driven by the loop). Unit tests and the fuzz target
+//! give them an in-memory wire (`memory.rs`) whose chunking, back-pressure, EOF and resets they
+//! script.
 //!
 //! A transport may hold bytes of its own — TLS keeps records it could not write yet — so the
 //! trait also says how much it holds ([`Transport::buffered_output`]) and lets the session push
@@ -15,11 +17,17 @@
 mod io;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod memory;
+mod stream;
 mod tcp;
+#[cfg(feature = "tls")]
+mod tls;
 
 use std::io::IoSlice;
 
 pub(crate) use io::{IoOutcome, is_resource_exhausted};
+pub(crate) use stream::Stream;
+#[cfg(feature = "tls")]
+pub(crate) use tls::TlsStream;
 
 /// A byte stream to one peer, non-blocking: every call returns at once.
 pub(crate) trait Transport {
@@ -36,12 +44,22 @@ pub(crate) trait Transport {
     /// (TLS records the socket did not take yet). Plain TCP holds none.
     fn buffered_output(&self) -> usize;
 
+    /// Bytes from the peer the transport holds itself, not yet read by the session (TLS records
+    /// in part, or decrypted and waiting). Counted in the connection's buffered bytes.
+    fn buffered_input(&self) -> usize {
+        0
+    }
+
     /// Pushes out the bytes [`buffered_output`](Self::buffered_output) counts, as far as the
     /// socket takes them (what it does not take stays counted there).
     fn flush(&mut self) -> Result<(), PeerGone>;
 
     /// Sends FIN after the last byte written (for TLS: `close_notify` first). Reading goes on.
     fn shutdown_write(&mut self);
+
+    /// Frees the transport's own buffers that are empty: called whenever the session gives its
+    /// buffers back, so that an idle connection holds none anywhere.
+    fn release_idle(&mut self) {}
 }
 
 /// The peer is gone: a write or flush found the connection reset or broken.

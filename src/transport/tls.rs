@@ -1,0 +1,509 @@
+//! TLS: a [`Transport`] that speaks TLS over a TCP socket, so that the session above it reads
+//! and writes plaintext and never knows which transport it runs on.
+//!
+//! It drives rustls's *unbuffered* API (`UnbufferedServerConnection`): rustls keeps the keys
+//! and the handshake state, and this file owns every buffer. That is the point: rustls's
+//! buffered `ServerConnection` keeps a 4 KiB receive buffer for as long as the connection
+//! lives, while here the ciphertext buffers exist only while bytes move and are freed when the
+//! connection goes idle ([`release_idle`](Transport::release_idle)), like the session's own.
+//! `docs/architecture.md` ("TLS") has the measurements behind that choice.
+//!
+//! Bytes in: socket → `incoming` (ciphertext) → `process` (rustls takes each complete record:
+//! handshake messages move its state, application data comes out decrypted) → `plaintext` →
+//! the session's read buffer. Bytes out: the session's write → `process` encrypts it into
+//! `outgoing` → socket. Handshake flights and alerts join `outgoing` the same way, in order.
+//!
+//! What this transport may hold is bounded: `incoming` by [`INCOMING_MAX`], `plaintext` by what
+//! one `incoming` decrypts to, and `outgoing` by one write's worth ([`WRITE_MAX`]): new
+//! plaintext is taken only once the ciphertext before it is out, so backpressure reaches the
+//! session exactly as on plain TCP. All of it is counted in the connection's buffered bytes.
+
+use std::io::{self, IoSlice};
+use std::net::Shutdown;
+use std::sync::Arc;
+
+use mio::net::TcpStream;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
+use rustls::unbuffered::{
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
+    UnbufferedStatus,
+};
+
+use super::io as socket_io;
+use super::{IoOutcome, PeerGone, Transport};
+use crate::metrics::{Metrics, add};
+
+/// The largest TLS record on the wire: 16 KiB of payload, 2 KiB of expansion, a 5-byte header
+/// (RFC 8446 §5.2 allows less; TLS 1.2 allows this much). `incoming` starts this big so one
+/// whole record always fits.
+const RECORD_MAX: usize = 16 * 1024 + 2048 + 5;
+
+/// `incoming` grows past one record only while a handshake message spans several records
+/// (rustls joins them in place); no honest client's hello comes near this.
+pub(crate) const INCOMING_MAX: usize = 4 * RECORD_MAX;
+
+/// Plaintext taken from the session per write: four full records. `outgoing` holds at most
+/// this, encrypted, plus a handshake flight.
+pub(crate) const WRITE_MAX: usize = 64 * 1024;
+
+/// What `process` should do once rustls can take application data.
+#[derive(Debug, Clone, Copy)]
+enum Then<'a> {
+    /// Nothing: only take what `incoming` holds.
+    Nothing,
+    /// Encrypt these bytes.
+    Encrypt(&'a [u8]),
+    /// Send `close_notify`.
+    CloseNotify,
+}
+
+/// Where the TLS conversation is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// No byte has come yet: the first one tells a ClientHello from plaintext HTTP.
+    New,
+    /// The handshake is under way.
+    Handshaking,
+    /// Application data flows.
+    Open,
+    /// The peer sent `close_notify`: nothing more will be read.
+    PeerClosed,
+    /// A TLS error (bad bytes, an alert): the connection cannot continue.
+    Failed,
+}
+
+/// A TLS server connection over a non-blocking TCP socket.
+pub(crate) struct TlsStream {
+    socket: TcpStream,
+    tls: UnbufferedServerConnection,
+    stage: Stage,
+    /// Ciphertext read and not yet taken by rustls: `incoming[..incoming_len]`. Empty (no
+    /// allocation) while idle.
+    incoming: Vec<u8>,
+    incoming_len: usize,
+    /// Decrypted bytes the session has not read yet: `plaintext[plaintext_start..]`.
+    plaintext: Vec<u8>,
+    plaintext_start: usize,
+    /// Ciphertext for the peer not yet written: `outgoing[outgoing_start..]`.
+    outgoing: Vec<u8>,
+    outgoing_start: usize,
+    /// `shutdown_write` was asked: FIN goes once `outgoing` is out.
+    fin_wanted: bool,
+    fin_sent: bool,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for TlsStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsStream")
+            .field("stage", &self.stage)
+            .field("incoming", &self.incoming_len)
+            .field("plaintext", &(self.plaintext.len() - self.plaintext_start))
+            .field("outgoing", &(self.outgoing.len() - self.outgoing_start))
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsStream {
+    /// A server connection on `socket`, before any byte of the handshake.
+    pub(crate) fn new(
+        socket: TcpStream,
+        tls: UnbufferedServerConnection,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        TlsStream {
+            socket,
+            tls,
+            stage: Stage::New,
+            incoming: Vec::new(),
+            incoming_len: 0,
+            plaintext: Vec::new(),
+            plaintext_start: 0,
+            outgoing: Vec::new(),
+            outgoing_start: 0,
+            fin_wanted: false,
+            fin_sent: false,
+            metrics,
+        }
+    }
+
+    /// The socket, for the poller.
+    pub(crate) fn socket_mut(&mut self) -> &mut TcpStream {
+        &mut self.socket
+    }
+
+    fn plaintext_pending(&self) -> usize {
+        self.plaintext.len() - self.plaintext_start
+    }
+
+    /// Copies decrypted bytes into `buf`.
+    fn take_plaintext(&mut self, buf: &mut [u8]) -> usize {
+        let pending = &self.plaintext[self.plaintext_start..];
+        let n = pending.len().min(buf.len());
+        buf[..n].copy_from_slice(&pending[..n]);
+        self.plaintext_start += n;
+        if self.plaintext_start == self.plaintext.len() {
+            self.plaintext.clear();
+            self.plaintext_start = 0;
+        }
+        n
+    }
+
+    /// Room to read ciphertext into: `incoming` is allocated on the first byte after idleness,
+    /// and grows only while one handshake message spans more than it holds.
+    fn incoming_room(&mut self) -> Result<(), io::Error> {
+        if self.incoming.is_empty() {
+            self.incoming = vec![0; RECORD_MAX];
+        } else if self.incoming_len == self.incoming.len() {
+            if self.incoming.len() >= INCOMING_MAX {
+                return Err(invalid(
+                    "a TLS handshake message larger than the server accepts",
+                ));
+            }
+            let grown = (self.incoming.len() * 2).min(INCOMING_MAX);
+            self.incoming.resize(grown, 0);
+        }
+        Ok(())
+    }
+
+    /// Hands rustls what `incoming` holds, state by state, until it needs more bytes (or can
+    /// take application data, and `then` is done). Decrypted data goes to `plaintext`, records
+    /// for the peer to `outgoing`. Returns how many bytes of `then`'s data were encrypted.
+    fn process(&mut self, then: Then<'_>) -> Result<usize, rustls::Error> {
+        let mut encrypted = 0;
+        let mut then = Some(then);
+        loop {
+            let UnbufferedStatus { discard, state } = self
+                .tls
+                .process_tls_records(&mut self.incoming[..self.incoming_len]);
+            let mut finished = false;
+            let result = match state {
+                Err(err) => Err(err),
+                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
+                    let mut result = Ok(());
+                    while let Some(record) = traffic.next_record() {
+                        match record {
+                            Ok(record) => self.plaintext.extend_from_slice(record.payload),
+                            Err(err) => {
+                                result = Err(err);
+                                break;
+                            }
+                        }
+                    }
+                    result
+                }
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    append(&mut self.outgoing, 512, |buf| {
+                        encode_record(&mut encode, buf)
+                    });
+                    Ok(())
+                }
+                // The records encoded so far are sent, in order, by `send_outgoing`.
+                Ok(ConnectionState::TransmitTlsData(transmit)) => {
+                    transmit.done();
+                    Ok(())
+                }
+                Ok(ConnectionState::BlockedHandshake) => {
+                    finished = true;
+                    Ok(())
+                }
+                Ok(ConnectionState::PeerClosed) => {
+                    self.stage = Stage::PeerClosed;
+                    Ok(())
+                }
+                Ok(ConnectionState::Closed) => {
+                    finished = true;
+                    Ok(())
+                }
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
+                    if self.stage == Stage::Handshaking {
+                        self.stage = Stage::Open;
+                        add(&self.metrics.tls_handshakes, 1);
+                    }
+                    match then.take() {
+                        Some(Then::Encrypt(data)) => {
+                            let guess = data.len() + (data.len() / (16 * 1024) + 1) * 64;
+                            let done = append(&mut self.outgoing, guess, |buf| {
+                                match traffic.encrypt(data, buf) {
+                                    Ok(n) => Ok(n),
+                                    Err(EncryptError::InsufficientSize(size)) => Err(Some(size)),
+                                    Err(EncryptError::EncryptExhausted) => Err(None),
+                                }
+                            });
+                            if done {
+                                encrypted = data.len();
+                            }
+                        }
+                        Some(Then::CloseNotify) => {
+                            append(&mut self.outgoing, 64, |buf| {
+                                match traffic.queue_close_notify(buf) {
+                                    Ok(n) => Ok(n),
+                                    Err(EncryptError::InsufficientSize(size)) => Err(Some(size)),
+                                    Err(EncryptError::EncryptExhausted) => Err(None),
+                                }
+                            });
+                        }
+                        Some(Then::Nothing) | None => {}
+                    }
+                    finished = true;
+                    Ok(())
+                }
+                // Early data is never accepted (the config keeps `max_early_data_size` at 0).
+                Ok(_) => {
+                    finished = true;
+                    Ok(())
+                }
+            };
+            self.discard(discard);
+            result?;
+            if finished {
+                return Ok(encrypted);
+            }
+        }
+    }
+
+    /// Removes `n` bytes rustls is done with from the front of `incoming`.
+    fn discard(&mut self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.incoming.copy_within(n..self.incoming_len, 0);
+        self.incoming_len -= n;
+    }
+
+    /// A TLS error: whatever alert rustls has for the peer is queued and sent (best effort),
+    /// and the connection is done.
+    fn fail(&mut self, err: rustls::Error) -> IoOutcome {
+        add(&self.metrics.tls_errors, 1);
+        self.stage = Stage::Failed;
+        // After an error rustls hands out the alert it queued, then the error again.
+        for _ in 0..4 {
+            let UnbufferedStatus { discard, state } = self.tls.process_tls_records(&mut []);
+            debug_assert_eq!(discard, 0);
+            match state {
+                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
+                    append(&mut self.outgoing, 64, |buf| {
+                        encode_record(&mut encode, buf)
+                    });
+                }
+                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
+                _ => break,
+            }
+        }
+        let _ = self.send_outgoing();
+        IoOutcome::Failed(invalid(&format!("TLS: {err}")))
+    }
+
+    /// The first bytes on a TLS port are plaintext HTTP (`GET / HTTP/1.1`, a browser pointed at
+    /// `http://`): they are answered `400` in plaintext, saying to use `https://`, and the
+    /// connection ends. A ClientHello begins with 0x16; a request, with an uppercase letter.
+    fn refuse_plaintext_http(&mut self) -> IoOutcome {
+        add(&self.metrics.tls_plaintext_refused, 1);
+        self.stage = Stage::Failed;
+        let body = "This port speaks TLS: use https:// or wss://\n";
+        let response = format!(
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        // A fresh socket's send buffer is empty: this small write lands whole.
+        let _ = socket_io::write(&mut self.socket, response.as_bytes());
+        let _ = self.socket.shutdown(Shutdown::Write);
+        IoOutcome::Failed(invalid("plaintext HTTP on the TLS port"))
+    }
+
+    /// Writes `outgoing` until it is out or the socket is full; then FIN, if it was asked for.
+    fn send_outgoing(&mut self) -> Result<(), PeerGone> {
+        while self.outgoing_start < self.outgoing.len() {
+            match socket_io::write(&mut self.socket, &self.outgoing[self.outgoing_start..]) {
+                IoOutcome::Progress(n) => self.outgoing_start += n,
+                IoOutcome::WouldBlock => return Ok(()),
+                IoOutcome::Closed => return Err(PeerGone),
+                IoOutcome::Failed(err) => {
+                    log::debug!("TLS write failed: {err}");
+                    return Err(PeerGone);
+                }
+            }
+        }
+        self.outgoing.clear();
+        self.outgoing_start = 0;
+        if self.fin_wanted && !self.fin_sent {
+            self.fin_sent = true;
+            if let Err(err) = self.socket.shutdown(Shutdown::Write) {
+                log::trace!("shutdown(Write): {err}");
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Transport for TlsStream {
+    /// Decrypted bytes: those waiting first, then whatever the socket brings, read until a
+    /// record yields application data or the socket would block (so edge-triggered readiness
+    /// comes again). Handshake flights produced on the way go out at once.
+    fn read(&mut self, buf: &mut [u8]) -> IoOutcome {
+        loop {
+            if self.plaintext_pending() > 0 {
+                return IoOutcome::Progress(self.take_plaintext(buf));
+            }
+            match self.stage {
+                Stage::PeerClosed => return IoOutcome::Closed,
+                Stage::Failed => return IoOutcome::Failed(invalid("TLS connection failed")),
+                Stage::New | Stage::Handshaking | Stage::Open => {}
+            }
+            if let Err(err) = self.incoming_room() {
+                add(&self.metrics.tls_errors, 1);
+                self.stage = Stage::Failed;
+                return IoOutcome::Failed(err);
+            }
+            let spare = &mut self.incoming[self.incoming_len..];
+            match socket_io::read(&mut self.socket, spare) {
+                IoOutcome::Progress(n) => {
+                    if self.stage == Stage::New {
+                        if self.incoming[0].is_ascii_uppercase() {
+                            return self.refuse_plaintext_http();
+                        }
+                        self.stage = Stage::Handshaking;
+                    }
+                    self.incoming_len += n;
+                    if let Err(err) = self.process(Then::Nothing) {
+                        return self.fail(err);
+                    }
+                    if self.send_outgoing().is_err() {
+                        return IoOutcome::Closed;
+                    }
+                }
+                // EOF without `close_notify` (a truncation, to TLS) is still the end of input.
+                other => return other,
+            }
+        }
+    }
+
+    fn write(&mut self, buf: &[u8]) -> IoOutcome {
+        self.write_vectored(&[IoSlice::new(buf)])
+    }
+
+    /// Encrypts up to [`WRITE_MAX`] bytes of the slices, once the ciphertext before them is
+    /// out; `WouldBlock` while it is not (or while the handshake is under way).
+    fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> IoOutcome {
+        match self.stage {
+            Stage::Open | Stage::PeerClosed => {}
+            Stage::Failed => return IoOutcome::Closed,
+            Stage::New | Stage::Handshaking => return IoOutcome::WouldBlock,
+        }
+        if self.send_outgoing().is_err() {
+            return IoOutcome::Closed;
+        }
+        if self.outgoing_start < self.outgoing.len() {
+            return IoOutcome::WouldBlock;
+        }
+        let mut taken = 0;
+        for slice in slices {
+            let room = WRITE_MAX - taken;
+            if room == 0 {
+                break;
+            }
+            let part = &slice[..slice.len().min(room)];
+            if part.is_empty() {
+                continue;
+            }
+            match self.process(Then::Encrypt(part)) {
+                Ok(n) if n == part.len() => taken += n,
+                Ok(_) => break,
+                Err(err) => return self.fail(err),
+            }
+        }
+        if taken == 0 {
+            return IoOutcome::WouldBlock;
+        }
+        if self.send_outgoing().is_err() {
+            return IoOutcome::Closed;
+        }
+        IoOutcome::Progress(taken)
+    }
+
+    fn buffered_output(&self) -> usize {
+        self.outgoing.len() - self.outgoing_start
+    }
+
+    fn buffered_input(&self) -> usize {
+        self.incoming.len() + self.plaintext.capacity()
+    }
+
+    fn flush(&mut self) -> Result<(), PeerGone> {
+        self.send_outgoing()
+    }
+
+    /// `close_notify` (once the handshake is done), then FIN after it.
+    fn shutdown_write(&mut self) {
+        if matches!(self.stage, Stage::Open | Stage::PeerClosed) {
+            if let Err(err) = self.process(Then::CloseNotify) {
+                log::debug!("TLS close_notify: {err}");
+            }
+        }
+        self.fin_wanted = true;
+        if self.send_outgoing().is_err() {
+            log::trace!("TLS: the peer is gone before our FIN");
+        }
+    }
+
+    /// Frees the ciphertext and plaintext buffers once they are empty: an idle TLS connection
+    /// holds only rustls's keys and state.
+    fn release_idle(&mut self) {
+        if self.incoming_len == 0 && !self.incoming.is_empty() {
+            self.incoming = Vec::new();
+        }
+        if self.plaintext_pending() == 0 && self.plaintext.capacity() > 0 {
+            self.plaintext = Vec::new();
+            self.plaintext_start = 0;
+        }
+        if self.outgoing_start == self.outgoing.len() && self.outgoing.capacity() > 0 {
+            self.outgoing = Vec::new();
+            self.outgoing_start = 0;
+        }
+    }
+}
+
+/// Appends what `encode` writes to `out`, with `guess` bytes of room to begin with and as many
+/// as it then says it needs; true if it wrote. It gives up (writing nothing) on any other
+/// failure, which rustls reports again on the next call.
+fn append(
+    out: &mut Vec<u8>,
+    guess: usize,
+    mut encode: impl FnMut(&mut [u8]) -> Result<usize, Option<InsufficientSizeError>>,
+) -> bool {
+    let start = out.len();
+    let mut room = guess;
+    loop {
+        out.resize(start + room, 0);
+        match encode(&mut out[start..]) {
+            Ok(n) => {
+                out.truncate(start + n);
+                return true;
+            }
+            Err(Some(InsufficientSizeError { required_size })) if required_size > room => {
+                room = required_size;
+            }
+            Err(_) => {
+                out.truncate(start);
+                return false;
+            }
+        }
+    }
+}
+
+/// One handshake record or alert into `buf`, for [`append`].
+fn encode_record(
+    encode: &mut EncodeTlsData<'_, ServerConnectionData>,
+    buf: &mut [u8],
+) -> Result<usize, Option<InsufficientSizeError>> {
+    match encode.encode(buf) {
+        Ok(n) => Ok(n),
+        Err(EncodeError::InsufficientSize(size)) => Err(Some(size)),
+        Err(EncodeError::AlreadyEncoded) => Err(None),
+    }
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_owned())
+}
