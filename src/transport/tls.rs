@@ -276,18 +276,26 @@ impl TlsStream {
     fn fail(&mut self, err: rustls::Error) -> IoOutcome {
         add(&self.metrics.tls_errors, 1);
         self.stage = Stage::Failed;
-        // After an error rustls hands out the alert it queued, then the error again.
-        for _ in 0..4 {
-            let UnbufferedStatus { discard, state } = self.tls.process_tls_records(&mut []);
-            debug_assert_eq!(discard, 0);
-            match state {
+        // rustls queued an alert for the peer if the error calls for one; it hands it out
+        // before looking at the input again. It must not look again (it would fail a second
+        // time, and rustls asserts that it sends one fatal alert only), so this asks only while
+        // it has something to send, with the same buffer as always (its bookkeeping points
+        // into it).
+        while self.tls.wants_write() {
+            let UnbufferedStatus { discard, state } = self
+                .tls
+                .process_tls_records(&mut self.incoming[..self.incoming_len]);
+            let more = match state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     append(&mut self.outgoing, 64, |buf| {
                         encode_record(&mut encode, buf)
-                    });
+                    })
                 }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => break,
+                _ => false,
+            };
+            self.discard(discard);
+            if !more {
+                break;
             }
         }
         let _ = self.send_outgoing();
