@@ -82,7 +82,7 @@ impl ServerBuilder {
             .as_ref()
             .map(|tls| Arc::new(crate::tls::TlsAcceptor::new(tls)));
         #[cfg(not(feature = "tls"))]
-        Tls::default()
+        None
     }
 
     /// Validates the configuration, binds, starts the threads, and returns the running server.

@@ -61,8 +61,8 @@ impl ServerHandle {
     }
 
     /// Loads a new TLS configuration (a renewed certificate, say) for the connections accepted
-    /// from now on; those already open keep theirs. Fails with [`TlsError::NotEnabled`]
-    /// (crate::tls::TlsError::NotEnabled) on a server built without
+    /// from now on; those already open keep theirs. Fails with
+    /// [`TlsError::NotEnabled`](crate::tls::TlsError::NotEnabled) on a server built without
     /// [`ServerBuilder::tls`](crate::ServerBuilder::tls).
     #[cfg(feature = "tls")]
     pub fn reload_tls(&self, tls: &crate::tls::TlsConfig) -> Result<(), crate::tls::TlsError> {

@@ -91,10 +91,7 @@ impl EventLoop {
 
 impl EventLoop {
     fn serves_tls(&self) -> bool {
-        #[cfg(feature = "tls")]
-        return self.tls.is_some();
-        #[cfg(not(feature = "tls"))]
-        false
+        self.tls.is_some()
     }
 
     /// The transport for an accepted socket: the socket itself, or TLS over it.

@@ -83,10 +83,15 @@ pub(crate) struct LoopParts {
 /// the `tls` feature there is none to share.
 #[cfg(feature = "tls")]
 pub(crate) type Tls = Option<Arc<crate::tls::TlsAcceptor>>;
-/// The TLS acceptor a server shares between its loops and handles: none without the `tls`
-/// feature.
+/// The TLS acceptor a server shares between its loops and handles: never one without the
+/// `tls` feature.
 #[cfg(not(feature = "tls"))]
-pub(crate) type Tls = ();
+pub(crate) type Tls = Option<Arc<NoTls>>;
+
+/// What stands for the TLS acceptor in a build without TLS: a type with no values.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug)]
+pub(crate) enum NoTls {}
 
 /// One event loop: a poller, a listener, and the table of its connections.
 #[derive(Debug)]
@@ -100,7 +105,6 @@ pub(crate) struct EventLoop {
     pub(super) listener: Option<TcpListener>,
     pub(super) table: ConnectionTable<Stream, Registry, Executor>,
     /// Wraps each accepted socket in TLS, when the server has it.
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub(super) tls: Tls,
     pub(super) config: Arc<Config>,
     pub(super) metrics: Arc<Metrics>,

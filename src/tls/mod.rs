@@ -6,9 +6,9 @@
 //! server then speaks TLS on its port, for HTTP and WebSocket alike; the handler sees the same
 //! requests and messages as over plain TCP.
 //!
-//! Certificates are renewed every few weeks in practice: [`ServerHandle::reload_tls`]
-//! (crate::ServerHandle::reload_tls) swaps in a new `TlsConfig` for the connections accepted from
-//! then on, while those already open carry on with theirs.
+//! Certificates are renewed every few weeks in practice:
+//! [`ServerHandle::reload_tls`](crate::ServerHandle::reload_tls) swaps in a new `TlsConfig` for
+//! the connections accepted from then on, while those already open carry on with theirs.
 //!
 //! | file | what it does |
 //! |---|---|
