@@ -357,8 +357,8 @@ mod tests {
     /// connection costs in user space (no buffers, an 8-byte decoder).
     #[test]
     fn an_idle_connection_is_small() {
-        let size = std::mem::size_of::<Connection<mio::net::TcpStream>>();
-        eprintln!("size_of::<Connection<TcpStream>>() = {size}");
+        let size = std::mem::size_of::<Connection<crate::transport::Stream>>();
+        eprintln!("size_of::<Connection<Stream>>() = {size}");
         assert!(size <= 320, "Connection grew to {size} bytes");
     }
 }
