@@ -35,6 +35,13 @@ SCENARIOS = {
     # One publisher, N subscribers of one topic, 32 B (loadgen --mode fanout).
     "fanout1k": ("1 publisher -> 1,000 subscribers, 32 in flight x 32 B", "deliveries_per_sec", True),
     "fanout10k": ("1 publisher -> 10,000 subscribers, 4 in flight x 32 B", "deliveries_per_sec", True),
+    # The same over TLS (wss://, loadgen --tls); churn's cycles include a full TLS handshake.
+    "tls-latency": ("TLS: 1 conn x 1 in flight x 32 B", "p50_us", False),
+    "tls-throughput": ("TLS: 100 conns x 8 in flight x 32 B", "msgs_per_sec", True),
+    "tls-large": ("TLS: 10 conns x 1 in flight x 64 KiB", "mb_per_sec", True),
+    "tls-churn": ("TLS: 50 loops of connect, TLS handshake, upgrade, 1 echo, close",
+                  "handshakes_per_sec", True),
+    "tls-idle": ("TLS: 10,000 idle upgraded conns: server RSS growth", "kib_per_conn", False),
 }
 ORDER = list(SCENARIOS)
 WSREACTOR = ["wsreactor", "wsreactor-inline"]
@@ -63,6 +70,7 @@ COLUMNS = [
     ("KiB/sub", "kib_per_sub", 2),
     ("handshakes/s", "handshakes_per_sec", 0),
     ("srv CPU µs/hs", "server_cpu_us_per_handshake", 1),
+    ("loadgen CPU µs/hs", "client_cpu_us_per_handshake", 1),
     ("HTTP req/s", "requests_per_sec", 0),
     ("srv CPU µs/req", "server_cpu_us_per_req", 2),
     ("errors", "errors", 0),
@@ -157,6 +165,12 @@ def main(argv):
             lines.append("Negotiated (the servers' answers to `permessage-deflate; client_max_window_bits`):")
             lines.append("")
             lines.extend(f"- {s}: " + ", ".join(f"`{x}`" for x in a) for s, a in answers if a)
+            lines.append("")
+        # TLS: the version, cipher suite and key exchange each server negotiated.
+        tls = [(s, sorted({r["tls"] for r in runs[(scenario, s)] if "tls" in r})) for s in servers]
+        if any(a for _, a in tls):
+            lines.append("TLS negotiated: " + "; ".join(
+                f"{s} " + ", ".join(f"`{x}`" for x in a) for s, a in tls if a) + ".")
             lines.append("")
         if primary:
             for w in WSREACTOR:

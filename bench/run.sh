@@ -16,6 +16,9 @@
 #              scale10 scale100 scale1k scale10k json deflate idle-deflate]
 #              (fanout1k, fanout10k: one publisher, 1,000 / 10,000 subscribers; not in the
 #              default list, name them here)
+#              (tls-latency tls-throughput tls-large tls-churn tls-idle: those five over TLS,
+#              wss://, against wsreactor, wsreactor-inline, tokio-tungstenite, gorilla; not in
+#              the default list; "tls" names all five)
 #   REPS       repetitions [3; --quick: 1]
 #   WARMUP, DURATION   seconds of warm-up / measurement per run [2, 5; --quick: 0.5, 1.5]
 #   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
@@ -37,7 +40,8 @@ for arg in "$@"; do
     case "$arg" in
         --quick) QUICK=1 ;;
         -h | --help)
-            sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
+            # The comment block at the top, up to the first line that is not a comment.
+            sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"
             exit 0
             ;;
         *)
@@ -56,6 +60,9 @@ else
 fi
 SERVERS="${SERVERS:-wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling}"
 SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore scale10 scale100 scale1k scale10k json deflate idle-deflate}"
+# "tls" in SCENARIOS: every TLS scenario.
+TLS_ALL="tls-latency tls-throughput tls-large tls-churn tls-idle"
+SCENARIOS="$(for s in $SCENARIOS; do if [ "$s" = tls ]; then echo "$TLS_ALL"; else echo "$s"; fi; done | xargs)"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOADGEN_CPU="${LOADGEN_CPU:-1}"
 
@@ -93,8 +100,14 @@ mkdir -p "$BIN" "$BENCH/results"
 if [ "${NO_BUILD:-0}" != 1 ]; then
     log "building loadgen"
     (cd "$BENCH" && cargo build --release --quiet -p loadgen)
-    log "building the wsreactor echo example"
-    (cd "$ROOT" && cargo build --release --quiet --example echo)
+    # With the library's `tls` feature when it has one (wss:// for the tls-* scenarios; the plain
+    # scenarios run the same binary without TLS flags).
+    ECHO_FEATURES=()
+    if awk '/^\[/ { f = ($0 == "[features]") } f && /^tls *=/ { found = 1 } END { exit !found }' "$ROOT/Cargo.toml"; then
+        ECHO_FEATURES=(--features tls)
+    fi
+    log "building the wsreactor echo example${ECHO_FEATURES[*]:+ (${ECHO_FEATURES[*]})}"
+    (cd "$ROOT" && cargo build --release --quiet "${ECHO_FEATURES[@]}" --example echo)
     # A copy, so that a rebuild in the repo during the run does not change the binary under test.
     cp -f "$ROOT/target/release/examples/echo" "$BIN/wsreactor-echo"
     if [ -x "$BENCH/peers/build.sh" ] || [ -f "$BENCH/peers/build.sh" ]; then
@@ -129,13 +142,20 @@ esac
 # (Compression is on by default in the echo example, so no flag is passed for it; without it the
 # load generator fails the deflate scenarios loudly.)
 ECHO_HELP="$("$BIN/wsreactor-echo" --help 2>&1 || true)"
-HAS_LOOPS=0 HAS_INLINE=0 HAS_COMPRESSION=0
+HAS_LOOPS=0 HAS_INLINE=0 HAS_COMPRESSION=0 HAS_TLS=0
 grep -q -- '--loops' <<<"$ECHO_HELP" && HAS_LOOPS=1
 grep -q -- '--inline' <<<"$ECHO_HELP" && HAS_INLINE=1
 grep -q -- '--compression' <<<"$ECHO_HELP" && HAS_COMPRESSION=1
+grep -q -- '--tls-cert' <<<"$ECHO_HELP" && HAS_TLS=1
 log "wsreactor echo: --loops $([ $HAS_LOOPS = 1 ] && echo yes || echo 'not yet')," \
     "--inline $([ $HAS_INLINE = 1 ] && echo yes || echo 'not yet')," \
-    "--compression $([ $HAS_COMPRESSION = 1 ] && echo yes || echo 'not yet')"
+    "--compression $([ $HAS_COMPRESSION = 1 ] && echo yes || echo 'not yet')," \
+    "--tls-cert $([ $HAS_TLS = 1 ] && echo yes || echo 'no (not built with --features tls?)')"
+# The baseline binary may predate TLS: then it sits out the tls-* scenarios.
+BASELINE_HAS_TLS=0
+if [ -n "${BASELINE:-}" ] && "$BIN/wsreactor-baseline-echo" --help 2>&1 | grep -q -- '--tls-cert'; then
+    BASELINE_HAS_TLS=1
+fi
 LOOPS_FLAG=()
 [ "$HAS_LOOPS" = 1 ] && LOOPS_FLAG=(--loops 1)
 
@@ -148,12 +168,22 @@ NODE_WS="$BENCH/peers/node-ws"
 # Fan-out scenarios, and the servers with the /sub/TOPIC and /pub/TOPIC paths.
 FANOUT_SCENARIOS=" fanout1k fanout10k "
 FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline gorilla node-ws "
+# TLS scenarios (wss://), and the servers with a TLS mode: the echo example's --tls-cert/--tls-key
+# (rustls), tokio-echo's (tokio-rustls), gorilla-echo's -tls-cert/-tls-key (crypto/tls).
+TLS_SCENARIOS=" $TLS_ALL "
+TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline tokio-tungstenite gorilla "
+# The certificate and key of the run (made below when a TLS scenario is named).
+TLS_CERT="" TLS_KEY=""
 
 # Sets CMD to the command line of server $1 on port $2 for scenario $3.
 server_cmd() {
     local addr="127.0.0.1:$2"
     # Generous limits so that no scenario hits a configured cap: 15,000 connections.
     local ws=("$BIN/wsreactor-echo" --addr "$addr" --workers 1 --max-connections 20000 "${LOOPS_FLAG[@]}")
+    # wss:// in the TLS scenarios: the same flags for the echo example and tokio-echo.
+    local tls=()
+    case "$TLS_SCENARIOS" in *" ${3:-} "*) tls=(--tls-cert "$TLS_CERT" --tls-key "$TLS_KEY") ;; esac
+    ws+=("${tls[@]}")
     case "$1" in
         wsreactor) CMD=("${ws[@]}") ;;
         wsreactor-inline) CMD=("${ws[@]}" --inline) ;;
@@ -162,10 +192,11 @@ server_cmd() {
             CMD=("$BIN/wsreactor-baseline-echo" "${ws[@]:1}")
             if [ "$1" = wsreactor-baseline-inline ]; then CMD+=(--inline); fi
             ;;
-        tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr") ;;
+        tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr" "${tls[@]}") ;;
         gorilla)
             CMD=("$BIN/gorilla-echo" -addr "$addr")
             case "$DEFLATE_SCENARIOS" in *" ${3:-} "*) CMD+=(-compress) ;; esac
+            [ ${#tls[@]} -eq 0 ] || CMD+=(-tls-cert "$TLS_CERT" -tls-key "$TLS_KEY")
             ;;
         # Compression stays enabled: it is used only when the client offers it.
         node-ws) CMD=("$(command -v node || echo node)" "$NODE_WS/server.js" --addr "$addr") ;;
@@ -225,7 +256,9 @@ stop_server() {
     wait "$SPID" 2>/dev/null || true
     SPID=""
 }
-trap 'stop_server' EXIT
+# The run's own temporary directory (the TLS certificate and key), removed at exit.
+RUN_TMP=""
+trap 'stop_server; [ -z "$RUN_TMP" ] || rm -rf "$RUN_TMP"' EXIT
 trap 'exit 130' INT TERM
 
 # --- Scenarios --------------------------------------------------------------------------------
@@ -255,6 +288,12 @@ scenario_args() {
         fanout1k) ARGS=(--mode fanout --connections 1000 --inflight 32 --size 32 "${timing[@]}") ;;
         fanout10k) ARGS=(--mode fanout --connections 10000 --inflight 4 --size 32 "${timing[@]}") ;;
         http) ARGS=() ;;
+        # The same over TLS: loadgen --tls, trusting the run's certificate. tls-churn's cycles
+        # include the TLS handshake (a full one: loadgen resumes no session).
+        tls-latency | tls-throughput | tls-large | tls-churn | tls-idle)
+            scenario_args "${1#tls-}"
+            ARGS+=(--tls --tls-ca "$TLS_CERT")
+            ;;
         *) return 1 ;;
     esac
 }
@@ -274,6 +313,14 @@ scenario_servers() {
     elif [[ "$FANOUT_SCENARIOS" == *" $1 "* ]]; then
         for s in $SERVERS; do
             case "$FANOUT_SERVERS" in *" $s "*) out+=("$s") ;; esac
+        done
+    elif [[ "$TLS_SCENARIOS" == *" $1 "* ]]; then
+        for s in $SERVERS; do
+            case "$s" in
+                wsreactor | wsreactor-inline) [ "$HAS_TLS" = 1 ] || continue ;;
+                wsreactor-baseline*) [ "$BASELINE_HAS_TLS" = 1 ] || continue ;;
+            esac
+            case "$TLS_SERVERS" in *" $s "*) out+=("$s") ;; esac
         done
     else
         for s in $SERVERS; do [ "$s" != go-http ] && out+=("$s"); done
@@ -348,6 +395,40 @@ for s in $SERVERS go-http; do
     if available "$s"; then RUN_SERVERS+=("$s"); else log "skipping $s: not available"; fi
 done
 SERVERS="${RUN_SERVERS[*]}"
+
+# TLS scenarios: a self-signed ECDSA P-256 certificate for localhost and 127.0.0.1, made once per
+# run in its temporary directory. CA:FALSE (openssl's default for -x509 is CA:TRUE) makes it a
+# server certificate that webpki accepts as it is, with itself as the CA (loadgen --tls-ca).
+RUN_TLS=0
+for scen in $SCENARIOS; do [[ "$TLS_SCENARIOS" == *" $scen "* ]] && RUN_TLS=1; done
+if [ "$RUN_TLS" = 1 ]; then
+    if ! command -v openssl >/dev/null; then
+        log "installing openssl"
+        { apt-get install -y openssl >/dev/null 2>&1 ||
+            { apt-get update >/dev/null 2>&1 && apt-get install -y openssl >/dev/null 2>&1; }; } || true
+    fi
+    command -v openssl >/dev/null || { log "no openssl: cannot make the TLS certificate"; exit 1; }
+    RUN_TMP="$(mktemp -d)"
+    TLS_CERT="$RUN_TMP/cert.pem" TLS_KEY="$RUN_TMP/key.pem"
+    if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+        -days 2 -keyout "$TLS_KEY" -out "$TLS_CERT" >"$RUN_TMP/openssl.log" 2>&1; then
+        cat "$RUN_TMP/openssl.log" >&2
+        log "openssl could not make the TLS certificate"
+        exit 1
+    fi
+    log "TLS certificate: $TLS_CERT (ECDSA P-256, self-signed, localhost)"
+    if [ "$HAS_TLS" != 1 ]; then
+        for s in $SERVERS; do
+            case "$s" in wsreactor | wsreactor-inline)
+                log "$s has no --tls-cert: not run in the TLS scenarios" ;;
+            esac
+        done
+    fi
+    if [ -n "${BASELINE:-}" ] && [ "$BASELINE_HAS_TLS" != 1 ]; then
+        log "the baseline echo has no --tls-cert: wsreactor-baseline* not run in the TLS scenarios"
+    fi
+fi
 # node-ws joins the compression scenarios even when SERVERS does not name it (as go-http does http).
 NODE_WS_EXTRA=""
 if [[ " $SCENARIOS " == *" deflate "* || " $SCENARIOS " == *" idle-deflate "* ]] &&
@@ -361,9 +442,9 @@ for s in $SERVERS; do
     fi
 done
 
-printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
+printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"tls_flag":%d,"port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
     "$(date -Iseconds)" "$QUICK" "$REPS" "$WARMUP" "$DURATION" "$IDLE_HOLD" "$WRK_DURATION" \
-    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" \
+    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" "$HAS_TLS" \
     "$PORT_LO" "$PORT_HI" "$(uname -r)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | tr -d '"\\')" >"$JSONL"
 

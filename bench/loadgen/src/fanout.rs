@@ -10,7 +10,8 @@
 //! message, in order, with its exact length; a gap, a reordering, a wrong size or opcode, or a
 //! close from the server is an error. Latency is publish → receive, per delivery, from the time
 //! stamp in the payload (one clock: same process). One event loop (one thread): the publisher and
-//! every subscriber.
+//! every subscriber. With `--tls` every connection is TLS ([`tls`]); what the server sends is
+//! decrypted into a scratch buffer and parsed from there.
 
 use super::*;
 
@@ -22,6 +23,8 @@ struct Pending {
 
 struct Sub {
     stream: TcpStream,
+    /// `--tls`: the TLS session over `stream`.
+    tls: Option<Box<rustls::ClientConnection>>,
     open: bool,
     started: Instant,
     expected_accept: String,
@@ -36,6 +39,12 @@ struct Sub {
 
 impl Sub {
     fn flush(&mut self, wire: &AtomicU64) -> io::Result<()> {
+        if let Some(t) = self.tls.as_deref_mut() {
+            return match tls::flush(t, &mut self.stream, &mut self.out, &mut self.out_pos, wire) {
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+                r => r.map(drop),
+            };
+        }
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -123,13 +132,16 @@ fn open(
     path: &str,
     idx: usize,
     rng: &mut Rng,
-) -> io::Result<Sub> {
-    let mut stream = TcpStream::connect(args.addr)?;
-    registry.register(
-        &mut stream,
-        Token(idx),
-        Interest::READABLE | Interest::WRITABLE,
-    )?;
+) -> Result<Sub, String> {
+    let tls = args.tls.as_deref().map(tls::Tls::connect).transpose()?;
+    let mut stream = TcpStream::connect(args.addr).map_err(|e| format!("connect: {e}"))?;
+    registry
+        .register(
+            &mut stream,
+            Token(idx),
+            Interest::READABLE | Interest::WRITABLE,
+        )
+        .map_err(|e| format!("register: {e}"))?;
     let _ = stream.set_nodelay(true);
     let mut raw = [0u8; 16];
     raw[..8].copy_from_slice(&rng.next().to_ne_bytes());
@@ -142,6 +154,7 @@ fn open(
     );
     Ok(Sub {
         stream,
+        tls,
         open: false,
         started: Instant::now(),
         expected_accept: accept_key(&key),
@@ -173,6 +186,8 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     let mut poll = Poll::new().expect("epoll");
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; READ_BUF];
+    let mut plain = Vec::new();
+    let mut tls_desc: Option<String> = None;
     let mut subs: Vec<Option<Sub>> = Vec::with_capacity(n + 1);
     let mut errors = 0u64;
     let mut reported = 0usize;
@@ -237,7 +252,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                             subs.push(Some(s));
                             pending_hs += 1;
                         }
-                        Err(e) => error(format!("connect: {e}")),
+                        Err(e) => error(e),
                     }
                     to_open -= 1;
                 }
@@ -262,7 +277,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                     match open(args, poll.registry(), &pub_path, pub_idx, &mut rng) {
                         Ok(s) => pub_conn = Some(s),
                         Err(e) => {
-                            error(format!("publisher connect: {e}"));
+                            error(format!("publisher: {e}"));
                             break;
                         }
                     }
@@ -389,7 +404,20 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                         Ok(k) => {
                             wire_recv.fetch_add(k as u64, Ordering::Relaxed);
                             buf_now = Instant::now();
-                            let mut data: &[u8] = &scratch[..k];
+                            let mut tls_closed = false;
+                            let mut data: &[u8] = match conn.tls.as_deref_mut() {
+                                None => &scratch[..k],
+                                Some(t) => match tls::decrypt(t, &scratch[..k], &mut plain) {
+                                    Ok(closed) => {
+                                        tls_closed = closed;
+                                        &plain
+                                    }
+                                    Err(e) => {
+                                        fail = Some(e);
+                                        break;
+                                    }
+                                },
+                            };
                             if !conn.open {
                                 conn.head.extend_from_slice(data);
                                 let Some(end) = conn.head.windows(4).position(|w| w == b"\r\n\r\n")
@@ -404,6 +432,11 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                     break;
                                 }
                                 conn.open = true;
+                                if tls_desc.is_none()
+                                    && let Some(t) = conn.tls.as_deref()
+                                {
+                                    tls_desc = Some(tls::describe(t));
+                                }
                                 conn.partial = conn.head.split_off(end);
                                 conn.head = Vec::new();
                                 if is_pub {
@@ -468,6 +501,10 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                             }
                             if conn.closed {
                                 fail = Some("server sent a close frame".into());
+                                break;
+                            }
+                            if tls_closed {
+                                fail = Some("server sent TLS close_notify".into());
                                 break;
                             }
                             if k < scratch.len() {
@@ -545,6 +582,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     j.int("connections", n as u64);
     j.int("connected", subscribed as u64);
     j.str("payload", "binary");
+    if args.tls.is_some() {
+        j.str("tls", tls_desc.as_deref().unwrap_or("not established"));
+    }
     j.str("topic", &args.topic);
     j.int("inflight", args.inflight as u64);
     j.int("size", args.size as u64);

@@ -13,10 +13,13 @@
 //! sends and inflates what comes back (module [`deflate`]); a server that declines fails the run.
 //! Bytes on the wire (everything the sockets sent and received) are counted either way.
 //!
+//! `--tls` speaks WebSocket over TLS (`wss://`) in every mode, with rustls (module [`tls`]): churn
+//! cycles then include the TLS handshake, and the wire bytes are TLS records.
+//!
 //! ```text
-//! loadgen --addr 127.0.0.1:9001 [--mode echo|idle|churn] [--connections N] [--inflight K]
+//! loadgen --addr 127.0.0.1:9001 [--mode echo|idle|churn|fanout] [--connections N] [--inflight K]
 //!         [--size S] [--warmup W] [--duration D] [--server-pid PID] [--threads T]
-//!         [--json] [--deflate] [--deflate-level L]
+//!         [--json] [--deflate] [--deflate-level L] [--tls --tls-ca PEM [--tls-name N] [--tls-resume]]
 //! ```
 //!
 //! Run `loadgen --help` for every flag.
@@ -37,6 +40,7 @@ use sha1::{Digest, Sha1};
 
 mod deflate;
 mod fanout;
+mod tls;
 use deflate::{Compress, Decompress, Params};
 
 const GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -90,6 +94,8 @@ struct Args {
     deflate_level: u32,
     /// Fan-out: the topic (`/sub/TOPIC`, `/pub/TOPIC`).
     topic: String,
+    /// `--tls`: the client config every connection is made with.
+    tls: Option<Arc<tls::Tls>>,
 }
 
 const USAGE: &str = "\
@@ -117,6 +123,13 @@ usage: loadgen --addr HOST:PORT [flags]
                           declines fails the run (exit status 3, \"failed\" in the JSON line)
   --deflate-level L       zlib level of the messages the load generator sends (0-9) [6, zlib's
                           default, as browsers use]
+  --tls                   WebSocket over TLS (wss://), rustls with the ring provider, in every
+                          mode; churn cycles include the TLS handshake. Needs --tls-ca
+  --tls-ca PATH           PEM file of the certificates to trust (a self-signed server
+                          certificate is its own CA)
+  --tls-name NAME         server name to verify the certificate for, sent as SNI [localhost]
+  --tls-resume            allow TLS session resumption (tickets, session ids); off by default,
+                          so that every churn cycle is a full handshake
 
 Prints one JSON line on stdout; diagnostics go to stderr. Exit status 0 even with errors
 (they are counted in \"errors\"); 2 for bad flags; 1 if nothing could be connected; 3 if
@@ -145,7 +158,12 @@ fn parse_args() -> Result<Args, String> {
         deflate: false,
         deflate_level: 6,
         topic: "bench".into(),
+        tls: None,
     };
+    let mut tls_on = false;
+    let mut tls_resume = false;
+    let mut tls_ca = None;
+    let mut tls_name = String::from("localhost");
     fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
         v.parse().map_err(|_| format!("--{name}: bad value {v:?}"))
     }
@@ -157,6 +175,11 @@ fn parse_args() -> Result<Args, String> {
         if arg == "--json" || arg == "--deflate" {
             args.json = true;
             args.deflate |= arg == "--deflate";
+            continue;
+        }
+        if arg == "--tls" || arg == "--tls-resume" {
+            tls_on = true;
+            tls_resume |= arg == "--tls-resume";
             continue;
         }
         let Some(name) = arg.strip_prefix("--") else {
@@ -193,6 +216,8 @@ fn parse_args() -> Result<Args, String> {
             "connect-batch" => args.connect_batch = num(&name, v)?,
             "connect-timeout" => args.connect_timeout = num(&name, v)?,
             "deflate-level" => args.deflate_level = num(&name, v)?,
+            "tls-ca" => tls_ca = Some(v.to_owned()),
+            "tls-name" => tls_name = v.to_owned(),
             "label" => {
                 let (k, val) = v
                     .split_once('=')
@@ -241,6 +266,12 @@ fn parse_args() -> Result<Args, String> {
         || args.warmup < 0.0
     {
         return Err("--duration must be positive and --warmup not negative".into());
+    }
+    match (tls_on, tls_ca) {
+        (true, Some(ca)) => args.tls = Some(Arc::new(tls::Tls::new(&ca, &tls_name, tls_resume)?)),
+        (true, None) => return Err("--tls needs --tls-ca PATH (the certificate to trust)".into()),
+        (false, Some(_)) => return Err("--tls-ca without --tls".into()),
+        (false, None) => {}
     }
     args.threads = args.threads.min(args.connections);
     Ok(args)
@@ -374,6 +405,8 @@ enum State {
 
 struct Conn {
     stream: TcpStream,
+    /// `--tls`: the TLS session over `stream` (`out` is plaintext then, handed to it by `flush`).
+    tls: Option<Box<rustls::ClientConnection>>,
     state: State,
     id: u32,
     started: Instant,
@@ -440,23 +473,37 @@ fn frame_header(out: &mut Vec<u8>, b0: u8, len: usize) {
 }
 
 impl Conn {
-    /// Writes what is queued; `wire` counts the bytes that went out.
-    fn flush(&mut self, wire: &AtomicU64) -> io::Result<()> {
+    /// Writes what is queued (through TLS with `--tls`); `wire` counts the bytes that went out.
+    /// Returns the bytes written to the socket.
+    fn flush(&mut self, wire: &AtomicU64) -> io::Result<usize> {
+        if let Some(t) = self.tls.as_deref_mut() {
+            return tls::flush(t, &mut self.stream, &mut self.out, &mut self.out_pos, wire);
+        }
+        let mut written = 0;
         while self.out_pos < self.out.len() {
             match self.stream.write(&self.out[self.out_pos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     self.out_pos += n;
+                    written += n;
                     wire.fetch_add(n as u64, Ordering::Relaxed);
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(written),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
         self.out.clear();
         self.out_pos = 0;
-        Ok(())
+        Ok(written)
+    }
+
+    /// Bytes wait for the socket (queued, or TLS records rustls holds).
+    fn wants_write(&self) -> bool {
+        match self.tls.as_deref() {
+            Some(t) => tls::wants_write(t, &self.out, self.out_pos),
+            None => self.out_pos < self.out.len(),
+        }
     }
 
     /// Appends one masked client frame.
@@ -901,6 +948,10 @@ struct Stats {
     negotiated: Option<String>,
     echoes_compressed: u64,
     echoes_uncompressed: u64,
+    /// `--tls`: what the first connection negotiated ([`tls::describe`]).
+    tls: Option<String>,
+    /// `--tls`: handshakes that resumed a session (only with `--tls-resume`).
+    tls_resumed: u64,
 }
 
 struct Loop<'a> {
@@ -941,6 +992,13 @@ impl<'a> Loop<'a> {
                 return;
             }
         };
+        let tls = match self.args.tls.as_deref().map(tls::Tls::connect).transpose() {
+            Ok(t) => t,
+            Err(e) => {
+                self.error(e);
+                return;
+            }
+        };
         let idx = self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
@@ -974,6 +1032,7 @@ impl<'a> Loop<'a> {
         self.next_id = self.next_id.wrapping_add(1);
         self.conns[idx] = Some(Conn {
             stream,
+            tls,
             state: State::Connecting,
             id,
             started: Instant::now(),
@@ -1013,11 +1072,11 @@ impl<'a> Loop<'a> {
         drop(conn);
     }
 
-    fn on_ready(&mut self, idx: usize, readable: bool, scratch: &mut [u8]) {
+    fn on_ready(&mut self, idx: usize, readable: bool, scratch: &mut [u8], plain: &mut Vec<u8>) {
         let Some(mut conn) = self.conns[idx].take() else {
             return;
         };
-        match self.drive(&mut conn, readable, scratch) {
+        match self.drive(&mut conn, readable, scratch, plain) {
             Ok(true) => self.conns[idx] = Some(conn),
             Ok(false) => self.retire(idx, conn),
             Err(msg) => {
@@ -1027,24 +1086,28 @@ impl<'a> Loop<'a> {
         }
     }
 
-    /// Ok(false): the connection is finished (churn cycle or close handshake done).
+    /// Ok(false): the connection is finished (churn cycle or close handshake done). `plain`:
+    /// scratch for what TLS decrypts.
     fn drive(
         &mut self,
         conn: &mut Conn,
         readable: bool,
         scratch: &mut [u8],
+        plain: &mut Vec<u8>,
     ) -> Result<bool, String> {
         if conn.state == State::Connecting {
             // No getsockopt/getpeername round: a write to a socket still in SYN_SENT fails with
-            // EAGAIN, to a refused one with the error, so the request write itself tells.
+            // EAGAIN, to a refused one with the error, so the request write itself tells (with
+            // --tls: the ClientHello's; the request waits in rustls for the handshake).
             if readable {
                 if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
                     return Err(format!("connect: {e}"));
                 }
             }
-            conn.flush(&self.shared.wire_sent)
+            let n = conn
+                .flush(&self.shared.wire_sent)
                 .map_err(|e| format!("connect: {e}"))?;
-            if conn.out_pos == 0 && !conn.out.is_empty() {
+            if n == 0 && conn.wants_write() {
                 return Ok(true); // still connecting
             }
             conn.state = State::Handshaking;
@@ -1062,8 +1125,22 @@ impl<'a> Loop<'a> {
                     Ok(n) => {
                         self.shared.wire_recv.fetch_add(n as u64, Ordering::Relaxed);
                         let now = Instant::now();
-                        if !self.process(conn, &scratch[..n], now)? {
+                        let (data, tls_closed) = match conn.tls.as_deref_mut() {
+                            None => (&scratch[..n], false),
+                            Some(t) => {
+                                let closed = tls::decrypt(t, &scratch[..n], plain)?;
+                                (&plain[..], closed)
+                            }
+                        };
+                        if !data.is_empty() && !self.process(conn, data, now)? {
                             return Ok(false);
+                        }
+                        if tls_closed {
+                            return if conn.state == State::Closing {
+                                Ok(false)
+                            } else {
+                                Err(format!("server sent TLS close_notify ({:?})", conn.state))
+                            };
                         }
                         if n < scratch.len() {
                             break; // drained: epoll (edge-triggered) reports new data
@@ -1112,6 +1189,10 @@ impl<'a> Loop<'a> {
                         .into());
                 }
                 None => {}
+            }
+            if let Some(t) = conn.tls.as_deref() {
+                self.stats.tls.get_or_insert_with(|| tls::describe(t));
+                self.stats.tls_resumed += u64::from(tls::resumed(t));
             }
             leftover = conn.head.split_off(end);
             conn.head = Vec::new();
@@ -1184,7 +1265,10 @@ impl<'a> Loop<'a> {
             },
         )?;
         if done {
-            // Close handshake complete; flush nothing more (our close went out already).
+            // Close handshake complete: flush what is left (a pong; with --tls, close_notify).
+            if let Some(t) = conn.tls.as_deref_mut() {
+                tls::close_notify(t);
+            }
             let _ = conn.flush(&self.shared.wire_sent);
             return Ok(false);
         }
@@ -1193,6 +1277,7 @@ impl<'a> Loop<'a> {
 
     fn run(mut self, share: usize) -> Stats {
         let mut scratch = vec![0u8; READ_BUF];
+        let mut plain = Vec::new();
         let mut events = Events::with_capacity(1024);
         let mode = self.args.mode;
         let mut to_open = share;
@@ -1298,7 +1383,7 @@ impl<'a> Loop<'a> {
             }
             for ev in events.iter() {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                self.on_ready(ev.token().0, readable, &mut scratch);
+                self.on_ready(ev.token().0, readable, &mut scratch, &mut plain);
             }
         }
         for idx in 0..self.conns.len() {
@@ -1564,6 +1649,10 @@ fn main() -> ExitCode {
                 if total.negotiated.is_none() {
                     total.negotiated = s.negotiated;
                 }
+                if total.tls.is_none() {
+                    total.tls = s.tls;
+                }
+                total.tls_resumed += s.tls_resumed;
                 if let Some(sh) = &s.hist {
                     hist.add(sh).expect("histogram merge");
                 }
@@ -1593,6 +1682,10 @@ fn main() -> ExitCode {
     j.int("connections", args.connections as u64);
     j.int("connected", total.connected as u64);
     j.str("payload", if args.json { "json" } else { "binary" });
+    if args.tls.is_some() {
+        j.str("tls", total.tls.as_deref().unwrap_or("not established"));
+        j.int("tls_resumed", total.tls_resumed);
+    }
     if args.deflate {
         j.str(
             "deflate",
