@@ -9,8 +9,8 @@
 //! `docs/architecture.md` ("TLS") has the measurements behind that choice.
 //!
 //! Bytes in: socket → `incoming` (ciphertext) → `process` (rustls takes each complete record:
-//! handshake messages move its state, application data comes out decrypted) → `plaintext` →
-//! the session's read buffer. Bytes out: the session's write → `process` encrypts it into
+//! handshake messages move its state, application data comes out decrypted) → the session's
+//! read buffer (what does not fit waits in `plaintext`, and goes first next time). Bytes out: the session's write → `process` encrypts it into
 //! `outgoing` → socket. Handshake flights and alerts join `outgoing` the same way, in order.
 //!
 //! What this transport may hold is bounded: `incoming` by [`INCOMING_MAX`], `plaintext` by what
@@ -167,10 +167,17 @@ impl TlsStream {
     }
 
     /// Hands rustls what `incoming` holds, state by state, until it needs more bytes (or can
-    /// take application data, and `then` is done). Decrypted data goes to `plaintext`, records
-    /// for the peer to `outgoing`. Returns how many bytes of `then`'s data were encrypted.
-    fn process(&mut self, then: Then<'_>) -> Result<usize, rustls::Error> {
+    /// take application data, and `then` is done). Decrypted data goes to `sink` (the
+    /// session's read buffer) while it has room, the rest to `plaintext`; records for the peer
+    /// go to `outgoing`. Returns how many bytes of `then`'s data were encrypted, and how many
+    /// went to `sink`.
+    fn process(
+        &mut self,
+        then: Then<'_>,
+        sink: &mut [u8],
+    ) -> Result<(usize, usize), rustls::Error> {
         let mut encrypted = 0;
+        let mut delivered = 0;
         let mut then = Some(then);
         loop {
             let UnbufferedStatus { discard, state } = self
@@ -183,7 +190,14 @@ impl TlsStream {
                     let mut result = Ok(());
                     while let Some(record) = traffic.next_record() {
                         match record {
-                            Ok(record) => self.plaintext.extend_from_slice(record.payload),
+                            Ok(record) => {
+                                let payload = record.payload;
+                                let room = &mut sink[delivered..];
+                                let n = payload.len().min(room.len());
+                                room[..n].copy_from_slice(&payload[..n]);
+                                delivered += n;
+                                self.plaintext.extend_from_slice(&payload[n..]);
+                            }
                             Err(err) => {
                                 result = Err(err);
                                 break;
@@ -257,7 +271,7 @@ impl TlsStream {
             self.discard(discard);
             result?;
             if finished {
-                return Ok(encrypted);
+                return Ok((encrypted, delivered));
             }
         }
     }
@@ -374,11 +388,15 @@ impl Transport for TlsStream {
                         self.stage = Stage::Handshaking;
                     }
                     self.incoming_len += n;
-                    if let Err(err) = self.process(Then::Nothing) {
-                        return self.fail(err);
-                    }
+                    let delivered = match self.process(Then::Nothing, buf) {
+                        Ok((_, delivered)) => delivered,
+                        Err(err) => return self.fail(err),
+                    };
                     if self.send_outgoing().is_err() {
                         return IoOutcome::Closed;
+                    }
+                    if delivered > 0 {
+                        return IoOutcome::Progress(delivered);
                     }
                 }
                 // EOF without `close_notify` (a truncation, to TLS) is still the end of input.
@@ -415,8 +433,8 @@ impl Transport for TlsStream {
             if part.is_empty() {
                 continue;
             }
-            match self.process(Then::Encrypt(part)) {
-                Ok(n) if n == part.len() => taken += n,
+            match self.process(Then::Encrypt(part), &mut []) {
+                Ok((n, _)) if n == part.len() => taken += n,
                 Ok(_) => break,
                 Err(err) => return self.fail(err),
             }
@@ -445,7 +463,7 @@ impl Transport for TlsStream {
     /// `close_notify` (once the handshake is done), then FIN after it.
     fn shutdown_write(&mut self) {
         if matches!(self.stage, Stage::Open | Stage::PeerClosed) {
-            if let Err(err) = self.process(Then::CloseNotify) {
+            if let Err(err) = self.process(Then::CloseNotify, &mut []) {
                 log::debug!("TLS close_notify: {err}");
             }
         }
