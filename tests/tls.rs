@@ -583,3 +583,43 @@ fn mutated_handshakes_and_corrupt_records_never_hurt_the_loop() {
     assert_serves_wss(addr, &cert);
     server.shutdown().unwrap();
 }
+
+#[test]
+fn a_request_and_a_frame_split_into_one_byte_records_are_served() {
+    let cert = TestCert::new(&["localhost"]);
+    let server = start_tls(config(), cert.config(), echo());
+    let mut stream = tls_connect(
+        server.local_addr(),
+        "localhost",
+        client_config(&[&cert.der]),
+    );
+    stream.conn.set_buffer_limit(None);
+    // Every byte its own record, all of them in one burst on the socket.
+    let mut one_byte_records = |bytes: &[u8], stream: &mut TlsClient| {
+        for byte in bytes {
+            stream.conn.writer().write_all(&[*byte]).unwrap();
+        }
+        while stream.conn.wants_write() {
+            stream.conn.write_tls(&mut stream.sock).unwrap();
+        }
+    };
+    one_byte_records(upgrade_request("/ws").as_bytes(), &mut stream);
+    let mut head = Vec::new();
+    let mut byte = [0; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let text = "x".repeat(3000);
+    one_byte_records(&masked(true, 0x1, text.as_bytes()), &mut stream);
+    let mut reply = vec![0; 4 + text.len()];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[..4], &[0x81, 126, 0x0b, 0xb8]);
+    assert_eq!(&reply[4..], text.as_bytes());
+    server.shutdown().unwrap();
+}

@@ -77,10 +77,13 @@ pub(crate) struct TlsStream {
     socket: TcpStream,
     tls: UnbufferedServerConnection,
     stage: Stage,
-    /// Ciphertext read and not yet taken by rustls: `incoming[..incoming_len]`. Empty (no
+    /// Ciphertext read and not yet taken by rustls: `incoming[incoming_start..incoming_end]`.
+    /// What rustls is done with is skipped, not moved (many small records would make moving
+    /// quadratic); the rest moves to the front only when room is needed. Empty (no
     /// allocation) while idle.
     incoming: Vec<u8>,
-    incoming_len: usize,
+    incoming_start: usize,
+    incoming_end: usize,
     /// Decrypted bytes the session has not read yet: `plaintext[plaintext_start..]`.
     plaintext: Vec<u8>,
     plaintext_start: usize,
@@ -97,7 +100,7 @@ impl std::fmt::Debug for TlsStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TlsStream")
             .field("stage", &self.stage)
-            .field("incoming", &self.incoming_len)
+            .field("incoming", &(self.incoming_end - self.incoming_start))
             .field("plaintext", &(self.plaintext.len() - self.plaintext_start))
             .field("outgoing", &(self.outgoing.len() - self.outgoing_start))
             .finish_non_exhaustive()
@@ -116,7 +119,8 @@ impl TlsStream {
             tls,
             stage: Stage::New,
             incoming: Vec::new(),
-            incoming_len: 0,
+            incoming_start: 0,
+            incoming_end: 0,
             plaintext: Vec::new(),
             plaintext_start: 0,
             outgoing: Vec::new(),
@@ -152,9 +156,15 @@ impl TlsStream {
     /// Room to read ciphertext into: `incoming` is allocated on the first byte after idleness,
     /// and grows only while one handshake message spans more than it holds.
     fn incoming_room(&mut self) -> Result<(), io::Error> {
+        if self.incoming_start > 0 {
+            self.incoming
+                .copy_within(self.incoming_start..self.incoming_end, 0);
+            self.incoming_end -= self.incoming_start;
+            self.incoming_start = 0;
+        }
         if self.incoming.is_empty() {
             self.incoming = vec![0; RECORD_MAX];
-        } else if self.incoming_len == self.incoming.len() {
+        } else if self.incoming_end == self.incoming.len() {
             if self.incoming.len() >= INCOMING_MAX {
                 return Err(invalid(
                     "a TLS handshake message larger than the server accepts",
@@ -182,7 +192,7 @@ impl TlsStream {
         loop {
             let UnbufferedStatus { discard, state } = self
                 .tls
-                .process_tls_records(&mut self.incoming[..self.incoming_len]);
+                .process_tls_records(&mut self.incoming[self.incoming_start..self.incoming_end]);
             let mut finished = false;
             let result = match state {
                 Err(err) => Err(err),
@@ -276,13 +286,13 @@ impl TlsStream {
         }
     }
 
-    /// Removes `n` bytes rustls is done with from the front of `incoming`.
+    /// Drops `n` bytes rustls is done with from the front of `incoming`'s data.
     fn discard(&mut self, n: usize) {
-        if n == 0 {
-            return;
+        self.incoming_start += n;
+        if self.incoming_start == self.incoming_end {
+            self.incoming_start = 0;
+            self.incoming_end = 0;
         }
-        self.incoming.copy_within(n..self.incoming_len, 0);
-        self.incoming_len -= n;
     }
 
     /// A TLS error: whatever alert rustls has for the peer is queued and sent (best effort),
@@ -298,7 +308,7 @@ impl TlsStream {
         while self.tls.wants_write() {
             let UnbufferedStatus { discard, state } = self
                 .tls
-                .process_tls_records(&mut self.incoming[..self.incoming_len]);
+                .process_tls_records(&mut self.incoming[self.incoming_start..self.incoming_end]);
             let more = match state {
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     append(&mut self.outgoing, 64, |buf| {
@@ -378,7 +388,7 @@ impl Transport for TlsStream {
                 self.stage = Stage::Failed;
                 return IoOutcome::Failed(err);
             }
-            let spare = &mut self.incoming[self.incoming_len..];
+            let spare = &mut self.incoming[self.incoming_end..];
             match socket_io::read(&mut self.socket, spare) {
                 IoOutcome::Progress(n) => {
                     if self.stage == Stage::New {
@@ -387,7 +397,7 @@ impl Transport for TlsStream {
                         }
                         self.stage = Stage::Handshaking;
                     }
-                    self.incoming_len += n;
+                    self.incoming_end += n;
                     let delivered = match self.process(Then::Nothing, buf) {
                         Ok((_, delivered)) => delivered,
                         Err(err) => return self.fail(err),
@@ -476,7 +486,7 @@ impl Transport for TlsStream {
     /// Frees the ciphertext and plaintext buffers once they are empty: an idle TLS connection
     /// holds only rustls's keys and state.
     fn release_idle(&mut self) {
-        if self.incoming_len == 0 && !self.incoming.is_empty() {
+        if self.incoming_end == 0 && !self.incoming.is_empty() {
             self.incoming = Vec::new();
         }
         if self.plaintext_pending() == 0 && self.plaintext.capacity() > 0 {
