@@ -595,7 +595,7 @@ fn a_request_and_a_frame_split_into_one_byte_records_are_served() {
     );
     stream.conn.set_buffer_limit(None);
     // Every byte its own record, all of them in one burst on the socket.
-    let mut one_byte_records = |bytes: &[u8], stream: &mut TlsClient| {
+    let one_byte_records = |bytes: &[u8], stream: &mut TlsClient| {
         for byte in bytes {
             stream.conn.writer().write_all(&[*byte]).unwrap();
         }
