@@ -47,6 +47,12 @@ pub struct Browser {
 
 impl Browser {
     pub fn launch(chromium: &Path) -> Browser {
+        Browser::launch_with(chromium, &[])
+    }
+
+    /// A browser launched with `extra` flags besides the usual ones (e.g.
+    /// `--ignore-certificate-errors` for a test's self-signed certificate).
+    pub fn launch_with(chromium: &Path, extra: &[&str]) -> Browser {
         let profile = std::env::temp_dir().join(format!(
             "wsreactor-browser-{}-{}",
             std::process::id(),
@@ -68,6 +74,7 @@ impl Browser {
                 "--remote-debugging-address=127.0.0.1",
                 "--remote-debugging-port=0",
             ])
+            .args(extra)
             .arg(format!("--user-data-dir={}", profile.display()))
             .arg("about:blank")
             .stdout(Stdio::null())
