@@ -6,15 +6,33 @@
 #
 #   scripts/autobahn.sh               # the whole catalogue, about 4 minutes on 2 cores
 #   scripts/autobahn.sh -i '12.*'     # extra arguments go to kosoku (-i/-x CASE to select)
+#   scripts/autobahn.sh --tls         # the same over wss:// (the echo built with --features tls),
+#                                     # about 1.4 times as long; -i/-x after --tls as well
+#
+# With --tls the echo serves TLS with a certificate of its own (--tls-self-signed), and since
+# kosoku has no TLS compiled in, scripts/tls_bridge.py sits between them: a plaintext port whose
+# every connection it relays byte for byte into a TLS connection to the echo, verifying the
+# echo's certificate. The cases and the pass criteria are the same as without.
 #
 # Environment: AUTOBAHN_VENV (default target/autobahn-venv), AUTOBAHN_REPORT (default
-# target/autobahn-report), ECHO_FLAGS (extra flags for the echo example).
+# target/autobahn-report, or target/autobahn-report-tls with --tls), ECHO_FLAGS (extra flags for
+# the echo example).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+TLS=0
+if [ "${1:-}" = "--tls" ]; then
+    TLS=1
+    shift
+fi
+
 KOSOKU_VERSION=0.1.0
 VENV=${AUTOBAHN_VENV:-target/autobahn-venv}
-REPORT=${AUTOBAHN_REPORT:-target/autobahn-report}
+if [ "$TLS" = 1 ]; then
+    REPORT=${AUTOBAHN_REPORT:-target/autobahn-report-tls}
+else
+    REPORT=${AUTOBAHN_REPORT:-target/autobahn-report}
+fi
 
 # Idempotent: the virtualenv and kosoku are installed once and reused.
 if ! "$VENV/bin/kosoku" --help >/dev/null 2>&1; then
@@ -23,33 +41,87 @@ if ! "$VENV/bin/kosoku" --help >/dev/null 2>&1; then
     "$VENV/bin/pip" install --quiet "kosoku==$KOSOKU_VERSION"
 fi
 
-cargo build --release --quiet --example echo
+if [ "$TLS" = 1 ]; then
+    cargo build --release --quiet --features tls --example echo
+else
+    cargo build --release --quiet --example echo
+fi
 
-log=$(mktemp)
+tmp=$(mktemp -d)
+log="$tmp/echo.log"
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill "$pid" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# Waits (15 s at most, never a fixed sleep) until `pattern` shows in `file`, written by `pid`;
+# prints the first match.
+wait_for() {
+    local pattern=$1 file=$2 pid=$3 what=$4 found=""
+    for _ in $(seq 150); do
+        found=$(grep -o "$pattern" "$file" | head -n 1 || true)
+        [ -n "$found" ] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$file" >&2; echo "$what exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "$found" ] || { cat "$file" >&2; echo "$what did not start" >&2; exit 1; }
+    echo "$found"
+}
+
 # kosoku (0.1.0) fails every case of sections 12-13 in which the server sends a message
 # uncompressed (RSV1 clear) on a connection that agreed on compression, although RFC 7692 §6
 # lets each message choose; with threshold 0 the echo compresses every message.
-# shellcheck disable=SC2086
-target/release/examples/echo --addr 127.0.0.1:0 --compression-threshold 0 ${ECHO_FLAGS:-} \
-    >"$log" 2>&1 &
+tls_flags=()
+[ "$TLS" = 1 ] && tls_flags=(--tls-self-signed)
+# The self-signed certificate's PEM goes to $TMPDIR, here our own $tmp.
+# shellcheck disable=SC2086 # ECHO_FLAGS is split into flags on purpose
+TMPDIR="$tmp" target/release/examples/echo --addr 127.0.0.1:0 --compression-threshold 0 \
+    "${tls_flags[@]}" ${ECHO_FLAGS:-} >"$log" 2>&1 &
 echo_pid=$!
-trap 'kill "$echo_pid" 2>/dev/null || true; rm -f "$log"' EXIT
+pids+=("$echo_pid")
 
-# The echo prints its address once it listens; wait for it (15 s at most), never a fixed sleep.
-url=""
-for _ in $(seq 150); do
-    url=$(grep -o 'ws://127\.0\.0\.1:[0-9]*/ws' "$log" | head -n 1 || true)
-    [ -n "$url" ] && break
-    kill -0 "$echo_pid" 2>/dev/null || { cat "$log"; echo "echo example exited" >&2; exit 1; }
-    sleep 0.1
-done
-[ -n "$url" ] || { cat "$log"; echo "echo example did not start" >&2; exit 1; }
+# The echo prints its address once it listens.
+if [ "$TLS" = 1 ]; then
+    echo_url=$(wait_for 'wss://127\.0\.0\.1:[0-9]*/ws' "$log" "$echo_pid" "echo example")
+    pem=$(wait_for "$tmp/wsreactor-echo-[0-9]*\.pem" "$log" "$echo_pid" "echo example")
+    echo_addr=${echo_url#wss://}
+    echo_addr=${echo_addr%/ws}
+    python3 scripts/tls_bridge.py --connect "$echo_addr" --cafile "$pem" \
+        --server-name localhost >"$tmp/bridge.log" 2>&1 &
+    pids+=("$!")
+    bridge=$(wait_for 'listening on 127\.0\.0\.1:[0-9]*' "$tmp/bridge.log" "$!" "TLS bridge")
+    url="ws://${bridge#listening on }/ws"
+    echo "== TLS: $echo_url through scripts/tls_bridge.py at $url (verifying $pem)"
+else
+    url=$(wait_for 'ws://127\.0\.0\.1:[0-9]*/ws' "$log" "$echo_pid" "echo example")
+fi
 
 rm -rf "$REPORT"
 echo "== kosoku $url -> $REPORT"
 start=$(date +%s)
 "$VENV/bin/kosoku" "$url" -o "$REPORT" "$@" >"$REPORT.log" 2>&1 || true
 echo "   $(($(date +%s) - start)) s"
+
+if [ "$TLS" = 1 ]; then
+    # What went over TLS, from the echo's own metrics (over https, verifying its certificate).
+    python3 - "$pem" "https://$echo_addr/metrics" <<'EOF'
+import ssl, sys, urllib.request
+
+context = ssl.create_default_context(cafile=sys.argv[1])
+text = urllib.request.urlopen(sys.argv[2], context=context, timeout=10).read().decode()
+values = dict(line.split()[:2] for line in text.splitlines() if line and line[0] != "#")
+print("   TLS handshakes %s, TLS errors %s" % (
+    values.get("wsreactor_tls_handshakes_total"), values.get("wsreactor_tls_errors_total")))
+EOF
+    if [ "$(wc -l <"$tmp/bridge.log")" -gt 1 ]; then
+        echo "   the bridge said:"
+        tail -n +2 "$tmp/bridge.log" | head -n 20 | sed 's/^/   /'
+    fi
+fi
 
 python3 - "$REPORT/index.json" <<'EOF'
 import collections, json, sys
