@@ -112,7 +112,15 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.profile);
+        // Chromium's helper processes can still write into the profile for a moment after the
+        // browser is gone, and then one removal leaves it behind: remove it until it is gone.
+        let end = Instant::now() + super::DEADLINE;
+        while std::fs::remove_dir_all(&self.profile).is_err()
+            && self.profile.exists()
+            && Instant::now() < end
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
