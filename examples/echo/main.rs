@@ -133,10 +133,11 @@ fn main() -> ExitCode {
     };
     let handler = Echo::new(&config);
     let builder = Server::builder().config(config);
+    // `_pem`: the self-signed certificate's file, removed when the echo exits.
     #[cfg(feature = "tls")]
-    let builder = match tls::config(&tls_flags) {
-        Ok(Some(tls)) => builder.tls(tls),
-        Ok(None) => builder,
+    let (builder, _pem) = match tls::config(&tls_flags) {
+        Ok((Some(tls), pem)) => (builder.tls(tls), pem),
+        Ok((None, pem)) => (builder, pem),
         Err(err) => {
             eprintln!("echo: {err}");
             return ExitCode::FAILURE;
@@ -154,6 +155,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the address is printed: a SIGHUP sent as soon as it shows must find the handler.
+    #[cfg(feature = "tls")]
+    tls::reload_on_sighup(&tls_flags, server.handle());
     let addr = server.local_addr();
     let (ws, http) = if tls_flags.enabled() {
         ("wss", "https")
@@ -161,7 +165,5 @@ fn main() -> ExitCode {
         ("ws", "http")
     };
     println!("echo server listening on {ws}://{addr}{WS_PATH} (dashboard: {http}://{addr}/debug)");
-    #[cfg(feature = "tls")]
-    tls::reload_on_sighup(tls_flags, server.handle());
     cli::serve_until_signal("echo", server)
 }

@@ -74,6 +74,8 @@ pub use with_tls::*;
 
 #[cfg(feature = "tls")]
 mod with_tls {
+    use std::path::PathBuf;
+
     use signal_hook::consts::SIGHUP;
     use signal_hook::iterator::Signals;
     use wsreactor::ServerHandle;
@@ -81,42 +83,58 @@ mod with_tls {
 
     use super::TlsFlags;
 
-    /// The TLS configuration the flags ask for, if any.
-    pub fn config(flags: &TlsFlags) -> Result<Option<TlsConfig>, String> {
+    /// A file the echo wrote, removed when this is dropped (as the echo exits).
+    pub struct WrittenFile(PathBuf);
+
+    impl Drop for WrittenFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// The TLS configuration the flags ask for, if any, and the self-signed certificate's file.
+    pub fn config(flags: &TlsFlags) -> Result<(Option<TlsConfig>, Option<WrittenFile>), String> {
         if flags.self_signed {
-            return self_signed().map(Some);
+            let (tls, pem) = self_signed()?;
+            return Ok((Some(tls), pem));
         }
         let (Some(cert), Some(key)) = (&flags.cert, &flags.key) else {
-            return Ok(None);
+            return Ok((None, None));
         };
-        TlsConfig::from_pem_files(cert, key)
-            .map(Some)
-            .map_err(|err| format!("TLS: {err}"))
+        let tls = TlsConfig::from_pem_files(cert, key).map_err(|err| format!("TLS: {err}"))?;
+        Ok((Some(tls), None))
     }
 
     /// A certificate for `localhost`, `127.0.0.1` and `::1`, made now; its PEM goes to a file
-    /// so that clients can be told to trust it (`curl --cacert FILE`).
-    fn self_signed() -> Result<TlsConfig, String> {
+    /// (removed at exit) so that clients can be told to trust it (`curl --cacert FILE`).
+    fn self_signed() -> Result<(TlsConfig, Option<WrittenFile>), String> {
         let names = ["localhost", "127.0.0.1", "::1"].map(String::from).to_vec();
         let made = rcgen::generate_simple_self_signed(names)
             .map_err(|err| format!("self-signed certificate: {err}"))?;
         let path = std::env::temp_dir().join(format!("wsreactor-echo-{}.pem", std::process::id()));
-        match std::fs::write(&path, made.cert.pem()) {
-            Ok(()) => println!(
-                "self-signed certificate for localhost in {} (trust it, or accept the warning)",
-                path.display()
-            ),
-            Err(err) => log::warn!("cannot write {}: {err}", path.display()),
-        }
+        let written = match std::fs::write(&path, made.cert.pem()) {
+            Ok(()) => {
+                println!(
+                    "self-signed certificate for localhost in {} (trust it, or accept the warning)",
+                    path.display()
+                );
+                Some(WrittenFile(path))
+            }
+            Err(err) => {
+                log::warn!("cannot write {}: {err}", path.display());
+                None
+            }
+        };
         let chain = vec![CertificateDer::from(made.cert.der().to_vec())];
         let key = PrivateKeyDer::Pkcs8(made.signing_key.serialize_der().into());
-        TlsConfig::from_der(chain, key).map_err(|err| format!("TLS: {err}"))
+        let tls = TlsConfig::from_der(chain, key).map_err(|err| format!("TLS: {err}"))?;
+        Ok((tls, written))
     }
 
     /// On SIGHUP, loads the certificate and key files again for new connections (what a
     /// renewal hook runs: `kill -HUP PID`); a file that does not load keeps the old ones.
-    pub fn reload_on_sighup(flags: TlsFlags, handle: ServerHandle) {
-        let (Some(cert), Some(key)) = (flags.cert, flags.key) else {
+    pub fn reload_on_sighup(flags: &TlsFlags, handle: ServerHandle) {
+        let (Some(cert), Some(key)) = (flags.cert.clone(), flags.key.clone()) else {
             return;
         };
         let mut signals = match Signals::new([SIGHUP]) {
