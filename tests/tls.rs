@@ -14,9 +14,10 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::tls::{TlsClient, client_config, peer_leaf, tls_connect};
 use common::*;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConnection, StreamOwned};
 use tungstenite::Message as TMessage;
 use wsreactor::tls::{TlsConfig, TlsError};
 use wsreactor::{
@@ -51,38 +52,6 @@ impl TestCert {
     }
 }
 
-/// A rustls client config that trusts `roots` only and offers ALPN `http/1.1`.
-fn client_config(roots: &[&CertificateDer<'static>]) -> Arc<ClientConfig> {
-    let mut store = RootCertStore::empty();
-    for root in roots {
-        store.add((*root).clone()).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-type TlsClient = StreamOwned<ClientConnection, TcpStream>;
-
-/// A TLS connection to `addr` for `name`, its handshake complete.
-fn tls_connect(addr: SocketAddr, name: &str, config: Arc<ClientConfig>) -> TlsClient {
-    let server_name = ServerName::try_from(name.to_owned()).expect("server name");
-    let conn = ClientConnection::new(config, server_name).expect("client");
-    let mut stream = StreamOwned::new(conn, raw(addr));
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .expect("TLS handshake");
-    }
-    stream
-}
-
 /// A `wss://` client over a rustls connection.
 fn wss(addr: SocketAddr, cert: &TestCert) -> tungstenite::WebSocket<TlsClient> {
     let stream = tls_connect(addr, "localhost", client_config(&[&cert.der]));
@@ -100,11 +69,6 @@ fn start_tls(config: wsreactor::Config, tls: TlsConfig, handler: impl Handler) -
         .tls(tls)
         .build(handler)
         .expect("server starts")
-}
-
-/// The leaf certificate a TLS client was shown.
-fn peer_leaf(stream: &TlsClient) -> CertificateDer<'static> {
-    stream.conn.peer_certificates().expect("certificates")[0].clone()
 }
 
 /// Reads from a raw socket until EOF or reset, within the deadline; what came before.

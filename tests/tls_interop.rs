@@ -16,7 +16,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -25,9 +25,10 @@ use std::sync::mpsc;
 use std::time::Instant;
 
 use common::browser::{Browser, chromium_or_skip};
+use common::tls::{TlsClient, client_config, peer_leaf, tls_connect};
 use common::{DEADLINE, poll_until, python_or_skip, run_python_json};
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::ClientConfig;
+use rustls::pki_types::CertificateDer;
 use serde_json::json;
 use tungstenite::Message as TMessage;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
@@ -557,46 +558,9 @@ fn the_self_signed_pem_is_printed_and_verifies_a_real_connection() {
     assert!(!pem.exists(), "{} left behind", pem.display());
 }
 
-type TlsClient = StreamOwned<ClientConnection, TcpStream>;
-
-/// A rustls client config that trusts `roots` only and offers ALPN `http/1.1`.
-fn client_config(roots: &[&CertificateDer<'static>]) -> Arc<ClientConfig> {
-    let mut store = RootCertStore::empty();
-    for root in roots {
-        store.add((*root).clone()).expect("root");
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(store)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Arc::new(config)
-}
-
-/// A TLS connection to `addr` (as `127.0.0.1`), its handshake complete.
-fn tls_connect(addr: SocketAddr, config: Arc<ClientConfig>) -> TlsClient {
-    let name = ServerName::try_from("127.0.0.1").expect("server name");
-    let conn = ClientConnection::new(config, name).expect("client");
-    let mut stream = StreamOwned::new(conn, common::raw(addr));
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .expect("TLS handshake");
-    }
-    stream
-}
-
-/// The leaf certificate a TLS client was shown.
-fn peer_leaf(stream: &TlsClient) -> CertificateDer<'static> {
-    stream.conn.peer_certificates().expect("certificates")[0].clone()
-}
-
 /// A `wss://` client over a rustls connection.
 fn wss(addr: SocketAddr, config: Arc<ClientConfig>) -> tungstenite::WebSocket<TlsClient> {
-    let stream = tls_connect(addr, config);
+    let stream = tls_connect(addr, "127.0.0.1", config);
     let (client, response) =
         tungstenite::client(format!("wss://127.0.0.1:{}/ws", addr.port()), stream)
             .expect("websocket handshake over TLS");
@@ -651,7 +615,7 @@ fn sighup_rotates_the_certificate_files_for_new_connections_while_old_ones_go_on
     second.write(&dir);
     sighup(&echo);
     poll_until("a new connection is shown the second certificate", || {
-        let probe = tls_connect(echo.addr, Arc::clone(&trust_both));
+        let probe = tls_connect(echo.addr, "127.0.0.1", Arc::clone(&trust_both));
         (peer_leaf(&probe) == second.der).then_some(())
     });
     let mut new = wss(echo.addr, client_config(&[&second.der]));
@@ -678,7 +642,7 @@ fn sighup_rotates_the_certificate_files_for_new_connections_while_old_ones_go_on
             .contains("keeping the certificate in use")
             .then_some(())
     });
-    let probe = tls_connect(echo.addr, Arc::clone(&trust_both));
+    let probe = tls_connect(echo.addr, "127.0.0.1", Arc::clone(&trust_both));
     assert_eq!(peer_leaf(&probe), second.der);
     echo_text(&mut old, "after a failed reload");
     echo_text(&mut new, "after a failed reload");

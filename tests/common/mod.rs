@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod tls;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
