@@ -172,6 +172,15 @@ impl Echo {
         }
     }
 
+    /// Starts the echo with `cert` written to `dir` as its `--tls-cert` and `--tls-key` files;
+    /// the echo, and the certificate's path (for clients to trust).
+    fn with_files(dir: &TempDir, cert: &TestCert) -> (Echo, PathBuf) {
+        let (cert_path, key_path) = cert.write(dir);
+        let (cert, key) = (cert_path.to_str().unwrap(), key_path.to_str().unwrap());
+        let echo = Echo::start(dir, &["--tls-cert", cert, "--tls-key", key]);
+        (echo, cert_path)
+    }
+
     fn pid(&self) -> i32 {
         self.child.id() as i32
     }
@@ -290,16 +299,7 @@ fn python_websockets_over_wss_echoes_exactly_and_closes_1000() {
     };
     let dir = TempDir::new();
     let cert = TestCert::new();
-    let (cert_path, key_path) = cert.write(&dir);
-    let echo = Echo::start(
-        &dir,
-        &[
-            "--tls-cert",
-            cert_path.to_str().unwrap(),
-            "--tls-key",
-            key_path.to_str().unwrap(),
-        ],
-    );
+    let (echo, cert_path) = Echo::with_files(&dir, &cert);
     let seen = python_json(
         &python,
         PYTHON_WSS,
@@ -342,16 +342,7 @@ fn curl_over_https_negotiates_http_1_1_and_plain_http_gets_the_hint() {
     }
     let dir = TempDir::new();
     let cert = TestCert::new();
-    let (cert_path, key_path) = cert.write(&dir);
-    let echo = Echo::start(
-        &dir,
-        &[
-            "--tls-cert",
-            cert_path.to_str().unwrap(),
-            "--tls-key",
-            key_path.to_str().unwrap(),
-        ],
-    );
+    let (echo, cert_path) = Echo::with_files(&dir, &cert);
     let cacert = cert_path.to_str().unwrap();
     let body = dir.path("body");
     let body_arg = body.to_str().unwrap();
