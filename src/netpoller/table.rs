@@ -15,9 +15,9 @@
 //! are delivered to this loop's subscribers right after it (`table/fanout.rs`).
 //!
 //! The table is generic over the transport, the [`Poller`] that registrations go to, and the
-//! [`JobQueue`] jobs go to. The event loop uses `Stream` (TCP, or TLS), `mio::Registry` and the worker
-//! pool's channel; the unit tests and the fuzz target use an in-memory wire, a recording poller
-//! and a queue they empty by hand. Nothing here knows HTTP or WebSocket: phases are the
+//! [`JobQueue`] jobs go to. The event loop uses `Stream` (TCP, or TLS), `mio::Registry` and the
+//! worker pool's channel; the unit tests and the fuzz target use an in-memory wire, a recording
+//! poller and a queue they empty by hand. Nothing here knows HTTP or WebSocket: phases are the
 //! session's business.
 
 use std::collections::{HashMap, VecDeque};
