@@ -159,13 +159,7 @@ fn https_requests_are_answered_over_tls_with_keep_alive() {
         stream
             .write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n")
             .unwrap();
-        let mut head = Vec::new();
-        let mut byte = [0; 1];
-        while !head.ends_with(b"\r\n\r\n") {
-            stream.read_exact(&mut byte).unwrap();
-            head.push(byte[0]);
-        }
-        let head = String::from_utf8(head).unwrap();
+        let head = read_http_head(&mut stream).unwrap();
         assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
         let len: usize = common::http::header(&head, "content-length")
             .parse()
@@ -315,13 +309,8 @@ fn close_notify_in_the_middle_of_a_message_ends_the_connection_as_abnormal() {
         client_config(&[&cert.der]),
     );
     stream.write_all(upgrade_request("/ws").as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101 "));
+    let head = read_http_head(&mut stream).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     // The first fragment of a text message, then close_notify: the message never ends.
     stream
         .write_all(&masked(false, 0x1, b"half a mess"))
@@ -568,17 +557,8 @@ fn a_request_and_a_frame_split_into_one_byte_records_are_served() {
         }
     };
     one_byte_records(upgrade_request("/ws").as_bytes(), &mut stream);
-    let mut head = Vec::new();
-    let mut byte = [0; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101 "),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let head = read_http_head(&mut stream).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     let text = "x".repeat(3000);
     one_byte_records(&masked(true, 0x1, text.as_bytes()), &mut stream);
     let mut reply = vec![0; 4 + text.len()];

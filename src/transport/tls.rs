@@ -248,11 +248,7 @@ impl TlsStream {
                         Some(Then::Encrypt(data)) => {
                             let guess = data.len() + (data.len() / (16 * 1024) + 1) * 64;
                             let done = append(&mut self.outgoing, guess, |buf| {
-                                match traffic.encrypt(data, buf) {
-                                    Ok(n) => Ok(n),
-                                    Err(EncryptError::InsufficientSize(size)) => Err(Some(size)),
-                                    Err(EncryptError::EncryptExhausted) => Err(None),
-                                }
+                                room_needed(traffic.encrypt(data, buf))
                             });
                             if done {
                                 encrypted = data.len();
@@ -260,11 +256,7 @@ impl TlsStream {
                         }
                         Some(Then::CloseNotify) => {
                             append(&mut self.outgoing, 64, |buf| {
-                                match traffic.queue_close_notify(buf) {
-                                    Ok(n) => Ok(n),
-                                    Err(EncryptError::InsufficientSize(size)) => Err(Some(size)),
-                                    Err(EncryptError::EncryptExhausted) => Err(None),
-                                }
+                                room_needed(traffic.queue_close_notify(buf))
                             });
                         }
                         Some(Then::Nothing) | None => {}
@@ -525,6 +517,18 @@ fn append(
                 return false;
             }
         }
+    }
+}
+
+/// What an encryption into a buffer says, for [`append`]: the bytes written, or the room it
+/// needs (`None`: it cannot be done).
+fn room_needed(
+    result: Result<usize, EncryptError>,
+) -> Result<usize, Option<InsufficientSizeError>> {
+    match result {
+        Ok(n) => Ok(n),
+        Err(EncryptError::InsufficientSize(size)) => Err(Some(size)),
+        Err(EncryptError::EncryptExhausted) => Err(None),
     }
 }
 

@@ -118,7 +118,7 @@ pub fn raw_websocket(addr: SocketAddr) -> TcpStream {
 
 /// Reads one HTTP response head (up to and including the blank line), byte by byte so nothing
 /// after it is consumed.
-pub fn read_http_head(stream: &mut TcpStream) -> io::Result<String> {
+pub fn read_http_head(stream: &mut impl Read) -> io::Result<String> {
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
