@@ -1,8 +1,9 @@
 //! [`TlsConfig`]: certificates and keys in, the rustls `ServerConfig` every new connection gets
 //! out.
 //!
-//! The configuration is rustls's safe defaults (TLS 1.2 and 1.3, its cipher suites, the `ring`
-//! provider) with one addition: ALPN offers `http/1.1`, the only protocol served, so a client
+//! The configuration is rustls's safe defaults (TLS 1.2 and 1.3, its cipher suites, the
+//! `aws-lc-rs` provider, whose key exchange prefers the hybrid post-quantum X25519MLKEM768 and
+//! falls back to X25519, P-256 and P-384) with one addition: ALPN offers `http/1.1`, the only protocol served, so a client
 //! that offers `h2` as well gets `http/1.1` and a client that offers only `h2` is refused in
 //! the handshake rather than misunderstood after it.
 
@@ -128,9 +129,9 @@ impl TlsConfig {
     }
 }
 
-/// The crypto provider: `ring`, which builds with a C compiler alone.
+/// The crypto provider: `aws-lc-rs`, whose key exchange prefers X25519MLKEM768.
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 fn load_pem_files(cert_chain: &Path, private_key: &Path) -> Result<CertifiedKey, TlsError> {

@@ -65,7 +65,7 @@ mod tests {
     fn key(name: &str) -> CertifiedKey {
         let cert = rcgen::generate_simple_self_signed(vec![name.to_owned()]).expect("rcgen");
         let der = PrivateKeyDer::Pkcs8(cert.signing_key.serialize_der().into());
-        let provider = rustls::crypto::ring::default_provider();
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
         CertifiedKey::from_der(vec![cert.cert.der().clone()], der, &provider).expect("key")
     }
 

@@ -16,7 +16,7 @@ pub fn client_config(roots: &[&CertificateDer<'static>]) -> Arc<ClientConfig> {
     for root in roots {
         store.add((*root).clone()).expect("root");
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
