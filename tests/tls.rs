@@ -14,10 +14,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::tls::{TlsClient, client_config, peer_leaf, tls_connect};
+use common::tls::{TlsClient, client_config, client_config_with_groups, peer_leaf, tls_connect};
 use common::*;
+use rustls::crypto::aws_lc_rs::kx_group;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConnection, StreamOwned};
+use rustls::{ClientConnection, NamedGroup, StreamOwned};
 use tungstenite::Message as TMessage;
 use wsreactor::tls::{TlsConfig, TlsError};
 use wsreactor::{
@@ -565,5 +566,76 @@ fn a_request_and_a_frame_split_into_one_byte_records_are_served() {
     stream.read_exact(&mut reply).unwrap();
     assert_eq!(&reply[..4], &[0x81, 126, 0x0b, 0xb8]);
     assert_eq!(&reply[4..], text.as_bytes());
+    server.shutdown().unwrap();
+}
+
+/// The key-exchange groups a ClientHello record carries key shares for (RFC 8446 §4.2.8), in
+/// its order.
+fn key_share_groups(hello: &[u8]) -> Vec<u16> {
+    let u16_at = |at: usize| u16::from_be_bytes([hello[at], hello[at + 1]]);
+    assert_eq!(hello[0], 22, "a handshake record");
+    assert_eq!(hello[5], 1, "a ClientHello");
+    // Record header (5), handshake header (4), version (2), random (32).
+    let mut at = 5 + 4 + 2 + 32;
+    at += 1 + hello[at] as usize; // session id
+    at += 2 + u16_at(at) as usize; // cipher suites
+    at += 1 + hello[at] as usize; // compression methods
+    let end = at + 2 + u16_at(at) as usize;
+    at += 2;
+    while at < end {
+        let (kind, len) = (u16_at(at), u16_at(at + 2) as usize);
+        if kind == 51 {
+            let mut groups = Vec::new();
+            let mut share = at + 4 + 2;
+            while share < at + 4 + len {
+                groups.push(u16_at(share));
+                share += 4 + u16_at(share + 2) as usize;
+            }
+            return groups;
+        }
+        at += 4 + len;
+    }
+    panic!("no key_share extension");
+}
+
+#[test]
+fn a_client_offering_x25519mlkem768_and_x25519_gets_the_post_quantum_hybrid() {
+    let cert = TestCert::new(&["localhost"]);
+    // The client sends key shares for both, as Chrome, Firefox and Go do: the hybrid group
+    // first, and its classical half beside it.
+    let offered = key_share_groups(&client_hello(&cert));
+    let (hybrid, classical) = (
+        u16::from(NamedGroup::X25519MLKEM768),
+        u16::from(NamedGroup::X25519),
+    );
+    assert_eq!(offered, [hybrid, classical]);
+
+    let server = start_tls(config(), cert.config(), echo());
+    let stream = tls_connect(
+        server.local_addr(),
+        "localhost",
+        client_config(&[&cert.der]),
+    );
+    let group = stream.conn.negotiated_key_exchange_group().expect("group");
+    assert_eq!(group.name(), NamedGroup::X25519MLKEM768);
+    assert_serves_wss(server.local_addr(), &cert);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_client_offering_only_x25519_still_connects_and_gets_x25519() {
+    let cert = TestCert::new(&["localhost"]);
+    let classical_only = client_config_with_groups(&[&cert.der], &[kx_group::X25519]);
+    let server = start_tls(config(), cert.config(), echo());
+    let stream = tls_connect(server.local_addr(), "localhost", classical_only);
+    let group = stream.conn.negotiated_key_exchange_group().expect("group");
+    assert_eq!(group.name(), NamedGroup::X25519);
+    // The connection serves: a request over it is answered.
+    let mut stream = stream;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let head = read_http_head(&mut stream).unwrap();
+    assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
     server.shutdown().unwrap();
 }

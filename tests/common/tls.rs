@@ -4,19 +4,33 @@
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
+use rustls::crypto::{CryptoProvider, SupportedKxGroup};
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 /// A rustls client over a blocking socket.
 pub type TlsClient = StreamOwned<ClientConnection, TcpStream>;
 
-/// A rustls client config that trusts `roots` only and offers ALPN `http/1.1`.
+/// A rustls client config that trusts `roots` only and offers ALPN `http/1.1`, with the
+/// provider's default key exchange: X25519MLKEM768 first, with an X25519 key share beside it,
+/// as Chrome, Firefox and Go's crypto/tls send.
 pub fn client_config(roots: &[&CertificateDer<'static>]) -> Arc<ClientConfig> {
+    client_config_with_groups(roots, rustls::crypto::aws_lc_rs::DEFAULT_KX_GROUPS)
+}
+
+/// [`client_config`] offering only the key-exchange groups `groups`, in that order.
+pub fn client_config_with_groups(
+    roots: &[&CertificateDer<'static>],
+    groups: &[&'static dyn SupportedKxGroup],
+) -> Arc<ClientConfig> {
     let mut store = RootCertStore::empty();
     for root in roots {
         store.add((*root).clone()).expect("root");
     }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(CryptoProvider {
+        kx_groups: groups.to_vec(),
+        ..rustls::crypto::aws_lc_rs::default_provider()
+    });
     let mut config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .expect("versions")
