@@ -79,10 +79,10 @@ fn every_function_the_docs_link_exists_where_they_say() {
                 broken.push(format!("{doc}: [`{name}`]({target}): no such file"));
                 continue;
             };
-            if file.extension().is_some_and(|e| e == "rs") {
-                if let Err(why) = defines(&source, &name) {
-                    broken.push(format!("{doc}: [`{name}`]({target}): {why}"));
-                }
+            if file.extension().is_some_and(|e| e == "rs")
+                && let Err(why) = defines(&source, &name)
+            {
+                broken.push(format!("{doc}: [`{name}`]({target}): {why}"));
             }
             checked += 1;
         }

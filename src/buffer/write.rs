@@ -76,11 +76,12 @@ impl WriteBuffer {
             return;
         }
         self.len += bytes.len();
-        if let Some(Chunk::Owned(tail)) = self.chunks.back_mut() {
-            if tail.capacity() - tail.len() >= bytes.len() && tail.capacity() <= pool.chunk_size {
-                tail.extend_from_slice(bytes);
-                return;
-            }
+        if let Some(Chunk::Owned(tail)) = self.chunks.back_mut()
+            && tail.capacity() - tail.len() >= bytes.len()
+            && tail.capacity() <= pool.chunk_size
+        {
+            tail.extend_from_slice(bytes);
+            return;
         }
         let mut chunk = if bytes.len() <= pool.chunk_size {
             pool.take_chunk()

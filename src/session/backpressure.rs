@@ -104,14 +104,15 @@ impl<T: Transport> Connection<T> {
     /// handler will hear `on_drain` when the output falls to `low_water_bytes`.
     pub(crate) fn note_backlog(&mut self, turn: &Turn<'_>) {
         let queued = self.output_len();
-        if let Phase::Open(open) = &mut self.phase {
-            if open.drain == Drain::Flowing && queued >= turn.config.water_marks().1 {
-                log::trace!(
-                    "{}: {queued} bytes queued: past the high-water mark",
-                    self.id
-                );
-                open.drain = Drain::Backlogged;
-            }
+        if let Phase::Open(open) = &mut self.phase
+            && open.drain == Drain::Flowing
+            && queued >= turn.config.water_marks().1
+        {
+            log::trace!(
+                "{}: {queued} bytes queued: past the high-water mark",
+                self.id
+            );
+            open.drain = Drain::Backlogged;
         }
     }
 

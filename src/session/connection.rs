@@ -321,19 +321,19 @@ impl<T: Transport> Connection<T> {
     /// connection holds none.
     pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
         self.transport.release_idle();
-        if self.input.as_ref().is_some_and(ReadBuffer::is_empty) {
-            if let Some(buf) = self.input.take() {
-                pool.give_read(buf);
-                let free = pool.len();
-                log::trace!("{}: read buffer back to the pool ({free} free)", self.id);
-            }
+        if self.input.as_ref().is_some_and(ReadBuffer::is_empty)
+            && let Some(buf) = self.input.take()
+        {
+            pool.give_read(buf);
+            let free = pool.len();
+            log::trace!("{}: read buffer back to the pool ({free} free)", self.id);
         }
-        if self.output.as_ref().is_some_and(WriteBuffer::is_empty) {
-            if let Some(buf) = self.output.take() {
-                pool.give_write(buf);
-                let free = pool.len();
-                log::trace!("{}: write buffer back to the pool ({free} free)", self.id);
-            }
+        if self.output.as_ref().is_some_and(WriteBuffer::is_empty)
+            && let Some(buf) = self.output.take()
+        {
+            pool.give_write(buf);
+            let free = pool.len();
+            log::trace!("{}: write buffer back to the pool ({free} free)", self.id);
         }
     }
 

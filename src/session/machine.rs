@@ -443,14 +443,15 @@ impl<T: Transport> Connection<T> {
     /// request had begun; the lifetime closes with `1001`; a linger whose FIN is out ends for
     /// the reason it was ending; everything else drops the connection.
     pub(crate) fn timed_out(&mut self, turn: &mut Turn<'_>, kind: TimeoutKind) {
-        if let Phase::Lingering(lingering) = &self.phase {
-            if kind == TimeoutKind::Close && lingering.fin_sent {
-                // Everything was said and our FIN sent; only the peer's FIN is missing. The
-                // connection ends for the reason it was ending, not as a failed handshake.
-                log::debug!("{}: linger over, the peer never closed", self.id);
-                let end = lingering.end;
-                return self.close_now(turn, end, None);
-            }
+        if let Phase::Lingering(lingering) = &self.phase
+            && kind == TimeoutKind::Close
+            && lingering.fin_sent
+        {
+            // Everything was said and our FIN sent; only the peer's FIN is missing. The
+            // connection ends for the reason it was ending, not as a failed handshake.
+            log::debug!("{}: linger over, the peer never closed", self.id);
+            let end = lingering.end;
+            return self.close_now(turn, end, None);
         }
         log::debug!("{}: {kind:?} timeout in {}", self.id, self.phase.name());
         turn.metrics.timeout(kind);

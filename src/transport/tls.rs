@@ -464,10 +464,10 @@ impl Transport for TlsStream {
 
     /// `close_notify` (once the handshake is done), then FIN after it.
     fn shutdown_write(&mut self) {
-        if matches!(self.stage, Stage::Open | Stage::PeerClosed) {
-            if let Err(err) = self.process(Then::CloseNotify, &mut []) {
-                log::debug!("TLS close_notify: {err}");
-            }
+        if matches!(self.stage, Stage::Open | Stage::PeerClosed)
+            && let Err(err) = self.process(Then::CloseNotify, &mut [])
+        {
+            log::debug!("TLS close_notify: {err}");
         }
         self.fin_wanted = true;
         if self.send_outgoing().is_err() {

@@ -451,10 +451,10 @@ impl Harness {
             if output > bound {
                 return Err(format!("{id}: {output} bytes of output held"));
             }
-            if let Some(inbox) = conn.phase.inbox() {
-                if inbox.len() > config.max_pending_messages {
-                    return Err(format!("{id}: {} messages held", inbox.len()));
-                }
+            if let Some(inbox) = conn.phase.inbox()
+                && inbox.len() > config.max_pending_messages
+            {
+                return Err(format!("{id}: {} messages held", inbox.len()));
             }
             let wanted = conn.wanted_interest();
             let registered = self

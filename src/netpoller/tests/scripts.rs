@@ -55,10 +55,10 @@ fn random_script(seed: u64) -> Vec<u8> {
     let mut topic_steps = random_bytes(!seed, 600).into_iter();
     let steps = 20 + (seed as usize % 120);
     for _ in 0..steps {
-        if let (Some(pick), Some(arg)) = (topic_steps.next(), topic_steps.next()) {
-            if pick < 64 {
-                script.extend([20 + pick % 2, arg]);
-            }
+        if let (Some(pick), Some(arg)) = (topic_steps.next(), topic_steps.next())
+            && pick < 64
+        {
+            script.extend([20 + pick % 2, arg]);
         }
         let (Some(pick), Some(arg)) = (words.next(), words.next()) else {
             break;
