@@ -1,13 +1,11 @@
-//! The words a session and its loop share about topics: what a handler asks
-//! ([`TopicRequest`]), what travels to subscribers ([`Publication`]), and the seam through which
-//! a session reaches its loop's registry ([`Subscriptions`]).
+//! The words the threads share about topics: what a handler asks ([`TopicRequest`], carried in
+//! its job's `Output`), and what travels to subscribers ([`Publication`]).
 //!
 //! Requests enter an `Output` on the thread that runs the handler and are carried out by the
-//! session when the loop applies the reply (`topics.rs`); publications leave the session for the
-//! registry (`netpoller/topics.rs`), which the table delivers from and forwards to the other
-//! loops. Nothing here does anything: these are the types that cross between those places.
+//! session when the loop applies the reply (`session/topics.rs`); publications leave the session
+//! for the loop's registry (`netpoller/topics.rs`), which the table delivers from and forwards to
+//! the other loops. Nothing here does anything: these are the types that cross between places.
 
-use std::fmt;
 use std::sync::Arc;
 
 use crate::conn_id::ConnId;
@@ -46,20 +44,4 @@ pub(crate) struct Publication {
     /// it to the other loops. `None`: it came from a `ServerHandle` or from another loop, which
     /// sent it to every loop: delivered here only.
     pub sender: Option<ConnId>,
-}
-
-/// The loop's registry of topics, as a session sees it (the netpoller's `TopicRegistry`).
-pub(crate) trait Subscriptions: fmt::Debug {
-    /// Subscribes `conn` to `topic`, unless it already has as many subscriptions as it may
-    /// (then the registry logs and counts the refusal).
-    fn subscribe(&mut self, conn: ConnId, topic: Topic);
-
-    /// Ends `conn`'s subscription to `topic`, if it has one.
-    fn unsubscribe(&mut self, conn: ConnId, topic: &Topic);
-
-    fn is_subscribed(&self, conn: ConnId, topic: &Topic) -> bool;
-
-    /// Hands a publication to the loop, which delivers it to the other subscribers after this
-    /// step.
-    fn publish(&mut self, publication: Publication);
 }

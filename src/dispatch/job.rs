@@ -1,21 +1,21 @@
-//! The units of work that cross between a session and whoever runs the handler, both ways.
+//! The units of work that cross between a connection's session and whoever runs its handler.
 //!
 //! A session hands out a [`Job`]: everything one connection has ready (its pipelined HTTP
-//! requests, or the messages decoded since its previous job). At most one job per connection is
-//! out at a time, which is how per-connection order is kept across a pool of workers. A [`Reply`]
-//! brings back the bytes the handler produced, already encoded for the socket ([`Output`]), and
-//! what the session must do after writing them ([`After`]).
+//! requests, or the messages decoded since its previous job), with the [`Lease`] on the
+//! connection's one job slot. A [`Reply`] brings back the bytes the handler produced, already
+//! encoded for the socket ([`Output`]), what the session must do after writing them ([`After`]),
+//! and the lease — the only way a session takes a reply back. `on_close` is the one job without
+//! a lease: it is the connection's last call, and nothing comes back from it.
 //!
-//! Two small traits are the seams around it. A [`JobQueue`] is where a session offers its job:
-//! the worker pool's bounded channel, or — with inline handlers — a [`JobRunner`] called right
-//! there on the loop thread; unit tests use a plain queue they empty by hand. A [`JobRunner`] runs
-//! one job's handler calls; the application layer implements it once (`src/runner.rs`), and both
-//! the workers and the inline loops call it.
+//! These are the types the hand-off carries (`handoff.rs`); nothing here runs anything.
+
+use std::sync::Arc;
 
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
+use crate::dispatch::topics::{Publication, TopicAction, TopicRequest};
 use crate::http::{HttpError, Request, UpgradeRequest};
-use crate::session::pubsub::TopicRequest;
+use crate::topic::Topic;
 use crate::ws::deflate::compress;
 use crate::ws::{
     CloseFrame, CloseInfo, Compressed, Message, PerMessageDeflate, WsError, encode_data_header,
@@ -26,16 +26,96 @@ use crate::ws::{
 /// and the jobs; only the runner (which knows the handler's `Session` type) looks inside.
 pub(crate) type SessionBox = Box<dyn std::any::Any + Send>;
 
-/// One connection's batch of work for the handler.
+/// The one job a connection may have out at a time, lent with the job and given back with its
+/// reply: the type that keeps a connection's handler calls from overlapping. Only a session's
+/// job slot makes one (`session/phase.rs`, `JobSlot::lend`); only a reply carries it home.
+///
+/// It cannot be copied. A lease dropped on the way — not given back to its slot, nor settled
+/// for a connection that has gone — is a bug: debug builds panic, release builds log it.
 #[derive(Debug)]
-pub(crate) struct Job {
-    pub conn: ConnId,
+#[must_use = "a lease goes back to its connection in the job's reply"]
+pub(crate) struct Lease {
+    conn: ConnId,
+    /// Payload bytes the job carries: charged to the connection until the lease is back.
+    bytes: usize,
+    done: bool,
+}
+
+impl Lease {
+    /// A lease on `conn`'s job slot for a job of `bytes` payload bytes (`JobSlot::lend`).
+    pub(crate) fn new(conn: ConnId, bytes: usize) -> Self {
+        Lease {
+            conn,
+            bytes,
+            done: false,
+        }
+    }
+
+    pub(crate) fn conn(&self) -> ConnId {
+        self.conn
+    }
+
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The lease is back where it belongs (its slot, or the settlement of a connection that
+    /// went while its job ran).
+    pub(crate) fn end(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.done && !std::thread::panicking() {
+            log::error!("{}: a job's lease was dropped, not given back", self.conn);
+            debug_assert!(false, "{}: a job's lease was dropped", self.conn);
+        }
+    }
+}
+
+/// Work for the handler.
+#[derive(Debug)]
+pub(crate) enum Job {
+    /// Handler calls whose reply comes back to the connection.
+    Run(Run),
+    /// The connection has closed: call `on_close`, its last call. No reply comes back.
+    Close {
+        conn: ConnId,
+        info: CloseInfo,
+        session: Option<SessionBox>,
+    },
+}
+
+/// One connection's batch of handler calls.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub lease: Lease,
     pub work: Work,
     /// The connection's session, lent to the handler for this job (`None` before the upgrade):
     /// with at most one job out per connection, it needs no lock.
     pub session: Option<SessionBox>,
     /// Bytes queued for the connection when the job left (`Context::queued_bytes`).
     pub queued: usize,
+}
+
+impl Job {
+    /// The connection the job is for.
+    pub(crate) fn conn(&self) -> ConnId {
+        match self {
+            Job::Run(run) => run.lease.conn,
+            Job::Close { conn, .. } => *conn,
+        }
+    }
+
+    /// A short description for the trace: `3 messages`, `1 HTTP request + upgrade`.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Job::Run(run) => run.work.describe(),
+            Job::Close { info, .. } => format!("on_close ({})", info.code),
+        }
+    }
 }
 
 /// What a job asks the handler to do.
@@ -48,12 +128,10 @@ pub(crate) enum Work {
     },
     /// WebSocket messages that arrived since the previous job, in order.
     Messages(Batch),
-    /// The connection has closed: call `on_close`. No reply comes back for this job.
-    Closed(CloseInfo),
 }
 
 impl Work {
-    /// A short description for the trace: `3 messages`, `1 HTTP request + upgrade`, `on_close`.
+    /// A short description for the trace: `3 messages`, `1 HTTP request + upgrade`.
     pub(crate) fn describe(&self) -> String {
         match self {
             Work::Messages(batch) => plural(batch.messages.len(), "message"),
@@ -69,7 +147,6 @@ impl Work {
                     (n, tail) => format!("{} + {tail}", plural(n, "HTTP request")),
                 }
             }
-            Work::Closed(info) => format!("on_close ({})", info.code),
         }
     }
 
@@ -79,7 +156,6 @@ impl Work {
         match self {
             Work::Messages(batch) => batch.bytes,
             Work::Http { requests, .. } => requests.iter().map(|r| r.body().len()).sum(),
-            Work::Closed(_) => 0,
         }
     }
 }
@@ -235,16 +311,67 @@ impl Output {
     pub(crate) fn into_chunks(self) -> impl Iterator<Item = Vec<u8>> {
         self.chunks.into_iter().chain(std::iter::once(self.bytes))
     }
+
+    /// Asks to subscribe the connection to `topic`.
+    pub(crate) fn subscribe(&mut self, topic: Topic) {
+        self.request(TopicAction::Subscribe(topic));
+    }
+
+    /// Asks to end the connection's subscription to `topic`.
+    pub(crate) fn unsubscribe(&mut self, topic: Topic) {
+        self.request(TopicAction::Unsubscribe(topic));
+    }
+
+    /// Publishes `frame` to `topic`, after what was sent so far and before what follows.
+    pub(crate) fn publish(&mut self, topic: Topic, frame: Arc<[u8]>, to_sender: bool) {
+        if !self.bytes.is_empty() {
+            // Seal the frames sent so far: the publication falls between them and the next.
+            self.chunks.push(std::mem::take(&mut self.bytes));
+        }
+        self.request(TopicAction::Publish {
+            topic,
+            frame,
+            to_sender,
+        });
+    }
+
+    /// Takes the publications out of the requests, dropping the rest: for a reply that can no
+    /// longer be applied to its connection `sender`.
+    pub(crate) fn take_publications(&mut self, sender: ConnId) -> Vec<Publication> {
+        std::mem::take(&mut self.topics)
+            .into_iter()
+            .filter_map(|request| match request.action {
+                TopicAction::Publish { topic, frame, .. } => Some(Publication {
+                    topic,
+                    frame,
+                    sender: Some(sender),
+                }),
+                TopicAction::Subscribe(_) | TopicAction::Unsubscribe(_) => None,
+            })
+            .collect()
+    }
+
+    fn request(&mut self, action: TopicAction) {
+        let at = self.chunks.len();
+        self.topics.push(TopicRequest { at, action });
+    }
 }
 
-/// The answer to one job.
+/// The answer to one job: it brings the job's lease home.
 #[derive(Debug)]
 pub(crate) struct Reply {
-    pub conn: ConnId,
+    pub lease: Lease,
     pub output: Output,
     pub after: After,
     /// The session, given back (made by the upgrade's `on_open`, or the one the job took).
     pub session: Option<SessionBox>,
+}
+
+impl Reply {
+    /// The connection the reply is for.
+    pub(crate) fn conn(&self) -> ConnId {
+        self.lease.conn
+    }
 }
 
 /// What the session does once a reply's bytes are queued.
@@ -260,31 +387,3 @@ pub(crate) enum After {
     CloseHttp { bad_request: bool },
 }
 
-/// Runs one job's handler calls and encodes what they send. `None` for [`Work::Closed`], which
-/// needs no answer. Implemented once by the application layer; called by the worker threads, or
-/// by the loop itself with inline handlers.
-pub(crate) trait JobRunner: Send + Sync {
-    fn run(&self, job: Job) -> Option<Reply>;
-}
-
-/// Where a session offers its job.
-pub(crate) trait JobQueue {
-    /// Takes the job, runs it, or gives it back because there is no room.
-    fn offer(&mut self, job: Job) -> Offered;
-
-    /// Would an offer now find room? (Held jobs are retried only then.)
-    fn has_room(&self) -> bool;
-}
-
-/// What became of an offered job.
-#[derive(Debug)]
-pub(crate) enum Offered {
-    /// A worker will take it; its reply comes later.
-    Queued,
-    /// The queue is full: the job comes back, to be held and offered again (backpressure).
-    Full(Job),
-    /// It ran at once (inline handlers); here is its reply, if it has one.
-    Ran(Option<Reply>),
-    /// Nobody runs jobs any more (the workers are gone): it was dropped.
-    Gone,
-}

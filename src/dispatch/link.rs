@@ -3,9 +3,8 @@
 //!
 //! Workers send each job's [`Reply`] on the loop's reply channel; handles send [`Command`]s
 //! (pushes, broadcasts, publications, closes) on its bounded command queue — and so do the other
-//! loops, forwarding their handlers' publications (`forward.rs`); all of them then ring the
-//! waker. The loop
-//! drains both between readiness events. Whatever arrives for a `ConnId` whose generation no
+//! loops, forwarding their handlers' publications (`netpoller/forward.rs`); all of them then ring
+//! the waker (`handoff.rs`). The loop drains both between readiness events. Whatever arrives for a `ConnId` whose generation no
 //! longer matches its slot is dropped and counted there, never delivered to a successor.
 
 use std::cell::Cell;
@@ -14,23 +13,30 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::conn_id::ConnId;
-use crate::netpoller::waker::LoopWaker;
-use crate::session::Reply;
+use crate::dispatch::handoff::LoopWaker;
+use crate::dispatch::job::Reply;
 use crate::topic::Topic;
 use crate::ws::CloseFrame;
 
 /// A request from another thread for the event loop.
 #[derive(Debug)]
 pub(crate) enum Command {
-    /// Write these encoded frames to one connection.
-    Send { conn: ConnId, bytes: Vec<u8> },
-    /// Start the close handshake on one connection.
-    Close { conn: ConnId, frame: CloseFrame },
+    /// Something for one connection's session (the loop hands it over without looking inside).
+    Push { conn: ConnId, push: Push },
     /// Write these encoded frames to every open WebSocket connection of the loop.
     Broadcast { bytes: Arc<[u8]> },
     /// Write this encoded frame to every subscriber of `topic` on the loop (from a handle, or
     /// forwarded by the loop whose handler published it).
     Publish { topic: Topic, frame: Arc<[u8]> },
+}
+
+/// What another thread asks of one connection.
+#[derive(Debug)]
+pub(crate) enum Push {
+    /// Write these encoded frames.
+    Send(Vec<u8>),
+    /// Start the close handshake.
+    Close(CloseFrame),
 }
 
 /// The ways into one event loop.
