@@ -22,11 +22,12 @@ for arg in "$@"; do
     [ "$arg" = --tls ] && features=(--features tls)
 done
 target=target/path-count
-export RUSTFLAGS="-C instrument-coverage --cfg wsreactor_path_count"
-cargo build --quiet --release --example path_count --target-dir "$target" "${features[@]}"
-
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export RUSTFLAGS="-C instrument-coverage --cfg wsreactor_path_count"
+# Build scripts are instrumented too: their profiles go to the scratch directory.
+LLVM_PROFILE_FILE="$work/build-%p.profraw" \
+    cargo build --quiet --release --example path_count --target-dir "$target" "${features[@]}"
 LLVM_PROFILE_FILE="$work/exit.profraw" PATH_COUNT_PROFILE="$work/message.profraw" \
     "$target/release/examples/path_count" "$@"
 "$tools/llvm-profdata" merge -sparse "$work/message.profraw" -o "$work/message.profdata"

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::http::HttpLimits;
+use crate::http::{ForwardedHost, HttpLimits, OriginCheck, OriginPolicy};
 use crate::ws::DecoderLimits;
 
 /// The server's configuration. Build one with `Config::default()` and change fields, or through
@@ -190,6 +190,27 @@ pub struct Config {
     /// so this bounds what one client can make the server hold. 0: nobody may subscribe.
     /// Default 64.
     pub max_subscriptions: usize,
+    /// Which browser pages may open a WebSocket here, by the `Origin` of the upgrade request.
+    /// A browser sends a page's cookies and HTTP credentials with an upgrade to any site, and
+    /// the same-origin policy does not cover WebSockets: without this check, any page a logged-in
+    /// user visits could talk to this server as that user (Cross-Site WebSocket Hijacking). The
+    /// event loop checks it when the upgrade request arrives, before
+    /// [`Handler::on_upgrade`](crate::Handler::on_upgrade) (so a handler that overrides
+    /// `on_upgrade` keeps the protection), and refuses with `403` and a one-line reason, counted
+    /// in [`Stats::origin_refused`](crate::Stats::origin_refused). Requests without `Origin`
+    /// (programs, not browsers) are always accepted. Default [`OriginPolicy::SameOrigin`]: the
+    /// origin's host and port must be the request's `Host` (gorilla's default); `Origin: null`
+    /// is refused. [`OriginPolicy::Allow`] adds origins (`https://app.example.com`,
+    /// `https://*.example.com`), checked by [`Config::validate`]; [`OriginPolicy::Any`] turns the
+    /// check off. Behind a reverse proxy, see `forwarded_host`.
+    pub allowed_origins: OriginPolicy,
+    /// Which header, if any, the origin check takes the requested host from instead of `Host`:
+    /// behind a reverse proxy that rewrites `Host` to its upstream's address
+    /// (`127.0.0.1:9001`), no browser page would be same-origin. Better: have the proxy pass the
+    /// client's `Host` on (nginx: `proxy_set_header Host $host;`) and leave this alone. Trust a
+    /// forwarded header only when every request comes through a proxy that sets it, replacing
+    /// whatever the client sent. Default [`ForwardedHost::Ignore`].
+    pub forwarded_host: ForwardedHost,
 }
 
 impl Default for Config {
@@ -238,13 +259,16 @@ impl Default for Config {
             monitoring_reserve: 8,
             monitoring_timeout: Duration::from_secs(2),
             max_subscriptions: 64,
+            allowed_origins: OriginPolicy::SameOrigin,
+            forwarded_host: ForwardedHost::Ignore,
         }
     }
 }
 
 impl Config {
     /// Rejects configurations that cannot work (a zero where at least one is needed, a read
-    /// buffer too small to hold a frame header, a zero timeout).
+    /// buffer too small to hold a frame header, a zero timeout, an entry of `allowed_origins`
+    /// that is not an origin).
     pub fn validate(&self) -> Result<(), Error> {
         let positive = [
             (self.workers, "workers"),
@@ -315,7 +339,23 @@ impl Config {
                 "monitoring_timeout must be more than zero".into(),
             ));
         }
+        for pattern in self.allowed_origins.patterns() {
+            if let Some(why) = pattern.error() {
+                return Err(Error::InvalidConfig(format!(
+                    "allowed_origins: {:?}: {why}",
+                    pattern.as_str()
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// What the origin check of an upgrade needs (`allowed_origins`, `forwarded_host`).
+    pub(crate) fn origin_check(&self) -> OriginCheck<'_> {
+        OriginCheck {
+            policy: &self.allowed_origins,
+            forwarded: self.forwarded_host,
+        }
     }
 
     /// The low- and high-water marks in use: `high_water_bytes` at most `max_outbound_bytes`,
@@ -392,5 +432,39 @@ mod tests {
             ..Config::default()
         };
         assert!(config.validate().is_ok(), "a reserve of 0 turns it off");
+    }
+
+    #[test]
+    fn malformed_allowed_origins_are_rejected_by_entry() {
+        let config = Config {
+            allowed_origins: OriginPolicy::allow([
+                "https://app.example.com",
+                "http://localhost:8080",
+                "https://*.example.org",
+            ]),
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+        let table = [
+            ("https://app.example.com/", "no path"),
+            ("null", "names no one"),
+            ("*", "OriginPolicy::Any"),
+            ("https://*.com", "two labels"),
+            ("app.example.com", "scheme://host[:port]"),
+        ];
+        for (entry, says) in table {
+            let config = Config {
+                allowed_origins: OriginPolicy::allow(["https://ok.example", entry]),
+                ..Config::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "invalid configuration: allowed_origins: {entry:?}: "
+                )),
+                "{err}"
+            );
+            assert!(err.contains(says), "{err}");
+        }
     }
 }

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
-use crate::http::{Request, Response, split_target};
+use crate::http::{Request, Response, UpgradeOrigin, split_target};
 use crate::metrics::add;
 use crate::session::Output;
 use crate::topic::{Topic, TopicError};
@@ -58,9 +58,15 @@ pub trait Handler: Send + Sync + 'static {
     type Session: Default + Send + 'static;
 
     /// Decides on a valid WebSocket upgrade request (any path, by default). `offer` holds the
-    /// subprotocols the client offered and the compression the server would agree to. Check
-    /// `Origin`, the path, an auth header here; return [`Upgrade::reject`] to answer with a
-    /// status instead of `101`, or [`Upgrade::without_compression`] to decline compression.
+    /// subprotocols the client offered, the compression the server would agree to, and how the
+    /// request's `Origin` passed the origin check ([`UpgradeOffer::origin`]). Check the path, an
+    /// auth header here; return [`Upgrade::reject`] to answer with a status instead of `101`, or
+    /// [`Upgrade::without_compression`] to decline compression.
+    ///
+    /// The origin check has already run, on the event loop, when this is called: an upgrade from
+    /// a page of another site than
+    /// [`Config::allowed_origins`](crate::Config::allowed_origins) allows never gets here (it
+    /// was answered `403`), whatever this method does.
     fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade {
         let _ = (request, offer);
         Upgrade::accept()
@@ -121,6 +127,7 @@ where
 pub struct UpgradeOffer {
     pub(crate) protocols: Vec<String>,
     pub(crate) compression: Option<PerMessageDeflate>,
+    pub(crate) origin: UpgradeOrigin,
 }
 
 impl UpgradeOffer {
@@ -134,6 +141,14 @@ impl UpgradeOffer {
     /// or [`Config::compression`](crate::Config::compression) is off.
     pub fn compression(&self) -> Option<&PerMessageDeflate> {
         self.compression.as_ref()
+    }
+
+    /// How the request's `Origin` passed the origin check: absent (not a browser), this
+    /// server's own origin, an entry of [`OriginPolicy::Allow`](crate::OriginPolicy::Allow), or
+    /// another origin let through by [`OriginPolicy::Any`](crate::OriginPolicy::Any) — the one
+    /// case where deciding is left to the handler. [`UpgradeOrigin::value`] is the header's text.
+    pub fn origin(&self) -> &UpgradeOrigin {
+        &self.origin
     }
 }
 

@@ -108,6 +108,7 @@ pub use dispatch::ServerHandle;
 pub use driven::{DrivenServer, Turned};
 pub use error::{Error, SendError};
 pub use handler::{Context, Handler, Pressure, Upgrade, UpgradeOffer};
+pub use http::origin::{ForwardedHost, OriginPattern, OriginPolicy, UpgradeOrigin};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};

@@ -164,6 +164,11 @@ metrics! {
         "Plain HTTP requests handed to the handler.";
     /// Successful WebSocket upgrades (`101` sent).
     upgrades: counter "websocket_upgrades_total" [""] "WebSocket upgrades completed (101 sent).";
+    /// WebSocket upgrades refused with `403` by the origin check (`Config::allowed_origins`):
+    /// a page of another site, `Origin: null`, or an `Origin` that is not one. Their connections
+    /// are also counted in `closed_protocol_error`, as other requests the loop refuses.
+    origin_refused: counter "origin_refused_total" [""]
+        "WebSocket upgrades refused with 403 by the origin check (cross-origin pages).";
     /// WebSocket data messages received.
     messages_in: counter "messages_received_total" [""] "WebSocket data messages received.";
     /// WebSocket data messages sent (replies, pushes, each broadcast copy, each topic delivery).

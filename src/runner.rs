@@ -255,8 +255,10 @@ impl<H: Handler> HandlerRunner<H> {
         upgrade: UpgradeRequest,
         output: &mut Output,
     ) -> (After, Option<SessionBox>) {
+        // The origin was checked on the loop (`check_upgrade`): a refused one never gets here.
         let offer = UpgradeOffer {
             protocols: upgrade.protocols,
+            origin: upgrade.origin,
             compression: if self.compression {
                 negotiate(request.headers_all("sec-websocket-extensions"))
             } else {

@@ -5,8 +5,14 @@
 //! - Decoding a WebSocket stream gives the same items however the bytes are split.
 //! - encode → decode is the identity (server encoder, masked the way a client would).
 //! - No input makes the frame decoder or the HTTP parser panic, however it is chunked.
+//! - No header bytes make the origin check panic; a page's own origin is always accepted, however
+//!   its case and default port are written, and another port never is.
 
-use wsreactor::http::{HttpLimits, Parsed, RequestParser};
+use wsreactor::http::origin::check_origin;
+use wsreactor::http::{
+    ForwardedHost, HttpLimits, OriginCheck, OriginPolicy, OriginRefusal, Parsed, Request,
+    RequestParser, UpgradeOrigin,
+};
 use wsreactor::ws::{Decoded, DecoderLimits, Message, MessageDecoder, OpCode, encode_frame};
 
 /// xorshift64*: tiny, deterministic, good enough to pick sizes and bytes.
@@ -363,4 +369,134 @@ fn a_two_gibibyte_length_header_fails_without_allocating() {
         .decode(&header, &limits())
         .expect_err("over the limit");
     assert_eq!(err.close_code(), wsreactor::CloseCode::Size);
+}
+
+/// Bytes that look like origins and hosts often enough to reach every branch: letters, digits,
+/// the separators of both grammars, quotes, and a few bytes that never belong.
+fn origin_noise(rng: &mut Rng, len: usize) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"aZ09.:/[]*@%\" ;,=-_?#\\\x00\xff\xc3\t";
+    const PIECES: &[&[u8]] = &[
+        b"http://",
+        b"https://",
+        b"wss://",
+        b"null",
+        b"[::1]",
+        b"*.",
+        b":443",
+    ];
+    let mut out = Vec::new();
+    while out.len() < len {
+        if rng.below(4) == 0 {
+            out.extend_from_slice(PIECES[rng.below(PIECES.len())]);
+        } else {
+            out.push(ALPHABET[rng.below(ALPHABET.len())]);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_header_bytes_make_the_origin_check_panic() {
+    let allow = OriginPolicy::allow([
+        "https://app.example.com",
+        "https://*.example.org",
+        "http://[::1]:3000",
+    ]);
+    let policies = [OriginPolicy::SameOrigin, allow, OriginPolicy::Any];
+    let forwarded = [
+        ForwardedHost::Ignore,
+        ForwardedHost::XForwardedHost,
+        ForwardedHost::Forwarded,
+    ];
+    for seed in 0..5000 {
+        let mut rng = Rng::new(seed);
+        let mut builder = Request::builder("GET", "/ws");
+        for name in ["Origin", "Host", "X-Forwarded-Host", "Forwarded", "Origin"] {
+            if rng.below(3) > 0 {
+                let len = rng.below(40);
+                builder = builder.header(name, origin_noise(&mut rng, len));
+            }
+        }
+        let request = builder.build();
+        for policy in &policies {
+            for forwarded in forwarded {
+                let check = OriginCheck { policy, forwarded };
+                match check_origin(&request, &check) {
+                    Ok(UpgradeOrigin::CrossOrigin(_)) => {
+                        assert_eq!(*policy, OriginPolicy::Any, "seed {seed}")
+                    }
+                    Ok(UpgradeOrigin::Absent) => {
+                        assert!(request.header("origin").is_none(), "seed {seed}")
+                    }
+                    Ok(_) | Err(_) => {}
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pages_own_origin_is_accepted_however_it_is_written() {
+    let check = OriginCheck::DEFAULT;
+    for seed in 0..3000 {
+        let mut rng = Rng::new(seed);
+        let (scheme, default) =
+            [("http", 80), ("https", 443), ("ws", 80), ("wss", 443)][rng.below(4)];
+        let host = match rng.below(3) {
+            0 => "127.0.0.1".to_owned(),
+            1 => "[::1]".to_owned(),
+            _ => (0..1 + rng.below(3))
+                .map(|_| {
+                    (0..1 + rng.below(8))
+                        .map(|_| (b'a' + rng.below(26) as u8) as char)
+                        .collect::<String>()
+                })
+                .collect::<Vec<_>>()
+                .join("."),
+        };
+        // Both sides name the same port: the default one written or not, or another one.
+        let port = if rng.below(2) == 0 {
+            default
+        } else {
+            1024 + rng.below(60_000) as u16
+        };
+        let written = |rng: &mut Rng| {
+            if port == default && rng.below(2) == 0 {
+                String::new()
+            } else {
+                format!(":{port}")
+            }
+        };
+        let shout = |rng: &mut Rng, text: &str| -> String {
+            text.chars()
+                .map(|c| {
+                    if rng.below(2) == 0 {
+                        c.to_ascii_uppercase()
+                    } else {
+                        c
+                    }
+                })
+                .collect()
+        };
+        let origin = format!("{scheme}://{}{}", shout(&mut rng, &host), written(&mut rng));
+        let host_field = format!("{}{}", shout(&mut rng, &host), written(&mut rng));
+        let request = |origin: &str, host: &str| {
+            Request::builder("GET", "/ws")
+                .header("Host", host)
+                .header("Origin", origin)
+                .build()
+        };
+        assert_eq!(
+            check_origin(&request(&origin, &host_field), &check),
+            Ok(UpgradeOrigin::SameOrigin(origin.clone())),
+            "seed {seed}: {origin} on {host_field}"
+        );
+        // Another port is another origin.
+        let other = format!("{host}:{}", port.wrapping_add(1 + rng.below(100) as u16));
+        assert_eq!(
+            check_origin(&request(&origin, &other), &check),
+            Err(OriginRefusal::NotAllowed),
+            "seed {seed}: {origin} on {other}"
+        );
+    }
 }

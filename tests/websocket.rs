@@ -16,7 +16,7 @@ use tungstenite::Message;
 use tungstenite::client::IntoClientRequest;
 use tungstenite::protocol::CloseFrame as TCloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
-use wsreactor::{Context, Handler, Request, Upgrade, UpgradeOffer};
+use wsreactor::{Context, Handler, OriginPolicy, Request, Upgrade, UpgradeOffer, UpgradeOrigin};
 
 const TEXT: u8 = 0x1;
 const BINARY: u8 = 0x2;
@@ -534,50 +534,39 @@ fn subprotocol_is_chosen_by_on_upgrade() {
     server.shutdown().unwrap();
 }
 
-/// Accepts only one Origin.
-struct OriginCheck;
-
-impl Handler for OriginCheck {
-    type Session = ();
-
-    fn on_upgrade(&self, request: &Request, _offer: &UpgradeOffer) -> Upgrade {
-        if request.header("origin") == Some("https://good.example") {
-            Upgrade::accept()
-        } else {
-            Upgrade::reject(403, "origin not allowed")
-        }
-    }
-
-    fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
-        ctx.send(message);
-    }
-}
-
-fn upgrade_with_origin(origin: &str) -> String {
-    upgrade_request("/ws").replace(
+fn upgrade_with_origin(path: &str, origin: &str) -> String {
+    upgrade_request(path).replace(
         "Host: localhost\r\n",
         &format!("Host: localhost\r\nOrigin: {origin}\r\n"),
     )
 }
 
+/// What the origin check answers a refused upgrade, exactly (the body is the reason).
+const NOT_ALLOWED: &str = "403 Forbidden: cross-origin WebSocket upgrade refused: the Origin is \
+                           neither this server's own (its Host) nor an allowed origin\n";
+
 #[test]
-fn on_upgrade_rejects_by_origin_with_403_and_closes() {
-    let server = start(config(), OriginCheck);
+fn allowed_origins_refuse_other_origins_with_403_and_close() {
+    // No handler code: the allow-list in the configuration does it, before on_upgrade.
+    let mut config = config();
+    config.allowed_origins = OriginPolicy::allow(["https://good.example"]);
+    let server = start(config, echo());
     let addr = server.local_addr();
 
     let mut stream = raw(addr);
     stream
-        .write_all(upgrade_with_origin("https://evil.example").as_bytes())
+        .write_all(upgrade_with_origin("/ws", "https://evil.example").as_bytes())
         .unwrap();
     let (head, body) = read_http_response(&mut stream).unwrap();
-    assert_eq!(status(&head), 403, "{head}");
-    assert_eq!(body, b"origin not allowed");
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+    assert!(head.contains("\r\nConnection: close\r\n"), "{head}");
+    assert_eq!(String::from_utf8(body).unwrap(), NOT_ALLOWED);
     assert!(reaches_eof(&mut stream), "connection stays open after 403");
 
     // The allowed origin upgrades and echoes.
     let mut stream = raw(addr);
     stream
-        .write_all(upgrade_with_origin("https://good.example").as_bytes())
+        .write_all(upgrade_with_origin("/ws", "https://good.example").as_bytes())
         .unwrap();
     let head = read_http_head(&mut stream).unwrap();
     assert_eq!(status(&head), 101, "{head}");
@@ -587,8 +576,78 @@ fn on_upgrade_rejects_by_origin_with_403_and_closes() {
         (true, TEXT, b"welcome".to_vec())
     );
     let stats = server.handle().stats();
-    assert_eq!(stats.upgrades, 1, "{stats:?}");
+    assert_eq!((stats.upgrades, stats.origin_refused), (1, 1), "{stats:?}");
     // Gone before the shutdown: it would not answer the server's close frame.
+    drop(stream);
+    server.shutdown().unwrap();
+}
+
+/// Authenticates in `on_upgrade` (a token in the query), as many handlers do; records what each
+/// call was told about the origin.
+struct TokenCheck {
+    origins: Arc<Mutex<Vec<UpgradeOrigin>>>,
+}
+
+impl Handler for TokenCheck {
+    type Session = ();
+
+    fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade {
+        self.origins.lock().unwrap().push(offer.origin().clone());
+        if request.query() == Some("token=secret") {
+            Upgrade::accept()
+        } else {
+            Upgrade::reject(401, "token required\n")
+        }
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
+        ctx.send(message);
+    }
+}
+
+#[test]
+fn a_handler_that_overrides_on_upgrade_keeps_the_origin_check() {
+    let origins = Arc::new(Mutex::new(Vec::new()));
+    let handler = TokenCheck {
+        origins: Arc::clone(&origins),
+    };
+    let server = start(config(), handler);
+    let addr = server.local_addr();
+    let exchange = |request: String| {
+        let mut stream = raw(addr);
+        stream.write_all(request.as_bytes()).unwrap();
+        let (head, body) = read_http_response(&mut stream).unwrap();
+        (head, String::from_utf8(body).unwrap())
+    };
+
+    // A cross-site page with a stolen token never reaches on_upgrade.
+    let (head, body) = exchange(upgrade_with_origin(
+        "/ws?token=secret",
+        "https://evil.example",
+    ));
+    assert!(head.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{head}");
+    assert_eq!(body, NOT_ALLOWED);
+    assert!(origins.lock().unwrap().is_empty());
+
+    // The handler's own rejection still works for its own pages.
+    let (head, body) = exchange(upgrade_with_origin("/ws", "http://localhost"));
+    assert!(head.starts_with("HTTP/1.1 401 Unauthorized\r\n"), "{head}");
+    assert_eq!(body, "token required\n");
+
+    // Its own page with the token upgrades; the handler was told the origin is its own.
+    let mut stream = raw(addr);
+    stream
+        .write_all(upgrade_with_origin("/ws?token=secret", "http://LOCALHOST:80").as_bytes())
+        .unwrap();
+    let head = read_http_head(&mut stream).unwrap();
+    assert_eq!(status(&head), 101, "{head}");
+    assert_eq!(
+        *origins.lock().unwrap(),
+        [
+            UpgradeOrigin::SameOrigin("http://localhost".into()),
+            UpgradeOrigin::SameOrigin("http://LOCALHOST:80".into()),
+        ]
+    );
     drop(stream);
     server.shutdown().unwrap();
 }

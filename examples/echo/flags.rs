@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use wsreactor::Config;
+use wsreactor::{Config, ForwardedHost, OriginPolicy};
 
 /// A flag, what it sets, and how.
 struct Flag {
@@ -292,7 +292,56 @@ const FLAGS: &[Flag] = &[
         millis,
         "a reserve connection's time to send its request head [2000]"
     ),
+    Flag {
+        name: "allow-origin",
+        help: "pages of this origin may connect too; repeatable or comma-separated:\n\
+               \x20                            https://app.example.com, https://*.example.com,\n\
+               \x20                            '*' for any (no CSWSH protection) [own origin only]",
+        set: allow_origin,
+        switch: false,
+    },
+    Flag {
+        name: "trust-forwarded-host",
+        help: "origin check's host from a proxy's header: off, x-forwarded-host, forwarded [off]",
+        set: |config, value| {
+            config.forwarded_host = match value {
+                "off" => ForwardedHost::Ignore,
+                "x-forwarded-host" => ForwardedHost::XForwardedHost,
+                "forwarded" => ForwardedHost::Forwarded,
+                other => {
+                    return Err(format!(
+                        "trust-forwarded-host: expected off, x-forwarded-host or forwarded, not \
+                         {other:?}"
+                    ));
+                }
+            };
+            Ok(())
+        },
+        switch: false,
+    },
 ];
+
+/// `--allow-origin`: adds origins to the allow-list (entries are checked when the server is
+/// built: `Config::validate`), or `*` for any origin, which cannot be mixed with entries.
+fn allow_origin(config: &mut Config, value: &str) -> Result<(), String> {
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        config.allowed_origins = match (std::mem::take(&mut config.allowed_origins), entry) {
+            (OriginPolicy::SameOrigin | OriginPolicy::Any, "*") => OriginPolicy::Any,
+            (OriginPolicy::SameOrigin, entry) => OriginPolicy::allow([entry]),
+            (OriginPolicy::Allow(mut patterns), entry) if entry != "*" => {
+                patterns.push(entry.into());
+                OriginPolicy::Allow(patterns)
+            }
+            _ => {
+                return Err(
+                    "allow-origin: '*' allows every origin; it cannot be combined with others"
+                        .into(),
+                );
+            }
+        };
+    }
+    Ok(())
+}
 
 fn env_name(flag: &str) -> String {
     format!("WSREACTOR_{}", flag.replace('-', "_").to_uppercase())

@@ -11,7 +11,9 @@
 //! [`wsreactor::Config`] as a flag
 //! (`flags.rs`; or as an environment variable: `--max-message-size` is also
 //! `WSREACTOR_MAX_MESSAGE_SIZE`; flags win). Its defaults are generous enough for the Autobahn
-//! test suite (64 MiB messages, 131,072 fragments) and still bounded. Ctrl-C or SIGTERM shuts it
+//! test suite (64 MiB messages, 131,072 fragments) and still bounded. Like any wsreactor server it
+//! refuses upgrades from pages of other origins (`403`): its own page works, and
+//! `--allow-origin https://app.example.com` (repeatable; `'*'` for any) lets others in. Ctrl-C or SIGTERM shuts it
 //! down gracefully (close 1001 to every client).
 //!
 //! Two path prefixes turn it into a publish/subscribe relay (the fan-out benchmark uses them): a

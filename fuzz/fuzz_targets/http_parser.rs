@@ -1,17 +1,29 @@
 //! Arbitrary bytes, in arbitrary chunkings, into the HTTP/1.1 request parser, then the upgrade
-//! check on every request it accepts. Nothing may panic; every `consumed` must be within the
+//! check (with its origin check: same origin only, and an allow-list that trusts
+//! `X-Forwarded-Host`) on every request it accepts. Nothing may panic; every `consumed` must be within the
 //! buffer; a decoded body stays within `max_body_size`. The first byte picks the chunk size (its
 //! low 7 bits) and, with its high bit set, starts the stream with the head of a chunked request,
 //! so that the rest goes straight into the chunked-body decoder.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wsreactor::http::{HttpLimits, Parsed, RequestParser, check_upgrade};
+use std::sync::LazyLock;
+
+use wsreactor::http::{
+    ForwardedHost, HttpLimits, OriginCheck, OriginPolicy, Parsed, RequestParser, check_upgrade,
+};
 
 const CHUNKED_HEAD: &[u8] =
     b"POST /up HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n";
 
+static ALLOW: LazyLock<OriginPolicy> =
+    LazyLock::new(|| OriginPolicy::allow(["https://app.example.com", "https://*.example.org"]));
+
 fuzz_target!(|data: &[u8]| {
+    let allow = OriginCheck {
+        policy: &ALLOW,
+        forwarded: ForwardedHost::XForwardedHost,
+    };
     let Some((&first, rest)) = data.split_first() else {
         return;
     };
@@ -35,7 +47,8 @@ fuzz_target!(|data: &[u8]| {
                 Ok(Parsed::Complete { request, consumed }) => {
                     assert!(consumed > 0 && consumed <= buffer.len());
                     assert!(request.body().len() <= limits.max_body_size);
-                    let _ = check_upgrade(&request);
+                    let _ = check_upgrade(&request, &OriginCheck::DEFAULT);
+                    let _ = check_upgrade(&request, &allow);
                     let _ = request.keep_alive();
                     buffer.drain(..consumed);
                 }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use super::origin::OriginRefusal;
 use super::response::{Response, reason_phrase};
 
 /// Why a request could not be accepted. Every variant maps to one HTTP status code.
@@ -41,6 +42,10 @@ pub enum HttpError {
     /// A WebSocket upgrade whose `Sec-WebSocket-Version` is missing or not 13.
     /// Answered with **426 Upgrade Required** carrying `Sec-WebSocket-Version: 13`.
     UpgradeRequired,
+    /// A WebSocket upgrade from a page of another origin than the policy allows (Cross-Site
+    /// WebSocket Hijacking: see `origin/`). Answered with **403 Forbidden**, the reason in the
+    /// body.
+    OriginRefused(OriginRefusal),
 }
 
 impl HttpError {
@@ -54,6 +59,7 @@ impl HttpError {
             HttpError::ExpectationFailed => 417,
             HttpError::VersionNotSupported => 505,
             HttpError::UpgradeRequired => 426,
+            HttpError::OriginRefused(_) => 403,
         }
     }
 
@@ -111,6 +117,9 @@ impl fmt::Display for HttpError {
             HttpError::UpgradeRequired => {
                 f.write_str("unsupported WebSocket version, use Sec-WebSocket-Version: 13")
             }
+            HttpError::OriginRefused(why) => {
+                write!(f, "cross-origin WebSocket upgrade refused: {why}")
+            }
         }
     }
 }
@@ -135,6 +144,7 @@ mod tests {
             (HttpError::ExpectationFailed, 417),
             (HttpError::VersionNotSupported, 505),
             (HttpError::UpgradeRequired, 426),
+            (HttpError::OriginRefused(OriginRefusal::NotAllowed), 403),
         ];
         for (err, status) in table {
             assert_eq!(err.status(), status, "{err:?}");
@@ -189,6 +199,23 @@ mod tests {
              Connection: Upgrade, close\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Content-Length: 83\r\n\r\n\
              426 Upgrade Required: unsupported WebSocket version, use Sec-WebSocket-Version: 13\n"
+        );
+    }
+
+    #[test]
+    fn origin_refused_exact_bytes() {
+        let mut out = Vec::new();
+        HttpError::OriginRefused(OriginRefusal::Null)
+            .to_response()
+            .encode_dated(&mut out, Version::Http11, false, false, DATE);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text,
+            "HTTP/1.1 403 Forbidden\r\nDate: Tue, 01 Dec 2026 22:00:43 GMT\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Connection: close\r\nContent-Length: 110\r\n\r\n\
+             403 Forbidden: cross-origin WebSocket upgrade refused: \
+             Origin null (a sandboxed or file: page) is not allowed\n"
         );
     }
 

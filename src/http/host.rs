@@ -33,7 +33,7 @@ fn is_reg_name_char(b: u8) -> bool {
 
 /// `reg-name = *( unreserved / pct-encoded / sub-delims )` (RFC 3986 §3.2.2); this also covers
 /// `IPv4address`, whose digits and dots are `unreserved`.
-fn is_reg_name(name: &[u8]) -> bool {
+pub(crate) fn is_reg_name(name: &[u8]) -> bool {
     let mut i = 0;
     while let Some(&b) = name.get(i) {
         match b {

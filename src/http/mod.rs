@@ -8,8 +8,9 @@
 //! checked: `Host` (`host.rs`), the body's framing (`framing.rs`, `chunked.rs`) and `Expect`
 //! (`expect.rs`; the parser then says when a `100 Continue` is owed,
 //! [`RequestParser::take_continue`]). A request is then either classified as a WebSocket
-//! handshake by [`check_upgrade`] (answered with [`switching_protocols`]) or routed to a
-//! handler, whose [`Response`] is turned back into bytes by [`Response::encode`], dated from a
+//! handshake by [`check_upgrade`] (answered with [`switching_protocols`]; its origin checked
+//! against the configured policy by `origin/`, so a cross-site page is refused with `403` here)
+//! or routed to a handler, whose [`Response`] is turned back into bytes by [`Response::encode`], dated from a
 //! per-thread cache (`date.rs`). Nothing here does I/O.
 //!
 //! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
@@ -24,6 +25,7 @@ mod expect;
 mod framing;
 mod head;
 mod host;
+pub mod origin;
 pub mod parser;
 pub mod request;
 pub mod response;
@@ -31,6 +33,9 @@ mod token;
 pub mod upgrade;
 
 pub use error::HttpError;
+pub use origin::{
+    ForwardedHost, OriginCheck, OriginPattern, OriginPolicy, OriginRefusal, UpgradeOrigin,
+};
 pub use parser::{HttpLimits, Parsed, RequestParser};
 pub(crate) use request::split_target;
 pub use request::{Request, RequestBuilder, Version};

@@ -1,11 +1,13 @@
 //! The server side of the WebSocket opening handshake (RFC 6455 §4.2).
 //!
 //! A parsed [`Request`] enters [`check_upgrade`], which says whether it is a plain HTTP request,
-//! a valid upgrade (yielding the client's key and offered subprotocols), or a broken upgrade
-//! attempt (an [`HttpError`] to answer with). [`switching_protocols`] then builds the 101
+//! a valid upgrade (yielding the client's key, offered subprotocols and how its origin passed the
+//! origin check), or an upgrade attempt to refuse (an [`HttpError`] to answer with: a broken
+//! handshake, or an origin the policy does not allow). [`switching_protocols`] then builds the 101
 //! response that the worker encodes before the session hands the connection to the WebSocket layer.
 
 use super::error::HttpError;
+use super::origin::{OriginCheck, UpgradeOrigin, check_origin};
 use super::request::{Request, Version};
 use super::response::Response;
 use super::token;
@@ -17,6 +19,8 @@ pub struct UpgradeRequest {
     pub key: String,
     /// The subprotocols offered in `Sec-WebSocket-Protocol`, in the client's order of preference.
     pub protocols: Vec<String>,
+    /// How the request's `Origin` passed the origin check.
+    pub origin: UpgradeOrigin,
 }
 
 /// Is `key` base64 for exactly 16 bytes: 22 alphabet characters followed by `==`?
@@ -35,9 +39,14 @@ fn is_base64_16_bytes(key: &[u8]) -> bool {
 /// - `Err(HttpError::BadRequest)`: an upgrade attempt that is not GET, is HTTP/1.0, lacks the
 ///   `upgrade` token in `Connection`, or lacks a single valid `Sec-WebSocket-Key`.
 /// - `Err(HttpError::UpgradeRequired)` (426): `Sec-WebSocket-Version` missing or not 13.
+/// - `Err(HttpError::OriginRefused)` (403): a well-formed upgrade whose `Origin` the `origins`
+///   check refuses ([`check_origin`]): checked last, so a broken handshake gets its own status.
 /// - `Ok(Some(_))` otherwise; `protocols` are the comma-separated tokens of all
 ///   `Sec-WebSocket-Protocol` headers, trimmed, in order.
-pub fn check_upgrade(request: &Request) -> Result<Option<UpgradeRequest>, HttpError> {
+pub fn check_upgrade(
+    request: &Request,
+    origins: &OriginCheck<'_>,
+) -> Result<Option<UpgradeRequest>, HttpError> {
     // §4.2.1 item 3: "An |Upgrade| header field containing the value "websocket", treated as an
     // ASCII case-insensitive value."
     if !request.has_token("upgrade", "websocket") {
@@ -91,10 +100,16 @@ pub fn check_upgrade(request: &Request) -> Result<Option<UpgradeRequest>, HttpEr
                 .map_err(|_| HttpError::BadRequest("invalid Sec-WebSocket-Protocol"))
         })
         .collect::<Result<Vec<String>, HttpError>>()?;
+    // RFC 6455 §10.2: "Servers that are not intended to process input from any web page but only
+    // for certain sites SHOULD verify the |Origin| field is an origin they expect. If the origin
+    // indicated is unacceptable to the server, then it SHOULD respond to the WebSocket handshake
+    // with a reply containing HTTP 403 Forbidden status code."
+    let origin = check_origin(request, origins).map_err(HttpError::OriginRefused)?;
     Ok(Some(UpgradeRequest {
         // The key passed the base64 check, so it is ASCII.
         key: String::from_utf8_lossy(key).into_owned(),
         protocols,
+        origin,
     }))
 }
 
@@ -157,6 +172,7 @@ mod tests {
         Ok(Some(UpgradeRequest {
             key: KEY.to_owned(),
             protocols: protocols.iter().map(|p| p.to_string()).collect(),
+            origin: UpgradeOrigin::Absent,
         }))
     }
 
@@ -259,7 +275,7 @@ mod tests {
         for ((method, version, overrides), expected) in table {
             let request = upgrade(method, *version, overrides);
             assert_eq!(
-                &check_upgrade(&request),
+                &check_upgrade(&request, &OriginCheck::DEFAULT),
                 expected,
                 "{method} {version:?} {overrides:?}"
             );
@@ -276,7 +292,7 @@ mod tests {
             .header("Sec-WebSocket-Version", "13")
             .build();
         assert_eq!(
-            check_upgrade(&r2),
+            check_upgrade(&r2, &OriginCheck::DEFAULT),
             Err(HttpError::BadRequest("repeated Sec-WebSocket-Key"))
         );
         let r3 = Request::builder("GET", "/")
@@ -288,8 +304,53 @@ mod tests {
             .header("Sec-WebSocket-Protocol", "c")
             .build();
         assert_eq!(
-            check_upgrade(&r3).unwrap().unwrap().protocols,
+            check_upgrade(&r3, &OriginCheck::DEFAULT)
+                .unwrap()
+                .unwrap()
+                .protocols,
             ["a", "b", "c"]
+        );
+    }
+
+    #[test]
+    fn origin_is_checked_last() {
+        use crate::http::origin::{OriginPolicy, OriginRefusal};
+        use Version::Http11;
+        let evil = ("Origin", Some("https://evil.example"));
+        let refused = Err(HttpError::OriginRefused(OriginRefusal::NotAllowed));
+        let default = OriginCheck::DEFAULT;
+        assert_eq!(
+            check_upgrade(&upgrade("GET", Http11, &[evil]), &default),
+            refused
+        );
+        // A broken handshake gets its own status, whatever its origin.
+        let broken = upgrade("GET", Http11, &[evil, ("Sec-WebSocket-Version", Some("8"))]);
+        assert_eq!(
+            check_upgrade(&broken, &default),
+            Err(HttpError::UpgradeRequired)
+        );
+        // A plain request is not an upgrade: no origin check (CORS is the handler's).
+        let plain = upgrade("GET", Http11, &[evil, ("Upgrade", None)]);
+        assert_eq!(check_upgrade(&plain, &default), Ok(None));
+        // The page's own origin (Host example.com), and an allowed one.
+        let own = upgrade("GET", Http11, &[("Origin", Some("https://example.com"))]);
+        let accepted = check_upgrade(&own, &default).unwrap().unwrap();
+        assert_eq!(
+            accepted.origin,
+            UpgradeOrigin::SameOrigin("https://example.com".into())
+        );
+        let policy = OriginPolicy::allow(["https://evil.example"]);
+        let allowing = OriginCheck {
+            policy: &policy,
+            ..default
+        };
+        let listed = check_upgrade(&upgrade("GET", Http11, &[evil]), &allowing);
+        assert_eq!(
+            listed.unwrap().unwrap().origin,
+            UpgradeOrigin::Listed {
+                origin: "https://evil.example".into(),
+                pattern: "https://evil.example".into(),
+            }
         );
     }
 
@@ -322,7 +383,7 @@ mod tests {
             Version::Http11,
             &[("Sec-WebSocket-Version", Some("8"))],
         );
-        let err = check_upgrade(&request).unwrap_err();
+        let err = check_upgrade(&request, &OriginCheck::DEFAULT).unwrap_err();
         assert_eq!(err.status(), 426);
         let mut out = Vec::new();
         err.to_response()

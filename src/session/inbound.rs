@@ -7,7 +7,8 @@
 //! A close frame, a protocol error or a bad request is handed to the state machine
 //! (`machine.rs`), which decides what is written and where the connection goes.
 
-use crate::http::{Parsed, check_upgrade};
+use crate::conn_id::ConnId;
+use crate::http::{HttpError, OriginRefusal, Parsed, Request, check_upgrade};
 use crate::metrics::add;
 use crate::session::connection::{Connection, Turn};
 use crate::session::phase::{JobSlot, Phase};
@@ -178,7 +179,7 @@ impl<T: Transport> Connection<T> {
                     }
                     Ok(Parsed::Complete { request, consumed }) => {
                         input.consume(consumed);
-                        match check_upgrade(&request) {
+                        match check_upgrade(&request, &turn.config.origin_check()) {
                             Ok(Some(upgrade)) => {
                                 tail = HttpTail::Upgrade(Box::new((request, upgrade)));
                                 break;
@@ -192,6 +193,9 @@ impl<T: Transport> Connection<T> {
                                 }
                             }
                             Err(err) => {
+                                if let HttpError::OriginRefused(why) = &err {
+                                    origin_refused(self.id, turn, &request, why);
+                                }
                                 tail = HttpTail::Error(err);
                                 break;
                             }
@@ -233,4 +237,14 @@ impl<T: Transport> Connection<T> {
         log::trace!("{}: 100 Continue", self.id);
         self.queue(turn, CONTINUE);
     }
+}
+
+/// Counts and logs an upgrade the origin check refused. It is answered like any request the loop
+/// rejects (`403`, then the connection lingers and closes), without a job.
+fn origin_refused(id: ConnId, turn: &Turn<'_>, request: &Request, why: &OriginRefusal) {
+    log::debug!(
+        "{id}: upgrade from origin {:?} refused: {why}",
+        request.header("origin").unwrap_or("(not UTF-8)")
+    );
+    add(&turn.metrics.origin_refused, 1);
 }

@@ -46,7 +46,7 @@ fn is_monitoring_request(request: &Request, config: &Config) -> bool {
     monitored
         && matches!(request.method(), "GET" | "HEAD")
         && request.body().is_empty()
-        && matches!(check_upgrade(request), Ok(None))
+        && matches!(check_upgrade(request, &config.origin_check()), Ok(None))
 }
 
 impl<T: Transport> Connection<T> {

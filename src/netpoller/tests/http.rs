@@ -122,3 +122,36 @@ fn an_http10_request_may_omit_host() {
     h.run_jobs(1);
     assert_eq!(statuses(&h.take_output(peer)), ["200"]);
 }
+
+#[test]
+fn a_cross_origin_upgrade_is_refused_by_the_loop_without_a_job() {
+    let mut h = harness(config());
+    let peer = h.connect();
+    let request = String::from_utf8(upgrade_request("/ws")).unwrap();
+    let cross = request.replace("Host: x\r\n", "Host: x\r\nOrigin: https://evil.example\r\n");
+    h.send(peer, cross.as_bytes());
+    assert_eq!(h.queued_jobs(), 0, "on_upgrade never hears of it");
+    let out = String::from_utf8(h.take_output(peer)).unwrap();
+    assert!(out.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "403 Forbidden: cross-origin WebSocket upgrade refused: the Origin is neither this \
+             server's own (its Host) nor an allowed origin\n"
+        ),
+        "{out}"
+    );
+    assert!(h.fin_received(peer));
+    h.peer_eof(peer);
+    let stats = h.stats();
+    assert_eq!((stats.origin_refused, stats.upgrades), (1, 0), "{stats:?}");
+    assert_eq!(stats.closed_protocol_error, 1, "{stats:?}");
+
+    // The same request from the server's own origin upgrades.
+    let peer = h.connect();
+    let own = request.replace("Host: x\r\n", "Host: x\r\nOrigin: http://x\r\n");
+    h.send(peer, own.as_bytes());
+    assert_eq!(h.queued_jobs(), 1);
+    h.run_jobs(1);
+    assert!(h.take_output(peer).starts_with(b"HTTP/1.1 101 "));
+    assert_eq!(h.stats().origin_refused, 1);
+}
