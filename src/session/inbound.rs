@@ -1,7 +1,7 @@
 //! Turning a connection's buffered input bytes into work: HTTP requests and WebSocket messages.
 //!
 //! Bytes enter from the connection's read buffer and leave as a batch of HTTP requests (for a
-//! job: [`Connection::take_http_batch`]), as decoded messages held in the inbox until the next
+//! job: [`Session::take_http_batch`]), as decoded messages held in the inbox until the next
 //! job, or as answers queued at once, which never wait for a worker: a pong to a ping, and
 //! `100 Continue` to a request that expects it (its body not yet in).
 //! A close frame, a protocol error or a bad request is handed to the state machine
@@ -10,28 +10,28 @@
 use crate::conn_id::ConnId;
 use crate::http::{HttpError, OriginRefusal, Parsed, Request, check_upgrade};
 use crate::metrics::add;
-use crate::session::connection::{Connection, Turn};
+use crate::session::connection::{Env, Session};
 use crate::session::phase::{JobSlot, Phase};
-use crate::session::work::{HttpTail, Inbound, Work};
-use crate::transport::Transport;
+use crate::dispatch::{HttpTail, Inbound, Work};
+
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
 
 /// The interim response to `Expect: 100-continue`: a status line and an empty header block, no
 /// `Date` (RFC 9110 §6.6.1 makes it optional for 1xx) and no framing (a 1xx has no content).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// Decodes the buffered bytes of a WebSocket connection, or discards those of a lingering
     /// one. HTTP bytes are left alone: they are parsed when a job can be dispatched
     /// ([`take_http_batch`](Self::take_http_batch)), so a connection never has more than one
     /// batch of requests in hand.
-    pub(crate) fn decode(&mut self, turn: &mut Turn<'_>) {
+    pub(crate) fn decode(&mut self, env: &mut Env<'_>) {
         match self.phase {
             Phase::Open(_) => {
-                self.decode_open(turn);
-                self.time_the_partial_message(turn);
+                self.decode_open(env);
+                self.time_the_partial_message(env);
             }
-            Phase::Closing(_) => self.decode_closing(turn),
+            Phase::Closing(_) => self.decode_closing(env),
             Phase::Lingering(_) => {
                 if let Some(input) = self.input.as_mut() {
                     input.consume(input.len());
@@ -43,14 +43,14 @@ impl<T: Transport> Connection<T> {
 
     /// Decodes frames into the inbox until the input is used up, the inbox is full, the peer's
     /// close frame arrives, or the peer breaks the protocol.
-    fn decode_open(&mut self, turn: &mut Turn<'_>) {
-        let mut limits = turn.config.decoder_limits();
+    fn decode_open(&mut self, env: &mut Env<'_>) {
+        let mut limits = env.config.decoder_limits();
         loop {
             let Phase::Open(open) = &mut self.phase else {
                 return;
             };
             limits.deflate = open.inbox.deflate();
-            if open.inbox.is_full(turn.config) {
+            if open.inbox.is_full(env.config) {
                 return;
             }
             let Some(input) = self.input.as_mut().filter(|input| !input.is_empty()) else {
@@ -62,13 +62,13 @@ impl<T: Transport> Connection<T> {
                     input.consume(consumed);
                     item
                 }
-                Err(err) => return self.protocol_error(turn, &err),
+                Err(err) => return self.protocol_error(env, &err),
             };
             let message = match item {
                 None => continue,
                 Some(Decoded::Message(message)) => Inbound::Message(message),
                 Some(Decoded::Compressed(compressed)) => {
-                    add(&turn.metrics.compressed_in, 1);
+                    add(&env.metrics.compressed_in, 1);
                     Inbound::Compressed(compressed)
                 }
                 Some(Decoded::Ping(payload)) => {
@@ -77,16 +77,16 @@ impl<T: Transport> Connection<T> {
                     log::trace!("{}: ping, answering with a pong", self.id);
                     let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
                     encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
-                    self.queue(turn, &pong);
+                    self.queue(env, &pong);
                     continue;
                 }
                 Some(Decoded::Pong(_)) => {
                     log::trace!("{}: pong", self.id);
                     continue;
                 }
-                Some(Decoded::Close(frame)) => return self.peer_closed(turn, frame),
+                Some(Decoded::Close(frame)) => return self.peer_closed(env, frame),
             };
-            add(&turn.metrics.messages_in, 1);
+            add(&env.metrics.messages_in, 1);
             if log::log_enabled!(log::Level::Trace) {
                 let kind = match &message {
                     Inbound::Message(Message::Text(_)) => "text",
@@ -105,8 +105,8 @@ impl<T: Transport> Connection<T> {
             // reading pauses until that job's reply (`backpressure.rs`). Counted once per pause,
             // here at the message that reaches the limit. With no job out or held, `dispatch`
             // sends the inbox at once: no pause.
-            if open.inbox.is_full(turn.config) && !matches!(self.job, JobSlot::Idle) {
-                add(&turn.metrics.backpressure_pauses, 1);
+            if open.inbox.is_full(env.config) && !matches!(self.job, JobSlot::Idle) {
+                add(&env.metrics.backpressure_pauses, 1);
             }
         }
     }
@@ -115,23 +115,23 @@ impl<T: Transport> Connection<T> {
     /// of a frame header) is held, from the moment the first of it arrived. It stops while the
     /// inbox is full or the memory budget pauses the connection: then the loop is not reading,
     /// and the slowness is the server's.
-    fn time_the_partial_message(&mut self, turn: &Turn<'_>) {
+    fn time_the_partial_message(&mut self, env: &Env<'_>) {
         let held = self.input.as_ref().is_some_and(|input| !input.is_empty());
-        let within_budget = self.within_budget(turn);
+        let within_budget = self.within_budget(env);
         let Phase::Open(open) = &mut self.phase else {
             return;
         };
         let partial = held || !open.decoder.is_idle();
-        open.message_since = if partial && !open.inbox.is_full(turn.config) && within_budget {
-            open.message_since.or(Some(turn.now))
+        open.message_since = if partial && !open.inbox.is_full(env.config) && within_budget {
+            open.message_since.or(Some(env.now))
         } else {
             None
         };
     }
 
     /// After our close frame: ignore data, wait for the peer's close frame.
-    fn decode_closing(&mut self, turn: &mut Turn<'_>) {
-        let mut limits = turn.config.decoder_limits();
+    fn decode_closing(&mut self, env: &mut Env<'_>) {
+        let mut limits = env.config.decoder_limits();
         loop {
             let Phase::Closing(closing) = &mut self.phase else {
                 return;
@@ -145,10 +145,10 @@ impl<T: Transport> Connection<T> {
                 Ok((consumed, item)) => {
                     input.consume(consumed);
                     if let Some(Decoded::Close(frame)) = item {
-                        return self.peer_closed(turn, frame);
+                        return self.peer_closed(env, frame);
                     }
                 }
-                Err(err) => return self.protocol_error(turn, &err),
+                Err(err) => return self.protocol_error(env, &err),
             }
         }
     }
@@ -157,20 +157,20 @@ impl<T: Transport> Connection<T> {
     /// upgrade request, a request that asks to close, or an error. An error with no request
     /// before it is answered by the loop itself and yields no work; so is a `100 Continue`
     /// owed to a request whose body has not arrived, once no earlier response is outstanding.
-    pub(crate) fn take_http_batch(&mut self, turn: &mut Turn<'_>) -> Option<Work> {
+    pub(crate) fn take_http_batch(&mut self, env: &mut Env<'_>) -> Option<Work> {
         if self.is_on_reserve() {
-            return self.take_monitoring_request(turn);
+            return self.take_monitoring_request(env);
         }
         let Phase::Http(http) = &mut self.phase else {
             return None;
         };
-        let limits = turn.config.http_limits();
+        let limits = env.config.http_limits();
         let mut requests = Vec::new();
         let mut tail = HttpTail::None;
         // No input buffer held (a chunked body may have used up every byte read so far): no
         // request to parse, but a 100 Continue may still be owed.
         if let Some(input) = self.input.as_mut() {
-            while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
+            while requests.len() < env.config.max_pending_messages && !input.is_empty() {
                 match http.parse(input.data(), &limits) {
                     Ok(Parsed::Partial { consumed }) => {
                         // Chunked framing already decoded into the parser.
@@ -179,13 +179,13 @@ impl<T: Transport> Connection<T> {
                     }
                     Ok(Parsed::Complete { request, consumed }) => {
                         input.consume(consumed);
-                        match check_upgrade(&request, &turn.config.origin_check()) {
+                        match check_upgrade(&request, &env.config.origin_check()) {
                             Ok(Some(upgrade)) => {
                                 tail = HttpTail::Upgrade(Box::new((request, upgrade)));
                                 break;
                             }
                             Ok(None) => {
-                                add(&turn.metrics.http_requests, 1);
+                                add(&env.metrics.http_requests, 1);
                                 let keep_alive = request.keep_alive();
                                 requests.push(request);
                                 if !keep_alive {
@@ -194,7 +194,7 @@ impl<T: Transport> Connection<T> {
                             }
                             Err(err) => {
                                 if let HttpError::OriginRefused(why) = &err {
-                                    origin_refused(self.id, turn, &request, why);
+                                    origin_refused(self.id, env, &request, why);
                                 }
                                 tail = HttpTail::Error(err);
                                 break;
@@ -215,15 +215,15 @@ impl<T: Transport> Connection<T> {
                 // for the request now arriving goes out in order. With requests in this
                 // batch it waits for their reply, and the next call sends it.
                 if http.parser.take_continue() {
-                    self.send_continue(turn);
+                    self.send_continue(env);
                 }
                 return None;
             }
             HttpTail::Error(err) if requests.is_empty() => {
-                self.request_rejected(turn, &err);
+                self.request_rejected(env, &err);
                 return None;
             }
-            HttpTail::Upgrade(_) => self.upgrade_requested(turn),
+            HttpTail::Upgrade(_) => self.upgrade_requested(env),
             HttpTail::None | HttpTail::Error(_) | HttpTail::Close => {}
         }
         Some(Work::Http { requests, tail })
@@ -233,18 +233,18 @@ impl<T: Transport> Connection<T> {
     /// whose body has not fully arrived: the client sends its body on seeing it (curl otherwise
     /// waits a second). Like a pong, the loop answers it itself; the phase does not change,
     /// and the final response follows from the handler.
-    fn send_continue(&mut self, turn: &mut Turn<'_>) {
+    fn send_continue(&mut self, env: &mut Env<'_>) {
         log::trace!("{}: 100 Continue", self.id);
-        self.queue(turn, CONTINUE);
+        self.queue(env, CONTINUE);
     }
 }
 
 /// Counts and logs an upgrade the origin check refused. It is answered like any request the loop
 /// rejects (`403`, then the connection lingers and closes), without a job.
-fn origin_refused(id: ConnId, turn: &Turn<'_>, request: &Request, why: &OriginRefusal) {
+fn origin_refused(id: ConnId, env: &Env<'_>, request: &Request, why: &OriginRefusal) {
     log::debug!(
         "{id}: upgrade from origin {:?} refused: {why}",
         request.header("origin").unwrap_or("(not UTF-8)")
     );
-    add(&turn.metrics.origin_refused, 1);
+    add(&env.metrics.origin_refused, 1);
 }
