@@ -34,7 +34,7 @@ pub use app::{
     upgrade_request, upgrade_request_offering,
 };
 pub(crate) use app::{ManualQueue, RecordingPoller};
-pub use script::{fuzz_config, run_script};
+pub use script::{fuzz_config, random_script, run_script};
 
 /// One simulated peer: its wire and the connection it became.
 #[derive(Debug)]
