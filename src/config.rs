@@ -1,16 +1,58 @@
-//! Every limit of the server, in one place, with its default and the reason for it.
+//! Every limit of the server a user would tune, in one place, with its default and the reason
+//! for it.
 //!
 //! A [`Config`] enters through [`ServerBuilder`](crate::ServerBuilder), is checked once by
 //! [`Config::validate`] when the server is built, and is then shared read-only by the event loop
-//! (sockets, buffers, parsers, timers) and the worker pool (queue sizes). Nothing else in the crate
-//! hard-codes a limit: if a number bounds memory or time, it is a field here.
+//! (sockets, buffers, parsers, timers) and the worker pool (queue sizes).
+//!
+//! # Extreme values
+//!
+//! No value that `validate` accepts makes the server panic or allocate without bound at startup.
+//! `validate` refuses what cannot work — a zero where at least one is needed, a zero timeout, a
+//! read buffer too small for a frame header or larger than [`Config::MAX_READ_BUFFER_SIZE`],
+//! more threads than [`Config::MAX_WORKERS`] / [`Config::MAX_EVENT_LOOPS`], queues and event
+//! buffers that would take more than [`Config::MAX_PREALLOCATED_BYTES`] up front — and names the
+//! field. Everything else is taken as given, and its maximum means what it says:
+//!
+//! - every duration at its maximum means **forever**: a deadline further away than a century
+//!   (`Duration::MAX` included) is scheduled a century ahead, so it never comes
+//!   ([`deadline_after`]: the one place a configured duration is added to an instant);
+//! - every byte or count limit at its maximum means **unbounded** (`usize::MAX`): its sums and
+//!   multiples saturate (twice `max_outbound_bytes`, `max_header_bytes + max_body_size`), room
+//!   is sized by what arrives rather than by the limit (`max_headers`), and
+//!   `max_buffered_bytes` still bounds what all connections hold together unless it is unbounded
+//!   too;
+//! - a few values are taken in a range instead of refused: `high_water_bytes` within
+//!   1..=`max_outbound_bytes`, `low_water_bytes` at most half of that, `backlog` at most
+//!   `i32::MAX`.
+//!
+//! # What is fixed, and why
+//!
+//! A few constants elsewhere bound memory or time. None is a field, because each is set by a
+//! protocol or by how the implementation works, not by the deployment:
+//!
+//! | constant | value | why it is fixed |
+//! |---|---|---|
+//! | [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) (`topic.rs`) | 256 bytes | part of the API: a name is checked where it is made (`Topic::new`, in handlers and handles, which have no `Config`), and a too-long name is an error the caller sees (`TopicError`, `SendError::TopicTooLong`) |
+//! | `RESERVE_AHEAD` (`ws/decoder.rs`) | 64 KiB | the most reserved for a frame before its bytes arrive, so an announced length costs at most this until its bytes are sent; the frame itself is bounded by `max_frame_size` and `max_message_size` |
+//! | `STORM` (`netpoller/release.rs`) | 8 MiB | decides only *whether* a loop's peak was a storm worth `malloc_trim`; the memory is bounded by `max_buffered_bytes`, and the wait by `release_memory_after` |
+//! | `INCOMING_MAX`, `RECORD_MAX`, `WRITE_MAX` (`transport/tls.rs`) | 4 records (≈ 72 KiB), 1 record, 64 KiB | set by TLS's record size (RFC 8446 §5.2): one record must fit, a handshake message may span a few; counted in the connection's buffered bytes |
+//! | `MAX_CONTROL_PAYLOAD` (`ws/frame.rs`) | 125 bytes | RFC 6455 §5.5 |
+//! | `MAX_SIZE_DIGITS` (`http/chunked.rs`) | 16 hex digits | a chunk size must fit in 64 bits; the body is bounded by `max_body_size` |
+//! | `FIRST_INFLATE_CHUNK` (`ws/deflate/codec.rs`) | 4 KiB | where an inflate buffer starts; it grows up to `max_message_size` |
+//! | `OWNED_CHUNK_MIN`, `SHARED_CHUNK_MIN`, `MAX_SLICES` (`buffer/write.rs`) | 4 KiB, 1 KiB, 64 | how output is packed for `writev` (measured thresholds), not how much |
+//! | `RETRY_AFTER` (`netpoller/forward.rs`) | 1 ms | how soon a loop offers publications to another loop's full queue again; the backlog is bounded by `command_queue_capacity` |
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::Error;
 use crate::http::{ForwardedHost, HttpLimits, OriginCheck, OriginPolicy};
 use crate::ws::DecoderLimits;
+
+mod validate;
+
+#[cfg(test)]
+pub(crate) use validate::{COMMAND_SLOT_BYTES, EVENT_BYTES, JOB_SLOT_BYTES};
 
 /// The server's configuration. Build one with `Config::default()` and change fields, or through
 /// the setters of [`ServerBuilder`](crate::ServerBuilder).
@@ -23,13 +65,13 @@ pub struct Config {
     /// decision, not a default).
     pub addr: SocketAddr,
     /// Number of worker threads that run the handler. Default: the number of CPUs
-    /// (`std::thread::available_parallelism`), at least 1.
+    /// (`std::thread::available_parallelism`), at least 1. At most [`Config::MAX_WORKERS`].
     pub workers: usize,
     /// Number of event loops (netpoller threads), each with its own `Poll`, slab, buffers and
     /// listening socket bound with `SO_REUSEPORT` (the kernel spreads new connections over
     /// them). Default: the number of CPUs (like `workers`), so a multi-core machine serves
     /// sockets on every core; with the server pinned to one core, 1 is best (see
-    /// docs/benchmarks.md).
+    /// docs/benchmarks.md). At most [`Config::MAX_EVENT_LOOPS`] (the default too).
     pub event_loops: usize,
     /// Run the handler on the event-loop thread instead of the worker pool: no hand-off, no
     /// wake-up, so the cheapest path for handlers that never block (an echo, a broadcast). A
@@ -37,26 +79,34 @@ pub struct Config {
     /// Default `false`.
     pub inline_handlers: bool,
     /// Listen backlog (`listen(2)`). Default 1,024: with 128, bursts of connects overflow the
-    /// SYN queue and wait a full second for the retransmit.
+    /// SYN queue and wait a full second for the retransmit. Values past `i32::MAX` are taken as
+    /// `i32::MAX`, and the kernel caps the backlog at `net.core.somaxconn` anyway.
     pub backlog: u32,
     /// Most connections open at once. Beyond it a new connection gets
-    /// `503 Service Unavailable` with `Retry-After` and is closed. Default 10,000.
+    /// `503 Service Unavailable` with `Retry-After` and is closed. Default 10,000. `usize::MAX`:
+    /// unbounded (the process's file-descriptor limit is then the bound: accepting pauses on
+    /// `EMFILE`, see `accept_backoff`).
     pub max_connections: usize,
-    /// Most bytes of request line + headers. Beyond it: `431`. Default 16 KiB.
+    /// Most bytes of request line + headers. Beyond it: `431`. Default 16 KiB; at least 64.
+    /// A request's head and body must fit in its read buffer together, so the buffer may grow to
+    /// `max_header_bytes + max_body_size` (saturating: `usize::MAX` for either is unbounded).
     pub max_header_bytes: usize,
-    /// Most header fields in one request. Beyond it: `431`. Default 64.
+    /// Most header fields in one request. Beyond it: `431`. Default 64. `usize::MAX`: unbounded
+    /// (room for the fields is sized by the head's length, never by this number).
     pub max_headers: usize,
     /// Largest plain-HTTP request body (`Content-Length`). Beyond it: `413`. Default 1 MiB.
+    /// 0: no request may have a body; `usize::MAX`: unbounded.
     pub max_body_size: usize,
     /// Largest WebSocket message (after reassembly of fragments). Beyond it: close `1009`.
-    /// Default 16 MiB, the largest message of the Autobahn test suite.
+    /// Default 16 MiB, the largest message of the Autobahn test suite. `usize::MAX`: unbounded.
     pub max_message_size: usize,
     /// Largest single WebSocket frame, checked from its header before its payload is read.
     /// Beyond it: close `1009`. Default 16 MiB (a client may still send larger messages in
-    /// several frames, up to `max_message_size`).
+    /// several frames, up to `max_message_size`). A frame larger than `max_message_size` is
+    /// refused by that limit, so a larger value here is harmless. `usize::MAX`: unbounded.
     pub max_frame_size: usize,
     /// Most frames one fragmented message may have. Beyond it: close `1009`. Default 65,536
-    /// (what the Autobahn suite sends at most).
+    /// (what the Autobahn suite sends at most). `usize::MAX`: unbounded.
     pub max_fragments: usize,
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it, always without
     /// context takeover: each message is compressed on its own by a codec of the thread that
@@ -68,39 +118,46 @@ pub struct Config {
     pub compression: bool,
     /// Messages shorter than this are sent uncompressed even when compression was negotiated
     /// (RSV1 clear; RFC 7692 lets each message choose). Default 1 KiB, like Node `ws`: deflating
-    /// a few bytes costs more than it saves. 0 compresses every message.
+    /// a few bytes costs more than it saves. 0 compresses every message; `usize::MAX` none.
     pub compression_threshold: usize,
     /// zlib compression level for sent messages, 0 (store) to 9 (smallest). Default 1, the
-    /// fastest, which is also gorilla's default; higher levels trade CPU for ratio.
+    /// fastest, which is also gorilla's default; higher levels trade CPU for ratio. Above 9 is
+    /// refused.
     pub compression_level: u32,
-    /// Size of a pooled read buffer. Default 16 KiB: large enough that one read usually holds
-    /// many small frames, small enough that 10,000 busy connections fit in 160 MiB.
+    /// Size of a pooled read buffer (and of the chunks output is packed into). Default 16 KiB:
+    /// large enough that one read usually holds many small frames, small enough that 10,000
+    /// busy connections fit in 160 MiB. At least 256 bytes (a frame header must fit) and at most
+    /// [`Config::MAX_READ_BUFFER_SIZE`].
     pub read_buffer_size: usize,
-    /// Most free buffers the loop keeps for reuse; more are freed. Default 256.
+    /// Most free buffers the loop keeps for reuse; more are freed. Default 256. 0 keeps none;
+    /// `usize::MAX` keeps every buffer once used (none is made in advance).
     pub max_pooled_buffers: usize,
     /// Most bytes read from one socket per event-loop turn before the loop serves others
-    /// (fairness budget). Default 256 KiB.
+    /// (fairness budget). Default 256 KiB. `usize::MAX`: no budget (a socket is read until it
+    /// is drained or its connection may take no more).
     pub max_read_per_turn: usize,
     /// Capacity of the job queue shared by the workers. When it is full the loop keeps messages on
-    /// their connection and stops reading those sockets (backpressure). Default 1,024.
+    /// their connection and stops reading those sockets (backpressure). Default 1,024. The queue
+    /// is allocated whole when the server is built: see [`Config::MAX_PREALLOCATED_BYTES`].
     pub job_queue_capacity: usize,
     /// Capacity of the queue that carries pushes ([`ServerHandle::send`](crate::ServerHandle::send),
     /// broadcasts, closes) from other threads to the loop. A full queue makes `send` wait and
-    /// `try_send` fail. Default 4,096.
+    /// `try_send` fail. Default 4,096. Each event loop has one, allocated whole when the server
+    /// is built: see [`Config::MAX_PREALLOCATED_BYTES`].
     pub command_queue_capacity: usize,
     /// Most messages a connection may hold while its previous job runs. At this count the loop
     /// stops reading the socket until the job completes. Also the most pipelined HTTP requests
-    /// taken into one job. Default 64.
+    /// taken into one job. Default 64. `usize::MAX`: unbounded.
     pub max_pending_messages: usize,
     /// Most bytes of messages a connection may hold while its previous job runs (a message larger
     /// than this is still accepted, alone). Default 1 MiB. Compressed messages count as received:
     /// a batch of them inflates one message at a time on the worker, each to at most
-    /// `max_message_size`.
+    /// `max_message_size`. `usize::MAX`: unbounded.
     pub max_pending_bytes: usize,
     /// Outbound bytes a connection may have waiting for the socket. At this level the loop
     /// dispatches no new job for it (and so stops reading it); a push or broadcast that would
     /// take it past twice this level closes the connection with `1008` (slow consumer).
-    /// Default 4 MiB.
+    /// Default 4 MiB. `usize::MAX`: unbounded (twice it saturates).
     pub max_outbound_bytes: usize,
     /// Most bytes all connections together may hold for their peers: read buffers, messages
     /// being received or waiting for a job, jobs with the handler, and output. Each limit above
@@ -109,13 +166,14 @@ pub struct Config {
     /// holding more than their share of it stop being read (backpressure, the biggest holders
     /// first); past it, the connections whose output is stuck and that hold the most are
     /// dropped with `1008` until the server is back under it. Well-behaved clients, which hold
-    /// little, keep being served. Default 256 MiB.
+    /// little, keep being served. Default 256 MiB. `usize::MAX`: no server-wide budget.
     pub max_buffered_bytes: usize,
     /// Output queued for a WebSocket past which `Context::send` answers `Pressure::High` and
     /// the handler will hear `Handler::on_drain` once it falls to `low_water_bytes`: the
     /// application's signal to slow down before `max_outbound_bytes` stops the connection (and
     /// twice that drops a slow consumer). Default 1 MiB; taken as at most `max_outbound_bytes`
-    /// (so a smaller outbound limit needs no change here).
+    /// (so a smaller outbound limit needs no change here) and at least 1 byte (an empty queue
+    /// is never past the mark).
     pub high_water_bytes: usize,
     /// See `high_water_bytes`: the level output must fall back to for `on_drain`. Default
     /// 64 KiB; taken as at most half the high-water mark in use.
@@ -124,32 +182,38 @@ pub struct Config {
     /// their peak — and this long calm, the loop empties its buffer pool and asks the allocator
     /// to give its free pages back to the OS (`malloc_trim` with glibc, which otherwise keeps
     /// the peak: see docs/hardening.md). Once per storm; ordinary traffic never triggers it.
-    /// `None`: never. Default 1 s.
+    /// `None` (or a century or more, `Duration::MAX` included): never. Default 1 s.
     pub release_memory_after: Option<Duration>,
     /// How long a connection may take to send a complete HTTP request (request line, headers and
     /// body) after it connects or after its previous response. Default 10 s (slowloris guard).
+    /// `Duration::MAX` (a century or more): no limit.
     pub request_timeout: Duration,
     /// How long a keep-alive HTTP connection may sit idle between a response and the first
-    /// byte of its next request before it is closed. Default 30 s.
+    /// byte of its next request before it is closed. Default 30 s. `Duration::MAX` (a century
+    /// or more): no limit.
     pub keep_alive_timeout: Duration,
     /// Send a ping to a WebSocket that has been silent this long (no bytes received); `None`
-    /// sends none. Default 30 s: dead peers are found and NAT mappings stay open.
+    /// (or a century or more, `Duration::MAX` included) sends none. Default 30 s: dead peers are
+    /// found and NAT mappings stay open.
     pub ping_interval: Option<Duration>,
     /// After a keepalive ping, how long the peer has to send anything (the pong, or any frame)
-    /// before the connection is dropped. Default 10 s.
+    /// before the connection is dropped. Default 10 s. `Duration::MAX` (a century or more): no
+    /// limit.
     pub pong_timeout: Duration,
     /// Close a WebSocket with `1001` ("going away") this long after it opened, so clients
-    /// reconnect (to another server, after a deploy); `None` keeps connections forever.
-    /// Default `None`.
+    /// reconnect (to another server, after a deploy); `None` (or a century or more) keeps
+    /// connections forever. Default `None`.
     pub max_lifetime: Option<Duration>,
     /// How long one WebSocket message may take to arrive, from its first byte to its last (all
     /// its fragments; a control frame counts too). Past it the connection is closed with `1008`:
     /// a client that announces a 16 MiB frame and sends it at 1 KiB/s is not idle, so no ping
     /// catches it, and would otherwise hold its buffer forever. Default 30 s; raise it for slow
-    /// links that upload large messages (16 MiB in 30 s is 560 KB/s).
+    /// links that upload large messages (16 MiB in 30 s is 560 KB/s). `Duration::MAX` (a
+    /// century or more): no limit.
     pub message_timeout: Duration,
     /// A connection whose pending output makes no progress for this long (the client does not
-    /// read) is dropped and its buffers freed. Default 30 s.
+    /// read) is dropped and its buffers freed. Default 30 s. `Duration::MAX` (a century or
+    /// more): no limit (`max_buffered_bytes` still drops the biggest stalled holders).
     pub write_stall_timeout: Duration,
     /// Serve `Stats` as Prometheus text at this path (e.g. `/metrics`) instead of passing the
     /// request to the handler. Default `None` (opt-in: metrics can be sensitive).
@@ -159,14 +223,19 @@ pub struct Config {
     pub health_path: Option<String>,
     /// How long the loop waits for the peer's close frame (or EOF) after sending its own close
     /// frame or an error response, before dropping the TCP connection. Default 5 s.
+    /// `Duration::MAX` (a century or more): as long as the peer takes.
     pub close_timeout: Duration,
     /// How long `shutdown` waits for close handshakes and queued jobs before it drops the
-    /// remaining connections. Default 5 s.
+    /// remaining connections. Default 5 s. Zero drops them at once; `Duration::MAX` (a century
+    /// or more) waits as long as they take.
     pub shutdown_timeout: Duration,
     /// How long accepting pauses after `accept` fails for lack of file descriptors
-    /// (`EMFILE`/`ENFILE`), instead of spinning. Default 100 ms.
+    /// (`EMFILE`/`ENFILE`), instead of spinning. Default 100 ms. `Duration::MAX` (a century or
+    /// more): one such failure stops accepting for good.
     pub accept_backoff: Duration,
-    /// Most readiness events taken from one `poll` call. Default 1,024.
+    /// Most readiness events taken from one `poll` call. Default 1,024. Each event loop
+    /// allocates room for them when the server is built: see
+    /// [`Config::MAX_PREALLOCATED_BYTES`].
     pub max_events: usize,
     /// Connections beyond `max_connections` admitted only to ask for `metrics_path` or
     /// `health_path`, so the server can still be watched when it is full. A connection on this
@@ -175,20 +244,21 @@ pub struct Config {
     /// with a body — gets `503` with `Retry-After: 1`, like a connection past the reserve, which
     /// is refused at once. Unused when neither path is set; 0 turns it off. Default 8: enough
     /// for a scraper and a few health checkers at once, and small, because every place is a
-    /// connection beyond the limit.
+    /// connection beyond the limit. `usize::MAX`: unbounded.
     pub monitoring_reserve: usize,
     /// How long a connection on the monitoring reserve has, from its accept, to send its whole
     /// request head (else: `408`, or closed if it sent nothing); its linger and write-stall
     /// timeouts are capped at this too. Default 2 s: a scraper sends its request at once, and a
-    /// slowloris cannot hold a place of the reserve for long.
+    /// slowloris cannot hold a place of the reserve for long. `Duration::MAX`: no cap beyond the
+    /// other timeouts.
     pub monitoring_timeout: Duration,
     /// Most topics one connection may be subscribed to at once
     /// ([`Context::subscribe`](crate::Context::subscribe)). A subscription past it is refused by
     /// the event loop, logged and counted in
     /// [`Stats::subscriptions_refused`](crate::Stats::subscriptions_refused); the connection
     /// stays open. Each subscription costs an entry in its loop's registry (the name is shared),
-    /// so this bounds what one client can make the server hold. 0: nobody may subscribe.
-    /// Default 64.
+    /// so this bounds what one client can make the server hold. 0: nobody may subscribe;
+    /// `usize::MAX`: unbounded. Default 64.
     pub max_subscriptions: usize,
     /// Which browser pages may open a WebSocket here, by the `Origin` of the upgrade request.
     /// A browser sends a page's cookies and HTTP credentials with an upgrade to any site, and
@@ -217,8 +287,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 9001)),
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            event_loops: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            workers: cpus().min(Config::MAX_WORKERS),
+            event_loops: cpus().min(Config::MAX_EVENT_LOOPS),
             inline_handlers: false,
             backlog: 1024,
             max_connections: 10_000,
@@ -265,91 +335,30 @@ impl Default for Config {
     }
 }
 
-impl Config {
-    /// Rejects configurations that cannot work (a zero where at least one is needed, a read
-    /// buffer too small to hold a frame header, a zero timeout, an entry of `allowed_origins`
-    /// that is not an origin).
-    pub fn validate(&self) -> Result<(), Error> {
-        let positive = [
-            (self.workers, "workers"),
-            (self.event_loops, "event_loops"),
-            (self.backlog as usize, "backlog"),
-            (self.max_connections, "max_connections"),
-            (self.max_headers, "max_headers"),
-            (self.max_message_size, "max_message_size"),
-            (self.max_fragments, "max_fragments"),
-            (self.max_frame_size, "max_frame_size"),
-            (self.max_read_per_turn, "max_read_per_turn"),
-            (self.job_queue_capacity, "job_queue_capacity"),
-            (self.command_queue_capacity, "command_queue_capacity"),
-            (self.max_pending_messages, "max_pending_messages"),
-            (self.max_pending_bytes, "max_pending_bytes"),
-            (self.max_outbound_bytes, "max_outbound_bytes"),
-            (self.max_buffered_bytes, "max_buffered_bytes"),
-            (self.max_events, "max_events"),
-        ];
-        if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
-            return Err(Error::InvalidConfig(format!("{name} must be at least 1")));
-        }
-        if self.compression_level > 9 {
-            return Err(Error::InvalidConfig(
-                "compression_level must be between 0 and 9".into(),
-            ));
-        }
-        if self.read_buffer_size < 256 {
-            return Err(Error::InvalidConfig(
-                "read_buffer_size must be at least 256 bytes".into(),
-            ));
-        }
-        if self.max_header_bytes < 64 {
-            return Err(Error::InvalidConfig(
-                "max_header_bytes must be at least 64 bytes".into(),
-            ));
-        }
-        let timeouts = [
-            (self.request_timeout, "request_timeout"),
-            (self.close_timeout, "close_timeout"),
-            (self.accept_backoff, "accept_backoff"),
-            (self.keep_alive_timeout, "keep_alive_timeout"),
-            (self.pong_timeout, "pong_timeout"),
-            (self.write_stall_timeout, "write_stall_timeout"),
-            (self.message_timeout, "message_timeout"),
-            (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
-            (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),
-            (
-                self.release_memory_after.unwrap_or(Duration::MAX),
-                "release_memory_after",
-            ),
-        ];
-        if let Some((_, name)) = timeouts.iter().find(|(d, _)| d.is_zero()) {
-            return Err(Error::InvalidConfig(format!(
-                "{name} must be more than zero"
-            )));
-        }
-        for (path, name) in [
-            (&self.metrics_path, "metrics_path"),
-            (&self.health_path, "health_path"),
-        ] {
-            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
-                return Err(Error::InvalidConfig(format!("{name} must start with '/'")));
-            }
-        }
-        if self.monitoring_timeout.is_zero() {
-            return Err(Error::InvalidConfig(
-                "monitoring_timeout must be more than zero".into(),
-            ));
-        }
-        for pattern in self.allowed_origins.patterns() {
-            if let Some(why) = pattern.error() {
-                return Err(Error::InvalidConfig(format!(
-                    "allowed_origins: {:?}: {why}",
-                    pattern.as_str()
-                )));
-            }
-        }
-        Ok(())
-    }
+/// A deadline a century away: further than any process runs, so it never comes.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
+/// The instant `after` from `now`, for every configured duration: one that would reach past a
+/// century (`Duration::MAX` included) is taken as a century, which never comes, so a duration at
+/// its maximum means "forever" instead of overflowing `Instant` (which panics).
+pub(crate) fn deadline_after(now: Instant, after: Duration) -> Instant {
+    let mut after = after.min(FOREVER);
+    loop {
+        match now.checked_add(after) {
+            Some(at) => return at,
+            // A clock that cannot count a century ahead (none Rust supports does): the latest
+            // instant it can, within a factor of two. Zero always fits, so this ends.
+            None => after /= 2,
+        }
+    }
+}
+
+/// The number of CPUs, at least 1: the default number of workers and event loops.
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Config {
     /// What the origin check of an upgrade needs (`allowed_origins`, `forwarded_host`).
     pub(crate) fn origin_check(&self) -> OriginCheck<'_> {
         OriginCheck {
@@ -358,10 +367,24 @@ impl Config {
         }
     }
 
-    /// The low- and high-water marks in use: `high_water_bytes` at most `max_outbound_bytes`,
+    /// Twice `max_outbound_bytes` (saturating): past it a push drops the connection as a slow
+    /// consumer.
+    pub(crate) fn max_pushed_bytes(&self) -> usize {
+        self.max_outbound_bytes.saturating_mul(2)
+    }
+
+    /// How far an HTTP connection's read buffer may grow: a whole request, head and body
+    /// (`max_header_bytes + max_body_size`, saturating).
+    pub(crate) fn max_http_input(&self) -> usize {
+        self.max_header_bytes.saturating_add(self.max_body_size)
+    }
+
+    /// The low- and high-water marks in use: `high_water_bytes` at most `max_outbound_bytes`
+    /// and at least 1 (an empty queue is never past the mark: with a mark of 0 every reply, even
+    /// an empty one, would owe an `on_drain`, whose reply would owe another, without end),
     /// `low_water_bytes` at most half of that.
     pub(crate) fn water_marks(&self) -> (usize, usize) {
-        let high = self.high_water_bytes.min(self.max_outbound_bytes);
+        let high = self.high_water_bytes.min(self.max_outbound_bytes).max(1);
         (self.low_water_bytes.min(high / 2), high)
     }
 
@@ -388,50 +411,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn default_is_valid() {
-        Config::default()
-            .validate()
-            .expect("defaults must validate");
-    }
-
-    #[test]
-    fn zero_limits_are_rejected_by_name() {
-        let config = Config {
-            job_queue_capacity: 0,
-            ..Config::default()
-        };
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("job_queue_capacity"), "{err}");
-
-        let config = Config {
-            read_buffer_size: 10,
-            ..Config::default()
-        };
-        assert!(config.validate().is_err());
-
-        let config = Config {
-            close_timeout: Duration::ZERO,
-            ..Config::default()
-        };
-        assert!(
-            config
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("close_timeout")
-        );
-
-        let config = Config {
-            monitoring_timeout: Duration::ZERO,
-            ..Config::default()
-        };
-        let err = config.validate().unwrap_err().to_string();
-        assert!(err.contains("monitoring_timeout"), "{err}");
-        let config = Config {
-            monitoring_reserve: 0,
-            ..Config::default()
-        };
-        assert!(config.validate().is_ok(), "a reserve of 0 turns it off");
+    fn a_deadline_at_the_maximum_is_a_century_away() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(deadline_after(now, second), now + second);
+        assert_eq!(deadline_after(now, FOREVER), now + FOREVER);
+        // `now + Duration::MAX` panics; this does not, and never comes.
+        assert_eq!(deadline_after(now, Duration::MAX), now + FOREVER);
+        let later = deadline_after(now, FOREVER);
+        assert_eq!(deadline_after(later, Duration::MAX), later + FOREVER);
     }
 
     #[test]

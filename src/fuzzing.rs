@@ -7,5 +7,5 @@
 
 pub use crate::netpoller::harness::{
     AppEvent, Harness, PendingJob, TestApp, client_fragment, client_frame, fuzz_config,
-    masked_frame, run_script, upgrade_request,
+    masked_frame, random_script, run_script, upgrade_request,
 };

@@ -338,3 +338,22 @@ fn listen(addr: SocketAddr, config: &Config, reuse_port: bool) -> Result<TcpList
     };
     bind().map_err(|source| Error::Bind { addr, source })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    use crate::config::{COMMAND_SLOT_BYTES, EVENT_BYTES, JOB_SLOT_BYTES};
+
+    /// `Config::validate` bounds what the server allocates when it is built with these sizes
+    /// (`Config::MAX_PREALLOCATED_BYTES`): they must stay upper bounds. A slot of a
+    /// `crossbeam-channel` array queue is a stamp and the message.
+    #[test]
+    fn the_preallocation_check_knows_the_slot_sizes() {
+        let stamp = size_of::<usize>();
+        assert!(stamp + size_of::<crate::session::Job>() <= JOB_SLOT_BYTES);
+        assert!(stamp + size_of::<crate::netpoller::Command>() <= COMMAND_SLOT_BYTES);
+        let copied = size_of::<(mio::Token, bool, bool)>();
+        assert!(size_of::<mio::event::Event>() + copied <= EVENT_BYTES);
+    }
+}

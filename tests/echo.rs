@@ -245,3 +245,141 @@ fn sub_and_pub_paths_relay_a_topic() {
         server.shutdown().expect("clean shutdown");
     }
 }
+
+/// Every numeric flag of the echo at 0, 1 and `u64::MAX`: the flag is refused (it names
+/// itself), or the configuration is refused by `Config::validate` (naming the field), or the
+/// echo is built with it, answers a request and shuts down without a panic. With
+/// `--message-timeout-ms 18446744073709551615` it used to panic its loop on the first message
+/// in part (see also the binary below).
+#[test]
+fn every_flag_at_its_extremes_is_refused_or_serves() {
+    use std::io::Read;
+    let usage = echo::flags::usage();
+    let names: Vec<&str> = usage
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("--"))
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert!(names.len() > 40, "{names:?}");
+    let mut served = 0;
+    for name in &names {
+        for value in ["0", "1", "18446744073709551615"] {
+            let args = [format!("--{name}={value}")];
+            let mut config = match echo::flags::parse_config(&args) {
+                Ok(config) => config,
+                Err(why) => {
+                    assert!(why.starts_with(&format!("{name}: ")), "{why}");
+                    continue;
+                }
+            };
+            config.addr = "127.0.0.1:0".parse().expect("literal address");
+            let built = Server::builder()
+                .config(config.clone())
+                .build(echo::Echo::new(&config));
+            let server = match built {
+                Ok(server) => server,
+                Err(wsreactor::Error::InvalidConfig(why)) => {
+                    let field = name.trim_end_matches("-ms").replace('-', "_");
+                    let field = if field == "loops" {
+                        "event_loops".into()
+                    } else {
+                        field
+                    };
+                    assert!(
+                        why.starts_with(&format!("{field} ")),
+                        "--{name} {value}: {why}"
+                    );
+                    continue;
+                }
+                Err(err) => panic!("--{name} {value}: {err}"),
+            };
+            let mut stream = raw(server.local_addr());
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(1)))
+                .expect("timeout");
+            let _ =
+                stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let _ = stream.read_to_end(&mut Vec::new());
+            drop(stream);
+            server
+                .shutdown()
+                .unwrap_or_else(|err| panic!("--{name} {value}: {err}"));
+            served += 1;
+        }
+    }
+    eprintln!("{served} flag values served");
+    assert!(served > 60, "{served}");
+}
+
+/// The echo binary `cargo test` built next to this test's own.
+fn echo_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    dir.join("examples").join("echo")
+}
+
+/// The binary: a flag that makes a configuration the server cannot have is refused with a
+/// clear error and exit status 1 (not an abort in the allocator); a flag that means "forever"
+/// is served (a message in part with `--message-timeout-ms` at its maximum, then a ping,
+/// answered).
+#[test]
+fn the_echo_binary_refuses_what_cannot_work_and_serves_forever() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let refused = Command::new(echo_binary())
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--job-queue-capacity",
+            "18446744073709551615",
+        ])
+        .output()
+        .expect("the echo example runs");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("echo: invalid configuration: job_queue_capacity is too large: "),
+        "{stderr}"
+    );
+
+    let mut child = Command::new(echo_binary())
+        .args(["--addr", "127.0.0.1:0", "--loops", "1"])
+        .args(["--message-timeout-ms", "18446744073709551615"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the echo example starts");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the address line");
+    let addr = line
+        .strip_prefix("echo server listening on ws://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_else(|| panic!("{line:?}"))
+        .parse()
+        .expect("an address");
+    let mut ws = raw_websocket(addr);
+    ws.write_all(&masked(false, 0x1, b"hel"))
+        .expect("a first fragment");
+    ws.write_all(&masked(true, 0x9, b"p")).expect("a ping");
+    let (fin, opcode, payload) = read_frame(&mut ws).expect("a pong");
+    assert_eq!((fin, opcode, payload.as_slice()), (true, 0xA, &b"p"[..]));
+    ws.write_all(&masked(true, 0x0, b"lo")).expect("the rest");
+    let (fin, opcode, payload) = read_frame(&mut ws).expect("the echo");
+    assert_eq!(
+        (fin, opcode, payload.as_slice()),
+        (true, 0x1, &b"hello"[..])
+    );
+    ws.write_all(&masked(true, 0x8, &1000u16.to_be_bytes()))
+        .expect("a close frame");
+    assert_eq!(read_close_code(&mut ws), Some(1000));
+    assert!(reaches_eof(&mut ws));
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().expect("the echo exits");
+    assert!(status.success(), "{status}");
+}

@@ -1,5 +1,6 @@
 //! Running out of file descriptors: `accept` fails with `EMFILE`, the loop pauses accepting for
-//! `accept_backoff` instead of spinning, and serves again once descriptors are free.
+//! `accept_backoff` instead of spinning, and serves again once descriptors are free (or, with a
+//! backoff of `Duration::MAX`, stays paused and goes on serving the connections it has).
 //!
 //! Its own test binary, so its own process: lowering `RLIMIT_NOFILE` here affects no other test.
 //! Client and server share the process's descriptor table, so once the clients hold enough
@@ -10,6 +11,7 @@ mod common;
 use std::fs::File;
 use std::io;
 use std::net::TcpStream;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -45,31 +47,23 @@ impl Drop for RestoreLimit {
     }
 }
 
-#[test]
-fn accept_backs_off_on_emfile_and_recovers() {
-    let original = nofile_limit();
-    assert!(
-        original.rlim_max >= LIMIT,
-        "hard limit {} below {LIMIT}",
-        original.rlim_max
-    );
-    let mut config = config();
-    // One listener: the test steers exactly which accept runs out of descriptors.
-    config.event_loops = 1;
-    config.accept_backoff = Duration::from_millis(50);
-    config.ping_interval = None;
-    let backoff = config.accept_backoff;
-    let server = start(config, echo());
-    let addr = server.local_addr();
-    let handle = server.handle();
-
-    let _restore = RestoreLimit(original);
+/// Lowers the process's descriptor limit to `LIMIT` (restored when the guard drops).
+fn lower_limit(original: libc::rlimit) -> RestoreLimit {
+    let restore = RestoreLimit(original);
     set_nofile_limit(&libc::rlimit {
         rlim_cur: LIMIT as libc::rlim_t,
         rlim_max: original.rlim_max,
     });
     assert_eq!(nofile_limit().rlim_cur, LIMIT as libc::rlim_t);
+    restore
+}
 
+/// Connects to `addr` until the process is out of descriptors and the server's `accept` has
+/// failed with `EMFILE`; returns the clients and the spare descriptors left.
+fn exhaust(
+    addr: std::net::SocketAddr,
+    handle: &wsreactor::ServerHandle,
+) -> (Vec<TcpStream>, Vec<File>) {
     // A few spare descriptors, to hand one at a time to the client side below.
     let mut ballast: Vec<File> = (0..8)
         .map(|_| File::open("/dev/null").expect("open /dev/null"))
@@ -109,6 +103,33 @@ fn accept_backs_off_on_emfile_and_recovers() {
         }
         false
     });
+    (clients, ballast)
+}
+
+/// The tests lower the one process-wide descriptor limit: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+#[test]
+fn accept_backs_off_on_emfile_and_recovers() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let original = nofile_limit();
+    assert!(
+        original.rlim_max >= LIMIT,
+        "hard limit {} below {LIMIT}",
+        original.rlim_max
+    );
+    let mut config = config();
+    // One listener: the test steers exactly which accept runs out of descriptors.
+    config.event_loops = 1;
+    config.accept_backoff = Duration::from_millis(50);
+    config.ping_interval = None;
+    let backoff = config.accept_backoff;
+    let server = start(config, echo());
+    let addr = server.local_addr();
+    let handle = server.handle();
+
+    let _restore = lower_limit(original);
+    let (mut clients, ballast) = exhaust(addr, &handle);
 
     // Exhausted: the loop retries once per backoff, it does not spin. Count its failures over
     // a window of at least 10 backoff periods (measured by polling, not a single sleep).
@@ -158,4 +179,31 @@ fn accept_backs_off_on_emfile_and_recovers() {
         s.connections_open == 0
     });
     server.shutdown().unwrap();
+}
+
+/// `accept_backoff = Duration::MAX`: the pause after `EMFILE` is "forever" (it used to overflow
+/// `Instant` and panic the loop thread). Accepting stays paused, and the loop goes on serving the
+/// connections it has, and shuts down cleanly.
+#[test]
+fn a_backoff_at_its_maximum_pauses_accepting_without_a_panic() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let original = nofile_limit();
+    let mut config = config();
+    config.event_loops = 1;
+    config.accept_backoff = Duration::MAX;
+    config.ping_interval = None;
+    let server = start(config, echo());
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let mut served = connect(addr);
+    let restore = lower_limit(original);
+    let (clients, ballast) = exhaust(addr, &handle);
+    drop((clients, ballast, restore));
+    // The loop lives: the connection it had still echoes.
+    served.send(Message::text("still here")).unwrap();
+    assert_eq!(served.read().unwrap(), Message::text("still here"));
+    assert!(handle.stats().accept_errors >= 1);
+    served.close(None).unwrap();
+    drop(served);
+    server.shutdown().expect("no thread panicked");
 }

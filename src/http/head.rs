@@ -75,12 +75,16 @@ pub(crate) fn with_parsed_head<T>(
 ) -> Result<T, HttpError> {
     #[cfg(test)]
     HTTPARSE_CALLS.with(|c| c.set(c.get() + 1));
+    // A header field takes at least 3 bytes (`a:` and a line feed), so room for more fields than
+    // that could never be used: the slots follow the head's length, and a `max_headers` of
+    // `usize::MAX` allocates no more than a head of that length needs.
+    let slots = max_headers.min(head.len() / 3 + 1);
     let mut stack = [httparse::EMPTY_HEADER; 64];
     let mut heap;
-    let headers: &mut [httparse::Header<'_>] = match stack.get_mut(..max_headers) {
+    let headers: &mut [httparse::Header<'_>] = match stack.get_mut(..slots) {
         Some(slice) => slice,
         None => {
-            heap = vec![httparse::EMPTY_HEADER; max_headers];
+            heap = vec![httparse::EMPTY_HEADER; slots];
             &mut heap
         }
     };

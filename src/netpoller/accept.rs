@@ -10,7 +10,7 @@ use std::net::{Shutdown, SocketAddr};
 use mio::net::TcpStream;
 
 use super::EventLoop;
-use crate::config::Config;
+use crate::config::{Config, deadline_after};
 use crate::metrics::{Admission, Metrics, add};
 use crate::session::too_many_connections;
 use crate::transport::{Stream, Transport, is_resource_exhausted};
@@ -37,7 +37,7 @@ impl EventLoop {
                     } else {
                         log::error!("accept: {err}; pausing accepts for {backoff:?}");
                     }
-                    self.accept_paused_until = Some(self.now + backoff);
+                    self.accept_paused_until = Some(deadline_after(self.now, backoff));
                     break;
                 }
             }

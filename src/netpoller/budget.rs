@@ -62,7 +62,7 @@ impl MemoryBudget {
             limit,
             pressure: limit / 4 * 3,
             relief: limit / 8 * 7,
-            min_hold: 2 * config.read_buffer_size,
+            min_hold: config.read_buffer_size.saturating_mul(2),
             local: 0,
             published: 0,
             fruitless_at: None,

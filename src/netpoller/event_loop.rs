@@ -43,7 +43,7 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Registry, Token};
 
-use crate::config::Config;
+use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
 use crate::metrics::Metrics;
 use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
@@ -318,7 +318,7 @@ impl EventLoop {
             self.index,
             self.table.len()
         );
-        self.shutdown_deadline = Some(self.now + self.config.shutdown_timeout);
+        self.shutdown_deadline = Some(deadline_after(self.now, self.config.shutdown_timeout));
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -349,7 +349,7 @@ impl EventLoop {
 
     /// Waits (up to `shutdown_timeout`) for the replies that settle owed `on_close` calls.
     fn await_owed_replies(&self, owed: &mut HashMap<ConnId, OnClose>, backlog: &mut VecDeque<Job>) {
-        let wait_until = Instant::now() + self.config.shutdown_timeout;
+        let wait_until = deadline_after(Instant::now(), self.config.shutdown_timeout);
         while !owed.is_empty() {
             let left = wait_until.saturating_duration_since(Instant::now());
             let Ok(reply) = self.replies.recv_timeout(left) else {

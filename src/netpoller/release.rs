@@ -16,6 +16,8 @@
 
 use std::time::{Duration, Instant};
 
+use crate::config::deadline_after;
+
 /// A peak below this is ordinary traffic, not a storm: nothing is released after it.
 pub(crate) const STORM: usize = 8 * 1024 * 1024;
 
@@ -61,7 +63,7 @@ impl MemoryRelease {
 
     /// When the loop must look again (a calm that may become a release), if it must.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        Some(self.calm_since? + self.after?)
+        Some(deadline_after(self.calm_since?, self.after?))
     }
 }
 
@@ -135,5 +137,18 @@ mod tests {
         off.observe(100 * MIB, t0);
         assert!(!off.observe(0, t0 + Duration::from_secs(10)));
         assert_eq!(off.deadline(), None);
+    }
+
+    /// A delay of `Duration::MAX` means "never" (its deadline used to overflow `Instant`, a
+    /// panic on the loop thread once a storm calmed down).
+    #[test]
+    fn a_delay_at_its_maximum_never_releases() {
+        let t0 = Instant::now();
+        let mut never = MemoryRelease::new(Some(Duration::MAX));
+        never.observe(100 * MIB, t0);
+        assert!(!never.observe(0, t0 + Duration::from_secs(1)));
+        let deadline = never.deadline().expect("calm: a deadline");
+        assert!(deadline > t0 + Duration::from_secs(99 * 365 * 24 * 3600));
+        assert!(!never.observe(0, t0 + Duration::from_secs(50 * 365 * 24 * 3600)));
     }
 }

@@ -78,7 +78,7 @@ impl Session {
     /// (they follow the `101`). Past the hard bound the connection is dropped as a slow
     /// consumer. A push to a connection that is ending is dropped and counted as stale.
     pub(crate) fn push(&mut self, env: &mut Env<'_>, bytes: &[u8]) {
-        let limit = 2 * env.config.max_outbound_bytes;
+        let limit = env.config.max_pushed_bytes();
         match &mut self.phase {
             Phase::Open(_) | Phase::PeerClosed(_) => {
                 if self.output_len() + bytes.len() > limit {
@@ -141,7 +141,7 @@ impl Session {
             self.push(env, frame);
             return matches!(self.phase, Phase::Upgrading(_));
         }
-        if self.output_len() + frame.len() > 2 * env.config.max_outbound_bytes {
+        if self.output_len() + frame.len() > env.config.max_pushed_bytes() {
             self.slow_consumer(env);
             return false;
         }
@@ -155,7 +155,7 @@ impl Session {
     /// WebSocket frames stream through the decoder, so the pooled size is enough.
     pub(crate) fn max_input_len(&self, config: &Config) -> usize {
         match self.phase {
-            Phase::Http(_) => config.max_header_bytes + config.max_body_size,
+            Phase::Http(_) => config.max_http_input(),
             _ => config.read_buffer_size,
         }
     }

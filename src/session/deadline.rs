@@ -21,10 +21,13 @@
 //! | `message_timeout` | `Open`, from a message's first byte while the decoder holds it in part | close `1008` |
 //! | `write_stall_timeout` | any phase, output stuck without progress | drop (`1008` to `on_close`) |
 //! | `close_timeout` | `Closing`/`Lingering`, after output drained | drop |
+//!
+//! A duration at its maximum (`Duration::MAX`) means the clock never runs out: every instant
+//! here comes from `config::deadline_after`, which takes anything past a century as a century.
 
 use std::time::Instant;
 
-use crate::config::Config;
+use crate::config::{Config, deadline_after};
 use crate::metrics::{TimeoutKind, add};
 use crate::session::connection::{Env, Session};
 use crate::session::phase::Phase;
@@ -50,12 +53,15 @@ impl Session {
             }
         };
         let clocks = &self.clocks;
-        // A reserve connection's clocks are all capped at `monitoring_timeout`.
+        // Every configured duration is added through `deadline_after`: at its maximum it means
+        // "never" rather than an `Instant` overflow. A reserve connection's clocks are all
+        // capped at `monitoring_timeout`.
+        let after = |since: Instant, timeout| deadline_after(since, timeout);
         let limit = |timeout| self.clock_limit(timeout, config);
         if let Some(since) = clocks.write_blocked_since {
             let kind = TimeoutKind::WriteStall;
             consider(
-                since + limit(config.write_stall_timeout),
+                after(since, limit(config.write_stall_timeout)),
                 Due::Timeout(kind),
             );
         }
@@ -63,21 +69,21 @@ impl Session {
         match &self.phase {
             Phase::Http(http) if waiting => {
                 if self.request_begun() || !http.served {
-                    let at = clocks.wait_since + limit(config.request_timeout);
+                    let at = after(clocks.wait_since, limit(config.request_timeout));
                     consider(at, Due::Timeout(TimeoutKind::Request));
                 } else {
-                    let at = clocks.wait_since + config.keep_alive_timeout;
+                    let at = after(clocks.wait_since, config.keep_alive_timeout);
                     consider(at, Due::Timeout(TimeoutKind::Idle));
                 }
             }
             Phase::Open(open) => {
                 if let Some(since) = open.message_since {
                     let kind = TimeoutKind::Message;
-                    consider(since + config.message_timeout, Due::Timeout(kind));
+                    consider(after(since, config.message_timeout), Due::Timeout(kind));
                 }
                 if let Some(lifetime) = config.max_lifetime {
                     consider(
-                        open.opened_at + lifetime,
+                        after(open.opened_at, lifetime),
                         Due::Timeout(TimeoutKind::Lifetime),
                     );
                 }
@@ -85,14 +91,14 @@ impl Session {
                     match open.ping_sent {
                         Some(sent) => {
                             let kind = TimeoutKind::Pong;
-                            consider(sent + config.pong_timeout, Due::Timeout(kind));
+                            consider(after(sent, config.pong_timeout), Due::Timeout(kind));
                         }
-                        None => consider(clocks.last_read + interval, Due::Ping),
+                        None => consider(after(clocks.last_read, interval), Due::Ping),
                     }
                 }
             }
             Phase::Closing(_) | Phase::Lingering(_) if self.output_len() == 0 => {
-                let at = clocks.wait_since + limit(config.close_timeout);
+                let at = after(clocks.wait_since, limit(config.close_timeout));
                 consider(at, Due::Timeout(TimeoutKind::Close));
             }
             _ => {}

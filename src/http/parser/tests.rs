@@ -277,6 +277,29 @@ fn header_limit_boundary() {
     );
 }
 
+/// `max_headers` at its maximum (unbounded) takes the densest head there is — fields of three
+/// bytes each — without reserving room for `usize::MAX` fields (which would panic).
+#[test]
+fn unbounded_max_headers_sizes_by_the_head() {
+    for line_end in ["\n", "\r\n"] {
+        let mut buf = format!("GET / HTTP/1.1{line_end}Host: x{line_end}").into_bytes();
+        for _ in 0..5000 {
+            buf.extend_from_slice(format!("a:{line_end}").as_bytes());
+        }
+        buf.extend_from_slice(line_end.as_bytes());
+        let unbounded = HttpLimits {
+            max_header_bytes: 1 << 20,
+            max_headers: usize::MAX,
+            ..LIMITS
+        };
+        assert_eq!(
+            one_shot(&buf, &unbounded).map(|(r, _)| r.headers().count()),
+            Ok(5001),
+            "{line_end:?}"
+        );
+    }
+}
+
 #[test]
 fn ten_thousand_headers_rejected_quickly() {
     let mut buf = b"GET / HTTP/1.1\r\nHost: x\r\n".to_vec();

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
 
-use crate::config::Config;
+use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
 use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::link::Command;
@@ -34,7 +34,7 @@ pub use app::{
     upgrade_request, upgrade_request_offering,
 };
 pub(crate) use app::{ManualQueue, RecordingPoller};
-pub use script::{fuzz_config, run_script};
+pub use script::{fuzz_config, random_script, run_script};
 
 /// One simulated peer: its wire and the connection it became.
 #[derive(Debug)]
@@ -234,8 +234,10 @@ impl Harness {
     }
 
     /// Moves the clock forward and runs the loop's timed work (deadlines, fairness, retries).
+    /// A jump past a century (`Duration::MAX` included) is taken as a century, like every
+    /// configured duration.
     pub fn advance(&mut self, by: Duration) {
-        self.now += by;
+        self.now = deadline_after(self.now, by);
         self.turn();
     }
 
@@ -441,13 +443,13 @@ impl Harness {
         for conn in self.table.connections() {
             let id = conn.id;
             let input = conn.input.as_ref().map_or(0, |input| input.len());
-            let max_input = config.max_header_bytes + config.max_body_size;
+            let max_input = config.max_http_input();
             if input > max_input.max(config.read_buffer_size) {
                 return Err(format!("{id}: {input} bytes of input held"));
             }
             let output = conn.output_len();
             // A reply may add one handler batch past the limit; pushes stop at twice it.
-            let bound = 2 * config.max_outbound_bytes + 64 * 1024;
+            let bound = config.max_pushed_bytes().saturating_add(64 * 1024);
             if output > bound {
                 return Err(format!("{id}: {output} bytes of output held"));
             }

@@ -5,7 +5,9 @@
 //! the core's invariants checked after every step and at the end.
 //!
 //! [`run_script`] is what the `connection_core` fuzz target runs (millions of times; see
-//! docs/fuzzing.md) and what a property test in `cargo test` runs on seeded random scripts.
+//! docs/fuzzing.md) and what property tests in `cargo test` run on seeded random scripts
+//! ([`random_script`]: `src/netpoller/tests/scripts.rs`, and under extreme configurations
+//! `tests/extreme_configs.rs`).
 
 use std::time::Duration;
 
@@ -265,4 +267,93 @@ fn wind_down(h: &mut Harness, stolen: Vec<PendingJob>) -> Result<Stats, String> 
     h.check_invariants()?;
     h.check_every_close_delivered()?;
     Ok(stats)
+}
+
+/// xorshift64*: a small, seeded, reproducible source of bytes.
+fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state >> 12;
+            state ^= state << 25;
+            state ^= state >> 27;
+            (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
+        })
+        .collect()
+}
+
+/// A random script in the language of `harness/script.rs`, weighted towards the busy paths
+/// (upgrades, messages, jobs) so that a few thousand scripts reach deep states; the fuzzer
+/// needs no weights, it follows coverage.
+pub fn random_script(seed: u64) -> Vec<u8> {
+    // (op, weight): see `run_script` for what each op does.
+    const OPS: &[(u8, u32)] = &[
+        (0, 5),   // connect
+        (1, 4),   // raw bytes
+        (2, 10),  // upgrade request
+        (3, 8),   // a frame with any opcode
+        (4, 20),  // a text message
+        (5, 5),   // an HTTP request
+        (6, 3),   // read chunking
+        (7, 3),   // EOF
+        (8, 2),   // reset
+        (9, 1),   // socket error
+        (10, 5),  // write room
+        (11, 6),  // a short clock jump
+        (12, 1),  // a long clock jump
+        (13, 15), // run jobs
+        (14, 2),  // steal a job
+        (15, 2),  // finish a stolen job
+        (16, 3),  // push
+        (17, 2),  // broadcast
+        (18, 2),  // close from a handle
+        (19, 1),  // shutdown or a buffering transport
+    ];
+    let total: u32 = OPS.iter().map(|(_, w)| w).sum();
+    let bytes = random_bytes(seed, 1200);
+    let mut words = bytes
+        .chunks(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+    let mut script = vec![0, 0, 0, 1];
+    // Topic steps come from a stream of their own, between the others, so that the scripts
+    // above stay what they were: 20 subscribes or unsubscribes, 21 publishes.
+    let mut topic_steps = random_bytes(!seed, 600).into_iter();
+    let steps = 20 + (seed as usize % 120);
+    for _ in 0..steps {
+        if let (Some(pick), Some(arg)) = (topic_steps.next(), topic_steps.next())
+            && pick < 64
+        {
+            script.extend([20 + pick % 2, arg]);
+        }
+        let (Some(pick), Some(arg)) = (words.next(), words.next()) else {
+            break;
+        };
+        let mut left = pick % total;
+        let op = OPS
+            .iter()
+            .find(|(_, w)| {
+                let hit = left < *w;
+                left = left.saturating_sub(*w);
+                hit
+            })
+            .map_or(4, |(op, _)| *op);
+        let [arg, a, b, c] = arg.to_le_bytes();
+        script.extend([op, arg]);
+        // The ops that read more than their argument (see `run_script`).
+        match op {
+            1 => {
+                let len = usize::from(a % 64);
+                script.push(len as u8);
+                script.extend(random_bytes(u64::from(b) << 8 | u64::from(c), len));
+            }
+            3 => {
+                let len = usize::from(b % 40);
+                script.extend([a, len as u8]);
+                script.extend(random_bytes(u64::from(c), len * 4));
+            }
+            6 => script.push(a),
+            _ => {}
+        }
+    }
+    script
 }

@@ -179,3 +179,29 @@ fn output_past_the_high_water_mark_that_drains_calls_on_drain_once() {
     assert_eq!(texts(&out).last().map(String::as_str), Some("after"));
     h.check_invariants().unwrap();
 }
+
+/// A high-water mark of 0 is taken as 1 byte: an empty queue is not past it. (Taken as 0, every
+/// reply — the reply to an `on_drain` job too, which is empty — made the connection owe another
+/// `on_drain`, without end: `run_all_jobs` never returned.)
+#[test]
+fn a_high_water_mark_of_zero_owes_one_on_drain_per_crossing() {
+    let mut h = harness(Config {
+        high_water_bytes: 0,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let id = h.id(peer);
+    for round in 1..=3 {
+        h.send(peer, &text("echo me"));
+        h.run_all_jobs();
+        assert_eq!(h.queued_jobs(), 0);
+        let drains = h
+            .app_events()
+            .iter()
+            .filter(|e| **e == AppEvent::Drain(id))
+            .count();
+        assert_eq!(drains, round, "one on_drain per echo that passed the mark");
+    }
+    assert_eq!(texts(&h.take_output(peer)), ["echo me"; 3]);
+    h.check_invariants().unwrap();
+}

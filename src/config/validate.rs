@@ -1,0 +1,409 @@
+//! [`Config::validate`]: what a configuration may not be, checked once when the server is built.
+//!
+//! A value is refused when nothing sensible can come of it — a zero where at least one is
+//! needed, a zero timeout, a read buffer too small for a frame header, an absurd number of
+//! threads, queues the server would have to allocate whole and could not — with an
+//! [`Error::InvalidConfig`] that names the field and says why. Every other value is taken, and
+//! a maximum means "forever" or "unbounded" (the module docs of `config.rs`).
+
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::error::Error;
+
+/// Bytes of one slot of the job queue, at most: `crossbeam-channel` allocates the whole queue
+/// when it is made (a stamp and a `Job`; 96 bytes on x86-64, checked by a test in `server.rs`).
+pub(crate) const JOB_SLOT_BYTES: usize = 128;
+/// Bytes of one slot of a command queue, at most (a stamp and a `Command`; 56 on x86-64).
+pub(crate) const COMMAND_SLOT_BYTES: usize = 64;
+/// Bytes of room for one readiness event, at most: `mio`'s `Events` and the loop's copy of it
+/// (28 on x86-64).
+pub(crate) const EVENT_BYTES: usize = 32;
+
+impl Config {
+    /// Most worker threads. Each is an OS thread whose handle is reserved when the server is
+    /// built; operating systems refuse far fewer by default (Linux: `kernel.pid_max`, often
+    /// 32,768), so more can only be a mistake.
+    pub const MAX_WORKERS: usize = 65_536;
+
+    /// Most event loops. One per core is the point, and every loop keeps a link to every other
+    /// loop (to forward publications), so their cost grows with the square of their number.
+    pub const MAX_EVENT_LOOPS: usize = 1024;
+
+    /// Largest `read_buffer_size`: every busy connection holds a read buffer, allocated and
+    /// zeroed when its first bytes arrive, and output is packed into chunks of that size. One
+    /// read seldom returns more than a socket's receive buffer (a few MiB), so a larger buffer
+    /// would only cost memory: 1,000 busy connections would hold 64 GiB at this size.
+    pub const MAX_READ_BUFFER_SIZE: usize = 64 * 1024 * 1024;
+
+    /// Most bytes the server may allocate when it is built, for what is allocated whole then:
+    /// the job queue (`job_queue_capacity` slots of at most 128 bytes) and, for each event loop,
+    /// its command queue (`command_queue_capacity` slots of at most 64 bytes) and room for
+    /// `max_events` readiness events (at most 32 bytes each). The defaults take about 1 MiB on
+    /// four cores. A configuration past this is refused rather than left to abort in the
+    /// allocator.
+    pub const MAX_PREALLOCATED_BYTES: usize = 1024 * 1024 * 1024;
+
+    /// Refuses a configuration that cannot work, naming the field: a zero where at least one is
+    /// needed, a zero timeout, a read buffer outside 256 bytes..[`MAX_READ_BUFFER_SIZE`],
+    /// more threads than [`MAX_WORKERS`] or [`MAX_EVENT_LOOPS`], queues and event buffers past
+    /// [`MAX_PREALLOCATED_BYTES`], a compression level above 9, a monitoring path that does not
+    /// start with `/`. Every value it accepts is served without a panic (durations at their
+    /// maximum mean "forever", sizes "unbounded": see each field).
+    ///
+    /// [`MAX_READ_BUFFER_SIZE`]: Config::MAX_READ_BUFFER_SIZE
+    /// [`MAX_WORKERS`]: Config::MAX_WORKERS
+    /// [`MAX_EVENT_LOOPS`]: Config::MAX_EVENT_LOOPS
+    /// [`MAX_PREALLOCATED_BYTES`]: Config::MAX_PREALLOCATED_BYTES
+    pub fn validate(&self) -> Result<(), Error> {
+        self.check_counts()?;
+        self.check_sizes()?;
+        self.check_preallocation()?;
+        self.check_timeouts()?;
+        self.check_paths()?;
+        self.check_origins()
+    }
+
+    /// Every entry of `allowed_origins` parsed (an origin, or `scheme://*.domain`).
+    fn check_origins(&self) -> Result<(), Error> {
+        for pattern in self.allowed_origins.patterns() {
+            if let Some(why) = pattern.error() {
+                return Err(Error::InvalidConfig(format!(
+                    "allowed_origins: {:?}: {why}",
+                    pattern.as_str()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Limits that must be at least 1, and the thread counts' ceilings.
+    fn check_counts(&self) -> Result<(), Error> {
+        let positive = [
+            (self.workers, "workers"),
+            (self.event_loops, "event_loops"),
+            (self.backlog as usize, "backlog"),
+            (self.max_connections, "max_connections"),
+            (self.max_headers, "max_headers"),
+            (self.max_message_size, "max_message_size"),
+            (self.max_fragments, "max_fragments"),
+            (self.max_frame_size, "max_frame_size"),
+            (self.max_read_per_turn, "max_read_per_turn"),
+            (self.job_queue_capacity, "job_queue_capacity"),
+            (self.command_queue_capacity, "command_queue_capacity"),
+            (self.max_pending_messages, "max_pending_messages"),
+            (self.max_pending_bytes, "max_pending_bytes"),
+            (self.max_outbound_bytes, "max_outbound_bytes"),
+            (self.max_buffered_bytes, "max_buffered_bytes"),
+            (self.max_events, "max_events"),
+        ];
+        if let Some((_, name)) = positive.iter().find(|(value, _)| *value == 0) {
+            return Err(invalid(name, "must be at least 1"));
+        }
+        if self.workers > Self::MAX_WORKERS {
+            return Err(invalid(
+                "workers",
+                format!(
+                    "must be at most {} (each is an OS thread), not {}",
+                    Self::MAX_WORKERS,
+                    self.workers
+                ),
+            ));
+        }
+        if self.event_loops > Self::MAX_EVENT_LOOPS {
+            return Err(invalid(
+                "event_loops",
+                format!(
+                    "must be at most {} (one per core is the point), not {}",
+                    Self::MAX_EVENT_LOOPS,
+                    self.event_loops
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sizes with a floor or a ceiling of their own.
+    fn check_sizes(&self) -> Result<(), Error> {
+        if self.compression_level > 9 {
+            return Err(invalid(
+                "compression_level",
+                format!("must be between 0 and 9, not {}", self.compression_level),
+            ));
+        }
+        if !(256..=Self::MAX_READ_BUFFER_SIZE).contains(&self.read_buffer_size) {
+            return Err(invalid(
+                "read_buffer_size",
+                format!(
+                    "must be between 256 bytes (a frame header must fit) and {} \
+                     (every busy connection holds one), not {}",
+                    Self::MAX_READ_BUFFER_SIZE,
+                    self.read_buffer_size
+                ),
+            ));
+        }
+        if self.max_header_bytes < 64 {
+            return Err(invalid("max_header_bytes", "must be at least 64 bytes"));
+        }
+        Ok(())
+    }
+
+    /// The queues and event buffers allocated whole when the server is built must fit in
+    /// [`MAX_PREALLOCATED_BYTES`](Config::MAX_PREALLOCATED_BYTES); the error names the largest
+    /// part.
+    fn check_preallocation(&self) -> Result<(), Error> {
+        let loops = self.event_loops;
+        let parts = [
+            (
+                "job_queue_capacity",
+                self.job_queue_capacity.saturating_mul(JOB_SLOT_BYTES),
+            ),
+            (
+                "command_queue_capacity",
+                (self
+                    .command_queue_capacity
+                    .saturating_mul(COMMAND_SLOT_BYTES))
+                .saturating_mul(loops),
+            ),
+            (
+                "max_events",
+                (self.max_events.saturating_mul(EVENT_BYTES)).saturating_mul(loops),
+            ),
+        ];
+        let total = parts
+            .iter()
+            .fold(0usize, |sum, (_, bytes)| sum.saturating_add(*bytes));
+        if total <= Self::MAX_PREALLOCATED_BYTES {
+            return Ok(());
+        }
+        let (name, _) = parts
+            .iter()
+            .max_by_key(|(_, bytes)| *bytes)
+            .copied()
+            .unwrap_or(parts[0]);
+        let [(_, jobs), (_, commands), (_, events)] = parts;
+        let limit = Self::MAX_PREALLOCATED_BYTES;
+        let why = if total == usize::MAX {
+            format!(
+                "is too large: the queues and event buffers allocated when the server is built \
+                 would take more than usize::MAX bytes (at most \
+                 Config::MAX_PREALLOCATED_BYTES, {limit})"
+            )
+        } else {
+            format!(
+                "is too large: the queues and event buffers allocated when the server is built \
+                 would take {total} bytes (job queue {jobs}, command queues {commands}, event \
+                 buffers {events}, for {loops} event loops), more than \
+                 Config::MAX_PREALLOCATED_BYTES ({limit})"
+            )
+        };
+        Err(invalid(name, why))
+    }
+
+    /// Every timeout must be more than zero (`None` turns the optional ones off).
+    /// `shutdown_timeout` may be zero: the connections are then dropped at once.
+    fn check_timeouts(&self) -> Result<(), Error> {
+        let timeouts = [
+            (self.request_timeout, "request_timeout"),
+            (self.close_timeout, "close_timeout"),
+            (self.accept_backoff, "accept_backoff"),
+            (self.keep_alive_timeout, "keep_alive_timeout"),
+            (self.pong_timeout, "pong_timeout"),
+            (self.write_stall_timeout, "write_stall_timeout"),
+            (self.message_timeout, "message_timeout"),
+            (self.monitoring_timeout, "monitoring_timeout"),
+            (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
+            (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),
+            (
+                self.release_memory_after.unwrap_or(Duration::MAX),
+                "release_memory_after",
+            ),
+        ];
+        match timeouts.iter().find(|(d, _)| d.is_zero()) {
+            Some((_, name)) => Err(invalid(name, "must be more than zero")),
+            None => Ok(()),
+        }
+    }
+
+    fn check_paths(&self) -> Result<(), Error> {
+        for (path, name) in [
+            (&self.metrics_path, "metrics_path"),
+            (&self.health_path, "health_path"),
+        ] {
+            if path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                return Err(invalid(name, "must start with '/'"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The error for field `name`: "`name` `why`".
+fn invalid(name: &str, why: impl std::fmt::Display) -> Error {
+    Error::InvalidConfig(format!("{name} {why}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text of the error `config` is refused with.
+    fn refusal(config: &Config) -> String {
+        match config.validate() {
+            Err(Error::InvalidConfig(why)) => why,
+            other => panic!("expected InvalidConfig, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn default_is_valid() {
+        Config::default()
+            .validate()
+            .expect("defaults must validate");
+    }
+
+    #[test]
+    fn zero_limits_are_rejected_by_name() {
+        let config = Config {
+            job_queue_capacity: 0,
+            ..Config::default()
+        };
+        assert!(refusal(&config).starts_with("job_queue_capacity "));
+
+        let config = Config {
+            read_buffer_size: 10,
+            ..Config::default()
+        };
+        assert!(refusal(&config).starts_with("read_buffer_size "));
+
+        let config = Config {
+            close_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(refusal(&config), "close_timeout must be more than zero");
+
+        let config = Config {
+            monitoring_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(
+            refusal(&config),
+            "monitoring_timeout must be more than zero"
+        );
+        let config = Config {
+            monitoring_reserve: 0,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok(), "a reserve of 0 turns it off");
+        let config = Config {
+            shutdown_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok(), "a shutdown that drops at once");
+    }
+
+    #[test]
+    fn thread_counts_have_a_ceiling() {
+        for (config, field) in [
+            (
+                Config {
+                    workers: usize::MAX,
+                    ..Config::default()
+                },
+                "workers",
+            ),
+            (
+                Config {
+                    event_loops: Config::MAX_EVENT_LOOPS + 1,
+                    ..Config::default()
+                },
+                "event_loops",
+            ),
+        ] {
+            let why = refusal(&config);
+            assert!(
+                why.starts_with(&format!("{field} must be at most ")),
+                "{why}"
+            );
+        }
+        let most = Config {
+            workers: Config::MAX_WORKERS,
+            event_loops: Config::MAX_EVENT_LOOPS,
+            ..Config::default()
+        };
+        assert!(most.validate().is_ok(), "the ceilings themselves are taken");
+    }
+
+    #[test]
+    fn a_read_buffer_has_a_ceiling() {
+        let config = Config {
+            read_buffer_size: Config::MAX_READ_BUFFER_SIZE + 1,
+            ..Config::default()
+        };
+        let why = refusal(&config);
+        assert!(
+            why.starts_with("read_buffer_size must be between 256 "),
+            "{why}"
+        );
+        let config = Config {
+            read_buffer_size: Config::MAX_READ_BUFFER_SIZE,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+    }
+
+    /// A queue capacity of `usize::MAX` would make crossbeam-channel panic, and one of a few
+    /// hundred million would abort in the allocator: refused, naming the field that weighs most.
+    #[test]
+    fn queues_allocated_whole_have_a_ceiling() {
+        let one_loop = Config {
+            event_loops: 1,
+            ..Config::default()
+        };
+        for field in ["job_queue_capacity", "command_queue_capacity", "max_events"] {
+            let mut config = one_loop.clone();
+            let value = match field {
+                "job_queue_capacity" => &mut config.job_queue_capacity,
+                "command_queue_capacity" => &mut config.command_queue_capacity,
+                _ => &mut config.max_events,
+            };
+            *value = usize::MAX;
+            let why = refusal(&config);
+            assert!(why.starts_with(&format!("{field} is too large: ")), "{why}");
+            assert!(why.contains("MAX_PREALLOCATED_BYTES"), "{why}");
+        }
+        // Per loop: a command queue that one loop could have is too much for a thousand.
+        let capacity = Config::MAX_PREALLOCATED_BYTES / COMMAND_SLOT_BYTES / 2;
+        let config = Config {
+            command_queue_capacity: capacity,
+            ..one_loop.clone()
+        };
+        assert!(config.validate().is_ok());
+        let config = Config {
+            event_loops: 1000,
+            ..config
+        };
+        assert!(refusal(&config).starts_with("command_queue_capacity is too large"));
+        // The defaults take little on the largest machine the default allows.
+        let config = Config {
+            event_loops: Config::MAX_EVENT_LOOPS,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn compression_level_past_nine_is_refused() {
+        let config = Config {
+            compression_level: u32::MAX,
+            ..Config::default()
+        };
+        assert_eq!(
+            refusal(&config),
+            format!(
+                "compression_level must be between 0 and 9, not {}",
+                u32::MAX
+            )
+        );
+    }
+}
