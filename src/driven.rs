@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use crate::dispatch::ServerHandle;
 use crate::error::Error;
-use crate::netpoller::{EventLoop, mark_loop_thread};
+use crate::dispatch::mark_loop_thread;
+use crate::netpoller::EventLoop;
 
 /// A server that runs only when its owner calls [`turn`](Self::turn): no threads, handlers
 /// inline, one event loop.

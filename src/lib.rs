@@ -101,6 +101,9 @@ pub mod tls;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+// The connection core over in-memory wires, for the unit tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+mod harness;
 
 pub use config::Config;
 pub use conn_id::ConnId;

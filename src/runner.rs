@@ -28,8 +28,8 @@ use crate::handler::{Context, Flow, Handler, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus;
-use crate::session::{
-    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, SessionBox, Work,
+use crate::dispatch::{
+    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, Run, SessionBox, Work,
 };
 use crate::ws::deflate::negotiate;
 use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
@@ -101,25 +101,46 @@ impl<H: Handler> HandlerRunner<H> {
 
 impl<H: Handler> JobRunner for HandlerRunner<H> {
     fn run(&self, job: Job) -> Option<Reply> {
-        let conn = job.conn;
-        match job.work {
-            Work::Messages(batch) => {
-                let mut slot = Slot::<H::Session>::unbox(job.session, conn);
+        match job {
+            Job::Run(Run {
+                lease,
+                work: Work::Messages(batch),
+                session,
+                queued,
+            }) => {
+                let conn = lease.conn();
+                let mut slot = Slot::<H::Session>::unbox(session, conn);
                 let flow = Flow {
-                    queued: job.queued,
+                    queued,
                     high_water: self.high_water,
                 };
                 let output = self.run_messages(conn, batch, &mut slot, flow);
                 Some(Reply {
-                    conn,
+                    lease,
                     output,
                     after: After::Continue,
                     session: Some(slot),
                 })
             }
-            Work::Http { requests, tail } => Some(self.run_http(conn, requests, tail)),
-            Work::Closed(info) => {
-                let slot = Slot::<H::Session>::unbox(job.session, conn);
+            Job::Run(Run {
+                lease,
+                work: Work::Http { requests, tail },
+                ..
+            }) => {
+                let (output, after, session) = self.run_http(lease.conn(), requests, tail);
+                Some(Reply {
+                    lease,
+                    output,
+                    after,
+                    session,
+                })
+            }
+            Job::Close {
+                conn,
+                info,
+                session,
+            } => {
+                let slot = Slot::<H::Session>::unbox(session, conn);
                 let server = &self.server;
                 let call = || self.handler.on_close(conn, slot.session, &info, server);
                 if catch_unwind(AssertUnwindSafe(call)).is_err() {
@@ -194,14 +215,15 @@ impl<H: Handler> HandlerRunner<H> {
         output
     }
 
-    fn run_http(&self, conn: ConnId, requests: Vec<Request>, tail: HttpTail) -> Reply {
+    /// A batch of HTTP requests answered in order, then its tail (an upgrade, an error): the
+    /// bytes, what the session does next, and a new WebSocket's session.
+    fn run_http(
+        &self,
+        conn: ConnId,
+        requests: Vec<Request>,
+        tail: HttpTail,
+    ) -> (Output, After, Option<SessionBox>) {
         let mut output = Output::default();
-        let reply = |output, after| Reply {
-            conn,
-            output,
-            after,
-            session: None,
-        };
         let close = After::CloseHttp { bad_request: false };
         // A monitoring-reserve request: its response closes the connection.
         let last_closes = matches!(tail, HttpTail::Close);
@@ -222,7 +244,7 @@ impl<H: Handler> HandlerRunner<H> {
             };
             response.encode(&mut output.bytes, request.version(), keep_alive, head_only);
             if !keep_alive {
-                return reply(output, close);
+                return (output, close, None);
             }
         }
         let after = match tail {
@@ -235,15 +257,10 @@ impl<H: Handler> HandlerRunner<H> {
             HttpTail::Upgrade(upgrade) => {
                 let (request, upgrade) = *upgrade;
                 let (after, session) = self.upgrade_and_open(conn, &request, upgrade, &mut output);
-                return Reply {
-                    conn,
-                    output,
-                    after,
-                    session,
-                };
+                return (output, after, session);
             }
         };
-        reply(output, after)
+        (output, after, None)
     }
 
     /// `on_upgrade`, then the `101` and `on_open` if it accepted: what the session does next,

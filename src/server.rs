@@ -21,11 +21,9 @@ use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::netpoller::{
-    EventLoop, Executor, Forwarder, LoopLink, LoopParts, LoopWaker, Tls, WAKER,
-};
+use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, SharedTls};
+use crate::netpoller::{EventLoop, Forwarder, LoopParts, WAKER};
 use crate::runner::HandlerRunner;
-use crate::session::JobRunner;
 
 /// Collects the configuration, then [`build`](Self::build)s and starts a server.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +73,7 @@ impl ServerBuilder {
     }
 
     /// The TLS acceptor the loops and handles share, if TLS is on.
-    fn tls_acceptor(&self) -> Tls {
+    fn tls_acceptor(&self) -> SharedTls {
         #[cfg(feature = "tls")]
         return self
             .tls
@@ -191,7 +189,7 @@ impl ServerBuilder {
         let forwarder = Forwarder::default(); // one loop: nobody to forward to
         let event_loop = wired.start(0, executor, forwarder, &shutdown, &config, &metrics)?;
         // The thread that builds it usually drives it: its pushes must not wait on itself.
-        crate::netpoller::mark_loop_thread();
+        crate::dispatch::mark_loop_thread();
         log::info!("listening on {local_addr} (driven by the caller's thread)");
         Ok(DrivenServer::new(event_loop, handle))
     }
@@ -201,10 +199,10 @@ impl ServerBuilder {
 struct WiredLoop {
     poll: Poll,
     listener: TcpListener,
-    replies: crossbeam_channel::Receiver<crate::session::Reply>,
-    commands: crossbeam_channel::Receiver<crate::netpoller::Command>,
+    replies: crossbeam_channel::Receiver<crate::dispatch::Reply>,
+    commands: crossbeam_channel::Receiver<crate::dispatch::Command>,
     waker: Arc<LoopWaker>,
-    tls: Tls,
+    tls: SharedTls,
 }
 
 impl WiredLoop {
@@ -242,7 +240,7 @@ impl WiredLoop {
 fn wire_loops(
     listeners: Vec<TcpListener>,
     config: &Config,
-    tls: &Tls,
+    tls: &SharedTls,
 ) -> Result<(Vec<LoopLink>, Vec<WiredLoop>), Error> {
     let mut links = Vec::with_capacity(listeners.len());
     let mut loops = Vec::with_capacity(listeners.len());
@@ -351,8 +349,8 @@ mod tests {
     #[test]
     fn the_preallocation_check_knows_the_slot_sizes() {
         let stamp = size_of::<usize>();
-        assert!(stamp + size_of::<crate::session::Job>() <= JOB_SLOT_BYTES);
-        assert!(stamp + size_of::<crate::netpoller::Command>() <= COMMAND_SLOT_BYTES);
+        assert!(stamp + size_of::<crate::dispatch::Job>() <= JOB_SLOT_BYTES);
+        assert!(stamp + size_of::<crate::dispatch::Command>() <= COMMAND_SLOT_BYTES);
         let copied = size_of::<(mio::Token, bool, bool)>();
         assert!(size_of::<mio::event::Event>() + copied <= EVENT_BYTES);
     }

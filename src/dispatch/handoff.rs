@@ -9,18 +9,17 @@
 //! 2. **Run** (`work`, on each worker thread): any idle worker takes the next job of any
 //!    connection and hands it to the application's [`JobRunner`] (`src/runner.rs`).
 //! 3. **Reply and wake**: the worker sends the [`Reply`] on the owning loop's reply channel and
-//!    rings that loop's [`LoopWaker`], which coalesces: a burst of replies costs one syscall.
+//!    rings that loop's waker (`link.rs`), which coalesces: a burst of replies costs one syscall.
 //!
 //! Order holds because a connection has one job out at a time (its [`Lease`](super::Lease)), so
 //! any worker may take any connection's next batch: load spreads without reordering.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use mio::Waker;
 
 use crate::dispatch::handle::ServerHandle;
 use crate::dispatch::job::{Job, Reply};
@@ -192,45 +191,5 @@ fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerH
             let loop_index = conn.event_loop();
             log::trace!("worker {n}: reply sent to loop {loop_index}, {how}");
         }
-    }
-}
-
-/// The loop's doorbell: how worker threads and handles wake a loop blocked in `poll`.
-///
-/// A [`mio::Waker`] makes `poll` return with the `WAKER` token. Ringing it is a syscall, so
-/// `LoopWaker` coalesces: the first sender after the loop last looked rings it, later senders
-/// see the `pending` flag and stay quiet. The loop clears the flag *before* draining its
-/// channels, so a message sent after the drain started always rings again: no message is ever
-/// left unseen. This is Go's `netpollBreak`, whose `netpollWakeSig` flag does the same.
-#[derive(Debug)]
-pub(crate) struct LoopWaker {
-    waker: Waker,
-    pending: AtomicBool,
-}
-
-impl LoopWaker {
-    pub(crate) fn new(waker: Waker) -> Self {
-        LoopWaker {
-            waker,
-            pending: AtomicBool::new(false),
-        }
-    }
-
-    /// Wakes the loop unless a wake is already on its way. Called after putting a message in
-    /// one of the loop's channels. Returns true if it rang (a syscall), false if it coalesced
-    /// with a wake already pending.
-    pub(crate) fn wake(&self) -> bool {
-        if self.pending.swap(true, Ordering::AcqRel) {
-            return false;
-        }
-        if let Err(err) = self.waker.wake() {
-            log::warn!("cannot wake the event loop: {err}");
-        }
-        true
-    }
-
-    /// Called by the loop before it drains its channels: the next `wake` rings again.
-    pub(crate) fn clear(&self) {
-        self.pending.store(false, Ordering::Release);
     }
 }

@@ -3,8 +3,8 @@
 //! | file | what it does |
 //! |---|---|
 //! | `job.rs` | what crosses: a [`Job`] with the [`Lease`] on its connection's job slot, the [`Reply`] that brings it home, the handler's encoded [`Output`] |
-//! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's [`LoopWaker`] |
-//! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the waker ([`LoopLink`]) |
+//! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
+//! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
 //! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
 //! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |
 //!
@@ -20,9 +20,9 @@ mod topics;
 
 pub use handle::ServerHandle;
 pub(crate) use handle::{Shared, SharedTls};
-pub(crate) use handoff::{Executor, JobQueue, JobRunner, LoopWaker, Offered, WorkerPool};
+pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool};
 pub(crate) use job::{
     After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
 };
-pub(crate) use link::{Command, LoopLink, Push, mark_loop_thread, on_loop_thread};
-pub(crate) use topics::{Publication, TopicAction, TopicRequest};
+pub(crate) use link::{Command, LoopLink, LoopWaker, Push, mark_loop_thread};
+pub(crate) use topics::{Publication, TopicAction};

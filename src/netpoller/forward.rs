@@ -20,9 +20,7 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError};
 
 use crate::metrics::{Metrics, add};
-use crate::netpoller::link::{Command, LoopLink};
-use crate::netpoller::waker::LoopWaker;
-use crate::session::Publication;
+use crate::dispatch::{Command, LoopLink, LoopWaker, Publication};
 
 /// How soon a loop with a backlog for another loop offers it again.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(1);

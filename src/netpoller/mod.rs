@@ -14,7 +14,6 @@
 //! | `waker.rs` | the coalescing doorbell other threads ring |
 //! | `link.rs` | the ways into a loop: commands, replies, waker |
 //! | `jobs.rs` | where jobs go: the worker pool's queue, or inline |
-//! | `harness/` | the table over in-memory wires, a hand-driven clock and hand-run jobs: the unit tests (`tests/`) and the `connection_core` fuzz target |
 //!
 //! Readiness enters from `poll`, replies and commands from the channels; all of it goes to the
 //! sessions (`src/session/`) through the table, which knows no protocol. Publications to topics
@@ -26,20 +25,12 @@ mod accept;
 mod budget;
 mod event_loop;
 mod forward;
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) mod harness;
-mod jobs;
-mod link;
 mod release;
 mod table;
-#[cfg(test)]
-mod tests;
 mod timers;
 mod topics;
-mod waker;
 
-pub(crate) use event_loop::{EventLoop, LoopParts, Tls, WAKER};
+pub(crate) use event_loop::{EventLoop, LoopParts, WAKER};
 pub(crate) use forward::Forwarder;
-pub(crate) use jobs::Executor;
-pub(crate) use link::{Command, LoopLink, mark_loop_thread, on_loop_thread};
-pub(crate) use waker::LoopWaker;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use table::{ConnectionTable, Poller};

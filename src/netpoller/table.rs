@@ -8,8 +8,8 @@
 //! generation: stale work is dropped and counted), gives its session the event, and **pumps**
 //! it — the netpoller's side of a connection, where every read, write and registration happens:
 //!
-//! 1. read until `WouldBlock` into the buffer the session lends ([`Session::read_space`]),
-//!    within the fairness budget;
+//! 1. read into the buffer the session lends ([`Session::read_space`]), within the fairness
+//!    budget — once per round, until `WouldBlock`;
 //! 2. hand off the job it has ready ([`Session::poll_job`]) to the job queue — the worker
 //!    pool's, or the handler inline;
 //! 3. write what it has to say ([`Session::poll_transmit`]: one `writev`, or FIN) until done or
@@ -36,7 +36,7 @@ use slab::Slab;
 use crate::buffer::{BufferPool, MAX_SLICES};
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Job, JobQueue, Offered, OwedJobs, Reply};
+use crate::dispatch::{Command, Job, JobQueue, Offered, Reply};
 use crate::metrics::{Admission, Metrics, add};
 use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::release::MemoryRelease;
@@ -47,6 +47,7 @@ use crate::transport::{IoOutcome, Transport};
 
 mod ending;
 mod fanout;
+mod inspect;
 mod turn;
 
 /// Where the table registers its transports' interest: `mio::Registry` on the event loop.
@@ -117,8 +118,6 @@ pub(crate) struct ConnectionTable<T, P, Q> {
     close_backlog: VecDeque<Job>,
     /// This loop's part of the server-wide memory budget.
     budget: MemoryBudget,
-    /// The hold limit of this turn (`usize::MAX` without memory pressure).
-    hold_limit: usize,
     /// Connections the budget stopped reading, to drive again when the pressure passes.
     paused: Vec<ConnId>,
     /// Whether a storm is over and its memory can go back to the OS.
@@ -151,7 +150,6 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             delivering: false,
             pool: BufferPool::new(config.read_buffer_size, config.max_pooled_buffers),
             budget: MemoryBudget::new(&config),
-            hold_limit: usize::MAX,
             release: MemoryRelease::new(config.release_memory_after),
             config,
             metrics,
@@ -196,7 +194,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             budget_paused: false,
         });
         let deadline = self.slab[index].session.next_deadline(&self.config);
-        self.arm(index, deadline, now);
+        self.arm(index, deadline.map(|(at, _)| at), now);
         Ok(id)
     }
 
@@ -263,6 +261,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
 
     /// Gives the connection at `index` an event, pumps its I/O, and settles its outcome.
     fn serve(&mut self, index: usize, now: Instant, event: impl FnOnce(&mut Session, &mut Env<'_>)) {
+        let hold_limit = self.budget.hold_limit(&self.metrics);
         let Some(entry) = self.slab.get_mut(index) else {
             return;
         };
@@ -272,19 +271,26 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             pool: &mut self.pool,
             metrics: &self.metrics,
             shutting_down: self.shutting_down,
-            hold_limit: self.hold_limit,
+            hold_limit,
             topics: &mut self.topics,
         };
         event(&mut entry.session, &mut env);
         let again = pump(entry, &mut env, &mut self.jobs);
         entry.transport.release_idle();
         let outcome = entry.session.outcome(&mut env);
-        self.settle(index, outcome, again, now);
+        self.settle(index, outcome, again, hold_limit, now);
     }
 
     /// Acts on a session's outcome: removal, the memory budget's charge (the one place it is
     /// made), the ready, held and paused lists, the deadline, the interest.
-    fn settle(&mut self, index: usize, outcome: Outcome, again: bool, now: Instant) {
+    fn settle(
+        &mut self,
+        index: usize,
+        outcome: Outcome,
+        again: bool,
+        hold_limit: usize,
+        now: Instant,
+    ) {
         let entry = &mut self.slab[index];
         if let Some(ending) = outcome.ended {
             self.budget.charge(entry.held, 0, &self.metrics);
@@ -295,7 +301,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         let held = outcome.held + transport;
         self.budget.charge(entry.held, held, &self.metrics);
         entry.held = held;
-        if held >= self.hold_limit && entry.readable && !entry.budget_paused {
+        if held >= hold_limit && entry.readable && !entry.budget_paused {
             // Not read because it holds too much while memory is short: nothing else may
             // wake it (edge-triggered readiness already reported the unread bytes).
             log::debug!("{id}: holds {held} bytes near the memory budget; reading paused");
@@ -313,7 +319,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         }
         entry.job_held = outcome.job_held;
         let write = outcome.write || entry.transport.buffered_output() > 0;
-        self.arm(index, outcome.deadline.map(|(at, _)| at), now);
+        self.arm(index, outcome.deadline, now);
         self.update_interest(index, write, now);
     }
 
@@ -380,48 +386,47 @@ fn pump<T: Transport, Q: JobQueue>(entry: &mut Entry<T>, env: &mut Env<'_>, jobs
     out_of_budget
 }
 
-/// Reads until `WouldBlock`, the session's refusal or the end of the budget; true if bytes came.
+/// Reads once into the session's buffer, if the socket may have bytes, the session takes them
+/// and the budget allows; true if bytes came (the pump decodes and dispatches them before the
+/// next read, so backpressure stops reading as soon as the session is full).
 fn read<T: Transport>(
     entry: &mut Entry<T>,
     env: &mut Env<'_>,
     budget: &mut usize,
     out_of_budget: &mut bool,
 ) -> bool {
-    let mut got = false;
-    while entry.readable {
-        let Some(space) = entry.session.read_space(env) else {
-            break;
-        };
-        if *budget == 0 {
-            // Fairness: others get their turn; this one continues on the next turn.
-            *out_of_budget = true;
-            break;
+    if !entry.readable {
+        return false;
+    }
+    let Some(space) = entry.session.read_space(env) else {
+        return false;
+    };
+    if *budget == 0 {
+        // Fairness: others get their turn; this one continues on the next turn.
+        *out_of_budget = true;
+        return false;
+    }
+    match entry.transport.read(space) {
+        IoOutcome::Progress(n) => {
+            entry.session.received(env, n);
+            *budget = budget.saturating_sub(n);
+            return true;
         }
-        match entry.transport.read(space) {
-            IoOutcome::Progress(n) => {
-                entry.session.received(env, n);
-                *budget = budget.saturating_sub(n);
-                got = true;
-            }
-            IoOutcome::WouldBlock => {
-                log::trace!("{}: read would block: drained", entry.session.id);
-                entry.readable = false;
-                break;
-            }
-            IoOutcome::Closed => {
-                log::trace!("{}: read EOF", entry.session.id);
-                entry.readable = false;
-                entry.session.peer_eof(env);
-                break;
-            }
-            IoOutcome::Failed(err) => {
-                log::debug!("{}: read failed: {err}", entry.session.id);
-                entry.session.transport_failed(env);
-                break;
-            }
+        IoOutcome::WouldBlock => {
+            log::trace!("{}: read would block: drained", entry.session.id);
+            entry.readable = false;
+        }
+        IoOutcome::Closed => {
+            log::trace!("{}: read EOF", entry.session.id);
+            entry.readable = false;
+            entry.session.peer_eof(env);
+        }
+        IoOutcome::Failed(err) => {
+            log::debug!("{}: read failed: {err}", entry.session.id);
+            entry.session.transport_failed(env);
         }
     }
-    got
+    false
 }
 
 /// Offers the session's next job. True when it ran inline and its reply is already applied (so
@@ -512,5 +517,14 @@ fn write<T: Transport>(entry: &mut Entry<T>, env: &mut Env<'_>) -> bool {
 /// owed, those waiting for a running job's reply and those waiting for room in the job queue.
 pub(crate) type Owed = (HashMap<ConnId, OwedClose>, VecDeque<Job>);
 
-#[allow(dead_code)]
-type Unused = OwedJobs;
+#[cfg(test)]
+mod tests {
+    /// The slab entry is what an idle connection costs in user space (its session holds no
+    /// buffer): a headline number, measured per connection in docs/benchmarks.md (`idle`).
+    #[test]
+    fn a_slab_entry_is_small() {
+        let size = std::mem::size_of::<super::Entry<crate::transport::Stream>>();
+        eprintln!("size_of::<Entry<Stream>>() = {size}");
+        assert!(size <= 344, "the slab entry grew to {size} bytes");
+    }
+}

@@ -23,7 +23,8 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::metrics::{Metrics, add, sub};
-use crate::session::{Publication, Subscriptions};
+use crate::dispatch::Publication;
+use crate::session::Subscriptions;
 use crate::topic::Topic;
 
 /// One loop's topics, subscribers and publications in flight.

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::add;
-use crate::session::connection::{Env, Session};
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::phase::{Drain, JobSlot, Phase};
 
 

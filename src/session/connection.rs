@@ -15,32 +15,11 @@ use std::io::IoSlice;
 use std::time::Instant;
 
 use crate::buffer::{BufferPool, MAX_SLICES, ReadBuffer, WriteBuffer};
-use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::{Job, Push, Reply, Run, SessionBox, Work};
 use crate::metrics::{Admission, CloseKind, Metrics, add, sub};
-use crate::session::deadline::Due;
+use crate::session::env::Env;
 use crate::session::phase::{Http, JobSlot, OwedClose, Phase};
-use crate::session::topics::Subscriptions;
-
-/// What the event loop lends a session for one event: the time of this loop turn (one clock read
-/// per turn; tests pass any instant they like), the configuration, the loop's buffer pool and
-/// the shared counters, whether the server is shutting down, what the memory budget allows, and
-/// the loop's registry of topics.
-#[derive(Debug)]
-pub(crate) struct Env<'a> {
-    pub now: Instant,
-    pub config: &'a Config,
-    pub pool: &'a mut BufferPool,
-    pub metrics: &'a Metrics,
-    pub shutting_down: bool,
-    /// The server is near its memory budget (`max_buffered_bytes`): a connection that holds
-    /// this many [`buffered_bytes`](Session::buffered_bytes) or more is not read until the
-    /// pressure passes. `usize::MAX` when there is no pressure.
-    pub hold_limit: usize,
-    /// Who subscribes to what on this loop, and where publications go (`topics.rs`).
-    pub topics: &'a mut dyn Subscriptions,
-}
 
 /// When things last happened, for the deadlines (`deadline.rs` derives them from these).
 #[derive(Debug, Clone, Copy)]
@@ -66,18 +45,27 @@ pub(crate) enum Transmit {
     Nothing,
 }
 
+/// What a step's writing came to, as the loop reports it.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Written {
+    /// Bytes of the session's output written.
+    pub bytes: usize,
+    /// Something was written: the session's bytes, or the transport's own.
+    pub progressed: bool,
+    /// Bytes remain, the session's or the transport's: the socket would block.
+    pub blocked: bool,
+}
+
 /// What the loop must do after a step, in one answer.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    /// The session would read now (if the socket has bytes): backpressure says no when false.
-    pub read: bool,
     /// Bytes wait to be written: keep WRITABLE interest.
     pub write: bool,
     /// Bytes of memory the session holds for its peer now (the memory budget charges the
     /// change).
     pub held: usize,
-    /// The earliest deadline that applies now, and what it is for.
-    pub deadline: Option<(Instant, Due)>,
+    /// The earliest deadline that applies now.
+    pub deadline: Option<Instant>,
     /// Its job waits for room in the job queue.
     pub job_held: bool,
     /// The session reached `Closed`: remove it, and settle what it is owed.
@@ -202,7 +190,6 @@ impl Session {
             return None;
         };
         let queued = self.output_len();
-        add(&env.metrics.jobs_dispatched, 1);
         Some(Job::Run(Run {
             lease: self.job.lend(self.id, work.held_bytes()),
             work,
@@ -214,15 +201,14 @@ impl Session {
     /// The job from [`poll_job`](Self::poll_job) found the job queue full: it waits here, and
     /// reading stops as the connection fills up — HTTP at once (it is not idle), WebSocket when
     /// its inbox is full.
-    pub(crate) fn job_refused(&mut self, env: &mut Env<'_>, job: Job) {
-        let Job::Run(run) = job else {
-            return;
-        };
-        if matches!(self.job, JobSlot::InFlight(_)) && run.lease.bytes() == self.job.bytes() {
-            add(&env.metrics.backpressure_pauses, 1);
-            log::trace!("{}: job queue full, job held", self.id);
+    pub(crate) fn job_refused(&mut self, job: Job) {
+        match job {
+            Job::Run(run) => {
+                log::trace!("{}: job queue full, job held", self.id);
+                self.job.hold(run);
+            }
+            Job::Close { .. } => log::error!("{}: an on_close job came back", self.id),
         }
-        self.job.hold(run);
     }
 
     /// Nobody runs jobs any more (the workers are gone): the job is dropped, its state kept.
@@ -262,29 +248,36 @@ impl Session {
         log::trace!("{}: wrote {n} bytes", self.id);
     }
 
-    /// The write phase of a step is over: `written` bytes went out, and `blocked` says whether
-    /// bytes remain (the session's, or the transport's own). Keeps the write-stall clock (it runs
-    /// from the last write that made progress while output remains) and the idle clocks that
-    /// count from the last byte out. True when the write made room for more work now: output
-    /// that held dispatch back fell below its limit, or `on_drain` became due.
-    pub(crate) fn write_ended(&mut self, env: &mut Env<'_>, written: usize, blocked: bool) -> bool {
+    /// The write phase of a step is over: what it [`Written`]. Keeps the write-stall clock (it
+    /// runs from the last write that made progress while output remains) and the idle clocks
+    /// that count from the last byte out. True when the write made room for more work now:
+    /// output that held dispatch and reading back fell below its limit, or `on_drain` became due.
+    pub(crate) fn write_ended(&mut self, env: &mut Env<'_>, written: Written) -> bool {
         let after = self.output_len();
-        if !blocked && after == 0 {
-            if self.clocks.write_blocked_since.take().is_some() || written > 0 {
-                if !matches!(self.phase, Phase::Open(_)) {
-                    // Keep-alive idleness and the close timeout count from the last byte out.
-                    self.clocks.wait_since = env.now;
-                }
+        if !written.blocked && after == 0 {
+            let was_waiting = self.clocks.write_blocked_since.take().is_some();
+            if (was_waiting || written.progressed) && !matches!(self.phase, Phase::Open(_)) {
+                // Keep-alive idleness and the close timeout count from the last byte out.
+                self.clocks.wait_since = env.now;
             }
-        } else if written > 0 || self.clocks.write_blocked_since.is_none() {
+            self.drained(env);
+        } else if written.progressed || self.clocks.write_blocked_since.is_none() {
             self.clocks.write_blocked_since = Some(env.now);
         }
-        if !blocked && after == 0 {
-            self.drained(env);
-        }
         let limit = env.config.max_outbound_bytes;
-        let was_held_back = after + written >= limit;
+        let was_held_back = after + written.bytes >= limit;
         self.note_drained(env) || (was_held_back && after < limit)
+    }
+
+    /// Has the session reached `Closed` (the loop removes it after this step)?
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed(_))
+    }
+
+    /// Output is stuck: bytes wait and the last write made no progress (what the memory budget
+    /// drops first, over its limit).
+    pub(crate) fn write_blocked(&self) -> bool {
+        self.clocks.write_blocked_since.is_some()
     }
 
     /// The loop sent FIN, as [`Transmit::Fin`] asked.
@@ -316,6 +309,14 @@ impl Session {
         }
     }
 
+    /// The loop is being dropped with this session in it: a job held for room in the queue is
+    /// let go, its lease with it.
+    pub(crate) fn drop_held_job(&mut self) {
+        if let JobSlot::Held(run) = std::mem::take(&mut self.job) {
+            run.lease.end();
+        }
+    }
+
     /// Where the session stands after a step: what the loop must do now. Idle buffers go back
     /// to the pool first, so an idle connection holds none.
     pub(crate) fn outcome(&mut self, env: &mut Env<'_>) -> Outcome {
@@ -337,7 +338,6 @@ impl Session {
             }
             self.return_all_buffers(env);
             return Outcome {
-                read: false,
                 write: false,
                 held: 0,
                 deadline: None,
@@ -353,10 +353,9 @@ impl Session {
         }
         self.release_buffers(env.pool);
         Outcome {
-            read: self.wants_input(env),
             write: self.output_len() > 0,
             held: self.buffered_bytes(),
-            deadline: self.next_deadline(env.config),
+            deadline: self.next_deadline(env.config).map(|(at, _)| at),
             job_held: matches!(self.job, JobSlot::Held(_)),
             ended: None,
         }
@@ -488,16 +487,41 @@ impl Session {
     }
 }
 
+/// What the unit tests and the fuzz harness check of a session after every step.
+#[cfg(any(test, feature = "fuzzing"))]
+impl Session {
+    /// The phase's name, as the trace spells it.
+    pub(crate) fn phase_name(&self) -> &'static str {
+        self.phase.name()
+    }
+
+    /// Bytes read and not yet decoded or parsed.
+    pub(crate) fn input_len(&self) -> usize {
+        self.input.as_ref().map_or(0, ReadBuffer::len)
+    }
+
+    /// Messages waiting in the inbox for the next job.
+    pub(crate) fn inbox_len(&self) -> usize {
+        self.phase.inbox().map_or(0, |inbox| inbox.len())
+    }
+
+    /// The queued output, if the session holds a write buffer.
+    pub(crate) fn output(&self) -> Option<&WriteBuffer> {
+        self.output.as_ref()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     /// Memory per idle connection is a headline number: the session is most of what an idle
-    /// upgraded connection costs in user space (no buffers, an 8-byte decoder).
+    /// upgraded connection costs in user space (no buffers, an 8-byte decoder); the table's
+    /// entry adds the transport and the netpoller's bookkeeping (`netpoller/table.rs`).
     #[test]
     fn an_idle_session_is_small() {
         let size = std::mem::size_of::<Session>();
         eprintln!("size_of::<Session>() = {size}");
-        assert!(size <= 256, "Session grew to {size} bytes");
+        assert!(size <= 296, "Session grew to {size} bytes");
     }
 }

@@ -29,7 +29,8 @@ use std::time::Instant;
 
 use crate::config::{Config, deadline_after};
 use crate::metrics::{TimeoutKind, add};
-use crate::session::connection::{Env, Session};
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::phase::Phase;
 
 use crate::ws::{OpCode, encode_frame};

@@ -10,9 +10,10 @@
 use crate::conn_id::ConnId;
 use crate::http::{HttpError, OriginRefusal, Parsed, Request, check_upgrade};
 use crate::metrics::add;
-use crate::session::connection::{Env, Session};
-use crate::session::phase::{JobSlot, Phase};
-use crate::dispatch::{HttpTail, Inbound, Work};
+use crate::session::connection::Session;
+use crate::session::env::Env;
+use crate::session::phase::{Drain, JobSlot, Phase};
+use crate::dispatch::{Batch, HttpTail, Inbound, Work};
 
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
 
@@ -151,6 +152,25 @@ impl Session {
                 Err(err) => return self.protocol_error(env, &err),
             }
         }
+    }
+
+    /// The inbox as the next batch, carrying an owed `on_drain` (alone, if no message waits).
+    pub(crate) fn take_messages(&mut self) -> Option<Batch> {
+        let drain_due = match &mut self.phase {
+            Phase::Open(open) if open.drain == Drain::Due => {
+                open.drain = Drain::Flowing;
+                true
+            }
+            _ => false,
+        };
+        let inbox = self.phase.inbox_mut()?;
+        let mut batch = match inbox.take() {
+            Some(batch) => batch,
+            None if drain_due => inbox.empty_batch(),
+            None => return None,
+        };
+        batch.drained = drain_due;
+        Some(batch)
     }
 
     /// Parses every complete request in the read buffer into one batch, stopping after an

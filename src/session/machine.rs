@@ -25,7 +25,8 @@
 
 use crate::http::{HttpError, Response};
 use crate::metrics::{CloseKind, TimeoutKind, add, sub};
-use crate::session::connection::{Env, Session};
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::monitoring_reserve::too_many_connections;
 use crate::session::phase::{
     Closed, Closing, Drain, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
@@ -355,7 +356,7 @@ impl Session {
         self.drop_unhandled();
         let ended = CloseInfo::new(code, reason);
         self.enter(
-            turn,
+            env,
             Phase::Closing(Closing {
                 decoder,
                 deflate,
@@ -399,7 +400,7 @@ impl Session {
             }
             Phase::Open(_) if env.shutting_down => {
                 self.we_close(
-                    turn,
+                    env,
                     CloseCode::Away,
                     "server shutting down",
                     CloseKind::Server,

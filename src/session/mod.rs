@@ -11,13 +11,14 @@
 //! | file | what it does |
 //! |---|---|
 //! | `connection.rs` | the session: events in, bytes to write, the next job, and the [`Outcome`] of a step |
+//! | `env.rs` | what the loop lends a session for an event ([`Env`]), and the seam to its registry of topics |
 //! | `phase.rs` | the phases and what each holds; the inbox; the job slot and its lease; what `on_close` is owed |
 //! | `machine.rs` | every transition, named for its event |
 //! | `inbound.rs` | bytes → HTTP batches and WebSocket messages (through the codecs) |
 //! | `backpressure.rs` | when to stop reading, when a job may go out, the bound on pushes |
 //! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
-//! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order; the seam to the loop's registry |
+//! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
 //!
 //! Data enters through [`Session::received`] (bytes read into [`Session::read_space`]),
 //! [`Session::replied`] (a job's answer), [`Session::command`] and [`Session::push_shared`]
@@ -28,14 +29,14 @@
 mod backpressure;
 mod connection;
 mod deadline;
+mod env;
 mod inbound;
 mod machine;
 mod monitoring_reserve;
 mod phase;
 mod topics;
 
-pub(crate) use connection::{Ending, Env, Outcome, Session, Transmit};
-pub(crate) use deadline::Due;
-pub(crate) use monitoring_reserve::too_many_connections;
-pub(crate) use phase::{OnClose, OwedClose};
-pub(crate) use topics::Subscriptions;
+pub(crate) use connection::{Ending, Outcome, Session, Transmit, Written};
+pub(crate) use env::{Env, Subscriptions};
+pub(crate) use monitoring_reserve::at_capacity_response;
+pub(crate) use phase::OwedClose;

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{After, Batch, Inbound, Lease, Reply, Run};
+use crate::dispatch::{After, Batch, Inbound, Job, Lease, Reply, Run, SessionBox};
 use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
@@ -194,25 +194,36 @@ impl OwedClose {
         self.owed != OnClose::Nothing
     }
 
-    /// What `on_close` gets now, no job of the connection being with the handler.
-    pub(crate) fn now(mut self) -> Option<CloseInfo> {
+    /// The `on_close` job for `conn` now, no job of the connection being with the handler:
+    /// with the handler's `state`.
+    pub(crate) fn now(mut self, conn: ConnId, state: Option<SessionBox>) -> Option<Job> {
         self.done = true;
         match std::mem::replace(&mut self.owed, OnClose::Nothing) {
-            OnClose::Call(info) => Some(info),
+            OnClose::Call(info) => Some(Job::Close {
+                conn,
+                info,
+                session: state,
+            }),
             OnClose::Nothing | OnClose::IfUpgradeAccepted => None,
         }
     }
 
-    /// What `on_close` gets once the reply of the job that was running has arrived.
-    pub(crate) fn settle(mut self, reply: &Reply) -> Option<CloseInfo> {
+    /// The `on_close` job once the reply of the job that was running has arrived: with the
+    /// state that reply brought back.
+    pub(crate) fn settle(mut self, reply: &mut Reply) -> Option<Job> {
         self.done = true;
-        match std::mem::replace(&mut self.owed, OnClose::Nothing) {
+        let info = match std::mem::replace(&mut self.owed, OnClose::Nothing) {
             OnClose::Nothing => None,
             OnClose::Call(info) => Some(info),
             OnClose::IfUpgradeAccepted => {
                 matches!(reply.after, After::Upgraded { .. }).then(CloseInfo::abnormal)
             }
-        }
+        }?;
+        Some(Job::Close {
+            conn: reply.conn(),
+            info,
+            session: reply.session.take(),
+        })
     }
 
     /// Given up: the reply it waited for never came before the shutdown ended.

@@ -19,30 +19,10 @@
 //! (`Arc<[u8]>`) by every subscriber on every loop: a large one is queued by reference, never
 //! copied per subscriber (`buffer/write.rs`, `SHARED_CHUNK_MIN`).
 
-use std::fmt;
-
-use crate::conn_id::ConnId;
 use crate::dispatch::{Output, Publication, TopicAction};
 use crate::metrics::add;
-use crate::session::connection::{Env, Session};
-use crate::topic::Topic;
-
-/// The loop's registry of topics, as a session sees it (the netpoller's `TopicRegistry`).
-pub(crate) trait Subscriptions: fmt::Debug {
-    /// Subscribes `conn` to `topic`, unless it already has as many subscriptions as it may
-    /// (then the registry logs and counts the refusal).
-    fn subscribe(&mut self, conn: ConnId, topic: Topic);
-
-    /// Ends `conn`'s subscription to `topic`, if it has one.
-    fn unsubscribe(&mut self, conn: ConnId, topic: &Topic);
-
-    fn is_subscribed(&self, conn: ConnId, topic: &Topic) -> bool;
-
-    /// Hands a publication to the loop, which delivers it to the other subscribers after this
-    /// step.
-    fn publish(&mut self, publication: Publication);
-}
-
+use crate::session::connection::Session;
+use crate::session::env::Env;
 
 impl Session {
     /// Queues a reply's output, carrying out its topic requests where they fall among its

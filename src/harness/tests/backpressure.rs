@@ -2,7 +2,7 @@
 //! the socket; nothing is dropped, and reading resumes when there is room.
 
 use super::*;
-use crate::netpoller::harness::AppEvent;
+use crate::harness::AppEvent;
 
 #[test]
 fn a_full_inbox_stops_reading_until_the_job_returns() {

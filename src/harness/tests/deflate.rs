@@ -2,7 +2,7 @@
 //! in flight when we close, and a message that fails to inflate where the handler runs.
 
 use super::*;
-use crate::netpoller::harness::{AppEvent, compressed_hello, upgrade_request_offering};
+use crate::harness::{AppEvent, compressed_hello, upgrade_request_offering};
 use crate::ws::{CloseCode, Compressed, Message};
 
 /// Connects a peer that offers permessage-deflate and completes its upgrade.
@@ -25,7 +25,7 @@ fn upgraded_with_deflate(h: &mut Harness) -> usize {
 
 /// A masked frame with RSV1 set.
 fn compressed(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut frame = crate::netpoller::harness::client_fragment(fin, opcode, payload);
+    let mut frame = crate::harness::client_fragment(fin, opcode, payload);
     frame[0] |= 0x40;
     frame
 }

@@ -7,7 +7,7 @@
 use super::{config, harness, text, texts, upgraded};
 use crate::buffer::SHARED_CHUNK_MIN;
 use crate::config::Config;
-use crate::netpoller::harness::Harness;
+use crate::harness::Harness;
 use crate::ws::CloseCode;
 
 /// Peer `peer` sends `command` and its job runs.

@@ -10,10 +10,10 @@ use mio::{Interest, Token};
 
 use crate::conn_id::ConnId;
 use crate::http::{Response, Version, switching_protocols};
-use crate::netpoller::table::Poller;
-use crate::session::{
-    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Offered, Output, Reply, SessionBox,
-    Work,
+use crate::netpoller::Poller;
+use crate::dispatch::{
+    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply, Run,
+    SessionBox, Work,
 };
 use crate::topic::Topic;
 use crate::transport::memory::MemoryTransport;
@@ -81,103 +81,132 @@ impl TestApp {
 
 impl JobRunner for TestApp {
     fn run(&self, job: Job) -> Option<Reply> {
-        let conn = job.conn;
-        let mut output = Output::default();
-        let mut session = None;
-        let after = match job.work {
-            Work::Closed(info) => {
-                if own_session(job.session, conn).is_none() {
+        let Run {
+            lease,
+            work,
+            session,
+            ..
+        } = match job {
+            Job::Run(run) => run,
+            Job::Close {
+                conn,
+                info,
+                session,
+            } => {
+                if own_session(session, conn).is_none() {
                     self.record(AppEvent::LostSession(conn));
                 }
                 self.record(AppEvent::Close(conn, info.code));
                 return None;
             }
-            Work::Messages(batch) => {
-                let Some(mut own) = own_session(job.session, conn) else {
-                    self.record(AppEvent::LostSession(conn));
-                    return Some(reply(conn, output, After::Continue, None));
-                };
-                own.1 += batch.messages.len() as u64;
-                session = Some(own as SessionBox);
-                if batch.drained {
-                    self.record(AppEvent::Drain(conn));
+        };
+        let conn = lease.conn();
+        let (output, after, session) = match work {
+            Work::Messages(batch) => self.messages(conn, batch, session),
+            Work::Http { requests, tail } => self.http(conn, requests, tail),
+        };
+        Some(reply(lease, output, after, session))
+    }
+}
+
+impl TestApp {
+    /// Echoes a batch (with the topic commands and `close`/`panic` carried out).
+    fn messages(
+        &self,
+        conn: ConnId,
+        batch: crate::dispatch::Batch,
+        session: Option<SessionBox>,
+    ) -> (Output, After, Option<SessionBox>) {
+        let mut output = Output::default();
+        let Some(mut own) = own_session(session, conn) else {
+            self.record(AppEvent::LostSession(conn));
+            return (output, After::Continue, None);
+        };
+        own.1 += batch.messages.len() as u64;
+        if batch.drained {
+            self.record(AppEvent::Drain(conn));
+        }
+        output.compressing = batch.deflate.map(|agreement| Compressing {
+            window_bits: agreement.server_window_bits(),
+            level: 1,
+            threshold: 0,
+        });
+        for message in batch.messages {
+            let message = match message.into_message(TEST_APP_MAX_INFLATED) {
+                Ok(message) => message,
+                Err(err) => {
+                    output.failed = Some(err);
+                    break;
                 }
-                output.compressing = batch.deflate.map(|agreement| Compressing {
-                    window_bits: agreement.server_window_bits(),
-                    level: 1,
-                    threshold: 0,
-                });
-                for message in batch.messages {
-                    let message = match message.into_message(TEST_APP_MAX_INFLATED) {
-                        Ok(message) => message,
-                        Err(err) => {
-                            output.failed = Some(err);
-                            break;
-                        }
-                    };
-                    self.record(AppEvent::Message(conn, message.clone()));
-                    match message.as_bytes() {
-                        b"close" => {
-                            output.close = Some(frame(CloseCode::Normal, "bye"));
-                            break;
-                        }
-                        b"panic" => {
-                            output.close = Some(frame(CloseCode::Error, "handler panicked"));
-                            break;
-                        }
-                        text if topic_command(&mut output, text) => {}
-                        _ => output.push_message(message),
-                    }
+            };
+            self.record(AppEvent::Message(conn, message.clone()));
+            match message.as_bytes() {
+                b"close" => {
+                    output.close = Some(frame(CloseCode::Normal, "bye"));
+                    break;
                 }
-                After::Continue
+                b"panic" => {
+                    output.close = Some(frame(CloseCode::Error, "handler panicked"));
+                    break;
+                }
+                text if topic_command(&mut output, text) => {}
+                _ => output.push_message(message),
             }
-            Work::Http { requests, tail } => {
-                let last_closes = matches!(tail, HttpTail::Close);
-                let count = requests.len();
-                for (i, request) in requests.into_iter().enumerate() {
-                    self.record(AppEvent::Http(conn, request.path().to_owned()));
-                    let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
-                    let response = match request.body() {
-                        [] => Response::text(200, "ok\n"),
-                        body => Response::new(200).with_body(body.to_vec()),
-                    };
-                    response.encode(&mut output.bytes, request.version(), keep_alive, false);
-                    if !keep_alive {
-                        let after = After::CloseHttp { bad_request: false };
-                        return Some(reply(conn, output, after, None));
-                    }
-                }
-                match tail {
-                    HttpTail::None => After::Continue,
-                    HttpTail::Close => After::CloseHttp { bad_request: false },
-                    HttpTail::Error(err) => {
-                        output.bytes.extend(err.to_response().to_closing_bytes());
-                        After::CloseHttp { bad_request: true }
-                    }
-                    HttpTail::Upgrade(upgrade) if upgrade.0.path() == "/reject" => {
-                        let response = Response::text(403, "no\n");
-                        response.encode(&mut output.bytes, Version::Http11, false, false);
-                        After::CloseHttp { bad_request: false }
-                    }
-                    HttpTail::Upgrade(upgrade) => {
-                        let deflate = negotiate(upgrade.0.headers_all("sec-websocket-extensions"));
-                        let extension = deflate.map(|agreement| {
-                            (
-                                "Sec-WebSocket-Extensions".into(),
-                                agreement.response_header(),
-                            )
-                        });
-                        let headers: Vec<_> = extension.into_iter().collect();
-                        let response = switching_protocols(&upgrade.1.key, None, &headers);
-                        response.encode(&mut output.bytes, Version::Http11, true, false);
-                        self.record(AppEvent::Open(conn));
-                        session = Some(Box::new((conn, 0u64)) as SessionBox);
-                        After::Upgraded { deflate }
-                    }
-                }
+        }
+        (output, After::Continue, Some(own as SessionBox))
+    }
+
+    /// Answers a batch of requests, then its tail (upgrades accepted but on `/reject`).
+    fn http(
+        &self,
+        conn: ConnId,
+        requests: Vec<crate::http::Request>,
+        tail: HttpTail,
+    ) -> (Output, After, Option<SessionBox>) {
+        let mut output = Output::default();
+        let last_closes = matches!(tail, HttpTail::Close);
+        let count = requests.len();
+        for (i, request) in requests.into_iter().enumerate() {
+            self.record(AppEvent::Http(conn, request.path().to_owned()));
+            let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
+            let response = match request.body() {
+                [] => Response::text(200, "ok\n"),
+                body => Response::new(200).with_body(body.to_vec()),
+            };
+            response.encode(&mut output.bytes, request.version(), keep_alive, false);
+            if !keep_alive {
+                return (output, After::CloseHttp { bad_request: false }, None);
+            }
+        }
+        let after = match tail {
+            HttpTail::None => After::Continue,
+            HttpTail::Close => After::CloseHttp { bad_request: false },
+            HttpTail::Error(err) => {
+                output.bytes.extend(err.to_response().to_closing_bytes());
+                After::CloseHttp { bad_request: true }
+            }
+            HttpTail::Upgrade(upgrade) if upgrade.0.path() == "/reject" => {
+                let response = Response::text(403, "no\n");
+                response.encode(&mut output.bytes, Version::Http11, false, false);
+                After::CloseHttp { bad_request: false }
+            }
+            HttpTail::Upgrade(upgrade) => {
+                let deflate = negotiate(upgrade.0.headers_all("sec-websocket-extensions"));
+                let extension = deflate.map(|agreement| {
+                    (
+                        "Sec-WebSocket-Extensions".into(),
+                        agreement.response_header(),
+                    )
+                });
+                let headers: Vec<_> = extension.into_iter().collect();
+                let response = switching_protocols(&upgrade.1.key, None, &headers);
+                response.encode(&mut output.bytes, Version::Http11, true, false);
+                self.record(AppEvent::Open(conn));
+                let session = Some(Box::new((conn, 0u64)) as SessionBox);
+                return (output, After::Upgraded { deflate }, session);
             }
         };
-        Some(reply(conn, output, after, session))
+        (output, after, None)
     }
 }
 
@@ -218,9 +247,9 @@ fn frame(code: CloseCode, reason: &str) -> CloseFrame {
     }
 }
 
-fn reply(conn: ConnId, output: Output, after: After, session: Option<SessionBox>) -> Reply {
+fn reply(lease: Lease, output: Output, after: After, session: Option<SessionBox>) -> Reply {
     Reply {
-        conn,
+        lease,
         output,
         after,
         session,
@@ -257,6 +286,17 @@ pub(crate) struct ManualQueue {
     pub(crate) jobs: VecDeque<Job>,
     pub(crate) capacity: usize,
     pub(crate) inline: Option<Arc<TestApp>>,
+}
+
+impl Drop for ManualQueue {
+    /// Jobs a test left in the queue are never run: as lost as a job whose worker died.
+    fn drop(&mut self) {
+        for job in self.jobs.drain(..) {
+            if let Job::Run(run) = job {
+                run.lease.end();
+            }
+        }
+    }
 }
 
 impl JobQueue for ManualQueue {

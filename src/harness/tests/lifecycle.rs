@@ -1,7 +1,7 @@
 //! A WebSocket's life from upgrade to `on_close`: early frames, stale replies, owed `on_close`.
 
 use super::*;
-use crate::netpoller::harness::AppEvent;
+use crate::harness::AppEvent;
 use crate::ws::{CloseCode, Message};
 
 #[test]

@@ -12,6 +12,8 @@
 
 mod app;
 mod script;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -22,9 +24,8 @@ use mio::{Interest, Token};
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
 use crate::metrics::{Admission, Metrics, Stats};
-use crate::netpoller::link::Command;
-use crate::netpoller::table::ConnectionTable;
-use crate::session::{Job, JobRunner, Work};
+use crate::dispatch::{Command, Job, JobRunner, Push};
+use crate::netpoller::ConnectionTable;
 use crate::topic::Topic;
 use crate::transport::memory::{MemoryTransport, Wire};
 use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
@@ -218,7 +219,7 @@ impl Harness {
     /// The interest registered for peer `peer`'s connection, if it is still open.
     pub fn interest(&self, peer: usize) -> Option<Interest> {
         let id = self.peers[peer].id;
-        self.table.connection(id)?;
+        self.table.session(id)?;
         self.table
             .poller()
             .interest
@@ -229,8 +230,8 @@ impl Harness {
     /// The phase of peer `peer`'s connection (`None` once it is closed and removed).
     pub fn phase(&self, peer: usize) -> Option<&'static str> {
         self.table
-            .connection(self.peers[peer].id)
-            .map(|conn| conn.phase.name())
+            .session(self.peers[peer].id)
+            .map(|session| session.phase_name())
     }
 
     /// Moves the clock forward and runs the loop's timed work (deadlines, fairness, retries).
@@ -296,7 +297,8 @@ impl Harness {
         let message = Message::from(text);
         encode_frame(&mut bytes, message.opcode(), message.as_bytes());
         let conn = self.peers[peer].id;
-        self.table.command(Command::Send { conn, bytes }, self.now);
+        let push = Push::Send(bytes);
+        self.table.command(Command::Push { conn, push }, self.now);
         self.turn();
     }
 
@@ -353,8 +355,8 @@ impl Harness {
     pub fn queued_slices(&self, peer: usize) -> Vec<(usize, usize)> {
         let Some(output) = self
             .table
-            .connection(self.peers[peer].id)
-            .and_then(|conn| conn.output.as_ref())
+            .session(self.peers[peer].id)
+            .and_then(|session| session.output())
         else {
             return Vec::new();
         };
@@ -373,7 +375,8 @@ impl Harness {
             code,
             reason: "closed by the server".into(),
         };
-        self.table.command(Command::Close { conn, frame }, self.now);
+        let push = Push::Close(frame);
+        self.table.command(Command::Push { conn, push }, self.now);
         self.turn();
     }
 
@@ -390,18 +393,17 @@ impl Harness {
         let (mut owed, backlog) = self.table.abort_all(self.now);
         let mut closes: Vec<Job> = backlog.into();
         while let Some(job) = self.table.jobs_mut().jobs.pop_front() {
-            let Some(reply) = self.app.run(job) else {
+            let Some(mut reply) = self.app.run(job) else {
                 continue;
             };
-            if let Some(info) = owed.remove(&reply.conn).and_then(|o| o.settle(&reply)) {
-                closes.push(Job {
-                    conn: reply.conn,
-                    work: Work::Closed(info),
-                    session: reply.session,
-                    queued: 0,
-                });
+            if let Some(owed) = owed.remove(&reply.conn())
+                && let Some(job) = owed.settle(&mut reply)
+            {
+                closes.push(job);
             }
+            reply.lease.end();
         }
+        owed.into_iter().for_each(|(_, owed)| owed.skip());
         for job in closes {
             self.app.run(job);
         }
@@ -433,32 +435,33 @@ impl Harness {
     pub fn check_invariants(&self) -> Result<(), String> {
         let config = &self.config;
         self.table.check_topics()?;
-        let held: usize = self.table.connections().map(|c| c.buffered_bytes()).sum();
-        let charged = self.table.buffered_bytes();
-        if held != charged {
+        let charged = self.table.charged();
+        let budget = self.table.buffered_bytes();
+        if charged != budget {
             return Err(format!(
-                "the budget charges {charged} bytes, the connections hold {held}"
+                "the budget counts {budget} bytes, the connections are charged {charged}"
             ));
         }
-        for conn in self.table.connections() {
-            let id = conn.id;
-            let input = conn.input.as_ref().map_or(0, |input| input.len());
+        for (session, wanted, charge_right) in self.table.connections() {
+            let id = session.id;
+            if !charge_right {
+                return Err(format!("{id}: charged other than what it holds"));
+            }
+            let input = session.input_len();
             let max_input = config.max_http_input();
             if input > max_input.max(config.read_buffer_size) {
                 return Err(format!("{id}: {input} bytes of input held"));
             }
-            let output = conn.output_len();
+            let output = session.output_len();
             // A reply may add one handler batch past the limit; pushes stop at twice it.
             let bound = config.max_pushed_bytes().saturating_add(64 * 1024);
             if output > bound {
                 return Err(format!("{id}: {output} bytes of output held"));
             }
-            if let Some(inbox) = conn.phase.inbox()
-                && inbox.len() > config.max_pending_messages
-            {
-                return Err(format!("{id}: {} messages held", inbox.len()));
+            let inbox = session.inbox_len();
+            if inbox > config.max_pending_messages {
+                return Err(format!("{id}: {inbox} messages held"));
             }
-            let wanted = conn.wanted_interest();
             let registered = self
                 .table
                 .poller()
@@ -468,11 +471,12 @@ impl Harness {
             if registered != Some(wanted) {
                 return Err(format!("{id}: interest {registered:?}, needs {wanted:?}"));
             }
-            if matches!(conn.phase, crate::session::Phase::Closed(_)) {
+            let phase = session.phase_name();
+            if phase == "Closed" {
                 return Err(format!("{id}: closed but still in the table"));
             }
-            if conn.is_on_reserve() && !matches!(conn.phase.name(), "Http" | "Lingering") {
-                return Err(format!("{id}: on the reserve, and {}", conn.phase.name()));
+            if session.is_on_reserve() && !matches!(phase, "Http" | "Lingering") {
+                return Err(format!("{id}: on the reserve, and {phase}"));
             }
         }
         self.check_app_events()
@@ -540,7 +544,7 @@ impl Harness {
         let events = self.app.events();
         for peer in &self.peers {
             let id = peer.id;
-            if self.table.connection(id).is_some() {
+            if self.table.session(id).is_some() {
                 continue;
             }
             let opened = events.contains(&AppEvent::Open(id));
@@ -567,3 +571,13 @@ impl Harness {
 /// A job taken out of the queue by the test, to finish later.
 #[derive(Debug)]
 pub struct PendingJob(Job);
+
+impl PendingJob {
+    /// The job is lost for good, as if its worker had died: its lease ends here (dropping a
+    /// job with its lease is what the core's checks catch as a bug).
+    pub fn abandon(self) {
+        if let Job::Run(run) = self.0 {
+            run.lease.end();
+        }
+    }
+}

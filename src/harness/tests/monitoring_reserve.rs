@@ -3,7 +3,7 @@
 //! loop, without the handler; all its clocks are `monitoring_timeout`.
 
 use super::*;
-use crate::netpoller::harness::AppEvent;
+use crate::harness::AppEvent;
 
 /// The paths set, and a `monitoring_timeout` shorter than every other clock.
 fn monitored() -> Config {

@@ -2,7 +2,7 @@
 //! failure names a seed that reproduces it: nothing may panic, every invariant holds after every
 //! step, and every connection ends closed with its `on_close` delivered.
 
-use crate::netpoller::harness::{fuzz_config, random_script, run_script};
+use crate::harness::{fuzz_config, random_script, run_script};
 
 #[test]
 fn random_scripts_keep_every_invariant() {
@@ -60,12 +60,13 @@ fn random_scripts_keep_every_invariant() {
 fn the_final_check_finds_an_on_close_that_never_came() {
     // The checker itself must be able to fail: a connection removed while its job runs owes
     // `on_close` until that job's reply; if the reply never comes, the check says so.
-    let mut h = crate::netpoller::harness::Harness::new(fuzz_config());
+    let mut h = crate::harness::Harness::new(fuzz_config());
     let peer = h.connect();
-    h.send(peer, &crate::netpoller::harness::upgrade_request("/ws"));
+    h.send(peer, &crate::harness::upgrade_request("/ws"));
     h.run_jobs(1);
-    h.send(peer, &crate::netpoller::harness::client_frame(0x1, b"x"));
-    let _never_finished = h.steal_job();
+    h.send(peer, &crate::harness::client_frame(0x1, b"x"));
+    let never_finished = h.steal_job().expect("the message's job");
     h.fail(peer);
     assert!(h.check_every_close_delivered().is_err());
+    never_finished.abandon();
 }

@@ -20,7 +20,7 @@ mod transport;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::netpoller::harness::{Harness, client_frame, upgrade_request};
+use crate::harness::{Harness, client_frame, upgrade_request};
 
 /// The defaults, with keepalive pings off unless a test turns them on.
 fn config() -> Config {
