@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::dispatch::ServerHandle;
-use crate::error::Error;
 use crate::dispatch::mark_loop_thread;
+use crate::error::Error;
 use crate::netpoller::EventLoop;
 
 /// A server that runs only when its owner calls [`turn`](Self::turn): no threads, handlers

@@ -24,10 +24,10 @@
 use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
+use crate::dispatch::Output;
 use crate::dispatch::ServerHandle;
 use crate::http::{Request, Response, UpgradeOrigin, split_target};
 use crate::metrics::add;
-use crate::dispatch::Output;
 use crate::topic::{Topic, TopicError};
 use crate::ws::{
     CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate, encode_shared_frame,

@@ -24,13 +24,13 @@ use crate::buffer::OWNED_CHUNK_MIN;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
+use crate::dispatch::{
+    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, Run, SessionBox, Work,
+};
 use crate::handler::{Context, Flow, Handler, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus;
-use crate::dispatch::{
-    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, Run, SessionBox, Work,
-};
 use crate::ws::deflate::negotiate;
 use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
 

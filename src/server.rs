@@ -16,12 +16,12 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, SharedTls};
 use crate::dispatch::{ServerHandle, Shared, WorkerPool};
 use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, SharedTls};
 use crate::netpoller::{EventLoop, Forwarder, LoopParts, WAKER};
 use crate::runner::HandlerRunner;
 

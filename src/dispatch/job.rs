@@ -386,4 +386,3 @@ pub(crate) enum After {
     /// `bad_request`: the batch ended with bytes that are not HTTP (a protocol error).
     CloseHttp { bad_request: bool },
 }
-

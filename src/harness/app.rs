@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use mio::{Interest, Token};
 
 use crate::conn_id::ConnId;
-use crate::http::{Response, Version, switching_protocols};
-use crate::netpoller::Poller;
 use crate::dispatch::{
     After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply, Run,
     SessionBox, Work,
 };
+use crate::http::{Response, Version, switching_protocols};
+use crate::netpoller::Poller;
 use crate::topic::Topic;
 use crate::transport::memory::MemoryTransport;
 use crate::ws::deflate::negotiate;

@@ -23,8 +23,8 @@ use mio::{Interest, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
-use crate::metrics::{Admission, Metrics, Stats};
 use crate::dispatch::{Command, Job, JobRunner, Push};
+use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::ConnectionTable;
 use crate::topic::Topic;
 use crate::transport::memory::{MemoryTransport, Wire};

@@ -45,8 +45,8 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
-use crate::metrics::Metrics;
 use crate::dispatch::{Command, Executor, Job, LoopWaker, Reply, SharedTls, mark_loop_thread};
+use crate::metrics::Metrics;
 use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
 use crate::netpoller::table::ConnectionTable;
 use crate::session::OwedClose;

@@ -260,7 +260,12 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     }
 
     /// Gives the connection at `index` an event, pumps its I/O, and settles its outcome.
-    fn serve(&mut self, index: usize, now: Instant, event: impl FnOnce(&mut Session, &mut Env<'_>)) {
+    fn serve(
+        &mut self,
+        index: usize,
+        now: Instant,
+        event: impl FnOnce(&mut Session, &mut Env<'_>),
+    ) {
         let hold_limit = self.budget.hold_limit(&self.metrics);
         let Some(entry) = self.slab.get_mut(index) else {
             return;

@@ -22,8 +22,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::metrics::{Metrics, add, sub};
 use crate::dispatch::Publication;
+use crate::metrics::{Metrics, add, sub};
 use crate::session::Subscriptions;
 use crate::topic::Topic;
 

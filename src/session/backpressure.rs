@@ -28,7 +28,6 @@ use crate::session::connection::Session;
 use crate::session::env::Env;
 use crate::session::phase::{Drain, JobSlot, Phase};
 
-
 impl Session {
     /// Should the loop read from this socket now? False when the connection holds as much as it
     /// may, when it waits for the handler (HTTP reads one batch at a time), or when the peer has

@@ -8,12 +8,12 @@
 //! (`machine.rs`), which decides what is written and where the connection goes.
 
 use crate::conn_id::ConnId;
+use crate::dispatch::{Batch, HttpTail, Inbound, Work};
 use crate::http::{HttpError, OriginRefusal, Parsed, Request, check_upgrade};
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
 use crate::session::phase::{Drain, JobSlot, Phase};
-use crate::dispatch::{Batch, HttpTail, Inbound, Work};
 
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
 

@@ -23,16 +23,15 @@
 //! `docs/architecture.md` lists every (phase, event) pair. Nothing else in the crate assigns
 //! [`Session::phase`] except `Session::new`.
 
-use crate::http::{HttpError, Response};
+use crate::dispatch::{After, Output};
+use crate::http::{HttpError, Response, too_many_connections};
 use crate::metrics::{CloseKind, TimeoutKind, add, sub};
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::monitoring_reserve::too_many_connections;
 use crate::session::phase::{
     Closed, Closing, Drain, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
     Upgrading,
 };
-use crate::dispatch::{After, Output};
 
 use crate::ws::{
     CloseCode, CloseFrame, CloseInfo, MessageDecoder, PerMessageDeflate, WsError, encode_close,

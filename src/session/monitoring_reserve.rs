@@ -25,24 +25,17 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::http::{HttpError, HttpLimits, Parsed, Request, Response, check_upgrade};
+use crate::dispatch::{HttpTail, Work};
+use crate::http::{HttpError, HttpLimits, Parsed, Request, check_upgrade, too_many_connections};
 use crate::metrics::{Admission, add};
 use crate::session::connection::Session;
 use crate::session::env::Env;
 use crate::session::phase::Phase;
-use crate::dispatch::{HttpTail, Work};
-
 
 /// The bytes of the answer the accept path writes to a connection past `max_connections` and
 /// its reserve, straight into the fresh socket: [`too_many_connections`], closing.
 pub(crate) fn at_capacity_response() -> Vec<u8> {
     too_many_connections().to_closing_bytes()
-}
-
-/// The answer to a connection the server has no room for: past `max_connections` and its
-/// reserve (written at accept), or on the reserve for something other than monitoring.
-pub(crate) fn too_many_connections() -> Response {
-    Response::text(503, "too many connections\n").with_header("Retry-After", "1")
 }
 
 /// Is `request` one a reserve connection may make: `GET` or `HEAD` of `metrics_path` or

@@ -260,7 +260,10 @@ pub(crate) enum JobSlot {
 impl JobSlot {
     /// Lends the slot to a job of `bytes` payload bytes. Only an idle slot lends.
     pub(crate) fn lend(&mut self, conn: ConnId, bytes: usize) -> Lease {
-        debug_assert!(matches!(self, JobSlot::Idle), "{conn}: the slot is not idle");
+        debug_assert!(
+            matches!(self, JobSlot::Idle),
+            "{conn}: the slot is not idle"
+        );
         *self = JobSlot::InFlight(bytes);
         Lease::new(conn, bytes)
     }

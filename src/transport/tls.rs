@@ -31,6 +31,7 @@ use rustls::unbuffered::{
 
 use super::io as socket_io;
 use super::{IoOutcome, PeerGone, Transport};
+use crate::http::plaintext_on_tls_port;
 use crate::metrics::{Metrics, add};
 
 /// The largest TLS record on the wire: 16 KiB of payload, 2 KiB of expansion, a 5-byte header
@@ -324,14 +325,8 @@ impl TlsStream {
     fn refuse_plaintext_http(&mut self) -> IoOutcome {
         add(&self.metrics.tls_plaintext_refused, 1);
         self.stage = Stage::Failed;
-        let body = "This port speaks TLS: use https:// or wss://\n";
-        let response = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
         // A fresh socket's send buffer is empty: this small write lands whole.
-        let _ = socket_io::write(&mut self.socket, response.as_bytes());
+        let _ = socket_io::write(&mut self.socket, &plaintext_on_tls_port());
         let _ = self.socket.shutdown(Shutdown::Write);
         IoOutcome::Failed(invalid("plaintext HTTP on the TLS port"))
     }

@@ -16,8 +16,8 @@ use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
 use crate::conn_id::ConnId;
-use crate::metrics::add;
 use crate::dispatch::{JobQueue, Publication, Reply};
+use crate::metrics::add;
 use crate::session::Subscriptions;
 use crate::topic::Topic;
 use crate::transport::Transport;

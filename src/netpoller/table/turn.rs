@@ -55,7 +55,10 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 }
                 Offered::Queued | Offered::Ran(_) => add(&self.metrics.jobs_dispatched, 1),
                 Offered::Gone(job) => {
-                    log::error!("{}: nobody runs jobs any more; on_close dropped", job.conn());
+                    log::error!(
+                        "{}: nobody runs jobs any more; on_close dropped",
+                        job.conn()
+                    );
                 }
             }
         }
