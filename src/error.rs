@@ -63,7 +63,7 @@ pub enum SendError {
     Stopped,
     /// The command queue is full (only from the `try_*` methods; the others wait for room).
     Full,
-    /// The topic's name is longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes
+    /// The topic's name is longer than [`MAX_TOPIC_LEN`](crate::topic::MAX_TOPIC_LEN) bytes
     /// ([`ServerHandle::publish`](crate::ServerHandle::publish)); nothing was sent.
     TopicTooLong,
 }
@@ -76,7 +76,7 @@ impl fmt::Display for SendError {
             SendError::TopicTooLong => write!(
                 f,
                 "the topic's name is longer than {} bytes",
-                crate::MAX_TOPIC_LEN
+                crate::topic::MAX_TOPIC_LEN
             ),
         }
     }
