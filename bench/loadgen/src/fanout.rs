@@ -187,7 +187,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; READ_BUF];
     let mut plain = Vec::new();
-    let mut tls_desc: Option<String> = None;
+    let mut handshakes = tls::Handshakes::default();
     let mut subs: Vec<Option<Sub>> = Vec::with_capacity(n + 1);
     let mut errors = 0u64;
     let mut reported = 0usize;
@@ -432,10 +432,8 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                     break;
                                 }
                                 conn.open = true;
-                                if tls_desc.is_none()
-                                    && let Some(t) = conn.tls.as_deref()
-                                {
-                                    tls_desc = Some(tls::describe(t));
+                                if let Some(t) = conn.tls.as_deref() {
+                                    handshakes.record(t);
                                 }
                                 conn.partial = conn.head.split_off(end);
                                 conn.head = Vec::new();
@@ -583,7 +581,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     j.int("connected", subscribed as u64);
     j.str("payload", "binary");
     if args.tls.is_some() {
-        j.str("tls", tls_desc.as_deref().unwrap_or("not established"));
+        handshakes.write_json(&mut j);
     }
     j.str("topic", &args.topic);
     j.int("inflight", args.inflight as u64);
