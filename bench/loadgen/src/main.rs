@@ -1110,10 +1110,8 @@ impl<'a> Loop<'a> {
             // No getsockopt/getpeername round: a write to a socket still in SYN_SENT fails with
             // EAGAIN, to a refused one with the error, so the request write itself tells (with
             // --tls: the ClientHello's; the request waits in rustls for the handshake).
-            if readable {
-                if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
-                    return Err(format!("connect: {e}"));
-                }
+            if readable && let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
+                return Err(format!("connect: {e}"));
             }
             let n = conn
                 .flush(&self.shared.wire_sent)
@@ -1364,10 +1362,10 @@ impl<'a> Loop<'a> {
                     }
                 }
             }
-            if let Some(deadline) = stop_deadline {
-                if self.live == 0 || now >= deadline {
-                    break;
-                }
+            if let Some(deadline) = stop_deadline
+                && (self.live == 0 || now >= deadline)
+            {
+                break;
             }
             if now.duration_since(last_sweep) >= Duration::from_millis(100) {
                 last_sweep = now;
@@ -1385,11 +1383,11 @@ impl<'a> Loop<'a> {
                     }
                 }
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(20))) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    self.error(format!("poll: {e}"));
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(20)))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                self.error(format!("poll: {e}"));
+                break;
             }
             for ev in events.iter() {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
