@@ -88,6 +88,19 @@ def fmt(value, decimals):
     return f"{value:,.{decimals}f}"
 
 
+def tls_groups(records):
+    """The handshakes per key-exchange group over `records` (loadgen's `tls_groups`, e.g.
+    "X25519MLKEM768:100,X25519:3"), most used first, and how many had a HelloRetryRequest;
+    ({}, 0) for runs without TLS."""
+    counts, retries = {}, 0
+    for r in records:
+        for entry in filter(None, r.get("tls_groups", "").split(",")):
+            group, _, n = entry.rpartition(":")
+            counts[group] = counts.get(group, 0) + int(n)
+        retries += r.get("tls_hello_retries", 0)
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])), retries
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -132,6 +145,8 @@ def main(argv):
             f"{meta.get('cpu_model')}, Linux {meta.get('kernel')}. "
             f"Medians over repetitions."
         )
+        if meta.get("tls_groups", "default") != "default":
+            lines.append(f"(TLS scenarios: loadgen --tls-groups {meta['tls_groups']})")
         if "compression_flag" in meta and not meta.get("compression_flag"):
             lines.append("(echo example: no --compression flag found; deflate runs rely on its default)")
         if not meta.get("loops_flag") or not meta.get("inline_flag"):
@@ -166,11 +181,19 @@ def main(argv):
             lines.append("")
             lines.extend(f"- {s}: " + ", ".join(f"`{x}`" for x in a) for s, a in answers if a)
             lines.append("")
-        # TLS: the version, cipher suite and key exchange each server negotiated.
+        # TLS: the version, cipher suite and key exchange each server negotiated (the first
+        # handshake of each run), then the key-exchange group of every handshake.
         tls = [(s, sorted({r["tls"] for r in runs[(scenario, s)] if "tls" in r})) for s in servers]
         if any(a for _, a in tls):
             lines.append("TLS negotiated: " + "; ".join(
                 f"{s} " + ", ".join(f"`{x}`" for x in a) for s, a in tls if a) + ".")
+            lines.append("")
+        groups = [(s, tls_groups(runs[(scenario, s)])) for s in servers]
+        if any(g for _, g in groups):
+            lines.append("Key exchange, every handshake of the runs: " + "; ".join(
+                f"{s} " + ", ".join(f"`{g}` ×{n:,}" for g, n in counts.items())
+                + (f" ({retries:,} after a HelloRetryRequest)" if retries else "")
+                for s, (counts, retries) in groups if counts) + ".")
             lines.append("")
         if primary:
             for w in WSREACTOR:

@@ -19,6 +19,8 @@
 #              (tls-latency tls-throughput tls-large tls-churn tls-idle: those five over TLS,
 #              wss://, against wsreactor, wsreactor-inline, tokio-tungstenite, gorilla; not in
 #              the default list; "tls" names all five)
+#   TLS_GROUPS loadgen --tls-groups in the tls-* scenarios, e.g. X25519 [unset: the provider's
+#              default, X25519MLKEM768 first; gorilla on Debian's Go 1.19 has only X25519]
 #   REPS       repetitions [3; --quick: 1]
 #   WARMUP, DURATION   seconds of warm-up / measurement per run [2, 5; --quick: 0.5, 1.5]
 #   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
@@ -293,6 +295,7 @@ scenario_args() {
         tls-latency | tls-throughput | tls-large | tls-churn | tls-idle)
             scenario_args "${1#tls-}"
             ARGS+=(--tls --tls-ca "$TLS_CERT")
+            [ -z "${TLS_GROUPS:-}" ] || ARGS+=(--tls-groups "$TLS_GROUPS")
             ;;
         *) return 1 ;;
     esac
@@ -442,9 +445,9 @@ for s in $SERVERS; do
     fi
 done
 
-printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"tls_flag":%d,"port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
+printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"tls_flag":%d,"tls_groups":"%s","port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
     "$(date -Iseconds)" "$QUICK" "$REPS" "$WARMUP" "$DURATION" "$IDLE_HOLD" "$WRK_DURATION" \
-    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" "$HAS_TLS" \
+    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" "$HAS_TLS" "${TLS_GROUPS:-default}" \
     "$PORT_LO" "$PORT_HI" "$(uname -r)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | tr -d '"\\')" >"$JSONL"
 

@@ -1,7 +1,9 @@
 //! The chat example (`examples/chat/`): rooms are isolated, a member's text reaches every other
 //! member of its room as `NAME: text`, everyone in a room — the joiner too — sees `NAME joined`
 //! and `NAME left`; tungstenite clients, Python `websockets` clients and the page in headless
-//! Chromium (two pages in one room, one in another); SIGTERM closes everyone with `1001`.
+//! Chromium (two pages in one room, one in another); SIGTERM closes everyone with `1001`. The
+//! Python and Chromium tests are `#[ignore]`d, as every test that needs a program from outside
+//! Rust (tests/common/tools.rs); `bash .ci/run` runs them.
 
 #[path = "../examples/chat/main.rs"]
 #[allow(dead_code)]
@@ -14,7 +16,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::browser::{Browser, chromium_or_skip};
+use common::browser::Browser;
 use common::*;
 use serde_json::json;
 use tungstenite::Message as TMessage;
@@ -132,10 +134,9 @@ asyncio.run(main(sys.argv[1]))
 "#;
 
 #[test]
+#[ignore = "needs a Python with websockets: bash .ci/run installs it"]
 fn python_clients_in_two_rooms() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
+    let python = tools::python_websockets();
     let server = chat_server();
     let url = format!("ws://{}/ws", server.local_addr());
     let seen = run_python_json(&python, PYTHON_ROOMS, &url);
@@ -168,10 +169,9 @@ fn log_of(page: &mut common::browser::Page) -> String {
 }
 
 #[test]
+#[ignore = "needs chromium: bash .ci/run installs it"]
 fn the_page_in_chromium_two_rooms_three_tabs() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
+    let chromium = tools::chromium();
     let server = chat_server();
     let addr = server.local_addr();
     let browser = Browser::launch(&chromium);

@@ -3,11 +3,11 @@
 //! permessage-deflate, send compressed messages and get their echoes back compressed; so does
 //! Node `ws` when it is installed.
 //!
-//! The Python client comes from `WSREACTOR_PYTHON` (a Python with `websockets` installed;
-//! `bash .ci/run` makes a virtualenv for it) or `python3` if it has `websockets`. Chromium is
-//! Debian's package (see tests/common/browser.rs). With `WSREACTOR_REQUIRE_PYTHON=1` /
-//! `WSREACTOR_REQUIRE_BROWSER=1` (both set by `.ci/run`) a missing client fails its test;
-//! elsewhere the test says it is skipped.
+//! Each test needs a program from outside Rust, so each is `#[ignore]`d: plain `cargo test`
+//! counts them as ignored, `bash .ci/run` installs the clients and runs them with
+//! `--include-ignored`, and a test that runs without its client fails saying how to install it
+//! (tests/common/tools.rs: the Python comes from `WSREACTOR_PYTHON`, Node's `ws` from
+//! `WSREACTOR_NODE_MODULES`, Chromium is Debian's package).
 
 #[path = "../examples/echo/main.rs"]
 #[allow(dead_code)]
@@ -17,7 +17,8 @@ mod common;
 
 use std::process::Command;
 
-use common::browser::{Browser, chromium_or_skip};
+use common::browser::Browser;
+use common::tools;
 use serde_json::{Value, json};
 use wsreactor::Server;
 
@@ -57,10 +58,9 @@ asyncio.run(main(sys.argv[1]))
 "#;
 
 #[test]
+#[ignore = "needs a Python with websockets: bash .ci/run installs it"]
 fn python_websockets_negotiates_compression_and_round_trips() {
-    let Some(python) = common::python_or_skip() else {
-        return;
-    };
+    let python = tools::python_websockets();
     let server = echo_server();
     let url = format!("ws://{}/ws", server.local_addr());
     let seen = common::run_python_json(&python, PYTHON_CLIENT, &url);
@@ -75,24 +75,6 @@ fn python_websockets_negotiates_compression_and_round_trips() {
     assert_eq!(stats.compressed_in, 5);
     assert_eq!(stats.compressed_out, 3);
     server.shutdown().expect("clean shutdown");
-}
-
-/// A `node` and a `node_modules` folder holding `ws`, if there are: `WSREACTOR_NODE_MODULES`
-/// (`bash .ci/run` installs `ws` there when npm is available).
-fn node_ws_or_skip() -> Option<String> {
-    let modules = std::env::var("WSREACTOR_NODE_MODULES").ok();
-    let usable = modules.as_ref().is_some_and(|dir| {
-        Command::new("node")
-            .args(["-e", "require('ws')"])
-            .env("NODE_PATH", dir)
-            .status()
-            .is_ok_and(|status| status.success())
-    });
-    if !usable {
-        eprintln!("skipped: no node with the `ws` package (WSREACTOR_NODE_MODULES)");
-        return None;
-    }
-    modules
 }
 
 /// Node `ws` with `perMessageDeflate` (its client default): compressed text and binary, each
@@ -121,10 +103,9 @@ ws.on("error", (err) => { console.error(String(err)); process.exit(1); });
 "#;
 
 #[test]
+#[ignore = "needs node with the ws package: bash .ci/run installs it"]
 fn node_ws_negotiates_compression_and_round_trips() {
-    let Some(modules) = node_ws_or_skip() else {
-        return;
-    };
+    let modules = tools::node_ws();
     let server = echo_server();
     let url = format!("ws://{}/ws", server.local_addr());
     let output = Command::new("node")
@@ -177,10 +158,9 @@ new Promise((resolve) => {
 "#;
 
 #[test]
+#[ignore = "needs chromium: bash .ci/run installs it"]
 fn chromium_negotiates_compression_and_round_trips() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
+    let chromium = tools::chromium();
     let server = echo_server();
     let addr = server.local_addr();
     let browser = Browser::launch(&chromium);

@@ -6,10 +6,11 @@
 //! certificate rotated by SIGHUP while a connection from before goes on.
 //!
 //! The binary is `target/<profile>/examples/echo`, which `cargo test --features tls` builds. The
-//! Python client comes from `WSREACTOR_PYTHON` (see tests/interop.rs), Chromium is Debian's
-//! package (tests/common/browser.rs), curl is on `PATH`; with `WSREACTOR_REQUIRE_PYTHON=1`,
-//! `WSREACTOR_REQUIRE_BROWSER=1` or `WSREACTOR_REQUIRE_CURL=1` (all set by `.ci/run`) a
-//! missing client fails its test, elsewhere the test says it is skipped.
+//! tests that drive Python, curl or Chromium are `#[ignore]`d, as every test that needs a
+//! program from outside Rust: `bash .ci/run` installs them and runs those tests with
+//! `--include-ignored`, where a missing one fails its test (tests/common/tools.rs). The
+//! certificate printed by `--tls-self-signed` and SIGHUP rotation are checked with rustls
+//! clients, which need nothing outside.
 
 #![cfg(feature = "tls")]
 
@@ -24,11 +25,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Instant;
 
-use common::browser::{Browser, chromium_or_skip};
+use common::browser::Browser;
 use common::tls::{TlsClient, client_config, peer_leaf, tls_connect};
-use common::{DEADLINE, poll_until, python_or_skip, run_python_json};
-use rustls::ClientConfig;
-use rustls::pki_types::CertificateDer;
+use common::{DEADLINE, poll_until, run_python_json, tools};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{CertificateError, ClientConfig, ClientConnection};
 use serde_json::json;
 use tungstenite::Message as TMessage;
 use tungstenite::protocol::frame::coding::CloseCode as TCloseCode;
@@ -209,20 +211,6 @@ impl Drop for Echo {
     }
 }
 
-/// Whether there is a curl; with `WSREACTOR_REQUIRE_CURL=1` a missing one fails the test.
-fn curl_or_skip() -> bool {
-    let found = Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        let required = std::env::var("WSREACTOR_REQUIRE_CURL").is_ok_and(|v| v == "1");
-        assert!(!required, "curl is required (apt-get install curl)");
-        eprintln!("skipped: no curl on PATH (bash .ci/run installs it)");
-    }
-    found
-}
-
 /// Runs curl with `args` (silent, errors shown, a deadline of its own).
 fn curl(args: &[&str]) -> Output {
     let max_time = DEADLINE.as_secs().to_string();
@@ -293,10 +281,9 @@ asyncio.run(main(json.loads(sys.argv[1])))
 "#;
 
 #[test]
+#[ignore = "needs a Python with websockets: bash .ci/run installs it"]
 fn python_websockets_over_wss_echoes_exactly_and_closes_1000() {
-    let Some(python) = python_or_skip() else {
-        return;
-    };
+    let python = tools::python_websockets();
     let dir = TempDir::new();
     let cert = TestCert::new();
     let (echo, cert_path) = Echo::with_files(&dir, &cert);
@@ -336,10 +323,9 @@ fn python_websockets_over_wss_echoes_exactly_and_closes_1000() {
 }
 
 #[test]
+#[ignore = "needs curl: bash .ci/run installs it"]
 fn curl_over_https_negotiates_http_1_1_and_plain_http_gets_the_hint() {
-    if !curl_or_skip() {
-        return;
-    }
+    tools::curl();
     let dir = TempDir::new();
     let cert = TestCert::new();
     let (echo, cert_path) = Echo::with_files(&dir, &cert);
@@ -432,10 +418,9 @@ fn metric(text: &str, name: &str) -> f64 {
 }
 
 #[test]
+#[ignore = "needs chromium: bash .ci/run installs it"]
 fn chromium_loads_the_page_over_https_and_it_echoes_over_wss() {
-    let Some(chromium) = chromium_or_skip() else {
-        return;
-    };
+    let chromium = tools::chromium();
     let dir = TempDir::new();
     let echo = Echo::start(&dir, &["--tls-self-signed"]);
     let browser = Browser::launch_with(&chromium, &["--ignore-certificate-errors"]);
@@ -484,13 +469,10 @@ fn chromium_loads_the_page_over_https_and_it_echoes_over_wss() {
     drop(browser);
 }
 
-#[test]
-fn the_self_signed_pem_is_printed_and_verifies_a_real_connection() {
-    if !curl_or_skip() {
-        return;
-    }
-    let dir = TempDir::new();
-    let echo = Echo::start(&dir, &["--tls-self-signed"]);
+/// Starts the echo with `--tls-self-signed` and checks what it printed and wrote: the line
+/// naming the PEM, which holds the certificate alone. Returns the echo and the PEM's path.
+fn self_signed_echo(dir: &TempDir) -> (Echo, PathBuf) {
+    let echo = Echo::start(dir, &["--tls-self-signed"]);
     let pem = dir.path(&format!("wsreactor-echo-{}.pem", echo.pid()));
     assert_eq!(
         echo.printed[0],
@@ -508,7 +490,64 @@ fn the_self_signed_pem_is_printed_and_verifies_a_real_connection() {
         "one certificate: {text}"
     );
     assert!(!text.contains("PRIVATE KEY"), "the key stays in memory");
+    (echo, pem)
+}
 
+/// The rustls error of a handshake with `addr` for the server name `name`.
+fn handshake_error(addr: SocketAddr, name: &str, config: Arc<ClientConfig>) -> rustls::Error {
+    let server_name = ServerName::try_from(name.to_owned()).expect("server name");
+    let mut conn = ClientConnection::new(config, server_name).expect("client");
+    let mut sock = common::raw(addr);
+    while conn.is_handshaking() {
+        if let Err(err) = conn.complete_io(&mut sock) {
+            let inner = err.into_inner().expect("an error from rustls");
+            return *inner.downcast::<rustls::Error>().expect("a rustls::Error");
+        }
+    }
+    panic!("the handshake for {name} succeeded");
+}
+
+#[test]
+fn the_self_signed_pem_is_printed_verifies_a_connection_and_is_removed_at_exit() {
+    let dir = TempDir::new();
+    let (echo, pem) = self_signed_echo(&dir);
+    let der = CertificateDer::from_pem_file(&pem).expect("the PEM's certificate");
+    let trusting = client_config(&[&der]);
+    // By name (localhost) and by IP address, each echoing over wss://.
+    for name in ["localhost", "127.0.0.1"] {
+        let stream = tls_connect(echo.addr, name, Arc::clone(&trusting));
+        assert_eq!(peer_leaf(&stream), der);
+    }
+    echo_text(&mut wss(echo.addr, Arc::clone(&trusting)), "trusted");
+    // Another name is refused, as is no trust at all.
+    match handshake_error(echo.addr, "other.test", Arc::clone(&trusting)) {
+        rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+            expected,
+            ..
+        }) => assert_eq!(expected, ServerName::try_from("other.test").unwrap()),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        handshake_error(echo.addr, "localhost", client_config(&[])),
+        rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer)
+    );
+
+    // SIGTERM: a graceful exit, and the PEM it wrote is gone with it.
+    let mut echo = echo;
+    assert_eq!(unsafe { libc::kill(echo.pid(), libc::SIGTERM) }, 0);
+    let status = poll_until("the echo exits", || {
+        echo.child.try_wait().expect("try_wait")
+    });
+    assert!(status.success(), "{status:?}");
+    assert!(!pem.exists(), "{} left behind", pem.display());
+}
+
+#[test]
+#[ignore = "needs curl: bash .ci/run installs it"]
+fn curl_trusts_the_self_signed_pem_by_name_and_address() {
+    tools::curl();
+    let dir = TempDir::new();
+    let (echo, pem) = self_signed_echo(&dir);
     let cacert = pem.to_str().unwrap();
     let port = echo.addr.port();
     // By name (localhost, pinned to the address it listens on) and by IP address.
@@ -538,15 +577,6 @@ fn the_self_signed_pem_is_printed_and_verifies_a_real_connection() {
     assert_eq!(wrong_name.status.code(), Some(60), "{wrong_name:?}");
     let untrusted = curl(&[&echo.https("/healthz")]);
     assert_eq!(untrusted.status.code(), Some(60), "{untrusted:?}");
-
-    // SIGTERM: a graceful exit, and the PEM it wrote is gone with it.
-    let mut echo = echo;
-    assert_eq!(unsafe { libc::kill(echo.pid(), libc::SIGTERM) }, 0);
-    let status = poll_until("the echo exits", || {
-        echo.child.try_wait().expect("try_wait")
-    });
-    assert!(status.success(), "{status:?}");
-    assert!(!pem.exists(), "{} left behind", pem.display());
 }
 
 /// A `wss://` client over a rustls connection.

@@ -11,31 +11,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// Whether the environment demands a browser (`bash .ci/run` sets it): then a missing one
-/// fails the test instead of skipping it.
-pub fn chromium_or_skip() -> Option<PathBuf> {
-    let found = find_chromium();
-    if found.is_none() {
-        let required = std::env::var("WSREACTOR_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
-        assert!(!required, "chromium is required (apt-get install chromium)");
-        eprintln!("skipped: no chromium on PATH (bash .ci/run installs it)");
-    }
-    found
-}
-
 /// A number for each browser this process starts, so their profiles never collide.
 fn next_profile() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// The first Chromium (or Chrome) on `PATH`.
-pub fn find_chromium() -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    ["chromium", "chromium-browser", "google-chrome"]
-        .iter()
-        .flat_map(|name| std::env::split_paths(&path).map(move |dir| dir.join(name)))
-        .find(|candidate| candidate.is_file())
 }
 
 /// A headless Chromium this test started (and kills, by its own PID, when dropped).

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod http;
 pub mod tls;
+pub mod tools;
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -349,29 +350,6 @@ pub fn without_date(head: &str) -> String {
         dates[0]
     );
     head.replacen(&format!("Date: {}\r\n", dates[0]), "", 1)
-}
-
-/// A Python interpreter that can `import websockets`, if there is one.
-pub fn python_or_skip() -> Option<String> {
-    let candidates = std::env::var("WSREACTOR_PYTHON")
-        .into_iter()
-        .chain(["python3".to_owned()]);
-    for python in candidates {
-        let imports = Command::new(&python)
-            .args(["-c", "import websockets"])
-            .status()
-            .is_ok_and(|status| status.success());
-        if imports {
-            return Some(python);
-        }
-    }
-    let required = std::env::var("WSREACTOR_REQUIRE_PYTHON").is_ok_and(|v| v == "1");
-    assert!(
-        !required,
-        "a Python with `websockets` is required (WSREACTOR_PYTHON)"
-    );
-    eprintln!("skipped: no Python with `websockets` (bash .ci/run installs one)");
-    None
 }
 
 /// Runs the Python `script` with `arg` (a URL) and returns the JSON it printed; the test fails,

@@ -336,7 +336,7 @@ pub fn json_bodies(size: usize, count: usize, next: &mut dyn FnMut() -> u64) -> 
                     1 + (r >> 20) % 5,
                     1 + (r >> 24) % 300,
                     [0, 49, 95, 99][(r >> 36) as usize % 4],
-                    (r >> 40) % 8 != 0,
+                    !(r >> 40).is_multiple_of(8),
                     choose(next, WAREHOUSES),
                     choose(next, TAGS),
                 ));

@@ -187,7 +187,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     let mut events = Events::with_capacity(4096);
     let mut scratch = vec![0u8; READ_BUF];
     let mut plain = Vec::new();
-    let mut tls_desc: Option<String> = None;
+    let mut handshakes = tls::Handshakes::default();
     let mut subs: Vec<Option<Sub>> = Vec::with_capacity(n + 1);
     let mut errors = 0u64;
     let mut reported = 0usize;
@@ -332,27 +332,28 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             front_seq += 1;
         }
         // Publish up to the window.
-        if phase == Phase::Publishing && pub_open {
-            if let Some(p) = pub_conn.as_mut() {
-                let live = subscribed;
-                while inflight.len() < args.inflight && live > 0 {
-                    let ts = base.elapsed().as_nanos() as u64;
-                    payload[0..8].copy_from_slice(&next_seq.to_le_bytes());
-                    payload[8..16].copy_from_slice(&ts.to_le_bytes());
-                    masked_frame(&mut p.out, 2, &payload, &mut rng);
-                    inflight.push_back(Pending {
-                        left: live,
-                        sent: Instant::now(),
-                    });
-                    next_seq += 1;
-                    if measuring {
-                        published += 1;
-                    }
+        if phase == Phase::Publishing
+            && pub_open
+            && let Some(p) = pub_conn.as_mut()
+        {
+            let live = subscribed;
+            while inflight.len() < args.inflight && live > 0 {
+                let ts = base.elapsed().as_nanos() as u64;
+                payload[0..8].copy_from_slice(&next_seq.to_le_bytes());
+                payload[8..16].copy_from_slice(&ts.to_le_bytes());
+                masked_frame(&mut p.out, 2, &payload, &mut rng);
+                inflight.push_back(Pending {
+                    left: live,
+                    sent: Instant::now(),
+                });
+                next_seq += 1;
+                if measuring {
+                    published += 1;
                 }
-                if let Err(e) = p.flush(&wire_sent) {
-                    error(format!("publisher write: {e}"));
-                    break;
-                }
+            }
+            if let Err(e) = p.flush(&wire_sent) {
+                error(format!("publisher write: {e}"));
+                break;
             }
         }
         if now.duration_since(last_sweep) >= Duration::from_millis(100) {
@@ -370,11 +371,11 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 }
             }
         }
-        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5))) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                error(format!("poll: {e}"));
-                break;
-            }
+        if let Err(e) = poll.poll(&mut events, Some(Duration::from_millis(5)))
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            error(format!("poll: {e}"));
+            break;
         }
         for ev in events.iter() {
             let idx = ev.token().0;
@@ -432,10 +433,8 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                     break;
                                 }
                                 conn.open = true;
-                                if tls_desc.is_none()
-                                    && let Some(t) = conn.tls.as_deref()
-                                {
-                                    tls_desc = Some(tls::describe(t));
+                                if let Some(t) = conn.tls.as_deref() {
+                                    handshakes.record(t);
                                 }
                                 conn.partial = conn.head.split_off(end);
                                 conn.head = Vec::new();
@@ -480,12 +479,11 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                             deliveries += 1;
                                             let _ = hist.record(t_ns.saturating_sub(ts).max(1));
                                         }
-                                        if seq >= front_seq {
-                                            if let Some(p) =
+                                        if seq >= front_seq
+                                            && let Some(p) =
                                                 inflight.get_mut((seq - front_seq) as usize)
-                                            {
-                                                p.left = p.left.saturating_sub(1);
-                                            }
+                                        {
+                                            p.left = p.left.saturating_sub(1);
                                         }
                                     }
                                     Got::Data(..) => {
@@ -583,7 +581,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
     j.int("connected", subscribed as u64);
     j.str("payload", "binary");
     if args.tls.is_some() {
-        j.str("tls", tls_desc.as_deref().unwrap_or("not established"));
+        handshakes.write_json(&mut j);
     }
     j.str("topic", &args.topic);
     j.int("inflight", args.inflight as u64);

@@ -19,7 +19,8 @@
 //! ```text
 //! loadgen --addr 127.0.0.1:9001 [--mode echo|idle|churn|fanout] [--connections N] [--inflight K]
 //!         [--size S] [--warmup W] [--duration D] [--server-pid PID] [--threads T]
-//!         [--json] [--deflate] [--deflate-level L] [--tls --tls-ca PEM [--tls-name N] [--tls-resume]]
+//!         [--json] [--deflate] [--deflate-level L]
+//!         [--tls --tls-ca PEM [--tls-name N] [--tls-resume] [--tls-groups G,G]]
 //! ```
 //!
 //! Run `loadgen --help` for every flag.
@@ -123,13 +124,17 @@ usage: loadgen --addr HOST:PORT [flags]
                           declines fails the run (exit status 3, \"failed\" in the JSON line)
   --deflate-level L       zlib level of the messages the load generator sends (0-9) [6, zlib's
                           default, as browsers use]
-  --tls                   WebSocket over TLS (wss://), rustls with the ring provider, in every
-                          mode; churn cycles include the TLS handshake. Needs --tls-ca
+  --tls                   WebSocket over TLS (wss://), rustls with the aws-lc-rs provider, in
+                          every mode; churn cycles include the TLS handshake. Needs --tls-ca
   --tls-ca PATH           PEM file of the certificates to trust (a self-signed server
                           certificate is its own CA)
   --tls-name NAME         server name to verify the certificate for, sent as SNI [localhost]
   --tls-resume            allow TLS session resumption (tickets, session ids); off by default,
                           so that every churn cycle is a full handshake
+  --tls-groups G,G        key-exchange groups to offer, in order (X25519MLKEM768, X25519,
+                          secp256r1, ...) [the provider's default: X25519MLKEM768 first, with an
+                          X25519 key share beside it]; X25519 alone matches a server without
+                          ML-KEM
 
 Prints one JSON line on stdout; diagnostics go to stderr. Exit status 0 even with errors
 (they are counted in \"errors\"); 2 for bad flags; 1 if nothing could be connected; 3 if
@@ -164,6 +169,7 @@ fn parse_args() -> Result<Args, String> {
     let mut tls_resume = false;
     let mut tls_ca = None;
     let mut tls_name = String::from("localhost");
+    let mut tls_groups = None;
     fn num<T: std::str::FromStr>(name: &str, v: &str) -> Result<T, String> {
         v.parse().map_err(|_| format!("--{name}: bad value {v:?}"))
     }
@@ -218,6 +224,7 @@ fn parse_args() -> Result<Args, String> {
             "deflate-level" => args.deflate_level = num(&name, v)?,
             "tls-ca" => tls_ca = Some(v.to_owned()),
             "tls-name" => tls_name = v.to_owned(),
+            "tls-groups" => tls_groups = Some(v.to_owned()),
             "label" => {
                 let (k, val) = v
                     .split_once('=')
@@ -267,8 +274,14 @@ fn parse_args() -> Result<Args, String> {
     {
         return Err("--duration must be positive and --warmup not negative".into());
     }
+    if tls_groups.is_some() && !tls_on {
+        return Err("--tls-groups without --tls".into());
+    }
     match (tls_on, tls_ca) {
-        (true, Some(ca)) => args.tls = Some(Arc::new(tls::Tls::new(&ca, &tls_name, tls_resume)?)),
+        (true, Some(ca)) => {
+            let tls = tls::Tls::new(&ca, &tls_name, tls_resume, tls_groups.as_deref())?;
+            args.tls = Some(Arc::new(tls));
+        }
         (true, None) => return Err("--tls needs --tls-ca PATH (the certificate to trust)".into()),
         (false, Some(_)) => return Err("--tls-ca without --tls".into()),
         (false, None) => {}
@@ -948,10 +961,8 @@ struct Stats {
     negotiated: Option<String>,
     echoes_compressed: u64,
     echoes_uncompressed: u64,
-    /// `--tls`: what the first connection negotiated ([`tls::describe`]).
-    tls: Option<String>,
-    /// `--tls`: handshakes that resumed a session (only with `--tls-resume`).
-    tls_resumed: u64,
+    /// `--tls`: what the handshakes negotiated.
+    tls: tls::Handshakes,
 }
 
 struct Loop<'a> {
@@ -1099,10 +1110,8 @@ impl<'a> Loop<'a> {
             // No getsockopt/getpeername round: a write to a socket still in SYN_SENT fails with
             // EAGAIN, to a refused one with the error, so the request write itself tells (with
             // --tls: the ClientHello's; the request waits in rustls for the handshake).
-            if readable {
-                if let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
-                    return Err(format!("connect: {e}"));
-                }
+            if readable && let Ok(Some(e)) | Err(e) = conn.stream.take_error() {
+                return Err(format!("connect: {e}"));
             }
             let n = conn
                 .flush(&self.shared.wire_sent)
@@ -1191,8 +1200,7 @@ impl<'a> Loop<'a> {
                 None => {}
             }
             if let Some(t) = conn.tls.as_deref() {
-                self.stats.tls.get_or_insert_with(|| tls::describe(t));
-                self.stats.tls_resumed += u64::from(tls::resumed(t));
+                self.stats.tls.record(t);
             }
             leftover = conn.head.split_off(end);
             conn.head = Vec::new();
@@ -1354,10 +1362,10 @@ impl<'a> Loop<'a> {
                     }
                 }
             }
-            if let Some(deadline) = stop_deadline {
-                if self.live == 0 || now >= deadline {
-                    break;
-                }
+            if let Some(deadline) = stop_deadline
+                && (self.live == 0 || now >= deadline)
+            {
+                break;
             }
             if now.duration_since(last_sweep) >= Duration::from_millis(100) {
                 last_sweep = now;
@@ -1375,11 +1383,11 @@ impl<'a> Loop<'a> {
                     }
                 }
             }
-            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(20))) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    self.error(format!("poll: {e}"));
-                    break;
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(Duration::from_millis(20)))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                self.error(format!("poll: {e}"));
+                break;
             }
             for ev in events.iter() {
                 let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -1649,10 +1657,7 @@ fn main() -> ExitCode {
                 if total.negotiated.is_none() {
                     total.negotiated = s.negotiated;
                 }
-                if total.tls.is_none() {
-                    total.tls = s.tls;
-                }
-                total.tls_resumed += s.tls_resumed;
+                total.tls.merge(s.tls);
                 if let Some(sh) = &s.hist {
                     hist.add(sh).expect("histogram merge");
                 }
@@ -1683,8 +1688,7 @@ fn main() -> ExitCode {
     j.int("connected", total.connected as u64);
     j.str("payload", if args.json { "json" } else { "binary" });
     if args.tls.is_some() {
-        j.str("tls", total.tls.as_deref().unwrap_or("not established"));
-        j.int("tls_resumed", total.tls_resumed);
+        total.tls.write_json(&mut j);
     }
     if args.deflate {
         j.str(

@@ -1,5 +1,5 @@
 //! `--tls`: WebSocket over TLS (`wss://`), with rustls's buffered client
-//! ([`rustls::ClientConnection`], the `ring` provider), driven from the mio loops the way rustls's
+//! ([`rustls::ClientConnection`], the `aws-lc-rs` provider, as the echo example's), driven from the mio loops the way rustls's
 //! `tlsclient-mio` example drives it: bytes from the socket go in through `read_tls` and
 //! `process_new_packets`, plaintext comes out of `reader()`; what we send goes in through
 //! `writer()` and out with `write_tls` while the connection `wants_write`.
@@ -22,9 +22,16 @@
 //!   AES-256 first). This matters: rustls servers follow the client's order, Go's crypto/tls its
 //!   own (AES-128 first), so with rustls's order the Rust servers would negotiate AES-256 and
 //!   SHA-384 and Go AES-128 and SHA-256, and the comparison would be between suites. The suite,
-//!   version and key exchange negotiated are in the JSON line (`tls`).
-//! - Key exchange: rustls's default, an X25519 key share (as browsers offer, less their
-//!   post-quantum hybrid, which the `ring` provider does not have).
+//!   version and key exchange negotiated are in the JSON line (`tls`), and the key-exchange group
+//!   of every handshake is counted (`tls_groups`, [`Handshakes`]).
+//! - Key exchange: the provider's default, as Chrome and Firefox offer it: the hybrid
+//!   post-quantum X25519MLKEM768 first, with two key shares in the ClientHello, X25519MLKEM768
+//!   and plain X25519 (the hybrid's X25519 half, sent for free), so a server without ML-KEM
+//!   (Debian's Go 1.19) picks X25519 without a HelloRetryRequest round trip (counted in
+//!   `tls_hello_retries`, which stays 0 when that holds). A server with it (rustls: the echo
+//!   example and tokio-echo) negotiates X25519MLKEM768: an ML-KEM-768 encapsulation on top of
+//!   the X25519 exchange, on both sides. `--tls-groups X25519` offers X25519 alone, for a key
+//!   exchange like for like with a server that has no ML-KEM.
 //! - The server's certificate: a certificate byte for byte equal to one in `--tls-ca` is
 //!   accepted as it is (pinned: no chain to build, no signature over the certificate to check,
 //!   no name or validity check); any other is verified by webpki with `--tls-ca` as the roots,
@@ -43,13 +50,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use mio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{Resumption, WebPkiServerVerifier};
-use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::crypto::{SupportedKxGroup, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
-    CipherSuite, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind,
+    CipherSuite, ClientConfig, ClientConnection, DigitallySignedStruct, HandshakeKind, NamedGroup,
     RootCertStore, SignatureScheme,
 };
+
+use super::Json;
 
 /// The client side of `--tls`: one config for every connection of every loop.
 #[derive(Debug)]
@@ -59,8 +68,14 @@ pub(crate) struct Tls {
 }
 
 impl Tls {
-    /// Reads the trusted certificates from the PEM file `ca` and builds the client config.
-    pub(crate) fn new(ca: &str, name: &str, resume: bool) -> Result<Tls, String> {
+    /// Reads the trusted certificates from the PEM file `ca` and builds the client config;
+    /// `groups` is `--tls-groups` (`None`: the provider's default key exchange).
+    pub(crate) fn new(
+        ca: &str,
+        name: &str,
+        resume: bool,
+        groups: Option<&str>,
+    ) -> Result<Tls, String> {
         let certs = CertificateDer::pem_file_iter(ca)
             .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
             .map_err(|e| format!("--tls-ca {ca}: {e}"))?;
@@ -73,7 +88,10 @@ impl Tls {
                 .add(cert.clone())
                 .map_err(|e| format!("--tls-ca {ca}: certificate not usable as a CA: {e}"))?;
         }
-        let mut provider = rustls::crypto::ring::default_provider();
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        if let Some(groups) = groups {
+            provider.kx_groups = kx_groups(groups)?;
+        }
         // A browser's order: AES-128-GCM first (see the module's comment).
         provider
             .cipher_suites
@@ -110,6 +128,28 @@ impl Tls {
             .map(Box::new)
             .map_err(|e| format!("TLS client: {e}"))
     }
+}
+
+/// `--tls-groups`: the key-exchange groups named in `list` (comma-separated, any case), in that
+/// order; the first gets a key share in the ClientHello (and its X25519 half, for the hybrid).
+fn kx_groups(list: &str) -> Result<Vec<&'static dyn SupportedKxGroup>, String> {
+    let known = rustls::crypto::aws_lc_rs::ALL_KX_GROUPS;
+    let group_name = |g: &&dyn SupportedKxGroup| format!("{:?}", g.name());
+    list.split(',')
+        .map(|name| {
+            known
+                .iter()
+                .find(|g| group_name(g).eq_ignore_ascii_case(name.trim()))
+                .copied()
+                .ok_or_else(|| {
+                    let known: Vec<String> = known.iter().map(group_name).collect();
+                    format!(
+                        "--tls-groups: unknown group {name:?} (known: {})",
+                        known.join(", ")
+                    )
+                })
+        })
+        .collect()
 }
 
 /// The server certificate check: pinned certificates as they are, webpki for the rest (see the
@@ -178,9 +218,71 @@ pub(crate) fn describe(tls: &ClientConnection) -> String {
     format!("{version} {suite} {group}")
 }
 
-/// Whether the handshake resumed a session (`--tls-resume`).
-pub(crate) fn resumed(tls: &ClientConnection) -> bool {
-    tls.handshake_kind() == Some(HandshakeKind::Resumed)
+/// What the completed handshakes negotiated, tallied per loop and merged for the JSON line: the
+/// first one's [`describe`], and over all of them the key-exchange groups, the resumed sessions
+/// and the HelloRetryRequests.
+#[derive(Debug, Default)]
+pub(crate) struct Handshakes {
+    first: Option<String>,
+    /// Handshakes per key-exchange group (`None`: none negotiated, a TLS 1.2 resumption), in
+    /// the order the groups were first seen (one or two entries: a linear search is enough).
+    groups: Vec<(Option<NamedGroup>, u64)>,
+    /// Handshakes that resumed a session (only with `--tls-resume`).
+    resumed: u64,
+    /// Handshakes in which the server asked for another key share (HelloRetryRequest).
+    retried: u64,
+}
+
+impl Handshakes {
+    /// Counts the handshake `tls` has just completed.
+    pub(crate) fn record(&mut self, tls: &ClientConnection) {
+        self.first.get_or_insert_with(|| describe(tls));
+        let group = tls.negotiated_key_exchange_group().map(|g| g.name());
+        self.add_group(group, 1);
+        match tls.handshake_kind() {
+            Some(HandshakeKind::Resumed) => self.resumed += 1,
+            Some(HandshakeKind::FullWithHelloRetryRequest) => self.retried += 1,
+            _ => {}
+        }
+    }
+
+    /// Adds another loop's tally to this one (its first handshake counts if this has none).
+    pub(crate) fn merge(&mut self, other: Handshakes) {
+        if self.first.is_none() {
+            self.first = other.first;
+        }
+        for (group, n) in other.groups {
+            self.add_group(group, n);
+        }
+        self.resumed += other.resumed;
+        self.retried += other.retried;
+    }
+
+    fn add_group(&mut self, group: Option<NamedGroup>, n: u64) {
+        match self.groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, count)) => *count += n,
+            None => self.groups.push((group, n)),
+        }
+    }
+
+    /// `tls` (the first handshake's [`describe`], or `not established`), `tls_groups` (every
+    /// handshake's key-exchange group, most used first: `"X25519MLKEM768:100"`, or
+    /// `"X25519MLKEM768:90,X25519:10"` if they differed), `tls_resumed` and `tls_hello_retries`.
+    pub(crate) fn write_json(&self, j: &mut Json) {
+        j.str("tls", self.first.as_deref().unwrap_or("not established"));
+        let mut groups = self.groups.clone();
+        groups.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
+        let groups: Vec<String> = groups
+            .iter()
+            .map(|(g, n)| match g {
+                Some(g) => format!("{g:?}:{n}"),
+                None => format!("none:{n}"),
+            })
+            .collect();
+        j.str("tls_groups", &groups.join(","));
+        j.int("tls_resumed", self.resumed);
+        j.int("tls_hello_retries", self.retried);
+    }
 }
 
 /// Hands `out[*pos..]` to rustls (which encrypts it, or holds it until the handshake is done)

@@ -15,7 +15,9 @@
 // ListenAndServeTLS, crypto/tls with its defaults (TLS 1.2 and 1.3, session
 // tickets on; the handshake runs in the connection's goroutine). The server
 // also offers h2 by ALPN, which a WebSocket client does not ask for, so the
-// upgrade is HTTP/1.1 as without TLS.
+// upgrade is HTTP/1.1 as without TLS. Key exchange: X25519 with Debian's Go
+// 1.19 (crypto/tls offers the hybrid X25519MLKEM768 by default from Go 1.24
+// on; the Rust peers negotiate it), see ../../../README.md.
 //
 // Built in GOPATH mode against Debian's golang-github-gorilla-websocket-dev
 // (see ../../build.sh).

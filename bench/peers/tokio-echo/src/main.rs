@@ -16,9 +16,10 @@
 //!   tungstenite's default, 128 KiB); e.g. 4096 for the ~4 KiB variant.
 //!
 //! * `--tls-cert PEM --tls-key PEM`: `wss://`. Each accepted socket goes
-//!   through tokio-rustls's `TlsAcceptor` (rustls 0.23, `ring` provider,
-//!   rustls's default `ServerConfig`: TLS 1.3 and 1.2, its default session
-//!   cache and tickets) before the same `accept_async`; the echo is the same.
+//!   through tokio-rustls's `TlsAcceptor` (rustls 0.23, `aws-lc-rs` provider,
+//!   rustls's default `ServerConfig`: TLS 1.3 and 1.2, key exchange
+//!   X25519MLKEM768 first, its default session cache and tickets) before the
+//!   same `accept_async`; the echo is the same.
 //!   The certificate file may hold a chain (leaf first); the key is PKCS#8,
 //!   SEC1 or PKCS#1 PEM.
 //!
@@ -99,8 +100,8 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-/// The TLS acceptor of `--tls-cert`/`--tls-key`: rustls's default server config with the `ring`
-/// provider.
+/// The TLS acceptor of `--tls-cert`/`--tls-key`: rustls's default server config with the
+/// `aws-lc-rs` provider, as the echo example's (its key exchange prefers X25519MLKEM768).
 fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, String> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -109,7 +110,7 @@ fn acceptor(cert: &str, key: &str) -> Result<TlsAcceptor, String> {
         return Err(format!("--tls-cert {cert}: no certificate in the file"));
     }
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("--tls-key {key}: {e}"))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS config: {e}"))?
