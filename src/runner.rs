@@ -25,7 +25,8 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::dispatch::{
-    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, Run, SessionBox, Work,
+    After, Batch, Compressing, HttpTail, Inbound, Job, JobRunner, Output, Reply, Run, SessionBox,
+    Work,
 };
 use crate::handler::{Context, Flow, Handler, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
@@ -166,19 +167,7 @@ impl<H: Handler> HandlerRunner<H> {
             drained,
             ..
         } = batch;
-        // Room for an echo of the whole batch up front: one allocation instead of a series of
-        // reallocations (large payloads are moved, not copied, so they need no room here).
-        let small: usize = messages
-            .iter()
-            .map(|m| {
-                if m.len() < OWNED_CHUNK_MIN {
-                    m.len() + 10
-                } else {
-                    10
-                }
-            })
-            .sum();
-        let mut output = Output::with_capacity(small);
+        let mut output = Output::with_capacity(echo_room(&messages));
         output.compressing = self.compressing(deflate);
         if drained {
             let Slot { peer, session } = &mut *slot;
@@ -284,73 +273,61 @@ impl<H: Handler> HandlerRunner<H> {
         };
         let decide = || self.handler.on_upgrade(request, &offer);
         let close = After::CloseHttp { bad_request: false };
-        match catch_unwind(AssertUnwindSafe(decide)) {
+        let response = match catch_unwind(AssertUnwindSafe(decide)) {
             Ok(Upgrade::Accept {
                 protocol,
-                mut headers,
+                headers,
                 compression,
             }) => {
-                let protocol = protocol.filter(|chosen| {
-                    let offered = offer.protocols.iter().any(|p| p == chosen);
-                    if !offered {
-                        // The server MUST answer with one of the client's protocols, or none.
-                        // (RFC 6455 §4.2.2)
-                        log::warn!("{conn}: on_upgrade chose {chosen:?}, which was not offered");
-                    }
-                    offered
-                });
+                let protocol = protocol.filter(|chosen| offered(conn, &offer, chosen));
                 let deflate = offer.compression.filter(|_| compression);
-                // The extension header is the server's to write: a handler's own is dropped.
-                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-extensions"));
-                if let Some(agreement) = deflate {
-                    headers.push((
-                        "Sec-WebSocket-Extensions".to_owned(),
-                        agreement.response_header(),
-                    ));
-                }
+                let headers = with_extension(headers, deflate);
                 let response = switching_protocols(&upgrade.key, protocol.as_deref(), &headers);
                 response.encode(&mut output.bytes, Version::Http11, true, false);
                 output.compressing = self.compressing(deflate);
-                let mut slot = Box::new(Slot {
-                    peer: Peer {
-                        addr: request.peer_addr(),
-                        target: request.target().to_owned(),
-                        protocol,
-                    },
-                    session: H::Session::default(),
-                });
-                let Slot { peer, session } = &mut *slot;
-                let flow = Flow {
-                    queued: 0,
-                    high_water: self.high_water,
+                let peer = Peer {
+                    addr: request.peer_addr(),
+                    target: request.target().to_owned(),
+                    protocol,
                 };
-                let mut ctx = Context::new(
-                    conn,
-                    output,
-                    &self.server,
-                    session,
-                    peer,
-                    Some(request),
-                    flow,
-                );
-                if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
-                    self.panicked(conn, "on_open");
-                    output.close = Some(internal_error());
-                }
-                let session: SessionBox = slot;
-                (After::Upgraded { deflate }, Some(session))
+                let session = self.open(conn, request, peer, output);
+                return (After::Upgraded { deflate }, Some(session));
             }
-            Ok(Upgrade::Reject(response)) => {
-                response.encode(&mut output.bytes, request.version(), false, false);
-                (close, None)
-            }
+            Ok(Upgrade::Reject(response)) => response,
             Err(_) => {
                 self.panicked(conn, "on_upgrade");
-                let response = internal_error_response();
-                response.encode(&mut output.bytes, request.version(), false, false);
-                (close, None)
+                internal_error_response()
             }
+        };
+        response.encode(&mut output.bytes, request.version(), false, false);
+        (close, None)
+    }
+
+    /// A new WebSocket's session, made and handed to `on_open` with the upgrade request.
+    fn open(&self, conn: ConnId, request: &Request, peer: Peer, output: &mut Output) -> SessionBox {
+        let mut slot = Box::new(Slot {
+            peer,
+            session: H::Session::default(),
+        });
+        let Slot { peer, session } = &mut *slot;
+        let flow = Flow {
+            queued: 0,
+            high_water: self.high_water,
+        };
+        let mut ctx = Context::new(
+            conn,
+            output,
+            &self.server,
+            session,
+            peer,
+            Some(request),
+            flow,
+        );
+        if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
+            self.panicked(conn, "on_open");
+            output.close = Some(internal_error());
         }
+        slot
     }
 
     /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
@@ -378,6 +355,47 @@ impl<H: Handler> HandlerRunner<H> {
         add(&self.server.metrics().handler_panics, 1);
         log::error!("{conn}: handler panicked in {call}; closing the connection");
     }
+}
+
+/// Did the client offer the subprotocol `on_upgrade` chose? The server MUST answer with one of
+/// the client's protocols, or none (RFC 6455 §4.2.2): another is dropped, with a warning.
+fn offered(conn: ConnId, offer: &UpgradeOffer, chosen: &str) -> bool {
+    let offered = offer.protocols.iter().any(|p| p == chosen);
+    if !offered {
+        log::warn!("{conn}: on_upgrade chose {chosen:?}, which was not offered");
+    }
+    offered
+}
+
+/// The handler's headers for the `101`, with the server's own `Sec-WebSocket-Extensions` for
+/// the agreement in place of any the handler set.
+fn with_extension(
+    mut headers: Vec<(String, String)>,
+    deflate: Option<PerMessageDeflate>,
+) -> Vec<(String, String)> {
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-extensions"));
+    if let Some(agreement) = deflate {
+        let value = agreement.response_header();
+        headers.push(("Sec-WebSocket-Extensions".to_owned(), value));
+    }
+    headers
+}
+
+/// Room for an echo of the whole batch up front: one allocation instead of a series of
+/// reallocations (large payloads are moved, not copied, so they need no room here).
+fn echo_room(messages: &[Inbound]) -> usize {
+    let header = 10;
+    messages
+        .iter()
+        .map(|m| {
+            header
+                + if m.len() < OWNED_CHUNK_MIN {
+                    m.len()
+                } else {
+                    0
+                }
+        })
+        .sum()
 }
 
 /// The close frame a connection gets when its handler panicked.

@@ -88,15 +88,7 @@ impl ServerBuilder {
         let tls = self.tls_acceptor();
         let config = Arc::new(self.config);
         config.validate()?;
-        // Every loop gets its own listening socket on the same address (SO_REUSEPORT when
-        // there are several); with port 0 the first bind picks the port for the others.
-        let reuse_port = config.event_loops > 1;
-        let first = listen(config.addr, &config, reuse_port)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..config.event_loops {
-            listeners.push(listen(local_addr, &config, reuse_port)?);
-        }
+        let (listeners, local_addr) = listen_all(&config)?;
         let metrics = Arc::new(Metrics::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
@@ -126,8 +118,8 @@ impl ServerBuilder {
             } else {
                 Executor::Pool(job_tx.clone())
             };
-            let started = wired.start(index, executor, forwarder, &shutdown, &config, &metrics);
-            let event_loop = started?;
+            let event_loop =
+                wired.start(index, executor, forwarder, &shutdown, &config, &metrics)?;
             let thread = thread::Builder::new()
                 .name(format!("wsreactor-loop-{index}"))
                 .spawn(move || event_loop.run())?;
@@ -136,15 +128,7 @@ impl ServerBuilder {
         // Only the loops hold job senders now: when the last loop ends, the workers drain the
         // queue and exit.
         drop(job_tx);
-        log::info!(
-            "listening on {local_addr} ({} event loops, {})",
-            config.event_loops,
-            if config.inline_handlers {
-                "inline handlers".to_owned()
-            } else {
-                format!("{} workers", config.workers)
-            }
-        );
+        log_start(&config, local_addr);
         Ok(Server {
             handle,
             event_loops,
@@ -318,6 +302,29 @@ impl Server {
             (true, false) => Err(Error::ThreadPanicked("worker")),
         }
     }
+}
+
+/// One listening socket per event loop on the same address (`SO_REUSEPORT` when there are
+/// several); with port 0 the first bind picks the port for the others.
+fn listen_all(config: &Config) -> Result<(Vec<TcpListener>, SocketAddr), Error> {
+    let reuse_port = config.event_loops > 1;
+    let first = listen(config.addr, config, reuse_port)?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..config.event_loops {
+        listeners.push(listen(local_addr, config, reuse_port)?);
+    }
+    Ok((listeners, local_addr))
+}
+
+fn log_start(config: &Config, local_addr: SocketAddr) {
+    let handlers = if config.inline_handlers {
+        "inline handlers".to_owned()
+    } else {
+        format!("{} workers", config.workers)
+    };
+    let loops = config.event_loops;
+    log::info!("listening on {local_addr} ({loops} event loops, {handlers})");
 }
 
 /// Binds a listening socket with `SO_REUSEADDR` (and `SO_REUSEPORT` for several loops) and the

@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 /// The layers, bottom to top: a file may name its own layer and those below.
 const LAYERS: &[(&str, &[&str])] = &[
     ("codec", &["http", "ws"]),
-    ("shared", &["config", "conn_id", "error", "metrics", "topic"]),
+    (
+        "shared",
+        &["config", "conn_id", "error", "metrics", "topic"],
+    ),
     ("buffers", &["buffer"]),
     ("transport", &["transport", "tls"]),
     ("dispatch", &["dispatch"]),
@@ -60,7 +63,14 @@ const PROTOCOL_NAMES: &[&str] = &[
 ];
 
 /// Names the session must not use: the poller and the transports.
-const IO_NAMES: &[&str] = &["mio", "Transport", "Stream", "TcpStream", "IoOutcome", "Interest"];
+const IO_NAMES: &[&str] = &[
+    "mio",
+    "Transport",
+    "Stream",
+    "TcpStream",
+    "IoOutcome",
+    "Interest",
+];
 
 /// The hand-off's types, defined in `src/dispatch/` only.
 const HAND_OFF_TYPES: &[&str] = &[
@@ -144,7 +154,10 @@ fn the_hand_off_is_defined_in_dispatch_only() {
         let files = found.get(name).cloned().unwrap_or_default();
         assert!(!files.is_empty(), "{name} is defined nowhere");
         for file in files {
-            assert!(file.starts_with("src/dispatch/"), "{name} is defined in {file}");
+            assert!(
+                file.starts_with("src/dispatch/"),
+                "{name} is defined in {file}"
+            );
         }
     }
 }
@@ -201,7 +214,9 @@ fn layer_of(file: &str) -> usize {
 }
 
 fn layer_index(module: &str) -> Option<usize> {
-    LAYERS.iter().position(|(_, modules)| modules.contains(&module))
+    LAYERS
+        .iter()
+        .position(|(_, modules)| modules.contains(&module))
 }
 
 /// The source before its test module (`#[cfg(test)] mod tests`), if it has one.

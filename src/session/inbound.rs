@@ -7,13 +7,14 @@
 //! A close frame, a protocol error or a bad request is handed to the state machine
 //! (`machine.rs`), which decides what is written and where the connection goes.
 
+use crate::buffer::ReadBuffer;
 use crate::conn_id::ConnId;
 use crate::dispatch::{Batch, HttpTail, Inbound, Work};
 use crate::http::{HttpError, OriginRefusal, Parsed, Request, check_upgrade};
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::{Drain, JobSlot, Phase};
+use crate::session::phase::{Drain, Http, JobSlot, Phase};
 
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
 
@@ -65,50 +66,56 @@ impl Session {
                 }
                 Err(err) => return self.protocol_error(env, &err),
             };
-            let message = match item {
-                None => continue,
-                Some(Decoded::Message(message)) => Inbound::Message(message),
-                Some(Decoded::Compressed(compressed)) => {
-                    add(&env.metrics.compressed_in, 1);
-                    Inbound::Compressed(compressed)
-                }
-                Some(Decoded::Ping(payload)) => {
-                    // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
-                    // response, with the same Application data. (RFC 6455 §5.5.2)
-                    log::trace!("{}: ping, answering with a pong", self.id);
-                    let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
-                    encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
-                    self.queue(env, &pong);
-                    continue;
-                }
-                Some(Decoded::Pong(_)) => {
-                    log::trace!("{}: pong", self.id);
-                    continue;
-                }
+            match item {
+                None => {}
                 Some(Decoded::Close(frame)) => return self.peer_closed(env, frame),
+                Some(item) => self.decoded(env, item),
+            }
+        }
+    }
+
+    /// A message, ping or pong an open WebSocket decoded: a message goes into the inbox, a ping
+    /// is answered at once.
+    fn decoded(&mut self, env: &mut Env<'_>, item: Decoded) {
+        let message = match item {
+            Decoded::Message(message) => Inbound::Message(message),
+            Decoded::Compressed(compressed) => {
+                add(&env.metrics.compressed_in, 1);
+                Inbound::Compressed(compressed)
+            }
+            Decoded::Ping(payload) => {
+                // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+                // response, with the same Application data. (RFC 6455 §5.5.2)
+                log::trace!("{}: ping, answering with a pong", self.id);
+                let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
+                encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
+                return self.queue(env, &pong);
+            }
+            Decoded::Pong(_) => return log::trace!("{}: pong", self.id),
+            Decoded::Close(_) => return,
+        };
+        add(&env.metrics.messages_in, 1);
+        if log::log_enabled!(log::Level::Trace) {
+            let kind = match &message {
+                Inbound::Message(Message::Text(_)) => "text",
+                Inbound::Message(Message::Binary(_)) => "binary",
+                Inbound::Compressed(c) if c.text => "compressed text",
+                Inbound::Compressed(_) => "compressed binary",
             };
-            add(&env.metrics.messages_in, 1);
-            if log::log_enabled!(log::Level::Trace) {
-                let kind = match &message {
-                    Inbound::Message(Message::Text(_)) => "text",
-                    Inbound::Message(Message::Binary(_)) => "binary",
-                    Inbound::Compressed(c) if c.text => "compressed text",
-                    Inbound::Compressed(_) => "compressed binary",
-                };
-                log::trace!(
-                    "{}: decoded a {kind} message, {} bytes",
-                    self.id,
-                    message.len()
-                );
-            }
-            open.inbox.push(message);
-            // This message fills what the connection may hold while its previous job runs, so
-            // reading pauses until that job's reply (`backpressure.rs`). Counted once per pause,
-            // here at the message that reaches the limit. With no job out or held, `dispatch`
-            // sends the inbox at once: no pause.
-            if open.inbox.is_full(env.config) && !matches!(self.job, JobSlot::Idle) {
-                add(&env.metrics.backpressure_pauses, 1);
-            }
+            let bytes = message.len();
+            log::trace!("{}: decoded a {kind} message, {bytes} bytes", self.id);
+        }
+        let job_out = !matches!(self.job, JobSlot::Idle);
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        open.inbox.push(message);
+        // This message fills what the connection may hold while its previous job runs, so
+        // reading pauses until that job's reply (`backpressure.rs`). Counted once per pause,
+        // here at the message that reaches the limit. With no job out or held, the inbox goes
+        // out at once: no pause.
+        if open.inbox.is_full(env.config) && job_out {
+            add(&env.metrics.backpressure_pauses, 1);
         }
     }
 
@@ -184,50 +191,12 @@ impl Session {
         let Phase::Http(http) = &mut self.phase else {
             return None;
         };
-        let limits = env.config.http_limits();
-        let mut requests = Vec::new();
-        let mut tail = HttpTail::None;
         // No input buffer held (a chunked body may have used up every byte read so far): no
         // request to parse, but a 100 Continue may still be owed.
-        if let Some(input) = self.input.as_mut() {
-            while requests.len() < env.config.max_pending_messages && !input.is_empty() {
-                match http.parse(input.data(), &limits) {
-                    Ok(Parsed::Partial { consumed }) => {
-                        // Chunked framing already decoded into the parser.
-                        input.consume(consumed);
-                        break;
-                    }
-                    Ok(Parsed::Complete { request, consumed }) => {
-                        input.consume(consumed);
-                        match check_upgrade(&request, &env.config.origin_check()) {
-                            Ok(Some(upgrade)) => {
-                                tail = HttpTail::Upgrade(Box::new((request, upgrade)));
-                                break;
-                            }
-                            Ok(None) => {
-                                add(&env.metrics.http_requests, 1);
-                                let keep_alive = request.keep_alive();
-                                requests.push(request);
-                                if !keep_alive {
-                                    break;
-                                }
-                            }
-                            Err(err) => {
-                                if let HttpError::OriginRefused(why) = &err {
-                                    origin_refused(self.id, env, &request, why);
-                                }
-                                tail = HttpTail::Error(err);
-                                break;
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        tail = HttpTail::Error(err);
-                        break;
-                    }
-                }
-            }
-        }
+        let (requests, tail) = match self.input.as_mut() {
+            Some(input) => parse_batch(self.id, http, input, env),
+            None => (Vec::new(), HttpTail::None),
+        };
         match tail {
             HttpTail::None if requests.is_empty() => {
                 // Nothing for the handler, and no job is out (this runs only when one may be
@@ -257,6 +226,50 @@ impl Session {
         log::trace!("{}: 100 Continue", self.id);
         self.queue(env, CONTINUE);
     }
+}
+
+/// Every complete request in `input`, up to `max_pending_messages`, stopping after an upgrade
+/// request, a request that asks to close, or an error (the batch's tail).
+fn parse_batch(
+    id: ConnId,
+    http: &mut Http,
+    input: &mut ReadBuffer,
+    env: &Env<'_>,
+) -> (Vec<Request>, HttpTail) {
+    let limits = env.config.http_limits();
+    let mut requests = Vec::new();
+    while requests.len() < env.config.max_pending_messages && !input.is_empty() {
+        let (request, consumed) = match http.parse(input.data(), &limits) {
+            Ok(Parsed::Complete { request, consumed }) => (request, consumed),
+            Ok(Parsed::Partial { consumed }) => {
+                // Chunked framing already decoded into the parser.
+                input.consume(consumed);
+                break;
+            }
+            Err(err) => return (requests, HttpTail::Error(err)),
+        };
+        input.consume(consumed);
+        match check_upgrade(&request, &env.config.origin_check()) {
+            Ok(Some(upgrade)) => {
+                return (requests, HttpTail::Upgrade(Box::new((request, upgrade))));
+            }
+            Ok(None) => {
+                add(&env.metrics.http_requests, 1);
+                let keep_alive = request.keep_alive();
+                requests.push(request);
+                if !keep_alive {
+                    break;
+                }
+            }
+            Err(err) => {
+                if let HttpError::OriginRefused(why) = &err {
+                    origin_refused(id, env, &request, why);
+                }
+                return (requests, HttpTail::Error(err));
+            }
+        }
+    }
+    (requests, HttpTail::None)
 }
 
 /// Counts and logs an upgrade the origin check refused. It is answered like any request the loop

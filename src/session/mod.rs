@@ -11,6 +11,7 @@
 //! | file | what it does |
 //! |---|---|
 //! | `connection.rs` | the session: events in, bytes to write, the next job, and the [`Outcome`] of a step |
+//! | `buffers.rs` | the read and write buffers a session borrows from its loop while bytes move |
 //! | `env.rs` | what the loop lends a session for an event ([`Env`]), and the seam to its registry of topics |
 //! | `phase.rs` | the phases and what each holds; the inbox; the job slot and its lease; what `on_close` is owed |
 //! | `machine.rs` | every transition, named for its event |
@@ -27,6 +28,7 @@
 //! handler).
 
 mod backpressure;
+mod buffers;
 mod connection;
 mod deadline;
 mod env;

@@ -20,7 +20,11 @@ use crate::transport::{IoOutcome, Transport};
 /// the session's buffer, hand off its job, write what it has to say — and round again while that
 /// made room for more. True when it stopped reading only because its fairness budget
 /// (`max_read_per_turn`) ran out: edge-triggered readiness will not say so again.
-pub(super) fn pump<T: Transport, Q: JobQueue>(entry: &mut Entry<T>, env: &mut Env<'_>, jobs: &mut Q) -> bool {
+pub(super) fn pump<T: Transport, Q: JobQueue>(
+    entry: &mut Entry<T>,
+    env: &mut Env<'_>,
+    jobs: &mut Q,
+) -> bool {
     let mut budget = env.config.max_read_per_turn;
     let mut out_of_budget = false;
     while !entry.session.is_closed() {
@@ -162,4 +166,3 @@ fn write<T: Transport>(entry: &mut Entry<T>, env: &mut Env<'_>) -> bool {
     }
     !entry.session.is_closed() && entry.session.write_ended(env, written)
 }
-
