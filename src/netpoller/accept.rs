@@ -4,7 +4,7 @@
 //! file descriptors. Sockets enter here and leave as registered connections, each with the
 //! [`Admission`] that says which count its place was taken from.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpStream;
@@ -13,7 +13,7 @@ use super::EventLoop;
 use crate::config::{Config, deadline_after};
 use crate::metrics::{Admission, Metrics, add};
 use crate::session::at_capacity_response;
-use crate::transport::{Stream, Transport, is_resource_exhausted};
+use crate::transport::{Stream, is_resource_exhausted};
 
 impl EventLoop {
     /// Accepts until the listen backlog is empty (edge-triggered: no second event would come).
