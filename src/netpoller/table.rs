@@ -206,9 +206,10 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             return;
         };
         log::trace!(
-            "token {} -> {}: readable={readable} writable={writable}",
+            "token {} -> {} ({}): readable={readable} writable={writable}",
             token.0,
             entry.session.id,
+            entry.session.phase_name(),
         );
         entry.readable |= readable;
         self.step(token.0, now, |_, _| {});

@@ -420,14 +420,16 @@ impl Session {
     }
 }
 
-/// What the unit tests and the fuzz harness check of a session after every step.
-#[cfg(any(test, feature = "fuzzing"))]
 impl Session {
-    /// The phase's name, as the trace spells it.
+    /// The phase's name, as the trace spells it (`Http`, `Open`, `Lingering`…).
     pub(crate) fn phase_name(&self) -> &'static str {
         self.phase.name()
     }
+}
 
+/// What the unit tests and the fuzz harness check of a session after every step.
+#[cfg(any(test, feature = "fuzzing"))]
+impl Session {
     /// Bytes read and not yet decoded or parsed.
     pub(crate) fn input_len(&self) -> usize {
         self.input.as_ref().map_or(0, ReadBuffer::len)
