@@ -428,3 +428,7 @@ impl Phase {
         }
     }
 }
+
+/// The rules the types keep, each tried the way it could be broken.
+#[cfg(test)]
+mod tests;
