@@ -32,6 +32,7 @@ impl Session {
     /// Should the loop read from this socket now? False when the connection holds as much as it
     /// may, when it waits for the handler (HTTP reads one batch at a time), or when the peer has
     /// nothing more to say.
+    #[inline]
     pub(crate) fn wants_input(&self, env: &Env<'_>) -> bool {
         let room_out = self.output_len() < env.config.max_outbound_bytes;
         match &self.phase {
@@ -63,12 +64,14 @@ impl Session {
     /// The memory budget's rule: near the budget, a connection that already holds
     /// `env.hold_limit` bytes or more is not read (the loop lists it, and drives it again
     /// when the pressure passes). Those holding little — well-behaved clients — read on.
+    #[inline]
     pub(crate) fn within_budget(&self, env: &Env<'_>) -> bool {
         env.hold_limit == usize::MAX || self.buffered_bytes() < env.hold_limit
     }
 
     /// May the next job go out? Not while one is out, and not while the outbound queue is at its
     /// limit (the job's reply would only add to it).
+    #[inline]
     pub(crate) fn may_dispatch(&self, config: &Config) -> bool {
         !matches!(self.job, JobSlot::InFlight(_)) && self.output_len() < config.max_outbound_bytes
     }
@@ -102,6 +105,7 @@ impl Session {
 
     /// Output was queued: past `high_water_bytes` an open WebSocket is backlogged, and its
     /// handler will hear `on_drain` when the output falls to `low_water_bytes`.
+    #[inline]
     pub(crate) fn note_backlog(&mut self, env: &Env<'_>) {
         let queued = self.output_len();
         if let Phase::Open(open) = &mut self.phase
@@ -118,6 +122,7 @@ impl Session {
 
     /// Output was written: a backlogged WebSocket whose output fell to `low_water_bytes` owes
     /// its handler `on_drain`. True when that just happened and a job may carry it now.
+    #[inline]
     pub(crate) fn note_drained(&mut self, env: &Env<'_>) -> bool {
         let queued = self.output_len();
         let may_dispatch = self.may_dispatch(env.config);
@@ -153,6 +158,7 @@ impl Session {
 
     /// How large the read buffer may grow: a whole HTTP request must fit for the parser;
     /// WebSocket frames stream through the decoder, so the pooled size is enough.
+    #[inline]
     pub(crate) fn max_input_len(&self, config: &Config) -> usize {
         match self.phase {
             Phase::Http(_) => config.max_http_input(),

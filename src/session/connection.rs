@@ -35,9 +35,11 @@ pub(crate) struct Clocks {
 
 /// What the loop must write next.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Transmit {
-    /// The first `n` slices handed to `poll_transmit`: write them (one `writev`).
-    Bytes(usize),
+pub(crate) enum Transmit<'a> {
+    /// One run of bytes: write it (`write`).
+    One(&'a [u8]),
+    /// Several chunks: have [`Session::transmit_slices`] lend them as slices for one `writev`.
+    Many,
     /// Every byte is out and the conversation is over: send FIN (`shutdown(Write)`), then say
     /// [`fin_sent`](Session::fin_sent).
     Fin,
@@ -139,6 +141,7 @@ impl Session {
     /// The space to read into now — the read buffer's free room, the buffer taken from the pool
     /// if none is held — or `None` when the session must not read (backpressure, its phase, a
     /// full buffer to decode first).
+    #[inline]
     pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<&mut [u8]> {
         if !self.wants_input(env) {
             return None;
@@ -150,6 +153,7 @@ impl Session {
     }
 
     /// `n` bytes were read into the space [`read_space`](Self::read_space) lent.
+    #[inline]
     pub(crate) fn received(&mut self, env: &mut Env<'_>, n: usize) {
         // A reserve connection's clock runs from its accept, not from its first byte.
         if !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve() {
@@ -169,11 +173,12 @@ impl Session {
     }
 
     /// The next job to hand off, if there is work and no job is out: the held one first, else
-    /// the buffered bytes decoded into a batch. `None` leaves the rules that waited for the
-    /// handler's work to apply now (`work_done`).
+    /// the buffered bytes decoded into a batch. Without one, the rules that waited for the
+    /// handler's work apply now (`work_done`): the netpoller asks before every write.
     pub(crate) fn poll_job(&mut self, env: &mut Env<'_>) -> Option<Job> {
         self.decode(env);
         if !self.may_dispatch(env.config) {
+            self.work_done(env);
             return None;
         }
         if let Some(run) = self.job.resend() {
@@ -220,17 +225,17 @@ impl Session {
         }
     }
 
-    /// What to write next: slices of the queued bytes (for one `writev`), FIN once a lingering
-    /// connection has said everything, or nothing. The rules that waited for the handler's work
-    /// apply first, so a close frame they queue goes out in this write.
-    pub(crate) fn poll_transmit<'a>(
-        &'a mut self,
-        env: &mut Env<'_>,
-        slices: &mut [IoSlice<'a>; MAX_SLICES],
-    ) -> Transmit {
-        self.work_done(env);
+    /// What to write next: the queued bytes (one run, or several for one `writev`), FIN once a
+    /// lingering connection has said everything, or nothing. (The rules that waited for the
+    /// handler's work were applied by the `poll_job` before it, so a close frame they queued
+    /// goes out in this write.)
+    #[inline]
+    pub(crate) fn poll_transmit(&self) -> Transmit<'_> {
         if let Some(output) = self.output.as_ref().filter(|output| !output.is_empty()) {
-            return Transmit::Bytes(output.slices(slices));
+            return match output.chunk_count() {
+                1 => Transmit::One(output.front()),
+                _ => Transmit::Many,
+            };
         }
         match &self.phase {
             Phase::Lingering(lingering) if !lingering.fin_sent => Transmit::Fin,
@@ -238,7 +243,15 @@ impl Session {
         }
     }
 
+    /// The queued chunks as slices for one `writev` (after [`Transmit::Many`]): how many.
+    pub(crate) fn transmit_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        self.output
+            .as_ref()
+            .map_or(0, |output| output.slices(slices))
+    }
+
     /// `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered were written.
+    #[inline]
     pub(crate) fn transmitted(&mut self, env: &mut Env<'_>, n: usize) {
         if let Some(output) = self.output.as_mut() {
             output.advance(n, &mut env.pool.chunks);
@@ -252,6 +265,7 @@ impl Session {
     /// runs from the last write that made progress while output remains) and the idle clocks
     /// that count from the last byte out. True when the write made room for more work now:
     /// output that held dispatch and reading back fell below its limit, or `on_drain` became due.
+    #[inline]
     pub(crate) fn write_ended(&mut self, env: &mut Env<'_>, written: Written) -> bool {
         let after = self.output_len();
         if !written.blocked && after == 0 {
@@ -270,6 +284,7 @@ impl Session {
     }
 
     /// Has the session reached `Closed` (the loop removes it after this step)?
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         matches!(self.phase, Phase::Closed(_))
     }
@@ -319,6 +334,7 @@ impl Session {
 
     /// Where the session stands after a step: what the loop must do now. Idle buffers go back
     /// to the pool first, so an idle connection holds none.
+    #[inline]
     pub(crate) fn outcome(&mut self, env: &mut Env<'_>) -> Outcome {
         if let Phase::Closed(closed) = &mut self.phase {
             let owed = OwedClose::new(std::mem::replace(
@@ -362,6 +378,7 @@ impl Session {
     }
 
     /// Bytes waiting to go to the peer, in the session's own queue.
+    #[inline]
     pub(crate) fn output_len(&self) -> usize {
         self.output.as_ref().map_or(0, WriteBuffer::len)
     }
@@ -370,6 +387,7 @@ impl Session {
     /// decoder assembles, messages in its inbox, its job (held, or with the handler), pushes
     /// waiting for the `101`, and its output. What the server's memory budget counts (with what
     /// the transport holds); zero for an idle connection.
+    #[inline]
     pub(crate) fn buffered_bytes(&self) -> usize {
         let input = self.input.as_ref().map_or(0, ReadBuffer::capacity);
         let phase = match &self.phase {
@@ -383,6 +401,7 @@ impl Session {
     }
 
     /// No job with the handler or waiting, no messages held: the handler's work is done.
+    #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.job, JobSlot::Idle) && self.phase.inbox().is_none_or(|inbox| inbox.is_empty())
     }
@@ -403,6 +422,7 @@ impl Session {
 
     /// A job's reply came back: the lease goes home to the job slot, and the state machine
     /// takes the rest (`machine.rs`).
+    #[inline]
     pub(crate) fn replied(&mut self, env: &mut Env<'_>, reply: Reply) {
         let Reply {
             lease,

@@ -369,6 +369,7 @@ impl Session {
     /// that were waiting for it apply. `Http` after EOF or at shutdown → `Lingering`;
     /// `PeerClosed` → `Lingering` (echoing a close frame, RFC 6455 §5.5.1); `Open` at shutdown →
     /// `Closing` with `1001`.
+    #[inline]
     pub(crate) fn work_done(&mut self, env: &mut Env<'_>) {
         if !self.is_idle() {
             return;
@@ -413,6 +414,7 @@ impl Session {
     /// sends it when `poll_transmit` asks; what the peer still sends is read and discarded, so
     /// the kernel does not answer it with a reset that could destroy our last bytes), and once
     /// the peer has closed too — or the server is shutting down — `Closed`.
+    #[inline]
     pub(crate) fn drained(&mut self, env: &mut Env<'_>) {
         let Phase::Lingering(lingering) = &mut self.phase else {
             return;

@@ -131,10 +131,13 @@ fn write<T: Transport>(entry: &mut Entry<T>, env: &mut Env<'_>) -> bool {
                 break;
             }
         }
-        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-        let outcome = match entry.session.poll_transmit(env, &mut slices) {
-            Transmit::Bytes(1) => entry.transport.write(&slices[0]),
-            Transmit::Bytes(n) => entry.transport.write_vectored(&slices[..n]),
+        let outcome = match entry.session.poll_transmit() {
+            Transmit::One(bytes) => entry.transport.write(bytes),
+            Transmit::Many => {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let n = entry.session.transmit_slices(&mut slices);
+                entry.transport.write_vectored(&slices[..n])
+            }
             Transmit::Fin => {
                 entry.transport.shutdown_write();
                 entry.session.fin_sent(env);
