@@ -272,6 +272,7 @@ impl RequestParser {
 
     /// A valid head of `head_len` bytes announcing a chunked body: decodes what `buf` holds of
     /// the body after it. The head counts as used up either way.
+    #[inline]
     fn chunked_after_head(
         &mut self,
         chunked: Box<ChunkedRequest>,
