@@ -88,8 +88,11 @@ const HAND_OFF_TYPES: &[&str] = &[
 ];
 
 /// Functions allowed past 60 lines: flat tables of a codec, where splitting would hide the
-/// table (`file`, `function`).
-const LONG_FUNCTIONS_ALLOWED: &[(&str, &str)] = &[("src/http/chunked.rs", "decode")];
+/// table (`file`, `function`), each with its reason.
+const LONG_FUNCTIONS_ALLOWED: &[(&str, &str)] = &[
+    // One match arm per (state, byte) of the chunked-body grammar (RFC 9112 §7.1).
+    ("src/http/chunked.rs", "decode"),
+];
 
 const MAX_FILE_LINES: usize = 500;
 const MAX_TABLE_LINES: usize = 400;

@@ -6,7 +6,7 @@
 //!
 //! [`run_script`] is what the `connection_core` fuzz target runs (millions of times; see
 //! docs/fuzzing.md) and what property tests in `cargo test` run on seeded random scripts
-//! ([`random_script`]: `src/netpoller/tests/scripts.rs`, and under extreme configurations
+//! ([`random_script`]: `src/harness/tests/scripts.rs`, and under extreme configurations
 //! `tests/extreme_configs.rs`).
 
 use std::time::Duration;
@@ -78,32 +78,61 @@ impl Script<'_> {
 /// invariant, `Ok` returns the counters at the end (what the script exercised). A script never
 /// panics the core: a panic is a bug the fuzzer reports.
 pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
-    let mut h = Harness::new(config);
-    let mut script = Script(data);
-    let mut stolen: Vec<PendingJob> = Vec::new();
-    while let Some(op) = script.byte() {
-        let arg = script.byte().unwrap_or(0);
-        // A peer in the phase the op makes sense in, if there is one; else any open peer; else
-        // any peer at all (events for connections that are gone must be harmless too).
-        let open: Vec<usize> = (0..h.peers()).filter(|&p| h.phase(p).is_some()).collect();
-        let fitting: Vec<usize> = match op % OPS {
-            2 | 5 => open
-                .iter()
-                .copied()
-                .filter(|&p| h.phase(p) == Some("Http"))
-                .collect(),
-            3 | 4 | 16 | 21 => open
-                .iter()
-                .copied()
-                .filter(|&p| h.phase(p) == Some("Open"))
-                .collect(),
+    let mut play = Play {
+        h: Harness::new(config),
+        script: Script(data),
+        stolen: Vec::new(),
+    };
+    while let Some(op) = play.script.byte() {
+        let arg = play.script.byte().unwrap_or(0);
+        play.step(op % OPS, arg);
+        play.h.check_invariants()?;
+    }
+    wind_down(&mut play.h, play.stolen)
+}
+
+/// A script being played: the core, what is left of the script, and the jobs it took out of
+/// the queue to finish later.
+struct Play<'a> {
+    h: Harness,
+    script: Script<'a>,
+    stolen: Vec<PendingJob>,
+}
+
+impl Play<'_> {
+    /// One step: `op` (already `% OPS`) with its argument, on the peer it picks if it needs one.
+    fn step(&mut self, op: u8, arg: u8) {
+        let open: Vec<usize> = (0..self.h.peers())
+            .filter(|&p| self.h.phase(p).is_some())
+            .collect();
+        let peer = self.pick_peer(op, arg, &open);
+        if self.core_step(op, arg, open.len()) {
+            return;
+        }
+        let Some(p) = peer else {
+            return;
+        };
+        match op {
+            1..=5 | 20 | 21 => self.peer_sends(op, arg, p),
+            _ => self.peer_step(op, arg, p),
+        }
+    }
+
+    /// The peer `op` acts on: one in the phase the op makes sense in, if there is one; else any
+    /// open peer; else any peer at all (events for connections that are gone must be harmless
+    /// too); `None` before the first peer.
+    fn pick_peer(&self, op: u8, arg: u8, open: &[usize]) -> Option<usize> {
+        let h = &self.h;
+        let in_phase = |phase: &str| -> Vec<usize> {
+            let mut peers = open.to_vec();
+            peers.retain(|&p| h.phase(p) == Some(phase));
+            peers
+        };
+        let fitting: Vec<usize> = match op {
+            2 | 5 => in_phase("Http"),
+            3 | 4 | 16 | 21 => in_phase("Open"),
             // A subscriber: an open WebSocket, else a connection that will upgrade first.
             20 => {
-                let in_phase = |phase: &str| -> Vec<usize> {
-                    let mut peers = open.clone();
-                    peers.retain(|&p| h.phase(p) == Some(phase));
-                    peers
-                };
                 let sockets = in_phase("Open");
                 if sockets.is_empty() {
                     in_phase("Http")
@@ -114,119 +143,153 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
             _ => Vec::new(),
         };
         let pick = |from: &[usize]| from[usize::from(arg) % from.len()];
-        let peer = match (fitting.len(), open.len(), h.peers()) {
+        match (fitting.len(), open.len(), h.peers()) {
             (0, 0, 0) => None,
             (0, 0, all) => Some(usize::from(arg) % all),
-            (0, _, _) => Some(pick(&open)),
+            (0, _, _) => Some(pick(open)),
             (_, _, _) => Some(pick(&fitting)),
-        };
-        match (op % OPS, peer) {
+        }
+    }
+
+    /// The steps that need no peer — connecting, the clock, the workers, what a handle does to
+    /// every connection, shutdown — with `open` connections; false if `op` is none of them (or
+    /// its condition does not hold).
+    fn core_step(&mut self, op: u8, arg: u8, open: usize) -> bool {
+        let h = &mut self.h;
+        let room = open < MAX_OPEN && h.peers() < MAX_PEERS;
+        match op {
             // Now and then the server is full and the peer lands on the monitoring reserve.
-            (0, _) if open.len() < MAX_OPEN && h.peers() < MAX_PEERS && arg & 0x0f == 0x0f => {
+            0 if room && arg & 0x0f == 0x0f => {
                 h.connect_to_reserve();
             }
-            (0, _) if open.len() < MAX_OPEN && h.peers() < MAX_PEERS => {
+            0 if room => {
                 h.connect();
             }
-            (1, Some(p)) => {
-                let len = usize::from(script.byte().unwrap_or(0));
-                let bytes = script.bytes(len).to_vec();
-                h.send(p, &bytes);
-            }
-            (2, Some(p)) => {
-                let path = if arg & 0x80 == 0 { "/ws" } else { "/reject" };
-                let offer = (arg & 0x40 != 0).then_some("permessage-deflate");
-                h.send(p, &upgrade_request_offering(path, offer));
-            }
-            (3, Some(p)) => {
-                let head = script.byte().unwrap_or(0);
-                let len = usize::from(script.byte().unwrap_or(0)) * 4;
-                let payload = script.bytes(len).to_vec();
-                let (fin, opcode) = (head & 0x80 != 0, head & 0x0f);
-                let mut frame = client_fragment(fin, opcode, &payload);
-                // Now and then RSV1 (a compressed message, or an error around one) or RSV2.
-                match head & 0x7f {
-                    0x41 | 0x42 => frame[0] |= 0x40,
-                    0x70 => frame[0] |= 0x20,
-                    _ => {}
-                }
-                h.send(p, &frame);
-            }
-            (4, Some(p)) if arg & 7 == 7 => h.send(p, &compressed_hello()),
-            (4, Some(p)) => h.send(p, &client_frame(0x1, b"hello")),
-            (5, Some(p)) => {
-                let request: &[u8] = match arg % 4 {
-                    // What a scraper asks (any connection may; one on the reserve may only
-                    // ask this, or for the health path).
-                    1 if arg & 0x80 != 0 => b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
-                    1 if arg & 0x40 != 0 => b"HEAD /healthz?probe HTTP/1.1\r\nHost: x\r\n\r\n",
-                    // A chunked body, whole; or a head that expects 100-continue, whose body
-                    // (two bytes) is whatever the script sends next.
-                    2 => {
-                        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
-                           3;x\r\nabc\r\n0\r\n\r\n"
-                    }
-                    3 => {
-                        b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
-                           Content-Length: 2\r\n\r\n"
-                    }
-                    _ => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
-                };
-                h.send(p, request);
-            }
-            (6, Some(p)) => h.set_read_chunk(p, usize::from(script.byte().unwrap_or(1))),
-            (7, Some(p)) => h.peer_eof(p),
-            (8, Some(p)) => h.reset(p),
-            (9, Some(p)) => h.fail(p),
-            (10, Some(p)) => {
-                let room = [0, 1, 7, 64, 1000, usize::MAX][usize::from(arg >> 5) % 6];
-                h.set_write_room(p, room);
-            }
-            (11, _) => h.advance(Duration::from_millis(u64::from(arg) * 250)),
-            (12, _) => h.advance(Duration::from_secs(u64::from(arg) * 10)),
-            (13, _) => {
+            11 => h.advance(Duration::from_millis(u64::from(arg) * 250)),
+            12 => h.advance(Duration::from_secs(u64::from(arg) * 10)),
+            13 => {
                 h.run_jobs(usize::from(arg % 4) + 1);
             }
-            (14, _) if stolen.len() < 4 => stolen.extend(h.steal_job()),
-            (15, _) if !stolen.is_empty() => {
-                let job = stolen.remove(usize::from(arg) % stolen.len());
+            14 if self.stolen.len() < 4 => self.stolen.extend(h.steal_job()),
+            15 if !self.stolen.is_empty() => {
+                let job = self.stolen.remove(usize::from(arg) % self.stolen.len());
                 h.finish_job(job);
             }
-            (16, Some(p)) => h.push(p, &"p".repeat(usize::from(arg))),
-            (17, _) => h.broadcast("to everyone"),
-            (18, Some(p)) => h.close(p, CloseCode::from_u16(1000 + u16::from(arg % 16))),
-            (19, _) if arg & 0x0f == 0 => h.shutdown(),
-            (19, Some(p)) => h.set_buffering_transport(p),
-            (20, Some(p)) => {
-                let verb = if arg & 0x80 == 0 { "sub" } else { "unsub" };
-                let command = format!("{verb}:{}", topic(arg));
-                let mut bytes = match h.phase(p) {
-                    // Its first frame right behind the upgrade request.
-                    Some("Http") => upgrade_request_offering("/ws", None),
-                    _ => Vec::new(),
-                };
-                bytes.extend(client_frame(0x1, command.as_bytes()));
-                h.send(p, &bytes);
-                // Most of the time a worker takes it at once (else it waits like any message).
-                if arg & 0x60 != 0 {
-                    h.run_jobs(2);
-                }
-            }
+            17 => h.broadcast("to everyone"),
+            19 if arg & 0x0f == 0 => h.shutdown(),
             // A handle's publication, now and then large enough to be shared by reference.
-            (21, _) if arg & 0x40 != 0 => {
+            21 if arg & 0x40 != 0 => {
                 let text = "h".repeat(usize::from(arg & 0x3f) * 32);
                 h.publish(topic(arg), &text);
             }
-            (21, Some(p)) => {
+            _ => return false,
+        }
+        true
+    }
+
+    /// What peer `p` sends: raw bytes, an upgrade request, a frame, a message, an HTTP request,
+    /// a subscription or a publication.
+    fn peer_sends(&mut self, op: u8, arg: u8, p: usize) {
+        let bytes = match op {
+            1 => {
+                let len = usize::from(self.script.byte().unwrap_or(0));
+                self.script.bytes(len).to_vec()
+            }
+            2 => {
+                let path = if arg & 0x80 == 0 { "/ws" } else { "/reject" };
+                let offer = (arg & 0x40 != 0).then_some("permessage-deflate");
+                upgrade_request_offering(path, offer)
+            }
+            3 => self.any_frame(),
+            4 if arg & 7 == 7 => compressed_hello(),
+            4 => client_frame(0x1, b"hello"),
+            5 => http_request(arg).to_vec(),
+            20 => return self.subscription(arg, p),
+            21 => {
                 let verb = if arg & 0x80 == 0 { "pub" } else { "others" };
                 let command = format!("{verb}:{}:{}", topic(arg), "m".repeat(usize::from(arg)));
-                h.send(p, &client_frame(0x1, command.as_bytes()));
+                client_frame(0x1, command.as_bytes())
             }
+            _ => return,
+        };
+        self.h.send(p, &bytes);
+    }
+
+    /// A frame with any opcode and FIN, read off the script: its head, then its length in
+    /// 4-byte steps, then its payload.
+    fn any_frame(&mut self) -> Vec<u8> {
+        let head = self.script.byte().unwrap_or(0);
+        let len = usize::from(self.script.byte().unwrap_or(0)) * 4;
+        let payload = self.script.bytes(len).to_vec();
+        let (fin, opcode) = (head & 0x80 != 0, head & 0x0f);
+        let mut frame = client_fragment(fin, opcode, &payload);
+        // Now and then RSV1 (a compressed message, or an error around one) or RSV2.
+        match head & 0x7f {
+            0x41 | 0x42 => frame[0] |= 0x40,
+            0x70 => frame[0] |= 0x20,
             _ => {}
         }
-        h.check_invariants()?;
+        frame
     }
-    wind_down(&mut h, stolen)
+
+    /// Peer `p` subscribes to a topic or unsubscribes from it.
+    fn subscription(&mut self, arg: u8, p: usize) {
+        let h = &mut self.h;
+        let verb = if arg & 0x80 == 0 { "sub" } else { "unsub" };
+        let command = format!("{verb}:{}", topic(arg));
+        let mut bytes = match h.phase(p) {
+            // Its first frame right behind the upgrade request.
+            Some("Http") => upgrade_request_offering("/ws", None),
+            _ => Vec::new(),
+        };
+        bytes.extend(client_frame(0x1, command.as_bytes()));
+        h.send(p, &bytes);
+        // Most of the time a worker takes it at once (else it waits like any message).
+        if arg & 0x60 != 0 {
+            h.run_jobs(2);
+        }
+    }
+
+    /// What happens to peer `p`'s socket (chunking, EOF, reset, an error, the room it leaves,
+    /// a transport that buffers), or what a handle does to its connection.
+    fn peer_step(&mut self, op: u8, arg: u8, p: usize) {
+        let h = &mut self.h;
+        match op {
+            6 => h.set_read_chunk(p, usize::from(self.script.byte().unwrap_or(1))),
+            7 => h.peer_eof(p),
+            8 => h.reset(p),
+            9 => h.fail(p),
+            10 => {
+                let room = [0, 1, 7, 64, 1000, usize::MAX][usize::from(arg >> 5) % 6];
+                h.set_write_room(p, room);
+            }
+            16 => h.push(p, &"p".repeat(usize::from(arg))),
+            18 => h.close(p, CloseCode::from_u16(1000 + u16::from(arg % 16))),
+            19 => h.set_buffering_transport(p),
+            _ => {}
+        }
+    }
+}
+
+/// The HTTP request of op 5, by `arg`.
+fn http_request(arg: u8) -> &'static [u8] {
+    match arg % 4 {
+        // What a scraper asks (any connection may; one on the reserve may only
+        // ask this, or for the health path).
+        1 if arg & 0x80 != 0 => b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+        1 if arg & 0x40 != 0 => b"HEAD /healthz?probe HTTP/1.1\r\nHost: x\r\n\r\n",
+        // A chunked body, whole; or a head that expects 100-continue, whose body
+        // (two bytes) is whatever the script sends next.
+        2 => {
+            b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+               3;x\r\nabc\r\n0\r\n\r\n"
+        }
+        3 => {
+            b"PUT /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n\
+               Content-Length: 2\r\n\r\n"
+        }
+        _ => b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    }
 }
 
 /// Ends everything the way a real shutdown would, and checks that nothing is left: every
@@ -282,34 +345,35 @@ fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// How often [`random_script`] picks each op, as (op, weight): see [`run_script`] for what
+/// each op does. Topic steps (ops 20 and 21) come from a stream of their own.
+const OP_WEIGHTS: &[(u8, u32)] = &[
+    (0, 5),   // connect
+    (1, 4),   // raw bytes
+    (2, 10),  // upgrade request
+    (3, 8),   // a frame with any opcode
+    (4, 20),  // a text message
+    (5, 5),   // an HTTP request
+    (6, 3),   // read chunking
+    (7, 3),   // EOF
+    (8, 2),   // reset
+    (9, 1),   // socket error
+    (10, 5),  // write room
+    (11, 6),  // a short clock jump
+    (12, 1),  // a long clock jump
+    (13, 15), // run jobs
+    (14, 2),  // steal a job
+    (15, 2),  // finish a stolen job
+    (16, 3),  // push
+    (17, 2),  // broadcast
+    (18, 2),  // close from a handle
+    (19, 1),  // shutdown or a buffering transport
+];
+
 /// A random script in the language of `harness/script.rs`, weighted towards the busy paths
 /// (upgrades, messages, jobs) so that a few thousand scripts reach deep states; the fuzzer
 /// needs no weights, it follows coverage.
 pub fn random_script(seed: u64) -> Vec<u8> {
-    // (op, weight): see `run_script` for what each op does.
-    const OPS: &[(u8, u32)] = &[
-        (0, 5),   // connect
-        (1, 4),   // raw bytes
-        (2, 10),  // upgrade request
-        (3, 8),   // a frame with any opcode
-        (4, 20),  // a text message
-        (5, 5),   // an HTTP request
-        (6, 3),   // read chunking
-        (7, 3),   // EOF
-        (8, 2),   // reset
-        (9, 1),   // socket error
-        (10, 5),  // write room
-        (11, 6),  // a short clock jump
-        (12, 1),  // a long clock jump
-        (13, 15), // run jobs
-        (14, 2),  // steal a job
-        (15, 2),  // finish a stolen job
-        (16, 3),  // push
-        (17, 2),  // broadcast
-        (18, 2),  // close from a handle
-        (19, 1),  // shutdown or a buffering transport
-    ];
-    let total: u32 = OPS.iter().map(|(_, w)| w).sum();
     let bytes = random_bytes(seed, 1200);
     let mut words = bytes
         .chunks(4)
@@ -328,32 +392,43 @@ pub fn random_script(seed: u64) -> Vec<u8> {
         let (Some(pick), Some(arg)) = (words.next(), words.next()) else {
             break;
         };
-        let mut left = pick % total;
-        let op = OPS
-            .iter()
-            .find(|(_, w)| {
-                let hit = left < *w;
-                left = left.saturating_sub(*w);
-                hit
-            })
-            .map_or(4, |(op, _)| *op);
+        let op = weighted_op(pick);
         let [arg, a, b, c] = arg.to_le_bytes();
         script.extend([op, arg]);
-        // The ops that read more than their argument (see `run_script`).
-        match op {
-            1 => {
-                let len = usize::from(a % 64);
-                script.push(len as u8);
-                script.extend(random_bytes(u64::from(b) << 8 | u64::from(c), len));
-            }
-            3 => {
-                let len = usize::from(b % 40);
-                script.extend([a, len as u8]);
-                script.extend(random_bytes(u64::from(c), len * 4));
-            }
-            6 => script.push(a),
-            _ => {}
-        }
+        push_operands(&mut script, op, [a, b, c]);
     }
     script
+}
+
+/// The op `pick` lands on when each op of [`OP_WEIGHTS`] takes its weight's share.
+fn weighted_op(pick: u32) -> u8 {
+    let total: u32 = OP_WEIGHTS.iter().map(|(_, w)| w).sum();
+    let mut left = pick % total;
+    OP_WEIGHTS
+        .iter()
+        .find(|(_, w)| {
+            let hit = left < *w;
+            left = left.saturating_sub(*w);
+            hit
+        })
+        .map_or(4, |(op, _)| *op)
+}
+
+/// What the ops that read more than their argument read next (see [`run_script`]), drawn from
+/// the random bytes `[a, b, c]`.
+fn push_operands(script: &mut Vec<u8>, op: u8, [a, b, c]: [u8; 3]) {
+    match op {
+        1 => {
+            let len = usize::from(a % 64);
+            script.push(len as u8);
+            script.extend(random_bytes(u64::from(b) << 8 | u64::from(c), len));
+        }
+        3 => {
+            let len = usize::from(b % 40);
+            script.extend([a, len as u8]);
+            script.extend(random_bytes(u64::from(c), len * 4));
+        }
+        6 => script.push(a),
+        _ => {}
+    }
 }
