@@ -19,11 +19,11 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use failsafe::backoff::{GenRange, ThreadLocalGenRange};
 use wsreactor::{ConnId, ServerHandle};
 
-use crate::breaker::{Breaker, Refusal};
-use crate::flags::Options;
-use crate::metrics::Metrics;
-use crate::pool::{Conn, Pool};
-use crate::protocol::{self, ErrorKind, Request};
+use super::breaker::{Breaker, Refusal};
+use super::flags::Options;
+use super::metrics::Metrics;
+use super::pool::{Conn, Pool};
+use super::protocol::{self, ErrorKind, Request};
 
 /// What the gateway keeps per WebSocket: its unanswered requests, and whether it has closed.
 #[derive(Debug, Default)]
@@ -175,9 +175,9 @@ impl Backend {
     }
 
     /// The pool's size and idle connections, and the queue's depth, now.
-    pub fn gauges(&self) -> crate::metrics::Gauges {
+    pub fn gauges(&self) -> super::metrics::Gauges {
         let state = self.shared.pool.r2d2.state();
-        crate::metrics::Gauges {
+        super::metrics::Gauges {
             pool_connections: state.connections,
             pool_idle: state.idle_connections,
             pool_max: self.shared.pool.r2d2.max_size(),
@@ -326,7 +326,7 @@ impl Shared {
     fn checkout(
         &self,
         deadline: Instant,
-    ) -> Result<r2d2::PooledConnection<crate::pool::Manager>, Failure> {
+    ) -> Result<r2d2::PooledConnection<super::pool::Manager>, Failure> {
         let started = Instant::now();
         self.metrics.pool_waiting.fetch_add(1, Ordering::Relaxed);
         let got = loop {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use failsafe::failure_policy::{ConsecutiveFailures, consecutive_failures};
 use failsafe::{Instrument, StateMachine};
 
-use crate::metrics::Metrics;
+use super::metrics::Metrics;
 
 /// The breaker's states, as the metrics number them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

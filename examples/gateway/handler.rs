@@ -15,8 +15,8 @@ use wsreactor::{
     Upgrade, UpgradeOffer,
 };
 
-use crate::backend::{Backend, Tab};
-use crate::protocol::{self, ErrorKind};
+use super::backend::{Backend, Tab};
+use super::protocol::{self, ErrorKind};
 
 /// The console on `GET /`.
 const PAGE: &str = include_str!("page.html");

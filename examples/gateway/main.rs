@@ -59,12 +59,12 @@ use std::sync::Arc;
 use redis::{ConnectionAddr, ConnectionInfo};
 use wsreactor::Server;
 
-use crate::backend::Backend;
-use crate::breaker::Breaker;
-use crate::flags::{Options, Parsed};
-use crate::handler::{Gateway, METRICS_PATH};
-use crate::metrics::Metrics;
-use crate::pool::Pool;
+use self::backend::Backend;
+use self::breaker::Breaker;
+use self::flags::{Options, Parsed};
+use self::handler::{Gateway, METRICS_PATH};
+use self::metrics::Metrics;
+use self::pool::Pool;
 
 /// A running gateway: its server, and its counters (for tests; `/metrics` shows them too).
 pub struct Started {

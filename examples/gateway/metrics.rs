@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use wsreactor::{Exposition, MetricKind};
 
-use crate::breaker::{BreakerState, STATES};
-use crate::protocol::ErrorKind;
+use super::breaker::{BreakerState, STATES};
+use super::protocol::ErrorKind;
 
 /// Histogram buckets, in seconds: 100 µs to 10 s.
 const BUCKETS: [f64; 14] = [

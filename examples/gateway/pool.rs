@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use r2d2::{CustomizeConnection, HandleError, ManageConnection};
 use redis::{ConnectionLike, ErrorKind, RedisError};
 
-use crate::flags::Options;
-use crate::metrics::{Metrics, Recycled};
+use super::flags::Options;
+use super::metrics::{Metrics, Recycled};
 
 /// A pooled connection: the client's connection, when it was made, and what the gateway
 /// learnt about it.

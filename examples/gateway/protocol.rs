@@ -281,10 +281,14 @@ mod tests {
             redis::Value::BulkString(b"v".to_vec()),
             redis::Value::Okay,
         ]);
-        assert_eq!(ok(&json!(1), &value), r#"{"id":1,"ok":[null,-2,"v","OK"]}"#);
+        let parsed = |text: String| serde_json::from_str::<Json>(&text).unwrap();
         assert_eq!(
-            error(&json!("x"), ErrorKind::Unavailable, "open"),
-            r#"{"error":"unavailable","id":"x","message":"open"}"#
+            parsed(ok(&json!(1), &value)),
+            json!({ "id": 1, "ok": [null, -2, "v", "OK"] })
+        );
+        assert_eq!(
+            parsed(error(&json!("x"), ErrorKind::Unavailable, "open")),
+            json!({ "id": "x", "error": "unavailable", "message": "open" })
         );
         assert_eq!(
             parse_lines("\n{\"id\":1,\"cmd\":\"PING\"}\n  \nx").count(),
