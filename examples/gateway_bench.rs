@@ -2,7 +2,8 @@
 //! `--connections` WebSockets on `/ws`, each keeping `--inflight` requests out (a new one as each
 //! answer arrives), for `--duration` after `--warmup`; meanwhile `--echo` connections on `/echo`
 //! each send a message every `--echo-every` and time its echo, and `/metrics` is read every
-//! 100 ms for the busy WebSocket workers and backend threads.
+//! 100 ms for the busy WebSocket workers (less the one answering that scrape) and backend
+//! threads.
 //!
 //! ```text
 //! cargo run --release --example gateway_bench -- --addr 127.0.0.1:9003 --duration 10s
@@ -170,7 +171,9 @@ fn sample_busy(addr: SocketAddr, stop: &AtomicBool) -> Json {
     let mut backend = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let m = scrape(addr);
-        workers.push(m.get("wsreactor_busy_workers").copied().unwrap_or(0.0));
+        // The worker answering this very scrape counts itself: not the load's.
+        let busy = m.get("wsreactor_busy_workers").copied().unwrap_or(1.0);
+        workers.push((busy - 1.0).max(0.0));
         backend.push(
             m.get("gateway_backend_threads_busy")
                 .copied()

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The gateway's numbers for docs/benchmarks.md (not part of `cargo test`): one redis-server on a
-# free loopback port, then the gateway example (release) against it healthy, slow (the
-# gateway's own delay relay, --backend-delay) and down (Redis killed), each phase measured by
-# examples/gateway_bench.rs: requests answered per second and their latency by outcome, the
-# latency of echoes on unrelated /echo connections, the busiest WebSocket workers and backend
-# threads, the server's thread count. One JSON line per phase.
+# free loopback port, then the gateway example (release) against it: echo alone (the baseline),
+# healthy, slow (the gateway's own delay relay, --backend-delay) with the bulkhead and without
+# it (--blocking-workers: Redis called on the WebSocket workers), and down (Redis killed). Each
+# phase is measured by examples/gateway_bench.rs: requests answered per second and their
+# latency by outcome, the latency of echoes on unrelated /echo connections, the busiest
+# WebSocket workers and backend threads, the server's thread count. One JSON line per phase.
 #
 #   scripts/gateway_bench.sh
 #   DURATION=20s CONNECTIONS=128 INFLIGHT=4 DELAY=20ms scripts/gateway_bench.sh
@@ -37,10 +38,10 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 
-# phase NAME [gateway flags...]: start the gateway, measure, stop it (SIGTERM).
+# phase NAME CONNECTIONS [gateway flags...]: start the gateway, measure, stop it (SIGTERM).
 phase() {
-    local name=$1 out
-    shift
+    local name=$1 connections=$2 out
+    shift 2
     out=$(mktemp)
     # shellcheck disable=SC2086
     ./target/release/examples/gateway --addr 127.0.0.1:0 --redis "redis://127.0.0.1:$REDIS_PORT" \
@@ -50,7 +51,7 @@ phase() {
     local addr
     addr=$(sed -n 's|^gateway on http://\([^/]*\)/.*|\1|p' "$out")
     printf '%s: ' "$name"
-    ./target/release/examples/gateway_bench --addr "$addr" --connections "$CONNECTIONS" \
+    ./target/release/examples/gateway_bench --addr "$addr" --connections "$connections" \
         --inflight "$INFLIGHT" --duration "$DURATION" --server-pid "$GATEWAY"
     kill "$GATEWAY"
     wait "$GATEWAY" 2>/dev/null || true
@@ -58,8 +59,10 @@ phase() {
     rm -f "$out"
 }
 
-phase healthy
-phase "slow (+$DELAY per command)" --backend-delay "$DELAY"
+phase "echo alone" 0
+phase healthy "$CONNECTIONS"
+phase "slow (+$DELAY per command)" "$CONNECTIONS" --backend-delay "$DELAY"
+phase "slow, no bulkhead (--blocking-workers)" "$CONNECTIONS" --backend-delay "$DELAY" --blocking-workers true
 kill "$REDIS"
 wait "$REDIS" 2>/dev/null || true
-phase down
+phase down "$CONNECTIONS"

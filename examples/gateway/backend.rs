@@ -56,6 +56,9 @@ enum Failure {
     Deadline,
 }
 
+/// A request's outcome: Redis's answer, or the error to answer with.
+type Answer = Result<redis::Value, (ErrorKind, String)>;
+
 /// What a backend thread needs.
 struct Shared {
     pool: Pool,
@@ -166,6 +169,19 @@ impl Backend {
         Err((job.request, kind, why.to_owned()))
     }
 
+    /// Serves `request` here, on the calling thread — a WebSocket worker — and returns the
+    /// answer: the gateway without its bulkhead (`--blocking-workers`), for comparison only.
+    pub fn serve_here(&self, conn: ConnId, request: &Request) -> String {
+        let arrived = Instant::now();
+        let answer = match self.shared.breaker.refuses_now() {
+            Some(refusal) => Err((ErrorKind::Unavailable, unavailable(refusal))),
+            None => self
+                .shared
+                .serve(conn, request, arrived + self.request_timeout),
+        };
+        self.shared.answer(request, answer, arrived)
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.shared.metrics
     }
@@ -217,16 +233,11 @@ impl Shared {
                 self.metrics.abandoned.fetch_add(1, Ordering::Relaxed);
                 None
             } else {
-                Some(self.serve(&job))
+                Some(self.serve(job.conn, &job.request, job.deadline))
             };
             self.metrics.busy_threads.fetch_sub(1, Ordering::Relaxed);
             if let Some(answer) = answer {
-                let (text, kind) = match answer {
-                    Ok(value) => (protocol::ok(&job.request.id, &value), None),
-                    Err((kind, why)) => (protocol::error(&job.request.id, kind, &why), Some(kind)),
-                };
-                self.metrics.answered(kind);
-                self.metrics.request_latency.observe(job.arrived.elapsed());
+                let text = self.answer(&job.request, answer, job.arrived);
                 // Waits for room in the loop's command queue (backpressure); a connection that
                 // closed meanwhile is dropped there.
                 if let Err(err) = job.reply.send(job.conn, text) {
@@ -238,10 +249,20 @@ impl Shared {
         }
     }
 
+    /// The answer's text, counted.
+    fn answer(&self, request: &Request, answer: Answer, arrived: Instant) -> String {
+        let (text, kind) = match answer {
+            Ok(value) => (protocol::ok(&request.id, &value), None),
+            Err((kind, why)) => (protocol::error(&request.id, kind, &why), Some(kind)),
+        };
+        self.metrics.answered(kind);
+        self.metrics.request_latency.observe(arrived.elapsed());
+        text
+    }
+
     /// One request, with its retries, within its deadline.
-    fn serve(&self, job: &Job) -> Result<redis::Value, (ErrorKind, String)> {
-        let request = &job.request;
-        if Instant::now() >= job.deadline {
+    fn serve(&self, conn: ConnId, request: &Request, deadline: Instant) -> Answer {
+        if Instant::now() >= deadline {
             let why = "the deadline passed while the request waited for a backend thread";
             return Err((ErrorKind::Timeout, why.to_owned()));
         }
@@ -251,7 +272,7 @@ impl Shared {
                 .breaker
                 .permit()
                 .map_err(|refusal| (ErrorKind::Unavailable, unavailable(refusal)))?;
-            let (retry_safe, error) = match self.call(request, job.deadline) {
+            let (retry_safe, error) = match self.call(request, deadline) {
                 Ok(value) => {
                     permit.success();
                     return Ok(value);
@@ -281,10 +302,10 @@ impl Shared {
                 }
             };
             let pause = self.jitter(attempt);
-            if !retry_safe || attempt >= self.retries || Instant::now() + pause >= job.deadline {
+            if !retry_safe || attempt >= self.retries || Instant::now() + pause >= deadline {
                 return Err((ErrorKind::Failed, error));
             }
-            log::debug!("{}: {error}; retry {} in {pause:?}", job.conn, attempt + 1);
+            log::debug!("{conn}: {error}; retry {} in {pause:?}", attempt + 1);
             thread::sleep(pause);
             attempt += 1;
             self.metrics.retries.fetch_add(1, Ordering::Relaxed);

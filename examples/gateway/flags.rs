@@ -51,6 +51,9 @@ pub struct Options {
     /// Put a relay in front of Redis that delays every byte sent to it by this much (a slow
     /// backend, for demonstrations and benchmarks).
     pub backend_delay: Option<Duration>,
+    /// Call Redis on the WebSocket workers themselves, without the bulkhead: what the gateway
+    /// would be without it, for measurements only.
+    pub blocking_workers: bool,
 }
 
 impl Default for Options {
@@ -77,6 +80,7 @@ impl Default for Options {
             backend_queue: 1024,
             max_in_flight: 64,
             backend_delay: None,
+            blocking_workers: false,
         }
     }
 }
@@ -260,6 +264,12 @@ const FLAGS: &[Flag] = &[
         backend_delay,
         optional_duration,
         "relay to Redis adding this latency; 0: none [0]"
+    ),
+    flag!(
+        "blocking-workers",
+        blocking_workers,
+        switch,
+        "call Redis on the WebSocket workers (no bulkhead; to compare) [false]"
     ),
 ];
 

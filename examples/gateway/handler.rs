@@ -48,13 +48,17 @@ pub struct Session {
 pub struct Gateway {
     backend: Backend,
     dashboard: String,
+    /// `--blocking-workers`: call Redis on the WebSocket worker itself (no bulkhead), to
+    /// measure what the bulkhead is for.
+    blocking: bool,
 }
 
 impl Gateway {
-    pub fn new(backend: Backend) -> Self {
+    pub fn new(backend: Backend, blocking: bool) -> Self {
         Gateway {
             backend,
             dashboard: DASHBOARD.replace("{{METRICS_PATH}}", METRICS_PATH),
+            blocking,
         }
     }
 
@@ -68,6 +72,10 @@ impl Gateway {
         let tab = Arc::clone(&ctx.session().tab);
         for parsed in protocol::parse_lines(text) {
             let (id, kind, why) = match parsed {
+                Ok(request) if self.blocking => {
+                    ctx.send(self.backend.serve_here(conn, &request));
+                    continue;
+                }
                 Ok(request) => match self.backend.submit(conn, request, &tab, &server) {
                     Ok(()) => continue,
                     Err((request, kind, why)) => (request.id, kind, why),

@@ -94,7 +94,7 @@ pub fn start(options: &Options) -> Result<Started, String> {
             config.metrics_path = Some(METRICS_PATH.to_owned());
             config.health_path = Some("/healthz".to_owned());
         })
-        .build(Gateway::new(backend))
+        .build(Gateway::new(backend, options.blocking_workers))
         .map_err(|e| e.to_string())?;
     Ok(Started { server, metrics })
 }
