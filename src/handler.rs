@@ -309,9 +309,10 @@ impl<'a, S> Context<'a, S> {
     }
 
     /// Sends a ping with `payload` (at most 125 bytes, RFC 6455 §5.5) after what was sent so
-    /// far: the client answers with a pong carrying the same payload (an application
-    /// keepalive, a round-trip time). Never compressed. `Err` for a longer payload, and nothing
-    /// is sent; after [`close`](Self::close) it is ignored.
+    /// far: the client must answer with a pong carrying the same payload (RFC 6455 §5.5.2).
+    /// The server takes that pong as it takes any (it shows the connection alive); handlers do
+    /// not see pongs yet. Never compressed. `Err` for a longer payload, and nothing is sent;
+    /// after [`close`](Self::close) it is ignored.
     pub fn ping(&mut self, payload: impl AsRef<[u8]>) -> Result<(), PingError> {
         let payload = payload.as_ref();
         if payload.len() > MAX_CONTROL_PAYLOAD {
