@@ -83,3 +83,25 @@ impl fmt::Display for SendError {
 }
 
 impl std::error::Error for SendError {}
+
+/// Why [`Context::ping`](crate::Context::ping) sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingError {
+    /// The payload has this many bytes, more than the 125 a control frame may carry
+    /// (RFC 6455 §5.5).
+    TooLong(usize),
+}
+
+impl fmt::Display for PingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PingError::TooLong(len) => write!(
+                f,
+                "a ping carries at most 125 bytes (RFC 6455 §5.5), not {len}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PingError {}

@@ -8,9 +8,10 @@
 //! on.
 //!
 //! Each WebSocket's [`Handler::Session`] lives here as a [`Slot`] (the session and the
-//! connection's [`Peer`]), made when `on_upgrade` accepts and boxed type-erased into the
-//! [`Reply`]; the core carries the box to the connection and back in each [`Job`], and this
-//! runner — the one place that knows the handler's types — unboxes it for every call.
+//! connection's [`Peer`]), made from the session `on_upgrade` accepted with and boxed
+//! type-erased into the [`Reply`]; the core carries the box to the connection and back in each
+//! [`Job`], and this runner — the one place that knows the handler's types — unboxes it for
+//! every call.
 //!
 //! permessage-deflate happens here too, on the thread that runs the handler: the offer is
 //! negotiated before `on_upgrade`, compressed messages are inflated before `on_message` (a
@@ -28,10 +29,10 @@ use crate::dispatch::{
     After, Batch, Compressing, HttpTail, Inbound, Job, JobRunner, Output, Reply, Run, SessionBox,
     Work,
 };
-use crate::handler::{Context, Flow, Handler, Peer, Upgrade, UpgradeOffer};
+use crate::handler::{Context, Flow, Handler, HttpContext, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
-use crate::prometheus;
+use crate::prometheus::{self, Exposition};
 use crate::ws::deflate::negotiate;
 use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
 
@@ -220,10 +221,8 @@ impl<H: Handler> HandlerRunner<H> {
         for (i, request) in requests.into_iter().enumerate() {
             let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
             let head_only = request.method() == "HEAD";
-            let answer = catch_unwind(AssertUnwindSafe(|| {
-                self.builtin_response(&request)
-                    .unwrap_or_else(|| self.handler.on_http_request(&request))
-            }));
+            let version = request.version();
+            let answer = catch_unwind(AssertUnwindSafe(|| self.answer(conn, request)));
             let (response, keep_alive) = match answer {
                 Ok(response) => (response, keep_alive),
                 Err(_) => {
@@ -231,7 +230,7 @@ impl<H: Handler> HandlerRunner<H> {
                     (internal_error_response(), false)
                 }
             };
-            response.encode(&mut output.bytes, request.version(), keep_alive, head_only);
+            response.encode(&mut output.bytes, version, keep_alive, head_only);
             if !keep_alive {
                 return (output, close, None);
             }
@@ -278,6 +277,7 @@ impl<H: Handler> HandlerRunner<H> {
                 protocol,
                 headers,
                 compression,
+                session,
             }) => {
                 let protocol = protocol.filter(|chosen| offered(conn, &offer, chosen));
                 let deflate = offer.compression.filter(|_| compression);
@@ -290,7 +290,7 @@ impl<H: Handler> HandlerRunner<H> {
                     target: request.target().to_owned(),
                     protocol,
                 };
-                let session = self.open(conn, request, peer, output);
+                let session = self.open(conn, request, Slot { peer, session }, output);
                 return (After::Upgraded { deflate }, Some(session));
             }
             Ok(Upgrade::Reject(response)) => response,
@@ -303,12 +303,16 @@ impl<H: Handler> HandlerRunner<H> {
         (close, None)
     }
 
-    /// A new WebSocket's session, made and handed to `on_open` with the upgrade request.
-    fn open(&self, conn: ConnId, request: &Request, peer: Peer, output: &mut Output) -> SessionBox {
-        let mut slot = Box::new(Slot {
-            peer,
-            session: H::Session::default(),
-        });
+    /// A new WebSocket's session (as `on_upgrade` accepted it), handed to `on_open` with the
+    /// upgrade request.
+    fn open(
+        &self,
+        conn: ConnId,
+        request: &Request,
+        slot: Slot<H::Session>,
+        output: &mut Output,
+    ) -> SessionBox {
+        let mut slot = Box::new(slot);
         let Slot { peer, session } = &mut *slot;
         let flow = Flow {
             queued: 0,
@@ -330,11 +334,28 @@ impl<H: Handler> HandlerRunner<H> {
         slot
     }
 
+    /// The answer to one plain HTTP request: the server's own for its paths, else the
+    /// handler's.
+    fn answer(&self, conn: ConnId, request: Request) -> Response {
+        if let Some(response) = self.builtin_response(&request) {
+            return response;
+        }
+        let mut ctx = HttpContext::new(conn, request.peer_addr(), &self.server);
+        self.handler.on_http(&mut ctx, request).into_response()
+    }
+
     /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
     fn builtin_response(&self, request: &Request) -> Option<Response> {
         let path = Some(request.path());
         if path == self.metrics_path.as_deref() {
-            let body = prometheus::render(&self.server.stats());
+            let mut body = prometheus::render(&self.server.stats());
+            let ours = body.len();
+            let added = || self.handler.write_metrics(&mut Exposition::new(&mut body));
+            if catch_unwind(AssertUnwindSafe(added)).is_err() {
+                add(&self.server.metrics().handler_panics, 1);
+                log::error!("handler panicked in write_metrics; serving the server's metrics only");
+                body.truncate(ours);
+            }
             return Some(
                 Response::new(200)
                     .with_header("Content-Type", prometheus::CONTENT_TYPE)

@@ -165,7 +165,9 @@ impl ServerHandle {
         Ok(())
     }
 
-    /// Starts the close handshake with `conn` (its `on_close` follows).
+    /// Starts the close handshake with `conn` (its `on_close` follows), waiting for room in the
+    /// command queue if it is full (on an event-loop thread it fails with [`SendError::Full`]
+    /// instead, as [`send`](Self::send) does; [`try_close`](Self::try_close) never waits).
     pub fn close(&self, conn: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
         let frame = CloseFrame {
             code,
@@ -173,6 +175,18 @@ impl ServerHandle {
         };
         let push = Push::Close(frame);
         self.submit(self.link(conn), Command::Push { conn, push }, true)
+    }
+
+    /// Like [`close`](Self::close), but fails with [`SendError::Full`] instead of waiting when
+    /// the loop's command queue is full (a caller that must not block: an event loop of its
+    /// own, a timer thread; try again later, or drop the connection's other pushes first).
+    pub fn try_close(&self, conn: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        let frame = CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        };
+        let push = Push::Close(frame);
+        self.submit(self.link(conn), Command::Push { conn, push }, false)
     }
 
     /// Starts a graceful shutdown and returns at once: the loops stop accepting, send close

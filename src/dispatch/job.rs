@@ -18,8 +18,8 @@ use crate::http::{HttpError, Request, UpgradeRequest};
 use crate::topic::Topic;
 use crate::ws::deflate::compress;
 use crate::ws::{
-    CloseFrame, CloseInfo, Compressed, Message, PerMessageDeflate, WsError, encode_data_header,
-    encode_frame,
+    CloseFrame, CloseInfo, Compressed, Message, OpCode, PerMessageDeflate, WsError,
+    encode_data_header, encode_frame,
 };
 
 /// The handler's per-connection state, type-erased: the core carries it between the connection
@@ -296,6 +296,12 @@ impl Output {
             self.bytes.extend_from_slice(&payload);
         }
         self.messages += 1;
+    }
+
+    /// Appends one control frame (a ping from the handler): never compressed, not counted as a
+    /// message. `payload` is at most 125 bytes (the caller checks).
+    pub(crate) fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
+        encode_frame(&mut self.bytes, opcode, payload);
     }
 
     /// Bytes in it, over all chunks.
