@@ -44,9 +44,9 @@ SCENARIOS = {
     "tls-idle": ("TLS: 10,000 idle upgraded conns: server RSS growth", "kib_per_conn", False),
 }
 ORDER = list(SCENARIOS)
-WSREACTOR = ["wsreactor", "wsreactor-inline"]
+WSREACTOR = ["wsreactor", "wsreactor-inline", "wsreactor-default"]
 PEERS = ["tokio-tungstenite", "gorilla", "node-ws", "ceiling", "go-http", "wsreactor-baseline",
-         "wsreactor-baseline-inline"]
+         "wsreactor-baseline-inline", "wsreactor-baseline-default"]
 SERVER_ORDER = WSREACTOR + PEERS
 
 # (column title, JSON key, decimals)

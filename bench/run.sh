@@ -9,6 +9,8 @@
 # Environment (all optional):
 #   SERVERS    servers to run, space-separated
 #              [wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling]
+#              (wsreactor-default: the echo with its default threads, a loop and a worker
+#              per CPU, instead of --workers 1 --loops 1; name it here)
 #              (go-http is added automatically for the http scenario, node-ws for the
 #              compression scenarios deflate and idle-deflate; name node-ws here to run it in
 #              the other scenarios too)
@@ -29,7 +31,8 @@
 #   NO_BUILD=1 skip the builds (use bench/bin/ and bench/target/release/loadgen as they are)
 #   BASELINE   path of an echo example binary built from another commit: adds the servers
 #              wsreactor-baseline and wsreactor-baseline-inline (name them in SERVERS), so a
-#              change is measured against its parent in the same run
+#              change is measured against its parent in the same run (and
+#              wsreactor-baseline-default, its default threads)
 set -euo pipefail
 
 BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -165,15 +168,15 @@ LOOPS_FLAG=()
 
 # Scenarios with permessage-deflate, and the servers that implement it.
 DEFLATE_SCENARIOS=" deflate idle-deflate "
-COMPRESSING=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline gorilla node-ws "
+COMPRESSING=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default gorilla node-ws "
 NODE_WS="$BENCH/peers/node-ws"
 # Fan-out scenarios, and the servers with the /sub/TOPIC and /pub/TOPIC paths.
 FANOUT_SCENARIOS=" fanout1k fanout10k "
-FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline gorilla node-ws "
+FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default gorilla node-ws "
 # TLS scenarios (wss://), and the servers with a TLS mode: the echo example's --tls-cert/--tls-key
 # (rustls), tokio-echo's (tokio-rustls), gorilla-echo's -tls-cert/-tls-key (crypto/tls).
 TLS_SCENARIOS=" $TLS_ALL "
-TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-baseline wsreactor-baseline-inline tokio-tungstenite gorilla "
+TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default tokio-tungstenite gorilla "
 # The certificate and key of the run (made below when a TLS scenario is named).
 TLS_CERT="" TLS_KEY=""
 
@@ -189,10 +192,16 @@ server_cmd() {
     case "$1" in
         wsreactor) CMD=("${ws[@]}") ;;
         wsreactor-inline) CMD=("${ws[@]}" --inline) ;;
+        # The echo as a user runs it: its default threads (a loop and a worker per CPU).
+        wsreactor-default) CMD=("$BIN/wsreactor-echo" --addr "$addr" --max-connections 20000 "${tls[@]}") ;;
         wsreactor-baseline | wsreactor-baseline-inline)
             [ -n "${BASELINE:-}" ] || return 1
             CMD=("$BIN/wsreactor-baseline-echo" "${ws[@]:1}")
             if [ "$1" = wsreactor-baseline-inline ]; then CMD+=(--inline); fi
+            ;;
+        wsreactor-baseline-default)
+            [ -n "${BASELINE:-}" ] || return 1
+            CMD=("$BIN/wsreactor-baseline-echo" --addr "$addr" --max-connections 20000 "${tls[@]}")
             ;;
         tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr" "${tls[@]}") ;;
         gorilla)

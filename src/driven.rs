@@ -16,8 +16,9 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::dispatch::ServerHandle;
+use crate::dispatch::mark_loop_thread;
 use crate::error::Error;
-use crate::netpoller::{EventLoop, mark_loop_thread};
+use crate::netpoller::EventLoop;
 
 /// A server that runs only when its owner calls [`turn`](Self::turn): no threads, handlers
 /// inline, one event loop.

@@ -63,7 +63,7 @@ pub enum SendError {
     Stopped,
     /// The command queue is full (only from the `try_*` methods; the others wait for room).
     Full,
-    /// The topic's name is longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes
+    /// The topic's name is longer than [`MAX_TOPIC_LEN`](crate::topic::MAX_TOPIC_LEN) bytes
     /// ([`ServerHandle::publish`](crate::ServerHandle::publish)); nothing was sent.
     TopicTooLong,
 }
@@ -76,10 +76,32 @@ impl fmt::Display for SendError {
             SendError::TopicTooLong => write!(
                 f,
                 "the topic's name is longer than {} bytes",
-                crate::MAX_TOPIC_LEN
+                crate::topic::MAX_TOPIC_LEN
             ),
         }
     }
 }
 
 impl std::error::Error for SendError {}
+
+/// Why [`Context::ping`](crate::Context::ping) sent nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PingError {
+    /// The payload has this many bytes, more than the 125 a control frame may carry
+    /// (RFC 6455 §5.5).
+    TooLong(usize),
+}
+
+impl fmt::Display for PingError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PingError::TooLong(len) => write!(
+                f,
+                "a ping carries at most 125 bytes (RFC 6455 §5.5), not {len}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PingError {}

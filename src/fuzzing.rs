@@ -5,7 +5,7 @@
 //! adds the sans-I/O connection core: a [`Harness`] that drives one event loop's table of
 //! connections over in-memory wires, with a hand-driven clock and hand-run jobs.
 
-pub use crate::netpoller::harness::{
+pub use crate::harness::{
     AppEvent, Harness, PendingJob, TestApp, client_fragment, client_frame, fuzz_config,
     masked_frame, random_script, run_script, upgrade_request,
 };

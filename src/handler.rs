@@ -21,17 +21,24 @@
 //! `Context::publish` travel with the same batch, in order with its sends, and the loop carries
 //! them out against its registry of subscriptions (`session/topics.rs`, `netpoller/topics.rs`).
 
+mod http;
+mod upgrade;
+
 use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
+use crate::dispatch::Output;
 use crate::dispatch::ServerHandle;
-use crate::http::{Request, Response, UpgradeOrigin, split_target};
+use crate::error::PingError;
+use crate::http::{Request, Response, split_target};
 use crate::metrics::add;
-use crate::session::Output;
+use crate::prometheus::Exposition;
 use crate::topic::{Topic, TopicError};
-use crate::ws::{
-    CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate, encode_shared_frame,
-};
+use crate::ws::frame::MAX_CONTROL_PAYLOAD;
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode, encode_shared_frame};
+
+pub use http::{Answer, HttpContext};
+pub use upgrade::{Upgrade, UpgradeOffer};
 
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
@@ -51,23 +58,25 @@ use crate::ws::{
 /// server.join().expect("clean exit");
 /// ```
 pub trait Handler: Send + Sync + 'static {
-    /// What each WebSocket connection keeps between calls: `Default::default()` when its
-    /// upgrade is accepted, then in [`Context::session_mut`] for `on_open` and every
-    /// `on_message`, and by value in `on_close`. `()` when there is nothing to keep (an idle
-    /// connection then costs nothing more).
+    /// What each WebSocket connection keeps between calls: the value `on_upgrade` accepted
+    /// with ([`Upgrade::accept_with`]; `Default::default()` for [`Upgrade::accept`]), then in
+    /// [`Context::session_mut`] for `on_open` and every `on_message`, and by value in
+    /// `on_close`. `()` when there is nothing to keep (an idle connection then costs nothing
+    /// more).
     type Session: Default + Send + 'static;
 
     /// Decides on a valid WebSocket upgrade request (any path, by default). `offer` holds the
     /// subprotocols the client offered, the compression the server would agree to, and how the
     /// request's `Origin` passed the origin check ([`UpgradeOffer::origin`]). Check the path, an
-    /// auth header here; return [`Upgrade::reject`] to answer with a status instead of `101`, or
-    /// [`Upgrade::without_compression`] to decline compression.
+    /// auth header here; return [`Upgrade::reject`] to answer with a status instead of `101`,
+    /// [`Upgrade::accept_with`] to start the connection's session with what was learnt here
+    /// (the user a token names), or [`Upgrade::without_compression`] to decline compression.
     ///
     /// The origin check has already run, on the event loop, when this is called: an upgrade from
     /// a page of another site than
     /// [`Config::allowed_origins`](crate::Config::allowed_origins) allows never gets here (it
     /// was answered `403`), whatever this method does.
-    fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade {
+    fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade<Self::Session> {
         let _ = (request, offer);
         Upgrade::accept()
     }
@@ -102,11 +111,29 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (conn, session, close, server);
     }
 
-    /// A plain HTTP request (not an upgrade). Pipelined requests are answered in order. The
+    /// A plain HTTP request (not an upgrade), with its connection's [`HttpContext`] (the
+    /// server handle, the connection's id). Pipelined requests are answered in order. The
+    /// default calls [`on_http_request`](Self::on_http_request): a handler implements one or
+    /// the other.
+    fn on_http(&self, ctx: &mut HttpContext<'_>, request: Request) -> Answer {
+        let _ = ctx;
+        Answer::from(self.on_http_request(&request))
+    }
+
+    /// A plain HTTP request (not an upgrade), for handlers that need no context: called by the
+    /// default [`on_http`](Self::on_http). Pipelined requests are answered in order. The
     /// default answers `404 Not Found`.
     fn on_http_request(&self, request: &Request) -> Response {
         let _ = request;
         Response::not_found()
+    }
+
+    /// Adds the application's own metric families to the Prometheus text the server serves at
+    /// [`Config::metrics_path`](crate::Config::metrics_path), after the server's own
+    /// (`wsreactor_*`). Called on the thread that answers that request, once per scrape. The
+    /// default adds nothing.
+    fn write_metrics(&self, exposition: &mut Exposition<'_>) {
+        let _ = exposition;
     }
 }
 
@@ -119,97 +146,6 @@ where
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
         // Whatever the closure returns (`ctx.send`'s `Pressure`, or nothing) is not needed.
         let _ = self(ctx, message);
-    }
-}
-
-/// What a client's upgrade request offers, as [`Handler::on_upgrade`] sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UpgradeOffer {
-    pub(crate) protocols: Vec<String>,
-    pub(crate) compression: Option<PerMessageDeflate>,
-    pub(crate) origin: UpgradeOrigin,
-}
-
-impl UpgradeOffer {
-    /// The subprotocols of `Sec-WebSocket-Protocol`, in the client's order of preference.
-    pub fn protocols(&self) -> &[String] {
-        &self.protocols
-    }
-
-    /// The permessage-deflate agreement the server will answer with if the handler accepts
-    /// (and does not decline compression): `None` when the client offered nothing acceptable
-    /// or [`Config::compression`](crate::Config::compression) is off.
-    pub fn compression(&self) -> Option<&PerMessageDeflate> {
-        self.compression.as_ref()
-    }
-
-    /// How the request's `Origin` passed the origin check: absent (not a browser), this
-    /// server's own origin, an entry of [`OriginPolicy::Allow`](crate::OriginPolicy::Allow), or
-    /// another origin let through by [`OriginPolicy::Any`](crate::OriginPolicy::Any) — the one
-    /// case where deciding is left to the handler. [`UpgradeOrigin::value`] is the header's text.
-    pub fn origin(&self) -> &UpgradeOrigin {
-        &self.origin
-    }
-}
-
-/// The answer of [`Handler::on_upgrade`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Upgrade {
-    /// Switch to WebSocket. Build it with [`Upgrade::accept`] or [`Upgrade::accept_protocol`]
-    /// (fields may be added).
-    #[non_exhaustive]
-    Accept {
-        /// The subprotocol to confirm in `Sec-WebSocket-Protocol`; it must be one the client
-        /// offered (a protocol it did not offer is ignored with a warning, RFC 6455 §4.2.2).
-        protocol: Option<String>,
-        /// Extra headers for the `101` response.
-        headers: Vec<(String, String)>,
-        /// Use the compression in [`UpgradeOffer::compression`], if there is one. `false`
-        /// declines it: the connection sends and receives uncompressed messages only.
-        compression: bool,
-    },
-    /// Refuse, answering with this response; the connection is then closed.
-    Reject(Response),
-}
-
-impl Upgrade {
-    /// Accept with no subprotocol (and with compression, if it was agreed).
-    pub fn accept() -> Self {
-        Upgrade::Accept {
-            protocol: None,
-            headers: Vec::new(),
-            compression: true,
-        }
-    }
-
-    /// Accept and confirm the subprotocol `protocol`.
-    pub fn accept_protocol(protocol: impl Into<String>) -> Self {
-        Upgrade::Accept {
-            protocol: Some(protocol.into()),
-            headers: Vec::new(),
-            compression: true,
-        }
-    }
-
-    /// The same answer with an extra header on the `101` (no effect on a rejection).
-    pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        if let Upgrade::Accept { headers, .. } = &mut self {
-            headers.push((name.into(), value.into()));
-        }
-        self
-    }
-
-    /// The same answer, declining compression (no effect on a rejection).
-    pub fn without_compression(mut self) -> Self {
-        if let Upgrade::Accept { compression, .. } = &mut self {
-            *compression = false;
-        }
-        self
-    }
-
-    /// Refuse with `status` and a plain-text `body` (e.g. `403`, "origin not allowed").
-    pub fn reject(status: u16, body: impl Into<String>) -> Self {
-        Upgrade::Reject(Response::text(status, body))
     }
 }
 
@@ -370,6 +306,24 @@ impl<'a, S> Context<'a, S> {
                 reason: reason.to_owned(),
             });
         }
+    }
+
+    /// Sends a ping with `payload` (at most 125 bytes, RFC 6455 §5.5) after what was sent so
+    /// far: the client must answer with a pong carrying the same payload (RFC 6455 §5.5.2).
+    /// The server takes that pong as it takes any (it shows the connection alive); handlers do
+    /// not see pongs yet. Never compressed. `Err` for a longer payload, and nothing is sent;
+    /// after [`close`](Self::close) it is ignored.
+    pub fn ping(&mut self, payload: impl AsRef<[u8]>) -> Result<(), PingError> {
+        let payload = payload.as_ref();
+        if payload.len() > MAX_CONTROL_PAYLOAD {
+            return Err(PingError::TooLong(payload.len()));
+        }
+        if self.output.close.is_some() {
+            log::debug!("{}: ping after close ignored", self.conn);
+        } else {
+            self.output.push_control(OpCode::Ping, payload);
+        }
+        Ok(())
     }
 
     /// The server, to send to other connections, broadcast, read stats or shut down.

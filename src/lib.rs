@@ -101,16 +101,20 @@ pub mod tls;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+// The connection core over in-memory wires, for the unit tests and the fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+mod harness;
 
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
 pub use driven::{DrivenServer, Turned};
-pub use error::{Error, SendError};
-pub use handler::{Context, Handler, Pressure, Upgrade, UpgradeOffer};
+pub use error::{Error, PingError, SendError};
+pub use handler::{Answer, Context, Handler, HttpContext, Pressure, Upgrade, UpgradeOffer};
 pub use http::origin::{ForwardedHost, OriginPattern, OriginPolicy, UpgradeOrigin};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
+pub use prometheus::{Exposition, MetricKind};
 pub use server::{Server, ServerBuilder};
 pub use topic::{MAX_TOPIC_LEN, TopicError};
 pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};

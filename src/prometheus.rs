@@ -1,5 +1,6 @@
 //! [`Stats`] as Prometheus text exposition (format 0.0.4), for the opt-in
-//! [`Config::metrics_path`](crate::Config::metrics_path).
+//! [`Config::metrics_path`](crate::Config::metrics_path), followed by the application's own
+//! families ([`Exposition`], from [`Handler::write_metrics`](crate::Handler::write_metrics)).
 //!
 //! A snapshot enters, one `text/plain; version=0.0.4` body leaves. Names follow Prometheus
 //! conventions: a `wsreactor_` prefix, `_total` for counters, base units (`_bytes`), and labels
@@ -9,6 +10,10 @@
 use std::fmt::Write;
 
 use crate::metrics::{EXPOSITION, Stats};
+
+mod exposition;
+
+pub use exposition::{Exposition, MetricKind};
 
 /// The content type of the exposition.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

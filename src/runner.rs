@@ -8,9 +8,10 @@
 //! on.
 //!
 //! Each WebSocket's [`Handler::Session`] lives here as a [`Slot`] (the session and the
-//! connection's [`Peer`]), made when `on_upgrade` accepts and boxed type-erased into the
-//! [`Reply`]; the core carries the box to the connection and back in each [`Job`], and this
-//! runner — the one place that knows the handler's types — unboxes it for every call.
+//! connection's [`Peer`]), made from the session `on_upgrade` accepted with and boxed
+//! type-erased into the [`Reply`]; the core carries the box to the connection and back in each
+//! [`Job`], and this runner — the one place that knows the handler's types — unboxes it for
+//! every call.
 //!
 //! permessage-deflate happens here too, on the thread that runs the handler: the offer is
 //! negotiated before `on_upgrade`, compressed messages are inflated before `on_message` (a
@@ -24,13 +25,14 @@ use crate::buffer::OWNED_CHUNK_MIN;
 use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
-use crate::handler::{Context, Flow, Handler, Peer, Upgrade, UpgradeOffer};
+use crate::dispatch::{
+    After, Batch, Compressing, HttpTail, Inbound, Job, JobRunner, Output, Reply, Run, SessionBox,
+    Work,
+};
+use crate::handler::{Context, Flow, Handler, HttpContext, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
-use crate::prometheus;
-use crate::session::{
-    After, Batch, Compressing, HttpTail, Job, JobRunner, Output, Reply, SessionBox, Work,
-};
+use crate::prometheus::{self, Exposition};
 use crate::ws::deflate::negotiate;
 use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
 
@@ -101,25 +103,46 @@ impl<H: Handler> HandlerRunner<H> {
 
 impl<H: Handler> JobRunner for HandlerRunner<H> {
     fn run(&self, job: Job) -> Option<Reply> {
-        let conn = job.conn;
-        match job.work {
-            Work::Messages(batch) => {
-                let mut slot = Slot::<H::Session>::unbox(job.session, conn);
+        match job {
+            Job::Run(Run {
+                lease,
+                work: Work::Messages(batch),
+                session,
+                queued,
+            }) => {
+                let conn = lease.conn();
+                let mut slot = Slot::<H::Session>::unbox(session, conn);
                 let flow = Flow {
-                    queued: job.queued,
+                    queued,
                     high_water: self.high_water,
                 };
                 let output = self.run_messages(conn, batch, &mut slot, flow);
                 Some(Reply {
-                    conn,
+                    lease,
                     output,
                     after: After::Continue,
                     session: Some(slot),
                 })
             }
-            Work::Http { requests, tail } => Some(self.run_http(conn, requests, tail)),
-            Work::Closed(info) => {
-                let slot = Slot::<H::Session>::unbox(job.session, conn);
+            Job::Run(Run {
+                lease,
+                work: Work::Http { requests, tail },
+                ..
+            }) => {
+                let (output, after, session) = self.run_http(lease.conn(), requests, tail);
+                Some(Reply {
+                    lease,
+                    output,
+                    after,
+                    session,
+                })
+            }
+            Job::Close {
+                conn,
+                info,
+                session,
+            } => {
+                let slot = Slot::<H::Session>::unbox(session, conn);
                 let server = &self.server;
                 let call = || self.handler.on_close(conn, slot.session, &info, server);
                 if catch_unwind(AssertUnwindSafe(call)).is_err() {
@@ -145,19 +168,7 @@ impl<H: Handler> HandlerRunner<H> {
             drained,
             ..
         } = batch;
-        // Room for an echo of the whole batch up front: one allocation instead of a series of
-        // reallocations (large payloads are moved, not copied, so they need no room here).
-        let small: usize = messages
-            .iter()
-            .map(|m| {
-                if m.len() < OWNED_CHUNK_MIN {
-                    m.len() + 10
-                } else {
-                    10
-                }
-            })
-            .sum();
-        let mut output = Output::with_capacity(small);
+        let mut output = Output::with_capacity(echo_room(&messages));
         output.compressing = self.compressing(deflate);
         if drained {
             let Slot { peer, session } = &mut *slot;
@@ -194,14 +205,15 @@ impl<H: Handler> HandlerRunner<H> {
         output
     }
 
-    fn run_http(&self, conn: ConnId, requests: Vec<Request>, tail: HttpTail) -> Reply {
+    /// A batch of HTTP requests answered in order, then its tail (an upgrade, an error): the
+    /// bytes, what the session does next, and a new WebSocket's session.
+    fn run_http(
+        &self,
+        conn: ConnId,
+        requests: Vec<Request>,
+        tail: HttpTail,
+    ) -> (Output, After, Option<SessionBox>) {
         let mut output = Output::default();
-        let reply = |output, after| Reply {
-            conn,
-            output,
-            after,
-            session: None,
-        };
         let close = After::CloseHttp { bad_request: false };
         // A monitoring-reserve request: its response closes the connection.
         let last_closes = matches!(tail, HttpTail::Close);
@@ -209,10 +221,8 @@ impl<H: Handler> HandlerRunner<H> {
         for (i, request) in requests.into_iter().enumerate() {
             let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
             let head_only = request.method() == "HEAD";
-            let answer = catch_unwind(AssertUnwindSafe(|| {
-                self.builtin_response(&request)
-                    .unwrap_or_else(|| self.handler.on_http_request(&request))
-            }));
+            let version = request.version();
+            let answer = catch_unwind(AssertUnwindSafe(|| self.answer(conn, request)));
             let (response, keep_alive) = match answer {
                 Ok(response) => (response, keep_alive),
                 Err(_) => {
@@ -220,9 +230,9 @@ impl<H: Handler> HandlerRunner<H> {
                     (internal_error_response(), false)
                 }
             };
-            response.encode(&mut output.bytes, request.version(), keep_alive, head_only);
+            response.encode(&mut output.bytes, version, keep_alive, head_only);
             if !keep_alive {
-                return reply(output, close);
+                return (output, close, None);
             }
         }
         let after = match tail {
@@ -235,15 +245,10 @@ impl<H: Handler> HandlerRunner<H> {
             HttpTail::Upgrade(upgrade) => {
                 let (request, upgrade) = *upgrade;
                 let (after, session) = self.upgrade_and_open(conn, &request, upgrade, &mut output);
-                return Reply {
-                    conn,
-                    output,
-                    after,
-                    session,
-                };
+                return (output, after, session);
             }
         };
-        reply(output, after)
+        (output, after, None)
     }
 
     /// `on_upgrade`, then the `101` and `on_open` if it accepted: what the session does next,
@@ -267,80 +272,90 @@ impl<H: Handler> HandlerRunner<H> {
         };
         let decide = || self.handler.on_upgrade(request, &offer);
         let close = After::CloseHttp { bad_request: false };
-        match catch_unwind(AssertUnwindSafe(decide)) {
+        let response = match catch_unwind(AssertUnwindSafe(decide)) {
             Ok(Upgrade::Accept {
                 protocol,
-                mut headers,
+                headers,
                 compression,
+                session,
             }) => {
-                let protocol = protocol.filter(|chosen| {
-                    let offered = offer.protocols.iter().any(|p| p == chosen);
-                    if !offered {
-                        // The server MUST answer with one of the client's protocols, or none.
-                        // (RFC 6455 §4.2.2)
-                        log::warn!("{conn}: on_upgrade chose {chosen:?}, which was not offered");
-                    }
-                    offered
-                });
+                let protocol = protocol.filter(|chosen| offered(conn, &offer, chosen));
                 let deflate = offer.compression.filter(|_| compression);
-                // The extension header is the server's to write: a handler's own is dropped.
-                headers.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-extensions"));
-                if let Some(agreement) = deflate {
-                    headers.push((
-                        "Sec-WebSocket-Extensions".to_owned(),
-                        agreement.response_header(),
-                    ));
-                }
+                let headers = with_extension(headers, deflate);
                 let response = switching_protocols(&upgrade.key, protocol.as_deref(), &headers);
                 response.encode(&mut output.bytes, Version::Http11, true, false);
                 output.compressing = self.compressing(deflate);
-                let mut slot = Box::new(Slot {
-                    peer: Peer {
-                        addr: request.peer_addr(),
-                        target: request.target().to_owned(),
-                        protocol,
-                    },
-                    session: H::Session::default(),
-                });
-                let Slot { peer, session } = &mut *slot;
-                let flow = Flow {
-                    queued: 0,
-                    high_water: self.high_water,
+                let peer = Peer {
+                    addr: request.peer_addr(),
+                    target: request.target().to_owned(),
+                    protocol,
                 };
-                let mut ctx = Context::new(
-                    conn,
-                    output,
-                    &self.server,
-                    session,
-                    peer,
-                    Some(request),
-                    flow,
-                );
-                if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
-                    self.panicked(conn, "on_open");
-                    output.close = Some(internal_error());
-                }
-                let session: SessionBox = slot;
-                (After::Upgraded { deflate }, Some(session))
+                let session = self.open(conn, request, Slot { peer, session }, output);
+                return (After::Upgraded { deflate }, Some(session));
             }
-            Ok(Upgrade::Reject(response)) => {
-                response.encode(&mut output.bytes, request.version(), false, false);
-                (close, None)
-            }
+            Ok(Upgrade::Reject(response)) => response,
             Err(_) => {
                 self.panicked(conn, "on_upgrade");
-                let response = internal_error_response();
-                response.encode(&mut output.bytes, request.version(), false, false);
-                (close, None)
+                internal_error_response()
             }
+        };
+        response.encode(&mut output.bytes, request.version(), false, false);
+        (close, None)
+    }
+
+    /// A new WebSocket's session (as `on_upgrade` accepted it), handed to `on_open` with the
+    /// upgrade request.
+    fn open(
+        &self,
+        conn: ConnId,
+        request: &Request,
+        slot: Slot<H::Session>,
+        output: &mut Output,
+    ) -> SessionBox {
+        let mut slot = Box::new(slot);
+        let Slot { peer, session } = &mut *slot;
+        let flow = Flow {
+            queued: 0,
+            high_water: self.high_water,
+        };
+        let mut ctx = Context::new(
+            conn,
+            output,
+            &self.server,
+            session,
+            peer,
+            Some(request),
+            flow,
+        );
+        if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
+            self.panicked(conn, "on_open");
+            output.close = Some(internal_error());
         }
+        slot
+    }
+
+    /// The answer to one plain HTTP request: the server's own for its paths, else the
+    /// handler's.
+    fn answer(&self, conn: ConnId, request: Request) -> Response {
+        if let Some(response) = self.builtin_response(&request) {
+            return response;
+        }
+        let mut ctx = HttpContext::new(conn, request.peer_addr(), &self.server);
+        self.handler.on_http(&mut ctx, request).into_response()
     }
 
     /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
     fn builtin_response(&self, request: &Request) -> Option<Response> {
         let path = Some(request.path());
         if path == self.metrics_path.as_deref() {
-            let body = prometheus::render(&self.server.stats());
+            let mut body = prometheus::render(&self.server.stats());
+            let ours = body.len();
+            let added = || self.handler.write_metrics(&mut Exposition::new(&mut body));
+            if catch_unwind(AssertUnwindSafe(added)).is_err() {
+                add(&self.server.metrics().handler_panics, 1);
+                log::error!("handler panicked in write_metrics; serving the server's metrics only");
+                body.truncate(ours);
+            }
             return Some(
                 Response::new(200)
                     .with_header("Content-Type", prometheus::CONTENT_TYPE)
@@ -361,6 +376,47 @@ impl<H: Handler> HandlerRunner<H> {
         add(&self.server.metrics().handler_panics, 1);
         log::error!("{conn}: handler panicked in {call}; closing the connection");
     }
+}
+
+/// Did the client offer the subprotocol `on_upgrade` chose? The server MUST answer with one of
+/// the client's protocols, or none (RFC 6455 §4.2.2): another is dropped, with a warning.
+fn offered(conn: ConnId, offer: &UpgradeOffer, chosen: &str) -> bool {
+    let offered = offer.protocols.iter().any(|p| p == chosen);
+    if !offered {
+        log::warn!("{conn}: on_upgrade chose {chosen:?}, which was not offered");
+    }
+    offered
+}
+
+/// The handler's headers for the `101`, with the server's own `Sec-WebSocket-Extensions` for
+/// the agreement in place of any the handler set.
+fn with_extension(
+    mut headers: Vec<(String, String)>,
+    deflate: Option<PerMessageDeflate>,
+) -> Vec<(String, String)> {
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("sec-websocket-extensions"));
+    if let Some(agreement) = deflate {
+        let value = agreement.response_header();
+        headers.push(("Sec-WebSocket-Extensions".to_owned(), value));
+    }
+    headers
+}
+
+/// Room for an echo of the whole batch up front: one allocation instead of a series of
+/// reallocations (large payloads are moved, not copied, so they need no room here).
+fn echo_room(messages: &[Inbound]) -> usize {
+    let header = 10;
+    messages
+        .iter()
+        .map(|m| {
+            header
+                + if m.len() < OWNED_CHUNK_MIN {
+                    m.len()
+                } else {
+                    0
+                }
+        })
+        .sum()
 }
 
 /// The close frame a connection gets when its handler panicked.

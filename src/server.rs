@@ -16,16 +16,14 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
+use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, SharedTls};
 use crate::dispatch::{ServerHandle, Shared, WorkerPool};
 use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::Metrics;
-use crate::netpoller::{
-    EventLoop, Executor, Forwarder, LoopLink, LoopParts, LoopWaker, Tls, WAKER,
-};
+use crate::netpoller::{EventLoop, Forwarder, LoopParts, WAKER};
 use crate::runner::HandlerRunner;
-use crate::session::JobRunner;
 
 /// Collects the configuration, then [`build`](Self::build)s and starts a server.
 #[derive(Debug, Clone, Default)]
@@ -75,7 +73,7 @@ impl ServerBuilder {
     }
 
     /// The TLS acceptor the loops and handles share, if TLS is on.
-    fn tls_acceptor(&self) -> Tls {
+    fn tls_acceptor(&self) -> SharedTls {
         #[cfg(feature = "tls")]
         return self
             .tls
@@ -90,15 +88,7 @@ impl ServerBuilder {
         let tls = self.tls_acceptor();
         let config = Arc::new(self.config);
         config.validate()?;
-        // Every loop gets its own listening socket on the same address (SO_REUSEPORT when
-        // there are several); with port 0 the first bind picks the port for the others.
-        let reuse_port = config.event_loops > 1;
-        let first = listen(config.addr, &config, reuse_port)?;
-        let local_addr = first.local_addr()?;
-        let mut listeners = vec![first];
-        for _ in 1..config.event_loops {
-            listeners.push(listen(local_addr, &config, reuse_port)?);
-        }
+        let (listeners, local_addr) = listen_all(&config)?;
         let metrics = Arc::new(Metrics::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
@@ -128,8 +118,8 @@ impl ServerBuilder {
             } else {
                 Executor::Pool(job_tx.clone())
             };
-            let started = wired.start(index, executor, forwarder, &shutdown, &config, &metrics);
-            let event_loop = started?;
+            let event_loop =
+                wired.start(index, executor, forwarder, &shutdown, &config, &metrics)?;
             let thread = thread::Builder::new()
                 .name(format!("wsreactor-loop-{index}"))
                 .spawn(move || event_loop.run())?;
@@ -138,15 +128,7 @@ impl ServerBuilder {
         // Only the loops hold job senders now: when the last loop ends, the workers drain the
         // queue and exit.
         drop(job_tx);
-        log::info!(
-            "listening on {local_addr} ({} event loops, {})",
-            config.event_loops,
-            if config.inline_handlers {
-                "inline handlers".to_owned()
-            } else {
-                format!("{} workers", config.workers)
-            }
-        );
+        log_start(&config, local_addr);
         Ok(Server {
             handle,
             event_loops,
@@ -191,7 +173,7 @@ impl ServerBuilder {
         let forwarder = Forwarder::default(); // one loop: nobody to forward to
         let event_loop = wired.start(0, executor, forwarder, &shutdown, &config, &metrics)?;
         // The thread that builds it usually drives it: its pushes must not wait on itself.
-        crate::netpoller::mark_loop_thread();
+        crate::dispatch::mark_loop_thread();
         log::info!("listening on {local_addr} (driven by the caller's thread)");
         Ok(DrivenServer::new(event_loop, handle))
     }
@@ -201,10 +183,10 @@ impl ServerBuilder {
 struct WiredLoop {
     poll: Poll,
     listener: TcpListener,
-    replies: crossbeam_channel::Receiver<crate::session::Reply>,
-    commands: crossbeam_channel::Receiver<crate::netpoller::Command>,
+    replies: crossbeam_channel::Receiver<crate::dispatch::Reply>,
+    commands: crossbeam_channel::Receiver<crate::dispatch::Command>,
     waker: Arc<LoopWaker>,
-    tls: Tls,
+    tls: SharedTls,
 }
 
 impl WiredLoop {
@@ -242,7 +224,7 @@ impl WiredLoop {
 fn wire_loops(
     listeners: Vec<TcpListener>,
     config: &Config,
-    tls: &Tls,
+    tls: &SharedTls,
 ) -> Result<(Vec<LoopLink>, Vec<WiredLoop>), Error> {
     let mut links = Vec::with_capacity(listeners.len());
     let mut loops = Vec::with_capacity(listeners.len());
@@ -322,6 +304,29 @@ impl Server {
     }
 }
 
+/// One listening socket per event loop on the same address (`SO_REUSEPORT` when there are
+/// several); with port 0 the first bind picks the port for the others.
+fn listen_all(config: &Config) -> Result<(Vec<TcpListener>, SocketAddr), Error> {
+    let reuse_port = config.event_loops > 1;
+    let first = listen(config.addr, config, reuse_port)?;
+    let local_addr = first.local_addr()?;
+    let mut listeners = vec![first];
+    for _ in 1..config.event_loops {
+        listeners.push(listen(local_addr, config, reuse_port)?);
+    }
+    Ok((listeners, local_addr))
+}
+
+fn log_start(config: &Config, local_addr: SocketAddr) {
+    let handlers = if config.inline_handlers {
+        "inline handlers".to_owned()
+    } else {
+        format!("{} workers", config.workers)
+    };
+    let loops = config.event_loops;
+    log::info!("listening on {local_addr} ({loops} event loops, {handlers})");
+}
+
 /// Binds a listening socket with `SO_REUSEADDR` (and `SO_REUSEPORT` for several loops) and the
 /// configured backlog.
 fn listen(addr: SocketAddr, config: &Config, reuse_port: bool) -> Result<TcpListener, Error> {
@@ -351,8 +356,8 @@ mod tests {
     #[test]
     fn the_preallocation_check_knows_the_slot_sizes() {
         let stamp = size_of::<usize>();
-        assert!(stamp + size_of::<crate::session::Job>() <= JOB_SLOT_BYTES);
-        assert!(stamp + size_of::<crate::netpoller::Command>() <= COMMAND_SLOT_BYTES);
+        assert!(stamp + size_of::<crate::dispatch::Job>() <= JOB_SLOT_BYTES);
+        assert!(stamp + size_of::<crate::dispatch::Command>() <= COMMAND_SLOT_BYTES);
         let copied = size_of::<(mio::Token, bool, bool)>();
         assert!(size_of::<mio::event::Event>() + copied <= EVENT_BYTES);
     }

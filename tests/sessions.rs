@@ -35,26 +35,30 @@ struct Counting {
 impl Handler for Counting {
     type Session = Visitor;
 
-    fn on_upgrade(&self, _request: &Request, offer: &UpgradeOffer) -> Upgrade {
-        match offer.protocols().first() {
-            Some(protocol) => Upgrade::accept_protocol(protocol.clone()),
-            None => Upgrade::accept(),
-        }
-    }
-
-    fn on_open(&self, ctx: &mut Context<'_, Visitor>) {
-        let name = ctx
+    /// The name comes with the upgrade's acceptance: the session starts with it.
+    fn on_upgrade(&self, request: &Request, offer: &UpgradeOffer) -> Upgrade<Visitor> {
+        let name = request
             .query()
             .and_then(|q| q.strip_prefix("name="))
             .unwrap_or("anon")
             .to_owned();
+        let accept = Upgrade::accept_with(Visitor {
+            name,
+            ..Visitor::default()
+        });
+        match offer.protocols().first() {
+            Some(protocol) => accept.with_protocol(protocol.clone()),
+            None => accept,
+        }
+    }
+
+    fn on_open(&self, ctx: &mut Context<'_, Visitor>) {
+        assert_ne!(ctx.session().name, "", "on_upgrade's session is here");
         let agent = ctx
             .request()
             .and_then(|r| r.header("User-Agent"))
             .is_some_and(|a| a == "sessions-test");
-        let session = ctx.session_mut();
-        session.name = name;
-        session.agent_in_open = agent;
+        ctx.session_mut().agent_in_open = agent;
     }
 
     fn on_message(&self, ctx: &mut Context<'_, Visitor>, _message: Message) {

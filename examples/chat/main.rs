@@ -7,7 +7,8 @@
 //! cargo run --release --example chat -- --addr 127.0.0.1:9002
 //! ```
 //!
-//! Each connection's name and room are its `Handler::Session`; rooms are topics, so a message is
+//! Each connection's name and room are its `Handler::Session`, decided in `on_upgrade` and
+//! accepted with (`Upgrade::accept_with`), so `on_open` finds them ready; rooms are topics, so a message is
 //! encoded once and shared by every member on every event loop. A member that stops reading
 //! while others talk is dropped once its queued output passes the server's limit (`1008`).
 //! Ctrl-C or SIGTERM closes everyone with `1001`.
@@ -51,27 +52,28 @@ pub struct Chat {
 impl Handler for Chat {
     type Session = Member;
 
-    fn on_upgrade(&self, request: &Request, _offer: &UpgradeOffer) -> Upgrade {
-        match request.path() {
-            "/ws" => Upgrade::accept(),
-            _ => Upgrade::reject(404, "the chat is at /ws?room=ROOM&name=NAME\n"),
+    fn on_upgrade(&self, request: &Request, _offer: &UpgradeOffer) -> Upgrade<Member> {
+        if request.path() != "/ws" {
+            return Upgrade::reject(404, "the chat is at /ws?room=ROOM&name=NAME\n");
         }
-    }
-
-    fn on_open(&self, ctx: &mut Context<'_, Member>) {
-        let (room, name) = room::parse(ctx.query());
+        let (room, name) = room::parse(request.query());
         let name = name.unwrap_or_else(|| {
             format!("guest-{}", self.guests.fetch_add(1, Ordering::Relaxed) + 1)
         });
         let room = room.unwrap_or_else(|| room::DEFAULT_ROOM.to_owned());
+        Upgrade::accept_with(Member { name, room })
+    }
+
+    fn on_open(&self, ctx: &mut Context<'_, Member>) {
+        let Member { name, room } = ctx.session();
+        let (joined, room) = (format!("{name} joined"), room.clone());
         // Rooms are at most room::MAX_LEN characters: far inside a topic name's limit.
         if let Err(err) = ctx
             .subscribe(&room)
-            .and_then(|()| ctx.publish(&room, format!("{name} joined")))
+            .and_then(|()| ctx.publish(&room, joined))
         {
             log::warn!("{}: cannot join {room:?}: {err}", ctx.conn());
         }
-        *ctx.session_mut() = Member { name, room };
     }
 
     fn on_message(&self, ctx: &mut Context<'_, Member>, message: Message) {

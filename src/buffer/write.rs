@@ -4,7 +4,7 @@
 //! ([`WriteBuffer::append_vec`]: a large payload becomes a chunk of its own, never copied), or
 //! shared ([`WriteBuffer::append_shared`]: a frame encoded once for many connections — a topic
 //! publication, a broadcast — is queued as a reference to the one copy every connection holds).
-//! They leave through [`WriteBuffer::slices`] (or [`WriteBuffer::front`]) and
+//! They leave through [`WriteBuffer::front`] (one chunk) or [`WriteBuffer::slices`] (several) and
 //! [`WriteBuffer::advance`], which gives written chunks back to the [`ChunkPool`] (a shared chunk
 //! just lets go of its reference).
 
@@ -127,15 +127,16 @@ impl WriteBuffer {
         used
     }
 
+    /// Chunks queued: one is written with a plain `write`, more with one `writev`.
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.chunks.len()
+    }
+
     /// The first pending chunk (for a plain `write` when there is only one).
     pub(crate) fn front(&self) -> &[u8] {
         self.chunks
             .front()
             .map_or(&[], |chunk| &chunk.bytes()[self.written..])
-    }
-
-    pub(crate) fn chunk_count(&self) -> usize {
-        self.chunks.len()
     }
 
     /// Marks `n` bytes written; chunks written out go back to the pool.

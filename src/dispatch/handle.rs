@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{Receiver, TrySendError};
 
 use crate::conn_id::ConnId;
+use crate::dispatch::job::Job;
+use crate::dispatch::link::{Command, LoopLink, Push, on_loop_thread};
 use crate::error::SendError;
 use crate::metrics::{Metrics, Stats, add};
-use crate::netpoller::{Command, LoopLink, on_loop_thread};
-use crate::session::Job;
 use crate::topic::Topic;
 use crate::ws::{CloseCode, CloseFrame, Message, encode_frame, encode_shared_frame};
 
@@ -33,8 +33,21 @@ pub(crate) struct Shared {
     pub local_addr: SocketAddr,
     /// What new TLS connections get, swapped by `reload_tls`.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    pub tls: crate::netpoller::Tls,
+    pub tls: SharedTls,
 }
+
+/// The TLS acceptor a server shares between its loops and handles (`None`: plain TCP).
+#[cfg(feature = "tls")]
+pub(crate) type SharedTls = Option<Arc<crate::tls::TlsAcceptor>>;
+/// The TLS acceptor a server shares between its loops and handles: never one without the
+/// `tls` feature.
+#[cfg(not(feature = "tls"))]
+pub(crate) type SharedTls = Option<Arc<NoTls>>;
+
+/// What stands for the TLS acceptor in a build without TLS: a type with no values.
+#[cfg(not(feature = "tls"))]
+#[derive(Debug)]
+pub(crate) enum NoTls {}
 
 /// A cheap, cloneable, thread-safe handle to a running server: push messages to connections,
 /// broadcast, publish to topics, close, read [`Stats`], shut down.
@@ -91,13 +104,15 @@ impl ServerHandle {
     /// [`Stats::stale_replies_dropped`]).
     pub fn send(&self, conn: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
         let bytes = encode(message.into());
-        self.submit(self.link(conn), Command::Send { conn, bytes }, true)
+        let push = Push::Send(bytes);
+        self.submit(self.link(conn), Command::Push { conn, push }, true)
     }
 
     /// Like [`send`](Self::send), but fails with [`SendError::Full`] instead of waiting.
     pub fn try_send(&self, conn: ConnId, message: impl Into<Message>) -> Result<(), SendError> {
         let bytes = encode(message.into());
-        self.submit(self.link(conn), Command::Send { conn, bytes }, false)
+        let push = Push::Send(bytes);
+        self.submit(self.link(conn), Command::Push { conn, push }, false)
     }
 
     /// Sends `message` to every open WebSocket connection: encoded once, uncompressed, and
@@ -150,13 +165,28 @@ impl ServerHandle {
         Ok(())
     }
 
-    /// Starts the close handshake with `conn` (its `on_close` follows).
+    /// Starts the close handshake with `conn` (its `on_close` follows), waiting for room in the
+    /// command queue if it is full (on an event-loop thread it fails with [`SendError::Full`]
+    /// instead, as [`send`](Self::send) does; [`try_close`](Self::try_close) never waits).
     pub fn close(&self, conn: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
         let frame = CloseFrame {
             code,
             reason: reason.to_owned(),
         };
-        self.submit(self.link(conn), Command::Close { conn, frame }, true)
+        let push = Push::Close(frame);
+        self.submit(self.link(conn), Command::Push { conn, push }, true)
+    }
+
+    /// Like [`close`](Self::close), but fails with [`SendError::Full`] instead of waiting when
+    /// the loop's command queue is full (a caller that must not block: an event loop of its
+    /// own, a timer thread; try again later, or drop the connection's other pushes first).
+    pub fn try_close(&self, conn: ConnId, code: CloseCode, reason: &str) -> Result<(), SendError> {
+        let frame = CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        };
+        let push = Push::Close(frame);
+        self.submit(self.link(conn), Command::Push { conn, push }, false)
     }
 
     /// Starts a graceful shutdown and returns at once: the loops stop accepting, send close

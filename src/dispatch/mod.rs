@@ -1,14 +1,28 @@
 //! The hand-off between the event loops and the worker threads, and the way in from anywhere.
 //!
-//! Jobs enter from the loops on one bounded crossbeam channel that every worker receives from
-//! (`worker.rs`), so any idle worker takes the next batch of any connection. A worker runs the
-//! job through the application's [`JobRunner`](crate::session::JobRunner) and sends one reply
-//! back to the loop that owns the connection, then rings that loop's waker. Pushes from any
-//! thread travel to the loops as commands, through a [`ServerHandle`] (`handle.rs`).
+//! | file | what it does |
+//! |---|---|
+//! | `job.rs` | what crosses: a [`Job`] with the [`Lease`] on its connection's job slot, the [`Reply`] that brings it home, the handler's encoded [`Output`] |
+//! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
+//! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
+//! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
+//! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |
+//!
+//! Jobs enter from the loops on one bounded crossbeam channel that every worker receives from, so
+//! any idle worker takes the next batch of any connection. Pushes from any thread travel to the
+//! loops as commands. Nothing here knows a socket, a poller or a session's phases.
 
 mod handle;
-mod worker;
+mod handoff;
+mod job;
+mod link;
+mod topics;
 
 pub use handle::ServerHandle;
-pub(crate) use handle::Shared;
-pub(crate) use worker::WorkerPool;
+pub(crate) use handle::{Shared, SharedTls};
+pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool};
+pub(crate) use job::{
+    After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
+};
+pub(crate) use link::{Command, LoopLink, LoopWaker, Push, mark_loop_thread};
+pub(crate) use topics::{Publication, TopicAction};

@@ -10,14 +10,17 @@
 //! [`RequestParser::take_continue`]). A request is then either classified as a WebSocket
 //! handshake by [`check_upgrade`] (answered with [`switching_protocols`]; its origin checked
 //! against the configured policy by `origin/`, so a cross-site page is refused with `403` here)
-//! or routed to a handler, whose [`Response`] is turned back into bytes by [`Response::encode`], dated from a
-//! per-thread cache (`date.rs`). Nothing here does I/O.
+//! or routed to a handler, whose [`Response`] is turned back into bytes by [`Response::encode`],
+//! dated from a per-thread cache (`date.rs`). The two answers written before any handler — `503`
+//! at capacity, `400` for plaintext on a TLS port — are here too (`canned.rs`). Nothing here
+//! does I/O.
 //!
 //! Only the crate uses this module, except with the `fuzzing` feature, which makes it public
 //! for the fuzz targets and property tests; items only they use are not dead code.
 
 #![cfg_attr(not(feature = "fuzzing"), allow(dead_code, unused_imports))]
 
+mod canned;
 mod chunked;
 mod date;
 pub mod error;
@@ -32,6 +35,9 @@ pub mod response;
 mod token;
 pub mod upgrade;
 
+#[cfg(feature = "tls")]
+pub(crate) use canned::plaintext_on_tls_port;
+pub(crate) use canned::too_many_connections;
 pub use error::HttpError;
 pub use origin::{
     ForwardedHost, OriginCheck, OriginPattern, OriginPolicy, OriginRefusal, UpgradeOrigin,

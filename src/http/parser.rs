@@ -167,37 +167,55 @@ impl RequestParser {
 
     /// One parse attempt; `parse` resets the state after anything but `Partial`.
     fn step(&mut self, buf: &[u8], limits: &HttpLimits) -> Result<Parsed, HttpError> {
-        let (start, scanned) = match std::mem::take(&mut self.state) {
-            State::Chunked(chunked) => return self.chunked(chunked, buf, limits),
+        match std::mem::take(&mut self.state) {
+            State::Chunked(chunked) => self.chunked(chunked, buf, limits),
             State::Body {
                 head_len,
                 body_len,
                 continue_owed,
-            } => {
-                // Cannot overflow: checked before entering this state.
-                let total = head_len.saturating_add(body_len);
-                if buf.len() < total {
-                    self.state = State::Body {
-                        head_len,
-                        body_len,
-                        continue_owed,
-                    };
-                    return Ok(Parsed::Partial { consumed: 0 });
-                }
-                let request =
-                    with_parsed_head(&buf[..head_len], limits.max_headers, |parsed, _| {
-                        Ok(to_owned_request(parsed, &buf[head_len..total]))
-                    })?;
-                return Ok(Parsed::Complete {
-                    request,
-                    consumed: total,
-                });
-            }
+            } => self.body(buf, limits, head_len, body_len, continue_owed),
             // A caller that handed us a shorter buffer than before broke the contract; start
             // over rather than index out of bounds.
-            State::Head { start, scanned } if start.max(scanned) > buf.len() => (0, 0),
-            State::Head { start, scanned } => (start, scanned),
-        };
+            State::Head { start, scanned } if start.max(scanned) > buf.len() => {
+                self.head(buf, limits, 0, 0)
+            }
+            State::Head { start, scanned } => self.head(buf, limits, start, scanned),
+        }
+    }
+
+    /// The `body_len` bytes of a `Content-Length` body after a head of `head_len` bytes,
+    /// already checked: the request once they are all in `buf`, else the parser waits on.
+    fn body(
+        &mut self,
+        buf: &[u8],
+        limits: &HttpLimits,
+        head_len: usize,
+        body_len: usize,
+        continue_owed: bool,
+    ) -> Result<Parsed, HttpError> {
+        // Cannot overflow: checked before entering this state.
+        let total = head_len.saturating_add(body_len);
+        if buf.len() < total {
+            return Ok(self.await_body(head_len, body_len, continue_owed));
+        }
+        let request = with_parsed_head(&buf[..head_len], limits.max_headers, |parsed, _| {
+            Ok(to_owned_request(parsed, &buf[head_len..total]))
+        })?;
+        Ok(Parsed::Complete {
+            request,
+            consumed: total,
+        })
+    }
+
+    /// Looks for the end of the head, the scan resuming at `start` and `scanned` (as in
+    /// `State::Head`); then parses and checks it, and takes its body as far as `buf` holds it.
+    fn head(
+        &mut self,
+        buf: &[u8],
+        limits: &HttpLimits,
+        start: usize,
+        scanned: usize,
+    ) -> Result<Parsed, HttpError> {
         let window = &buf[..buf.len().min(limits.max_header_bytes)];
         let Some(end) = self.scan_head(window, start, scanned) else {
             // RFC 6585 §5: 431 "indicates that the server is unwilling to process the request
@@ -224,16 +242,7 @@ impl RequestParser {
                         body: ChunkedBody::new(budget),
                         continue_owed,
                     };
-                    let parsed = self.chunked(Box::new(chunked), &buf[head_len..], limits)?;
-                    return Ok(match parsed {
-                        Parsed::Complete { request, consumed } => Parsed::Complete {
-                            request,
-                            consumed: head_len + consumed,
-                        },
-                        Parsed::Partial { consumed } => Parsed::Partial {
-                            consumed: head_len + consumed,
-                        },
-                    });
+                    return self.chunked_after_head(Box::new(chunked), head_len, buf, limits);
                 }
             };
             let total = head_len
@@ -246,15 +255,39 @@ impl RequestParser {
                     request: to_owned_request(parsed, body),
                     consumed: total,
                 }),
-                None => {
-                    self.state = State::Body {
-                        head_len,
-                        body_len,
-                        continue_owed,
-                    };
-                    Ok(Parsed::Partial { consumed: 0 })
-                }
+                None => Ok(self.await_body(head_len, body_len, continue_owed)),
             }
+        })
+    }
+
+    /// The head is valid, its `Content-Length` body not all here: the parser waits for it.
+    fn await_body(&mut self, head_len: usize, body_len: usize, continue_owed: bool) -> Parsed {
+        self.state = State::Body {
+            head_len,
+            body_len,
+            continue_owed,
+        };
+        Parsed::Partial { consumed: 0 }
+    }
+
+    /// A valid head of `head_len` bytes announcing a chunked body: decodes what `buf` holds of
+    /// the body after it. The head counts as used up either way.
+    #[inline]
+    fn chunked_after_head(
+        &mut self,
+        chunked: Box<ChunkedRequest>,
+        head_len: usize,
+        buf: &[u8],
+        limits: &HttpLimits,
+    ) -> Result<Parsed, HttpError> {
+        Ok(match self.chunked(chunked, &buf[head_len..], limits)? {
+            Parsed::Complete { request, consumed } => Parsed::Complete {
+                request,
+                consumed: head_len + consumed,
+            },
+            Parsed::Partial { consumed } => Parsed::Partial {
+                consumed: head_len + consumed,
+            },
         })
     }
 

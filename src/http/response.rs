@@ -139,15 +139,8 @@ impl Response {
         head_only: bool,
         date: &[u8],
     ) {
-        // RFC 9110 §2.5: a server "SHOULD send a response version equal to the highest version
-        // to which the sender is conformant" whose major version matches the request: HTTP/1.1.
-        let status = if (100..=999).contains(&self.status) {
-            self.status
-        } else {
-            500
-        };
-        let reason = reason_phrase(status);
-        out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+        let status = self.wire_status();
+        push_status_line(out, status);
         // RFC 9110 §6.6.1: an origin server with a clock "MUST generate a Date header field in
         // all 2xx (Successful), 3xx (Redirection), and 4xx (Client Error) responses, and MAY
         // generate a Date header field in 1xx (Informational) and 5xx (Server Error)
@@ -157,15 +150,51 @@ impl Response {
             out.extend_from_slice(date);
             out.extend_from_slice(b"\r\n");
         }
-        // The connection option the server adds, if the response does not say it already.
-        let option = if !keep_alive {
+        let option = self.connection_option(version, keep_alive);
+        let option_sent = self.push_fields(out, option);
+        let bodiless = is_bodiless(status);
+        if !bodiless {
+            push_field(out, "Content-Length", &self.body.len().to_string());
+        }
+        if let Some(option) = option.filter(|_| !option_sent) {
+            push_field(out, "Connection", option);
+        }
+        out.extend_from_slice(b"\r\n");
+        // RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a HEAD
+        // request as it would have sent if the request method had been GET", but no content.
+        if !head_only && !bodiless {
+            out.extend_from_slice(&self.body);
+        }
+    }
+
+    /// The status code sent: this one, or 500 if it is not three digits (RFC 9112 §4).
+    #[inline]
+    fn wire_status(&self) -> u16 {
+        if (100..=999).contains(&self.status) {
+            self.status
+        } else {
+            500
+        }
+    }
+
+    /// The connection option the server adds, if the response does not say it already:
+    /// `close` when the connection ends, `keep-alive` when an HTTP/1.0 one stays open.
+    #[inline]
+    fn connection_option(&self, version: Version, keep_alive: bool) -> Option<&'static str> {
+        if !keep_alive {
             // RFC 9112 §9.6: "A server that sends a "close" connection option MUST initiate
             // closure of the connection ... after it sends the response containing close".
             (!self.has_token("connection", "close")).then_some("close")
         } else {
             let http10 = version == Version::Http10;
             (http10 && !self.has_token("connection", "keep-alive")).then_some("keep-alive")
-        };
+        }
+    }
+
+    /// Writes the response's own header fields, all but the framing ones, with `option` joined
+    /// to its first `Connection` field if it has one. Returns whether `option` was sent so.
+    #[inline]
+    fn push_fields(&self, out: &mut Vec<u8>, option: Option<&str>) -> bool {
         let mut option_sent = false;
         for (name, value) in &self.headers {
             // RFC 9112 §6.2: "A sender MUST NOT send a Content-Length header field in any
@@ -189,19 +218,7 @@ impl Response {
                 _ => push_field(out, name, value),
             }
         }
-        let bodiless = is_bodiless(status);
-        if !bodiless {
-            push_field(out, "Content-Length", &self.body.len().to_string());
-        }
-        if let Some(option) = option.filter(|_| !option_sent) {
-            push_field(out, "Connection", option);
-        }
-        out.extend_from_slice(b"\r\n");
-        // RFC 9110 §9.3.2: "The server SHOULD send the same header fields in response to a HEAD
-        // request as it would have sent if the request method had been GET", but no content.
-        if !head_only && !bodiless {
-            out.extend_from_slice(&self.body);
-        }
+        option_sent
     }
 }
 
@@ -214,6 +231,14 @@ impl Response {
         self.encode(&mut bytes, Version::Http11, false, false);
         bytes
     }
+}
+
+/// Writes the status line: `HTTP/1.1 {status} {reason}\r\n`.
+fn push_status_line(out: &mut Vec<u8>, status: u16) {
+    // RFC 9110 §2.5: a server "SHOULD send a response version equal to the highest version
+    // to which the sender is conformant" whose major version matches the request: HTTP/1.1.
+    let reason = reason_phrase(status);
+    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
 }
 
 /// Writes `name: value\r\n`.

@@ -69,37 +69,9 @@ pub fn check_upgrade(
             "Connection header lacks the upgrade token",
         ));
     }
-    // §4.2.1 item 5: "A |Sec-WebSocket-Key| header field with a base64-encoded value that, when
-    // decoded, is 16 bytes in length." (§11.3.1: it "MUST NOT appear more than once".)
-    let mut keys = request.headers_all("sec-websocket-key");
-    let key = match (keys.next(), keys.next()) {
-        (Some(key), None) => token::trim_ows(key),
-        (None, _) => return Err(HttpError::BadRequest("missing Sec-WebSocket-Key")),
-        (Some(_), Some(_)) => return Err(HttpError::BadRequest("repeated Sec-WebSocket-Key")),
-    };
-    if !is_base64_16_bytes(key) {
-        return Err(HttpError::BadRequest("invalid Sec-WebSocket-Key"));
-    }
-    // §4.2.1 item 6: "A |Sec-WebSocket-Version| header field, with a value of 13."
-    // §4.2.2: otherwise the server "MUST abort the WebSocket handshake ... and instead send an
-    // appropriate HTTP error code (such as 426 Upgrade Required)".
-    let mut versions = request
-        .headers_all("sec-websocket-version")
-        .flat_map(token::list_elements);
-    if !matches!((versions.next(), versions.next()), (Some(b"13"), None)) {
-        return Err(HttpError::UpgradeRequired);
-    }
-    // §4.2.1 item 8 (optional): "A |Sec-WebSocket-Protocol| header field, with a list of values
-    // indicating which protocols the client would like to speak, ordered by preference."
-    let protocols = request
-        .headers_all("sec-websocket-protocol")
-        .flat_map(token::list_elements)
-        .map(|p| {
-            std::str::from_utf8(p)
-                .map(str::to_owned)
-                .map_err(|_| HttpError::BadRequest("invalid Sec-WebSocket-Protocol"))
-        })
-        .collect::<Result<Vec<String>, HttpError>>()?;
+    let key = handshake_key(request)?;
+    check_version(request)?;
+    let protocols = offered_protocols(request)?;
     // RFC 6455 §10.2: "Servers that are not intended to process input from any web page but only
     // for certain sites SHOULD verify the |Origin| field is an origin they expect. If the origin
     // indicated is unacceptable to the server, then it SHOULD respond to the WebSocket handshake
@@ -111,6 +83,52 @@ pub fn check_upgrade(
         protocols,
         origin,
     }))
+}
+
+/// The request's one `Sec-WebSocket-Key`, trimmed, if it is valid.
+fn handshake_key(request: &Request) -> Result<&[u8], HttpError> {
+    // §4.2.1 item 5: "A |Sec-WebSocket-Key| header field with a base64-encoded value that, when
+    // decoded, is 16 bytes in length." (§11.3.1: it "MUST NOT appear more than once".)
+    let mut keys = request.headers_all("sec-websocket-key");
+    let key = match (keys.next(), keys.next()) {
+        (Some(key), None) => token::trim_ows(key),
+        (None, _) => return Err(HttpError::BadRequest("missing Sec-WebSocket-Key")),
+        (Some(_), Some(_)) => return Err(HttpError::BadRequest("repeated Sec-WebSocket-Key")),
+    };
+    if !is_base64_16_bytes(key) {
+        return Err(HttpError::BadRequest("invalid Sec-WebSocket-Key"));
+    }
+    Ok(key)
+}
+
+/// Does the request ask for version 13 of the protocol, and that one alone?
+fn check_version(request: &Request) -> Result<(), HttpError> {
+    // §4.2.1 item 6: "A |Sec-WebSocket-Version| header field, with a value of 13."
+    // §4.2.2: otherwise the server "MUST abort the WebSocket handshake ... and instead send an
+    // appropriate HTTP error code (such as 426 Upgrade Required)".
+    let mut versions = request
+        .headers_all("sec-websocket-version")
+        .flat_map(token::list_elements);
+    if !matches!((versions.next(), versions.next()), (Some(b"13"), None)) {
+        return Err(HttpError::UpgradeRequired);
+    }
+    Ok(())
+}
+
+/// The subprotocols the client offers, in its order: the elements of every
+/// `Sec-WebSocket-Protocol` field.
+fn offered_protocols(request: &Request) -> Result<Vec<String>, HttpError> {
+    // §4.2.1 item 8 (optional): "A |Sec-WebSocket-Protocol| header field, with a list of values
+    // indicating which protocols the client would like to speak, ordered by preference."
+    request
+        .headers_all("sec-websocket-protocol")
+        .flat_map(token::list_elements)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .map(str::to_owned)
+                .map_err(|_| HttpError::BadRequest("invalid Sec-WebSocket-Protocol"))
+        })
+        .collect()
 }
 
 /// The 101 Switching Protocols response (RFC 6455 §4.2.2 item 5): `Upgrade: websocket`,
@@ -176,12 +194,27 @@ mod tests {
         }))
     }
 
+    /// A request (method, version, header overrides) and how it is classified.
+    type Case<'a> = (
+        (&'a str, Version, &'a [(&'a str, Option<&'a str>)]),
+        Result<Option<UpgradeRequest>, HttpError>,
+    );
+
+    fn check_table(table: &[Case<'_>]) {
+        for ((method, version, overrides), expected) in table {
+            let request = upgrade(method, *version, overrides);
+            assert_eq!(
+                &check_upgrade(&request, &OriginCheck::DEFAULT),
+                expected,
+                "{method} {version:?} {overrides:?}"
+            );
+        }
+    }
+
     #[test]
-    fn classification_table() {
+    fn upgrades_and_plain_requests() {
         use Version::*;
-        let bad = |why| Err(HttpError::BadRequest(why));
-        type Case<'a> = (&'a str, Version, &'a [(&'a str, Option<&'a str>)]);
-        let table: &[(Case<'_>, Result<Option<UpgradeRequest>, HttpError>)] = &[
+        check_table(&[
             (("GET", Http11, &[]), ok(&[])),
             (
                 (
@@ -210,6 +243,14 @@ mod tests {
             ),
             (("GET", Http11, &[("Upgrade", None)]), Ok(None)),
             (("GET", Http11, &[("Upgrade", Some("h2c"))]), Ok(None)),
+        ]);
+    }
+
+    #[test]
+    fn broken_handshakes_are_refused() {
+        use Version::*;
+        let bad = |why| Err(HttpError::BadRequest(why));
+        check_table(&[
             (("POST", Http11, &[]), bad("WebSocket upgrade must use GET")),
             (
                 ("GET", Http10, &[]),
@@ -224,42 +265,6 @@ mod tests {
                 bad("Connection header lacks the upgrade token"),
             ),
             (
-                ("GET", Http11, &[("Sec-WebSocket-Key", None)]),
-                bad("missing Sec-WebSocket-Key"),
-            ),
-            (
-                (
-                    "GET",
-                    Http11,
-                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZQ=="))],
-                ),
-                bad("invalid Sec-WebSocket-Key"),
-            ),
-            (
-                (
-                    "GET",
-                    Http11,
-                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZ!=="))],
-                ),
-                bad("invalid Sec-WebSocket-Key"),
-            ),
-            (
-                (
-                    "GET",
-                    Http11,
-                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ=A"))],
-                ),
-                bad("invalid Sec-WebSocket-Key"),
-            ),
-            (
-                (
-                    "GET",
-                    Http11,
-                    &[("Sec-WebSocket-Key", Some("dGhlIHNhbXBsZSBub25jZQ==="))],
-                ),
-                bad("invalid Sec-WebSocket-Key"),
-            ),
-            (
                 ("GET", Http11, &[("Sec-WebSocket-Version", Some("8"))]),
                 Err(HttpError::UpgradeRequired),
             ),
@@ -271,13 +276,33 @@ mod tests {
                 ("GET", Http11, &[("Sec-WebSocket-Version", Some("13, 8"))]),
                 Err(HttpError::UpgradeRequired),
             ),
+        ]);
+    }
+
+    #[test]
+    fn missing_and_invalid_keys_are_refused() {
+        let table: &[(Option<&str>, &str)] = &[
+            (None, "missing Sec-WebSocket-Key"),
+            (Some("dGhlIHNhbXBsZQ=="), "invalid Sec-WebSocket-Key"),
+            (
+                Some("dGhlIHNhbXBsZSBub25jZ!=="),
+                "invalid Sec-WebSocket-Key",
+            ),
+            (
+                Some("dGhlIHNhbXBsZSBub25jZQ=A"),
+                "invalid Sec-WebSocket-Key",
+            ),
+            (
+                Some("dGhlIHNhbXBsZSBub25jZQ==="),
+                "invalid Sec-WebSocket-Key",
+            ),
         ];
-        for ((method, version, overrides), expected) in table {
-            let request = upgrade(method, *version, overrides);
+        for &(key, why) in table {
+            let request = upgrade("GET", Version::Http11, &[("Sec-WebSocket-Key", key)]);
             assert_eq!(
-                &check_upgrade(&request, &OriginCheck::DEFAULT),
-                expected,
-                "{method} {version:?} {overrides:?}"
+                check_upgrade(&request, &OriginCheck::DEFAULT),
+                Err(HttpError::BadRequest(why)),
+                "{key:?}"
             );
         }
     }

@@ -4,7 +4,7 @@
 //! file descriptors. Sockets enter here and leave as registered connections, each with the
 //! [`Admission`] that says which count its place was taken from.
 
-use std::io;
+use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr};
 
 use mio::net::TcpStream;
@@ -12,8 +12,8 @@ use mio::net::TcpStream;
 use super::EventLoop;
 use crate::config::{Config, deadline_after};
 use crate::metrics::{Admission, Metrics, add};
-use crate::session::too_many_connections;
-use crate::transport::{Stream, Transport, is_resource_exhausted};
+use crate::session::at_capacity_response;
+use crate::transport::{Stream, is_resource_exhausted};
 
 impl EventLoop {
     /// Accepts until the listen backlog is empty (edge-triggered: no second event would come).
@@ -138,8 +138,7 @@ fn take_place(metrics: &Metrics, config: &Config) -> Option<Admission> {
 
 /// Answers a connection past `max_connections` and its reserve with `503` and closes it.
 fn reject(mut socket: TcpStream) {
-    let response = too_many_connections();
     // Best effort: a fresh socket's send buffer is empty, so this small write lands whole.
-    let _ = socket.write(&response.to_closing_bytes());
+    let _ = socket.write(&at_capacity_response());
     let _ = socket.shutdown(Shutdown::Write);
 }

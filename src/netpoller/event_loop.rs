@@ -45,13 +45,11 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
+use crate::dispatch::{Command, Executor, Job, LoopWaker, Reply, SharedTls, mark_loop_thread};
 use crate::metrics::Metrics;
 use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
-use crate::netpoller::jobs::Executor;
-use crate::netpoller::link::{Command, mark_loop_thread};
 use crate::netpoller::table::ConnectionTable;
-use crate::netpoller::waker::LoopWaker;
-use crate::session::{Job, OnClose, Reply, Work};
+use crate::session::OwedClose;
 use crate::transport::Stream;
 
 /// The listening socket's token.
@@ -76,22 +74,8 @@ pub(crate) struct LoopParts {
     /// The other loops, for the publications of this loop's handlers.
     pub forwarder: Forwarder,
     /// TLS for every accepted socket, when the server has it.
-    pub tls: Tls,
+    pub tls: SharedTls,
 }
-
-/// The TLS acceptor a server shares between its loops and handles (`None`: plain TCP). Without
-/// the `tls` feature there is none to share.
-#[cfg(feature = "tls")]
-pub(crate) type Tls = Option<Arc<crate::tls::TlsAcceptor>>;
-/// The TLS acceptor a server shares between its loops and handles: never one without the
-/// `tls` feature.
-#[cfg(not(feature = "tls"))]
-pub(crate) type Tls = Option<Arc<NoTls>>;
-
-/// What stands for the TLS acceptor in a build without TLS: a type with no values.
-#[cfg(not(feature = "tls"))]
-#[derive(Debug)]
-pub(crate) enum NoTls {}
 
 /// One event loop: a poller, a listener, and the table of its connections.
 #[derive(Debug)]
@@ -105,7 +89,7 @@ pub(crate) struct EventLoop {
     pub(super) listener: Option<TcpListener>,
     pub(super) table: ConnectionTable<Stream, Registry, Executor>,
     /// Wraps each accepted socket in TLS, when the server has it.
-    pub(super) tls: Tls,
+    pub(super) tls: SharedTls,
     pub(super) config: Arc<Config>,
     pub(super) metrics: Arc<Metrics>,
     replies: Receiver<Reply>,
@@ -282,7 +266,7 @@ impl EventLoop {
             log::trace!(
                 "loop {}: reply for {} ({bytes} bytes)",
                 self.index,
-                reply.conn
+                reply.conn()
             );
             self.table.reply(reply, self.now);
         }
@@ -347,26 +331,30 @@ impl EventLoop {
         log::debug!("loop {}: stopped", self.index);
     }
 
-    /// Waits (up to `shutdown_timeout`) for the replies that settle owed `on_close` calls.
-    fn await_owed_replies(&self, owed: &mut HashMap<ConnId, OnClose>, backlog: &mut VecDeque<Job>) {
+    /// Waits (up to `shutdown_timeout`) for the replies that settle owed `on_close` calls; those
+    /// whose reply never comes are skipped.
+    fn await_owed_replies(
+        &self,
+        owed: &mut HashMap<ConnId, OwedClose>,
+        backlog: &mut VecDeque<Job>,
+    ) {
         let wait_until = deadline_after(Instant::now(), self.config.shutdown_timeout);
         while !owed.is_empty() {
             let left = wait_until.saturating_duration_since(Instant::now());
-            let Ok(reply) = self.replies.recv_timeout(left) else {
+            let Ok(mut reply) = self.replies.recv_timeout(left) else {
                 log::warn!(
                     "{} handler jobs did not finish; their on_close calls are skipped",
                     owed.len()
                 );
+                owed.drain().for_each(|(_, owed)| owed.skip());
                 return;
             };
-            if let Some(info) = owed.remove(&reply.conn).and_then(|o| o.settle(&reply)) {
-                backlog.push_back(Job {
-                    conn: reply.conn,
-                    work: Work::Closed(info),
-                    session: reply.session,
-                    queued: 0,
-                });
+            if let Some(owed) = owed.remove(&reply.conn())
+                && let Some(job) = owed.settle(&mut reply)
+            {
+                backlog.push_back(job);
             }
+            reply.lease.end();
         }
     }
 }

@@ -19,10 +19,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 
+use crate::dispatch::{Command, LoopLink, LoopWaker, Publication};
 use crate::metrics::{Metrics, add};
-use crate::netpoller::link::{Command, LoopLink};
-use crate::netpoller::waker::LoopWaker;
-use crate::session::Publication;
 
 /// How soon a loop with a backlog for another loop offers it again.
 pub(crate) const RETRY_AFTER: Duration = Duration::from_millis(1);

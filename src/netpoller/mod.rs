@@ -2,44 +2,36 @@
 //!
 //! | file | what it does |
 //! |---|---|
-//! | `event_loop.rs` | the thread: `poll`, the turn, accept pauses, shutdown |
+//! | `event_loop.rs` | the thread: `poll`, the turn, the channels, accept pauses, shutdown |
 //! | `accept.rs` | accept until `WouldBlock`; past `max_connections` the monitoring reserve, then `503`; pause on `EMFILE` |
-//! | `table.rs` | the slab of connections with their interest and deadline, ready, held and paused lists, owed `on_close` — sans-I/O |
-//! | `table/fanout.rs` | publications delivered to this loop's subscribers, and kept for the other loops |
+//! | `table.rs` | the slab of connections (session, transport, interest, deadline); every event becomes a step, and each step's outcome is settled: budget, lists, deadline, interest |
+//! | `table/pump.rs` | a connection's I/O: every read, write and FIN the loop makes for it |
+//! | `table/turn.rs` | the table's timed work each turn: fairness, timers, held jobs, the memory budget, gauges; shutdown |
+//! | `table/ending.rs` | removal, and the `on_close` each removed connection is owed |
+//! | `table/fanout.rs` | broadcasts, and publications delivered to this loop's subscribers and kept for the other loops |
 //! | `topics.rs` | the loop's registry of subscriptions (topic → subscribers, connection → topics), bounded |
 //! | `forward.rs` | publications of this loop's handlers sent on to the other loops, in order, with a bounded backlog |
 //! | `budget.rs` | the loop's part of the server-wide memory budget: pressure, hold limit, when to drop |
 //! | `release.rs` | when a storm is over, give its memory back to the OS |
 //! | `timers.rs` | the deadline heap whose top is the `poll` timeout |
-//! | `waker.rs` | the coalescing doorbell other threads ring |
-//! | `link.rs` | the ways into a loop: commands, replies, waker |
-//! | `jobs.rs` | where jobs go: the worker pool's queue, or inline |
-//! | `harness/` | the table over in-memory wires, a hand-driven clock and hand-run jobs: the unit tests (`tests/`) and the `connection_core` fuzz target |
 //!
 //! Readiness enters from `poll`, replies and commands from the channels; all of it goes to the
-//! sessions (`src/session/`) through the table, which knows no protocol. Publications to topics
-//! are delivered by the table to this loop's subscribers and leave for the other loops as
-//! commands on their queues. Sockets, buffers and
-//! timers stay on this thread; only jobs and their replies cross to the workers.
+//! sessions (`src/session/`) through the table, which makes every read and write for them and
+//! knows no protocol: what bytes mean, each session decides. Publications to topics are
+//! delivered by the table to this loop's subscribers and leave for the other loops as commands
+//! on their queues. Sockets, buffers and timers stay on this thread; only jobs and their
+//! replies cross to the workers (`src/dispatch/`).
 
 mod accept;
 mod budget;
 mod event_loop;
 mod forward;
-#[cfg(any(test, feature = "fuzzing"))]
-pub(crate) mod harness;
-mod jobs;
-mod link;
 mod release;
 mod table;
-#[cfg(test)]
-mod tests;
 mod timers;
 mod topics;
-mod waker;
 
-pub(crate) use event_loop::{EventLoop, LoopParts, Tls, WAKER};
+pub(crate) use event_loop::{EventLoop, LoopParts, WAKER};
 pub(crate) use forward::Forwarder;
-pub(crate) use jobs::Executor;
-pub(crate) use link::{Command, LoopLink, mark_loop_thread, on_loop_thread};
-pub(crate) use waker::LoopWaker;
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use table::{ConnectionTable, Poller};

@@ -22,8 +22,9 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
+use crate::dispatch::Publication;
 use crate::metrics::{Metrics, add, sub};
-use crate::session::{Publication, Subscriptions};
+use crate::session::Subscriptions;
 use crate::topic::Topic;
 
 /// One loop's topics, subscribers and publications in flight.

@@ -24,29 +24,30 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::metrics::add;
-use crate::session::connection::{Connection, Turn};
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::phase::{Drain, JobSlot, Phase};
-use crate::transport::Transport;
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// Should the loop read from this socket now? False when the connection holds as much as it
     /// may, when it waits for the handler (HTTP reads one batch at a time), or when the peer has
     /// nothing more to say.
-    pub(crate) fn wants_input(&self, turn: &Turn<'_>) -> bool {
-        let room_out = self.output_len() < turn.config.max_outbound_bytes;
+    #[inline]
+    pub(crate) fn wants_input(&self, env: &Env<'_>) -> bool {
+        let room_out = self.output_len() < env.config.max_outbound_bytes;
         match &self.phase {
             Phase::Http(http) => {
                 !http.peer_eof
                     && self.is_idle()
                     && room_out
-                    && !turn.shutting_down
-                    && self.within_budget(turn)
+                    && !env.shutting_down
+                    && self.within_budget(env)
             }
             Phase::Open(open) => {
-                !turn.shutting_down
+                !env.shutting_down
                     && room_out
-                    && !open.inbox.is_full(turn.config)
-                    && self.within_budget(turn)
+                    && !open.inbox.is_full(env.config)
+                    && self.within_budget(env)
             }
             // After our close frame, and while lingering, everything is read and discarded —
             // while our output moves. With it blocked (the peer does not read), our close
@@ -61,14 +62,16 @@ impl<T: Transport> Connection<T> {
     }
 
     /// The memory budget's rule: near the budget, a connection that already holds
-    /// `turn.hold_limit` bytes or more is not read (the loop lists it, and drives it again
+    /// `env.hold_limit` bytes or more is not read (the loop lists it, and drives it again
     /// when the pressure passes). Those holding little — well-behaved clients — read on.
-    pub(crate) fn within_budget(&self, turn: &Turn<'_>) -> bool {
-        turn.hold_limit == usize::MAX || self.buffered_bytes() < turn.hold_limit
+    #[inline]
+    pub(crate) fn within_budget(&self, env: &Env<'_>) -> bool {
+        env.hold_limit == usize::MAX || self.buffered_bytes() < env.hold_limit
     }
 
     /// May the next job go out? Not while one is out, and not while the outbound queue is at its
     /// limit (the job's reply would only add to it).
+    #[inline]
     pub(crate) fn may_dispatch(&self, config: &Config) -> bool {
         !matches!(self.job, JobSlot::InFlight(_)) && self.output_len() < config.max_outbound_bytes
     }
@@ -77,36 +80,37 @@ impl<T: Transport> Connection<T> {
     /// connection can take them: an open WebSocket, or one whose upgrade is with the handler
     /// (they follow the `101`). Past the hard bound the connection is dropped as a slow
     /// consumer. A push to a connection that is ending is dropped and counted as stale.
-    pub(crate) fn push(&mut self, turn: &mut Turn<'_>, bytes: &[u8]) {
-        let limit = turn.config.max_pushed_bytes();
+    pub(crate) fn push(&mut self, env: &mut Env<'_>, bytes: &[u8]) {
+        let limit = env.config.max_pushed_bytes();
         match &mut self.phase {
             Phase::Open(_) | Phase::PeerClosed(_) => {
                 if self.output_len() + bytes.len() > limit {
-                    return self.slow_consumer(turn);
+                    return self.slow_consumer(env);
                 }
-                self.queue(turn, bytes);
-                add(&turn.metrics.messages_out, 1);
-                self.note_backlog(turn);
+                self.queue(env, bytes);
+                add(&env.metrics.messages_out, 1);
+                self.note_backlog(env);
             }
             Phase::Upgrading(upgrading) => {
                 let early = upgrading.early.get_or_insert_with(Box::default);
                 if early.len() + bytes.len() > limit {
-                    return self.slow_consumer(turn);
+                    return self.slow_consumer(env);
                 }
                 early.extend_from_slice(bytes);
-                add(&turn.metrics.messages_out, 1);
+                add(&env.metrics.messages_out, 1);
             }
-            _ => add(&turn.metrics.stale_replies_dropped, 1),
+            _ => add(&env.metrics.stale_replies_dropped, 1),
         }
     }
 
     /// Output was queued: past `high_water_bytes` an open WebSocket is backlogged, and its
     /// handler will hear `on_drain` when the output falls to `low_water_bytes`.
-    pub(crate) fn note_backlog(&mut self, turn: &Turn<'_>) {
+    #[inline]
+    pub(crate) fn note_backlog(&mut self, env: &Env<'_>) {
         let queued = self.output_len();
         if let Phase::Open(open) = &mut self.phase
             && open.drain == Drain::Flowing
-            && queued >= turn.config.water_marks().1
+            && queued >= env.config.water_marks().1
         {
             log::trace!(
                 "{}: {queued} bytes queued: past the high-water mark",
@@ -118,12 +122,13 @@ impl<T: Transport> Connection<T> {
 
     /// Output was written: a backlogged WebSocket whose output fell to `low_water_bytes` owes
     /// its handler `on_drain`. True when that just happened and a job may carry it now.
-    pub(crate) fn note_drained(&mut self, turn: &Turn<'_>) -> bool {
+    #[inline]
+    pub(crate) fn note_drained(&mut self, env: &Env<'_>) -> bool {
         let queued = self.output_len();
-        let may_dispatch = self.may_dispatch(turn.config);
+        let may_dispatch = self.may_dispatch(env.config);
         match &mut self.phase {
             Phase::Open(open)
-                if open.drain == Drain::Backlogged && queued <= turn.config.water_marks().0 =>
+                if open.drain == Drain::Backlogged && queued <= env.config.water_marks().0 =>
             {
                 log::trace!("{}: drained to {queued} bytes: on_drain owed", self.id);
                 open.drain = Drain::Due;
@@ -136,23 +141,24 @@ impl<T: Transport> Connection<T> {
     /// Like [`push`](Self::push), for a frame shared with other connections (a broadcast, a
     /// topic publication): an open WebSocket queues it by reference (`queue_shared`), under the
     /// same bound. True if it was queued.
-    pub(crate) fn push_shared(&mut self, turn: &mut Turn<'_>, frame: &Arc<[u8]>) -> bool {
+    pub(crate) fn push_shared(&mut self, env: &mut Env<'_>, frame: &Arc<[u8]>) -> bool {
         if !matches!(self.phase, Phase::Open(_) | Phase::PeerClosed(_)) {
-            self.push(turn, frame);
+            self.push(env, frame);
             return matches!(self.phase, Phase::Upgrading(_));
         }
-        if self.output_len() + frame.len() > turn.config.max_pushed_bytes() {
-            self.slow_consumer(turn);
+        if self.output_len() + frame.len() > env.config.max_pushed_bytes() {
+            self.slow_consumer(env);
             return false;
         }
-        self.queue_shared(turn, frame);
-        add(&turn.metrics.messages_out, 1);
-        self.note_backlog(turn);
+        self.queue_shared(env, frame);
+        add(&env.metrics.messages_out, 1);
+        self.note_backlog(env);
         true
     }
 
     /// How large the read buffer may grow: a whole HTTP request must fit for the parser;
     /// WebSocket frames stream through the decoder, so the pooled size is enough.
+    #[inline]
     pub(crate) fn max_input_len(&self, config: &Config) -> usize {
         match self.phase {
             Phase::Http(_) => config.max_http_input(),

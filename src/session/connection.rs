@@ -1,46 +1,25 @@
-//! One client connection as its session sees it: a transport, a phase, a job slot, borrowed
-//! buffers and a few clocks — and the byte-moving steps on them.
+//! One client connection's session: a state machine that does no I/O.
 //!
-//! Bytes enter through [`Connection::read_once`] (transport → pooled [`ReadBuffer`]) and leave
-//! through [`Connection::queue`] / [`Connection::queue_vec`] / [`Connection::queue_shared`] (→
-//! pooled [`WriteBuffer`]) and [`Connection::flush`] (→ transport, one `writev` for many
-//! chunks). What the bytes mean is decided elsewhere: `inbound.rs` decodes them, `machine.rs` moves between phases, `drive.rs`
-//! runs the steps in order. Nothing here knows a socket or a clock of its own: the transport is
-//! a type parameter and every step is handed a [`Turn`] with the time.
+//! The event loop owns the socket; the session owns what the bytes mean. Events go in — bytes
+//! read into a buffer the session lends ([`read_space`](Session::read_space), then
+//! [`received`](Session::received)), the peer's EOF, a job's reply, a push from another thread,
+//! the time — and the loop pulls out what it must do: the bytes to write
+//! ([`poll_transmit`](Session::poll_transmit), like quinn-proto's `poll_transmit`), the next job
+//! to hand off ([`poll_job`](Session::poll_job)), and, after each step, one [`Outcome`]: whether
+//! to read, whether to wait for WRITABLE, the next deadline, the bytes it holds, and how it
+//! ended. It never reads a clock, never blocks, never names a socket or a poller: every step is
+//! handed an [`Env`] with the time and the loop's tools, so every rule here is unit-tested
+//! without sockets or sleeps.
 
 use std::io::IoSlice;
-use std::sync::Arc;
 use std::time::Instant;
 
-use mio::Interest;
-
-use crate::buffer::{BufferPool, MAX_SLICES, ReadBuffer, WriteBuffer};
-use crate::config::Config;
+use crate::buffer::{MAX_SLICES, ReadBuffer, WriteBuffer};
 use crate::conn_id::ConnId;
-use crate::metrics::{Admission, Metrics, add, sub};
-use crate::session::phase::{Http, JobSlot, Phase};
-use crate::session::pubsub::Subscriptions;
-use crate::session::work::SessionBox;
-use crate::transport::{IoOutcome, PeerGone, Transport};
-
-/// What a session borrows from its event loop for one step: the time of this loop turn (one
-/// clock read per turn; tests pass any instant they like), the configuration, the loop's buffer
-/// pool and the shared counters, whether the server is shutting down, what the memory budget
-/// allows, and the loop's registry of topics.
-#[derive(Debug)]
-pub(crate) struct Turn<'a> {
-    pub now: Instant,
-    pub config: &'a Config,
-    pub pool: &'a mut BufferPool,
-    pub metrics: &'a Metrics,
-    pub shutting_down: bool,
-    /// The server is near its memory budget (`max_buffered_bytes`): a connection that holds
-    /// this many [`buffered_bytes`](Connection::buffered_bytes) or more is not read until the
-    /// pressure passes. `usize::MAX` when there is no pressure.
-    pub hold_limit: usize,
-    /// Who subscribes to what on this loop, and where publications go (`pubsub.rs`).
-    pub topics: &'a mut dyn Subscriptions,
-}
+use crate::dispatch::{Job, Push, Reply, Run, SessionBox, Work};
+use crate::metrics::{Admission, CloseKind, Metrics, add, sub};
+use crate::session::env::Env;
+use crate::session::phase::{Http, JobSlot, OwedClose, Phase};
 
 /// When things last happened, for the deadlines (`deadline.rs` derives them from these).
 #[derive(Debug, Clone, Copy)]
@@ -54,49 +33,85 @@ pub(crate) struct Clocks {
     pub write_blocked_since: Option<Instant>,
 }
 
-/// One client connection, generic over its transport.
+/// What the loop must write next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Transmit<'a> {
+    /// One run of bytes: write it (`write`).
+    One(&'a [u8]),
+    /// Several chunks: have [`Session::transmit_slices`] lend them as slices for one `writev`.
+    Many,
+    /// Every byte is out and the conversation is over: send FIN (`shutdown(Write)`), then say
+    /// [`fin_sent`](Session::fin_sent).
+    Fin,
+    /// Nothing to write.
+    Nothing,
+}
+
+/// What a step's writing came to, as the loop reports it.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Written {
+    /// Bytes of the session's output written.
+    pub bytes: usize,
+    /// Something was written: the session's bytes, or the transport's own.
+    pub progressed: bool,
+    /// Bytes remain, the session's or the transport's: the socket would block.
+    pub blocked: bool,
+}
+
+/// What the loop must do after a step, in one answer.
 #[derive(Debug)]
-pub(crate) struct Connection<T> {
-    pub id: ConnId,
-    pub transport: T,
-    pub phase: Phase,
-    pub job: JobSlot,
-    /// The last readiness event said readable and no read has hit `WouldBlock` since. With
-    /// edge-triggered polling no new event comes until we drain, so this is remembered here.
-    pub readable: bool,
-    pub input: Option<ReadBuffer>,
-    pub output: Option<WriteBuffer>,
-    pub clocks: Clocks,
-    /// The handler's state for this WebSocket (`Handler::Session`, with what the runner keeps
-    /// beside it), type-erased: the core only carries it. Here between jobs; with the job while
-    /// one runs; to `on_close` at the end.
-    pub session: Option<SessionBox>,
-    /// Which count its place was taken from: a connection on the monitoring reserve is served
-    /// once, for monitoring only (`monitoring_reserve.rs`).
+pub(crate) struct Outcome {
+    /// Bytes wait to be written: keep WRITABLE interest.
+    pub write: bool,
+    /// Bytes of memory the session holds for its peer now (the memory budget charges the
+    /// change).
+    pub held: usize,
+    /// The earliest deadline that applies now.
+    pub deadline: Option<Instant>,
+    /// Its job waits for room in the job queue.
+    pub job_held: bool,
+    /// The session reached `Closed`: remove it, and settle what it is owed.
+    pub ended: Option<Ending>,
+}
+
+/// How a session ended, for the loop to remove it: why, the `on_close` it is owed, and the
+/// handler's state that `on_close` gets (unless the job that holds it is still running).
+#[derive(Debug)]
+#[must_use = "an ending carries an owed on_close"]
+pub(crate) struct Ending {
+    pub kind: CloseKind,
+    pub owed: OwedClose,
+    /// The handler's state, if it is here (not with a running job).
+    pub state: Option<SessionBox>,
+    /// A job is with the handler: the owed `on_close` waits for its reply.
+    pub job_running: bool,
     pub admission: Admission,
 }
 
-/// What one read attempt found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ReadResult {
-    /// Bytes were added to the read buffer.
-    Data,
-    /// Nothing more for now (`WouldBlock`): wait for the next readiness event.
-    Drained,
-    /// The read buffer is at its size limit: decode before reading more.
-    BufferFull,
-    /// The peer sent FIN.
-    Eof,
-    /// Reset or error: the connection is dead.
-    Failed,
+/// One client connection's protocol life.
+#[derive(Debug)]
+pub(crate) struct Session {
+    pub(crate) id: ConnId,
+    pub(crate) phase: Phase,
+    pub(crate) job: JobSlot,
+    pub(crate) input: Option<ReadBuffer>,
+    pub(crate) output: Option<WriteBuffer>,
+    pub(crate) clocks: Clocks,
+    /// The handler's state for this WebSocket (`Handler::Session`, with what the runner keeps
+    /// beside it), type-erased: the core only carries it. Here between jobs; with the job while
+    /// one runs; to `on_close` at the end.
+    pub(crate) state: Option<SessionBox>,
+    /// Which count its place was taken from: a connection on the monitoring reserve is served
+    /// once, for monitoring only (`monitoring_reserve.rs`).
+    pub(crate) admission: Admission,
 }
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// A new connection in `Http`, counted in its phase's gauge.
     pub(crate) fn new(
         id: ConnId,
-        transport: T,
         peer: Option<std::net::SocketAddr>,
+        admission: Admission,
         now: Instant,
         metrics: &Metrics,
     ) -> Self {
@@ -107,40 +122,274 @@ impl<T: Transport> Connection<T> {
         if let Some(gauge) = phase.gauge(metrics) {
             add(gauge, 1);
         }
-        Connection {
+        Session {
             id,
-            transport,
             phase,
             job: JobSlot::Idle,
-            readable: false,
             input: None,
             output: None,
-            session: None,
+            state: None,
             clocks: Clocks {
                 wait_since: now,
                 last_read: now,
                 write_blocked_since: None,
             },
-            admission: Admission::Ordinary,
+            admission,
         }
     }
 
-    /// Bytes waiting to go to the peer: our queue, plus what the transport holds itself.
-    pub(crate) fn output_len(&self) -> usize {
-        self.output.as_ref().map_or(0, WriteBuffer::len) + self.transport.buffered_output()
+    /// The space to read into now — the read buffer's free room, the buffer taken from the pool
+    /// if none is held — or `None` when the session must not read (backpressure, its phase, a
+    /// full buffer to decode first).
+    #[inline]
+    pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<&mut [u8]> {
+        if !self.wants_input(env) {
+            return None;
+        }
+        let max_len = self.max_input_len(env.config);
+        let input = self.input.get_or_insert_with(|| env.pool.take_read());
+        let spare = input.spare(max_len);
+        (!spare.is_empty()).then_some(spare)
     }
 
-    /// Bytes of memory the connection holds for its peer now: its read buffer, a message the
+    /// `n` bytes were read into the space [`read_space`](Self::read_space) lent.
+    #[inline]
+    pub(crate) fn received(&mut self, env: &mut Env<'_>, n: usize) {
+        // A reserve connection's clock runs from its accept, not from its first byte.
+        if !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve() {
+            // The first byte of a request: `request_timeout` counts from here.
+            self.clocks.wait_since = env.now;
+        }
+        if let Some(input) = self.input.as_mut() {
+            input.filled(n);
+        }
+        self.clocks.last_read = env.now;
+        if let Phase::Open(open) = &mut self.phase {
+            // Anything from the peer answers our keepalive ping.
+            open.ping_sent = None;
+        }
+        add(&env.metrics.bytes_in, n as u64);
+        log::trace!("{}: read {n} bytes", self.id);
+    }
+
+    /// The next job to hand off, if there is work and no job is out: the held one first, else
+    /// the buffered bytes decoded into a batch. Without one, the rules that waited for the
+    /// handler's work apply now (`work_done`): the netpoller asks before every write.
+    pub(crate) fn poll_job(&mut self, env: &mut Env<'_>) -> Option<Job> {
+        self.decode(env);
+        if !self.may_dispatch(env.config) {
+            self.work_done(env);
+            return None;
+        }
+        if let Some(run) = self.job.resend() {
+            return Some(Job::Run(run));
+        }
+        let work = match self.phase {
+            // No new requests are taken once the server is shutting down.
+            Phase::Http(_) if env.shutting_down => None,
+            Phase::Http(_) => self.take_http_batch(env),
+            _ => self.take_messages().map(Work::Messages),
+        };
+        let Some(work) = work else {
+            self.work_done(env);
+            return None;
+        };
+        let queued = self.output_len();
+        Some(Job::Run(Run {
+            lease: self.job.lend(self.id, work.held_bytes()),
+            work,
+            session: self.state.take(),
+            queued,
+        }))
+    }
+
+    /// The job from [`poll_job`](Self::poll_job) found the job queue full: it waits here, and
+    /// reading stops as the connection fills up — HTTP at once (it is not idle), WebSocket when
+    /// its inbox is full.
+    pub(crate) fn job_refused(&mut self, job: Job) {
+        match job {
+            Job::Run(run) => {
+                log::trace!("{}: job queue full, job held", self.id);
+                self.job.hold(run);
+            }
+            Job::Close { .. } => log::error!("{}: an on_close job came back", self.id),
+        }
+    }
+
+    /// Nobody runs jobs any more (the workers are gone): the job is dropped, its state kept.
+    pub(crate) fn job_lost(&mut self, job: Job) {
+        log::error!("{}: nobody runs jobs any more; job dropped", self.id);
+        if let Job::Run(run) = job {
+            self.state = self.state.take().or(run.session);
+            self.job.give_back(run.lease);
+        }
+    }
+
+    /// What to write next: the queued bytes (one run, or several for one `writev`), FIN once a
+    /// lingering connection has said everything, or nothing. (The rules that waited for the
+    /// handler's work were applied by the `poll_job` before it, so a close frame they queued
+    /// goes out in this write.)
+    #[inline]
+    pub(crate) fn poll_transmit(&self) -> Transmit<'_> {
+        if let Some(output) = self.output.as_ref().filter(|output| !output.is_empty()) {
+            return match output.chunk_count() {
+                1 => Transmit::One(output.front()),
+                _ => Transmit::Many,
+            };
+        }
+        match &self.phase {
+            Phase::Lingering(lingering) if !lingering.fin_sent => Transmit::Fin,
+            _ => Transmit::Nothing,
+        }
+    }
+
+    /// The queued chunks as slices for one `writev` (after [`Transmit::Many`]): how many.
+    pub(crate) fn transmit_slices<'a>(&'a self, slices: &mut [IoSlice<'a>; MAX_SLICES]) -> usize {
+        self.output
+            .as_ref()
+            .map_or(0, |output| output.slices(slices))
+    }
+
+    /// `n` bytes of what [`poll_transmit`](Self::poll_transmit) offered were written.
+    #[inline]
+    pub(crate) fn transmitted(&mut self, env: &mut Env<'_>, n: usize) {
+        if let Some(output) = self.output.as_mut() {
+            output.advance(n, &mut env.pool.chunks);
+        }
+        add(&env.metrics.bytes_out, n as u64);
+        sub(&env.metrics.pending_outbound_bytes, n as u64);
+        log::trace!("{}: wrote {n} bytes", self.id);
+    }
+
+    /// The write phase of a step is over: what it [`Written`]. Keeps the write-stall clock (it
+    /// runs from the last write that made progress while output remains) and the idle clocks
+    /// that count from the last byte out. True when the write made room for more work now:
+    /// output that held dispatch and reading back fell below its limit, or `on_drain` became due.
+    #[inline]
+    pub(crate) fn write_ended(&mut self, env: &mut Env<'_>, written: Written) -> bool {
+        let after = self.output_len();
+        if !written.blocked && after == 0 {
+            let was_waiting = self.clocks.write_blocked_since.take().is_some();
+            if (was_waiting || written.progressed) && !matches!(self.phase, Phase::Open(_)) {
+                // Keep-alive idleness and the close timeout count from the last byte out.
+                self.clocks.wait_since = env.now;
+            }
+            self.drained(env);
+        } else if written.progressed || self.clocks.write_blocked_since.is_none() {
+            self.clocks.write_blocked_since = Some(env.now);
+        }
+        let limit = env.config.max_outbound_bytes;
+        let was_held_back = after + written.bytes >= limit;
+        self.note_drained(env) || (was_held_back && after < limit)
+    }
+
+    /// Has the session reached `Closed` (the loop removes it after this step)?
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed(_))
+    }
+
+    /// Output is stuck: bytes wait and the last write made no progress (what the memory budget
+    /// drops first, over its limit).
+    pub(crate) fn write_blocked(&self) -> bool {
+        self.clocks.write_blocked_since.is_some()
+    }
+
+    /// The loop sent FIN, as [`Transmit::Fin`] asked.
+    pub(crate) fn fin_sent(&mut self, env: &mut Env<'_>) {
+        if let Phase::Lingering(lingering) = &mut self.phase {
+            lingering.fin_sent = true;
+            log::trace!("{}: FIN sent", self.id);
+        }
+        self.drained(env);
+    }
+
+    /// A command from another thread for this connection.
+    pub(crate) fn command(&mut self, env: &mut Env<'_>, push: Push) {
+        match push {
+            Push::Send(bytes) => self.push(env, &bytes),
+            Push::Close(frame) => {
+                self.we_close(env, frame.code, &frame.reason, CloseKind::Clean);
+            }
+        }
+    }
+
+    /// A deadline the loop scheduled came due: whatever is due now happens (a clock that moved
+    /// later has nothing due yet, and the next [`Outcome`] says when).
+    pub(crate) fn on_timer(&mut self, env: &mut Env<'_>) {
+        if let Some((when, due)) = self.next_deadline(env.config)
+            && when <= env.now
+        {
+            self.expire(env, due);
+        }
+    }
+
+    /// The loop is being dropped with this session in it: a job held for room in the queue is
+    /// let go, its lease with it.
+    pub(crate) fn drop_held_job(&mut self) {
+        if let JobSlot::Held(run) = std::mem::take(&mut self.job) {
+            run.lease.end();
+        }
+    }
+
+    /// Where the session stands after a step: what the loop must do now. Idle buffers go back
+    /// to the pool first, so an idle connection holds none.
+    #[inline]
+    pub(crate) fn outcome(&mut self, env: &mut Env<'_>) -> Outcome {
+        if let Phase::Closed(closed) = &mut self.phase {
+            let owed = OwedClose::new(std::mem::replace(
+                &mut closed.on_close,
+                crate::session::phase::OnClose::Nothing,
+            ));
+            let kind = closed.kind;
+            let job_running = matches!(self.job, JobSlot::InFlight(_));
+            // The state is here, or in a job that waited for room (and dies with it); a running
+            // job has it, and its reply brings it to the owed `on_close`.
+            let state = self.state.take().or_else(|| match &mut self.job {
+                JobSlot::Held(run) => run.session.take(),
+                _ => None,
+            });
+            if let JobSlot::Held(run) = std::mem::take(&mut self.job) {
+                run.lease.end();
+            }
+            self.return_all_buffers(env);
+            return Outcome {
+                write: false,
+                held: 0,
+                deadline: None,
+                job_held: false,
+                ended: Some(Ending {
+                    kind,
+                    owed,
+                    state,
+                    job_running,
+                    admission: self.admission,
+                }),
+            };
+        }
+        self.release_buffers(env.pool);
+        Outcome {
+            write: self.output_len() > 0,
+            held: self.buffered_bytes(),
+            deadline: self.next_deadline(env.config).map(|(at, _)| at),
+            job_held: matches!(self.job, JobSlot::Held(_)),
+            ended: None,
+        }
+    }
+
+    /// Bytes waiting to go to the peer, in the session's own queue.
+    #[inline]
+    pub(crate) fn output_len(&self) -> usize {
+        self.output.as_ref().map_or(0, WriteBuffer::len)
+    }
+
+    /// Bytes of memory the session holds for its peer now: its read buffer, a message the
     /// decoder assembles, messages in its inbox, its job (held, or with the handler), pushes
-    /// waiting for the `101`, and its output. What the server's memory budget counts; zero
-    /// for an idle connection.
+    /// waiting for the `101`, and its output. What the server's memory budget counts (with what
+    /// the transport holds); zero for an idle connection.
+    #[inline]
     pub(crate) fn buffered_bytes(&self) -> usize {
         let input = self.input.as_ref().map_or(0, ReadBuffer::capacity);
-        let job = match &self.job {
-            JobSlot::Idle => 0,
-            JobSlot::InFlight(bytes) => *bytes,
-            JobSlot::Held(job) => job.work.held_bytes(),
-        };
         let phase = match &self.phase {
             Phase::Open(open) => open.decoder.buffered_bytes() + open.inbox.bytes(),
             Phase::PeerClosed(closed) => closed.inbox.bytes(),
@@ -148,12 +397,19 @@ impl<T: Transport> Connection<T> {
             Phase::Upgrading(upgrading) => upgrading.early.as_ref().map_or(0, |early| early.len()),
             Phase::Http(_) | Phase::Lingering(_) | Phase::Closed(_) => 0,
         };
-        input + self.transport.buffered_input() + job + phase + self.output_len()
+        input + self.job.bytes() + phase + self.output_len()
     }
 
     /// No job with the handler or waiting, no messages held: the handler's work is done.
+    #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.job, JobSlot::Idle) && self.phase.inbox().is_none_or(|inbox| inbox.is_empty())
+    }
+
+    /// An open WebSocket (or one whose peer has closed while its last messages are handled):
+    /// what broadcasts go to.
+    pub(crate) fn is_websocket(&self) -> bool {
+        matches!(self.phase, Phase::Open(_) | Phase::PeerClosed(_))
     }
 
     /// In `Http`: has a request begun? Its bytes wait in the read buffer, or the parser holds
@@ -164,188 +420,49 @@ impl<T: Transport> Connection<T> {
             || matches!(&self.phase, Phase::Http(http) if http.parser.has_begun())
     }
 
-    /// A job waits for room in the job queue.
-    pub(crate) fn holds_job(&self) -> bool {
-        matches!(self.job, JobSlot::Held(_))
+    /// A job's reply came back: the lease goes home to the job slot, and the state machine
+    /// takes the rest (`machine.rs`).
+    #[inline]
+    pub(crate) fn replied(&mut self, env: &mut Env<'_>, reply: Reply) {
+        let Reply {
+            lease,
+            output,
+            after,
+            session,
+        } = reply;
+        self.job.give_back(lease);
+        if session.is_some() {
+            // Back from the handler (or new from `on_open`): kept until the next job, or
+            // `on_close`, even if the connection is closing now.
+            self.state = session;
+        }
+        self.apply_reply(env, output, after);
+    }
+}
+
+impl Session {
+    /// The phase's name, as the trace spells it (`Http`, `Open`, `Lingering`…).
+    pub(crate) fn phase_name(&self) -> &'static str {
+        self.phase.name()
+    }
+}
+
+/// What the unit tests and the fuzz harness check of a session after every step.
+#[cfg(any(test, feature = "fuzzing"))]
+impl Session {
+    /// Bytes read and not yet decoded or parsed.
+    pub(crate) fn input_len(&self) -> usize {
+        self.input.as_ref().map_or(0, ReadBuffer::len)
     }
 
-    /// The interest the poller should have for this transport: READABLE always, WRITABLE only
-    /// while output waits (a write hit `WouldBlock`). In the common case a reply is written at
-    /// once and the interest never changes, so no `reregister` syscall happens at all.
-    pub(crate) fn wanted_interest(&self) -> Interest {
-        if self.output_len() > 0 {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        }
+    /// Messages waiting in the inbox for the next job.
+    pub(crate) fn inbox_len(&self) -> usize {
+        self.phase.inbox().map_or(0, |inbox| inbox.len())
     }
 
-    /// Queues bytes for the peer (taking a write buffer from the pool if none is held).
-    pub(crate) fn queue(&mut self, turn: &mut Turn<'_>, bytes: &[u8]) {
-        if bytes.is_empty() {
-            return;
-        }
-        add(&turn.metrics.pending_outbound_bytes, bytes.len() as u64);
-        let pool = &mut *turn.pool;
-        self.output
-            .get_or_insert_with(|| pool.take_write())
-            .extend(bytes, &mut pool.chunks);
-    }
-
-    /// Like [`queue`](Self::queue), taking ownership of the bytes: a large payload is queued
-    /// as is and written from its own buffer (no copy).
-    pub(crate) fn queue_vec(&mut self, turn: &mut Turn<'_>, bytes: Vec<u8>) {
-        if bytes.is_empty() {
-            return;
-        }
-        add(&turn.metrics.pending_outbound_bytes, bytes.len() as u64);
-        let pool = &mut *turn.pool;
-        self.output
-            .get_or_insert_with(|| pool.take_write())
-            .append_vec(bytes, &mut pool.chunks);
-    }
-
-    /// Queues a frame shared with other connections (a topic publication, a broadcast): a large
-    /// one by reference to the one encoded copy, a small one packed like any small frame.
-    pub(crate) fn queue_shared(&mut self, turn: &mut Turn<'_>, frame: &Arc<[u8]>) {
-        if frame.is_empty() {
-            return;
-        }
-        add(&turn.metrics.pending_outbound_bytes, frame.len() as u64);
-        let pool = &mut *turn.pool;
-        self.output
-            .get_or_insert_with(|| pool.take_write())
-            .append_shared(frame, &mut pool.chunks);
-    }
-
-    /// Reads once into the read buffer, which may grow up to `max_len` bytes.
-    pub(crate) fn read_once(&mut self, turn: &mut Turn<'_>, max_len: usize) -> ReadResult {
-        // A reserve connection's clock runs from its accept, not from its first byte.
-        let between_requests =
-            !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve();
-        let input = self.input.get_or_insert_with(|| turn.pool.take_read());
-        let spare = input.spare(max_len);
-        if spare.is_empty() {
-            return ReadResult::BufferFull;
-        }
-        match self.transport.read(spare) {
-            IoOutcome::Progress(n) => {
-                if between_requests {
-                    // The first byte of a request: `request_timeout` counts from here.
-                    self.clocks.wait_since = turn.now;
-                }
-                input.filled(n);
-                self.clocks.last_read = turn.now;
-                if let Phase::Open(open) = &mut self.phase {
-                    // Anything from the peer answers our keepalive ping.
-                    open.ping_sent = None;
-                }
-                add(&turn.metrics.bytes_in, n as u64);
-                log::trace!("{}: read {n} bytes", self.id);
-                ReadResult::Data
-            }
-            IoOutcome::WouldBlock => {
-                log::trace!("{}: read would block: drained", self.id);
-                ReadResult::Drained
-            }
-            IoOutcome::Closed => {
-                log::trace!("{}: read EOF", self.id);
-                ReadResult::Eof
-            }
-            IoOutcome::Failed(err) => {
-                log::debug!("{}: read failed: {err}", self.id);
-                ReadResult::Failed
-            }
-        }
-    }
-
-    /// Writes queued bytes until done or `WouldBlock`, keeping the write-stall clock: it runs
-    /// from the last write that made progress while output remains.
-    pub(crate) fn flush(&mut self, turn: &mut Turn<'_>) -> Result<(), PeerGone> {
-        let before = self.output_len();
-        if before == 0 {
-            return Ok(());
-        }
-        self.write_queued(turn)?;
-        if self.transport.buffered_output() > 0 {
-            self.transport.flush()?;
-        }
-        let after = self.output_len();
-        if after == 0 {
-            self.clocks.write_blocked_since = None;
-            if !matches!(self.phase, Phase::Open(_)) {
-                // Keep-alive idleness and the close timeout count from the last byte out.
-                self.clocks.wait_since = turn.now;
-            }
-        } else if after < before || self.clocks.write_blocked_since.is_none() {
-            self.clocks.write_blocked_since = Some(turn.now);
-        }
-        Ok(())
-    }
-
-    fn write_queued(&mut self, turn: &mut Turn<'_>) -> Result<(), PeerGone> {
-        let Some(output) = self.output.as_mut() else {
-            return Ok(());
-        };
-        while !output.is_empty() {
-            // One chunk: a plain write; several: one writev for all of them.
-            let outcome = if output.chunk_count() == 1 {
-                self.transport.write(output.front())
-            } else {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let used = output.slices(&mut slices);
-                self.transport.write_vectored(&slices[..used])
-            };
-            match outcome {
-                IoOutcome::Progress(n) => {
-                    output.advance(n, &mut turn.pool.chunks);
-                    add(&turn.metrics.bytes_out, n as u64);
-                    sub(&turn.metrics.pending_outbound_bytes, n as u64);
-                    log::trace!("{}: wrote {n} bytes", self.id);
-                }
-                IoOutcome::WouldBlock => {
-                    log::trace!("{}: socket full, {} bytes wait", self.id, output.len());
-                    break;
-                }
-                IoOutcome::Closed => return Err(PeerGone),
-                IoOutcome::Failed(err) => {
-                    log::debug!("{}: write failed: {err}", self.id);
-                    return Err(PeerGone);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Gives drained buffers back to the pool (and lets the transport free its own): an idle
-    /// connection holds none.
-    pub(crate) fn release_buffers(&mut self, pool: &mut BufferPool) {
-        self.transport.release_idle();
-        if self.input.as_ref().is_some_and(ReadBuffer::is_empty)
-            && let Some(buf) = self.input.take()
-        {
-            pool.give_read(buf);
-            let free = pool.len();
-            log::trace!("{}: read buffer back to the pool ({free} free)", self.id);
-        }
-        if self.output.as_ref().is_some_and(WriteBuffer::is_empty)
-            && let Some(buf) = self.output.take()
-        {
-            pool.give_write(buf);
-            let free = pool.len();
-            log::trace!("{}: write buffer back to the pool ({free} free)", self.id);
-        }
-    }
-
-    /// Gives every buffer back, drained or not, when the connection is removed.
-    pub(crate) fn return_all_buffers(&mut self, pool: &mut BufferPool, metrics: &Metrics) {
-        if let Some(input) = self.input.take() {
-            pool.give_read(input);
-        }
-        if let Some(output) = self.output.take() {
-            sub(&metrics.pending_outbound_bytes, output.len() as u64);
-            pool.give_write(output);
-        }
+    /// The queued output, if the session holds a write buffer.
+    pub(crate) fn output(&self) -> Option<&WriteBuffer> {
+        self.output.as_ref()
     }
 }
 
@@ -353,12 +470,13 @@ impl<T: Transport> Connection<T> {
 mod tests {
     use super::*;
 
-    /// Memory per idle connection is a headline number: the slab entry is all an idle upgraded
-    /// connection costs in user space (no buffers, an 8-byte decoder).
+    /// Memory per idle connection is a headline number: the session is most of what an idle
+    /// upgraded connection costs in user space (no buffers, an 8-byte decoder); the table's
+    /// entry adds the transport and the netpoller's bookkeeping (`netpoller/table.rs`).
     #[test]
-    fn an_idle_connection_is_small() {
-        let size = std::mem::size_of::<Connection<crate::transport::Stream>>();
-        eprintln!("size_of::<Connection<Stream>>() = {size}");
-        assert!(size <= 320, "Connection grew to {size} bytes");
+    fn an_idle_session_is_small() {
+        let size = std::mem::size_of::<Session>();
+        eprintln!("size_of::<Session>() = {size}");
+        assert!(size <= 296, "Session grew to {size} bytes");
     }
 }

@@ -29,9 +29,10 @@ use std::time::Instant;
 
 use crate::config::{Config, deadline_after};
 use crate::metrics::{TimeoutKind, add};
-use crate::session::connection::{Connection, Turn};
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::phase::Phase;
-use crate::transport::Transport;
+
 use crate::ws::{OpCode, encode_frame};
 
 /// What happens when a deadline comes due.
@@ -43,7 +44,7 @@ pub(crate) enum Due {
     Timeout(TimeoutKind),
 }
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// The earliest deadline that applies to the connection in its current state, if any.
     pub(crate) fn next_deadline(&self, config: &Config) -> Option<(Instant, Due)> {
         let mut earliest: Option<(Instant, Due)> = None;
@@ -108,20 +109,20 @@ impl<T: Transport> Connection<T> {
 
     /// Acts on a deadline that came due: a keepalive ping is queued here; a timeout goes to the
     /// state machine (`machine.rs`, `timed_out`).
-    pub(crate) fn expire(&mut self, turn: &mut Turn<'_>, due: Due) {
+    pub(crate) fn expire(&mut self, env: &mut Env<'_>, due: Due) {
         match due {
             Due::Ping => {
                 let Phase::Open(open) = &mut self.phase else {
                     return;
                 };
-                open.ping_sent = Some(turn.now);
+                open.ping_sent = Some(env.now);
                 log::trace!("{}: silent, sending a keepalive ping", self.id);
                 let mut ping = Vec::with_capacity(2);
                 encode_frame(&mut ping, OpCode::Ping, b"");
-                self.queue(turn, &ping);
-                add(&turn.metrics.pings_sent, 1);
+                self.queue(env, &ping);
+                add(&env.metrics.pings_sent, 1);
             }
-            Due::Timeout(kind) => self.timed_out(turn, kind),
+            Due::Timeout(kind) => self.timed_out(env, kind),
         }
     }
 }

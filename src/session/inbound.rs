@@ -1,37 +1,39 @@
 //! Turning a connection's buffered input bytes into work: HTTP requests and WebSocket messages.
 //!
 //! Bytes enter from the connection's read buffer and leave as a batch of HTTP requests (for a
-//! job: [`Connection::take_http_batch`]), as decoded messages held in the inbox until the next
+//! job: [`Session::take_http_batch`]), as decoded messages held in the inbox until the next
 //! job, or as answers queued at once, which never wait for a worker: a pong to a ping, and
 //! `100 Continue` to a request that expects it (its body not yet in).
 //! A close frame, a protocol error or a bad request is handed to the state machine
 //! (`machine.rs`), which decides what is written and where the connection goes.
 
+use crate::buffer::ReadBuffer;
 use crate::conn_id::ConnId;
+use crate::dispatch::{Batch, HttpTail, Inbound, Work};
 use crate::http::{HttpError, OriginRefusal, Parsed, Request, check_upgrade};
 use crate::metrics::add;
-use crate::session::connection::{Connection, Turn};
-use crate::session::phase::{JobSlot, Phase};
-use crate::session::work::{HttpTail, Inbound, Work};
-use crate::transport::Transport;
+use crate::session::connection::Session;
+use crate::session::env::Env;
+use crate::session::phase::{Drain, Http, JobSlot, Phase};
+
 use crate::ws::{Decoded, Message, OpCode, encode_frame};
 
 /// The interim response to `Expect: 100-continue`: a status line and an empty header block, no
 /// `Date` (RFC 9110 §6.6.1 makes it optional for 1xx) and no framing (a 1xx has no content).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// Decodes the buffered bytes of a WebSocket connection, or discards those of a lingering
     /// one. HTTP bytes are left alone: they are parsed when a job can be dispatched
     /// ([`take_http_batch`](Self::take_http_batch)), so a connection never has more than one
     /// batch of requests in hand.
-    pub(crate) fn decode(&mut self, turn: &mut Turn<'_>) {
+    pub(crate) fn decode(&mut self, env: &mut Env<'_>) {
         match self.phase {
             Phase::Open(_) => {
-                self.decode_open(turn);
-                self.time_the_partial_message(turn);
+                self.decode_open(env);
+                self.time_the_partial_message(env);
             }
-            Phase::Closing(_) => self.decode_closing(turn),
+            Phase::Closing(_) => self.decode_closing(env),
             Phase::Lingering(_) => {
                 if let Some(input) = self.input.as_mut() {
                     input.consume(input.len());
@@ -43,14 +45,14 @@ impl<T: Transport> Connection<T> {
 
     /// Decodes frames into the inbox until the input is used up, the inbox is full, the peer's
     /// close frame arrives, or the peer breaks the protocol.
-    fn decode_open(&mut self, turn: &mut Turn<'_>) {
-        let mut limits = turn.config.decoder_limits();
+    fn decode_open(&mut self, env: &mut Env<'_>) {
+        let mut limits = env.config.decoder_limits();
         loop {
             let Phase::Open(open) = &mut self.phase else {
                 return;
             };
             limits.deflate = open.inbox.deflate();
-            if open.inbox.is_full(turn.config) {
+            if open.inbox.is_full(env.config) {
                 return;
             }
             let Some(input) = self.input.as_mut().filter(|input| !input.is_empty()) else {
@@ -62,52 +64,58 @@ impl<T: Transport> Connection<T> {
                     input.consume(consumed);
                     item
                 }
-                Err(err) => return self.protocol_error(turn, &err),
+                Err(err) => return self.protocol_error(env, &err),
             };
-            let message = match item {
-                None => continue,
-                Some(Decoded::Message(message)) => Inbound::Message(message),
-                Some(Decoded::Compressed(compressed)) => {
-                    add(&turn.metrics.compressed_in, 1);
-                    Inbound::Compressed(compressed)
-                }
-                Some(Decoded::Ping(payload)) => {
-                    // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
-                    // response, with the same Application data. (RFC 6455 §5.5.2)
-                    log::trace!("{}: ping, answering with a pong", self.id);
-                    let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
-                    encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
-                    self.queue(turn, &pong);
-                    continue;
-                }
-                Some(Decoded::Pong(_)) => {
-                    log::trace!("{}: pong", self.id);
-                    continue;
-                }
-                Some(Decoded::Close(frame)) => return self.peer_closed(turn, frame),
+            match item {
+                None => {}
+                Some(Decoded::Close(frame)) => return self.peer_closed(env, frame),
+                Some(item) => self.decoded(env, item),
+            }
+        }
+    }
+
+    /// A message, ping or pong an open WebSocket decoded: a message goes into the inbox, a ping
+    /// is answered at once.
+    fn decoded(&mut self, env: &mut Env<'_>, item: Decoded) {
+        let message = match item {
+            Decoded::Message(message) => Inbound::Message(message),
+            Decoded::Compressed(compressed) => {
+                add(&env.metrics.compressed_in, 1);
+                Inbound::Compressed(compressed)
+            }
+            Decoded::Ping(payload) => {
+                // Upon receipt of a Ping frame, an endpoint MUST send a Pong frame in
+                // response, with the same Application data. (RFC 6455 §5.5.2)
+                log::trace!("{}: ping, answering with a pong", self.id);
+                let mut pong = Vec::with_capacity(2 + payload.as_bytes().len());
+                encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
+                return self.queue(env, &pong);
+            }
+            Decoded::Pong(_) => return log::trace!("{}: pong", self.id),
+            Decoded::Close(_) => return,
+        };
+        add(&env.metrics.messages_in, 1);
+        if log::log_enabled!(log::Level::Trace) {
+            let kind = match &message {
+                Inbound::Message(Message::Text(_)) => "text",
+                Inbound::Message(Message::Binary(_)) => "binary",
+                Inbound::Compressed(c) if c.text => "compressed text",
+                Inbound::Compressed(_) => "compressed binary",
             };
-            add(&turn.metrics.messages_in, 1);
-            if log::log_enabled!(log::Level::Trace) {
-                let kind = match &message {
-                    Inbound::Message(Message::Text(_)) => "text",
-                    Inbound::Message(Message::Binary(_)) => "binary",
-                    Inbound::Compressed(c) if c.text => "compressed text",
-                    Inbound::Compressed(_) => "compressed binary",
-                };
-                log::trace!(
-                    "{}: decoded a {kind} message, {} bytes",
-                    self.id,
-                    message.len()
-                );
-            }
-            open.inbox.push(message);
-            // This message fills what the connection may hold while its previous job runs, so
-            // reading pauses until that job's reply (`backpressure.rs`). Counted once per pause,
-            // here at the message that reaches the limit. With no job out or held, `dispatch`
-            // sends the inbox at once: no pause.
-            if open.inbox.is_full(turn.config) && !matches!(self.job, JobSlot::Idle) {
-                add(&turn.metrics.backpressure_pauses, 1);
-            }
+            let bytes = message.len();
+            log::trace!("{}: decoded a {kind} message, {bytes} bytes", self.id);
+        }
+        let job_out = !matches!(self.job, JobSlot::Idle);
+        let Phase::Open(open) = &mut self.phase else {
+            return;
+        };
+        open.inbox.push(message);
+        // This message fills what the connection may hold while its previous job runs, so
+        // reading pauses until that job's reply (`backpressure.rs`). Counted once per pause,
+        // here at the message that reaches the limit. With no job out or held, the inbox goes
+        // out at once: no pause.
+        if open.inbox.is_full(env.config) && job_out {
+            add(&env.metrics.backpressure_pauses, 1);
         }
     }
 
@@ -115,23 +123,23 @@ impl<T: Transport> Connection<T> {
     /// of a frame header) is held, from the moment the first of it arrived. It stops while the
     /// inbox is full or the memory budget pauses the connection: then the loop is not reading,
     /// and the slowness is the server's.
-    fn time_the_partial_message(&mut self, turn: &Turn<'_>) {
+    fn time_the_partial_message(&mut self, env: &Env<'_>) {
         let held = self.input.as_ref().is_some_and(|input| !input.is_empty());
-        let within_budget = self.within_budget(turn);
+        let within_budget = self.within_budget(env);
         let Phase::Open(open) = &mut self.phase else {
             return;
         };
         let partial = held || !open.decoder.is_idle();
-        open.message_since = if partial && !open.inbox.is_full(turn.config) && within_budget {
-            open.message_since.or(Some(turn.now))
+        open.message_since = if partial && !open.inbox.is_full(env.config) && within_budget {
+            open.message_since.or(Some(env.now))
         } else {
             None
         };
     }
 
     /// After our close frame: ignore data, wait for the peer's close frame.
-    fn decode_closing(&mut self, turn: &mut Turn<'_>) {
-        let mut limits = turn.config.decoder_limits();
+    fn decode_closing(&mut self, env: &mut Env<'_>) {
+        let mut limits = env.config.decoder_limits();
         loop {
             let Phase::Closing(closing) = &mut self.phase else {
                 return;
@@ -145,69 +153,50 @@ impl<T: Transport> Connection<T> {
                 Ok((consumed, item)) => {
                     input.consume(consumed);
                     if let Some(Decoded::Close(frame)) = item {
-                        return self.peer_closed(turn, frame);
+                        return self.peer_closed(env, frame);
                     }
                 }
-                Err(err) => return self.protocol_error(turn, &err),
+                Err(err) => return self.protocol_error(env, &err),
             }
         }
+    }
+
+    /// The inbox as the next batch, carrying an owed `on_drain` (alone, if no message waits).
+    pub(crate) fn take_messages(&mut self) -> Option<Batch> {
+        let drain_due = match &mut self.phase {
+            Phase::Open(open) if open.drain == Drain::Due => {
+                open.drain = Drain::Flowing;
+                true
+            }
+            _ => false,
+        };
+        let inbox = self.phase.inbox_mut()?;
+        let mut batch = match inbox.take() {
+            Some(batch) => batch,
+            None if drain_due => inbox.empty_batch(),
+            None => return None,
+        };
+        batch.drained = drain_due;
+        Some(batch)
     }
 
     /// Parses every complete request in the read buffer into one batch, stopping after an
     /// upgrade request, a request that asks to close, or an error. An error with no request
     /// before it is answered by the loop itself and yields no work; so is a `100 Continue`
     /// owed to a request whose body has not arrived, once no earlier response is outstanding.
-    pub(crate) fn take_http_batch(&mut self, turn: &mut Turn<'_>) -> Option<Work> {
+    pub(crate) fn take_http_batch(&mut self, env: &mut Env<'_>) -> Option<Work> {
         if self.is_on_reserve() {
-            return self.take_monitoring_request(turn);
+            return self.take_monitoring_request(env);
         }
         let Phase::Http(http) = &mut self.phase else {
             return None;
         };
-        let limits = turn.config.http_limits();
-        let mut requests = Vec::new();
-        let mut tail = HttpTail::None;
         // No input buffer held (a chunked body may have used up every byte read so far): no
         // request to parse, but a 100 Continue may still be owed.
-        if let Some(input) = self.input.as_mut() {
-            while requests.len() < turn.config.max_pending_messages && !input.is_empty() {
-                match http.parse(input.data(), &limits) {
-                    Ok(Parsed::Partial { consumed }) => {
-                        // Chunked framing already decoded into the parser.
-                        input.consume(consumed);
-                        break;
-                    }
-                    Ok(Parsed::Complete { request, consumed }) => {
-                        input.consume(consumed);
-                        match check_upgrade(&request, &turn.config.origin_check()) {
-                            Ok(Some(upgrade)) => {
-                                tail = HttpTail::Upgrade(Box::new((request, upgrade)));
-                                break;
-                            }
-                            Ok(None) => {
-                                add(&turn.metrics.http_requests, 1);
-                                let keep_alive = request.keep_alive();
-                                requests.push(request);
-                                if !keep_alive {
-                                    break;
-                                }
-                            }
-                            Err(err) => {
-                                if let HttpError::OriginRefused(why) = &err {
-                                    origin_refused(self.id, turn, &request, why);
-                                }
-                                tail = HttpTail::Error(err);
-                                break;
-                            }
-                        }
-                    }
-                    Err(err) => {
-                        tail = HttpTail::Error(err);
-                        break;
-                    }
-                }
-            }
-        }
+        let (requests, tail) = match self.input.as_mut() {
+            Some(input) => parse_batch(self.id, http, input, env),
+            None => (Vec::new(), HttpTail::None),
+        };
         match tail {
             HttpTail::None if requests.is_empty() => {
                 // Nothing for the handler, and no job is out (this runs only when one may be
@@ -215,15 +204,15 @@ impl<T: Transport> Connection<T> {
                 // for the request now arriving goes out in order. With requests in this
                 // batch it waits for their reply, and the next call sends it.
                 if http.parser.take_continue() {
-                    self.send_continue(turn);
+                    self.send_continue(env);
                 }
                 return None;
             }
             HttpTail::Error(err) if requests.is_empty() => {
-                self.request_rejected(turn, &err);
+                self.request_rejected(env, &err);
                 return None;
             }
-            HttpTail::Upgrade(_) => self.upgrade_requested(turn),
+            HttpTail::Upgrade(_) => self.upgrade_requested(env),
             HttpTail::None | HttpTail::Error(_) | HttpTail::Close => {}
         }
         Some(Work::Http { requests, tail })
@@ -233,18 +222,62 @@ impl<T: Transport> Connection<T> {
     /// whose body has not fully arrived: the client sends its body on seeing it (curl otherwise
     /// waits a second). Like a pong, the loop answers it itself; the phase does not change,
     /// and the final response follows from the handler.
-    fn send_continue(&mut self, turn: &mut Turn<'_>) {
+    fn send_continue(&mut self, env: &mut Env<'_>) {
         log::trace!("{}: 100 Continue", self.id);
-        self.queue(turn, CONTINUE);
+        self.queue(env, CONTINUE);
     }
+}
+
+/// Every complete request in `input`, up to `max_pending_messages`, stopping after an upgrade
+/// request, a request that asks to close, or an error (the batch's tail).
+fn parse_batch(
+    id: ConnId,
+    http: &mut Http,
+    input: &mut ReadBuffer,
+    env: &Env<'_>,
+) -> (Vec<Request>, HttpTail) {
+    let limits = env.config.http_limits();
+    let mut requests = Vec::new();
+    while requests.len() < env.config.max_pending_messages && !input.is_empty() {
+        let (request, consumed) = match http.parse(input.data(), &limits) {
+            Ok(Parsed::Complete { request, consumed }) => (request, consumed),
+            Ok(Parsed::Partial { consumed }) => {
+                // Chunked framing already decoded into the parser.
+                input.consume(consumed);
+                break;
+            }
+            Err(err) => return (requests, HttpTail::Error(err)),
+        };
+        input.consume(consumed);
+        match check_upgrade(&request, &env.config.origin_check()) {
+            Ok(Some(upgrade)) => {
+                return (requests, HttpTail::Upgrade(Box::new((request, upgrade))));
+            }
+            Ok(None) => {
+                add(&env.metrics.http_requests, 1);
+                let keep_alive = request.keep_alive();
+                requests.push(request);
+                if !keep_alive {
+                    break;
+                }
+            }
+            Err(err) => {
+                if let HttpError::OriginRefused(why) = &err {
+                    origin_refused(id, env, &request, why);
+                }
+                return (requests, HttpTail::Error(err));
+            }
+        }
+    }
+    (requests, HttpTail::None)
 }
 
 /// Counts and logs an upgrade the origin check refused. It is answered like any request the loop
 /// rejects (`403`, then the connection lingers and closes), without a job.
-fn origin_refused(id: ConnId, turn: &Turn<'_>, request: &Request, why: &OriginRefusal) {
+fn origin_refused(id: ConnId, env: &Env<'_>, request: &Request, why: &OriginRefusal) {
     log::debug!(
         "{id}: upgrade from origin {:?} refused: {why}",
         request.header("origin").unwrap_or("(not UTF-8)")
     );
-    add(&turn.metrics.origin_refused, 1);
+    add(&env.metrics.origin_refused, 1);
 }

@@ -3,59 +3,59 @@
 //!
 //! | event | method |
 //! |---|---|
-//! | a valid upgrade request was parsed | [`upgrade_requested`](Connection::upgrade_requested) |
-//! | a request the loop answers itself (an error before any request) | [`request_rejected`](Connection::request_rejected) |
-//! | a monitoring-reserve connection asked for anything but metrics or health | [`refused_at_capacity`](Connection::refused_at_capacity) |
-//! | a job's reply came back | [`replied`](Connection::replied) |
-//! | the peer's close frame | [`peer_closed`](Connection::peer_closed) |
-//! | the peer's EOF | [`peer_eof`](Connection::peer_eof) |
-//! | the peer broke RFC 6455 | [`protocol_error`](Connection::protocol_error) |
-//! | we close (handler, handle, lifetime, shutdown) | [`we_close`](Connection::we_close) |
-//! | the handler's work is done (reply in, nothing pending) | [`work_done`](Connection::work_done) |
-//! | all output is out | [`drained`](Connection::drained) |
-//! | a deadline fired | [`timed_out`](Connection::timed_out) |
-//! | a push found the connection's output over its bound | [`slow_consumer`](Connection::slow_consumer) |
-//! | the transport failed | [`transport_failed`](Connection::transport_failed) |
-//! | the server gives up on it (shutdown timeout) | [`abort`](Connection::abort) |
+//! | a valid upgrade request was parsed | [`upgrade_requested`](Session::upgrade_requested) |
+//! | a request the loop answers itself (an error before any request) | [`request_rejected`](Session::request_rejected) |
+//! | a monitoring-reserve connection asked for anything but metrics or health | [`refused_at_capacity`](Session::refused_at_capacity) |
+//! | a job's reply came back | [`replied`](Session::replied) |
+//! | the peer's close frame | [`peer_closed`](Session::peer_closed) |
+//! | the peer's EOF | [`peer_eof`](Session::peer_eof) |
+//! | the peer broke RFC 6455 | [`protocol_error`](Session::protocol_error) |
+//! | we close (handler, handle, lifetime, shutdown) | [`we_close`](Session::we_close) |
+//! | the handler's work is done (reply in, nothing pending) | [`work_done`](Session::work_done) |
+//! | all output is out | [`drained`](Session::drained) |
+//! | a deadline fired | [`timed_out`](Session::timed_out) |
+//! | a push found the connection's output over its bound | [`slow_consumer`](Session::slow_consumer) |
+//! | the transport failed | [`transport_failed`](Session::transport_failed) |
+//! | the server gives up on it (shutdown timeout) | [`abort`](Session::abort) |
 //!
 //! Each transition says what is written to the peer (a close frame, an HTTP error, FIN) and
 //! what the handler will be told (the `CloseInfo` kept in the phase until `on_close`).
 //! `docs/architecture.md` lists every (phase, event) pair. Nothing else in the crate assigns
-//! [`Connection::phase`] except `Connection::new`.
+//! [`Session::phase`] except `Session::new`.
 
-use crate::http::{HttpError, Response};
+use crate::dispatch::{After, Output};
+use crate::http::{HttpError, Response, too_many_connections};
 use crate::metrics::{CloseKind, TimeoutKind, add, sub};
-use crate::session::connection::{Connection, Turn};
-use crate::session::monitoring_reserve::too_many_connections;
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::phase::{
     Closed, Closing, Drain, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
     Upgrading,
 };
-use crate::session::work::{After, Reply};
-use crate::transport::Transport;
+
 use crate::ws::{
     CloseCode, CloseFrame, CloseInfo, MessageDecoder, PerMessageDeflate, WsError, encode_close,
 };
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// Moves to `next`, keeping the phase gauges in step, starting the phase's wait clock, and
     /// narrating the move at trace level.
-    fn enter(&mut self, turn: &mut Turn<'_>, next: Phase) {
+    fn enter(&mut self, env: &mut Env<'_>, next: Phase) {
         log::trace!("{}: {} -> {}", self.id, self.phase.name(), next.name());
-        if let Some(gauge) = self.phase.gauge(turn.metrics) {
+        if let Some(gauge) = self.phase.gauge(env.metrics) {
             sub(gauge, 1);
         }
-        if let Some(gauge) = next.gauge(turn.metrics) {
+        if let Some(gauge) = next.gauge(env.metrics) {
             add(gauge, 1);
         }
         self.phase = next;
-        self.clocks.wait_since = turn.now;
+        self.clocks.wait_since = env.now;
     }
 
     /// Moves to `Lingering`: its `close_timeout` runs once the output has drained.
     fn linger(
         &mut self,
-        turn: &mut Turn<'_>,
+        env: &mut Env<'_>,
         end: CloseKind,
         peer_eof: bool,
         on_close: Option<CloseInfo>,
@@ -66,19 +66,19 @@ impl<T: Transport> Connection<T> {
             end,
             on_close,
         };
-        self.enter(turn, Phase::Lingering(lingering));
+        self.enter(env, Phase::Lingering(lingering));
     }
 
     /// Queues a close frame: the one place the session writes one.
-    fn queue_close(&mut self, turn: &mut Turn<'_>, code: CloseCode, reason: &str) {
+    fn queue_close(&mut self, env: &mut Env<'_>, code: CloseCode, reason: &str) {
         let mut frame = Vec::with_capacity(4 + reason.len());
         encode_close(&mut frame, code, reason);
-        self.queue(turn, &frame);
+        self.queue(env, &frame);
     }
 
     /// Queues a response the loop sends itself, with `Connection: close` (no handler involved).
-    fn queue_response(&mut self, turn: &mut Turn<'_>, response: &Response) {
-        self.queue_vec(turn, response.to_closing_bytes());
+    fn queue_response(&mut self, env: &mut Env<'_>, response: &Response) {
+        self.queue_vec(env, response.to_closing_bytes());
     }
 
     /// The conversation is ending: what was not yet handed to the handler is dropped.
@@ -86,17 +86,18 @@ impl<T: Transport> Connection<T> {
         if let Some(inbox) = self.phase.inbox_mut() {
             inbox.take();
         }
-        if self.holds_job() {
-            // The held job carried the session out of the connection: it stays for `on_close`.
-            if let JobSlot::Held(job) = std::mem::take(&mut self.job) {
-                self.session = self.session.take().or(job.session);
-            }
+        if matches!(self.job, JobSlot::Held(_))
+            && let JobSlot::Held(run) = std::mem::take(&mut self.job)
+        {
+            // The held job carried the state out of the connection: it stays for `on_close`.
+            self.state = self.state.take().or(run.session);
+            run.lease.end();
         }
     }
 
     /// Ends the connection now: `Closed`, with the `on_close` its phase owes. A close reason
     /// already decided (the peer's, or ours in `Closing`) wins over `why`.
-    fn close_now(&mut self, turn: &mut Turn<'_>, kind: CloseKind, why: Option<CloseInfo>) {
+    fn close_now(&mut self, env: &mut Env<'_>, kind: CloseKind, why: Option<CloseInfo>) {
         let on_close = match &mut self.phase {
             Phase::Closed(_) => return,
             Phase::Http(_) => OnClose::Nothing,
@@ -115,56 +116,45 @@ impl<T: Transport> Connection<T> {
         };
         if matches!(on_close, OnClose::Call(_)) {
             // Only a connection that had `on_open` is owed `on_close`.
-            sub(&turn.metrics.websocket_open, 1);
+            sub(&env.metrics.websocket_open, 1);
         }
-        self.enter(turn, Phase::Closed(Closed { kind, on_close }));
+        self.enter(env, Phase::Closed(Closed { kind, on_close }));
     }
 
     /// `Http` → `Upgrading`: the batch just taken ends with a valid upgrade request.
-    pub(crate) fn upgrade_requested(&mut self, turn: &mut Turn<'_>) {
-        self.enter(turn, Phase::Upgrading(Upgrading::default()));
+    pub(crate) fn upgrade_requested(&mut self, env: &mut Env<'_>) {
+        self.enter(env, Phase::Upgrading(Upgrading::default()));
     }
 
     /// `Http` → `Lingering`: bytes that are not HTTP, before any request of the batch. The loop
     /// answers with the error's status (`400`, `413`, `417`, `431`, `501`, `505`, `426`); no
     /// handler.
-    pub(crate) fn request_rejected(&mut self, turn: &mut Turn<'_>, err: &HttpError) {
+    pub(crate) fn request_rejected(&mut self, env: &mut Env<'_>, err: &HttpError) {
         log::debug!("{}: bad request: {err}", self.id);
-        self.queue_response(turn, &err.to_response());
+        self.queue_response(env, &err.to_response());
         let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
-        self.linger(turn, CloseKind::ProtocolError, peer_eof, None);
+        self.linger(env, CloseKind::ProtocolError, peer_eof, None);
     }
 
     /// `Http` → `Lingering`: a connection on the monitoring reserve asked for something other
     /// than `metrics_path` or `health_path` (another path or method, an upgrade, a body). The
     /// loop answers `503` with `Retry-After: 1`, as at accept past the reserve; no handler.
-    pub(crate) fn refused_at_capacity(&mut self, turn: &mut Turn<'_>) {
+    pub(crate) fn refused_at_capacity(&mut self, env: &mut Env<'_>) {
         log::debug!(
             "{}: not a monitoring request: 503 from the reserve",
             self.id
         );
-        add(&turn.metrics.connections_rejected, 1);
-        self.queue_response(turn, &too_many_connections());
+        add(&env.metrics.connections_rejected, 1);
+        self.queue_response(env, &too_many_connections());
         let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
-        self.linger(turn, CloseKind::Server, peer_eof, None);
+        self.linger(env, CloseKind::Server, peer_eof, None);
     }
 
-    /// A job's reply came back: queue its bytes, then do what it says — stay (`Http`, `Open`),
-    /// switch to `Open` after a `101`, linger after a closing HTTP response, or close if the
-    /// handler asked to. After our close frame nothing more is sent.
-    pub(crate) fn replied(&mut self, turn: &mut Turn<'_>, reply: Reply) {
-        self.job = JobSlot::Idle;
-        let Reply {
-            mut output,
-            after,
-            session,
-            ..
-        } = reply;
-        if session.is_some() {
-            // Back from the handler (or new from `on_open`): kept until the next job, or
-            // `on_close`, even if the connection is closing now.
-            self.session = session;
-        }
+    /// A job's reply came back (its lease is home, `connection.rs`): queue its bytes, then do
+    /// what it says — stay (`Http`, `Open`), switch to `Open` after a `101`, linger after a
+    /// closing HTTP response, or close if the handler asked to. After our close frame nothing
+    /// more is sent.
+    pub(crate) fn apply_reply(&mut self, env: &mut Env<'_>, mut output: Output, after: After) {
         if matches!(
             self.phase,
             Phase::Closing(_) | Phase::Lingering(_) | Phase::Closed(_)
@@ -175,19 +165,19 @@ impl<T: Transport> Connection<T> {
                 log::debug!("{}: reply dropped, the connection is closing", self.id);
             }
             // What it published still reaches the topic's other subscribers.
-            self.publish_only(turn, &mut output);
+            self.publish_only(env, &mut output);
             return;
         }
         if self.is_on_reserve() {
             // Its one job: the answer to its metrics or health request.
-            add(&turn.metrics.monitoring_served, 1);
+            add(&env.metrics.monitoring_served, 1);
         }
-        add(&turn.metrics.messages_out, output.messages);
-        add(&turn.metrics.compressed_out, output.compressed);
+        add(&env.metrics.messages_out, output.messages);
+        add(&env.metrics.compressed_out, output.compressed);
         let close = output.close.take();
         let failed = output.failed.take();
-        self.queue_output(turn, output);
-        self.note_backlog(turn);
+        self.queue_output(env, output);
+        self.note_backlog(env);
         match after {
             After::Continue => {
                 if let Phase::Http(http) = &mut self.phase {
@@ -195,7 +185,7 @@ impl<T: Transport> Connection<T> {
                     http.served = true;
                 }
             }
-            After::Upgraded { deflate } => self.upgraded(turn, deflate),
+            After::Upgraded { deflate } => self.upgraded(env, deflate),
             After::CloseHttp { bad_request } => {
                 let peer_eof = matches!(&self.phase, Phase::Http(http) if http.peer_eof);
                 let end = if bad_request {
@@ -203,11 +193,11 @@ impl<T: Transport> Connection<T> {
                 } else {
                     CloseKind::Clean
                 };
-                self.linger(turn, end, peer_eof, None);
+                self.linger(env, end, peer_eof, None);
             }
         }
         if let Some(err) = failed {
-            return self.inflate_failed(turn, &err);
+            return self.inflate_failed(env, &err);
         }
         if let Some(CloseFrame { code, reason }) = close {
             // 1011 means the handler panicked: the server's decision, not a clean close.
@@ -216,40 +206,40 @@ impl<T: Transport> Connection<T> {
             } else {
                 CloseKind::Clean
             };
-            self.we_close(turn, code, &reason, end);
+            self.we_close(env, code, &reason, end);
         }
     }
 
     /// `Upgrading` → `Open`: the `101` (and what `on_open` sent) is queued; pushes that arrived
     /// meanwhile follow it. From here `on_close` is owed.
-    fn upgraded(&mut self, turn: &mut Turn<'_>, deflate: Option<PerMessageDeflate>) {
+    fn upgraded(&mut self, env: &mut Env<'_>, deflate: Option<PerMessageDeflate>) {
         let Phase::Upgrading(upgrading) = &mut self.phase else {
             return;
         };
         let early = upgrading.early.take();
         if deflate.is_some() {
-            add(&turn.metrics.deflate_upgrades, 1);
+            add(&env.metrics.deflate_upgrades, 1);
         }
         let open = Open {
             decoder: MessageDecoder::new(),
             inbox: Inbox::new(deflate),
-            opened_at: turn.now,
+            opened_at: env.now,
             ping_sent: None,
             message_since: None,
             drain: Drain::Flowing,
         };
-        self.enter(turn, Phase::Open(open));
-        self.clocks.last_read = turn.now;
-        add(&turn.metrics.upgrades, 1);
-        add(&turn.metrics.websocket_open, 1);
+        self.enter(env, Phase::Open(open));
+        self.clocks.last_read = env.now;
+        add(&env.metrics.upgrades, 1);
+        add(&env.metrics.websocket_open, 1);
         if let Some(early) = early {
-            self.queue_vec(turn, *early);
+            self.queue_vec(env, *early);
         }
     }
 
     /// The peer's close frame. `Open` → `PeerClosed` (the messages before it are still handled,
     /// then we answer); `Closing` → `Lingering` (the close handshake is complete).
-    pub(crate) fn peer_closed(&mut self, turn: &mut Turn<'_>, frame: Option<CloseFrame>) {
+    pub(crate) fn peer_closed(&mut self, env: &mut Env<'_>, frame: Option<CloseFrame>) {
         match &frame {
             Some(frame) => log::debug!("{}: close frame received: {}", self.id, frame.code),
             None => log::debug!("{}: close frame received, without a code", self.id),
@@ -259,13 +249,13 @@ impl<T: Transport> Connection<T> {
                 let inbox = std::mem::take(&mut open.inbox);
                 let ended = frame.map_or_else(|| CloseInfo::new(CloseCode::Status, ""), Into::into);
                 let how = PeerEnd::CloseFrame;
-                self.enter(turn, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
+                self.enter(env, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
             }
             Phase::Closing(closing) => {
                 log::debug!("{}: close handshake complete", self.id);
                 let ended = std::mem::replace(&mut closing.ended, CloseInfo::abnormal());
                 let end = closing.end;
-                self.linger(turn, end, false, Some(ended));
+                self.linger(env, end, false, Some(ended));
             }
             _ => {}
         }
@@ -274,8 +264,7 @@ impl<T: Transport> Connection<T> {
     /// The peer sent FIN. `Http`, `Lingering`: remembered (answer, then close). `Open` →
     /// `PeerClosed` (answers to what came before are still sent; `on_close` hears `1006`).
     /// `Closing` → `Lingering`.
-    pub(crate) fn peer_eof(&mut self, turn: &mut Turn<'_>) {
-        self.readable = false;
+    pub(crate) fn peer_eof(&mut self, env: &mut Env<'_>) {
         match &mut self.phase {
             Phase::Http(http) => http.peer_eof = true,
             Phase::Lingering(lingering) => lingering.peer_eof = true,
@@ -283,12 +272,12 @@ impl<T: Transport> Connection<T> {
                 let inbox = std::mem::take(&mut open.inbox);
                 let ended = CloseInfo::abnormal();
                 let how = PeerEnd::Eof;
-                self.enter(turn, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
+                self.enter(env, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
             }
             Phase::Closing(closing) => {
                 let ended = std::mem::replace(&mut closing.ended, CloseInfo::abnormal());
                 let end = closing.end;
-                self.linger(turn, end, true, Some(ended));
+                self.linger(env, end, true, Some(ended));
             }
             Phase::Upgrading(_) | Phase::PeerClosed(_) | Phase::Closed(_) => {}
         }
@@ -298,7 +287,7 @@ impl<T: Transport> Connection<T> {
     /// with a close frame carrying the error's code (`1002`, `1007`, `1009`). If messages from
     /// before the bad frame are still with the handler (or waiting for it), `Open` →
     /// `PeerClosed` instead: their replies go out, then the close frame. `Closing` → `Closed`.
-    pub(crate) fn protocol_error(&mut self, turn: &mut Turn<'_>, err: &WsError) {
+    pub(crate) fn protocol_error(&mut self, env: &mut Env<'_>, err: &WsError) {
         let code = err.close_code();
         log::debug!("{}: failing the connection with {code}: {err}", self.id);
         let busy = !matches!(self.job, JobSlot::Idle)
@@ -310,16 +299,16 @@ impl<T: Transport> Connection<T> {
                 let inbox = std::mem::take(&mut open.inbox);
                 let ended = CloseInfo::new(code, err.to_string());
                 let how = PeerEnd::ProtocolError;
-                self.enter(turn, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
+                self.enter(env, Phase::PeerClosed(PeerClosed { inbox, how, ended }));
             }
             Phase::Open(_) => {
                 let reason = err.to_string();
-                self.queue_close(turn, code, &reason);
+                self.queue_close(env, code, &reason);
                 self.drop_unhandled();
                 let info = CloseInfo::new(code, reason);
-                self.linger(turn, CloseKind::ProtocolError, false, Some(info));
+                self.linger(env, CloseKind::ProtocolError, false, Some(info));
             }
-            Phase::Closing(_) => self.close_now(turn, CloseKind::ProtocolError, None),
+            Phase::Closing(_) => self.close_now(env, CloseKind::ProtocolError, None),
             _ => {}
         }
     }
@@ -329,17 +318,17 @@ impl<T: Transport> Connection<T> {
     /// Its batch's earlier replies are already queued; nothing after it is handled. `Open` →
     /// `Lingering` as for any protocol error; `PeerClosed` → `Lingering` too, with this code
     /// instead of the echo of the peer's (or after EOF: only the close frame, then FIN).
-    pub(crate) fn inflate_failed(&mut self, turn: &mut Turn<'_>, err: &WsError) {
+    pub(crate) fn inflate_failed(&mut self, env: &mut Env<'_>, err: &WsError) {
         self.drop_unhandled();
         match &mut self.phase {
-            Phase::Open(_) => self.protocol_error(turn, err),
+            Phase::Open(_) => self.protocol_error(env, err),
             Phase::PeerClosed(closed) => {
                 let peer_eof = closed.how == PeerEnd::Eof;
                 let (code, reason) = (err.close_code(), err.to_string());
                 log::debug!("{}: failing the connection with {code}: {err}", self.id);
-                self.queue_close(turn, code, &reason);
+                self.queue_close(env, code, &reason);
                 let info = CloseInfo::new(code, reason);
-                self.linger(turn, CloseKind::ProtocolError, peer_eof, Some(info));
+                self.linger(env, CloseKind::ProtocolError, peer_eof, Some(info));
             }
             _ => {}
         }
@@ -351,7 +340,7 @@ impl<T: Transport> Connection<T> {
     /// already ending and nothing happens.
     pub(crate) fn we_close(
         &mut self,
-        turn: &mut Turn<'_>,
+        env: &mut Env<'_>,
         code: CloseCode,
         reason: &str,
         end: CloseKind,
@@ -362,11 +351,11 @@ impl<T: Transport> Connection<T> {
         let decoder = std::mem::take(&mut open.decoder);
         let deflate = open.inbox.deflate();
         log::debug!("{}: closing with {code}", self.id);
-        self.queue_close(turn, code, reason);
+        self.queue_close(env, code, reason);
         self.drop_unhandled();
         let ended = CloseInfo::new(code, reason);
         self.enter(
-            turn,
+            env,
             Phase::Closing(Closing {
                 decoder,
                 deflate,
@@ -380,16 +369,17 @@ impl<T: Transport> Connection<T> {
     /// that were waiting for it apply. `Http` after EOF or at shutdown → `Lingering`;
     /// `PeerClosed` → `Lingering` (echoing a close frame, RFC 6455 §5.5.1); `Open` at shutdown →
     /// `Closing` with `1001`.
-    pub(crate) fn work_done(&mut self, turn: &mut Turn<'_>) {
+    #[inline]
+    pub(crate) fn work_done(&mut self, env: &mut Env<'_>) {
         if !self.is_idle() {
             return;
         }
         match &mut self.phase {
-            Phase::Http(http) if http.peer_eof || turn.shutting_down => {
+            Phase::Http(http) if http.peer_eof || env.shutting_down => {
                 // A half-closed client got its answers; or the server is going away between
                 // requests.
                 let peer_eof = http.peer_eof;
-                self.linger(turn, CloseKind::Clean, peer_eof, None);
+                self.linger(env, CloseKind::Clean, peer_eof, None);
             }
             Phase::PeerClosed(closed) => {
                 let ended = std::mem::replace(&mut closed.ended, CloseInfo::abnormal());
@@ -398,19 +388,19 @@ impl<T: Transport> Connection<T> {
                         // If an endpoint receives a Close frame and did not previously send a
                         // Close frame, the endpoint MUST send a Close frame in response,
                         // typically echoing the status code it received. (RFC 6455 §5.5.1)
-                        self.queue_close(turn, ended.code, "");
-                        self.linger(turn, CloseKind::Clean, false, Some(ended));
+                        self.queue_close(env, ended.code, "");
+                        self.linger(env, CloseKind::Clean, false, Some(ended));
                     }
-                    PeerEnd::Eof => self.linger(turn, CloseKind::PeerGone, true, Some(ended)),
+                    PeerEnd::Eof => self.linger(env, CloseKind::PeerGone, true, Some(ended)),
                     PeerEnd::ProtocolError => {
-                        self.queue_close(turn, ended.code, &ended.reason);
-                        self.linger(turn, CloseKind::ProtocolError, false, Some(ended));
+                        self.queue_close(env, ended.code, &ended.reason);
+                        self.linger(env, CloseKind::ProtocolError, false, Some(ended));
                     }
                 }
             }
-            Phase::Open(_) if turn.shutting_down => {
+            Phase::Open(_) if env.shutting_down => {
                 self.we_close(
-                    turn,
+                    env,
                     CloseCode::Away,
                     "server shutting down",
                     CloseKind::Server,
@@ -420,29 +410,25 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// Every queued byte is out. In `Lingering`: send FIN after the last byte (what the peer
-    /// still sends is read and discarded, so the kernel does not answer it with a reset that
-    /// could destroy our last bytes), and once the peer has closed too — or the server is
-    /// shutting down — `Closed`.
-    pub(crate) fn drained(&mut self, turn: &mut Turn<'_>) {
+    /// Every queued byte is out. In `Lingering`, once FIN has gone after the last byte (the loop
+    /// sends it when `poll_transmit` asks; what the peer still sends is read and discarded, so
+    /// the kernel does not answer it with a reset that could destroy our last bytes), and once
+    /// the peer has closed too — or the server is shutting down — `Closed`.
+    #[inline]
+    pub(crate) fn drained(&mut self, env: &mut Env<'_>) {
         let Phase::Lingering(lingering) = &mut self.phase else {
             return;
         };
-        if !lingering.fin_sent {
-            lingering.fin_sent = true;
-            self.transport.shutdown_write();
-            log::trace!("{}: FIN sent", self.id);
-        }
-        if lingering.peer_eof || turn.shutting_down {
+        if lingering.fin_sent && (lingering.peer_eof || env.shutting_down) {
             let end = lingering.end;
-            self.close_now(turn, end, None);
+            self.close_now(env, end, None);
         }
     }
 
     /// A deadline fired (`deadline.rs` decides which). The request timeout answers `408` if a
     /// request had begun; the lifetime closes with `1001`; a linger whose FIN is out ends for
     /// the reason it was ending; everything else drops the connection.
-    pub(crate) fn timed_out(&mut self, turn: &mut Turn<'_>, kind: TimeoutKind) {
+    pub(crate) fn timed_out(&mut self, env: &mut Env<'_>, kind: TimeoutKind) {
         if let Phase::Lingering(lingering) = &self.phase
             && kind == TimeoutKind::Close
             && lingering.fin_sent
@@ -451,63 +437,63 @@ impl<T: Transport> Connection<T> {
             // connection ends for the reason it was ending, not as a failed handshake.
             log::debug!("{}: linger over, the peer never closed", self.id);
             let end = lingering.end;
-            return self.close_now(turn, end, None);
+            return self.close_now(env, end, None);
         }
         log::debug!("{}: {kind:?} timeout in {}", self.id, self.phase.name());
-        turn.metrics.timeout(kind);
+        env.metrics.timeout(kind);
         match kind {
             TimeoutKind::Request if self.request_begun() => {
                 let response = Response::text(408, "request timeout\n");
-                self.queue_response(turn, &response);
-                self.linger(turn, CloseKind::Timeout, false, None);
+                self.queue_response(env, &response);
+                self.linger(env, CloseKind::Timeout, false, None);
             }
             TimeoutKind::Lifetime => {
                 let reason = "connection lifetime exceeded";
-                self.we_close(turn, CloseCode::Away, reason, CloseKind::Server);
+                self.we_close(env, CloseCode::Away, reason, CloseKind::Server);
             }
             TimeoutKind::Message => {
                 // A policy, not a protocol error: the frames were valid, only far too slow.
                 let reason = "message took too long to arrive";
-                self.we_close(turn, CloseCode::Policy, reason, CloseKind::Timeout);
+                self.we_close(env, CloseCode::Policy, reason, CloseKind::Timeout);
             }
             TimeoutKind::WriteStall => {
                 // Nothing can be sent to a client that does not read: drop it, free its buffers.
                 let why = CloseInfo::new(CloseCode::Policy, "write stall");
-                self.close_now(turn, CloseKind::Timeout, Some(why));
+                self.close_now(env, CloseKind::Timeout, Some(why));
             }
             TimeoutKind::Request | TimeoutKind::Idle | TimeoutKind::Pong | TimeoutKind::Close => {
-                self.close_now(turn, CloseKind::Timeout, None);
+                self.close_now(env, CloseKind::Timeout, None);
             }
         }
     }
 
     /// A push would take the queued output past its bound (twice `max_outbound_bytes`): the
     /// client does not read fast enough, and is dropped with `1008` for `on_close`.
-    pub(crate) fn slow_consumer(&mut self, turn: &mut Turn<'_>) {
+    pub(crate) fn slow_consumer(&mut self, env: &mut Env<'_>) {
         log::debug!(
             "{}: slow consumer, {} bytes queued",
             self.id,
             self.output_len()
         );
         let why = CloseInfo::new(CloseCode::Policy, "slow consumer");
-        self.close_now(turn, CloseKind::Server, Some(why));
+        self.close_now(env, CloseKind::Server, Some(why));
     }
 
     /// The server passed its memory budget and this connection, which does not read what it is
     /// sent, holds the most: dropped at once (its output could not reach the peer anyway), and
     /// `on_close` hears `1008`.
-    pub(crate) fn over_budget(&mut self, turn: &mut Turn<'_>) {
+    pub(crate) fn over_budget(&mut self, env: &mut Env<'_>) {
         let why = CloseInfo::new(CloseCode::Policy, "slow consumer: server memory budget");
-        self.close_now(turn, CloseKind::Server, Some(why));
+        self.close_now(env, CloseKind::Server, Some(why));
     }
 
     /// A read or write failed (reset, broken pipe, or an error): the peer is gone.
-    pub(crate) fn transport_failed(&mut self, turn: &mut Turn<'_>) {
-        self.close_now(turn, CloseKind::PeerGone, None);
+    pub(crate) fn transport_failed(&mut self, env: &mut Env<'_>) {
+        self.close_now(env, CloseKind::PeerGone, None);
     }
 
     /// The server gives up on the connection (the shutdown timeout passed).
-    pub(crate) fn abort(&mut self, turn: &mut Turn<'_>, kind: CloseKind) {
-        self.close_now(turn, kind, None);
+    pub(crate) fn abort(&mut self, env: &mut Env<'_>, kind: CloseKind) {
+        self.close_now(env, kind, None);
     }
 }

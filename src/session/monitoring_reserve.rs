@@ -6,7 +6,7 @@
 //! connection is an ordinary `Http` connection with three differences, all decided here:
 //!
 //! - **One request, screened at its head.** Its bytes enter through
-//!   [`Connection::take_monitoring_request`] instead of `take_http_batch`: the head is parsed
+//!   [`Session::take_monitoring_request`] instead of `take_http_batch`: the head is parsed
 //!   with a body limit of 0, so a body is refused before any of it is buffered. `GET` or `HEAD`
 //!   of `metrics_path` or `health_path` (path without the query), not an upgrade, without a
 //!   body, leaves as a one-request [`Work::Http`] job ending in [`HttpTail::Close`]: the runner
@@ -15,7 +15,7 @@
 //!   [`too_many_connections`] (`503`, `Retry-After: 1`), exactly what a connection past the
 //!   reserve gets, and never reaches the handler. Bytes that are not HTTP get their usual
 //!   error status.
-//! - **Short clocks.** [`Connection::clock_limit`] caps every timeout of a reserve connection
+//! - **Short clocks.** [`Session::clock_limit`] caps every timeout of a reserve connection
 //!   at `monitoring_timeout`: its head must be in that long after the accept (the clock does
 //!   not restart at the first byte), and its linger and write stall end as soon. A slowloris
 //!   holds a place of the reserve for about twice `monitoring_timeout` at most.
@@ -25,17 +25,17 @@
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::http::{HttpError, HttpLimits, Parsed, Request, Response, check_upgrade};
+use crate::dispatch::{HttpTail, Work};
+use crate::http::{HttpError, HttpLimits, Parsed, Request, check_upgrade, too_many_connections};
 use crate::metrics::{Admission, add};
-use crate::session::connection::{Connection, Turn};
+use crate::session::connection::Session;
+use crate::session::env::Env;
 use crate::session::phase::Phase;
-use crate::session::work::{HttpTail, Work};
-use crate::transport::Transport;
 
-/// The answer to a connection the server has no room for: past `max_connections` and its
-/// reserve (written at accept), or on the reserve for something other than monitoring.
-pub(crate) fn too_many_connections() -> Response {
-    Response::text(503, "too many connections\n").with_header("Retry-After", "1")
+/// The bytes of the answer the accept path writes to a connection past `max_connections` and
+/// its reserve, straight into the fresh socket: [`too_many_connections`], closing.
+pub(crate) fn at_capacity_response() -> Vec<u8> {
+    too_many_connections().to_closing_bytes()
 }
 
 /// Is `request` one a reserve connection may make: `GET` or `HEAD` of `metrics_path` or
@@ -49,7 +49,7 @@ fn is_monitoring_request(request: &Request, config: &Config) -> bool {
         && matches!(check_upgrade(request, &config.origin_check()), Ok(None))
 }
 
-impl<T: Transport> Connection<T> {
+impl Session {
     /// Was this connection admitted on the monitoring reserve?
     pub(crate) fn is_on_reserve(&self) -> bool {
         self.admission == Admission::MonitoringReserve
@@ -68,7 +68,7 @@ impl<T: Transport> Connection<T> {
     /// for the runner that closes the connection after the answer. A request for anything else
     /// is refused with `503` here (`refused_at_capacity`); bytes that are not HTTP are answered
     /// with their error (`request_rejected`). Either way no job comes out.
-    pub(crate) fn take_monitoring_request(&mut self, turn: &mut Turn<'_>) -> Option<Work> {
+    pub(crate) fn take_monitoring_request(&mut self, env: &mut Env<'_>) -> Option<Work> {
         let Phase::Http(http) = &mut self.phase else {
             return None;
         };
@@ -77,7 +77,7 @@ impl<T: Transport> Connection<T> {
         // its first chunk, before any of it is held.
         let limits = HttpLimits {
             max_body_size: 0,
-            ..turn.config.http_limits()
+            ..env.config.http_limits()
         };
         match http.parse(input.data(), &limits) {
             Ok(Parsed::Partial { consumed }) => {
@@ -85,28 +85,28 @@ impl<T: Transport> Connection<T> {
                 // A chunked head that expects `100-continue`: a body is coming. Refuse it now
                 // rather than let the client wait for a `100` that will not come.
                 if http.parser.take_continue() {
-                    self.refused_at_capacity(turn);
+                    self.refused_at_capacity(env);
                 }
                 None
             }
             Ok(Parsed::Complete { request, consumed }) => {
                 input.consume(consumed);
-                if !is_monitoring_request(&request, turn.config) {
-                    self.refused_at_capacity(turn);
+                if !is_monitoring_request(&request, env.config) {
+                    self.refused_at_capacity(env);
                     return None;
                 }
-                add(&turn.metrics.http_requests, 1);
+                add(&env.metrics.http_requests, 1);
                 Some(Work::Http {
                     requests: vec![request],
                     tail: HttpTail::Close,
                 })
             }
             Err(HttpError::PayloadTooLarge { .. }) => {
-                self.refused_at_capacity(turn);
+                self.refused_at_capacity(env);
                 None
             }
             Err(err) => {
-                self.request_rejected(turn, &err);
+                self.request_rejected(env, &err);
                 None
             }
         }

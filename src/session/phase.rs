@@ -19,9 +19,10 @@
 use std::time::Instant;
 
 use crate::config::Config;
+use crate::conn_id::ConnId;
+use crate::dispatch::{After, Batch, Inbound, Job, Lease, Reply, Run, SessionBox};
 use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
-use crate::session::work::{After, Batch, Inbound, Job, Reply};
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
 /// Where a connection is in its protocol life.
@@ -172,20 +173,76 @@ pub(crate) enum OnClose {
     IfUpgradeAccepted,
 }
 
-impl OnClose {
-    /// What `on_close` gets once the reply of the job that was running has arrived.
-    pub(crate) fn settle(self, reply: &Reply) -> Option<CloseInfo> {
-        match self {
+/// What a closed connection is owed, as a value the table must consume: it becomes the
+/// `on_close` job ([`now`](Self::now)), waits for the reply of the job that was running
+/// ([`settle`](Self::settle)), or is given up at the very end of a shutdown that could not wait
+/// ([`skip`](Self::skip)). Dropping one that owes a call is a bug: debug builds panic.
+#[derive(Debug)]
+#[must_use = "an owed on_close is settled, delivered or skipped, never forgotten"]
+pub(crate) struct OwedClose {
+    owed: OnClose,
+    done: bool,
+}
+
+impl OwedClose {
+    pub(crate) fn new(owed: OnClose) -> Self {
+        OwedClose { owed, done: false }
+    }
+
+    /// Owes a handler call at all (or may, if an upgrade that was running accepts)?
+    pub(crate) fn is_owed(&self) -> bool {
+        self.owed != OnClose::Nothing
+    }
+
+    /// The `on_close` job for `conn` now, no job of the connection being with the handler:
+    /// with the handler's `state`.
+    pub(crate) fn now(mut self, conn: ConnId, state: Option<SessionBox>) -> Option<Job> {
+        self.done = true;
+        match std::mem::replace(&mut self.owed, OnClose::Nothing) {
+            OnClose::Call(info) => Some(Job::Close {
+                conn,
+                info,
+                session: state,
+            }),
+            OnClose::Nothing | OnClose::IfUpgradeAccepted => None,
+        }
+    }
+
+    /// The `on_close` job once the reply of the job that was running has arrived: with the
+    /// state that reply brought back.
+    pub(crate) fn settle(mut self, reply: &mut Reply) -> Option<Job> {
+        self.done = true;
+        let info = match std::mem::replace(&mut self.owed, OnClose::Nothing) {
             OnClose::Nothing => None,
             OnClose::Call(info) => Some(info),
             OnClose::IfUpgradeAccepted => {
                 matches!(reply.after, After::Upgraded { .. }).then(CloseInfo::abnormal)
             }
+        }?;
+        Some(Job::Close {
+            conn: reply.conn(),
+            info,
+            session: reply.session.take(),
+        })
+    }
+
+    /// Given up: the reply it waited for never came before the shutdown ended.
+    pub(crate) fn skip(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for OwedClose {
+    fn drop(&mut self) {
+        if !self.done && self.is_owed() && !std::thread::panicking() {
+            log::error!("an owed on_close was dropped: {:?}", self.owed);
+            debug_assert!(false, "an owed on_close was dropped: {:?}", self.owed);
         }
     }
 }
 
-/// Whether the connection's job is with the handler. At most one is, so a connection's handler
+/// Whether the connection's job is with the handler. At most one is — the slot lends one
+/// [`Lease`], and takes the next job only once it is given back — so a connection's handler
 /// calls never overlap and keep their order.
 #[derive(Debug, Default)]
 pub(crate) enum JobSlot {
@@ -197,7 +254,49 @@ pub(crate) enum JobSlot {
     InFlight(usize),
     /// A job found the job queue full and waits here to be offered again (backpressure: the
     /// connection reads no more meanwhile, beyond its inbox).
-    Held(Box<Job>),
+    Held(Box<Run>),
+}
+
+impl JobSlot {
+    /// Lends the slot to a job of `bytes` payload bytes. Only an idle slot lends.
+    pub(crate) fn lend(&mut self, conn: ConnId, bytes: usize) -> Lease {
+        debug_assert!(
+            matches!(self, JobSlot::Idle),
+            "{conn}: the slot is not idle"
+        );
+        *self = JobSlot::InFlight(bytes);
+        Lease::new(conn, bytes)
+    }
+
+    /// A held job goes out again, with the lease it already has.
+    pub(crate) fn resend(&mut self) -> Option<Run> {
+        let JobSlot::Held(run) = std::mem::take(self) else {
+            return None;
+        };
+        *self = JobSlot::InFlight(run.lease.bytes());
+        Some(*run)
+    }
+
+    /// The queue had no room: the job waits here.
+    pub(crate) fn hold(&mut self, run: Run) {
+        *self = JobSlot::Held(Box::new(run));
+    }
+
+    /// The job's reply came home with the lease: the slot is free for the next job.
+    pub(crate) fn give_back(&mut self, lease: Lease) {
+        debug_assert!(matches!(self, JobSlot::InFlight(_)), "{}", lease.conn());
+        lease.end();
+        *self = JobSlot::Idle;
+    }
+
+    /// Charged to the memory budget: the held job's bytes, or those of the job out.
+    pub(crate) fn bytes(&self) -> usize {
+        match self {
+            JobSlot::Idle => 0,
+            JobSlot::InFlight(bytes) => *bytes,
+            JobSlot::Held(run) => run.lease.bytes(),
+        }
+    }
 }
 
 /// Messages decoded while the previous job runs: they become the next job, as one batch.
@@ -329,3 +428,7 @@ impl Phase {
         }
     }
 }
+
+/// The rules the types keep, each tried the way it could be broken.
+#[cfg(test)]
+mod tests;

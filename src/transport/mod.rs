@@ -1,24 +1,24 @@
 //! The transport seam: what a connection's session reads from and writes to.
 //!
-//! A session (`src/session/`) never touches a socket. It reads, writes and shuts down through a
-//! [`Transport`], whose every answer is already classified into the four cases of
-//! [`IoOutcome`] (`io.rs`, the one place where `io::Result`s become those cases). The event loop
-//! gives sessions a [`Stream`] (`stream.rs`): a plain TCP socket (`tcp.rs`) or, with the `tls`
-//! feature, TLS over one (`tls.rs`, rustls driven by the loop). Unit tests and the fuzz target
-//! give them an in-memory wire (`memory.rs`) whose chunking, back-pressure, EOF and resets they
-//! script.
+//! A session (`src/session/`) never touches a socket: the netpoller reads, writes and shuts down
+//! for it (`netpoller/table/pump.rs`) through a [`Transport`], whose every answer is already
+//! classified into the four cases of [`IoOutcome`] (`io.rs`, the one place where `io::Result`s
+//! become those cases). The event loop's transport is a [`Stream`] (`stream.rs`): a plain TCP
+//! socket or, with the `tls` feature, TLS over one (`tls.rs`, rustls driven by the loop). Unit
+//! tests and the fuzz target use an in-memory wire (`memory.rs`) whose chunking,
+//! back-pressure, EOF and resets they script.
 //!
 //! A transport may hold bytes of its own — TLS keeps records it could not write yet — so the
-//! trait also says how much it holds ([`Transport::buffered_output`]) and lets the session push
-//! it out ([`Transport::flush`]). The session adds those bytes to its own queued output when it
-//! decides on backpressure and WRITABLE interest, so a buffering transport plugs in without a
-//! change to the state machine. Plain TCP holds nothing.
+//! trait also says how much it holds ([`Transport::buffered_output`]) and lets the loop push it
+//! out ([`Transport::flush`]). The loop counts those bytes with the session's own output for
+//! WRITABLE interest, the write stall and the memory budget, and writes nothing new from the
+//! session until they are out, so a buffering transport plugs in without a change to the state
+//! machine. Plain TCP holds nothing.
 
 mod io;
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) mod memory;
 mod stream;
-mod tcp;
 #[cfg(feature = "tls")]
 mod tls;
 

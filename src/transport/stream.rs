@@ -1,17 +1,21 @@
-//! [`Stream`]: the transport the event loop gives each accepted connection — the TCP socket
-//! itself, or (feature `tls`) TLS over it. One enum, so the loop's table holds one type and the
-//! session runs unchanged on either; each call is one `match`.
+//! [`Stream`]: the transport the event loop reads and writes for each accepted connection — the
+//! non-blocking TCP socket itself, or (feature `tls`) TLS over it. One enum, so the loop's table
+//! holds one type; each call is one `match`. On plain TCP each call is one syscall (`read`,
+//! `write`, `writev`, `shutdown`), classified by `io.rs`; nothing is buffered, so there is never
+//! anything to flush.
 //!
 //! A TLS stream is boxed: rustls's state is a few KiB, and the slab entry of every plain
 //! connection stays as small as before.
 
-use std::io::{self, IoSlice};
+use std::io::IoSlice;
+use std::net::Shutdown;
 
 use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 
 #[cfg(feature = "tls")]
 use super::TlsStream;
+use super::io;
 use super::{IoOutcome, PeerGone, Transport};
 
 /// An accepted connection's transport.
@@ -35,52 +39,75 @@ impl Stream {
 }
 
 /// Calls the same method on whichever transport this is.
-macro_rules! each {
-    ($self:ident, $t:ident => $call:expr) => {
-        match $self {
-            Stream::Plain($t) => $call,
-            #[cfg(feature = "tls")]
-            Stream::Tls($t) => $call,
-        }
-    };
-}
-
 impl Transport for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoOutcome {
-        each!(self, t => t.read(buf))
+        match self {
+            Stream::Plain(socket) => io::read(socket, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.read(buf),
+        }
     }
 
     fn write(&mut self, buf: &[u8]) -> IoOutcome {
-        each!(self, t => t.write(buf))
+        match self {
+            Stream::Plain(socket) => io::write(socket, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.write(buf),
+        }
     }
 
     fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> IoOutcome {
-        each!(self, t => t.write_vectored(slices))
+        match self {
+            Stream::Plain(socket) => io::write_vectored(socket, slices),
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.write_vectored(slices),
+        }
     }
 
+    /// Plain TCP holds nothing: each call is one syscall.
     fn buffered_output(&self) -> usize {
-        each!(self, t => t.buffered_output())
+        match self {
+            Stream::Plain(_) => 0,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.buffered_output(),
+        }
     }
 
     fn buffered_input(&self) -> usize {
-        each!(self, t => t.buffered_input())
+        match self {
+            Stream::Plain(_) => 0,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.buffered_input(),
+        }
     }
 
     fn flush(&mut self) -> Result<(), PeerGone> {
-        // Spelled out: `io::Write::flush` would be found first on the socket.
         match self {
-            Stream::Plain(socket) => Transport::flush(socket),
+            Stream::Plain(_) => Ok(()),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => Transport::flush(tls.as_mut()),
         }
     }
 
     fn shutdown_write(&mut self) {
-        each!(self, t => t.shutdown_write())
+        match self {
+            Stream::Plain(socket) => {
+                // ENOTCONN after a reset is the only likely error; the next read reports that.
+                if let Err(err) = socket.shutdown(Shutdown::Write) {
+                    log::trace!("shutdown(Write): {err}");
+                }
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.shutdown_write(),
+        }
     }
 
     fn release_idle(&mut self) {
-        each!(self, t => t.release_idle())
+        match self {
+            Stream::Plain(_) => {}
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.release_idle(),
+        }
     }
 }
 
@@ -91,7 +118,7 @@ impl mio::event::Source for Stream {
         registry: &Registry,
         token: Token,
         interest: Interest,
-    ) -> io::Result<()> {
+    ) -> std::io::Result<()> {
         self.socket().register(registry, token, interest)
     }
 
@@ -100,11 +127,11 @@ impl mio::event::Source for Stream {
         registry: &Registry,
         token: Token,
         interest: Interest,
-    ) -> io::Result<()> {
+    ) -> std::io::Result<()> {
         self.socket().reregister(registry, token, interest)
     }
 
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+    fn deregister(&mut self, registry: &Registry) -> std::io::Result<()> {
         self.socket().deregister(registry)
     }
 }

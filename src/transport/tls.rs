@@ -10,27 +10,30 @@
 //!
 //! Bytes in: socket → `incoming` (ciphertext) → `process` (rustls takes each complete record:
 //! handshake messages move its state, application data comes out decrypted) → the session's
-//! read buffer (what does not fit waits in `plaintext`, and goes first next time). Bytes out: the session's write → `process` encrypts it into
-//! `outgoing` → socket. Handshake flights and alerts join `outgoing` the same way, in order.
+//! read buffer (what does not fit waits in `plaintext`, and goes first next time). Bytes out:
+//! the session's write → `process` encrypts it into `outgoing` → socket. Handshake flights and
+//! alerts join `outgoing` the same way, in order. `process` follows rustls's states; the steps
+//! that move bytes between its records and these buffers are in `tls/records.rs`.
 //!
 //! What this transport may hold is bounded: `incoming` by [`INCOMING_MAX`], `plaintext` by what
 //! one `incoming` decrypts to, and `outgoing` by one write's worth ([`WRITE_MAX`]): new
 //! plaintext is taken only once the ciphertext before it is out, so backpressure reaches the
 //! session exactly as on plain TCP. All of it is counted in the connection's buffered bytes.
 
+mod records;
+
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
 use std::sync::Arc;
 
 use mio::net::TcpStream;
-use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
-use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError,
-    UnbufferedStatus,
-};
+use rustls::server::UnbufferedServerConnection;
+use rustls::unbuffered::{ConnectionState, UnbufferedStatus};
 
+use self::records::{append, deliver_records, encode_record, write_traffic};
 use super::io as socket_io;
 use super::{IoOutcome, PeerGone, Transport};
+use crate::http::plaintext_on_tls_port;
 use crate::metrics::{Metrics, add};
 
 /// The largest TLS record on the wire: 16 KiB of payload, 2 KiB of expansion, a 5-byte header
@@ -179,8 +182,8 @@ impl TlsStream {
     /// Hands rustls what `incoming` holds, state by state, until it needs more bytes (or can
     /// take application data, and `then` is done). Decrypted data goes to `sink` (the
     /// session's read buffer) while it has room, the rest to `plaintext`; records for the peer
-    /// go to `outgoing`. Returns how many bytes of `then`'s data were encrypted, and how many
-    /// went to `sink`.
+    /// go to `outgoing` (`records.rs` moves the bytes). Returns how many bytes of `then`'s data
+    /// were encrypted, and how many went to `sink`.
     fn process(
         &mut self,
         then: Then<'_>,
@@ -193,86 +196,46 @@ impl TlsStream {
             let UnbufferedStatus { discard, state } = self
                 .tls
                 .process_tls_records(&mut self.incoming[self.incoming_start..self.incoming_end]);
-            let mut finished = false;
-            let result = match state {
+            // Ok(true) once rustls needs more bytes (or is closed), or has taken what `then`
+            // asked; Ok(false) while it has more to hand out.
+            let finished = match state {
                 Err(err) => Err(err),
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    let mut result = Ok(());
-                    while let Some(record) = traffic.next_record() {
-                        match record {
-                            Ok(record) => {
-                                let payload = record.payload;
-                                let room = &mut sink[delivered..];
-                                let n = payload.len().min(room.len());
-                                room[..n].copy_from_slice(&payload[..n]);
-                                delivered += n;
-                                self.plaintext.extend_from_slice(&payload[n..]);
-                            }
-                            Err(err) => {
-                                result = Err(err);
-                                break;
-                            }
-                        }
-                    }
-                    result
+                    let room = &mut sink[delivered..];
+                    deliver_records(&mut traffic, room, &mut self.plaintext).map(|n| {
+                        delivered += n;
+                        false
+                    })
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     append(&mut self.outgoing, 512, |buf| {
                         encode_record(&mut encode, buf)
                     });
-                    Ok(())
+                    Ok(false)
                 }
                 // The records encoded so far are sent, in order, by `send_outgoing`.
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
                     transmit.done();
-                    Ok(())
-                }
-                Ok(ConnectionState::BlockedHandshake) => {
-                    finished = true;
-                    Ok(())
+                    Ok(false)
                 }
                 Ok(ConnectionState::PeerClosed) => {
                     self.stage = Stage::PeerClosed;
-                    Ok(())
-                }
-                Ok(ConnectionState::Closed) => {
-                    finished = true;
-                    Ok(())
+                    Ok(false)
                 }
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
                     if self.stage == Stage::Handshaking {
                         self.stage = Stage::Open;
                         add(&self.metrics.tls_handshakes, 1);
                     }
-                    match then.take() {
-                        Some(Then::Encrypt(data)) => {
-                            let guess = data.len() + (data.len() / (16 * 1024) + 1) * 64;
-                            let done = append(&mut self.outgoing, guess, |buf| {
-                                room_needed(traffic.encrypt(data, buf))
-                            });
-                            if done {
-                                encrypted = data.len();
-                            }
-                        }
-                        Some(Then::CloseNotify) => {
-                            append(&mut self.outgoing, 64, |buf| {
-                                room_needed(traffic.queue_close_notify(buf))
-                            });
-                        }
-                        Some(Then::Nothing) | None => {}
-                    }
-                    finished = true;
-                    Ok(())
+                    encrypted = write_traffic(&mut traffic, then.take(), &mut self.outgoing);
+                    Ok(true)
                 }
+                Ok(ConnectionState::BlockedHandshake | ConnectionState::Closed) => Ok(true),
                 // Early data is never accepted (the config keeps `max_early_data_size` at 0).
-                Ok(_) => {
-                    finished = true;
-                    Ok(())
-                }
+                Ok(_) => Ok(true),
             };
             self.discard(discard);
-            result?;
-            if finished {
+            if finished? {
                 return Ok((encrypted, delivered));
             }
         }
@@ -324,14 +287,8 @@ impl TlsStream {
     fn refuse_plaintext_http(&mut self) -> IoOutcome {
         add(&self.metrics.tls_plaintext_refused, 1);
         self.stage = Stage::Failed;
-        let body = "This port speaks TLS: use https:// or wss://\n";
-        let response = format!(
-            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        );
         // A fresh socket's send buffer is empty: this small write lands whole.
-        let _ = socket_io::write(&mut self.socket, response.as_bytes());
+        let _ = socket_io::write(&mut self.socket, &plaintext_on_tls_port());
         let _ = self.socket.shutdown(Shutdown::Write);
         IoOutcome::Failed(invalid("plaintext HTTP on the TLS port"))
     }
@@ -489,58 +446,6 @@ impl Transport for TlsStream {
             self.outgoing = Vec::new();
             self.outgoing_start = 0;
         }
-    }
-}
-
-/// Appends what `encode` writes to `out`, with `guess` bytes of room to begin with and as many
-/// as it then says it needs; true if it wrote. It gives up (writing nothing) on any other
-/// failure, which rustls reports again on the next call.
-fn append(
-    out: &mut Vec<u8>,
-    guess: usize,
-    mut encode: impl FnMut(&mut [u8]) -> Result<usize, Option<InsufficientSizeError>>,
-) -> bool {
-    let start = out.len();
-    let mut room = guess;
-    loop {
-        out.resize(start + room, 0);
-        match encode(&mut out[start..]) {
-            Ok(n) => {
-                out.truncate(start + n);
-                return true;
-            }
-            Err(Some(InsufficientSizeError { required_size })) if required_size > room => {
-                room = required_size;
-            }
-            Err(_) => {
-                out.truncate(start);
-                return false;
-            }
-        }
-    }
-}
-
-/// What an encryption into a buffer says, for [`append`]: the bytes written, or the room it
-/// needs (`None`: it cannot be done).
-fn room_needed(
-    result: Result<usize, EncryptError>,
-) -> Result<usize, Option<InsufficientSizeError>> {
-    match result {
-        Ok(n) => Ok(n),
-        Err(EncryptError::InsufficientSize(size)) => Err(Some(size)),
-        Err(EncryptError::EncryptExhausted) => Err(None),
-    }
-}
-
-/// One handshake record or alert into `buf`, for [`append`].
-fn encode_record(
-    encode: &mut EncodeTlsData<'_, ServerConnectionData>,
-    buf: &mut [u8],
-) -> Result<usize, Option<InsufficientSizeError>> {
-    match encode.encode(buf) {
-        Ok(n) => Ok(n),
-        Err(EncodeError::InsufficientSize(size)) => Err(Some(size)),
-        Err(EncodeError::AlreadyEncoded) => Err(None),
     }
 }
 

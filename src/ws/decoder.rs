@@ -268,6 +268,8 @@ impl MessageDecoder {
         self.continue_frame(payload)
     }
 
+    /// A data frame: checked against the message in progress and the limits, then decoded
+    /// whole at once if it can be, else made the pending frame.
     fn begin_data(
         &mut self,
         header: FrameHeader,
@@ -278,44 +280,9 @@ impl MessageDecoder {
             .state
             .as_deref()
             .and_then(|state| state.message.as_ref());
-        match (header.opcode, current) {
-            // A fragmented message consists of a single frame with the FIN bit clear and an
-            // opcode other than 0, followed by zero or more frames with the FIN bit clear and the
-            // opcode set to 0, and terminated by a single frame with the FIN bit set and an opcode
-            // of 0. (RFC 6455 §5.4)
-            (OpCode::Continue, None) => {
-                return Err(WsError::Protocol(
-                    "continuation frame without a message in progress",
-                ));
-            }
-            (OpCode::Text | OpCode::Binary, Some(_)) => {
-                return Err(WsError::Protocol(
-                    "new data frame while a fragmented message is in progress",
-                ));
-            }
-            _ => {}
-        }
+        check_sequence(header.opcode, current.is_some())?;
         let (already, fragments) = current.map_or((0, 0), |m| (m.data.len(), m.fragments));
-
-        // Check the announced length before anything is allocated for it.
-        if header.payload_len > u64::try_from(limits.max_frame_size).unwrap_or(u64::MAX) {
-            return Err(WsError::MessageTooBig {
-                limit: limits.max_frame_size,
-            });
-        }
-        let too_big = WsError::MessageTooBig {
-            limit: limits.max_message_size,
-        };
-        let room = limits.max_message_size.saturating_sub(already);
-        if header.payload_len > u64::try_from(room).unwrap_or(u64::MAX) {
-            return Err(too_big);
-        }
-        let len = usize::try_from(header.payload_len).map_err(|_| too_big)?;
-        if fragments >= limits.max_fragments {
-            return Err(WsError::MessageTooBig {
-                limit: limits.max_fragments,
-            });
-        }
+        let len = admit_data(&header, already, fragments, limits)?;
 
         // Fast path: a whole unfragmented message in the input costs one allocation and one
         // unmasking pass.
@@ -329,7 +296,13 @@ impl MessageDecoder {
             let item = into_item(header.opcode, header.compressed, data, None)?;
             return Ok((len, Step::Item(item)));
         }
+        self.assemble(&header, len, payload.len());
+        self.continue_frame(payload)
+    }
 
+    /// Makes a data frame of `len` payload bytes, `arrived` of them in this input, the pending
+    /// frame of the message being assembled (which it starts if it is the first).
+    fn assemble(&mut self, header: &FrameHeader, len: usize, arrived: usize) {
         let state = self.state.get_or_insert_with(Box::default);
         let message = state.message.get_or_insert_with(|| Assembly {
             opcode: header.opcode,
@@ -343,16 +316,13 @@ impl MessageDecoder {
         });
         message.fragments += 1;
         // Reserve what is already here, or at most RESERVE_AHEAD for bytes still to come.
-        message
-            .data
-            .reserve(len.min(payload.len().max(RESERVE_AHEAD)));
+        message.data.reserve(len.min(arrived.max(RESERVE_AHEAD)));
         message.frame = Some(PendingData {
             fin: header.fin,
             mask: header.mask,
             received: 0,
             len,
         });
-        self.continue_frame(payload)
     }
 
     /// Feeds payload bytes to the pending frame. Returns the bytes consumed.
@@ -406,6 +376,56 @@ impl MessageDecoder {
         let item = into_item(done.opcode, done.compressed, done.data, done.utf8)?;
         Ok((take, Step::Item(item)))
     }
+}
+
+/// Does a data frame of `opcode` fit where it comes: a continuation only inside a fragmented
+/// message (`in_message`), a new message only outside one?
+#[inline]
+fn check_sequence(opcode: OpCode, in_message: bool) -> Result<(), WsError> {
+    match (opcode, in_message) {
+        // A fragmented message consists of a single frame with the FIN bit clear and an
+        // opcode other than 0, followed by zero or more frames with the FIN bit clear and the
+        // opcode set to 0, and terminated by a single frame with the FIN bit set and an opcode
+        // of 0. (RFC 6455 §5.4)
+        (OpCode::Continue, false) => Err(WsError::Protocol(
+            "continuation frame without a message in progress",
+        )),
+        (OpCode::Text | OpCode::Binary, true) => Err(WsError::Protocol(
+            "new data frame while a fragmented message is in progress",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Checks a data frame's announced length against the limits, before anything is allocated
+/// for it: the frame size, the room the message has left after the `already` bytes of its
+/// earlier `fragments`, and the number of fragments. Returns the length.
+#[inline]
+fn admit_data(
+    header: &FrameHeader,
+    already: usize,
+    fragments: usize,
+    limits: &DecoderLimits,
+) -> Result<usize, WsError> {
+    if header.payload_len > u64::try_from(limits.max_frame_size).unwrap_or(u64::MAX) {
+        return Err(WsError::MessageTooBig {
+            limit: limits.max_frame_size,
+        });
+    }
+    let too_big = WsError::MessageTooBig {
+        limit: limits.max_message_size,
+    };
+    let room = limits.max_message_size.saturating_sub(already);
+    if header.payload_len > u64::try_from(room).unwrap_or(u64::MAX) {
+        return Err(too_big);
+    }
+    let len = usize::try_from(header.payload_len).map_err(|_| too_big)?;
+    if fragments >= limits.max_fragments {
+        return Err(WsError::MessageTooBig {
+            limit: limits.max_fragments,
+        });
+    }
+    Ok(len)
 }
 
 /// Turns a complete, unmasked payload into the item it is: a compressed message, or a message

@@ -43,6 +43,34 @@ pub(crate) fn parse_client_header(
     let Some(&first) = buf.first() else {
         return Ok(None);
     };
+    let (fin, opcode, compressed) = check_first_byte(first, deflate)?;
+    let Some(&second) = buf.get(1) else {
+        return Ok(None);
+    };
+    let short_len = check_second_byte(second, opcode)?;
+    let Some((payload_len, mask_at)) = payload_length(buf, short_len)? else {
+        return Ok(None);
+    };
+    let Some(mask) = buf
+        .get(mask_at..mask_at + 4)
+        .and_then(|b| <[u8; 4]>::try_from(b).ok())
+    else {
+        return Ok(None);
+    };
+    let header = FrameHeader {
+        fin,
+        opcode,
+        compressed,
+        mask,
+        payload_len,
+    };
+    Ok(Some((header, mask_at + 4)))
+}
+
+/// The rules of the first byte (FIN, RSV1–3, opcode): its FIN bit, opcode and RSV1 (the message
+/// is compressed), or the rule it breaks.
+#[inline]
+fn check_first_byte(first: u8, deflate: bool) -> Result<(bool, OpCode, bool), WsError> {
     // RSV1, RSV2, RSV3: MUST be 0 unless an extension is negotiated that defines meanings for
     // non-zero values. (RFC 6455 §5.2) permessage-deflate defines RSV1 only.
     let compressed = first & 0x40 != 0;
@@ -67,10 +95,13 @@ pub(crate) fn parse_client_header(
     if opcode.is_control() && !fin {
         return Err(WsError::Protocol("control frame is fragmented"));
     }
+    Ok((fin, opcode, compressed))
+}
 
-    let Some(&second) = buf.get(1) else {
-        return Ok(None);
-    };
+/// The rules of the second byte (MASK, payload length) for a frame of `opcode`: its 7-bit
+/// payload length, or the rule it breaks.
+#[inline]
+fn check_second_byte(second: u8, opcode: OpCode) -> Result<u8, WsError> {
     // The server MUST close the connection upon receiving a frame that is not masked.
     // (RFC 6455 §5.1)
     if second & 0x80 == 0 {
@@ -83,12 +114,18 @@ pub(crate) fn parse_client_header(
             "control frame payload longer than 125 bytes",
         ));
     }
+    Ok(short_len)
+}
 
-    let (payload_len, mask_at) = match short_len {
-        126 => match buf.get(2..4).and_then(|b| <[u8; 2]>::try_from(b).ok()) {
-            Some(bytes) => (u64::from(u16::from_be_bytes(bytes)), 4),
-            None => return Ok(None),
-        },
+/// The payload length `short_len` announces (itself, or the 16- or 64-bit length after it in
+/// `buf`) and where the masking key starts; `None` while the extended length is incomplete.
+#[inline]
+fn payload_length(buf: &[u8], short_len: u8) -> Result<Option<(u64, usize)>, WsError> {
+    let length = match short_len {
+        126 => buf
+            .get(2..4)
+            .and_then(|b| <[u8; 2]>::try_from(b).ok())
+            .map(|bytes| (u64::from(u16::from_be_bytes(bytes)), 4)),
         127 => {
             // The most significant bit MUST be 0. (RFC 6455 §5.2)
             if buf.get(2).is_some_and(|&b| b & 0x80 != 0) {
@@ -96,29 +133,14 @@ pub(crate) fn parse_client_header(
                     "64-bit payload length has its most significant bit set",
                 ));
             }
-            match buf.get(2..10).and_then(|b| <[u8; 8]>::try_from(b).ok()) {
-                Some(bytes) => (u64::from_be_bytes(bytes), 10),
-                None => return Ok(None),
-            }
+            buf.get(2..10)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(|bytes| (u64::from_be_bytes(bytes), 10))
         }
-        len => (u64::from(len), 2),
+        len => Some((u64::from(len), 2)),
     };
     // Non-minimal length encodings are accepted: rejecting them buys nothing.
-
-    let Some(mask) = buf
-        .get(mask_at..mask_at + 4)
-        .and_then(|b| <[u8; 4]>::try_from(b).ok())
-    else {
-        return Ok(None);
-    };
-    let header = FrameHeader {
-        fin,
-        opcode,
-        compressed,
-        mask,
-        payload_len,
-    };
-    Ok(Some((header, mask_at + 4)))
+    Ok(length)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 pub mod browser;
 pub mod http;
+pub mod redis;
 pub mod tls;
 pub mod tools;
 

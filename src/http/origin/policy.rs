@@ -181,12 +181,20 @@ mod tests {
         Ok(UpgradeOrigin::SameOrigin(origin.to_owned()))
     }
 
+    /// (Host, Origin, expected) under the default policy.
+    type Case<'a> = (&'a str, &'a [u8], Result<UpgradeOrigin, OriginRefusal>);
+
+    fn check_same_origin(table: &[Case<'_>]) {
+        for (host, origin, expected) in table {
+            let request = request(host, &[("Origin", origin)]);
+            let checked = check(&request, &OriginPolicy::SameOrigin);
+            assert_eq!(&checked, expected, "{host} {origin:?}");
+        }
+    }
+
     #[test]
     fn same_origin_by_default() {
-        use OriginRefusal::*;
-        let policy = OriginPolicy::SameOrigin;
-        // (Host, Origin, expected)
-        let table: &[(&str, &[u8], Result<UpgradeOrigin, OriginRefusal>)] = &[
+        check_same_origin(&[
             (
                 "example.com",
                 b"http://example.com",
@@ -217,10 +225,29 @@ mod tests {
                 b"http://[0::1]:9001",
                 same("http://[0::1]:9001"),
             ),
+        ]);
+        let no_origin = request("example.com", &[]);
+        let checked = check(&no_origin, &OriginPolicy::SameOrigin);
+        assert_eq!(checked, Ok(UpgradeOrigin::Absent));
+    }
+
+    #[test]
+    fn other_origins_are_refused_by_default() {
+        use OriginRefusal::*;
+        check_same_origin(&[
             ("example.com", b"https://evil.example", Err(NotAllowed)),
             ("example.com", b"https://example.com:8443", Err(NotAllowed)),
             ("example.com:8080", b"http://example.com", Err(NotAllowed)),
             ("localhost:9001", b"http://127.0.0.1:9001", Err(NotAllowed)),
+            // A Host that is not one matches nothing.
+            ("", b"http://example.com", Err(NotAllowed)),
+        ]);
+    }
+
+    #[test]
+    fn null_malformed_and_repeated_origins_are_refused() {
+        use OriginRefusal::*;
+        check_same_origin(&[
             ("example.com", b"null", Err(Null)),
             ("example.com", b"NULL", Err(Malformed)),
             ("example.com", b"", Err(Malformed)),
@@ -232,15 +259,7 @@ mod tests {
                 Err(Malformed),
             ),
             ("example.com", b"\xff\x00garbage", Err(Malformed)),
-            // A Host that is not one matches nothing.
-            ("", b"http://example.com", Err(NotAllowed)),
-        ];
-        for (host, origin, expected) in table {
-            let request = request(host, &[("Origin", origin)]);
-            assert_eq!(&check(&request, &policy), expected, "{host} {origin:?}");
-        }
-        let no_origin = request("example.com", &[]);
-        assert_eq!(check(&no_origin, &policy), Ok(UpgradeOrigin::Absent));
+        ]);
         let twice = request(
             "example.com",
             &[
@@ -248,7 +267,7 @@ mod tests {
                 ("Origin", b"http://example.com"),
             ],
         );
-        assert_eq!(check(&twice, &policy), Err(Repeated));
+        assert_eq!(check(&twice, &OriginPolicy::SameOrigin), Err(Repeated));
     }
 
     #[test]

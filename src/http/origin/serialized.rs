@@ -163,25 +163,29 @@ mod tests {
         Host::Name(host.as_bytes())
     }
 
+    /// (value, scheme, host, written port, effective port)
+    type Case<'a> = (&'a str, &'a str, Host<'a>, Option<u16>, Option<u16>);
+
+    fn assert_parse(table: &[Case<'_>]) {
+        for &(value, scheme, host, written, effective) in table {
+            let origin = parse_origin(value.as_bytes()).unwrap_or_else(|| panic!("{value}"));
+            assert_eq!(origin.scheme, scheme.as_bytes(), "{value}");
+            assert_eq!(origin.authority.host, host, "{value}");
+            assert_eq!(origin.authority.port, written, "{value}");
+            assert_eq!(origin.port(), effective, "{value}");
+        }
+    }
+
     #[test]
     fn origins_that_parse() {
         let ipv6: Ipv6Addr = "::1".parse().unwrap();
-        // (value, scheme, host, written port, effective port)
-        type Case<'a> = (&'a str, &'a str, Host<'a>, Option<u16>, Option<u16>);
-        let table: &[Case<'_>] = &[
+        assert_parse(&[
             (
                 "https://app.example.com",
                 "https",
                 name("app.example.com"),
                 None,
                 Some(443),
-            ),
-            (
-                "http://localhost:8080",
-                "http",
-                name("localhost"),
-                Some(8080),
-                Some(8080),
             ),
             (
                 "HTTP://Example.COM:80",
@@ -191,13 +195,6 @@ mod tests {
                 Some(80),
             ),
             ("ws://127.0.0.1", "ws", name("127.0.0.1"), None, Some(80)),
-            (
-                "wss://[::1]:9001",
-                "wss",
-                Host::Ipv6(ipv6),
-                Some(9001),
-                Some(9001),
-            ),
             (
                 "https://[0:0:0:0:0:0:0:1]",
                 "https",
@@ -212,6 +209,27 @@ mod tests {
                 None,
                 None,
             ),
+        ]);
+    }
+
+    #[test]
+    fn ports_that_parse() {
+        let ipv6: Ipv6Addr = "::1".parse().unwrap();
+        assert_parse(&[
+            (
+                "http://localhost:8080",
+                "http",
+                name("localhost"),
+                Some(8080),
+                Some(8080),
+            ),
+            (
+                "wss://[::1]:9001",
+                "wss",
+                Host::Ipv6(ipv6),
+                Some(9001),
+                Some(9001),
+            ),
             ("http://h:0", "http", name("h"), Some(0), Some(0)),
             ("http://h:00080", "http", name("h"), Some(80), Some(80)),
             (
@@ -221,14 +239,7 @@ mod tests {
                 Some(65535),
                 Some(65535),
             ),
-        ];
-        for &(value, scheme, host, written, effective) in table {
-            let origin = parse_origin(value.as_bytes()).unwrap_or_else(|| panic!("{value}"));
-            assert_eq!(origin.scheme, scheme.as_bytes(), "{value}");
-            assert_eq!(origin.authority.host, host, "{value}");
-            assert_eq!(origin.authority.port, written, "{value}");
-            assert_eq!(origin.port(), effective, "{value}");
-        }
+        ]);
     }
 
     #[test]

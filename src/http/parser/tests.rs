@@ -135,21 +135,30 @@ fn pipelined_requests() {
     );
 }
 
+/// Limits small enough that the error tables reach them.
+const SMALL: HttpLimits = HttpLimits {
+    max_header_bytes: 80,
+    max_headers: 3,
+    max_body_size: 10,
+};
+
+/// Each input fails with its error under [`SMALL`], and the parser resets after it.
+fn assert_errors(table: Vec<(String, HttpError)>) {
+    for (input, expected) in table {
+        let mut parser = RequestParser::new();
+        assert_eq!(
+            parser.parse(input.as_bytes(), &SMALL),
+            Err(expected),
+            "{input:?}"
+        );
+        // The parser resets after an error.
+        assert_eq!(parser.state, State::default());
+    }
+}
+
 #[test]
-fn error_table() {
-    let small = HttpLimits {
-        max_header_bytes: 80,
-        max_headers: 3,
-        max_body_size: 10,
-    };
-    let long = format!(
-        "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n",
-        "a".repeat(100)
-    );
-    let long_ended = format!("{long}\r\n");
-    let cl = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n");
-    let bad_cl = HttpError::BadRequest("invalid Content-Length");
-    let table: Vec<(String, HttpError)> = vec![
+fn head_syntax_errors() {
+    assert_errors(vec![
         (
             "GARBAGE\r\n\r\n".into(),
             HttpError::BadRequest("invalid request line"),
@@ -178,6 +187,14 @@ fn error_table() {
             "GET / HTTP/1.1\r\nHost: x\r\nBad Name: x\r\n\r\n".into(),
             HttpError::BadRequest("invalid header name"),
         ),
+    ]);
+}
+
+#[test]
+fn framing_errors() {
+    let cl = |v: &str| format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: {v}\r\n\r\n");
+    let bad_cl = HttpError::BadRequest("invalid Content-Length");
+    assert_errors(vec![
         (cl("abc"), bad_cl.clone()),
         (cl("-1"), bad_cl.clone()),
         (cl("1 2"), bad_cl.clone()),
@@ -207,7 +224,13 @@ fn error_table() {
             "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nz\r\n".into(),
             HttpError::BadRequest("invalid chunk size"),
         ),
-        // RFC 9112 §3.2: the Host rules, checked on the head.
+    ]);
+}
+
+/// RFC 9112 §3.2: the Host rules, checked on the head.
+#[test]
+fn host_errors() {
+    assert_errors(vec![
         (
             "GET / HTTP/1.1\r\n\r\n".into(),
             HttpError::BadRequest("missing Host header"),
@@ -220,6 +243,17 @@ fn error_table() {
             "GET / HTTP/1.1\r\nHost: a@b\r\n\r\n".into(),
             HttpError::BadRequest("invalid Host header"),
         ),
+    ]);
+}
+
+#[test]
+fn header_limit_errors() {
+    let long = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Long: {}\r\n",
+        "a".repeat(100)
+    );
+    let long_ended = format!("{long}\r\n");
+    assert_errors(vec![
         (long, HttpError::HeadersTooLarge),
         (long_ended, HttpError::HeadersTooLarge),
         ("\r\n".repeat(40), HttpError::HeadersTooLarge),
@@ -227,17 +261,7 @@ fn error_table() {
             "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n".into(),
             HttpError::TooManyHeaders,
         ),
-    ];
-    for (input, expected) in table {
-        let mut parser = RequestParser::new();
-        assert_eq!(
-            parser.parse(input.as_bytes(), &small),
-            Err(expected),
-            "{input:?}"
-        );
-        // The parser resets after an error.
-        assert_eq!(parser.state, State::default());
-    }
+    ]);
 }
 
 #[test]

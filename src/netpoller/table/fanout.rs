@@ -16,8 +16,9 @@ use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
 use crate::conn_id::ConnId;
+use crate::dispatch::{JobQueue, Publication, Reply};
 use crate::metrics::add;
-use crate::session::{JobQueue, Phase, Publication, Reply, Subscriptions};
+use crate::session::Subscriptions;
 use crate::topic::Topic;
 use crate::transport::Transport;
 
@@ -28,13 +29,13 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         let open: Vec<ConnId> = self
             .slab
             .iter()
-            .filter(|(_, entry)| matches!(entry.conn.phase, Phase::Open(_) | Phase::PeerClosed(_)))
-            .map(|(_, entry)| entry.conn.id)
+            .filter(|(_, entry)| entry.session.is_websocket())
+            .map(|(_, entry)| entry.session.id)
             .collect();
         for id in open {
             if let Some(index) = self.live(id) {
-                self.step(index, now, |conn, turn| {
-                    conn.push_shared(turn, frame);
+                self.step(index, now, |session, env| {
+                    session.push_shared(env, frame);
                 });
             }
         }
@@ -60,7 +61,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         if reply.output.topics.is_empty() {
             return;
         }
-        for publication in reply.output.take_publications(reply.conn) {
+        for publication in reply.output.take_publications(reply.conn()) {
             self.topics.publish(publication);
         }
         self.deliver_publications(now);
@@ -104,8 +105,8 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             return; // closed by an earlier delivery of this round: its subscriptions are gone
         };
         let mut queued = false;
-        self.step_session(index, now, |conn, turn| {
-            queued = conn.push_shared(turn, frame);
+        self.serve(index, now, |session, env| {
+            queued = session.push_shared(env, frame);
         });
         if queued {
             add(&self.metrics.topic_deliveries, 1);

@@ -1,0 +1,142 @@
+//! The WebSocket side: `/ws` takes requests, `/echo` echoes (the unrelated traffic whose
+//! latency must not suffer when the backend is slow), `GET /` is the console and live state,
+//! `GET /debug` the server's own dashboard, `/metrics` the server's families and the gateway's.
+//!
+//! Every call here runs on a WebSocket worker and returns without waiting for Redis: a request
+//! is parsed, checked and handed to the backend threads (`backend.rs`), or refused at once with
+//! its reason. Which route a connection takes is decided in `on_upgrade` and is its session's
+//! first value, with the tab of its unanswered requests.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use wsreactor::{
+    CloseInfo, ConnId, Context, Exposition, Handler, Message, Request, Response, ServerHandle,
+    Upgrade, UpgradeOffer,
+};
+
+use super::backend::{Backend, Tab};
+use super::protocol::{self, ErrorKind};
+
+/// The console on `GET /`.
+const PAGE: &str = include_str!("page.html");
+/// The server's own dashboard, as the echo example serves it.
+const DASHBOARD: &str = include_str!("../echo/dashboard.html");
+
+/// The path of the Prometheus text (the server's `metrics_path`).
+pub const METRICS_PATH: &str = "/metrics";
+
+/// What a WebSocket is for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// JSON requests to Redis.
+    #[default]
+    Gateway,
+    /// Echo: traffic that never touches the backend.
+    Echo,
+}
+
+/// A connection's session: its route, and its tab of unanswered requests (shared with the
+/// backend threads that answer them).
+#[derive(Debug, Default)]
+pub struct Session {
+    route: Route,
+    tab: Arc<Tab>,
+}
+
+/// The gateway's handler.
+pub struct Gateway {
+    backend: Backend,
+    dashboard: String,
+    /// `--blocking-workers`: call Redis on the WebSocket worker itself (no bulkhead), to
+    /// measure what the bulkhead is for.
+    blocking: bool,
+}
+
+impl Gateway {
+    pub fn new(backend: Backend, blocking: bool) -> Self {
+        Gateway {
+            backend,
+            dashboard: DASHBOARD.replace("{{METRICS_PATH}}", METRICS_PATH),
+            blocking,
+        }
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// Every request of one message: queued for the backend, or refused now.
+    fn requests(&self, ctx: &mut Context<'_, Session>, text: &str) {
+        let (conn, server) = (ctx.conn(), ctx.server().clone());
+        let tab = Arc::clone(&ctx.session().tab);
+        for parsed in protocol::parse_lines(text) {
+            let (id, kind, why) = match parsed {
+                Ok(request) if self.blocking => {
+                    ctx.send(self.backend.serve_here(conn, &request));
+                    continue;
+                }
+                Ok(request) => match self.backend.submit(conn, request, &tab, &server) {
+                    Ok(()) => continue,
+                    Err((request, kind, why)) => (request.id, kind, why),
+                },
+                Err(refused) => (refused.id, refused.kind, refused.message),
+            };
+            self.backend.metrics().answered(Some(kind));
+            ctx.send(protocol::error(&id, kind, &why));
+        }
+    }
+}
+
+impl Handler for Gateway {
+    type Session = Session;
+
+    fn on_upgrade(&self, request: &Request, _offer: &UpgradeOffer) -> Upgrade<Session> {
+        let route = match request.path() {
+            "/ws" => Route::Gateway,
+            "/echo" => Route::Echo,
+            _ => return Upgrade::reject(404, "WebSockets connect to /ws (requests) or /echo\n"),
+        };
+        Upgrade::accept_with(Session {
+            route,
+            tab: Arc::default(),
+        })
+    }
+
+    fn on_message(&self, ctx: &mut Context<'_, Session>, message: Message) {
+        match (ctx.session().route, message) {
+            (Route::Echo, message) => {
+                ctx.send(message);
+            }
+            (Route::Gateway, Message::Text(text)) => self.requests(ctx, &text),
+            (Route::Gateway, Message::Binary(_)) => {
+                let why = "requests are JSON text, one per line";
+                let answer = protocol::error(&serde_json::Value::Null, ErrorKind::BadRequest, why);
+                self.backend.metrics().answered(Some(ErrorKind::BadRequest));
+                ctx.send(answer);
+            }
+        }
+    }
+
+    fn on_close(&self, _conn: ConnId, session: Session, _close: &CloseInfo, _: &ServerHandle) {
+        // Requests still queued for it are not run.
+        session.tab.closed.store(true, Ordering::Release);
+    }
+
+    fn on_http_request(&self, request: &Request) -> Response {
+        match (request.method(), request.path()) {
+            ("GET" | "HEAD", "/") => Response::html(200, PAGE),
+            ("GET" | "HEAD", "/debug") => Response::html(200, self.dashboard.as_str()),
+            _ => Response::text(
+                404,
+                "not found: the console is at /, requests go to ws://HOST/ws\n",
+            ),
+        }
+    }
+
+    fn write_metrics(&self, exposition: &mut Exposition<'_>) {
+        self.backend
+            .metrics()
+            .write(exposition, &self.backend.gauges());
+    }
+}

@@ -1,0 +1,195 @@
+//! The hand-off: a job leaves its event loop, a worker runs it, and the reply comes back — the
+//! whole round trip between the loops and the worker threads, in one place.
+//!
+//! 1. **Offer** ([`Executor::offer`]): the loop `try_send`s the job on the one bounded crossbeam
+//!    channel every worker receives from. A full queue gives the job back (`Offered::Full`): the
+//!    loop keeps it on the connection and stops reading that socket. With inline handlers the
+//!    [`JobRunner`] runs it right there, on the loop thread — the one place where the loop may run
+//!    user code, and only when the user asked for it (`Config::inline_handlers`).
+//! 2. **Run** (`work`, on each worker thread): any idle worker takes the next job of any
+//!    connection and hands it to the application's [`JobRunner`] (`src/runner.rs`).
+//! 3. **Reply and wake**: the worker sends the [`Reply`] on the owning loop's reply channel and
+//!    rings that loop's waker (`link.rs`), which coalesces: a burst of replies costs one syscall.
+//!
+//! Order holds because a connection has one job out at a time (its [`Lease`](super::Lease)), so
+//! any worker may take any connection's next batch: load spreads without reordering.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::thread::{self, JoinHandle};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+
+use crate::dispatch::handle::ServerHandle;
+use crate::dispatch::job::{Job, Reply};
+
+/// Runs one job's handler calls and encodes what they send. `None` for `on_close`, which needs
+/// no answer. Implemented once by the application layer; called by the worker threads, or by
+/// the loop itself with inline handlers.
+pub(crate) trait JobRunner: Send + Sync {
+    fn run(&self, job: Job) -> Option<Reply>;
+}
+
+/// Where a loop offers its jobs: the [`Executor`], or a queue the unit tests empty by hand.
+pub(crate) trait JobQueue {
+    /// Takes the job, runs it, or gives it back because there is no room.
+    fn offer(&mut self, job: Job) -> Offered;
+
+    /// Would an offer now find room? (Held jobs are retried only then.)
+    fn has_room(&self) -> bool;
+}
+
+/// What became of an offered job.
+#[derive(Debug)]
+pub(crate) enum Offered {
+    /// A worker will take it; its reply comes later.
+    Queued,
+    /// The queue is full: the job comes back, to be held and offered again (backpressure).
+    Full(Job),
+    /// It ran at once (inline handlers); here is its reply, if it has one.
+    Ran(Option<Reply>),
+    /// Nobody runs jobs any more (the workers are gone): here it is back, never to run.
+    Gone(Job),
+}
+
+/// Where an event loop's jobs go.
+pub(crate) enum Executor {
+    /// The shared, bounded job queue that every worker receives from.
+    Pool(Sender<Job>),
+    /// Run here, on the loop thread, at once.
+    Inline(Arc<dyn JobRunner>),
+}
+
+impl std::fmt::Debug for Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Executor::Pool(jobs) => write!(f, "Pool(depth {})", jobs.len()),
+            Executor::Inline(_) => f.write_str("Inline"),
+        }
+    }
+}
+
+impl JobQueue for Executor {
+    fn offer(&mut self, job: Job) -> Offered {
+        match self {
+            Executor::Pool(jobs) => {
+                let described = log::log_enabled!(log::Level::Trace)
+                    .then(|| format!("{}: job queued: {}", job.conn(), job.describe()));
+                match jobs.try_send(job) {
+                    Ok(()) => {
+                        if let Some(what) = described {
+                            log::trace!("{what} (queue depth {})", jobs.len());
+                        }
+                        Offered::Queued
+                    }
+                    Err(TrySendError::Full(job)) => Offered::Full(job),
+                    Err(TrySendError::Disconnected(job)) => Offered::Gone(job),
+                }
+            }
+            Executor::Inline(runner) => Offered::Ran(runner.run(job)),
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        match self {
+            Executor::Pool(jobs) => !jobs.is_full(),
+            Executor::Inline(_) => true,
+        }
+    }
+}
+
+impl Executor {
+    /// Hands over a job even if that means waiting for room: only at the very end of shutdown,
+    /// when the workers are known to keep taking jobs. False when nobody runs jobs any more.
+    pub(crate) fn send_waiting(&self, job: Job) -> bool {
+        match self {
+            Executor::Pool(jobs) => jobs.send(job).is_ok(),
+            Executor::Inline(runner) => {
+                let _ = runner.run(job);
+                true
+            }
+        }
+    }
+}
+
+/// The running worker threads.
+#[derive(Debug)]
+pub(crate) struct WorkerPool {
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl WorkerPool {
+    /// Starts `count` workers named `wsreactor-worker-N`.
+    pub(crate) fn spawn(
+        count: usize,
+        jobs: Receiver<Job>,
+        runner: Arc<dyn JobRunner>,
+        server: ServerHandle,
+    ) -> std::io::Result<Self> {
+        let mut threads = Vec::with_capacity(count);
+        for n in 0..count {
+            let jobs = jobs.clone();
+            let (runner, server) = (Arc::clone(&runner), server.clone());
+            let thread = thread::Builder::new()
+                .name(format!("wsreactor-worker-{n}"))
+                .spawn(move || work(n, &jobs, &*runner, &server))?;
+            threads.push(thread);
+        }
+        Ok(WorkerPool { threads })
+    }
+
+    /// Waits for every worker to finish; false if one panicked outside a handler call.
+    pub(crate) fn join(self) -> bool {
+        self.threads.into_iter().all(|t| t.join().is_ok())
+    }
+}
+
+/// A worker's life: take a job, run it, send its reply home and ring the loop's waker. Ends when
+/// every loop has dropped its job sender and the queue is empty, so every job queued before
+/// shutdown still runs.
+fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerHandle) {
+    let busy = &server.metrics().busy_workers;
+    while let Ok(job) = jobs.recv() {
+        let conn = job.conn();
+        let narrate = log::log_enabled!(log::Level::Trace);
+        if narrate {
+            log::trace!("worker {n}: took {conn}'s job: {}", job.describe());
+        }
+        // The clock is read only for the trace: it is not free on the hot path.
+        let started = narrate.then(Instant::now);
+        busy.fetch_add(1, Ordering::Relaxed);
+        let reply = runner.run(job);
+        busy.fetch_sub(1, Ordering::Relaxed);
+        let took = started.map(|started| started.elapsed());
+        let Some(reply) = reply else {
+            if let Some(took) = took {
+                log::trace!("worker {n}: {conn}: on_close ran in {took:?}");
+            }
+            continue;
+        };
+        if let Some(took) = took {
+            let bytes = reply.output.len();
+            log::trace!("worker {n}: {conn}: handled in {took:?}, reply of {bytes} bytes");
+        }
+        // Back to the loop that owns the connection. The reply channel is unbounded: each job
+        // yields at most one reply and jobs are bounded by the job queue, so it never grows past
+        // that, and never blocks a worker.
+        let link = server.link(conn);
+        if let Err(unsent) = link.replies.send(reply) {
+            log::debug!("worker {n}: event loop gone; reply dropped");
+            unsent.into_inner().lease.end();
+            continue;
+        }
+        let rang = link.waker.wake();
+        if narrate {
+            let how = if rang {
+                "waker rung"
+            } else {
+                "a wake was already pending (coalesced)"
+            };
+            let loop_index = conn.event_loop();
+            log::trace!("worker {n}: reply sent to loop {loop_index}, {how}");
+        }
+    }
+}

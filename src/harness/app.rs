@@ -1,0 +1,372 @@
+//! The harness's stand-ins for everything around the core: a tiny application run as the workers
+//! would run it, a poller that only records interest, a job queue emptied by hand, and the bytes
+//! a client sends.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use mio::{Interest, Token};
+
+use crate::conn_id::ConnId;
+use crate::dispatch::{
+    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply, Run,
+    SessionBox, Work,
+};
+use crate::http::{Response, Version, switching_protocols};
+use crate::netpoller::Poller;
+use crate::topic::Topic;
+use crate::transport::memory::MemoryTransport;
+use crate::ws::deflate::negotiate;
+use crate::ws::{CloseCode, CloseFrame, Message, OpCode, encode_shared_frame};
+
+/// The largest message the test application inflates; beyond it, close `1009`.
+pub const TEST_APP_MAX_INFLATED: usize = 64 * 1024;
+
+/// What the test application saw, in order, for every connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppEvent {
+    /// `on_open` ran (the upgrade was accepted).
+    Open(ConnId),
+    /// `on_message` ran with this message.
+    Message(ConnId, Message),
+    /// `on_close` ran with this code.
+    Close(ConnId, CloseCode),
+    /// `on_http_request` ran for this path.
+    Http(ConnId, String),
+    /// `on_drain` ran: the output fell from the high-water mark to the low one.
+    Drain(ConnId),
+    /// A job after the upgrade came without this connection's session (a bug in the core,
+    /// which must carry it from the upgrade's reply to every job and to `on_close`).
+    LostSession(ConnId),
+}
+
+/// The test application's session: whose it is, and how many messages it has seen.
+type TestSession = (ConnId, u64);
+
+/// The session a job brought, if it is `conn`'s.
+fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSession>> {
+    session?
+        .downcast::<TestSession>()
+        .ok()
+        .filter(|session| session.0 == conn)
+}
+
+/// A tiny application, as a worker runs it: HTTP requests get `200 ok` (keep-alive as asked;
+/// a request with a body gets its body back instead of `ok`),
+/// upgrades are accepted (except on the path `/reject`, answered `403`), messages are echoed —
+/// except the text `close`, which makes the handler close with `1000`, and the text `panic`,
+/// which stands for a panicking handler (`1011`), and the topic commands, which are not echoed:
+/// `sub:T` and `unsub:T` (subscribe to, unsubscribe from topic `T`), `pub:T:text` (publish
+/// `text` to `T`, the sender too if it is subscribed) and `others:T:text` (to everyone but the
+/// sender). A client that offers permessage-deflate gets it, and its echoes are compressed
+/// (every message, whatever its size).
+#[derive(Debug, Default)]
+pub struct TestApp {
+    events: Mutex<Vec<AppEvent>>,
+}
+
+impl TestApp {
+    fn record(&self, event: AppEvent) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event);
+        }
+    }
+
+    /// Everything seen so far.
+    pub fn events(&self) -> Vec<AppEvent> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl JobRunner for TestApp {
+    fn run(&self, job: Job) -> Option<Reply> {
+        let Run {
+            lease,
+            work,
+            session,
+            ..
+        } = match job {
+            Job::Run(run) => run,
+            Job::Close {
+                conn,
+                info,
+                session,
+            } => {
+                if own_session(session, conn).is_none() {
+                    self.record(AppEvent::LostSession(conn));
+                }
+                self.record(AppEvent::Close(conn, info.code));
+                return None;
+            }
+        };
+        let conn = lease.conn();
+        let (output, after, session) = match work {
+            Work::Messages(batch) => self.messages(conn, batch, session),
+            Work::Http { requests, tail } => self.http(conn, requests, tail),
+        };
+        Some(reply(lease, output, after, session))
+    }
+}
+
+impl TestApp {
+    /// Echoes a batch (with the topic commands and `close`/`panic` carried out).
+    fn messages(
+        &self,
+        conn: ConnId,
+        batch: crate::dispatch::Batch,
+        session: Option<SessionBox>,
+    ) -> (Output, After, Option<SessionBox>) {
+        let mut output = Output::default();
+        let Some(mut own) = own_session(session, conn) else {
+            self.record(AppEvent::LostSession(conn));
+            return (output, After::Continue, None);
+        };
+        own.1 += batch.messages.len() as u64;
+        if batch.drained {
+            self.record(AppEvent::Drain(conn));
+        }
+        output.compressing = batch.deflate.map(|agreement| Compressing {
+            window_bits: agreement.server_window_bits(),
+            level: 1,
+            threshold: 0,
+        });
+        for message in batch.messages {
+            let message = match message.into_message(TEST_APP_MAX_INFLATED) {
+                Ok(message) => message,
+                Err(err) => {
+                    output.failed = Some(err);
+                    break;
+                }
+            };
+            self.record(AppEvent::Message(conn, message.clone()));
+            match message.as_bytes() {
+                b"close" => {
+                    output.close = Some(frame(CloseCode::Normal, "bye"));
+                    break;
+                }
+                b"panic" => {
+                    output.close = Some(frame(CloseCode::Error, "handler panicked"));
+                    break;
+                }
+                text if topic_command(&mut output, text) => {}
+                _ => output.push_message(message),
+            }
+        }
+        (output, After::Continue, Some(own as SessionBox))
+    }
+
+    /// Answers a batch of requests, then its tail (upgrades accepted but on `/reject`).
+    fn http(
+        &self,
+        conn: ConnId,
+        requests: Vec<crate::http::Request>,
+        tail: HttpTail,
+    ) -> (Output, After, Option<SessionBox>) {
+        let mut output = Output::default();
+        let last_closes = matches!(tail, HttpTail::Close);
+        let count = requests.len();
+        for (i, request) in requests.into_iter().enumerate() {
+            self.record(AppEvent::Http(conn, request.path().to_owned()));
+            let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
+            let response = match request.body() {
+                [] => Response::text(200, "ok\n"),
+                body => Response::new(200).with_body(body.to_vec()),
+            };
+            response.encode(&mut output.bytes, request.version(), keep_alive, false);
+            if !keep_alive {
+                return (output, After::CloseHttp { bad_request: false }, None);
+            }
+        }
+        let after = match tail {
+            HttpTail::None => After::Continue,
+            HttpTail::Close => After::CloseHttp { bad_request: false },
+            HttpTail::Error(err) => {
+                output.bytes.extend(err.to_response().to_closing_bytes());
+                After::CloseHttp { bad_request: true }
+            }
+            HttpTail::Upgrade(upgrade) if upgrade.0.path() == "/reject" => {
+                let response = Response::text(403, "no\n");
+                response.encode(&mut output.bytes, Version::Http11, false, false);
+                After::CloseHttp { bad_request: false }
+            }
+            HttpTail::Upgrade(upgrade) => {
+                let deflate = negotiate(upgrade.0.headers_all("sec-websocket-extensions"));
+                let extension = deflate.map(|agreement| {
+                    (
+                        "Sec-WebSocket-Extensions".into(),
+                        agreement.response_header(),
+                    )
+                });
+                let headers: Vec<_> = extension.into_iter().collect();
+                let response = switching_protocols(&upgrade.1.key, None, &headers);
+                response.encode(&mut output.bytes, Version::Http11, true, false);
+                self.record(AppEvent::Open(conn));
+                let session = Some(Box::new((conn, 0u64)) as SessionBox);
+                return (output, After::Upgraded { deflate }, session);
+            }
+        };
+        (output, after, None)
+    }
+}
+
+/// Carries out `text` if it is one of the test application's topic commands.
+fn topic_command(output: &mut Output, text: &[u8]) -> bool {
+    let Some((verb, rest)) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.split_once(':'))
+    else {
+        return false;
+    };
+    let (name, body) = match verb {
+        "sub" | "unsub" => (rest, ""),
+        "pub" | "others" => match rest.split_once(':') {
+            Some(split) => split,
+            None => return false,
+        },
+        _ => return false,
+    };
+    let Ok(topic) = Topic::new(name) else {
+        return false;
+    };
+    match verb {
+        "sub" => output.subscribe(topic),
+        "unsub" => output.unsubscribe(topic),
+        _ => {
+            let frame = encode_shared_frame(OpCode::Text, body.as_bytes());
+            output.publish(topic, frame, verb == "pub");
+        }
+    }
+    true
+}
+
+fn frame(code: CloseCode, reason: &str) -> CloseFrame {
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
+}
+
+fn reply(lease: Lease, output: Output, after: After, session: Option<SessionBox>) -> Reply {
+    Reply {
+        lease,
+        output,
+        after,
+        session,
+    }
+}
+
+/// A poller that records what each token is registered for.
+#[derive(Debug, Default)]
+pub(crate) struct RecordingPoller {
+    pub(crate) interest: HashMap<Token, Interest>,
+}
+
+impl Poller<MemoryTransport> for RecordingPoller {
+    fn register(&mut self, t: &mut MemoryTransport, token: Token, i: Interest) -> io::Result<()> {
+        self.reregister(t, token, i)
+    }
+
+    fn reregister(
+        &mut self,
+        _: &mut MemoryTransport,
+        token: Token,
+        interest: Interest,
+    ) -> io::Result<()> {
+        self.interest.insert(token, interest);
+        Ok(())
+    }
+
+    fn deregister(&mut self, _: &mut MemoryTransport) {}
+}
+
+/// A bounded job queue that the test empties by hand (or, inline, runs each job at once).
+#[derive(Debug)]
+pub(crate) struct ManualQueue {
+    pub(crate) jobs: VecDeque<Job>,
+    pub(crate) capacity: usize,
+    pub(crate) inline: Option<Arc<TestApp>>,
+}
+
+impl Drop for ManualQueue {
+    /// Jobs a test left in the queue are never run: as lost as a job whose worker died.
+    fn drop(&mut self) {
+        for job in self.jobs.drain(..) {
+            if let Job::Run(run) = job {
+                run.lease.end();
+            }
+        }
+    }
+}
+
+impl JobQueue for ManualQueue {
+    fn offer(&mut self, job: Job) -> Offered {
+        if let Some(app) = &self.inline {
+            return Offered::Ran(app.run(job));
+        }
+        if self.jobs.len() >= self.capacity {
+            return Offered::Full(job);
+        }
+        self.jobs.push_back(job);
+        Offered::Queued
+    }
+
+    fn has_room(&self) -> bool {
+        self.inline.is_some() || self.jobs.len() < self.capacity
+    }
+}
+
+/// A valid upgrade request for `path`.
+pub fn upgrade_request(path: &str) -> Vec<u8> {
+    upgrade_request_offering(path, None)
+}
+
+/// An upgrade request for `path` with `Sec-WebSocket-Extensions: extensions`, if given.
+pub fn upgrade_request_offering(path: &str, extensions: Option<&str>) -> Vec<u8> {
+    let extensions = extensions.map_or_else(String::new, |offer| {
+        format!("Sec-WebSocket-Extensions: {offer}\r\n")
+    });
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         {extensions}\r\n"
+    )
+    .into_bytes()
+}
+
+/// "Hello" compressed without context takeover (RFC 7692 §7.2.3.1), as one masked frame with
+/// RSV1 set.
+pub fn compressed_hello() -> Vec<u8> {
+    let mut frame = client_frame(0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
+    frame[0] |= 0x40;
+    frame
+}
+
+/// A masked client frame (FIN set) with `opcode` and `payload`.
+pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    client_fragment(true, opcode, payload)
+}
+
+/// A masked client frame with FIN as given.
+pub fn client_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    masked_frame(fin, opcode, payload, [0x37, 0xfa, 0x21, 0x3d])
+}
+
+/// A client frame with FIN as given, masked with `mask`, in the shortest length encoding.
+pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = vec![(u8::from(fin) << 7) | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(0x80 | n as u8),
+        n if n <= 0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out
+}

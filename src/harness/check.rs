@@ -1,0 +1,141 @@
+//! The invariants of the connection core, checked by the harness after every step of a test
+//! or a script: what the table, each session, the poller and the application have seen must
+//! agree. The harness's state enters by reference; what does not hold leaves as an `Err`
+//! naming the connection and the broken rule.
+
+use std::collections::HashMap;
+
+use mio::Token;
+
+use super::{AppEvent, Harness};
+use crate::conn_id::ConnId;
+use crate::metrics::Admission;
+
+impl Harness {
+    /// Checks what must hold after every step; returns what does not.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let config = &self.config;
+        self.table.check_topics()?;
+        let charged = self.table.charged();
+        let budget = self.table.buffered_bytes();
+        if charged != budget {
+            return Err(format!(
+                "the budget counts {budget} bytes, the connections are charged {charged}"
+            ));
+        }
+        for (session, wanted, charge_right) in self.table.connections() {
+            let id = session.id;
+            if !charge_right {
+                return Err(format!("{id}: charged other than what it holds"));
+            }
+            let input = session.input_len();
+            let max_input = config.max_http_input();
+            if input > max_input.max(config.read_buffer_size) {
+                return Err(format!("{id}: {input} bytes of input held"));
+            }
+            let output = session.output_len();
+            // A reply may add one handler batch past the limit; pushes stop at twice it.
+            let bound = config.max_pushed_bytes().saturating_add(64 * 1024);
+            if output > bound {
+                return Err(format!("{id}: {output} bytes of output held"));
+            }
+            let inbox = session.inbox_len();
+            if inbox > config.max_pending_messages {
+                return Err(format!("{id}: {inbox} messages held"));
+            }
+            let registered = self
+                .table
+                .poller()
+                .interest
+                .get(&Token(id.index()))
+                .copied();
+            if registered != Some(wanted) {
+                return Err(format!("{id}: interest {registered:?}, needs {wanted:?}"));
+            }
+            let phase = session.phase_name();
+            if phase == "Closed" {
+                return Err(format!("{id}: closed but still in the table"));
+            }
+            if session.is_on_reserve() && !matches!(phase, "Http" | "Lingering") {
+                return Err(format!("{id}: on the reserve, and {phase}"));
+            }
+        }
+        self.check_app_events()
+    }
+
+    /// `on_open` before any message, at most one `on_close` per connection, and none after it;
+    /// a connection on the monitoring reserve asks the application one thing at most, for a
+    /// monitoring path, and never opens.
+    fn check_app_events(&self) -> Result<(), String> {
+        let mut state: HashMap<ConnId, (bool, bool)> = HashMap::new();
+        let reserve: Vec<ConnId> = self
+            .peers
+            .iter()
+            .filter(|peer| peer.admission == Admission::MonitoringReserve)
+            .map(|peer| peer.id)
+            .collect();
+        let monitored = |path: &str| {
+            Some(path) == self.config.metrics_path.as_deref()
+                || Some(path) == self.config.health_path.as_deref()
+        };
+        let mut served: Vec<ConnId> = Vec::new();
+        for event in self.app.events() {
+            match event {
+                AppEvent::Open(id) if reserve.contains(&id) => {
+                    return Err(format!("{id}: opened from the monitoring reserve"));
+                }
+                AppEvent::Http(id, path) if reserve.contains(&id) => {
+                    if !monitored(&path) || served.contains(&id) {
+                        return Err(format!("{id}: asked for {path} from the reserve"));
+                    }
+                    served.push(id);
+                }
+                AppEvent::Open(id) => {
+                    let seen = state.entry(id).or_default();
+                    if seen.0 {
+                        return Err(format!("{id}: on_open twice"));
+                    }
+                    seen.0 = true;
+                }
+                AppEvent::Message(id, _) => {
+                    let seen = state.get(&id).copied().unwrap_or_default();
+                    if !seen.0 || seen.1 {
+                        return Err(format!("{id}: on_message outside open..close"));
+                    }
+                }
+                AppEvent::Close(id, _) => {
+                    let seen = state.entry(id).or_default();
+                    if !seen.0 || seen.1 {
+                        return Err(format!("{id}: on_close without on_open, or twice"));
+                    }
+                    seen.1 = true;
+                }
+                AppEvent::Http(..) | AppEvent::Drain(_) => {}
+                AppEvent::LostSession(id) => {
+                    return Err(format!("{id}: a job or on_close came without its session"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every connection that had `on_open` and is gone has had its `on_close` (once no job is
+    /// left to run).
+    pub fn check_every_close_delivered(&self) -> Result<(), String> {
+        let events = self.app.events();
+        for peer in &self.peers {
+            let id = peer.id;
+            if self.table.session(id).is_some() {
+                continue;
+            }
+            let opened = events.contains(&AppEvent::Open(id));
+            let closed = events
+                .iter()
+                .any(|e| matches!(e, AppEvent::Close(c, _) if *c == id));
+            if opened && !closed {
+                return Err(format!("{id}: opened, gone, and never got on_close"));
+            }
+        }
+        Ok(())
+    }
+}

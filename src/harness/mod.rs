@@ -1,0 +1,459 @@
+//! A whole event loop's connection core without sockets, for unit tests and the fuzz target.
+//!
+//! [`Harness`] owns a [`ConnectionTable`] over in-memory wires (`transport/memory.rs`), a poller
+//! that only records interest, and a job queue the test empties by hand — running each job
+//! through a small echo application ([`TestApp`]) and feeding its reply back, as a worker would.
+//! The test plays the peers (bytes, chunking, EOF, resets, a peer that stops reading), the
+//! clock (`advance`), the workers (`run_jobs`, with a queue capacity it chooses) and the poller
+//! (readiness is delivered after every change of a wire, edge-triggered: once per change).
+//! Everything is deterministic: no threads, no sleeps, no real time. What must hold after every
+//! step — the budget, the bounds, the interest, the order of the application's events — is
+//! checked by `check.rs`.
+//!
+//! With the `fuzzing` feature this module is public as `wsreactor::fuzzing`.
+
+mod app;
+mod check;
+mod script;
+#[cfg(test)]
+mod tests;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::{Interest, Token};
+
+use crate::config::{Config, deadline_after};
+use crate::conn_id::ConnId;
+use crate::dispatch::{Command, Job, JobRunner, Push};
+use crate::metrics::{Admission, Metrics, Stats};
+use crate::netpoller::ConnectionTable;
+use crate::topic::Topic;
+use crate::transport::memory::{MemoryTransport, Wire};
+use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
+
+pub use app::{
+    AppEvent, TestApp, client_fragment, client_frame, compressed_hello, masked_frame,
+    upgrade_request, upgrade_request_offering,
+};
+pub(crate) use app::{ManualQueue, RecordingPoller};
+pub use script::{fuzz_config, random_script, run_script};
+
+/// One simulated peer: its wire and the connection it became.
+#[derive(Debug)]
+struct Peer {
+    wire: Wire,
+    id: ConnId,
+    admission: Admission,
+}
+
+/// An event loop's connection core with in-memory peers, a hand-driven clock and hand-run jobs.
+#[derive(Debug)]
+pub struct Harness {
+    table: ConnectionTable<MemoryTransport, RecordingPoller, ManualQueue>,
+    peers: Vec<Peer>,
+    app: Arc<TestApp>,
+    config: Arc<Config>,
+    metrics: Arc<Metrics>,
+    now: Instant,
+}
+
+impl Harness {
+    /// A core with `config` (its `addr`, `workers` and `event_loops` do not matter) and a job
+    /// queue of `job_queue_capacity` jobs that nobody empties until [`run_jobs`](Self::run_jobs).
+    pub fn new(config: Config) -> Self {
+        let inline = config.inline_handlers;
+        Harness::build(config, inline)
+    }
+
+    fn build(config: Config, inline: bool) -> Self {
+        let config = Arc::new(config);
+        let metrics = Arc::new(Metrics::default());
+        let app = Arc::new(TestApp::default());
+        let queue = ManualQueue {
+            jobs: VecDeque::new(),
+            capacity: config.job_queue_capacity,
+            inline: inline.then(|| Arc::clone(&app)),
+        };
+        let table = ConnectionTable::new(
+            0,
+            Arc::clone(&config),
+            Arc::clone(&metrics),
+            RecordingPoller::default(),
+            queue,
+        );
+        Harness {
+            table,
+            peers: Vec::new(),
+            app,
+            config,
+            metrics,
+            now: Instant::now(),
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A new peer connects; returns its number.
+    pub fn connect(&mut self) -> usize {
+        self.admit(Admission::Ordinary)
+    }
+
+    /// A new peer connects while the server is full, and gets a place on the monitoring
+    /// reserve (as the accept path gives one, `netpoller/accept.rs`); returns its number.
+    pub fn connect_to_reserve(&mut self) -> usize {
+        self.admit(Admission::MonitoringReserve)
+    }
+
+    fn admit(&mut self, admission: Admission) -> usize {
+        let (wire, transport) = Wire::pair();
+        let count = match admission {
+            Admission::Ordinary => &self.metrics.connections_open,
+            Admission::MonitoringReserve => &self.metrics.monitoring_open,
+        };
+        count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let peer = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 40_000)));
+        let id = match self.table.admit(transport, peer, self.now, admission) {
+            Ok(id) => id,
+            Err(err) => unreachable!("the recording poller never fails: {err}"),
+        };
+        self.peers.push(Peer {
+            wire,
+            id,
+            admission,
+        });
+        self.peers.len() - 1
+    }
+
+    /// The connection id peer `peer` became.
+    pub fn id(&self, peer: usize) -> ConnId {
+        self.peers[peer].id
+    }
+
+    /// Peer `peer` sends `bytes`; the poller reports it readable, and the loop takes a turn.
+    pub fn send(&mut self, peer: usize, bytes: &[u8]) {
+        self.put(peer, bytes);
+        self.readable(peer);
+    }
+
+    /// Peer `peer`'s bytes reach the socket, but no readiness event is delivered yet.
+    pub fn put(&mut self, peer: usize, bytes: &[u8]) {
+        self.peers[peer].wire.send(bytes);
+    }
+
+    /// Delivers a readable event for peer `peer` alone, without the rest of the loop's turn.
+    pub fn notify_readable(&mut self, peer: usize) {
+        let id = self.peers[peer].id;
+        self.table
+            .readiness(Token(id.index()), true, false, self.now);
+    }
+
+    /// Reads of peer `peer`'s connection return at most `bytes` bytes each.
+    pub fn set_read_chunk(&mut self, peer: usize, bytes: usize) {
+        self.peers[peer].wire.with(|w| w.read_chunk = bytes.max(1));
+    }
+
+    /// Peer `peer`'s transport holds output like TLS does (see `transport/memory.rs`).
+    pub fn set_buffering_transport(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.holds_output = true);
+    }
+
+    /// Peer `peer` sends FIN.
+    pub fn peer_eof(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.peer_eof = true);
+        self.readable(peer);
+    }
+
+    /// Peer `peer`'s connection is reset (`ECONNRESET`: read as EOF, then writes fail).
+    pub fn reset(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.reset = true);
+        self.readable(peer);
+    }
+
+    /// Peer `peer`'s socket fails with an error (`ETIMEDOUT`): the connection is dropped.
+    pub fn fail(&mut self, peer: usize) {
+        self.peers[peer].wire.with(|w| w.failed = true);
+        self.readable(peer);
+    }
+
+    /// Peer `peer` lets only `bytes` more bytes into its socket until it reads again (0: it
+    /// stopped reading).
+    pub fn set_write_room(&mut self, peer: usize, bytes: usize) {
+        self.peers[peer].wire.with(|w| w.write_room = bytes);
+        self.writable(peer);
+    }
+
+    /// A readiness event saying readable, as the poller would deliver it, then the rest of the
+    /// loop's turn.
+    pub fn readable(&mut self, peer: usize) {
+        self.notify_readable(peer);
+        self.turn();
+    }
+
+    /// A readiness event saying writable, if the connection's interest includes it.
+    pub fn writable(&mut self, peer: usize) {
+        let id = self.peers[peer].id;
+        let token = Token(id.index());
+        if self.interest(peer).is_some_and(Interest::is_writable) {
+            self.table.readiness(token, false, true, self.now);
+        }
+        self.turn();
+    }
+
+    /// What peer `peer` has received so far (taken: the next call returns only what is new).
+    pub fn take_output(&mut self, peer: usize) -> Vec<u8> {
+        self.peers[peer].wire.take_output()
+    }
+
+    /// Has the server sent FIN to peer `peer`?
+    pub fn fin_received(&self, peer: usize) -> bool {
+        self.peers[peer].wire.with(|w| w.fin_received)
+    }
+
+    /// Bytes of peer `peer` the server has not read yet.
+    pub fn unread(&self, peer: usize) -> usize {
+        self.peers[peer].wire.with(|w| w.inbound.len())
+    }
+
+    /// The interest registered for peer `peer`'s connection, if it is still open.
+    pub fn interest(&self, peer: usize) -> Option<Interest> {
+        let id = self.peers[peer].id;
+        self.table.session(id)?;
+        self.table
+            .poller()
+            .interest
+            .get(&Token(id.index()))
+            .copied()
+    }
+
+    /// The phase of peer `peer`'s connection (`None` once it is closed and removed).
+    pub fn phase(&self, peer: usize) -> Option<&'static str> {
+        self.table
+            .session(self.peers[peer].id)
+            .map(|session| session.phase_name())
+    }
+
+    /// Moves the clock forward and runs the loop's timed work (deadlines, fairness, retries).
+    /// A jump past a century (`Duration::MAX` included) is taken as a century, like every
+    /// configured duration.
+    pub fn advance(&mut self, by: Duration) {
+        self.now = deadline_after(self.now, by);
+        self.turn();
+    }
+
+    /// What the loop does after its events each turn: the ready list, the timers, the held jobs.
+    pub fn turn(&mut self) {
+        self.table.run_ready(self.now);
+        self.table.fire_timers(self.now);
+        self.table.retry_held(self.now);
+        self.table.keep_budget(self.now);
+        self.table.report_gauges();
+    }
+
+    /// Jobs waiting in the queue.
+    pub fn queued_jobs(&self) -> usize {
+        self.table.jobs().jobs.len()
+    }
+
+    /// Runs up to `n` queued jobs, oldest first, delivering each reply as a worker would, then
+    /// lets the loop take a turn. Returns how many ran.
+    pub fn run_jobs(&mut self, n: usize) -> usize {
+        let mut ran = 0;
+        while ran < n {
+            let Some(job) = self.table.jobs_mut().jobs.pop_front() else {
+                break;
+            };
+            ran += 1;
+            if let Some(reply) = self.app.run(job) {
+                self.table.reply(reply, self.now);
+            }
+        }
+        self.turn();
+        ran
+    }
+
+    /// Runs queued jobs until none is left.
+    pub fn run_all_jobs(&mut self) {
+        while self.run_jobs(usize::MAX) > 0 {}
+    }
+
+    /// Takes the oldest queued job out without running it (to deliver its reply late, or never).
+    pub fn steal_job(&mut self) -> Option<PendingJob> {
+        self.table.jobs_mut().jobs.pop_front().map(PendingJob)
+    }
+
+    /// Runs a job taken with [`steal_job`](Self::steal_job) now and delivers its reply.
+    pub fn finish_job(&mut self, job: PendingJob) {
+        if let Some(reply) = self.app.run(job.0) {
+            self.table.reply(reply, self.now);
+        }
+        self.turn();
+    }
+
+    /// A push from a `ServerHandle` to peer `peer`'s connection.
+    pub fn push(&mut self, peer: usize, text: &str) {
+        let mut bytes = Vec::new();
+        let message = Message::from(text);
+        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
+        let conn = self.peers[peer].id;
+        let push = Push::Send(bytes);
+        self.table.command(Command::Push { conn, push }, self.now);
+        self.turn();
+    }
+
+    /// A broadcast from a `ServerHandle`.
+    pub fn broadcast(&mut self, text: &str) {
+        let mut bytes = Vec::new();
+        let message = Message::from(text);
+        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
+        let bytes = bytes.into();
+        self.table.command(Command::Broadcast { bytes }, self.now);
+        self.turn();
+    }
+
+    /// A publication from a `ServerHandle` (or forwarded by another loop) to `topic`.
+    pub fn publish(&mut self, topic: &str, text: &str) {
+        let Ok(topic) = Topic::new(topic) else {
+            return; // refused by the handle before it reaches a loop
+        };
+        let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
+        self.table
+            .command(Command::Publish { topic, frame }, self.now);
+        self.turn();
+    }
+
+    /// The topics peer `peer`'s connection is subscribed to, sorted.
+    pub fn subscriptions(&self, peer: usize) -> Vec<String> {
+        self.table.topics_of(self.peers[peer].id)
+    }
+
+    /// From now on, the publications of the handlers are kept for other loops, as with several
+    /// event loops ([`take_forwarded`](Self::take_forwarded)).
+    pub fn forward_to_other_loops(&mut self) {
+        self.table.forward_publications(true);
+    }
+
+    /// The publications kept for the other loops so far: (topic, frame bytes, frame address),
+    /// in order.
+    pub fn take_forwarded(&mut self) -> Vec<(String, Vec<u8>, usize)> {
+        self.table
+            .take_forwards()
+            .into_iter()
+            .map(|p| {
+                (
+                    p.topic.to_string(),
+                    p.frame.to_vec(),
+                    p.frame.as_ptr() as usize,
+                )
+            })
+            .collect()
+    }
+
+    /// Where the bytes queued for peer `peer` are, as (address, length) of each slice the next
+    /// `writev` would send: which chunks are shared with other connections.
+    pub fn queued_slices(&self, peer: usize) -> Vec<(usize, usize)> {
+        let Some(output) = self
+            .table
+            .session(self.peers[peer].id)
+            .and_then(|session| session.output())
+        else {
+            return Vec::new();
+        };
+        let mut slices = [std::io::IoSlice::new(&[]); crate::buffer::MAX_SLICES];
+        let used = output.slices(&mut slices);
+        slices[..used]
+            .iter()
+            .map(|slice| (slice.as_ptr() as usize, slice.len()))
+            .collect()
+    }
+
+    /// `ServerHandle::close` for peer `peer`'s connection.
+    pub fn close(&mut self, peer: usize, code: CloseCode) {
+        let conn = self.peers[peer].id;
+        let frame = crate::ws::CloseFrame {
+            code,
+            reason: "closed by the server".into(),
+        };
+        let push = Push::Close(frame);
+        self.table.command(Command::Push { conn, push }, self.now);
+        self.turn();
+    }
+
+    /// Starts a graceful shutdown.
+    pub fn shutdown(&mut self) {
+        self.table.begin_shutdown(self.now);
+        self.turn();
+    }
+
+    /// What the event loop does when its shutdown timeout has passed: drop every connection
+    /// left, let the workers finish the queued jobs, and deliver each owed `on_close` once the
+    /// reply it waited for is in (`EventLoop::finish`).
+    pub fn finish(&mut self) {
+        let (mut owed, backlog) = self.table.abort_all(self.now);
+        let mut closes: Vec<Job> = backlog.into();
+        while let Some(job) = self.table.jobs_mut().jobs.pop_front() {
+            let Some(mut reply) = self.app.run(job) else {
+                continue;
+            };
+            if let Some(owed) = owed.remove(&reply.conn())
+                && let Some(job) = owed.settle(&mut reply)
+            {
+                closes.push(job);
+            }
+            reply.lease.end();
+        }
+        owed.into_iter().for_each(|(_, owed)| owed.skip());
+        for job in closes {
+            self.app.run(job);
+        }
+    }
+
+    /// Peers connected so far (open or not).
+    pub fn peers(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Connections in the table.
+    pub fn open_connections(&self) -> usize {
+        self.table.len()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> Stats {
+        let mut stats = self.metrics.snapshot();
+        stats.job_queue_depth = self.queued_jobs() as u64;
+        stats
+    }
+
+    /// What the application saw, in order.
+    pub fn app_events(&self) -> Vec<AppEvent> {
+        self.app.events()
+    }
+
+    /// The code `on_close` was given for peer `peer`'s WebSocket, if it ran.
+    pub fn close_code(&self, peer: usize) -> Option<CloseCode> {
+        let id = self.peers[peer].id;
+        self.app.events().into_iter().find_map(|e| match e {
+            AppEvent::Close(c, code) if c == id => Some(code),
+            _ => None,
+        })
+    }
+}
+
+/// A job taken out of the queue by the test, to finish later.
+#[derive(Debug)]
+pub struct PendingJob(Job);
+
+impl PendingJob {
+    /// The job is lost for good, as if its worker had died: its lease ends here (dropping a
+    /// job with its lease is what the core's checks catch as a bug).
+    pub fn abandon(self) {
+        if let Job::Run(run) = self.0 {
+            run.lease.end();
+        }
+    }
+}
