@@ -24,11 +24,10 @@
 use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
-use crate::dispatch::Output;
-use crate::dispatch::ServerHandle;
+use crate::dispatch::{Local, Output, ServerHandle};
 use crate::http::{Request, Response, UpgradeOrigin, split_target};
 use crate::metrics::add;
-use crate::topic::{Topic, TopicError};
+use crate::topic::{Position, Topic, TopicError};
 use crate::ws::{
     CloseCode, CloseFrame, CloseInfo, Message, PerMessageDeflate, encode_shared_frame,
 };
@@ -442,8 +441,48 @@ impl<'a, S> Context<'a, S> {
         let frame = encode_shared_frame(message.opcode(), message.as_bytes());
         // After close nothing more goes to this connection.
         let to_sender = to_me && self.output.close.is_none();
-        self.output.publish(topic, frame, to_sender);
         add(&self.server.metrics().publishes, 1);
+        let except = (!to_sender).then_some(self.conn);
+        if self.server.relay_publish(&topic, &frame, except) == Local::Ordered {
+            // A topic with recovery: every node, this one too, delivers it when it comes back
+            // from the backplane with its position.
+            return Ok(());
+        }
+        self.output.publish(topic, frame, to_sender);
+        Ok(())
+    }
+
+    /// Subscribes this connection to `topic`, as [`subscribe`](Self::subscribe) does, and
+    /// first delivers what was published there after `since` — the position of the last
+    /// publication its client saw, which it gave back when it reconnected — so that it misses
+    /// nothing and gets nothing twice, in the topic's order. Needs a backplane that keeps the
+    /// topic's history ([`RedisBackplane::recover`](crate::RedisBackplane::recover), feature
+    /// `redis`).
+    ///
+    /// When that cannot be had — the position is older than the history keeps
+    /// ([`Config::history_max_len`](crate::Config::history_max_len), `history_max_age`), its
+    /// epoch changed (the history was lost), Redis could not answer within
+    /// `backplane_timeout`, more than `recovery_buffer` live publications came meanwhile, or the
+    /// topic keeps no history — the connection gets `unrecoverable` instead (the application's
+    /// "reload" message), then the live publications; it stays subscribed. Counted in
+    /// [`Stats::backplane_recovered`](crate::Stats) and `backplane_recovery_refused`.
+    ///
+    /// The history arrives asynchronously: what this handler sends in this call goes out
+    /// before it. `Err` for a name longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
+    pub fn subscribe_from(
+        &mut self,
+        topic: &str,
+        since: Position,
+        unrecoverable: impl Into<Message>,
+    ) -> Result<(), TopicError> {
+        let topic = Topic::new(topic)?;
+        if self.output.close.is_some() {
+            log::debug!("{}: subscribe after close ignored", self.conn);
+            return Ok(());
+        }
+        let message = unrecoverable.into();
+        let frame = encode_shared_frame(message.opcode(), message.as_bytes());
+        self.output.subscribe_from(topic, since, frame);
         Ok(())
     }
 }

@@ -95,6 +95,9 @@ mod handler;
 mod prometheus;
 mod runner;
 mod server;
+// Topics across nodes, through Redis.
+#[cfg(feature = "redis")]
+mod backplane;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -115,7 +118,9 @@ pub use http::origin::{ForwardedHost, OriginPattern, OriginPolicy, UpgradeOrigin
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
-pub use topic::{MAX_TOPIC_LEN, TopicError};
+#[cfg(feature = "redis")]
+pub use backplane::{BackplaneError, Framing, RedisBackplane, Unrecoverable};
+pub use topic::{MAX_TOPIC_LEN, Position, PositionError, TopicError};
 pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};
 
 /// The README's code blocks are compiled as doctests, so the embedding example cannot rot.

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, TrySendError};
 use crate::conn_id::ConnId;
 use crate::dispatch::job::Job;
 use crate::dispatch::link::{Command, LoopLink, Push, on_loop_thread};
+use crate::dispatch::relay::{Local, Relay};
 use crate::error::SendError;
 use crate::metrics::{Metrics, Stats, add};
 use crate::topic::Topic;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     /// What new TLS connections get, swapped by `reload_tls`.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub tls: SharedTls,
+    /// The backplane that carries publications to the other nodes, if there is one.
+    pub relay: Option<Arc<dyn Relay>>,
 }
 
 /// The TLS acceptor a server shares between its loops and handles (`None`: plain TCP).
@@ -155,6 +158,14 @@ impl ServerHandle {
     fn publish_waiting(&self, topic: &str, message: &Message, wait: bool) -> Result<(), SendError> {
         let topic = Topic::new(topic).map_err(|_| SendError::TopicTooLong)?;
         let frame = encode_shared_frame(message.opcode(), message.as_bytes());
+        if self.shutdown_requested() {
+            return Err(SendError::Stopped);
+        }
+        if self.relay_publish(&topic, &frame, None) == Local::Ordered {
+            // Delivered here too when it comes back from the backplane, in the topic's order.
+            add(&self.shared.metrics.publishes, 1);
+            return Ok(());
+        }
         for (i, link) in self.shared.loops.iter().enumerate() {
             let (topic, frame) = (topic.clone(), Arc::clone(&frame));
             self.submit(link, Command::Publish { topic, frame }, wait)?;
@@ -163,6 +174,20 @@ impl ServerHandle {
             }
         }
         Ok(())
+    }
+
+    /// Offers a publication made on this node to the backplane, if there is one: how this node
+    /// delivers it ([`Local::Now`] without a backplane).
+    pub(crate) fn relay_publish(
+        &self,
+        topic: &Topic,
+        frame: &Arc<[u8]>,
+        except: Option<ConnId>,
+    ) -> Local {
+        match &self.shared.relay {
+            Some(relay) => relay.publish(topic, frame, except),
+            None => Local::Now,
+        }
     }
 
     /// Starts the close handshake with `conn` (its `on_close` follows).

@@ -15,7 +15,7 @@ use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
 use crate::dispatch::topics::{Publication, TopicAction, TopicRequest};
 use crate::http::{HttpError, Request, UpgradeRequest};
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 use crate::ws::deflate::compress;
 use crate::ws::{
     CloseFrame, CloseInfo, Compressed, Message, PerMessageDeflate, WsError, encode_data_header,
@@ -317,6 +317,16 @@ impl Output {
         self.request(TopicAction::Subscribe(topic));
     }
 
+    /// Asks to subscribe the connection to `topic` from `since` (`unrecoverable`: the frame
+    /// it gets if what followed `since` cannot be had).
+    pub(crate) fn subscribe_from(&mut self, topic: Topic, since: Position, unrecoverable: Arc<[u8]>) {
+        self.request(TopicAction::SubscribeFrom {
+            topic,
+            since,
+            unrecoverable,
+        });
+    }
+
     /// Asks to end the connection's subscription to `topic`.
     pub(crate) fn unsubscribe(&mut self, topic: Topic) {
         self.request(TopicAction::Unsubscribe(topic));
@@ -346,7 +356,9 @@ impl Output {
                     frame,
                     sender: Some(sender),
                 }),
-                TopicAction::Subscribe(_) | TopicAction::Unsubscribe(_) => None,
+                TopicAction::Subscribe(_)
+                | TopicAction::SubscribeFrom { .. }
+                | TopicAction::Unsubscribe(_) => None,
             })
             .collect()
     }

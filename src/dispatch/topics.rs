@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::conn_id::ConnId;
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 
 /// One thing a handler asked about topics, placed among the frames it sent.
 #[derive(Debug)]
@@ -24,6 +24,13 @@ pub(crate) struct TopicRequest {
 #[derive(Debug)]
 pub(crate) enum TopicAction {
     Subscribe(Topic),
+    /// Subscribe, and first deliver what was published to `topic` after `since` (from the
+    /// backplane's history) — or `unrecoverable` (an encoded frame) if that cannot be had.
+    SubscribeFrom {
+        topic: Topic,
+        since: Position,
+        unrecoverable: Arc<[u8]>,
+    },
     Unsubscribe(Topic),
     /// Send `frame` to every subscriber of `topic` — this connection too if `to_sender` and it
     /// is subscribed.

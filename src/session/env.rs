@@ -2,6 +2,7 @@
 //! session reaches its loop's registry of topics ([`Subscriptions`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::buffer::BufferPool;
@@ -9,7 +10,7 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::Publication;
 use crate::metrics::Metrics;
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 
 /// What the event loop lends a session for one event: the time of this loop turn (one clock read
 /// per turn; tests pass any instant they like), the configuration, the loop's buffer pool and
@@ -35,6 +36,17 @@ pub(crate) trait Subscriptions: fmt::Debug {
     /// Subscribes `conn` to `topic`, unless it already has as many subscriptions as it may
     /// (then the registry logs and counts the refusal).
     fn subscribe(&mut self, conn: ConnId, topic: Topic);
+
+    /// Subscribes `conn` to `topic` as `subscribe` does, and has the backplane deliver first
+    /// what was published there after `since` — or `unrecoverable` (an encoded frame) if that
+    /// cannot be had (no backplane, no history for the topic, a position too old).
+    fn subscribe_from(
+        &mut self,
+        conn: ConnId,
+        topic: Topic,
+        since: Position,
+        unrecoverable: Arc<[u8]>,
+    );
 
     /// Ends `conn`'s subscription to `topic`, if it has one.
     fn unsubscribe(&mut self, conn: ConnId, topic: &Topic);

@@ -60,6 +60,13 @@ impl Session {
     fn carry_out(&mut self, env: &mut Env<'_>, action: TopicAction) {
         match action {
             TopicAction::Subscribe(topic) => env.topics.subscribe(self.id, topic),
+            TopicAction::SubscribeFrom {
+                topic,
+                since,
+                unrecoverable,
+            } => env
+                .topics
+                .subscribe_from(self.id, topic, since, unrecoverable),
             TopicAction::Unsubscribe(topic) => env.topics.unsubscribe(self.id, &topic),
             TopicAction::Publish {
                 topic,
