@@ -281,3 +281,132 @@ fn a_redis_with_a_password() {
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }
+
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn recovery_gives_exactly_what_was_missed_in_order_then_the_live_publications() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, |_| {}), node(&redis, |_| {}));
+    let mut ann = member(&a, "topic=room/1");
+    let mut bob = member(&b, "topic=room/1");
+    listening(&a, 1);
+    listening(&b, 1);
+    for i in 1..=3 {
+        ann.send(TMessage::text(format!("m{i}"))).unwrap();
+    }
+    // One order for everyone, the publisher's node included, each with its position.
+    let seen: Vec<(Position, String)> = (0..3).map(|_| positioned(&text(&mut bob))).collect();
+    let mine: Vec<(Position, String)> = (0..3).map(|_| positioned(&text(&mut ann))).collect();
+    assert_eq!(seen, mine);
+    let epoch = seen[0].0.epoch;
+    for (i, (position, body)) in seen.iter().enumerate() {
+        assert_eq!((position.epoch, position.offset), (epoch, i as u64 + 1));
+        assert_eq!(body, &format!("m{}", i + 1));
+    }
+    close_client(bob);
+    for i in 4..=6 {
+        ann.send(TMessage::text(format!("m{i}"))).unwrap();
+        assert_eq!(positioned(&text(&mut ann)).1, format!("m{i}"));
+    }
+    // Bob comes back with the last position he saw; Cy joins a from m1.
+    let mut bob = member(&b, &format!("topic=room/1&from={}", seen[2].0));
+    let mut cy = member(&a, &format!("topic=room/1&from={}", seen[0].0));
+    let missed: Vec<String> = (0..3).map(|_| text(&mut bob)).collect();
+    let expected: Vec<String> = (4..=6).map(|i| format!("{epoch:016x}-{i} m{i}")).collect();
+    assert_eq!(missed, expected, "exactly what was missed, in order");
+    for i in 2..=6 {
+        assert_eq!(text(&mut cy), format!("{epoch:016x}-{i} m{i}"));
+    }
+    ann.send(TMessage::text("m7")).unwrap();
+    for client in [&mut ann, &mut bob, &mut cy] {
+        assert_eq!(text(client), format!("{epoch:016x}-7 m7"), "then live, once");
+    }
+    for client in [&mut ann, &mut bob, &mut cy] {
+        nothing_more(client);
+    }
+    let stats = wait_for_stats(&b.handle(), "b's recovery counted", |s| s.backplane_recovered == 3);
+    assert_eq!(stats.backplane_recovery_refused, 0);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
+
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn a_position_too_old_of_another_epoch_or_ahead_cannot_be_recovered() {
+    let redis = RedisServer::start();
+    let a = node(&redis, |config| config.history_max_len = 3);
+    let mut ann = member(&a, "topic=room/2");
+    listening(&a, 1);
+    let positions: Vec<Position> = (1..=6)
+        .map(|i| {
+            ann.send(TMessage::text(format!("m{i}"))).unwrap();
+            positioned(&text(&mut ann)).0
+        })
+        .collect();
+    let epoch = positions[0].epoch;
+    // The history keeps m4..m6: from m3 is fine, from m2 is too old.
+    let mut ok = member(&a, &format!("topic=room/2&from={}", positions[2]));
+    for i in 4..=6 {
+        assert_eq!(text(&mut ok), format!("{epoch:016x}-{i} m{i}"));
+    }
+    let other_epoch = Position {
+        epoch: epoch ^ 1,
+        offset: 5,
+    };
+    let ahead = Position { epoch, offset: 9 };
+    for from in [positions[1], other_epoch, ahead] {
+        let mut refused = member(&a, &format!("topic=room/2&from={from}"));
+        assert_eq!(text(&mut refused), "cannot recover", "from {from}");
+        // Subscribed all the same: the live publications follow.
+        ann.send(TMessage::text("live")).unwrap();
+        assert_eq!(positioned(&text(&mut refused)).1, "live");
+        close_client(refused);
+    }
+    // A topic without history cannot be recovered either.
+    let mut plain = member(&a, &format!("topic=plain&from={}", positions[0]));
+    assert_eq!(text(&mut plain), "cannot recover");
+    let stats = wait_for_stats(&a.handle(), "refusals counted", |s| {
+        s.backplane_recovery_refused == 4
+    });
+    assert_eq!(stats.backplane_recovered, 3);
+    a.shutdown().unwrap();
+}
+
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn a_recovery_while_publications_keep_coming_has_no_gap_and_no_duplicate() {
+    let redis = RedisServer::start();
+    let (a, b) = (node(&redis, |_| {}), node(&redis, |_| {}));
+    let mut watcher = member(&b, "topic=room/busy");
+    listening(&b, 1);
+    let count = 3_000u64;
+    let handle = a.handle();
+    let publisher = std::thread::spawn(move || {
+        for i in 1..=count {
+            handle.publish("room/busy", format!("{i}")).unwrap();
+            if i % 100 == 0 {
+                std::thread::yield_now();
+            }
+        }
+    });
+    // Join late, from a position the watcher saw, while the publisher goes on.
+    let mut from = None;
+    for i in 1..=count {
+        let (position, body) = positioned(&text(&mut watcher));
+        assert_eq!((position.offset, body), (i, i.to_string()));
+        if i == 300 {
+            from = Some(position);
+            break;
+        }
+    }
+    let from = from.expect("300 seen");
+    let mut late = member(&b, &format!("topic=room/busy&from={from}"));
+    for i in from.offset + 1..=count {
+        let (position, body) = positioned(&text(&mut late));
+        assert_eq!((position.offset, body), (i, i.to_string()), "in order, no gap, no duplicate");
+    }
+    publisher.join().unwrap();
+    nothing_more(&mut late);
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
+}
