@@ -376,7 +376,11 @@ fn a_position_too_old_of_another_epoch_or_ahead_cannot_be_recovered() {
 #[ignore = "needs redis-server: bash .ci/run installs it"]
 fn a_recovery_while_publications_keep_coming_has_no_gap_and_no_duplicate() {
     let redis = RedisServer::start();
-    let (a, b) = (node(&redis, |_| {}), node(&redis, |_| {}));
+    let roomy = |config: &mut Config| {
+        config.history_max_len = 10_000;
+        config.recovery_buffer = 10_000;
+    };
+    let (a, b) = (node(&redis, roomy), node(&redis, roomy));
     let mut watcher = member(&b, "topic=room/busy");
     listening(&b, 1);
     let count = 3_000u64;

@@ -158,8 +158,8 @@ impl Subscriber {
                     Err(err) if err.is_timeout() => break,
                     Err(err) => return Ended::Failed(err),
                 }
-                if !self.control.is_empty() {
-                    break;
+                if !self.waiting.is_empty() || self.routes.len() != subscribed.len() {
+                    break; // a channel to subscribe, a recovery to hand on
                 }
             }
         }
@@ -269,8 +269,10 @@ impl Subscriber {
         }
     }
 
-    /// One message from Redis: to the loops that have subscribers for its topic.
+    /// One message from Redis: to the loops that have subscribers for its topic (as the loops
+    /// said before it arrived: a subscription made before the publication reaches it).
     fn receive(&mut self, message: &Msg) {
+        self.read_control();
         let Some(topic) = self
             .keys
             .topic_of(message.get_channel_name())

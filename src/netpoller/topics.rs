@@ -84,9 +84,10 @@ impl TopicRegistry {
         }
     }
 
-    /// A positioned publication for `conn`: held if its history is still loading (true); past
-    /// `recovery_buffer` the recovery is given up — the "cannot recover" frame, what was held
-    /// and this publication go out in that order.
+    /// A positioned publication for `conn`: held if its history is still loading. Past
+    /// `recovery_buffer` the recovery is given up: the "cannot recover" frame, what was held
+    /// and this publication go out in that order, as direct frames. True if the publication is
+    /// taken care of here (held, or queued as a direct frame), false if it is to be delivered.
     pub(crate) fn hold(&mut self, conn: ConnId, topic: &Topic, at: Position, frame: &Arc<[u8]>) -> bool {
         if self.recovering.is_empty() {
             return false;
@@ -105,8 +106,9 @@ impl TopicRegistry {
             self.direct.push_back((conn, held.unrecoverable));
             let publications = held.publications.into_iter().map(|(_, f)| (conn, f));
             self.direct.extend(publications);
+            self.direct.push_back((conn, Arc::clone(frame)));
         }
-        false
+        true
     }
 
     /// The history a recovery asked for has come: queue it, then what was held after it — or
