@@ -108,6 +108,8 @@ pub mod fuzzing;
 #[cfg(any(test, feature = "fuzzing"))]
 mod harness;
 
+#[cfg(feature = "redis")]
+pub use backplane::{BackplaneError, Framing, RedisBackplane, Unrecoverable};
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
@@ -118,8 +120,6 @@ pub use http::origin::{ForwardedHost, OriginPattern, OriginPolicy, UpgradeOrigin
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use server::{Server, ServerBuilder};
-#[cfg(feature = "redis")]
-pub use backplane::{BackplaneError, Framing, RedisBackplane, Unrecoverable};
 pub use topic::{MAX_TOPIC_LEN, Position, PositionError, TopicError};
 pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};
 

@@ -40,7 +40,9 @@ impl Backplane {
 /// The backplane as the core sees it.
 #[cfg(feature = "redis")]
 fn relay_of(backplane: &Option<Arc<Backplane>>) -> Option<Arc<dyn Relay>> {
-    backplane.clone().map(|backplane| backplane as Arc<dyn Relay>)
+    backplane
+        .clone()
+        .map(|backplane| backplane as Arc<dyn Relay>)
 }
 #[cfg(not(feature = "redis"))]
 fn relay_of(_: &Option<Arc<Backplane>>) -> Option<Arc<dyn Relay>> {

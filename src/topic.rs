@@ -154,7 +154,14 @@ mod tests {
         };
         assert_eq!(position.to_string(), "9f86d081884c7d65-42");
         assert_eq!("9f86d081884c7d65-42".parse(), Ok(position));
-        for bad in ["", "42", "9f86d081884c7d65-", "9f86d081884c7d6-1", "9f86d081884c7d65-+1", "zz86d081884c7d65-1"] {
+        for bad in [
+            "",
+            "42",
+            "9f86d081884c7d65-",
+            "9f86d081884c7d6-1",
+            "9f86d081884c7d65-+1",
+            "zz86d081884c7d65-1",
+        ] {
             assert_eq!(bad.parse::<Position>(), Err(PositionError), "{bad:?}");
         }
     }

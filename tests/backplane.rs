@@ -42,7 +42,9 @@ impl Handler for Rooms {
         for pair in query.split('&') {
             match pair.split_once('=') {
                 Some(("topic", value)) => topic = value.to_owned(),
-                Some(("from", value)) => from = Some(value.parse::<Position>().expect("a position")),
+                Some(("from", value)) => {
+                    from = Some(value.parse::<Position>().expect("a position"))
+                }
                 _ => {}
             }
         }
@@ -103,7 +105,9 @@ fn listening(server: &Server, channels: u64) -> Stats {
 
 /// Nothing more arrives on `client` within a short while (a ping's pong comes first).
 fn nothing_more(client: &mut Client) {
-    client.send(TMessage::Ping(b"probe".to_vec().into())).unwrap();
+    client
+        .send(TMessage::Ping(b"probe".to_vec().into()))
+        .unwrap();
     loop {
         match client.read().expect("the pong") {
             TMessage::Pong(payload) if &payload[..] == b"probe" => return,
@@ -148,8 +152,12 @@ fn a_topic_spans_two_nodes_and_nobody_gets_a_publication_twice() {
     }
     // The publisher thread counts a batch once Redis has answered it: maybe just after the
     // delivery.
-    let sa = wait_for_stats(&a.handle(), "a's publication counted", |s| s.backplane_published == 1);
-    let sb = wait_for_stats(&b.handle(), "b's publications counted", |s| s.backplane_published == 2);
+    let sa = wait_for_stats(&a.handle(), "a's publication counted", |s| {
+        s.backplane_published == 1
+    });
+    let sb = wait_for_stats(&b.handle(), "b's publications counted", |s| {
+        s.backplane_published == 2
+    });
     assert_eq!((sa.backplane_received, sb.backplane_received), (2, 1));
     assert_eq!(sa.backplane_publish_failed + sb.backplane_publish_failed, 0);
     // Leaving the topic leaves the channel.
@@ -192,7 +200,10 @@ fn one_publishers_order_holds_on_the_other_node_under_load() {
         assert_eq!(text(&mut talker), format!("x{i}"));
     }
     let stats = a.handle().stats();
-    assert_eq!(stats.backplane_publish_dropped + stats.backplane_publish_failed, 0);
+    assert_eq!(
+        stats.backplane_publish_dropped + stats.backplane_publish_failed,
+        0
+    );
     assert_eq!(b.handle().stats().backplane_delivery_dropped, 0);
     a.shutdown().unwrap();
     b.shutdown().unwrap();
@@ -214,10 +225,16 @@ fn redis_killed_and_restarted_local_topics_go_on_losses_are_counted_and_delivery
     }
 
     redis.kill();
-    wait_for_stats(&a.handle(), "node a sees Redis gone", |s| s.backplane_connected == 0);
+    wait_for_stats(&a.handle(), "node a sees Redis gone", |s| {
+        s.backplane_connected == 0
+    });
     for i in 0..5 {
         ann.send(TMessage::text(format!("during {i}"))).unwrap();
-        assert_eq!(text(&mut ada), format!("during {i}"), "local delivery goes on");
+        assert_eq!(
+            text(&mut ada),
+            format!("during {i}"),
+            "local delivery goes on"
+        );
         assert_eq!(text(&mut ann), format!("during {i}"));
     }
     let lost = wait_for_stats(&a.handle(), "node a counts what did not cross", |s| {
@@ -230,23 +247,20 @@ fn redis_killed_and_restarted_local_topics_go_on_losses_are_counted_and_delivery
     listening(&b, 1);
     // The publisher's first batch may find its old connection dead (counted too): probe until
     // one crosses, then everything does, in order.
-    let crossed = poll_until("a publication crosses again", || {
+    poll_until("a publication crosses again", || {
         ann.send(TMessage::text("probe")).unwrap();
         assert_eq!(text(&mut ann), "probe");
         assert_eq!(text(&mut ada), "probe");
         bob.send(TMessage::Ping(b"p".to_vec().into())).unwrap();
-        loop {
-            match bob.read().unwrap() {
-                TMessage::Text(t) => {
-                    assert_eq!(t.as_str(), "probe", "nothing from the outage arrives late");
-                    return Some(());
-                }
-                TMessage::Pong(_) => return None,
-                other => panic!("{other:?}"),
+        match bob.read().unwrap() {
+            TMessage::Text(t) => {
+                assert_eq!(t.as_str(), "probe", "nothing from the outage arrives late");
+                Some(())
             }
+            TMessage::Pong(_) => None,
+            other => panic!("{other:?}"),
         }
     });
-    let () = crossed;
     // Drain any other probe that crossed, then the flow is whole again.
     ann.send(TMessage::text("after")).unwrap();
     for client in [&mut ann, &mut ada] {
@@ -260,7 +274,10 @@ fn redis_killed_and_restarted_local_topics_go_on_losses_are_counted_and_delivery
         assert_eq!(got, "probe");
     }
     let (sa, sb) = (a.handle().stats(), b.handle().stats());
-    assert!(sa.backplane_reconnects >= 1 && sb.backplane_reconnects >= 1, "{sa:?}");
+    assert!(
+        sa.backplane_reconnects >= 1 && sb.backplane_reconnects >= 1,
+        "{sa:?}"
+    );
     assert!(sa.backplane_publish_failed >= 5);
     a.shutdown().unwrap();
     b.shutdown().unwrap();
@@ -319,12 +336,18 @@ fn recovery_gives_exactly_what_was_missed_in_order_then_the_live_publications() 
     }
     ann.send(TMessage::text("m7")).unwrap();
     for client in [&mut ann, &mut bob, &mut cy] {
-        assert_eq!(text(client), format!("{epoch:016x}-7 m7"), "then live, once");
+        assert_eq!(
+            text(client),
+            format!("{epoch:016x}-7 m7"),
+            "then live, once"
+        );
     }
     for client in [&mut ann, &mut bob, &mut cy] {
         nothing_more(client);
     }
-    let stats = wait_for_stats(&b.handle(), "b's recovery counted", |s| s.backplane_recovered == 3);
+    let stats = wait_for_stats(&b.handle(), "b's recovery counted", |s| {
+        s.backplane_recovered == 3
+    });
     assert_eq!(stats.backplane_recovery_refused, 0);
     a.shutdown().unwrap();
     b.shutdown().unwrap();
@@ -407,7 +430,11 @@ fn a_recovery_while_publications_keep_coming_has_no_gap_and_no_duplicate() {
     let mut late = member(&b, &format!("topic=room/busy&from={from}"));
     for i in from.offset + 1..=count {
         let (position, body) = positioned(&text(&mut late));
-        assert_eq!((position.offset, body), (i, i.to_string()), "in order, no gap, no duplicate");
+        assert_eq!(
+            (position.offset, body),
+            (i, i.to_string()),
+            "in order, no gap, no duplicate"
+        );
     }
     publisher.join().unwrap();
     nothing_more(&mut late);

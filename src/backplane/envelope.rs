@@ -190,7 +190,12 @@ mod tests {
             b"P 1 - 2\n\x81\x01x",
             b"L 1 -\n\x81\x02x",
         ] {
-            assert_eq!(parse(message), None, "{:?}", String::from_utf8_lossy(message));
+            assert_eq!(
+                parse(message),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(message)
+            );
         }
         assert!(parse(&live(1, None, &frame)).is_some());
         assert_eq!(payload(&big).map(|(_, p)| p.len()), Some(70_000));

@@ -214,7 +214,8 @@ fn check(value: Value, since: Position, limits: &Limits) -> Result<Recovered, Un
     let Value::Array(parts) = value else {
         return Err(Unrecoverable::EpochChanged);
     };
-    let [epoch, top, now, entries] = <[Value; 4]>::try_from(parts).map_err(|_| Unrecoverable::EpochChanged)?;
+    let [epoch, top, now, entries] =
+        <[Value; 4]>::try_from(parts).map_err(|_| Unrecoverable::EpochChanged)?;
     let number = |value: &Value| text(value).and_then(|t| t.parse::<u64>().ok());
     let epoch = text(&epoch).and_then(|t| u64::from_str_radix(&t, 16).ok());
     let (Some(epoch), Some(top), Some(now)) = (epoch, number(&top), number(&now)) else {

@@ -145,7 +145,10 @@ impl Publisher {
         if count == 0 {
             return;
         }
-        let before = self.metrics.backplane_publish_failed.load(Ordering::Relaxed);
+        let before = self
+            .metrics
+            .backplane_publish_failed
+            .load(Ordering::Relaxed);
         add(&self.metrics.backplane_publish_failed, count as u64);
         // One line per outage, not one per publication.
         if before == 0 || self.backoff.failures <= 1 {

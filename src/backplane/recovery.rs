@@ -86,10 +86,19 @@ impl HistoryReader {
         let Some(made) = connection.as_mut() else {
             return Err(Unrecoverable::Unavailable);
         };
-        match history::read(made, &self.keys, &request.topic, request.since, &self.limits) {
+        match history::read(
+            made,
+            &self.keys,
+            &request.topic,
+            request.since,
+            &self.limits,
+        ) {
             Ok(outcome) => outcome,
             Err(err) => {
-                log::warn!("backplane: reading the history of {:?} failed: {err}", request.topic);
+                log::warn!(
+                    "backplane: reading the history of {:?} failed: {err}",
+                    request.topic
+                );
                 *connection = None;
                 Err(Unrecoverable::Unavailable)
             }
@@ -102,11 +111,16 @@ impl HistoryReader {
         } = request;
         let outcome = match outcome {
             Ok(recovered) => {
-                add(&self.metrics.backplane_recovered, recovered.entries.len() as u64);
+                add(
+                    &self.metrics.backplane_recovered,
+                    recovered.entries.len() as u64,
+                );
                 let entries = recovered
                     .entries
                     .into_iter()
-                    .map(|(position, frame)| (position, self.recovery.frame(&topic, position, frame)))
+                    .map(|(position, frame)| {
+                        (position, self.recovery.frame(&topic, position, frame))
+                    })
                     .collect();
                 Ok((entries, recovered.top))
             }

@@ -313,7 +313,9 @@ impl Subscriber {
         {
             let missed = position.offset - last.offset - 1;
             add(&self.metrics.backplane_gap_publications, missed);
-            log::warn!("backplane: {missed} publications to {topic:?} missed (a gap before {position})");
+            log::warn!(
+                "backplane: {missed} publications to {topic:?} missed (a gap before {position})"
+            );
         }
         Incoming::Ordered {
             frame: self.recovery.frame(topic, position, envelope.frame),

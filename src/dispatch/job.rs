@@ -319,7 +319,12 @@ impl Output {
 
     /// Asks to subscribe the connection to `topic` from `since` (`unrecoverable`: the frame
     /// it gets if what followed `since` cannot be had).
-    pub(crate) fn subscribe_from(&mut self, topic: Topic, since: Position, unrecoverable: Arc<[u8]>) {
+    pub(crate) fn subscribe_from(
+        &mut self,
+        topic: Topic,
+        since: Position,
+        unrecoverable: Arc<[u8]>,
+    ) {
         self.request(TopicAction::SubscribeFrom {
             topic,
             since,

@@ -56,8 +56,11 @@ pub(crate) struct History {
     pub topic: Topic,
     /// The publications after the position asked for, in order, and the position the history
     /// ended at when it was read; or why not (for the log).
-    pub outcome: Result<(Vec<(Position, Arc<[u8]>)>, Position), String>,
+    pub outcome: Result<(Vec<Entry>, Position), String>,
 }
+
+/// A publication of a topic's history: its position and its frame.
+pub(crate) type Entry = (Position, Arc<[u8]>);
 
 /// What another thread asks of one connection.
 #[derive(Debug)]

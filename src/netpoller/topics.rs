@@ -88,7 +88,13 @@ impl TopicRegistry {
     /// `recovery_buffer` the recovery is given up: the "cannot recover" frame, what was held
     /// and this publication go out in that order, as direct frames. True if the publication is
     /// taken care of here (held, or queued as a direct frame), false if it is to be delivered.
-    pub(crate) fn hold(&mut self, conn: ConnId, topic: &Topic, at: Position, frame: &Arc<[u8]>) -> bool {
+    pub(crate) fn hold(
+        &mut self,
+        conn: ConnId,
+        topic: &Topic,
+        at: Position,
+        frame: &Arc<[u8]>,
+    ) -> bool {
         if self.recovering.is_empty() {
             return false;
         }
@@ -125,7 +131,8 @@ impl TopicRegistry {
         };
         match outcome {
             Ok((entries, top)) => {
-                self.direct.extend(entries.into_iter().map(|(_, frame)| (conn, frame)));
+                self.direct
+                    .extend(entries.into_iter().map(|(_, frame)| (conn, frame)));
                 let after = held
                     .publications
                     .into_iter()
@@ -375,3 +382,6 @@ impl Subscriptions for TopicRegistry {
         self.pending.push_back(publication);
     }
 }
+
+#[cfg(test)]
+mod tests;
