@@ -24,7 +24,7 @@
 use std::net::SocketAddr;
 
 use crate::conn_id::ConnId;
-use crate::dispatch::{Local, Output, ServerHandle};
+use crate::dispatch::{Output, ServerHandle};
 use crate::http::{Request, Response, UpgradeOrigin, split_target};
 use crate::metrics::add;
 use crate::topic::{Position, Topic, TopicError};
@@ -442,13 +442,15 @@ impl<'a, S> Context<'a, S> {
         // After close nothing more goes to this connection.
         let to_sender = to_me && self.output.close.is_none();
         add(&self.server.metrics().publishes, 1);
-        let except = (!to_sender).then_some(self.conn);
-        if self.server.relay_publish(&topic, &frame, except) == Local::Ordered {
-            // A topic with recovery: every node, this one too, delivers it when it comes back
-            // from the backplane with its position.
-            return Ok(());
+        // A topic with a history is handed to the backplane by the loop, after the requests
+        // made before it; every node, this one too, delivers it when it comes back with its
+        // position. Another goes to the other nodes now, and is delivered here as usual.
+        let ordered = self.server.relay_orders(&topic);
+        if !ordered {
+            let except = (!to_sender).then_some(self.conn);
+            self.server.relay_publish(&topic, &frame, except);
         }
-        self.output.publish(topic, frame, to_sender);
+        self.output.publish_routed(topic, frame, to_sender, ordered);
         Ok(())
     }
 

@@ -77,8 +77,14 @@ mod tests {
             (Some("rübe".into()), Some("Ann Lee".into()), None)
         );
         assert_eq!(parse(None), (None, None, None));
-        assert_eq!(parse(Some("room=&name=%zz")), (None, Some("%zz".into()), None));
-        assert_eq!(parse(Some("name=%0Aeve%07")), (None, Some("eve".into()), None));
+        assert_eq!(
+            parse(Some("room=&name=%zz")),
+            (None, Some("%zz".into()), None)
+        );
+        assert_eq!(
+            parse(Some("name=%0Aeve%07")),
+            (None, Some("eve".into()), None)
+        );
         assert_eq!(
             parse(Some("since=0000000000000001-2")),
             (None, None, Some("0000000000000001-2".into()))

@@ -61,6 +61,11 @@ impl Backoff {
         pause
     }
 
+    /// A connection that was up has failed: the next one made is a reconnection.
+    pub(crate) fn lost(&mut self) {
+        self.failures = self.failures.max(1);
+    }
+
     /// An attempt succeeded: the next failure waits the first pause again. True if it came
     /// after failures (a reconnection).
     pub(crate) fn succeeded(&mut self) -> bool {

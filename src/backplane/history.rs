@@ -166,6 +166,10 @@ pub enum Unrecoverable {
     Unavailable,
     /// Live publications came faster than the history loaded (`recovery_buffer`).
     Overrun,
+    /// What was missed is more bytes than a connection may have queued
+    /// (`Config::max_outbound_bytes`): sent at once, it would drop the client as a slow
+    /// consumer.
+    TooLarge,
     /// The topic has no recovery (`RedisBackplane::recover`), or the server has no backplane.
     NotRecoverable,
 }
@@ -178,6 +182,7 @@ impl std::fmt::Display for Unrecoverable {
             Unrecoverable::Ahead => "the position is ahead of the topic's history",
             Unrecoverable::Unavailable => "the topic's history could not be read in time",
             Unrecoverable::Overrun => "live publications overran the recovery buffer",
+            Unrecoverable::TooLarge => "what was missed is more than max_outbound_bytes",
             Unrecoverable::NotRecoverable => "the topic keeps no history",
         })
     }

@@ -210,6 +210,19 @@ pub(crate) struct Backplane {
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    /// How far the subscriber has come with what the loops subscribed to.
+    alignment: Arc<Alignment>,
+}
+
+/// What the loops asked the subscriber thread to listen to, and how much of it is done: a
+/// publication of a topic with a history waits (at most `backplane_timeout`) until the
+/// subscriptions made before it are confirmed by Redis, so that this node hears it too.
+#[derive(Debug, Default)]
+pub(crate) struct Alignment {
+    /// Interest changes sent (each has its number).
+    pub requested: std::sync::atomic::AtomicU64,
+    /// The number of the last change the subscriber has carried out and Redis confirmed.
+    pub aligned: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Backplane {
@@ -237,6 +250,7 @@ impl Backplane {
             max_age_ms: age_ms(config.history_max_age),
         };
         let stop = Arc::new(AtomicBool::new(false));
+        let alignment = Arc::new(Alignment::default());
         let (publications, queue) = crossbeam_channel::bounded(config.backplane_queue_capacity);
         let (control, control_rx) = crossbeam_channel::unbounded();
         let (history, requests) = crossbeam_channel::unbounded();
@@ -251,6 +265,7 @@ impl Backplane {
             metrics: Arc::clone(metrics),
             stop: Arc::clone(&stop),
             epochs: Epochs { state: node },
+            alignment: Arc::clone(&alignment),
         };
         let subscriber = Subscriber {
             client: spec.client.clone(),
@@ -268,6 +283,8 @@ impl Backplane {
             last: Default::default(),
             waiting: Vec::new(),
             dropped: vec![0; links.len()],
+            alignment: Arc::clone(&alignment),
+            seen: 0,
         };
         let reader = HistoryReader {
             client: spec.client,
@@ -280,6 +297,7 @@ impl Backplane {
             stop: Arc::clone(&stop),
             requests,
             loops: links.to_vec(),
+            max_bytes: config.max_outbound_bytes,
         };
         let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
@@ -300,6 +318,7 @@ impl Backplane {
             metrics: Arc::clone(metrics),
             stop,
             threads: Mutex::new(threads),
+            alignment,
         }))
     }
 
@@ -317,12 +336,13 @@ impl Backplane {
 
 impl Relay for Backplane {
     fn publish(&self, topic: &Topic, frame: &Arc<[u8]>, except: Option<ConnId>) -> Local {
-        let ordered = self.recovery.framing(&topic.to_string()).is_some();
+        let ordered = self.orders(topic);
         let outgoing = Outgoing {
             topic: topic.clone(),
             frame: Arc::clone(frame),
             except,
             ordered,
+            after: self.alignment.requested.load(Ordering::Acquire),
         };
         match self.publications.try_send(outgoing) {
             Ok(()) => {}
@@ -345,12 +365,20 @@ impl Relay for Backplane {
         if ordered { Local::Ordered } else { Local::Now }
     }
 
+    fn orders(&self, topic: &Topic) -> bool {
+        self.recovery.framing(&topic.to_string()).is_some()
+    }
+
     fn interest(&self, event_loop: usize, topic: &Topic, subscribed: bool) {
         let topic = topic.clone();
+        // Numbered under the channel's order: the number a publication reads afterwards covers
+        // this change.
+        let number = self.alignment.requested.fetch_add(1, Ordering::AcqRel) + 1;
         let _ = self.control.send(Control::Interest {
             event_loop,
             topic,
             subscribed,
+            number,
         });
     }
 

@@ -17,12 +17,13 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use redis::{Client, Connection, RedisResult};
 
-use super::connect::{Backoff, TICK, connect, wait};
+use super::Alignment;
+use super::connect::{Backoff, TICK, bounded, connect, wait};
 use super::envelope;
 use super::history::{self, Keys};
 use crate::conn_id::ConnId;
@@ -40,6 +41,9 @@ pub(crate) struct Outgoing {
     pub except: Option<ConnId>,
     /// The topic keeps a history: publish through the script, which gives it its position.
     pub ordered: bool,
+    /// The interest changes made before it (`Alignment::requested`): an ordered publication
+    /// waits until they are confirmed, so that this node's new subscribers hear it.
+    pub after: u64,
 }
 
 /// The publisher thread's state.
@@ -56,6 +60,7 @@ pub(crate) struct Publisher {
     pub stop: Arc<AtomicBool>,
     /// Fresh epochs for the script, should a topic's history have to start again.
     pub epochs: history::Epochs,
+    pub alignment: Arc<Alignment>,
 }
 
 impl Publisher {
@@ -70,6 +75,7 @@ impl Publisher {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             batch.extend(self.queue.try_iter().take(BATCH - 1));
+            self.await_subscriptions(&batch);
             let connected = match connection.as_mut() {
                 Some(connection) => connection,
                 None => match self.connect() {
@@ -92,10 +98,31 @@ impl Publisher {
                 Ok(()) => add(&self.metrics.backplane_published, batch.len() as u64),
                 Err(err) => {
                     self.lost(batch.len(), &format!("the connection failed: {err}"));
+                    self.backoff.lost();
                     connection = None;
                 }
             }
             batch.clear();
+        }
+    }
+
+    /// Waits (at most `backplane_timeout`) until the subscriptions made before the batch's
+    /// ordered publications are confirmed: a member that subscribes and publishes at once
+    /// hears its own publication.
+    fn await_subscriptions(&self, batch: &[Outgoing]) {
+        let needed = batch
+            .iter()
+            .filter(|outgoing| outgoing.ordered)
+            .map(|outgoing| outgoing.after)
+            .max()
+            .unwrap_or(0);
+        let aligned = || self.alignment.aligned.load(Ordering::Acquire) >= needed;
+        if aligned() {
+            return;
+        }
+        let end = Instant::now() + bounded(self.timeout);
+        while !aligned() && Instant::now() < end && !self.stop.load(Ordering::Acquire) {
+            std::thread::sleep(Duration::from_micros(200));
         }
     }
 

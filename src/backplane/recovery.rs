@@ -48,6 +48,8 @@ pub(crate) struct HistoryReader {
     pub stop: Arc<AtomicBool>,
     pub requests: Receiver<Request>,
     pub loops: Vec<LoopLink>,
+    /// `Config::max_outbound_bytes`: a history larger than this is refused.
+    pub max_bytes: usize,
 }
 
 impl HistoryReader {
@@ -109,6 +111,14 @@ impl HistoryReader {
         let Request {
             conn, topic, since, ..
         } = request;
+        let too_large = |recovered: &history::Recovered| {
+            let bytes: usize = recovered.entries.iter().map(|(_, f)| f.len()).sum();
+            bytes > self.max_bytes
+        };
+        let outcome = match outcome {
+            Ok(recovered) if too_large(&recovered) => Err(Unrecoverable::TooLarge),
+            other => other,
+        };
         let outcome = match outcome {
             Ok(recovered) => {
                 add(

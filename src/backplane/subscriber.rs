@@ -32,11 +32,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use redis::{Client, Msg, PubSub, RedisError};
 
-use super::Recovery;
 use super::connect::{Backoff, TICK, connect, wait};
 use super::envelope::{self, Envelope};
 use super::history::Keys;
 use super::recovery::Request;
+use super::{Alignment, Recovery};
 use crate::conn_id::ConnId;
 use crate::dispatch::{Command, LoopLink, Ordered};
 use crate::metrics::{Metrics, add};
@@ -55,6 +55,8 @@ pub(crate) enum Control {
         event_loop: usize,
         topic: Topic,
         subscribed: bool,
+        /// Its place among the changes (`Alignment::requested`).
+        number: u64,
     },
     /// `conn` subscribed to `topic` from `since`: read its history once the channel is ours.
     Recover {
@@ -92,6 +94,10 @@ pub(crate) struct Subscriber {
     pub waiting: Vec<Request>,
     /// Deliveries dropped per loop (each loop's full command queue).
     pub dropped: Vec<u64>,
+    /// How far the subscriptions are confirmed, for the publisher.
+    pub alignment: Arc<Alignment>,
+    /// The number of the last interest change read.
+    pub seen: u64,
 }
 
 impl Subscriber {
@@ -115,6 +121,14 @@ impl Subscriber {
                         Ended::Stopped => return,
                         Ended::Failed(err) => {
                             log::warn!("backplane: subscriber connection lost: {err}");
+                            // Not at once: a Redis that accepts and drops at once is not
+                            // hammered.
+                            self.backoff.lost();
+                            let pause = self.backoff.failed();
+                            let stop = Arc::clone(&self.stop);
+                            if !wait(pause, &stop, || self.read_control()) {
+                                return;
+                            }
                         }
                     }
                 }
@@ -147,6 +161,7 @@ impl Subscriber {
             if let Err(err) = self.align(&mut pubsub, &mut subscribed) {
                 return Ended::Failed(err);
             }
+            self.alignment.aligned.store(self.seen, Ordering::Release);
             self.metrics.backplane_connected.store(1, Ordering::Relaxed);
             self.release_recoveries(&subscribed);
             if let Err(err) = pubsub.set_read_timeout(Some(TICK)) {
@@ -155,7 +170,7 @@ impl Subscriber {
             for _ in 0..READ_BURST {
                 match pubsub.get_message() {
                     Ok(message) => self.receive(&message),
-                    Err(err) if err.is_timeout() => break,
+                    Err(err) if err.is_timeout() || interrupted(&err) => break,
                     Err(err) => return Ended::Failed(err),
                 }
                 if !self.waiting.is_empty() || self.routes.len() != subscribed.len() {
@@ -173,7 +188,11 @@ impl Subscriber {
                     event_loop,
                     topic,
                     subscribed,
-                } => self.route(event_loop, topic, subscribed),
+                    number,
+                } => {
+                    self.seen = self.seen.max(number);
+                    self.route(event_loop, topic, subscribed);
+                }
                 Control::Recover { conn, topic, since } => self.waiting.push(Request {
                     conn,
                     topic,
@@ -348,6 +367,15 @@ impl Subscriber {
             }
         }
     }
+}
+
+/// A read cut short by a signal (`EINTR`: the process was stopped and continued, say): nothing
+/// is lost, the parser keeps what it had; read again.
+fn interrupted(err: &RedisError) -> bool {
+    use std::error::Error;
+    err.source()
+        .and_then(|source| source.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::Interrupted)
 }
 
 /// A publication from Redis, on its way to the loops.

@@ -176,6 +176,14 @@ impl ServerHandle {
         Ok(())
     }
 
+    /// Does the backplane keep a history of `topic` (and deliver it in one order everywhere)?
+    pub(crate) fn relay_orders(&self, topic: &Topic) -> bool {
+        self.shared
+            .relay
+            .as_ref()
+            .is_some_and(|relay| relay.orders(topic))
+    }
+
     /// Offers a publication made on this node to the backplane, if there is one: how this node
     /// delivers it ([`Local::Now`] without a backplane).
     pub(crate) fn relay_publish(

@@ -339,6 +339,18 @@ impl Output {
 
     /// Publishes `frame` to `topic`, after what was sent so far and before what follows.
     pub(crate) fn publish(&mut self, topic: Topic, frame: Arc<[u8]>, to_sender: bool) {
+        self.publish_routed(topic, frame, to_sender, false);
+    }
+
+    /// The same, for a topic the backplane orders (`ordered`: handed to it by the loop, see
+    /// `TopicAction::Publish`).
+    pub(crate) fn publish_routed(
+        &mut self,
+        topic: Topic,
+        frame: Arc<[u8]>,
+        to_sender: bool,
+        ordered: bool,
+    ) {
         if !self.bytes.is_empty() {
             // Seal the frames sent so far: the publication falls between them and the next.
             self.chunks.push(std::mem::take(&mut self.bytes));
@@ -347,15 +359,30 @@ impl Output {
             topic,
             frame,
             to_sender,
+            ordered,
         });
     }
 
     /// Takes the publications out of the requests, dropping the rest: for a reply that can no
-    /// longer be applied to its connection `sender`.
-    pub(crate) fn take_publications(&mut self, sender: ConnId) -> Vec<Publication> {
-        std::mem::take(&mut self.topics)
+    /// longer be applied to its connection `sender`. Those of ordered topics come apart, for the
+    /// backplane.
+    pub(crate) fn take_publications(
+        &mut self,
+        sender: ConnId,
+    ) -> (Vec<Publication>, Vec<(Topic, Arc<[u8]>)>) {
+        let mut ordered = Vec::new();
+        let publications = std::mem::take(&mut self.topics)
             .into_iter()
             .filter_map(|request| match request.action {
+                TopicAction::Publish {
+                    topic,
+                    frame,
+                    ordered: true,
+                    ..
+                } => {
+                    ordered.push((topic, frame));
+                    None
+                }
                 TopicAction::Publish { topic, frame, .. } => Some(Publication {
                     topic,
                     frame,
@@ -365,7 +392,8 @@ impl Output {
                 | TopicAction::SubscribeFrom { .. }
                 | TopicAction::Unsubscribe(_) => None,
             })
-            .collect()
+            .collect();
+        (publications, ordered)
     }
 
     fn request(&mut self, action: TopicAction) {

@@ -39,6 +39,10 @@ pub(crate) trait Relay: Send + Sync + fmt::Debug {
     /// delivered to `except` (a `publish_to_others`): send it to the other nodes.
     fn publish(&self, topic: &Topic, frame: &Arc<[u8]>, except: Option<ConnId>) -> Local;
 
+    /// Does it keep a history of `topic`, and so deliver it in one order everywhere
+    /// ([`Local::Ordered`])?
+    fn orders(&self, topic: &Topic) -> bool;
+
     /// Event loop `event_loop` has its first subscriber to `topic` (`subscribed`), or no longer
     /// any.
     fn interest(&self, event_loop: usize, topic: &Topic, subscribed: bool);

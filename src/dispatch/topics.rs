@@ -33,11 +33,14 @@ pub(crate) enum TopicAction {
     },
     Unsubscribe(Topic),
     /// Send `frame` to every subscriber of `topic` — this connection too if `to_sender` and it
-    /// is subscribed.
+    /// is subscribed. `ordered`: the topic keeps a history on the backplane, which delivers it
+    /// everywhere, this node too, once it has its position: the loop only hands it over (after
+    /// the requests before it, so that a subscription made just before it hears it).
     Publish {
         topic: Topic,
         frame: Arc<[u8]>,
         to_sender: bool,
+        ordered: bool,
     },
 }
 

@@ -381,6 +381,20 @@ impl Subscriptions for TopicRegistry {
     fn publish(&mut self, publication: Publication) {
         self.pending.push_back(publication);
     }
+
+    fn publish_ordered(&mut self, topic: Topic, frame: Arc<[u8]>, except: Option<ConnId>) {
+        match &self.relay {
+            Some((_, relay)) => {
+                relay.publish(&topic, &frame, except);
+            }
+            // Only a backplane makes a topic ordered; without one, deliver it here as usual.
+            None => self.pending.push_back(Publication {
+                topic,
+                frame,
+                sender: except,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]

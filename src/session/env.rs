@@ -56,4 +56,8 @@ pub(crate) trait Subscriptions: fmt::Debug {
     /// Hands a publication to the loop, which delivers it to the other subscribers after this
     /// step.
     fn publish(&mut self, publication: Publication);
+
+    /// Hands a publication of a topic with a history to the backplane, which delivers it
+    /// everywhere — here too, but not to `except` — once it has its position.
+    fn publish_ordered(&mut self, topic: Topic, frame: Arc<[u8]>, except: Option<ConnId>);
 }

@@ -52,8 +52,12 @@ impl Session {
         if output.topics.is_empty() {
             return;
         }
-        for publication in output.take_publications(self.id) {
+        let (publications, ordered) = output.take_publications(self.id);
+        for publication in publications {
             env.topics.publish(publication);
+        }
+        for (topic, frame) in ordered {
+            env.topics.publish_ordered(topic, frame, Some(self.id));
         }
     }
 
@@ -72,6 +76,16 @@ impl Session {
                 topic,
                 frame,
                 to_sender,
+                ordered: true,
+            } => {
+                let except = (!to_sender).then_some(self.id);
+                env.topics.publish_ordered(topic, frame, except);
+            }
+            TopicAction::Publish {
+                topic,
+                frame,
+                to_sender,
+                ordered: false,
             } => {
                 if to_sender && env.topics.is_subscribed(self.id, &topic) {
                     // Its own publication, in order with what its handler sent.

@@ -90,8 +90,12 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         if reply.output.topics.is_empty() {
             return;
         }
-        for publication in reply.output.take_publications(reply.conn()) {
+        let (publications, ordered) = reply.output.take_publications(reply.conn());
+        for publication in publications {
             self.topics.publish(publication);
+        }
+        for (topic, frame) in ordered {
+            self.topics.publish_ordered(topic, frame, None);
         }
         self.deliver_publications(now);
     }

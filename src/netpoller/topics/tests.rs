@@ -15,6 +15,9 @@ impl Relay for Recorder {
     fn publish(&self, _: &Topic, _: &Arc<[u8]>, _: Option<ConnId>) -> crate::dispatch::Local {
         crate::dispatch::Local::Ordered
     }
+    fn orders(&self, _: &Topic) -> bool {
+        true
+    }
     fn interest(&self, _: usize, _: &Topic, _: bool) {}
     fn recover(&self, conn: ConnId, topic: &Topic, since: Position) -> bool {
         let mut recoveries = self.recoveries.lock().expect("not poisoned");
