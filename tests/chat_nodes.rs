@@ -350,14 +350,14 @@ fn a_node_redis_drops_as_a_slow_subscriber_reconnects_and_its_gap_is_recovered()
     ann.send(TMessage::text("after the outage")).unwrap();
     // Bob gets, in order, what node b had read before Redis dropped it, then the next line.
     let mut last = since.expect("a position").offset;
-    let mut last_epoch = 0;
+    let epoch = since.expect("a position").epoch;
     let mut got = 0;
     loop {
         let (position, text) = bob_lines.recv_timeout(DEADLINE).expect("bob's next line");
         let position = position.expect("a position");
         assert!(position.offset > last, "in order");
+        assert_eq!(position.epoch, epoch, "Redis kept the history");
         last = position.offset;
-        last_epoch = position.epoch;
         if text == "ann: after the outage" {
             break;
         }
@@ -376,7 +376,7 @@ fn a_node_redis_drops_as_a_slow_subscriber_reconnects_and_its_gap_is_recovered()
         &format!(
             "room=r&name=bob2&since={}",
             Position {
-                epoch: last_epoch,
+                epoch,
                 offset: burst + 2 - 2,
             }
         ),

@@ -369,7 +369,7 @@ impl Output {
     pub(crate) fn take_publications(
         &mut self,
         sender: ConnId,
-    ) -> (Vec<Publication>, Vec<(Topic, Arc<[u8]>)>) {
+    ) -> (Vec<Publication>, Vec<OrderedPublication>) {
         let mut ordered = Vec::new();
         let publications = std::mem::take(&mut self.topics)
             .into_iter()
@@ -401,6 +401,9 @@ impl Output {
         self.topics.push(TopicRequest { at, action });
     }
 }
+
+/// A publication of a topic the backplane orders: its topic and frame.
+pub(crate) type OrderedPublication = (Topic, Arc<[u8]>);
 
 /// The answer to one job: it brings the job's lease home.
 #[derive(Debug)]

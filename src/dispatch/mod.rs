@@ -27,5 +27,7 @@ pub(crate) use job::{
     After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
 };
 pub(crate) use link::{Command, History, LoopLink, LoopWaker, Ordered, Push, mark_loop_thread};
-pub(crate) use relay::{Local, Relay};
+#[cfg(any(test, feature = "redis"))]
+pub(crate) use relay::Local;
+pub(crate) use relay::Relay;
 pub(crate) use topics::{Publication, TopicAction};
