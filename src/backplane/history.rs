@@ -27,7 +27,6 @@ use std::sync::{Arc, LazyLock};
 
 use redis::{Connection, Pipeline, RedisResult, Script, Value};
 
-use super::publisher::Outgoing;
 use crate::topic::{Position, Topic};
 
 /// Publishes one frame with its position. KEYS: stream, meta. ARGV: channel, envelope head,
@@ -128,16 +127,15 @@ impl Epochs {
     }
 }
 
-/// Adds the publication of `outgoing`, with its envelope `head`, to `pipe`.
+/// Adds the publication of `frame` to `topic`, with its envelope `head`, to `pipe`.
 pub(crate) fn publish(
     pipe: &mut Pipeline,
     keys: &Keys,
-    outgoing: &Outgoing,
+    (topic, frame): (&Topic, &[u8]),
     head: &str,
     limits: &Limits,
     epoch: u64,
 ) {
-    let topic = &outgoing.topic;
     pipe.cmd("EVALSHA")
         .arg(PUBLISH_SCRIPT.get_hash())
         .arg(2)
@@ -145,7 +143,7 @@ pub(crate) fn publish(
         .arg(keys.meta(topic))
         .arg(keys.channel(topic))
         .arg(head)
-        .arg(&*outgoing.frame)
+        .arg(frame)
         .arg(limits.max_len)
         .arg(limits.max_age_ms)
         .arg(format!("{epoch:016x}"))

@@ -3,7 +3,8 @@
 //!
 //! | file | what it does |
 //! |---|---|
-//! | `mod.rs` | [`RedisBackplane`] (what the user configures), and the running [`Backplane`], the core's [`Relay`] |
+//! | `mod.rs` | the running [`Backplane`], the core's [`Relay`], and its threads' start |
+//! | `spec.rs` | [`RedisBackplane`]: what the user configures (URL, key prefix, recovery) |
 //! | `publisher.rs` | the publisher thread: a bounded queue, pipelined `PUBLISH` (or the history script) |
 //! | `subscriber.rs` | the subscriber thread: one pub/sub connection, subscriptions kept in line with the loops', publications forwarded into them |
 //! | `recovery.rs` | the history thread: answers `Context::subscribe_from` |
@@ -29,6 +30,7 @@ mod envelope;
 mod history;
 mod publisher;
 mod recovery;
+mod spec;
 mod subscriber;
 
 use std::fmt;
@@ -44,7 +46,6 @@ use crate::conn_id::ConnId;
 use crate::dispatch::{Local, LoopLink, Relay};
 use crate::metrics::{Metrics, add};
 use crate::topic::{Position, Topic};
-use crate::ws::encode_shared_frame;
 use connect::Backoff;
 use history::{Epochs, Keys, Limits};
 use publisher::{Outgoing, Publisher};
@@ -52,154 +53,8 @@ use recovery::HistoryReader;
 use subscriber::{Control, Subscriber};
 
 pub use history::Unrecoverable;
-
-/// A Redis to share topics with the other nodes started with the same one:
-/// [`ServerBuilder::backplane`](crate::ServerBuilder::backplane).
-///
-/// ```no_run
-/// # use wsreactor::{RedisBackplane, Server, Framing};
-/// let backplane = RedisBackplane::new("redis://127.0.0.1:6379")?
-///     .recover("room/", Framing::PositionFirst);
-/// # let handler = |ctx: &mut wsreactor::Context<'_>, m: wsreactor::Message| ctx.send(m);
-/// let server = Server::builder().backplane(backplane).build(handler)?;
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// The URL is `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (`redis://:secret@10.0.0.5`).
-/// `rediss://` (TLS) is refused: see docs/scaling.md. The server starts whether or not Redis
-/// answers; it connects (and reconnects) in the background, and its local topics work
-/// meanwhile.
-#[derive(Clone)]
-pub struct RedisBackplane {
-    client: redis::Client,
-    /// The URL without its password, for the log.
-    shown: String,
-    prefix: String,
-    recovery: Recovery,
-}
-
-/// How the frames of a recovery topic reach its subscribers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Framing {
-    /// As they were published: the client cannot know their positions (the application
-    /// frames them some other way, or only uses recovery through the server).
-    AsPublished,
-    /// Each payload begins with its position's text and a space (`9f86d081884c7d65-42 `),
-    /// text and binary frames alike: the client keeps the last one it saw, and gives it back
-    /// when it reconnects ([`Position`]'s `FromStr` reads it). The frame is made once per node
-    /// and shared by the node's subscribers.
-    PositionFirst,
-}
-
-/// Why a [`RedisBackplane`] cannot be made.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum BackplaneError {
-    /// The URL is not a Redis URL this build can use; the text says why.
-    Url(String),
-}
-
-impl fmt::Display for BackplaneError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            BackplaneError::Url(why) => write!(f, "bad Redis URL: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for BackplaneError {}
-
-impl fmt::Debug for RedisBackplane {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisBackplane")
-            .field("url", &self.shown)
-            .field("prefix", &self.prefix)
-            .field("recovery", &self.recovery)
-            .finish()
-    }
-}
-
-impl RedisBackplane {
-    /// The Redis at `url`; nothing is connected until the server starts.
-    pub fn new(url: &str) -> Result<Self, BackplaneError> {
-        if url.starts_with("rediss://") {
-            return Err(BackplaneError::Url(
-                "rediss:// (TLS to Redis) is not supported by this build: see docs/scaling.md"
-                    .into(),
-            ));
-        }
-        if !url.starts_with("redis://") {
-            return Err(BackplaneError::Url(format!(
-                "{:?} does not start with redis://",
-                shown(url)
-            )));
-        }
-        let client =
-            redis::Client::open(url).map_err(|err| BackplaneError::Url(err.to_string()))?;
-        Ok(RedisBackplane {
-            client,
-            shown: shown(url),
-            prefix: "wsreactor:".to_owned(),
-            recovery: Recovery::default(),
-        })
-    }
-
-    /// Names every channel and key under `prefix` (default `wsreactor:`): servers with another
-    /// prefix share the Redis but no topic.
-    pub fn key_prefix(mut self, prefix: &str) -> Self {
-        self.prefix = prefix.to_owned();
-        self
-    }
-
-    /// Keeps a history of every topic whose name starts with `prefix` (`""`: every topic), and
-    /// delivers its publications in one order on every node — the publishing node too, once
-    /// Redis has given each its position. A connection can then be subscribed from a position
-    /// ([`Context::subscribe_from`](crate::Context::subscribe_from)). Each call adds a prefix;
-    /// the first that matches a topic decides its framing.
-    pub fn recover(mut self, prefix: &str, framing: Framing) -> Self {
-        self.recovery.prefixes.push((prefix.to_owned(), framing));
-        self
-    }
-}
-
-/// `url` without its password.
-fn shown(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            format!("{}://***{}", &url[..scheme], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
-
-/// Which topics keep a history, and how their frames are framed.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Recovery {
-    prefixes: Vec<(String, Framing)>,
-}
-
-impl Recovery {
-    /// How `topic` is framed, if it keeps a history.
-    fn framing(&self, topic: &str) -> Option<Framing> {
-        self.prefixes
-            .iter()
-            .find(|(prefix, _)| topic.starts_with(prefix.as_str()))
-            .map(|(_, framing)| *framing)
-    }
-
-    /// `frame` as the subscribers of `topic` get it at `position`.
-    pub(crate) fn frame(&self, topic: &Topic, position: Position, frame: Arc<[u8]>) -> Arc<[u8]> {
-        if self.framing(&topic.to_string()) != Some(Framing::PositionFirst) {
-            return frame;
-        }
-        let Some((opcode, payload)) = envelope::payload(&frame) else {
-            return frame;
-        };
-        let mut prefixed = format!("{position} ").into_bytes();
-        prefixed.extend_from_slice(payload);
-        encode_shared_frame(opcode, &prefixed)
-    }
-}
+pub(crate) use spec::Recovery;
+pub use spec::{BackplaneError, Framing, RedisBackplane};
 
 /// A running backplane: the core's [`Relay`], and the threads that talk to Redis.
 pub(crate) struct Backplane {
@@ -241,64 +96,25 @@ impl Backplane {
         links: &[LoopLink],
         metrics: &Arc<Metrics>,
     ) -> std::io::Result<Arc<Backplane>> {
-        let node = node_id();
-        let keys = Keys {
-            prefix: spec.prefix.clone(),
+        let common = Common {
+            node: node_id(),
+            keys: Keys {
+                prefix: spec.prefix.clone(),
+            },
+            limits: Limits {
+                max_len: config.history_max_len,
+                max_age_ms: age_ms(config.history_max_age),
+            },
+            stop: Arc::new(AtomicBool::new(false)),
+            alignment: Arc::new(Alignment::default()),
+            metrics: Arc::clone(metrics),
         };
-        let limits = Limits {
-            max_len: config.history_max_len,
-            max_age_ms: age_ms(config.history_max_age),
-        };
-        let stop = Arc::new(AtomicBool::new(false));
-        let alignment = Arc::new(Alignment::default());
         let (publications, queue) = crossbeam_channel::bounded(config.backplane_queue_capacity);
         let (control, control_rx) = crossbeam_channel::unbounded();
         let (history, requests) = crossbeam_channel::unbounded();
-        let publisher = Publisher {
-            client: spec.client.clone(),
-            queue,
-            node,
-            keys: keys.clone(),
-            history: limits,
-            timeout: config.backplane_timeout,
-            backoff: Backoff::new(config.backplane_backoff_max),
-            metrics: Arc::clone(metrics),
-            stop: Arc::clone(&stop),
-            epochs: Epochs { state: node },
-            alignment: Arc::clone(&alignment),
-        };
-        let subscriber = Subscriber {
-            client: spec.client.clone(),
-            node,
-            keys: keys.clone(),
-            recovery: spec.recovery.clone(),
-            timeout: config.backplane_timeout,
-            backoff: Backoff::new(config.backplane_backoff_max),
-            metrics: Arc::clone(metrics),
-            stop: Arc::clone(&stop),
-            control: control_rx,
-            loops: links.to_vec(),
-            history,
-            routes: Default::default(),
-            last: Default::default(),
-            waiting: Vec::new(),
-            dropped: vec![0; links.len()],
-            alignment: Arc::clone(&alignment),
-            seen: 0,
-        };
-        let reader = HistoryReader {
-            client: spec.client,
-            node,
-            keys,
-            limits,
-            recovery: spec.recovery.clone(),
-            timeout: config.backplane_timeout,
-            metrics: Arc::clone(metrics),
-            stop: Arc::clone(&stop),
-            requests,
-            loops: links.to_vec(),
-            max_bytes: config.max_outbound_bytes,
-        };
+        let publisher = common.publisher(&spec, config, queue);
+        let subscriber = common.subscriber(&spec, config, links, control_rx, history);
+        let reader = common.reader(&spec, config, links, requests);
         let spawn = |name: &str, run: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(format!("wsreactor-backplane-{name}"))
@@ -309,16 +125,16 @@ impl Backplane {
             spawn("sub", Box::new(move || subscriber.run()))?,
             spawn("history", Box::new(move || reader.run()))?,
         ];
-        log::info!("backplane: node {node:016x} on {}", spec.shown);
+        log::info!("backplane: node {:016x} on {}", common.node, spec.shown);
         Ok(Arc::new(Backplane {
-            node,
+            node: common.node,
             recovery: spec.recovery,
             publications,
             control,
-            metrics: Arc::clone(metrics),
-            stop,
+            metrics: common.metrics,
+            stop: common.stop,
             threads: Mutex::new(threads),
-            alignment,
+            alignment: common.alignment,
         }))
     }
 
@@ -331,6 +147,90 @@ impl Backplane {
             Err(_) => return false,
         };
         threads.into_iter().all(|thread| thread.join().is_ok())
+    }
+}
+
+/// What the backplane's threads share.
+struct Common {
+    node: u64,
+    keys: Keys,
+    limits: Limits,
+    stop: Arc<AtomicBool>,
+    alignment: Arc<Alignment>,
+    metrics: Arc<Metrics>,
+}
+
+impl Common {
+    fn publisher(
+        &self,
+        spec: &RedisBackplane,
+        config: &Config,
+        queue: crossbeam_channel::Receiver<Outgoing>,
+    ) -> Publisher {
+        Publisher {
+            client: spec.client.clone(),
+            queue,
+            node: self.node,
+            keys: self.keys.clone(),
+            history: self.limits,
+            timeout: config.backplane_timeout,
+            backoff: Backoff::new(config.backplane_backoff_max),
+            metrics: Arc::clone(&self.metrics),
+            stop: Arc::clone(&self.stop),
+            epochs: Epochs { state: self.node },
+            alignment: Arc::clone(&self.alignment),
+        }
+    }
+
+    fn subscriber(
+        &self,
+        spec: &RedisBackplane,
+        config: &Config,
+        links: &[LoopLink],
+        control: crossbeam_channel::Receiver<Control>,
+        history: Sender<recovery::Request>,
+    ) -> Subscriber {
+        Subscriber {
+            client: spec.client.clone(),
+            node: self.node,
+            keys: self.keys.clone(),
+            recovery: spec.recovery.clone(),
+            timeout: config.backplane_timeout,
+            backoff: Backoff::new(config.backplane_backoff_max),
+            metrics: Arc::clone(&self.metrics),
+            stop: Arc::clone(&self.stop),
+            control,
+            loops: links.to_vec(),
+            history,
+            routes: Default::default(),
+            last: Default::default(),
+            waiting: Vec::new(),
+            dropped: vec![0; links.len()],
+            alignment: Arc::clone(&self.alignment),
+            seen: 0,
+        }
+    }
+
+    fn reader(
+        &self,
+        spec: &RedisBackplane,
+        config: &Config,
+        links: &[LoopLink],
+        requests: crossbeam_channel::Receiver<recovery::Request>,
+    ) -> HistoryReader {
+        HistoryReader {
+            client: spec.client.clone(),
+            node: self.node,
+            keys: self.keys.clone(),
+            limits: self.limits,
+            recovery: spec.recovery.clone(),
+            timeout: config.backplane_timeout,
+            metrics: Arc::clone(&self.metrics),
+            stop: Arc::clone(&self.stop),
+            requests,
+            loops: links.to_vec(),
+            max_bytes: config.max_outbound_bytes,
+        }
     }
 }
 
@@ -418,45 +318,12 @@ fn node_id() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ws::OpCode;
 
     #[test]
-    fn urls_are_checked_and_passwords_never_shown() {
-        let backplane = RedisBackplane::new("redis://:secret@127.0.0.1:6379/2").expect("valid");
-        assert!(
-            !format!("{backplane:?}").contains("secret"),
-            "{backplane:?}"
-        );
-        assert_eq!(shown("redis://u:pw@h:1"), "redis://***@h:1");
-        for bad in ["rediss://h", "http://h", "redis://", "h:6379"] {
-            assert!(RedisBackplane::new(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn the_first_matching_prefix_decides_and_frames_get_their_position() {
-        let recovery = RedisBackplane::new("redis://h")
-            .expect("valid")
-            .recover("room/", Framing::PositionFirst)
-            .recover("", Framing::AsPublished)
-            .recovery;
-        assert_eq!(recovery.framing("room/1"), Some(Framing::PositionFirst));
-        assert_eq!(recovery.framing("other"), Some(Framing::AsPublished));
-        assert_eq!(Recovery::default().framing("room/1"), None);
-        let frame = encode_shared_frame(OpCode::Text, b"hi");
-        let position = Position {
-            epoch: 1,
-            offset: 2,
-        };
-        let topic = Topic::new("room/1").expect("short");
-        let framed = recovery.frame(&topic, position, Arc::clone(&frame));
-        assert_eq!(&*framed, b"\x81\x150000000000000001-2 hi");
-        let other = Topic::new("other").expect("short");
-        assert!(Arc::ptr_eq(
-            &recovery.frame(&other, position, Arc::clone(&frame)),
-            &frame
-        ));
-        assert_eq!(age_ms(Duration::MAX), 0);
+    fn ages_are_milliseconds_for_redis() {
+        assert_eq!(age_ms(Duration::MAX), 0, "forever: no expiry");
         assert_eq!(age_ms(Duration::from_micros(10)), 1);
+        assert_eq!(age_ms(Duration::from_secs(600)), 600_000);
+        assert_ne!(node_id(), 0);
     }
 }

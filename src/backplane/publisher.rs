@@ -158,7 +158,8 @@ impl Publisher {
             if outgoing.ordered {
                 let head = envelope::head(true, self.node, outgoing.except);
                 let epoch = self.epochs.next();
-                history::publish(&mut pipe, &self.keys, outgoing, &head, &self.history, epoch);
+                let publication = (&outgoing.topic, &outgoing.frame[..]);
+                history::publish(&mut pipe, &self.keys, publication, &head, &self.history, epoch);
             } else {
                 let channel = self.keys.channel(&outgoing.topic);
                 let message = envelope::live(self.node, outgoing.except, &outgoing.frame);
