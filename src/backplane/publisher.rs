@@ -159,7 +159,14 @@ impl Publisher {
                 let head = envelope::head(true, self.node, outgoing.except);
                 let epoch = self.epochs.next();
                 let publication = (&outgoing.topic, &outgoing.frame[..]);
-                history::publish(&mut pipe, &self.keys, publication, &head, &self.history, epoch);
+                history::publish(
+                    &mut pipe,
+                    &self.keys,
+                    publication,
+                    &head,
+                    &self.history,
+                    epoch,
+                );
             } else {
                 let channel = self.keys.channel(&outgoing.topic);
                 let message = envelope::live(self.node, outgoing.except, &outgoing.frame);

@@ -165,7 +165,10 @@ mod tests {
     #[test]
     fn urls_are_checked_and_passwords_never_shown() {
         let backplane = RedisBackplane::new("redis://:secret@127.0.0.1:6379/2").expect("valid");
-        assert!(!format!("{backplane:?}").contains("secret"), "{backplane:?}");
+        assert!(
+            !format!("{backplane:?}").contains("secret"),
+            "{backplane:?}"
+        );
         assert_eq!(shown("redis://u:pw@h:1"), "redis://***@h:1");
         for bad in ["rediss://h", "http://h", "redis://", "h:6379"] {
             assert!(RedisBackplane::new(bad).is_err(), "{bad}");
@@ -183,11 +186,17 @@ mod tests {
         assert_eq!(recovery.framing("other"), Some(Framing::AsPublished));
         assert_eq!(Recovery::default().framing("room/1"), None);
         let frame = encode_shared_frame(OpCode::Text, b"hi");
-        let position = Position { epoch: 1, offset: 2 };
+        let position = Position {
+            epoch: 1,
+            offset: 2,
+        };
         let topic = Topic::new("room/1").expect("short");
         let framed = recovery.frame(&topic, position, Arc::clone(&frame));
         assert_eq!(&*framed, b"\x81\x150000000000000001-2 hi");
         let other = Topic::new("other").expect("short");
-        assert!(Arc::ptr_eq(&recovery.frame(&other, position, Arc::clone(&frame)), &frame));
+        assert!(Arc::ptr_eq(
+            &recovery.frame(&other, position, Arc::clone(&frame)),
+            &frame
+        ));
     }
 }
