@@ -450,7 +450,11 @@ impl<'a, S> Context<'a, S> {
             let except = (!to_sender).then_some(self.conn);
             self.server.relay_publish(&topic, &frame, except);
         }
-        self.output.publish_routed(topic, frame, to_sender, ordered);
+        if ordered {
+            self.output.publish_routed(topic, frame, to_sender, true);
+        } else {
+            self.output.publish(topic, frame, to_sender);
+        }
         Ok(())
     }
 

@@ -109,7 +109,7 @@ pub mod fuzzing;
 mod harness;
 
 #[cfg(feature = "redis")]
-pub use backplane::{BackplaneError, Framing, RedisBackplane, Unrecoverable};
+pub use backplane::{BackplaneError, Framing, RedisBackplane};
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;

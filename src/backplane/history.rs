@@ -150,9 +150,11 @@ pub(crate) fn publish(
         .ignore();
 }
 
-/// Why a position cannot be recovered.
+/// Why a position cannot be recovered (logged; the connection gets its "cannot recover" frame,
+/// and `Stats::backplane_recovery_refused` counts it). The registry refuses two more cases
+/// itself: a topic without history, and live publications past `recovery_buffer`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unrecoverable {
+pub(crate) enum Unrecoverable {
     /// The topic's history has another epoch (it expired, or Redis lost it), or none.
     EpochChanged,
     /// The position is older than the history keeps (`history_max_len`, `history_max_age`).
@@ -162,14 +164,10 @@ pub enum Unrecoverable {
     /// The history could not be read within `backplane_timeout` (Redis is down or slow), or
     /// its subscription could not be made.
     Unavailable,
-    /// Live publications came faster than the history loaded (`recovery_buffer`).
-    Overrun,
     /// What was missed is more bytes than a connection may have queued
     /// (`Config::max_outbound_bytes`): sent at once, it would drop the client as a slow
     /// consumer.
     TooLarge,
-    /// The topic has no recovery (`RedisBackplane::recover`), or the server has no backplane.
-    NotRecoverable,
 }
 
 impl std::fmt::Display for Unrecoverable {
@@ -179,9 +177,7 @@ impl std::fmt::Display for Unrecoverable {
             Unrecoverable::TooOld => "the position is older than the topic's history",
             Unrecoverable::Ahead => "the position is ahead of the topic's history",
             Unrecoverable::Unavailable => "the topic's history could not be read in time",
-            Unrecoverable::Overrun => "live publications overran the recovery buffer",
             Unrecoverable::TooLarge => "what was missed is more than max_outbound_bytes",
-            Unrecoverable::NotRecoverable => "the topic keeps no history",
         })
     }
 }

@@ -52,7 +52,6 @@ use publisher::{Outgoing, Publisher};
 use recovery::HistoryReader;
 use subscriber::{Control, Subscriber};
 
-pub use history::Unrecoverable;
 pub(crate) use spec::Recovery;
 pub use spec::{BackplaneError, Framing, RedisBackplane};
 
