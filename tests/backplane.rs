@@ -441,3 +441,71 @@ fn a_recovery_while_publications_keep_coming_has_no_gap_and_no_duplicate() {
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }
+
+/// `rediss://` (feature `redis-tls`): two nodes through a Redis that speaks TLS only, whose
+/// self-signed certificate the nodes trust through `RedisBackplane::tls_root`; a node that does
+/// not trust it never connects, and says so in its counters.
+#[cfg(feature = "redis-tls")]
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn rediss_with_a_private_root() {
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).expect("a certificate");
+    let dir = std::env::temp_dir().join(format!("wsreactor-rediss-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a folder");
+    let (cert, key) = (dir.join("redis.crt"), dir.join("redis.key"));
+    let cert_pem = certified.cert.pem();
+    std::fs::write(&cert, &cert_pem).expect("write the certificate");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write the key");
+    let tls_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let (cert_path, key_path) = (cert.display().to_string(), key.display().to_string());
+    let redis = RedisServer::with(
+        None,
+        &[
+            ("tls-port", &tls_port),
+            ("tls-cert-file", &cert_path),
+            ("tls-key-file", &key_path),
+            ("tls-auth-clients", "no"),
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{tls_port}");
+    let tls_node = |root: Option<&str>| {
+        let mut backplane = RedisBackplane::new(&url).expect("a rediss URL");
+        if let Some(pem) = root {
+            backplane = backplane.tls_root(pem.as_bytes()).expect("a PEM root");
+        }
+        let mut config = config();
+        config.backplane_backoff_max = Duration::from_millis(200);
+        Server::builder()
+            .config(config)
+            .backplane(backplane)
+            .build(Rooms)
+            .expect("a node starts")
+    };
+    let (a, b) = (tls_node(Some(&cert_pem)), tls_node(Some(&cert_pem)));
+    let stranger = tls_node(None);
+    let mut bob = member(&b, "topic=t");
+    listening(&b, 1);
+    a.handle().publish("t", "over TLS").unwrap();
+    assert_eq!(text(&mut bob), "over TLS");
+    // The system's roots do not know this certificate: what the stranger publishes cannot
+    // reach Redis, and is counted.
+    stranger.handle().publish("t", "not over TLS").unwrap();
+    let stats = wait_for_stats(&stranger.handle(), "the stranger's loss counted", |s| {
+        s.backplane_publish_failed == 1
+    });
+    assert_eq!(
+        (stats.backplane_connected, stats.backplane_published),
+        (0, 0)
+    );
+    nothing_more(&mut bob);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(&dir);
+    for node in [a, b, stranger] {
+        node.shutdown().unwrap();
+    }
+}

@@ -22,7 +22,9 @@ use crate::ws::encode_shared_frame;
 /// ```
 ///
 /// The URL is `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]` (`redis://:secret@10.0.0.5`).
-/// `rediss://` (TLS) is refused: see docs/scaling.md. The server starts whether or not Redis
+/// `rediss://` (TLS) needs the feature `redis-tls` (the `redis` crate's rustls, on the same
+/// aws-lc-rs provider as the server's TLS) and verifies Redis's certificate against the
+/// system's roots, or against [`tls_root`](Self::tls_root). The server starts whether or not Redis
 /// answers; it connects (and reconnects) in the background, and its local topics work
 /// meanwhile.
 #[derive(Clone)]
@@ -78,15 +80,14 @@ impl fmt::Debug for RedisBackplane {
 impl RedisBackplane {
     /// The Redis at `url`; nothing is connected until the server starts.
     pub fn new(url: &str) -> Result<Self, BackplaneError> {
-        if url.starts_with("rediss://") {
+        if url.starts_with("rediss://") && !cfg!(feature = "redis-tls") {
             return Err(BackplaneError::Url(
-                "rediss:// (TLS to Redis) is not supported by this build: see docs/scaling.md"
-                    .into(),
+                "rediss:// (TLS to Redis) needs the feature redis-tls".into(),
             ));
         }
-        if !url.starts_with("redis://") {
+        if !url.starts_with("redis://") && !url.starts_with("rediss://") {
             return Err(BackplaneError::Url(format!(
-                "{:?} does not start with redis://",
+                "{:?} does not start with redis:// or rediss://",
                 shown(url)
             )));
         }
@@ -98,6 +99,20 @@ impl RedisBackplane {
             prefix: "wsreactor:".to_owned(),
             recovery: Recovery::default(),
         })
+    }
+
+    /// Verifies the certificate of a `rediss://` Redis against the CA certificates of `pem`
+    /// (PEM text) instead of the system's roots: a private CA, or a self-signed Redis.
+    #[cfg(feature = "redis-tls")]
+    pub fn tls_root(mut self, pem: &[u8]) -> Result<Self, BackplaneError> {
+        let info = self.client.get_connection_info().clone();
+        let certificates = redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.to_vec()),
+        };
+        self.client = redis::Client::build_with_tls(info, certificates)
+            .map_err(|err| BackplaneError::Url(err.to_string()))?;
+        Ok(self)
     }
 
     /// Names every channel and key under `prefix` (default `wsreactor:`): servers with another
