@@ -33,6 +33,7 @@ mod recovery;
 mod spec;
 mod subscriber;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -77,6 +78,24 @@ pub(crate) struct Alignment {
     pub requested: std::sync::atomic::AtomicU64,
     /// The number of the last change the subscriber has carried out and Redis confirmed.
     pub aligned: std::sync::atomic::AtomicU64,
+    /// The topics whose channel Redis has confirmed, now: a publication of one of them needs
+    /// no wait.
+    pub confirmed: Mutex<HashSet<Topic>>,
+}
+
+impl Alignment {
+    /// The interest change a publication of `topic` must wait for: none if nobody here needs to
+    /// hear it, or if its channel is confirmed already.
+    fn needed(&self, topic: &Topic, subscribed_here: bool) -> u64 {
+        let requested = self.requested.load(Ordering::Acquire);
+        if !subscribed_here {
+            return 0;
+        }
+        match self.confirmed.lock() {
+            Ok(confirmed) if confirmed.contains(topic) => 0,
+            _ => requested,
+        }
+    }
 }
 
 impl fmt::Debug for Backplane {
@@ -234,14 +253,20 @@ impl Common {
 }
 
 impl Relay for Backplane {
-    fn publish(&self, topic: &Topic, frame: &Arc<[u8]>, except: Option<ConnId>) -> Local {
+    fn publish(
+        &self,
+        topic: &Topic,
+        frame: &Arc<[u8]>,
+        except: Option<ConnId>,
+        subscribed_here: bool,
+    ) -> Local {
         let ordered = self.orders(topic);
         let outgoing = Outgoing {
             topic: topic.clone(),
             frame: Arc::clone(frame),
             except,
             ordered,
-            after: self.alignment.requested.load(Ordering::Acquire),
+            after: self.alignment.needed(topic, subscribed_here),
         };
         match self.publications.try_send(outgoing) {
             Ok(()) => {}

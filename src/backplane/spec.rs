@@ -185,9 +185,11 @@ mod tests {
             "{backplane:?}"
         );
         assert_eq!(shown("redis://u:pw@h:1"), "redis://***@h:1");
-        for bad in ["rediss://h", "http://h", "redis://", "h:6379"] {
+        for bad in ["http://h", "redis://", "h:6379"] {
             assert!(RedisBackplane::new(bad).is_err(), "{bad}");
         }
+        let tls = RedisBackplane::new("rediss://:pw@h:6380");
+        assert_eq!(tls.is_ok(), cfg!(feature = "redis-tls"), "{tls:?}");
     }
 
     #[test]

@@ -115,6 +115,9 @@ impl Subscriber {
                         log::info!("backplane: subscriber connected to Redis again");
                     }
                     let ended = self.serve(connection.as_pubsub());
+                    if let Ok(mut confirmed) = self.alignment.confirmed.lock() {
+                        confirmed.clear();
+                    }
                     self.metrics.backplane_connected.store(0, Ordering::Relaxed);
                     self.metrics.backplane_channels.store(0, Ordering::Relaxed);
                     match ended {
@@ -251,6 +254,9 @@ impl Subscriber {
             for topic in chunk {
                 subscribed.remove(topic);
             }
+        }
+        if let Ok(mut confirmed) = self.alignment.confirmed.lock() {
+            confirmed.clone_from(subscribed);
         }
         let channels = subscribed.len() as u64;
         self.metrics

@@ -193,7 +193,7 @@ impl ServerHandle {
         except: Option<ConnId>,
     ) -> Local {
         match &self.shared.relay {
-            Some(relay) => relay.publish(topic, frame, except),
+            Some(relay) => relay.publish(topic, frame, except, false),
             None => Local::Now,
         }
     }

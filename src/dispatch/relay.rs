@@ -37,7 +37,15 @@ pub(crate) enum Local {
 pub(crate) trait Relay: Send + Sync + fmt::Debug {
     /// `frame` (encoded once, shared) was published to `topic` on this node, not to be
     /// delivered to `except` (a `publish_to_others`): send it to the other nodes.
-    fn publish(&self, topic: &Topic, frame: &Arc<[u8]>, except: Option<ConnId>) -> Local;
+    /// `subscribed_here`: the caller's loop has subscribers of the topic, which must hear it (an
+    /// ordered topic then waits until their subscription is in place).
+    fn publish(
+        &self,
+        topic: &Topic,
+        frame: &Arc<[u8]>,
+        except: Option<ConnId>,
+        subscribed_here: bool,
+    ) -> Local;
 
     /// Does it keep a history of `topic`, and so deliver it in one order everywhere
     /// ([`Local::Ordered`])?

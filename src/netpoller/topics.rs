@@ -385,7 +385,8 @@ impl Subscriptions for TopicRegistry {
     fn publish_ordered(&mut self, topic: Topic, frame: Arc<[u8]>, except: Option<ConnId>) {
         match &self.relay {
             Some((_, relay)) => {
-                relay.publish(&topic, &frame, except);
+                let here = self.subscribers.contains_key(&topic);
+                relay.publish(&topic, &frame, except, here);
             }
             // Only a backplane makes a topic ordered; without one, deliver it here as usual.
             None => self.pending.push_back(Publication {

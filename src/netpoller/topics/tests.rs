@@ -12,7 +12,13 @@ struct Recorder {
 }
 
 impl Relay for Recorder {
-    fn publish(&self, _: &Topic, _: &Arc<[u8]>, _: Option<ConnId>) -> crate::dispatch::Local {
+    fn publish(
+        &self,
+        _: &Topic,
+        _: &Arc<[u8]>,
+        _: Option<ConnId>,
+        _: bool,
+    ) -> crate::dispatch::Local {
         crate::dispatch::Local::Ordered
     }
     fn orders(&self, _: &Topic) -> bool {
