@@ -6,8 +6,9 @@
 //! - a topic spans two nodes; nobody gets a publication twice, the publisher's own node included;
 //! - one publisher's order holds on the other node under load;
 //! - Redis killed and restarted: local topics keep working, what crossed meanwhile is counted
-//!   as lost, the nodes reconnect and subscribe again, and cross-node delivery resumes;
-//! - a Redis with a password;
+//!   as lost, a recovery asked meanwhile is refused within `backplane_timeout`, the nodes
+//!   reconnect and subscribe again, and cross-node delivery resumes;
+//! - a Redis with a password; `rediss://` with a private root (feature `redis-tls`);
 //! - recovery: exactly what was missed, in order, then live — also while publications keep
 //!   coming; a position too old, of another epoch or ahead gets the "cannot recover" frame.
 //!
@@ -237,6 +238,15 @@ fn redis_killed_and_restarted_local_topics_go_on_losses_are_counted_and_delivery
         );
         assert_eq!(text(&mut ann), format!("during {i}"));
     }
+    // A recovery while Redis is away is refused once `backplane_timeout` has passed: nothing
+    // hangs on Redis.
+    let nowhere = Position {
+        epoch: 1,
+        offset: 1,
+    };
+    let mut late = member(&a, &format!("topic=room/away&from={nowhere}"));
+    assert_eq!(text(&mut late), "cannot recover");
+    close_client(late);
     let lost = wait_for_stats(&a.handle(), "node a counts what did not cross", |s| {
         s.backplane_publish_failed >= 5
     });

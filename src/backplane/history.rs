@@ -274,3 +274,110 @@ fn parse_entry(entry: &Value) -> Option<(u64, u64, Arc<[u8]>)> {
     let time = text(time)?.parse().ok()?;
     super::envelope::is_frame(frame).then(|| (offset, time, frame.as_slice().into()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::{OpCode, encode_shared_frame};
+
+    const EPOCH: u64 = 0xabc;
+    /// Redis's time in the answers below (ms).
+    const NOW: u64 = 1_000_000;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    /// An entry at `offset`, `age` ms old.
+    fn entry(offset: u64, age: u64) -> Value {
+        let frame = encode_shared_frame(OpCode::Text, format!("m{offset}").as_bytes());
+        Value::Array(vec![
+            bulk(&format!("{offset}-0")),
+            Value::Array(vec![
+                bulk("t"),
+                bulk(&(NOW - age).to_string()),
+                bulk("f"),
+                Value::BulkString(frame.to_vec()),
+            ]),
+        ])
+    }
+
+    /// The read script's answer: the epoch, the last offset, the time, the entries.
+    fn answer(top: u64, entries: Vec<Value>) -> Value {
+        Value::Array(vec![
+            bulk(&format!("{EPOCH:016x}")),
+            bulk(&top.to_string()),
+            bulk(&NOW.to_string()),
+            Value::Array(entries),
+        ])
+    }
+
+    fn since(offset: u64) -> Position {
+        Position {
+            epoch: EPOCH,
+            offset,
+        }
+    }
+
+    const LIMITS: Limits = Limits {
+        max_len: 100,
+        max_age_ms: 60_000,
+    };
+
+    #[test]
+    fn exactly_what_followed_the_position() {
+        let entries = (4..=6).map(|o| entry(o, 10)).collect();
+        let recovered = check(answer(6, entries), since(3), &LIMITS).expect("recovered");
+        let offsets: Vec<u64> = recovered.entries.iter().map(|(p, _)| p.offset).collect();
+        assert_eq!(offsets, [4, 5, 6]);
+        assert_eq!(recovered.top, since(6));
+        let nothing = check(answer(6, Vec::new()), since(6), &LIMITS).expect("up to date");
+        assert!(nothing.entries.is_empty());
+    }
+
+    #[test]
+    fn what_cannot_be_recovered_says_why() {
+        let trimmed = (5..=6).map(|o| entry(o, 10)).collect();
+        assert_eq!(
+            check(answer(6, trimmed), since(3), &LIMITS).err(),
+            Some(Unrecoverable::TooOld),
+            "offset 4 was trimmed"
+        );
+        let old = vec![entry(4, 61_000), entry(5, 10)];
+        assert_eq!(
+            check(answer(5, old), since(3), &LIMITS).err(),
+            Some(Unrecoverable::TooOld),
+            "older than history_max_age"
+        );
+        let other = Position {
+            epoch: EPOCH + 1,
+            offset: 3,
+        };
+        assert_eq!(
+            check(answer(6, Vec::new()), other, &LIMITS).err(),
+            Some(Unrecoverable::EpochChanged)
+        );
+        assert_eq!(
+            check(Value::Array(Vec::new()), since(3), &LIMITS).err(),
+            Some(Unrecoverable::EpochChanged),
+            "no history at all"
+        );
+        assert_eq!(
+            check(answer(6, Vec::new()), since(9), &LIMITS).err(),
+            Some(Unrecoverable::Ahead)
+        );
+        let no_age = Limits {
+            max_age_ms: 0,
+            ..LIMITS
+        };
+        assert!(check(answer(4, vec![entry(4, 999_999)]), since(3), &no_age).is_ok());
+    }
+
+    #[test]
+    fn epochs_differ_and_are_never_zero() {
+        let mut epochs = Epochs { state: 0 };
+        let drawn: std::collections::HashSet<u64> = (0..1000).map(|_| epochs.next()).collect();
+        assert_eq!(drawn.len(), 1000);
+        assert!(!drawn.contains(&0));
+    }
+}
