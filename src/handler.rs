@@ -417,6 +417,11 @@ impl<'a, S> Context<'a, S> {
     /// `1008`. It still reaches the others if this connection closes meanwhile; after
     /// [`close`](Self::close) it does not reach this connection. `Err` for a name longer than
     /// [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
+    ///
+    /// With a backplane (feature `redis`) it also reaches the subscribers of the other nodes,
+    /// at most once. On a topic with a history (`RedisBackplane::recover`) it reaches everyone,
+    /// this connection too, only when Redis has given it its position: in the topic's one
+    /// order, after what this handler sends in this call.
     pub fn publish(&mut self, topic: &str, message: impl Into<Message>) -> Result<(), TopicError> {
         self.publish_as(topic, &message.into(), true)
     }
@@ -462,7 +467,7 @@ impl<'a, S> Context<'a, S> {
     /// first delivers what was published there after `since` — the position of the last
     /// publication its client saw, which it gave back when it reconnected — so that it misses
     /// nothing and gets nothing twice, in the topic's order. Needs a backplane that keeps the
-    /// topic's history ([`RedisBackplane::recover`](crate::RedisBackplane::recover), feature
+    /// topic's history (`RedisBackplane::recover`, feature
     /// `redis`).
     ///
     /// When that cannot be had — the position is older than the history keeps

@@ -144,6 +144,11 @@ impl ServerHandle {
     /// after it took effect; with a publication already in flight, it may or may not. A topic
     /// nobody subscribes to costs each loop a map lookup. `Err` if the server has stopped, or
     /// [`SendError::TopicTooLong`].
+    ///
+    /// With a backplane ([`ServerBuilder::backplane`](crate::ServerBuilder), feature `redis`)
+    /// it also goes to the other nodes, without waiting: at most once, a loss counted in
+    /// `Stats::backplane_*`, never an `Err` here. A topic with a history is delivered on this
+    /// node too only when it comes back from Redis with its position.
     pub fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), SendError> {
         self.publish_waiting(topic, &message.into(), true)
     }
