@@ -168,6 +168,14 @@ impl Backplane {
     }
 }
 
+impl Drop for Backplane {
+    /// A server that failed to start after its backplane did (or whose last handle is gone)
+    /// leaves no thread behind: they see the flag within a tick and end.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
 /// What the backplane's threads share.
 struct Common {
     node: u64,
