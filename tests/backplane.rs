@@ -4,7 +4,8 @@
 //! chat's test runs them as processes behind nginx (tests/chat_nodes.rs).
 //!
 //! - a topic spans two nodes; nobody gets a publication twice, the publisher's own node included;
-//! - one publisher's order holds on the other node under load;
+//! - one publisher's order holds on the other node under load; a loop whose queue is full drops
+//!   what comes from Redis and counts every drop;
 //! - Redis killed and restarted: local topics keep working, what crossed meanwhile is counted
 //!   as lost, a recovery asked meanwhile is refused within `backplane_timeout`, the nodes
 //!   reconnect and subscribe again, and cross-node delivery resumes;
@@ -518,4 +519,53 @@ fn rediss_with_a_private_root() {
     for node in [a, b, stranger] {
         node.shutdown().unwrap();
     }
+}
+
+/// A loop whose command queue is full drops what comes from Redis for it, never waits for it,
+/// and counts each drop: what its subscriber got plus what was counted is everything, and what
+/// it got came in order.
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn a_full_loop_queue_drops_from_the_backplane_and_counts_each_drop() {
+    let redis = RedisServer::start();
+    let a = node(&redis, |_| {});
+    let b = node(&redis, |config| {
+        config.event_loops = 1;
+        config.command_queue_capacity = 1;
+    });
+    let mut bob = member(&b, "topic=flood");
+    listening(&b, 1);
+    let count = 3_000u64;
+    for i in 0..count {
+        a.handle().publish("flood", i.to_string()).unwrap();
+    }
+    let (tx, got) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        while let Ok(TMessage::Text(text)) = bob.read() {
+            if tx
+                .send(text.as_str().parse::<u64>().expect("a number"))
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let mut received = Vec::new();
+    wait_until("every publication delivered or counted", || {
+        received.extend(got.try_iter());
+        let stats = b.handle().stats();
+        received.len() as u64 + stats.backplane_delivery_dropped == count
+    });
+    assert!(received.windows(2).all(|w| w[0] < w[1]), "in order");
+    let stats = b.handle().stats();
+    assert_eq!(
+        stats.backplane_received, count,
+        "every one reached the node"
+    );
+    assert!(
+        stats.backplane_delivery_dropped > 0,
+        "a queue of one overflowed"
+    );
+    a.shutdown().unwrap();
+    b.shutdown().unwrap();
 }
