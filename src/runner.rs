@@ -334,7 +334,8 @@ impl<H: Handler> HandlerRunner<H> {
     fn builtin_response(&self, request: &Request) -> Option<Response> {
         let path = Some(request.path());
         if path == self.metrics_path.as_deref() {
-            let body = prometheus::render(&self.server.stats());
+            let mut body = prometheus::render(&self.server.stats());
+            prometheus::render_loop_drops(&mut body, &self.server.backplane_drops_per_loop());
             return Some(
                 Response::new(200)
                     .with_header("Content-Type", prometheus::CONTENT_TYPE)

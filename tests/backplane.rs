@@ -566,6 +566,16 @@ fn a_full_loop_queue_drops_from_the_backplane_and_counts_each_drop() {
         stats.backplane_delivery_dropped > 0,
         "a queue of one overflowed"
     );
+    assert_eq!(
+        b.handle().backplane_drops_per_loop(),
+        [stats.backplane_delivery_dropped],
+        "counted for its loop"
+    );
+    let drops = a.handle().backplane_drops_per_loop();
+    assert!(
+        !drops.is_empty() && drops.iter().all(|&d| d == 0),
+        "{drops:?}"
+    );
     a.shutdown().unwrap();
     b.shutdown().unwrap();
 }

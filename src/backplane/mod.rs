@@ -67,6 +67,8 @@ pub(crate) struct Backplane {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// How far the subscriber has come with what the loops subscribed to.
     alignment: Arc<Alignment>,
+    /// Publications from Redis each loop dropped at its full queue.
+    drops: Arc<Vec<std::sync::atomic::AtomicU64>>,
 }
 
 /// What the loops asked the subscriber thread to listen to, and how much of it is done: a
@@ -126,6 +128,7 @@ impl Backplane {
             stop: Arc::new(AtomicBool::new(false)),
             alignment: Arc::new(Alignment::default()),
             metrics: Arc::clone(metrics),
+            drops: Arc::new(links.iter().map(|_| Default::default()).collect()),
         };
         let (publications, queue) = crossbeam_channel::bounded(config.backplane_queue_capacity);
         let (control, control_rx) = crossbeam_channel::unbounded();
@@ -153,6 +156,7 @@ impl Backplane {
             stop: common.stop,
             threads: Mutex::new(threads),
             alignment: common.alignment,
+            drops: common.drops,
         }))
     }
 
@@ -184,6 +188,7 @@ struct Common {
     stop: Arc<AtomicBool>,
     alignment: Arc<Alignment>,
     metrics: Arc<Metrics>,
+    drops: Arc<Vec<std::sync::atomic::AtomicU64>>,
 }
 
 impl Common {
@@ -231,7 +236,7 @@ impl Common {
             routes: Default::default(),
             last: Default::default(),
             waiting: Vec::new(),
-            dropped: vec![0; links.len()],
+            dropped: Arc::clone(&self.drops),
             alignment: Arc::clone(&self.alignment),
             seen: 0,
         }
@@ -295,6 +300,13 @@ impl Relay for Backplane {
             Err(TrySendError::Disconnected(_)) => add(&self.metrics.backplane_publish_failed, 1),
         }
         if ordered { Local::Ordered } else { Local::Now }
+    }
+
+    fn loop_drops(&self) -> Vec<u64> {
+        self.drops
+            .iter()
+            .map(|d| d.load(Ordering::Relaxed))
+            .collect()
     }
 
     fn orders(&self, topic: &Topic) -> bool {

@@ -92,8 +92,8 @@ pub(crate) struct Subscriber {
     pub last: HashMap<Topic, Position>,
     /// Recoveries waiting for their topic's subscription, with their deadline.
     pub waiting: Vec<Request>,
-    /// Deliveries dropped per loop (each loop's full command queue).
-    pub dropped: Vec<u64>,
+    /// Deliveries dropped per loop (each loop's full command queue), shared with the relay.
+    pub dropped: Arc<Vec<std::sync::atomic::AtomicU64>>,
     /// How far the subscriptions are confirmed, for the publisher.
     pub alignment: Arc<Alignment>,
     /// The number of the last interest change read.
@@ -363,8 +363,10 @@ impl Subscriber {
                 continue;
             }
             add(&self.metrics.backplane_delivery_dropped, 1);
-            let dropped = &mut self.dropped[event_loop];
-            *dropped += 1;
+            let dropped = self
+                .dropped
+                .get(event_loop)
+                .map_or(0, |count| count.fetch_add(1, Ordering::Relaxed) + 1);
             if dropped.is_power_of_two() {
                 log::warn!(
                     "backplane: loop {event_loop}'s command queue is full: {dropped} \

@@ -224,6 +224,17 @@ impl ServerHandle {
         }
     }
 
+    /// Publications from the backplane (feature `redis`) each event loop dropped because its
+    /// command queue was full, by loop (their sum is `Stats::backplane_delivery_dropped`);
+    /// empty without a backplane. Also in the Prometheus text, as
+    /// `wsreactor_backplane_loop_drops_total{loop="N"}`.
+    pub fn backplane_drops_per_loop(&self) -> Vec<u64> {
+        self.shared
+            .relay
+            .as_ref()
+            .map_or_else(Vec::new, |relay| relay.loop_drops())
+    }
+
     /// A copy of the server's counters now.
     pub fn stats(&self) -> Stats {
         let mut stats = self.shared.metrics.snapshot();

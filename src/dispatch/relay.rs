@@ -55,6 +55,10 @@ pub(crate) trait Relay: Send + Sync + fmt::Debug {
     /// any.
     fn interest(&self, event_loop: usize, topic: &Topic, subscribed: bool);
 
+    /// Publications from the backplane each event loop dropped at its full command queue
+    /// (index: the loop).
+    fn loop_drops(&self) -> Vec<u64>;
+
     /// `conn` subscribed to `topic` from `since`: load what was published after it, and send it
     /// to the connection's loop as a `Command::History`. False if the topic keeps no history
     /// (nothing will come).

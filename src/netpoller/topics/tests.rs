@@ -25,6 +25,9 @@ impl Relay for Recorder {
         true
     }
     fn interest(&self, _: usize, _: &Topic, _: bool) {}
+    fn loop_drops(&self) -> Vec<u64> {
+        Vec::new()
+    }
     fn recover(&self, conn: ConnId, topic: &Topic, since: Position) -> bool {
         let mut recoveries = self.recoveries.lock().expect("not poisoned");
         recoveries.push((conn, topic.to_string(), since));
