@@ -281,6 +281,38 @@ pub struct Config {
     /// forwarded header only when every request comes through a proxy that sets it, replacing
     /// whatever the client sent. Default [`ForwardedHost::Ignore`].
     pub forwarded_host: ForwardedHost,
+    /// With a backplane ([`ServerBuilder::backplane`](crate::ServerBuilder), feature `redis`):
+    /// most publications of this node waiting for the backplane's publisher thread. Past it a
+    /// publication still reaches this node's subscribers but not the other nodes: dropped,
+    /// counted in `Stats::backplane_publish_dropped` (a worker or a loop never waits for
+    /// Redis). Default 16,384 (a few seconds of a busy node's publications while Redis is slow
+    /// or being reconnected). At least 1, at most [`Config::MAX_BACKPLANE_QUEUE`] (allocated
+    /// whole when the server is built).
+    pub backplane_queue_capacity: usize,
+    /// With a backplane: the longest any one operation on Redis may take — connecting (and
+    /// `AUTH`), a pipelined batch of publications, a subscription's confirmation, loading a
+    /// topic's history. Past it the connection is taken as failed and made again (what it was
+    /// sending is counted as lost). Only the backplane's own threads ever wait on Redis.
+    /// Default 2 s. More than zero; at its maximum, a day.
+    pub backplane_timeout: Duration,
+    /// With a backplane: the longest pause between two attempts to connect to Redis. The first
+    /// retry comes after 50 ms (or this, if shorter), and each failure doubles the pause up to
+    /// this bound. Default 5 s. More than zero.
+    pub backplane_backoff_max: Duration,
+    /// With recovery on for a topic (`RedisBackplane::recover`): the most publications its
+    /// Redis stream keeps (`XADD ... MAXLEN`); a position older than that cannot be recovered.
+    /// Default 1,000. At least 1.
+    pub history_max_len: usize,
+    /// With recovery on for a topic: how long a publication stays in its history. Older ones
+    /// are trimmed when the topic is next published to, and the whole history expires this
+    /// long after the topic's last publication (then its epoch changes). Default 10 minutes.
+    /// At least 1 ms; a century or more (`Duration::MAX`): kept for as long as Redis keeps it.
+    pub history_max_age: Duration,
+    /// With recovery on: the most live publications held for one subscription made with
+    /// `Context::subscribe_from` while its history loads (they follow the history, in order).
+    /// A subscription that would hold more is refused as "cannot recover" (counted in
+    /// `Stats::backplane_recovery_refused`). Default 1,024. At least 1.
+    pub recovery_buffer: usize,
 }
 
 impl Default for Config {
@@ -331,6 +363,12 @@ impl Default for Config {
             max_subscriptions: 64,
             allowed_origins: OriginPolicy::SameOrigin,
             forwarded_host: ForwardedHost::Ignore,
+            backplane_queue_capacity: 16 * 1024,
+            backplane_timeout: Duration::from_secs(2),
+            backplane_backoff_max: Duration::from_secs(5),
+            history_max_len: 1000,
+            history_max_age: Duration::from_secs(600),
+            recovery_buffer: 1024,
         }
     }
 }

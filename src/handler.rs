@@ -33,7 +33,7 @@ use crate::error::PingError;
 use crate::http::{Request, Response, split_target};
 use crate::metrics::add;
 use crate::prometheus::Exposition;
-use crate::topic::{Topic, TopicError};
+use crate::topic::{Position, Topic, TopicError};
 use crate::ws::frame::MAX_CONTROL_PAYLOAD;
 use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode, encode_shared_frame};
 
@@ -372,6 +372,11 @@ impl<'a, S> Context<'a, S> {
     /// `1008`. It still reaches the others if this connection closes meanwhile; after
     /// [`close`](Self::close) it does not reach this connection. `Err` for a name longer than
     /// [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
+    ///
+    /// With a backplane (feature `redis`) it also reaches the subscribers of the other nodes,
+    /// at most once. On a topic with a history (`RedisBackplane::recover`) it reaches everyone,
+    /// this connection too, only when Redis has given it its position: in the topic's one
+    /// order, after what this handler sends in this call.
     pub fn publish(&mut self, topic: &str, message: impl Into<Message>) -> Result<(), TopicError> {
         self.publish_as(topic, &message.into(), true)
     }
@@ -396,8 +401,54 @@ impl<'a, S> Context<'a, S> {
         let frame = encode_shared_frame(message.opcode(), message.as_bytes());
         // After close nothing more goes to this connection.
         let to_sender = to_me && self.output.close.is_none();
-        self.output.publish(topic, frame, to_sender);
         add(&self.server.metrics().publishes, 1);
+        // A topic with a history is handed to the backplane by the loop, after the requests
+        // made before it; every node, this one too, delivers it when it comes back with its
+        // position. Another goes to the other nodes now, and is delivered here as usual.
+        let ordered = self.server.relay_orders(&topic);
+        if !ordered {
+            let except = (!to_sender).then_some(self.conn);
+            self.server.relay_publish(&topic, &frame, except);
+        }
+        if ordered {
+            self.output.publish_routed(topic, frame, to_sender, true);
+        } else {
+            self.output.publish(topic, frame, to_sender);
+        }
+        Ok(())
+    }
+
+    /// Subscribes this connection to `topic`, as [`subscribe`](Self::subscribe) does, and
+    /// first delivers what was published there after `since` — the position of the last
+    /// publication its client saw, which it gave back when it reconnected — so that it misses
+    /// nothing and gets nothing twice, in the topic's order. Needs a backplane that keeps the
+    /// topic's history (`RedisBackplane::recover`, feature
+    /// `redis`).
+    ///
+    /// When that cannot be had — the position is older than the history keeps
+    /// ([`Config::history_max_len`](crate::Config::history_max_len), `history_max_age`), its
+    /// epoch changed (the history was lost), Redis could not answer within
+    /// `backplane_timeout`, more than `recovery_buffer` live publications came meanwhile, or the
+    /// topic keeps no history — the connection gets `unrecoverable` instead (the application's
+    /// "reload" message), then the live publications; it stays subscribed. Counted in
+    /// [`Stats::backplane_recovered`](crate::Stats) and `backplane_recovery_refused`.
+    ///
+    /// The history arrives asynchronously: what this handler sends in this call goes out
+    /// before it. `Err` for a name longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
+    pub fn subscribe_from(
+        &mut self,
+        topic: &str,
+        since: Position,
+        unrecoverable: impl Into<Message>,
+    ) -> Result<(), TopicError> {
+        let topic = Topic::new(topic)?;
+        if self.output.close.is_some() {
+            log::debug!("{}: subscribe after close ignored", self.conn);
+            return Ok(());
+        }
+        let message = unrecoverable.into();
+        let frame = encode_shared_frame(message.opcode(), message.as_bytes());
+        self.output.subscribe_from(topic, since, frame);
         Ok(())
     }
 }

@@ -95,6 +95,9 @@ mod handler;
 mod prometheus;
 mod runner;
 mod server;
+// Topics across nodes, through Redis.
+#[cfg(feature = "redis")]
+mod backplane;
 #[cfg(feature = "tls")]
 pub mod tls;
 
@@ -105,6 +108,8 @@ pub mod fuzzing;
 #[cfg(any(test, feature = "fuzzing"))]
 mod harness;
 
+#[cfg(feature = "redis")]
+pub use backplane::{BackplaneError, Framing, RedisBackplane};
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
@@ -116,7 +121,7 @@ pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;
 pub use prometheus::{Exposition, MetricKind};
 pub use server::{Server, ServerBuilder};
-pub use topic::{MAX_TOPIC_LEN, TopicError};
+pub use topic::{MAX_TOPIC_LEN, Position, PositionError, TopicError};
 pub use ws::{CloseCode, CloseInfo, Message, PerMessageDeflate};
 
 /// The README's code blocks are compiled as doctests, so the embedding example cannot rot.

@@ -283,6 +283,44 @@ metrics! {
     /// full past its backlog (see `docs/architecture.md`, Topics).
     publications_dropped: counter "publications_dropped_total" [""]
         "Publications not forwarded to another event loop because its queue stayed full.";
+    /// Publications this node sent to the Redis backplane (feature `redis`).
+    backplane_published: counter "backplane_published_total" [""]
+        "Publications this node sent to the backplane.";
+    /// Publications that could not reach the backplane: its connection was down or failed
+    /// while they were being sent (at most once: they are not sent again).
+    backplane_publish_failed: counter "backplane_lost_total" ["reason=\"publish_failed\""]
+        "Publications lost on their way through the backplane, by where.";
+    /// Publications dropped because the backplane's publish queue
+    /// (`backplane_queue_capacity`) was full.
+    backplane_publish_dropped: counter "backplane_lost_total" ["reason=\"publish_queue_full\""]
+        "";
+    /// Publications from the backplane not given to an event loop because its command queue
+    /// was full (summed over the loops; each drop is logged with its loop).
+    backplane_delivery_dropped: counter "backplane_lost_total" ["reason=\"loop_queue_full\""]
+        "";
+    /// Publications missing between two positions a node received on a topic with recovery
+    /// (each gap counts the offsets it skipped).
+    backplane_gap_publications: counter "backplane_lost_total" ["reason=\"gap\""] "";
+    /// Publications of other nodes this node received from the backplane.
+    backplane_received: counter "backplane_received_total" [""]
+        "Publications of other nodes received from the backplane.";
+    /// Times a backplane connection (subscriber or publisher) was established again after it
+    /// failed or could not be made.
+    backplane_reconnects: counter "backplane_reconnects_total" [""]
+        "Backplane connections made again after a failure.";
+    /// 1 while the backplane's subscriber connection is up and subscribed, else 0.
+    backplane_connected: gauge "backplane_connected" [""]
+        "1 while the backplane subscriber connection is up.";
+    /// Channels this node's backplane is subscribed to now (topics with a subscriber on some
+    /// event loop).
+    backplane_channels: gauge "backplane_channels" [""] "Channels the backplane listens to now.";
+    /// Publications a recovery (`Context::subscribe_from`) delivered from a topic's history.
+    backplane_recovered: counter "backplane_recovered_total" [""]
+        "Publications delivered from a topic's history by a recovery.";
+    /// Recoveries refused: the position was older than the history, of another epoch, or the
+    /// history could not be read in time.
+    backplane_recovery_refused: counter "backplane_recovery_refused_total" [""]
+        "Recoveries that could not give what a client missed.";
 }
 
 /// Adds `n` to a counter (relaxed: counters order nothing).

@@ -38,6 +38,24 @@ pub(crate) fn render(stats: &Stats) -> String {
     out
 }
 
+/// Appends the drops of publications from the backplane per event loop (one sample each; none
+/// without a backplane).
+pub(crate) fn render_loop_drops(out: &mut String, drops: &[u64]) {
+    if drops.is_empty() {
+        return;
+    }
+    let family = "backplane_loop_drops_total";
+    let _ = writeln!(
+        out,
+        "# HELP wsreactor_{family} Publications from the backplane an event loop dropped at its \
+         full command queue."
+    );
+    let _ = writeln!(out, "# TYPE wsreactor_{family} counter");
+    for (event_loop, dropped) in drops.iter().enumerate() {
+        let _ = writeln!(out, "wsreactor_{family}{{loop=\"{event_loop}\"}} {dropped}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +78,13 @@ mod tests {
         assert!(text.contains("\nwsreactor_pending_outbound_bytes 42\n"));
         assert!(text.contains("\nwsreactor_connections_by_phase{phase=\"open\"} 5\n"));
         assert_eq!(text.matches("# TYPE wsreactor_timeouts_total ").count(), 1);
+        let mut with_loops = text.clone();
+        render_loop_drops(&mut with_loops, &[0, 3]);
+        assert!(with_loops.ends_with(
+            "# TYPE wsreactor_backplane_loop_drops_total counter\n\
+             wsreactor_backplane_loop_drops_total{loop=\"0\"} 0\n\
+             wsreactor_backplane_loop_drops_total{loop=\"1\"} 3\n"
+        ));
         // Every sample line is `name[{labels}] value`.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let (name, value) = line.rsplit_once(' ').expect("name value");

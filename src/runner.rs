@@ -349,6 +349,7 @@ impl<H: Handler> HandlerRunner<H> {
         let path = Some(request.path());
         if path == self.metrics_path.as_deref() {
             let mut body = prometheus::render(&self.server.stats());
+            prometheus::render_loop_drops(&mut body, &self.server.backplane_drops_per_loop());
             let ours = body.len();
             let added = || self.handler.write_metrics(&mut Exposition::new(&mut body));
             if catch_unwind(AssertUnwindSafe(added)).is_err() {

@@ -16,7 +16,7 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, SharedTls};
+use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, Relay, SharedTls};
 use crate::dispatch::{ServerHandle, Shared, WorkerPool};
 use crate::driven::DrivenServer;
 use crate::error::Error;
@@ -25,6 +25,30 @@ use crate::metrics::Metrics;
 use crate::netpoller::{EventLoop, Forwarder, LoopParts, WAKER};
 use crate::runner::HandlerRunner;
 
+/// The running backplane, or a type with no values without the `redis` feature.
+#[cfg(feature = "redis")]
+use crate::backplane::Backplane;
+#[cfg(not(feature = "redis"))]
+#[derive(Debug)]
+enum Backplane {}
+#[cfg(not(feature = "redis"))]
+impl Backplane {
+    fn stop(&self) -> bool {
+        match *self {}
+    }
+}
+/// The backplane as the core sees it.
+#[cfg(feature = "redis")]
+fn relay_of(backplane: &Option<Arc<Backplane>>) -> Option<Arc<dyn Relay>> {
+    backplane
+        .clone()
+        .map(|backplane| backplane as Arc<dyn Relay>)
+}
+#[cfg(not(feature = "redis"))]
+fn relay_of(_: &Option<Arc<Backplane>>) -> Option<Arc<dyn Relay>> {
+    None
+}
+
 /// Collects the configuration, then [`build`](Self::build)s and starts a server.
 #[derive(Debug, Clone, Default)]
 pub struct ServerBuilder {
@@ -32,6 +56,9 @@ pub struct ServerBuilder {
     /// TLS on the port (`wss://`, `https://`), when set.
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsConfig>,
+    /// The Redis the topics are shared through, when set (feature `redis`).
+    #[cfg(feature = "redis")]
+    backplane: Option<crate::backplane::RedisBackplane>,
 }
 
 impl ServerBuilder {
@@ -72,6 +99,31 @@ impl ServerBuilder {
         self
     }
 
+    /// Shares topics with every other node started with the same Redis: what is published on
+    /// any of them reaches the subscribers of all (feature `redis`; see
+    /// [`RedisBackplane`](crate::RedisBackplane), and docs/architecture.md, "The backplane").
+    /// Not for [`build_driven`](Self::build_driven), which ignores it.
+    #[cfg(feature = "redis")]
+    pub fn backplane(mut self, backplane: crate::backplane::RedisBackplane) -> Self {
+        self.backplane = Some(backplane);
+        self
+    }
+
+    /// Starts the backplane's threads, if there is one.
+    fn start_backplane(
+        &mut self,
+        config: &Config,
+        links: &[LoopLink],
+        metrics: &Arc<Metrics>,
+    ) -> Result<Option<Arc<Backplane>>, Error> {
+        #[cfg(feature = "redis")]
+        if let Some(spec) = self.backplane.take() {
+            return Ok(Some(Backplane::start(spec, config, links, metrics)?));
+        }
+        let _ = (config, links, metrics);
+        Ok(None)
+    }
+
     /// The TLS acceptor the loops and handles share, if TLS is on.
     fn tls_acceptor(&self) -> SharedTls {
         #[cfg(feature = "tls")]
@@ -84,17 +136,22 @@ impl ServerBuilder {
     }
 
     /// Validates the configuration, binds, starts the threads, and returns the running server.
-    pub fn build(self, handler: impl Handler) -> Result<Server, Error> {
+    pub fn build(mut self, handler: impl Handler) -> Result<Server, Error> {
         let tls = self.tls_acceptor();
-        let config = Arc::new(self.config);
+        let config = Arc::new(std::mem::take(&mut self.config));
         config.validate()?;
         let (listeners, local_addr) = listen_all(&config)?;
         let metrics = Arc::new(Metrics::default());
         let shutdown = Arc::new(AtomicBool::new(false));
         let (job_tx, job_rx) = crossbeam_channel::bounded(config.job_queue_capacity);
         let (links, loops) = wire_loops(listeners, &config, &tls)?;
+        let backplane = self.start_backplane(&config, &links, &metrics)?;
+        let relay = relay_of(&backplane);
         let forwarders: Vec<Forwarder> = (0..links.len())
-            .map(|index| Forwarder::new(index, &links, config.command_queue_capacity))
+            .map(|index| {
+                Forwarder::new(index, &links, config.command_queue_capacity)
+                    .with_relay(relay.clone())
+            })
             .collect();
         let handle = ServerHandle::new(Shared {
             loops: links,
@@ -103,6 +160,7 @@ impl ServerBuilder {
             shutdown: Arc::clone(&shutdown),
             local_addr,
             tls: tls.clone(),
+            relay,
         });
         let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
         let worker_count = if config.inline_handlers {
@@ -133,6 +191,7 @@ impl ServerBuilder {
             handle,
             event_loops,
             workers,
+            backplane,
         })
     }
 }
@@ -164,6 +223,7 @@ impl ServerBuilder {
             shutdown: Arc::clone(&shutdown),
             local_addr,
             tls: tls.clone(),
+            relay: None,
         });
         let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
         let wired = loops
@@ -261,6 +321,8 @@ pub struct Server {
     handle: ServerHandle,
     event_loops: Vec<JoinHandle<()>>,
     workers: WorkerPool,
+    /// The backplane's threads, stopped after the loops and the workers.
+    backplane: Option<Arc<Backplane>>,
 }
 
 impl Server {
@@ -296,10 +358,13 @@ impl Server {
             .collect();
         let loop_ok = joined.iter().all(|ok| *ok);
         let workers_ok = self.workers.join();
-        match (loop_ok, workers_ok) {
-            (true, true) => Ok(()),
-            (false, _) => Err(Error::ThreadPanicked("event loop")),
-            (true, false) => Err(Error::ThreadPanicked("worker")),
+        // Last: what the loops and `on_close` calls published is sent first.
+        let backplane_ok = self.backplane.is_none_or(|backplane| backplane.stop());
+        match (loop_ok, workers_ok, backplane_ok) {
+            (true, true, true) => Ok(()),
+            (false, _, _) => Err(Error::ThreadPanicked("event loop")),
+            (true, false, _) => Err(Error::ThreadPanicked("worker")),
+            (true, true, false) => Err(Error::ThreadPanicked("backplane")),
         }
     }
 }

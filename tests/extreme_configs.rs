@@ -177,6 +177,12 @@ fn fields() -> Vec<Field> {
         max_subscriptions,
         allowed_origins,
         forwarded_host,
+        backplane_queue_capacity,
+        backplane_timeout,
+        backplane_backoff_max,
+        history_max_len,
+        history_max_age,
+        recovery_buffer,
     ]
 }
 

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "prometheus",
             "fuzzing",
             "harness",
+            "backplane",
             "lib",
         ],
     ),

@@ -1,5 +1,6 @@
-//! Who joins which room: the `room` and `name` of a `/ws?room=ROOM&name=NAME` query, decoded
-//! (`+` and `%XX`, as browsers' `URLSearchParams` encode them) and kept short and printable.
+//! Who joins which room: the `room`, `name` and `since` of a
+//! `/ws?room=ROOM&name=NAME&since=POSITION` query, decoded (`+` and `%XX`, as browsers'
+//! `URLSearchParams` encode them) and kept short and printable.
 
 /// The most characters of a room or a name; longer ones are cut.
 pub const MAX_LEN: usize = 32;
@@ -7,20 +8,23 @@ pub const MAX_LEN: usize = 32;
 /// The room when the query names none.
 pub const DEFAULT_ROOM: &str = "lobby";
 
-/// The room and the name asked for in `query` (either may be missing or empty).
-pub fn parse(query: Option<&str>) -> (Option<String>, Option<String>) {
+/// The room, the name and the position to resume from asked for in `query` (any may be
+/// missing or empty).
+pub fn parse(query: Option<&str>) -> (Option<String>, Option<String>, Option<String>) {
     let mut room = None;
     let mut name = None;
+    let mut since = None;
     for pair in query.unwrap_or("").split('&') {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         let value = clean(&decode(value));
         match key {
             "room" if !value.is_empty() => room = Some(value),
             "name" if !value.is_empty() => name = Some(value),
+            "since" if !value.is_empty() => since = Some(value),
             _ => {}
         }
     }
-    (room, name)
+    (room, name, since)
 }
 
 /// `application/x-www-form-urlencoded` decoding; a bad escape is kept as it is.
@@ -70,11 +74,21 @@ mod tests {
     fn rooms_and_names_are_decoded_and_bounded() {
         assert_eq!(
             parse(Some("room=r%C3%BCbe&name=Ann+Lee")),
-            (Some("rübe".into()), Some("Ann Lee".into()))
+            (Some("rübe".into()), Some("Ann Lee".into()), None)
         );
-        assert_eq!(parse(None), (None, None));
-        assert_eq!(parse(Some("room=&name=%zz")), (None, Some("%zz".into())));
-        assert_eq!(parse(Some("name=%0Aeve%07")), (None, Some("eve".into())));
+        assert_eq!(parse(None), (None, None, None));
+        assert_eq!(
+            parse(Some("room=&name=%zz")),
+            (None, Some("%zz".into()), None)
+        );
+        assert_eq!(
+            parse(Some("name=%0Aeve%07")),
+            (None, Some("eve".into()), None)
+        );
+        assert_eq!(
+            parse(Some("since=0000000000000001-2")),
+            (None, None, Some("0000000000000001-2".into()))
+        );
         let long = "x".repeat(100);
         assert_eq!(
             parse(Some(&format!("room={long}"))).0.unwrap().len(),

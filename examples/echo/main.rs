@@ -119,11 +119,18 @@ fn upgrade_required(request: &Request) -> Response {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = || format!("{}\n{}", flags::usage(), tls::USAGE);
+    let usage = || format!("{}\n{}{REDIS_USAGE}", flags::usage(), tls::USAGE);
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{}", usage());
         return ExitCode::SUCCESS;
     }
+    let redis = match take_redis(&mut args) {
+        Ok(redis) => redis,
+        Err(err) => {
+            eprintln!("echo: {err}\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
     let parsed =
         tls::TlsFlags::take(&mut args).and_then(|tls| Ok((flags::parse_config(&args)?, tls)));
     let (config, tls_flags) = match parsed {
@@ -134,7 +141,13 @@ fn main() -> ExitCode {
         }
     };
     let handler = Echo::new(&config);
-    let builder = Server::builder().config(config);
+    let builder = match with_redis(Server::builder().config(config), redis) {
+        Ok(builder) => builder,
+        Err(err) => {
+            eprintln!("echo: {err}");
+            return ExitCode::from(2);
+        }
+    };
     // `_pem`: the self-signed certificate's file, removed when the echo exits.
     #[cfg(feature = "tls")]
     let (builder, _pem) = match tls::config(&tls_flags) {
@@ -168,4 +181,48 @@ fn main() -> ExitCode {
     };
     println!("echo server listening on {ws}://{addr}{WS_PATH} (dashboard: {http}://{addr}/debug)");
     cli::serve_until_signal("echo", server)
+}
+
+const REDIS_USAGE: &str = "\
+  --redis URL                share /pub/ and /sub/ topics with every echo started with this Redis
+                             (redis://[:PASSWORD@]HOST:PORT; feature redis): the fan-out benchmark
+                             across nodes (bench/backplane.sh)
+";
+
+/// Takes `--redis URL` (or `--redis=URL`) out of `args`.
+fn take_redis(args: &mut Vec<String>) -> Result<Option<String>, String> {
+    let Some(at) = args
+        .iter()
+        .position(|a| a == "--redis" || a.starts_with("--redis="))
+    else {
+        return Ok(None);
+    };
+    let flag = args.remove(at);
+    match flag.strip_prefix("--redis=") {
+        Some(url) => Ok(Some(url.to_owned())),
+        None if at < args.len() => Ok(Some(args.remove(at))),
+        None => Err("--redis needs a value".into()),
+    }
+}
+
+/// The builder with the Redis backplane at `url`, if one was given.
+#[cfg(feature = "redis")]
+fn with_redis(
+    builder: wsreactor::ServerBuilder,
+    url: Option<String>,
+) -> Result<wsreactor::ServerBuilder, String> {
+    let Some(url) = url else { return Ok(builder) };
+    let backplane = wsreactor::RedisBackplane::new(&url).map_err(|err| err.to_string())?;
+    Ok(builder.backplane(backplane))
+}
+
+#[cfg(not(feature = "redis"))]
+fn with_redis(
+    builder: wsreactor::ServerBuilder,
+    url: Option<String>,
+) -> Result<wsreactor::ServerBuilder, String> {
+    match url {
+        None => Ok(builder),
+        Some(_) => Err("--redis needs the echo built with `--features redis`".into()),
+    }
 }

@@ -44,6 +44,10 @@ impl Config {
     /// allocator.
     pub const MAX_PREALLOCATED_BYTES: usize = 1024 * 1024 * 1024;
 
+    /// Largest `backplane_queue_capacity`: the queue is allocated whole when the server is
+    /// built (a slot is under 96 bytes), so this is under 400 MiB.
+    pub const MAX_BACKPLANE_QUEUE: usize = 4 * 1024 * 1024;
+
     /// Refuses a configuration that cannot work, naming the field: a zero where at least one is
     /// needed, a zero timeout, a read buffer outside 256 bytes..[`MAX_READ_BUFFER_SIZE`],
     /// more threads than [`MAX_WORKERS`] or [`MAX_EVENT_LOOPS`], queues and event buffers past
@@ -61,7 +65,43 @@ impl Config {
         self.check_preallocation()?;
         self.check_timeouts()?;
         self.check_paths()?;
-        self.check_origins()
+        self.check_origins()?;
+        self.check_backplane()
+    }
+
+    /// The backplane's queue, timeouts and history bounds (used only with a backplane, checked
+    /// always, so that adding one never turns a valid configuration into an invalid one).
+    fn check_backplane(&self) -> Result<(), Error> {
+        let capacity = self.backplane_queue_capacity;
+        if capacity == 0 || capacity > Self::MAX_BACKPLANE_QUEUE {
+            return Err(invalid(
+                "backplane_queue_capacity",
+                format!(
+                    "must be between 1 and {} (allocated whole), not {capacity}",
+                    Self::MAX_BACKPLANE_QUEUE
+                ),
+            ));
+        }
+        for (value, name) in [
+            (self.history_max_len, "history_max_len"),
+            (self.recovery_buffer, "recovery_buffer"),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+        }
+        for (value, name) in [
+            (self.backplane_timeout, "backplane_timeout"),
+            (self.backplane_backoff_max, "backplane_backoff_max"),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(name, "must be more than zero"));
+            }
+        }
+        if self.history_max_age < Duration::from_millis(1) {
+            return Err(invalid("history_max_age", "must be at least 1 ms"));
+        }
+        Ok(())
     }
 
     /// Every entry of `allowed_origins` parsed (an origin, or `scheme://*.domain`).

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, TrySendError};
 use crate::conn_id::ConnId;
 use crate::dispatch::job::Job;
 use crate::dispatch::link::{Command, LoopLink, Push, on_loop_thread};
+use crate::dispatch::relay::{Local, Relay};
 use crate::error::SendError;
 use crate::metrics::{Metrics, Stats, add};
 use crate::topic::Topic;
@@ -34,6 +35,8 @@ pub(crate) struct Shared {
     /// What new TLS connections get, swapped by `reload_tls`.
     #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     pub tls: SharedTls,
+    /// The backplane that carries publications to the other nodes, if there is one.
+    pub relay: Option<Arc<dyn Relay>>,
 }
 
 /// The TLS acceptor a server shares between its loops and handles (`None`: plain TCP).
@@ -141,6 +144,11 @@ impl ServerHandle {
     /// after it took effect; with a publication already in flight, it may or may not. A topic
     /// nobody subscribes to costs each loop a map lookup. `Err` if the server has stopped, or
     /// [`SendError::TopicTooLong`].
+    ///
+    /// With a backplane ([`ServerBuilder::backplane`](crate::ServerBuilder), feature `redis`)
+    /// it also goes to the other nodes, without waiting: at most once, a loss counted in
+    /// `Stats::backplane_*`, never an `Err` here. A topic with a history is delivered on this
+    /// node too only when it comes back from Redis with its position.
     pub fn publish(&self, topic: &str, message: impl Into<Message>) -> Result<(), SendError> {
         self.publish_waiting(topic, &message.into(), true)
     }
@@ -155,6 +163,14 @@ impl ServerHandle {
     fn publish_waiting(&self, topic: &str, message: &Message, wait: bool) -> Result<(), SendError> {
         let topic = Topic::new(topic).map_err(|_| SendError::TopicTooLong)?;
         let frame = encode_shared_frame(message.opcode(), message.as_bytes());
+        if self.shutdown_requested() {
+            return Err(SendError::Stopped);
+        }
+        if self.relay_publish(&topic, &frame, None) == Local::Ordered {
+            // Delivered here too when it comes back from the backplane, in the topic's order.
+            add(&self.shared.metrics.publishes, 1);
+            return Ok(());
+        }
         for (i, link) in self.shared.loops.iter().enumerate() {
             let (topic, frame) = (topic.clone(), Arc::clone(&frame));
             self.submit(link, Command::Publish { topic, frame }, wait)?;
@@ -163,6 +179,28 @@ impl ServerHandle {
             }
         }
         Ok(())
+    }
+
+    /// Does the backplane keep a history of `topic` (and deliver it in one order everywhere)?
+    pub(crate) fn relay_orders(&self, topic: &Topic) -> bool {
+        self.shared
+            .relay
+            .as_ref()
+            .is_some_and(|relay| relay.orders(topic))
+    }
+
+    /// Offers a publication made on this node to the backplane, if there is one: how this node
+    /// delivers it ([`Local::Now`] without a backplane).
+    pub(crate) fn relay_publish(
+        &self,
+        topic: &Topic,
+        frame: &Arc<[u8]>,
+        except: Option<ConnId>,
+    ) -> Local {
+        match &self.shared.relay {
+            Some(relay) => relay.publish(topic, frame, except, false),
+            None => Local::Now,
+        }
     }
 
     /// Starts the close handshake with `conn` (its `on_close` follows), waiting for room in the
@@ -198,6 +236,17 @@ impl ServerHandle {
         for link in &self.shared.loops {
             link.waker.wake();
         }
+    }
+
+    /// Publications from the backplane (feature `redis`) each event loop dropped because its
+    /// command queue was full, by loop (their sum is `Stats::backplane_delivery_dropped`);
+    /// empty without a backplane. Also in the Prometheus text, as
+    /// `wsreactor_backplane_loop_drops_total{loop="N"}`.
+    pub fn backplane_drops_per_loop(&self) -> Vec<u64> {
+        self.shared
+            .relay
+            .as_ref()
+            .map_or_else(Vec::new, |relay| relay.loop_drops())
     }
 
     /// A copy of the server's counters now.

@@ -16,7 +16,7 @@ use mio::Waker;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::job::Reply;
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 use crate::ws::CloseFrame;
 
 /// A request from another thread for the event loop.
@@ -29,7 +29,38 @@ pub(crate) enum Command {
     /// Write this encoded frame to every subscriber of `topic` on the loop (from a handle, or
     /// forwarded by the loop whose handler published it).
     Publish { topic: Topic, frame: Arc<[u8]> },
+    /// A publication from the backplane with its position in the topic's history: delivered
+    /// in that order to the subscribers of the loop (held for those whose history is loading).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    Ordered(Box<Ordered>),
+    /// The history a connection subscribed with `Context::subscribe_from` missed, or why it
+    /// cannot have it.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    History(Box<History>),
 }
+
+/// A positioned publication from the backplane.
+#[derive(Debug)]
+pub(crate) struct Ordered {
+    pub topic: Topic,
+    pub frame: Arc<[u8]>,
+    pub position: Position,
+    /// The connection it must not reach (`publish_to_others` on this node).
+    pub except: Option<ConnId>,
+}
+
+/// The answer to a recovery (`Relay::recover`).
+#[derive(Debug)]
+pub(crate) struct History {
+    pub conn: ConnId,
+    pub topic: Topic,
+    /// The publications after the position asked for, in order, and the position the history
+    /// ended at when it was read; or why not (for the log).
+    pub outcome: Result<(Vec<Entry>, Position), String>,
+}
+
+/// A publication of a topic's history: its position and its frame.
+pub(crate) type Entry = (Position, Arc<[u8]>);
 
 /// What another thread asks of one connection.
 #[derive(Debug)]
@@ -41,7 +72,7 @@ pub(crate) enum Push {
 }
 
 /// The ways into one event loop.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct LoopLink {
     /// Pushes from handles (bounded: `command_queue_capacity`).
     pub commands: Sender<Command>,

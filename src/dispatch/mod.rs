@@ -7,6 +7,7 @@
 //! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
 //! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
 //! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |
+//! | `relay.rs` | the seam to a backplane that carries topics to other nodes ([`Relay`]) |
 //!
 //! Jobs enter from the loops on one bounded crossbeam channel that every worker receives from, so
 //! any idle worker takes the next batch of any connection. Pushes from any thread travel to the
@@ -16,6 +17,7 @@ mod handle;
 mod handoff;
 mod job;
 mod link;
+mod relay;
 mod topics;
 
 pub use handle::ServerHandle;
@@ -24,5 +26,8 @@ pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool};
 pub(crate) use job::{
     After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
 };
-pub(crate) use link::{Command, LoopLink, LoopWaker, Push, mark_loop_thread};
+pub(crate) use link::{Command, History, LoopLink, LoopWaker, Ordered, Push, mark_loop_thread};
+#[cfg(any(test, feature = "redis"))]
+pub(crate) use relay::Local;
+pub(crate) use relay::Relay;
 pub(crate) use topics::{Publication, TopicAction};

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use crate::conn_id::ConnId;
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 
 /// One thing a handler asked about topics, placed among the frames it sent.
 #[derive(Debug)]
@@ -24,13 +24,23 @@ pub(crate) struct TopicRequest {
 #[derive(Debug)]
 pub(crate) enum TopicAction {
     Subscribe(Topic),
+    /// Subscribe, and first deliver what was published to `topic` after `since` (from the
+    /// backplane's history) — or `unrecoverable` (an encoded frame) if that cannot be had.
+    SubscribeFrom {
+        topic: Topic,
+        since: Position,
+        unrecoverable: Arc<[u8]>,
+    },
     Unsubscribe(Topic),
     /// Send `frame` to every subscriber of `topic` — this connection too if `to_sender` and it
-    /// is subscribed.
+    /// is subscribed. `ordered`: the topic keeps a history on the backplane, which delivers it
+    /// everywhere, this node too, once it has its position: the loop only hands it over (after
+    /// the requests before it, so that a subscription made just before it hears it).
     Publish {
         topic: Topic,
         frame: Arc<[u8]>,
         to_sender: bool,
+        ordered: bool,
     },
 }
 

@@ -134,6 +134,7 @@ impl EventLoop {
             executor,
         );
         table.forward_publications(forwarder.has_peers());
+        table.set_relay(forwarder.relay());
         Ok(EventLoop {
             index,
             events: Events::with_capacity(config.max_events),

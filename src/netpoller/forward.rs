@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use crate::dispatch::{Command, LoopLink, LoopWaker, Publication};
+use crate::dispatch::{Command, LoopLink, LoopWaker, Publication, Relay};
 use crate::metrics::{Metrics, add};
 
 /// How soon a loop with a backlog for another loop offers it again.
@@ -31,6 +31,9 @@ pub(crate) struct Forwarder {
     peers: Vec<Peer>,
     /// Most publications waiting for one loop's queue to have room (beyond the queue itself).
     max_backlog: usize,
+    /// The backplane to the other nodes, if there is one: the loop tells it what it subscribes
+    /// to (publications reach it from the threads that make them, `dispatch/relay.rs`).
+    relay: Option<Arc<dyn Relay>>,
 }
 
 /// Another event loop, as this one forwards to it.
@@ -61,7 +64,22 @@ impl Forwarder {
                 sent: false,
             })
             .collect();
-        Forwarder { peers, max_backlog }
+        Forwarder {
+            peers,
+            max_backlog,
+            relay: None,
+        }
+    }
+
+    /// The same, with the backplane to the other nodes.
+    pub(crate) fn with_relay(mut self, relay: Option<Arc<dyn Relay>>) -> Self {
+        self.relay = relay;
+        self
+    }
+
+    /// The backplane to the other nodes, if there is one.
+    pub(crate) fn relay(&self) -> Option<Arc<dyn Relay>> {
+        self.relay.clone()
     }
 
     /// Are there other loops?

@@ -237,6 +237,8 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             },
             Command::Publish { topic, frame } => self.publish(topic, frame, now),
             Command::Broadcast { bytes } => self.broadcast(&bytes, now),
+            Command::Ordered(ordered) => self.publish_ordered(*ordered, now),
+            Command::History(history) => self.recovered(*history, now),
         }
         if self.budget.exceeded(&self.metrics) {
             self.drop_slow_consumers(now);

@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::Publication;
+use crate::dispatch::{History, Publication, Relay};
 use crate::metrics::{Metrics, add, sub};
 use crate::session::Subscriptions;
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 
 /// One loop's topics, subscribers and publications in flight.
 #[derive(Debug)]
@@ -45,6 +45,25 @@ pub(crate) struct TopicRegistry {
     /// Reused for each delivery's list of subscribers.
     scratch: Vec<ConnId>,
     metrics: Arc<Metrics>,
+    /// The backplane, told when a topic gains its first subscriber here or loses its last, and
+    /// this loop's number.
+    relay: Option<(usize, Arc<dyn Relay>)>,
+    /// Subscriptions made from a position whose history has not come yet, with the positioned
+    /// publications held for them meanwhile (at most `recovery_buffer` each).
+    recovering: HashMap<(ConnId, Topic), Held>,
+    max_held: usize,
+    /// Frames for one connection each, in order: a history, what was held while it loaded, or
+    /// a "cannot recover" frame.
+    direct: VecDeque<(ConnId, Arc<[u8]>)>,
+}
+
+/// What a subscription from a position waits with.
+#[derive(Debug)]
+struct Held {
+    /// Sent instead of the history if it cannot be had.
+    unrecoverable: Arc<[u8]>,
+    /// Positioned publications that came live meanwhile, in order.
+    publications: Vec<(Position, Arc<[u8]>)>,
 }
 
 impl TopicRegistry {
@@ -58,6 +77,99 @@ impl TopicRegistry {
             forwarding: false,
             scratch: Vec::new(),
             metrics,
+            relay: None,
+            recovering: HashMap::new(),
+            max_held: config.recovery_buffer,
+            direct: VecDeque::new(),
+        }
+    }
+
+    /// A positioned publication for `conn`: held if its history is still loading. Past
+    /// `recovery_buffer` the recovery is given up: the "cannot recover" frame, what was held
+    /// and this publication go out in that order, as direct frames. True if the publication is
+    /// taken care of here (held, or queued as a direct frame), false if it is to be delivered.
+    pub(crate) fn hold(
+        &mut self,
+        conn: ConnId,
+        topic: &Topic,
+        at: Position,
+        frame: &Arc<[u8]>,
+    ) -> bool {
+        if self.recovering.is_empty() {
+            return false;
+        }
+        let key = (conn, topic.clone());
+        let Some(held) = self.recovering.get_mut(&key) else {
+            return false;
+        };
+        if held.publications.len() < self.max_held {
+            held.publications.push((at, Arc::clone(frame)));
+            return true;
+        }
+        if let Some(held) = self.recovering.remove(&key) {
+            log::debug!("{conn}: live publications of {topic:?} overran its recovery");
+            add(&self.metrics.backplane_recovery_refused, 1);
+            self.direct.push_back((conn, held.unrecoverable));
+            let publications = held.publications.into_iter().map(|(_, f)| (conn, f));
+            self.direct.extend(publications);
+            self.direct.push_back((conn, Arc::clone(frame)));
+        }
+        true
+    }
+
+    /// The history a recovery asked for has come: queue it, then what was held after it — or
+    /// the "cannot recover" frame, then everything held. Nothing if the connection is no longer
+    /// waiting for it (gone, unsubscribed).
+    pub(crate) fn recovered(&mut self, history: History) {
+        let History {
+            conn,
+            topic,
+            outcome,
+        } = history;
+        let Some(held) = self.recovering.remove(&(conn, topic)) else {
+            return;
+        };
+        match outcome {
+            Ok((entries, top)) => {
+                self.direct
+                    .extend(entries.into_iter().map(|(_, frame)| (conn, frame)));
+                let after = held
+                    .publications
+                    .into_iter()
+                    .filter(|(at, _)| at.epoch != top.epoch || at.offset > top.offset);
+                self.direct.extend(after.map(|(_, frame)| (conn, frame)));
+            }
+            Err(why) => {
+                log::debug!("{conn}: cannot recover: {why}");
+                self.direct.push_back((conn, held.unrecoverable));
+                let publications = held.publications.into_iter().map(|(_, f)| (conn, f));
+                self.direct.extend(publications);
+            }
+        }
+    }
+
+    /// The next frame for one connection (a history, held publications, "cannot recover").
+    pub(crate) fn next_direct(&mut self) -> Option<(ConnId, Arc<[u8]>)> {
+        self.direct.pop_front()
+    }
+
+    /// Ends `conn`'s recovery of `topic`, if one waits (it unsubscribed or left).
+    fn forget_recovery(&mut self, conn: ConnId, topic: &Topic) {
+        if !self.recovering.is_empty() {
+            self.recovering.remove(&(conn, topic.clone()));
+        }
+    }
+
+    /// Tell `relay` (the backplane) which topics loop `event_loop` has subscribers for.
+    pub(crate) fn set_relay(&mut self, event_loop: usize, relay: Option<Arc<dyn Relay>>) {
+        self.relay = relay.map(|relay| (event_loop, relay));
+    }
+
+    /// A topic gained its first subscriber here (`subscribed`) or lost its last: the backplane
+    /// listens to it for this loop, or no longer.
+    fn tell_relay(&self, topic: &Topic, subscribed: bool) {
+        if let Some((event_loop, relay)) = &self.relay {
+            relay.interest(*event_loop, topic, subscribed);
         }
     }
 
@@ -76,6 +188,7 @@ impl TopicRegistry {
         };
         log::trace!("{conn}: leaves {} topics", topics.len());
         for topic in &topics {
+            self.forget_recovery(conn, topic);
             self.drop_subscriber(conn, topic);
         }
     }
@@ -86,7 +199,7 @@ impl TopicRegistry {
     }
 
     pub(crate) fn has_pending(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || !self.direct.is_empty()
     }
 
     /// The subscribers of `topic` now, but `except` (give the list back with
@@ -183,6 +296,7 @@ impl TopicRegistry {
         if subscribers.is_empty() {
             self.subscribers.remove(topic);
             sub(&self.metrics.topics, 1);
+            self.tell_relay(topic, false);
         }
     }
 }
@@ -203,12 +317,43 @@ impl Subscriptions for TopicRegistry {
         }
         log::trace!("{conn}: subscribes to {topic:?}");
         let subscribers = self.subscribers.entry(topic.clone()).or_default();
-        if subscribers.is_empty() {
-            add(&self.metrics.topics, 1);
-        }
+        let first = subscribers.is_empty();
         subscribers.insert(conn);
+        if first {
+            add(&self.metrics.topics, 1);
+            self.tell_relay(&topic, true);
+        }
         add(&self.metrics.subscriptions, 1);
         self.memberships.entry(conn).or_default().push(topic);
+    }
+
+    fn subscribe_from(
+        &mut self,
+        conn: ConnId,
+        topic: Topic,
+        since: Position,
+        unrecoverable: Arc<[u8]>,
+    ) {
+        self.subscribe(conn, topic.clone());
+        if !self.is_subscribed(conn, &topic) {
+            return; // refused (max_subscriptions)
+        }
+        let asked = self
+            .relay
+            .as_ref()
+            .is_some_and(|(_, relay)| relay.recover(conn, &topic, since));
+        if asked {
+            log::trace!("{conn}: recovers {topic:?} from {since}");
+            let publications = Vec::new();
+            let held = Held {
+                unrecoverable,
+                publications,
+            };
+            self.recovering.insert((conn, topic), held);
+        } else {
+            add(&self.metrics.backplane_recovery_refused, 1);
+            self.direct.push_back((conn, unrecoverable));
+        }
     }
 
     fn unsubscribe(&mut self, conn: ConnId, topic: &Topic) {
@@ -223,6 +368,7 @@ impl Subscriptions for TopicRegistry {
         if topics.is_empty() {
             self.memberships.remove(&conn);
         }
+        self.forget_recovery(conn, topic);
         self.drop_subscriber(conn, topic);
     }
 
@@ -235,4 +381,22 @@ impl Subscriptions for TopicRegistry {
     fn publish(&mut self, publication: Publication) {
         self.pending.push_back(publication);
     }
+
+    fn publish_ordered(&mut self, topic: Topic, frame: Arc<[u8]>, except: Option<ConnId>) {
+        match &self.relay {
+            Some((_, relay)) => {
+                let here = self.subscribers.contains_key(&topic);
+                relay.publish(&topic, &frame, except, here);
+            }
+            // Only a backplane makes a topic ordered; without one, deliver it here as usual.
+            None => self.pending.push_back(Publication {
+                topic,
+                frame,
+                sender: except,
+            }),
+        }
+    }
 }
+
+#[cfg(test)]
+mod tests;

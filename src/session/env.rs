@@ -2,6 +2,7 @@
 //! session reaches its loop's registry of topics ([`Subscriptions`]).
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::buffer::BufferPool;
@@ -9,7 +10,7 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::Publication;
 use crate::metrics::Metrics;
-use crate::topic::Topic;
+use crate::topic::{Position, Topic};
 
 /// What the event loop lends a session for one event: the time of this loop turn (one clock read
 /// per turn; tests pass any instant they like), the configuration, the loop's buffer pool and
@@ -36,6 +37,17 @@ pub(crate) trait Subscriptions: fmt::Debug {
     /// (then the registry logs and counts the refusal).
     fn subscribe(&mut self, conn: ConnId, topic: Topic);
 
+    /// Subscribes `conn` to `topic` as `subscribe` does, and has the backplane deliver first
+    /// what was published there after `since` — or `unrecoverable` (an encoded frame) if that
+    /// cannot be had (no backplane, no history for the topic, a position too old).
+    fn subscribe_from(
+        &mut self,
+        conn: ConnId,
+        topic: Topic,
+        since: Position,
+        unrecoverable: Arc<[u8]>,
+    );
+
     /// Ends `conn`'s subscription to `topic`, if it has one.
     fn unsubscribe(&mut self, conn: ConnId, topic: &Topic);
 
@@ -44,4 +56,8 @@ pub(crate) trait Subscriptions: fmt::Debug {
     /// Hands a publication to the loop, which delivers it to the other subscribers after this
     /// step.
     fn publish(&mut self, publication: Publication);
+
+    /// Hands a publication of a topic with a history to the backplane, which delivers it
+    /// everywhere — here too, but not to `except` — once it has its position.
+    fn publish_ordered(&mut self, topic: Topic, frame: Arc<[u8]>, except: Option<ConnId>);
 }

@@ -52,19 +52,40 @@ impl Session {
         if output.topics.is_empty() {
             return;
         }
-        for publication in output.take_publications(self.id) {
+        let (publications, ordered) = output.take_publications(self.id);
+        for publication in publications {
             env.topics.publish(publication);
+        }
+        for (topic, frame) in ordered {
+            env.topics.publish_ordered(topic, frame, Some(self.id));
         }
     }
 
     fn carry_out(&mut self, env: &mut Env<'_>, action: TopicAction) {
         match action {
             TopicAction::Subscribe(topic) => env.topics.subscribe(self.id, topic),
+            TopicAction::SubscribeFrom {
+                topic,
+                since,
+                unrecoverable,
+            } => env
+                .topics
+                .subscribe_from(self.id, topic, since, unrecoverable),
             TopicAction::Unsubscribe(topic) => env.topics.unsubscribe(self.id, &topic),
             TopicAction::Publish {
                 topic,
                 frame,
                 to_sender,
+                ordered: true,
+            } => {
+                let except = (!to_sender).then_some(self.id);
+                env.topics.publish_ordered(topic, frame, except);
+            }
+            TopicAction::Publish {
+                topic,
+                frame,
+                to_sender,
+                ordered: false,
             } => {
                 if to_sender && env.topics.is_subscribed(self.id, &topic) {
                     // Its own publication, in order with what its handler sent.

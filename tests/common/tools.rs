@@ -113,3 +113,14 @@ pub fn node_ws() -> String {
          node_modules folder that has it)",
     )
 }
+
+/// Debian's nginx (`/usr/sbin`, which may not be on a user's `PATH`), for the tests that put a
+/// proxy in front of several nodes.
+#[track_caller]
+pub fn nginx() -> PathBuf {
+    let found = on_path(&["nginx"]).or_else(|| {
+        let sbin = PathBuf::from("/usr/sbin/nginx");
+        sbin.is_file().then_some(sbin)
+    });
+    require("nginx", found, "apt-get install nginx")
+}

@@ -12,6 +12,13 @@
 //! stamp in the payload (one clock: same process). One event loop (one thread): the publisher and
 //! every subscriber. With `--tls` every connection is TLS ([`tls`]); what the server sends is
 //! decrypted into a scratch buffer and parsed from there.
+//!
+//! Across nodes: `--sub-addr` spreads the subscribers over several servers (in turn), the
+//! publisher staying on `--addr`, and `--also-pid` adds their CPU time (and Redis's) to the
+//! server's. `--socketio` speaks Socket.IO 4 instead (Engine.IO v4 over the WebSocket): each
+//! connection sends the CONNECT packet `40` once upgraded; a message is an event with one binary
+//! attachment — a text packet (`451-[...]`), skipped, then the binary frame, checked as above;
+//! Engine.IO pings (`2`) are answered (`3`); the publisher emits `p` events the same way.
 
 use super::*;
 
@@ -68,11 +75,19 @@ impl Sub {
 enum Got {
     Data(u64, u64),
     Ping(Vec<u8>),
+    /// An Engine.IO ping (`2`), to answer with `3`.
+    EngineIoPing,
+    /// Socket.IO's answer to the CONNECT packet (`40{...}`): events may be emitted now.
+    SocketIoConnected,
     Close,
 }
 
-/// Parses complete server frames from `data`; returns the bytes consumed.
-fn parse(data: &[u8], size: usize, out: &mut Vec<Got>) -> Result<usize, String> {
+/// The Socket.IO event the publisher sends before each binary attachment.
+const SOCKETIO_EVENT: &[u8] = br#"451-["p",{"_placeholder":true,"num":0}]"#;
+
+/// Parses complete server frames from `data`; returns the bytes consumed. `socketio`: text
+/// frames are Engine.IO / Socket.IO packets (pings answered, the rest skipped).
+fn parse(data: &[u8], size: usize, socketio: bool, out: &mut Vec<Got>) -> Result<usize, String> {
     let mut pos = 0;
     loop {
         let rest = &data[pos..];
@@ -92,7 +107,7 @@ fn parse(data: &[u8], size: usize, out: &mut Vec<Got>) -> Result<usize, String> 
             126 | 127 => return Ok(pos),
             n => (n as usize, 2),
         };
-        if len > size.max(125) {
+        if len > size.max(125) && !(socketio && b0 & 0x0F == 1 && len < 4096) {
             return Err(format!("frame of {len} bytes (expected {size})"));
         }
         if rest.len() < hdr + len {
@@ -108,6 +123,9 @@ fn parse(data: &[u8], size: usize, out: &mut Vec<Got>) -> Result<usize, String> 
                 let ts = u64::from_le_bytes(payload[8..16].try_into().unwrap());
                 out.push(Got::Data(seq, ts));
             }
+            1 if socketio && payload == b"2" => out.push(Got::EngineIoPing),
+            1 if socketio && payload.starts_with(b"40") => out.push(Got::SocketIoConnected),
+            1 if socketio => {}
             9 => out.push(Got::Ping(payload.to_vec())),
             10 => {}
             8 => out.push(Got::Close),
@@ -129,12 +147,12 @@ fn masked_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8], rng: &mut Rng) {
 fn open(
     args: &Args,
     registry: &mio::Registry,
-    path: &str,
+    (addr, path): (SocketAddr, &str),
     idx: usize,
     rng: &mut Rng,
 ) -> Result<Sub, String> {
     let tls = args.tls.as_deref().map(tls::Tls::connect).transpose()?;
-    let mut stream = TcpStream::connect(args.addr).map_err(|e| format!("connect: {e}"))?;
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     registry
         .register(
             &mut stream,
@@ -198,8 +216,25 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             eprintln!("loadgen[fanout]: {msg}");
         }
     };
-    let sub_path = format!("/sub/{}", args.topic);
-    let pub_path = format!("/pub/{}", args.topic);
+    let (sub_path, pub_path) = if args.socketio {
+        let path = |role| {
+            format!("/socket.io/?EIO=4&transport=websocket&role={role}&topic={}", args.topic)
+        };
+        (path("sub"), path("pub"))
+    } else {
+        (format!("/sub/{}", args.topic), format!("/pub/{}", args.topic))
+    };
+    let sub_addr = |idx: usize| match args.sub_addrs.len() {
+        0 => args.addr,
+        n => args.sub_addrs[idx % n],
+    };
+    let servers_cpu = || {
+        let pids = args.server_pid.iter().chain(&args.also_pids);
+        pids.map(|pid| proc_cpu_seconds(&pid.to_string()))
+            .sum::<Option<f64>>()
+            .filter(|_| args.server_pid.is_some())
+    };
+    let cpu_snapshot = |_: Option<u32>| (servers_cpu(), proc_cpu_seconds("self"));
     let connect_timeout = Duration::from_secs_f64(args.connect_timeout);
 
     // State.
@@ -247,7 +282,8 @@ pub(crate) fn run(args: &Args) -> ExitCode {
             Phase::Subscribing => {
                 while to_open > 0 && pending_hs < args.connect_batch {
                     let idx = subs.len();
-                    match open(args, poll.registry(), &sub_path, idx, &mut rng) {
+                    let target = (sub_addr(idx), sub_path.as_str());
+                    match open(args, poll.registry(), target, idx, &mut rng) {
                         Ok(s) => {
                             subs.push(Some(s));
                             pending_hs += 1;
@@ -274,7 +310,8 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 if settle_stable >= 2 || now.duration_since(settle_start) > Duration::from_secs(6) {
                     rss_after = r;
                     phase = Phase::Publishing;
-                    match open(args, poll.registry(), &pub_path, pub_idx, &mut rng) {
+                    let target = (args.addr, pub_path.as_str());
+                    match open(args, poll.registry(), target, pub_idx, &mut rng) {
                         Ok(s) => pub_conn = Some(s),
                         Err(e) => {
                             error(format!("publisher: {e}"));
@@ -341,6 +378,9 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                 let ts = base.elapsed().as_nanos() as u64;
                 payload[0..8].copy_from_slice(&next_seq.to_le_bytes());
                 payload[8..16].copy_from_slice(&ts.to_le_bytes());
+                if args.socketio {
+                    masked_frame(&mut p.out, 1, SOCKETIO_EVENT, &mut rng);
+                }
                 masked_frame(&mut p.out, 2, &payload, &mut rng);
                 inflight.push_back(Pending {
                     left: live,
@@ -438,8 +478,14 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                 }
                                 conn.partial = conn.head.split_off(end);
                                 conn.head = Vec::new();
+                                if args.socketio {
+                                    // CONNECT to the main namespace.
+                                    masked_frame(&mut conn.out, 1, b"40", &mut rng);
+                                }
                                 if is_pub {
-                                    pub_open = true;
+                                    // Socket.IO drops a client that emits before its CONNECT
+                                    // is answered: wait for `40{...}`.
+                                    pub_open = !args.socketio;
                                     t_go = Instant::now();
                                 } else {
                                     pending_hs -= 1;
@@ -456,7 +502,7 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                 &owned
                             };
                             got.clear();
-                            match parse(frames, args.size, &mut got) {
+                            match parse(frames, args.size, args.socketio, &mut got) {
                                 Ok(used) => conn.partial = frames[used..].to_vec(),
                                 Err(e) => {
                                     fail = Some(e);
@@ -492,6 +538,14 @@ pub(crate) fn run(args: &Args) -> ExitCode {
                                     Got::Ping(body) => {
                                         masked_frame(&mut conn.out, 10, &body, &mut rng);
                                     }
+                                    Got::EngineIoPing => {
+                                        masked_frame(&mut conn.out, 1, b"3", &mut rng);
+                                    }
+                                    Got::SocketIoConnected if is_pub => {
+                                        pub_open = true;
+                                        t_go = Instant::now();
+                                    }
+                                    Got::SocketIoConnected => {}
                                     Got::Close => {
                                         conn.closed = true;
                                     }

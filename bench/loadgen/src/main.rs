@@ -95,6 +95,12 @@ struct Args {
     deflate_level: u32,
     /// Fan-out: the topic (`/sub/TOPIC`, `/pub/TOPIC`).
     topic: String,
+    /// Fan-out: the servers the subscribers connect to, in turn (`--sub-addr`; none: `addr`).
+    sub_addrs: Vec<SocketAddr>,
+    /// More server processes whose CPU time counts (`--also-pid`: the other node, Redis).
+    also_pids: Vec<u32>,
+    /// Fan-out over Socket.IO 4 (Engine.IO v4 on a WebSocket) instead of plain WebSocket.
+    socketio: bool,
     /// `--tls`: the client config every connection is made with.
     tls: Option<Arc<tls::Tls>>,
 }
@@ -106,6 +112,14 @@ usage: loadgen --addr HOST:PORT [flags]
   --path PATH             request path of the upgrade [/ws]
   --mode MODE             echo | idle | churn | fanout [echo]
   --topic T               fanout: subscribers upgrade on /sub/T, the publisher on /pub/T [bench]
+  --sub-addr HOST:PORT    fanout: subscribers connect to these servers in turn (repeatable) [--addr];
+                          the publisher connects to --addr
+  --also-pid PID          fanout: another server process whose CPU time counts with --server-pid's
+                          (repeatable: the other node, Redis)
+  --socketio              fanout over Socket.IO 4: /socket.io/?EIO=4&transport=websocket&role=sub|pub
+                          &topic=T, a CONNECT packet (40) after the upgrade, each message an event
+                          with one binary attachment (the text packet is skipped), pings (2)
+                          answered (3); the publisher emits \"p\" events
   --connections N         connections (echo, idle), concurrent connect/close loops (churn) or
                           subscribers (fanout, plus one publisher) [1]
   --inflight K            messages in flight per connection (echo), or published and not yet
@@ -163,6 +177,9 @@ fn parse_args() -> Result<Args, String> {
         deflate: false,
         deflate_level: 6,
         topic: "bench".into(),
+        sub_addrs: Vec::new(),
+        also_pids: Vec::new(),
+        socketio: false,
         tls: None,
     };
     let mut tls_on = false;
@@ -181,6 +198,10 @@ fn parse_args() -> Result<Args, String> {
         if arg == "--json" || arg == "--deflate" {
             args.json = true;
             args.deflate |= arg == "--deflate";
+            continue;
+        }
+        if arg == "--socketio" {
+            args.socketio = true;
             continue;
         }
         if arg == "--tls" || arg == "--tls-resume" {
@@ -203,6 +224,13 @@ fn parse_args() -> Result<Args, String> {
             "addr" => addr = Some(v.to_owned()),
             "path" => args.path = v.to_owned(),
             "topic" => args.topic = v.to_owned(),
+            "sub-addr" => args.sub_addrs.push(
+                v.to_socket_addrs()
+                    .map_err(|e| format!("--sub-addr {v}: {e}"))?
+                    .next()
+                    .ok_or(format!("--sub-addr {v}: no address"))?,
+            ),
+            "also-pid" => args.also_pids.push(num(&name, v)?),
             "mode" => {
                 args.mode = match v {
                     "echo" => Mode::Echo,

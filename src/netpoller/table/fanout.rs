@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
 use crate::conn_id::ConnId;
-use crate::dispatch::{JobQueue, Publication, Reply};
+use crate::dispatch::{History, JobQueue, Ordered, Publication, Relay, Reply};
 use crate::metrics::add;
 use crate::session::Subscriptions;
 use crate::topic::Topic;
@@ -54,6 +54,35 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         self.deliver_publications(now);
     }
 
+    /// A publication from the backplane with its position: delivered to this loop's
+    /// subscribers (but `except`) in the order the backplane gives them — held for those whose
+    /// history is still loading.
+    pub(super) fn publish_ordered(&mut self, ordered: Ordered, now: Instant) {
+        let Ordered {
+            topic,
+            frame,
+            position,
+            except,
+        } = ordered;
+        let subscribers = self.topics.subscribers(&topic, except);
+        for &id in &subscribers {
+            if !self.topics.hold(id, &topic, position, &frame) {
+                self.deliver(id, &frame, now);
+            }
+        }
+        self.topics.recycle(subscribers);
+        self.deliver_publications(now);
+        if self.budget.exceeded(&self.metrics) {
+            self.drop_slow_consumers(now);
+        }
+    }
+
+    /// A recovery's history: to its connection, before what was held for it.
+    pub(super) fn recovered(&mut self, history: History, now: Instant) {
+        self.topics.recovered(history);
+        self.deliver_publications(now);
+    }
+
     /// A reply for a connection that has gone while its job was with the handler: its
     /// subscriptions ended with it (and those the job asked for are not taken), but what the
     /// handler published still reaches the topic's subscribers.
@@ -61,8 +90,12 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         if reply.output.topics.is_empty() {
             return;
         }
-        for publication in reply.output.take_publications(reply.conn()) {
+        let (publications, ordered) = reply.output.take_publications(reply.conn());
+        for publication in publications {
             self.topics.publish(publication);
+        }
+        for (topic, frame) in ordered {
+            self.topics.publish_ordered(topic, frame, None);
         }
         self.deliver_publications(now);
     }
@@ -76,7 +109,13 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             return; // an outer call is draining the queue, this one's publications included
         }
         self.delivering = true;
-        while let Some(publication) = self.topics.next_pending() {
+        loop {
+            while let Some((id, frame)) = self.topics.next_direct() {
+                self.deliver(id, &frame, now);
+            }
+            let Some(publication) = self.topics.next_pending() else {
+                break;
+            };
             let subscribers = self
                 .topics
                 .subscribers(&publication.topic, publication.sender);
@@ -117,6 +156,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// or not (one loop; the default).
     pub(crate) fn forward_publications(&mut self, forward: bool) {
         self.topics.set_forwarding(forward);
+    }
+
+    /// Tell `relay` (the backplane, if there is one) which topics this loop has subscribers for.
+    pub(crate) fn set_relay(&mut self, relay: Option<Arc<dyn Relay>>) {
+        self.topics.set_relay(self.loop_index, relay);
     }
 
     /// The publications of this loop's handlers, delivered here, that the other loops still
