@@ -2,8 +2,9 @@
 //! benchmark: a mio 0.6 event loop on one thread, thread-per-server.
 //!
 //! The crate's own echo (its README and `examples/server.rs`): the handler of
-//! every connection is `move |msg| out.send(msg)`, so each text or binary
-//! message goes back as it came. ws-rs answers pings and close frames itself.
+//! every connection does `out.send(msg)` for each message, so each text or
+//! binary message goes back as it came (here a `Handler` impl rather than the
+//! README's closure, the same calls). ws-rs answers pings and close frames itself.
 //! A `send` is a command through the server's channel to its event loop,
 //! which writes it on its next turn.
 //!
@@ -14,6 +15,10 @@
 //!   channel is `max_connections` × `queue_size` (5) deep.
 //! * `tcp_nodelay`: on, as wsreactor, tokio-echo and Go's net package set it,
 //!   so that Nagle's algorithm is not what the comparison measures.
+//!
+//! Errors go to stderr in their `Debug` form (ws 0.9's `Display` of an I/O
+//! error prints only "description() is deprecated"); connection resets are
+//! skipped, as ws-rs's default handler skips them.
 //!
 //! Outgoing messages over 65,535 bytes are sent as two or more fragments
 //! (ws-rs's `fragment_size`); the load generator reassembles them.
@@ -76,14 +81,38 @@ fn main() -> ExitCode {
         tcp_nodelay: true,
         ..ws::Settings::default()
     };
-    let server = ws::Builder::new()
-        .with_settings(settings)
-        .build(|out: ws::Sender| move |msg: ws::Message| out.send(msg));
-    match server.and_then(|server| server.listen(args.addr)) {
+    let server = match ws::Builder::new().with_settings(settings).build(Echo) {
+        Ok(server) => server,
+        Err(err) => {
+            eprintln!("ws-rs-echo: {err:?}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match server.listen(args.addr) {
         Ok(_) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("ws-rs-echo: {}: {err}", args.addr);
+            eprintln!("ws-rs-echo: {}: {err:?}", args.addr);
             ExitCode::FAILURE
         }
+    }
+}
+
+/// One connection's echo: every message goes back on its own `Sender`.
+struct Echo(ws::Sender);
+
+impl ws::Handler for Echo {
+    fn on_message(&mut self, msg: ws::Message) -> ws::Result<()> {
+        self.0.send(msg)
+    }
+
+    /// As ws-rs's default (which skips connection resets), but in the error's `Debug` form:
+    /// ws 0.9's `Display` prints the deprecated `description()` of an I/O error, i.e. nothing.
+    fn on_error(&mut self, err: ws::Error) {
+        if let ws::ErrorKind::Io(io) = &err.kind
+            && io.kind() == std::io::ErrorKind::ConnectionReset
+        {
+            return;
+        }
+        eprintln!("ws-rs-echo: {err:?}");
     }
 }
