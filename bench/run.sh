@@ -21,8 +21,8 @@
 #              (fanout1k, fanout10k: one publisher, 1,000 / 10,000 subscribers; not in the
 #              default list, name them here)
 #              (tls-latency tls-throughput tls-large tls-churn tls-idle: those five over TLS,
-#              wss://, against wsreactor, wsreactor-inline, tokio-tungstenite, gorilla; not in
-#              the default list; "tls" names all five)
+#              wss://, against the wsreactor modes, tokio-tungstenite, fastwebsockets and
+#              gorilla; not in the default list; "tls" names all five)
 #   TLS_GROUPS loadgen --tls-groups in the tls-* scenarios, e.g. X25519 [unset: the provider's
 #              default, X25519MLKEM768 first; gorilla on Debian's Go 1.19 has only X25519]
 #   REPS       repetitions [3; --quick: 1]
