@@ -45,8 +45,8 @@ SCENARIOS = {
 }
 ORDER = list(SCENARIOS)
 WSREACTOR = ["wsreactor", "wsreactor-inline", "wsreactor-default"]
-PEERS = ["tokio-tungstenite", "gorilla", "node-ws", "ceiling", "go-http", "wsreactor-baseline",
-         "wsreactor-baseline-inline", "wsreactor-baseline-default"]
+PEERS = ["tokio-tungstenite", "fastwebsockets", "ws-rs", "gorilla", "node-ws", "ceiling", "go-http",
+         "hyper", "wsreactor-baseline", "wsreactor-baseline-inline", "wsreactor-baseline-default"]
 SERVER_ORDER = WSREACTOR + PEERS
 
 # (column title, JSON key, decimals)
@@ -58,6 +58,8 @@ COLUMNS = [
     ("p50 µs", "p50_us", 1),
     ("p99 µs", "p99_us", 1),
     ("p99.9 µs", "p999_us", 1),
+    # The server's peak resident set over the whole run (VmHWM, read by run.sh before the stop).
+    ("peak RSS MiB", "server_peak_rss_mib", 1),
     ("srv CPU µs/msg", "server_cpu_us_per_msg", 2),
     ("srv CPU µs/delivery", "server_cpu_us_per_delivery", 2),
     ("srv CPU %", "server_cpu_pct", 0),
@@ -101,6 +103,15 @@ def tls_groups(records):
     return dict(sorted(counts.items(), key=lambda kv: -kv[1])), retries
 
 
+def placement(meta):
+    """Where the server and the load generator ran: pinned each to its CPU (PIN=1, and results
+    from before the knob), or unpinned (PIN=0)."""
+    if meta.get("pin", 1):
+        return f"server pinned to CPU {meta.get('server_cpu')}, loadgen to CPU {meta.get('loadgen_cpu')}"
+    return (f"**unpinned** (PIN=0): server and loadgen share the {meta.get('cpus', '?')} CPUs "
+            f"(samecore still both on CPU {meta.get('server_cpu')})")
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -127,6 +138,8 @@ def main(argv):
                 meta = rec
                 continue
             key = (rec.get("scenario"), rec.get("server"))
+            if isinstance(rec.get("server_peak_rss_kib"), (int, float)):
+                rec["server_peak_rss_mib"] = rec["server_peak_rss_kib"] / 1024
             if "failed" in rec:
                 failures.append(f"{key[0]} / {key[1]} (rep {rec.get('rep')}): {rec['failed']}")
                 continue
@@ -141,7 +154,7 @@ def main(argv):
         lines.append(
             f"Run of {meta.get('date')}: {meta.get('reps')} repetition(s), warm-up {meta.get('warmup')} s, "
             f"measured {meta.get('duration')} s (idle hold {meta.get('idle_hold')} s, wrk {meta.get('wrk_duration')} s); "
-            f"server on CPU {meta.get('server_cpu')}, loadgen on CPU {meta.get('loadgen_cpu')}; "
+            f"{placement(meta)}; "
             f"{meta.get('cpu_model')}, Linux {meta.get('kernel')}. "
             f"Medians over repetitions."
         )
@@ -189,7 +202,7 @@ def main(argv):
                 f"{s} " + ", ".join(f"`{x}`" for x in a) for s, a in tls if a) + ".")
             lines.append("")
         groups = [(s, tls_groups(runs[(scenario, s)])) for s in servers]
-        if any(g for _, g in groups):
+        if any(counts for _, (counts, _) in groups):
             lines.append("Key exchange, every handshake of the runs: " + "; ".join(
                 f"{s} " + ", ".join(f"`{g}` ×{n:,}" for g, n in counts.items())
                 + (f" ({retries:,} after a HelloRetryRequest)" if retries else "")
@@ -211,18 +224,26 @@ def main(argv):
                     c_mine, c_theirs = median(scenario, w, cpu_key), median(scenario, p, cpu_key)
                     ratio = mine / theirs if theirs else None
                     cpu_ratio = c_mine / c_theirs if c_mine is not None and c_theirs else None
-                    ratio_rows.append((scenario, primary, "higher" if higher else "lower", w, p, ratio, cpu_ratio))
+                    tail_ratio, rss_ratio = (
+                        (a / b if a is not None and b else None)
+                        for a, b in ((median(scenario, w, k), median(scenario, p, k))
+                                     for k in ("p999_us", "server_peak_rss_kib")))
+                    ratio_rows.append((scenario, primary, "higher" if higher else "lower", w, p, ratio,
+                                       cpu_ratio, tail_ratio, rss_ratio))
 
     if ratio_rows:
         lines.append("### Ratios: wsreactor / peer (medians)")
         lines.append("")
         lines.append("Primary metric: above 1 is better where higher is better, below 1 where lower is. "
-                     "Server CPU per message (or request, or handshake): below 1 means wsreactor spends less.")
+                     "Server CPU per message (or request, or handshake), p99.9 latency and the server's "
+                     "peak RSS: below 1 means wsreactor's is lower.")
         lines.append("")
-        lines.append("| scenario | metric (better) | wsreactor mode | peer | ratio | server CPU/op ratio |")
-        lines.append("|---|---|---|---|---:|---:|")
-        for scenario, metric, better, w, p, ratio, cpu_ratio in ratio_rows:
-            lines.append(f"| {scenario} | {metric} ({better}) | {w} | {p} | {fmt(ratio, 2)} | {fmt(cpu_ratio, 2)} |")
+        lines.append("| scenario | metric (better) | wsreactor mode | peer | ratio | server CPU/op ratio "
+                     "| p99.9 ratio | peak RSS ratio |")
+        lines.append("|---|---|---|---|---:|---:|---:|---:|")
+        for scenario, metric, better, w, p, ratio, cpu_ratio, tail_ratio, rss_ratio in ratio_rows:
+            lines.append(f"| {scenario} | {metric} ({better}) | {w} | {p} | {fmt(ratio, 2)} | {fmt(cpu_ratio, 2)} "
+                         f"| {fmt(tail_ratio, 2)} | {fmt(rss_ratio, 2)} |")
         lines.append("")
 
     if failures:

@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # The wsreactor benchmark: every scenario against every server in one run, servers alternating
-# (the order rotates each repetition), the server pinned to CPU 0 and the load generator to CPU 1.
+# (the order rotates each repetition), the server pinned to CPU 0 and the load generator to CPU 1
+# (PIN=0: neither pinned, both sharing every CPU). Each run's line has the server's peak RSS
+# (VmHWM, read just before it is stopped).
 # Results: bench/results/<timestamp>.jsonl (one JSON line per run) and <timestamp>.md (the table
 # of medians and ratios, also printed). See bench/README.md.
 #
 #   bench/run.sh [--quick]
 #
 # Environment (all optional):
-#   SERVERS    servers to run, space-separated
-#              [wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling]
+#   SERVERS    servers to run, space-separated [wsreactor wsreactor-default wsreactor-inline
+#              tokio-tungstenite fastwebsockets ws-rs gorilla ceiling]
 #              (wsreactor-default: the echo with its default threads, a loop and a worker
-#              per CPU, instead of --workers 1 --loops 1; name it here)
-#              (go-http is added automatically for the http scenario, node-ws for the
-#              compression scenarios deflate and idle-deflate; name node-ws here to run it in
-#              the other scenarios too)
+#              per CPU, instead of --workers 1 --loops 1)
+#              (go-http and hyper are added automatically for the http scenario, node-ws for
+#              the compression scenarios deflate and idle-deflate; name node-ws here to run it
+#              in the other scenarios too)
 #   SCENARIOS  [latency throughput fanin large idle many churn http samecore
 #              scale10 scale100 scale1k scale10k json deflate idle-deflate]
 #              (fanout1k, fanout10k: one publisher, 1,000 / 10,000 subscribers; not in the
 #              default list, name them here)
 #              (tls-latency tls-throughput tls-large tls-churn tls-idle: those five over TLS,
-#              wss://, against wsreactor, wsreactor-inline, tokio-tungstenite, gorilla; not in
-#              the default list; "tls" names all five)
+#              wss://, against the wsreactor modes, tokio-tungstenite, fastwebsockets and
+#              gorilla; not in the default list; "tls" names all five)
 #   TLS_GROUPS loadgen --tls-groups in the tls-* scenarios, e.g. X25519 [unset: the provider's
 #              default, X25519MLKEM768 first; gorilla on Debian's Go 1.19 has only X25519]
 #   REPS       repetitions [3; --quick: 1]
@@ -28,6 +30,9 @@
 #   IDLE_HOLD  seconds the idle connections are held [4; --quick: 2]
 #   WRK_DURATION       seconds of each wrk run [8; --quick: 2]
 #   SERVER_CPU, LOADGEN_CPU   CPUs to pin to [0, 1]
+#   PIN        1: server on SERVER_CPU, load generator (and wrk) on LOADGEN_CPU; 0: neither is
+#              pinned, they share every CPU, as on a user's small box (samecore still puts
+#              both on SERVER_CPU: that is the scenario) [1]
 #   NO_BUILD=1 skip the builds (use bench/bin/ and bench/target/release/loadgen as they are)
 #   BASELINE   path of an echo example binary built from another commit: adds the servers
 #              wsreactor-baseline and wsreactor-baseline-inline (name them in SERVERS), so a
@@ -63,13 +68,21 @@ else
     REPS="${REPS:-3}" WARMUP="${WARMUP:-2}" DURATION="${DURATION:-5}"
     IDLE_HOLD="${IDLE_HOLD:-4}" WRK_DURATION="${WRK_DURATION:-8}"
 fi
-SERVERS="${SERVERS:-wsreactor wsreactor-inline tokio-tungstenite gorilla ceiling}"
+SERVERS="${SERVERS:-wsreactor wsreactor-default wsreactor-inline tokio-tungstenite fastwebsockets ws-rs gorilla ceiling}"
 SCENARIOS="${SCENARIOS:-latency throughput fanin large idle many churn http samecore scale10 scale100 scale1k scale10k json deflate idle-deflate}"
 # "tls" in SCENARIOS: every TLS scenario.
 TLS_ALL="tls-latency tls-throughput tls-large tls-churn tls-idle"
 SCENARIOS="$(for s in $SCENARIOS; do if [ "$s" = tls ]; then echo "$TLS_ALL"; else echo "$s"; fi; done | xargs)"
 SERVER_CPU="${SERVER_CPU:-0}"
 LOADGEN_CPU="${LOADGEN_CPU:-1}"
+PIN="${PIN:-1}"
+case "$PIN" in
+    0 | 1) ;;
+    *)
+        echo "run.sh: PIN must be 0 or 1, not $PIN" >&2
+        exit 2
+        ;;
+esac
 
 log() { printf '%s\n' "run.sh: $*" >&2; }
 
@@ -80,9 +93,13 @@ log() { printf '%s\n' "run.sh: $*" >&2; }
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
 log "open files limit: $(ulimit -n)"
 
-if ! command -v taskset >/dev/null; then
+# taskset pins the processes (PIN=1, and the samecore scenario either way).
+if { [ "$PIN" = 1 ] || [[ " $SCENARIOS " == *" samecore "* ]]; } && ! command -v taskset >/dev/null; then
     log "taskset is missing (util-linux): apt-get install -y util-linux"
     exit 1
+fi
+if [ "$PIN" = 0 ]; then
+    log "PIN=0: server and load generator not pinned, sharing $(nproc) CPUs (samecore still on CPU $SERVER_CPU)"
 fi
 if [ "$(nproc)" -lt 2 ]; then
     log "only $(nproc) CPU: server and load generator share CPU 0"
@@ -176,7 +193,14 @@ FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline
 # TLS scenarios (wss://), and the servers with a TLS mode: the echo example's --tls-cert/--tls-key
 # (rustls), tokio-echo's (tokio-rustls), gorilla-echo's -tls-cert/-tls-key (crypto/tls).
 TLS_SCENARIOS=" $TLS_ALL "
-TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default tokio-tungstenite gorilla "
+TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default tokio-tungstenite fastwebsockets gorilla "
+# The http scenario: the echo example's modes and the plain HTTP peers (go-http and hyper join it
+# whatever SERVERS says); the HTTP peers run in no WebSocket scenario.
+HTTP_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default go-http hyper "
+HTTP_PEERS=" go-http hyper "
+# The page every server of the http scenario sends on GET /: the echo example's own (hyper-http
+# has it built in; go-http reads it).
+PAGE="$ROOT/examples/echo/page.html"
 # The certificate and key of the run (made below when a TLS scenario is named).
 TLS_CERT="" TLS_KEY=""
 
@@ -204,6 +228,8 @@ server_cmd() {
             CMD=("$BIN/wsreactor-baseline-echo" --addr "$addr" --max-connections 20000 "${tls[@]}")
             ;;
         tokio-tungstenite) CMD=("$BIN/tokio-echo" --addr "$addr" "${tls[@]}") ;;
+        fastwebsockets) CMD=("$BIN/fastwebsockets-echo" --addr "$addr" "${tls[@]}") ;;
+        ws-rs) CMD=("$BIN/ws-rs-echo" --addr "$addr") ;;
         gorilla)
             CMD=("$BIN/gorilla-echo" -addr "$addr")
             case "$DEFLATE_SCENARIOS" in *" ${3:-} "*) CMD+=(-compress) ;; esac
@@ -211,7 +237,8 @@ server_cmd() {
             ;;
         # Compression stays enabled: it is used only when the client offers it.
         node-ws) CMD=("$(command -v node || echo node)" "$NODE_WS/server.js" --addr "$addr") ;;
-        go-http) CMD=("$BIN/go-http" -addr "$addr") ;;
+        go-http) CMD=("$BIN/go-http" -addr "$addr" -page "$PAGE") ;;
+        hyper) CMD=("$BIN/hyper-http" --addr "$addr") ;;
         ceiling) CMD=("$BIN/ceiling" --addr "$addr") ;;
         *) return 1 ;;
     esac
@@ -234,14 +261,22 @@ SPID=""
 SERVER_LOG="$BENCH/results/server.log"
 : >"$SERVER_LOG"
 
-# Starts server $1 pinned to CPU $2 for scenario $3; sets SPID and PORT. Returns 1 if it does not
-# accept in 15 s.
+# Sets PINNED to the command prefix that pins to CPU $1: taskset, or nothing when $1 is empty.
+pinned() {
+    PINNED=()
+    [ -z "$1" ] || PINNED=(taskset -c "$1")
+}
+
+# Starts server $1 pinned to CPU $2 (unpinned if $2 is empty) for scenario $3; sets SPID and PORT.
+# Returns 1 if it does not accept in 15 s.
 start_server() {
     PORT="$(free_port)"
     server_cmd "$1" "$PORT" "$3"
-    echo "=== $1 ${CMD[*]}" >>"$SERVER_LOG"
-    # taskset execs the server, so $! is the server's own PID (for /proc/PID/stat).
-    RUST_LOG=warn taskset -c "$2" "${CMD[@]}" >>"$SERVER_LOG" 2>&1 &
+    pinned "$2"
+    echo "=== $1 ${PINNED[*]} ${CMD[*]}" >>"$SERVER_LOG"
+    # taskset execs the server (and bash execs a lone background command), so $! is the
+    # server's own PID (for /proc/PID/stat and /proc/PID/status).
+    RUST_LOG=warn "${PINNED[@]}" "${CMD[@]}" >>"$SERVER_LOG" 2>&1 &
     SPID=$!
     local deadline=$((SECONDS + 15))
     until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do
@@ -314,8 +349,8 @@ scenario_args() {
 scenario_servers() {
     local s out=()
     if [ "$1" = http ]; then
-        for s in wsreactor wsreactor-inline go-http; do
-            case " $SERVERS go-http " in *" $s "*) out+=("$s") ;; esac
+        for s in $SERVERS; do
+            case "$HTTP_SERVERS" in *" $s "*) out+=("$s") ;; esac
         done
     elif [[ "$DEFLATE_SCENARIOS" == *" $1 "* ]]; then
         # Only the servers that implement permessage-deflate; node-ws is always one of them.
@@ -335,7 +370,9 @@ scenario_servers() {
             case "$TLS_SERVERS" in *" $s "*) out+=("$s") ;; esac
         done
     else
-        for s in $SERVERS; do [ "$s" != go-http ] && out+=("$s"); done
+        for s in $SERVERS; do
+            case "$HTTP_PEERS" in *" $s "*) ;; *) out+=("$s") ;; esac
+        done
     fi
     echo "${out[@]}"
 }
@@ -355,46 +392,64 @@ wrk_us() {
         else print "null" }'
 }
 
-# Runs one scenario against one server; appends one JSON line to $JSONL.
+# The peak resident set of process $1 in KiB (VmHWM of /proc/PID/status: all its threads share
+# one), or null if it is gone.
+peak_rss_kib() {
+    local kib
+    kib="$(awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || true)"
+    echo "${kib:-null}"
+}
+
+# Runs one scenario against one server; appends one JSON line to $JSONL, with the server's peak
+# RSS (server_peak_rss_kib) read after the load and before the server is stopped.
 run_one() {
     local scen="$1" server="$2" rep="$3"
     local scpu="$SERVER_CPU" lcpu="$LOADGEN_CPU"
-    [ "$scen" = samecore ] && lcpu="$SERVER_CPU"
+    # PIN=0: neither is pinned; samecore puts both on SERVER_CPU whatever PIN says.
+    [ "$PIN" = 1 ] || scpu="" lcpu=""
+    [ "$scen" = samecore ] && scpu="$SERVER_CPU" lcpu="$SERVER_CPU"
     local tag="\"scenario\":\"$scen\",\"server\":\"$server\",\"rep\":$rep"
     if ! start_server "$server" "$scpu" "$scen"; then
         echo "{$tag,\"failed\":\"server did not start\"}" >>"$JSONL"
         return 0
     fi
     local line
+    pinned "$lcpu"
     if [ "$scen" = http ]; then
-        local tck t0 t1 out rps p50 p99 errs
+        local tck t0 t1 out rps p50 p99 p999 errs
         tck="$(getconf CLK_TCK)"
         t0="$(cpu_ticks "$SPID")"
-        out="$(taskset -c "$lcpu" wrk -t1 -c100 -d"${WRK_DURATION}s" --latency "http://127.0.0.1:$PORT/" 2>&1 || true)"
+        # wrk_latency.lua adds the p99.9 that --latency leaves out.
+        out="$("${PINNED[@]}" wrk -t1 -c100 -d"${WRK_DURATION}s" --latency -s "$BENCH/wrk_latency.lua" \
+            "http://127.0.0.1:$PORT/" 2>&1 || true)"
         t1="$(cpu_ticks "$SPID")"
         rps="$(awk '/^Requests\/sec:/ { print $2 }' <<<"$out")"
         p50="$(wrk_us "$(awk '$1 == "50%" { print $2 }' <<<"$out")")"
         p99="$(wrk_us "$(awk '$1 == "99%" { print $2 }' <<<"$out")")"
+        p999="$(awk '$1 == "p99.9_us" { v = $2 } END { print (v == "") ? "null" : v }' <<<"$out")"
         errs="$(awk '/Non-2xx/ { n += $NF } /Socket errors/ { gsub(/,/, ""); n += $4 + $6 + $8 + $10 } END { print n + 0 }' <<<"$out")"
         if [ -n "$rps" ]; then
             local reqs
             reqs="$(awk '/requests in/ { print $1 }' <<<"$out")"
-            line="$(awk -v t="$tag" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v e="$errs" \
+            line="$(awk -v t="$tag" -v rps="$rps" -v p50="$p50" -v p99="$p99" -v p999="$p999" -v e="$errs" \
                 -v d="$WRK_DURATION" -v t0="$t0" -v t1="$t1" -v tck="$tck" -v n="$reqs" 'BEGIN {
                 cpu = (n > 0) ? sprintf("%.3f", (t1 - t0) / tck * 1e6 / n) : "null"
-                printf "{\"mode\":\"http\",%s,\"connections\":100,\"seconds\":%s,\"requests\":%d,\"requests_per_sec\":%s,\"p50_us\":%s,\"p99_us\":%s,\"errors\":%d,\"server_cpu_us_per_req\":%s}\n", t, d, n, rps, p50, p99, e, cpu }')"
+                printf "{\"mode\":\"http\",%s,\"connections\":100,\"seconds\":%s,\"requests\":%d,\"requests_per_sec\":%s,\"p50_us\":%s,\"p99_us\":%s,\"p999_us\":%s,\"errors\":%d,\"server_cpu_us_per_req\":%s}\n", t, d, n, rps, p50, p99, p999, e, cpu }')"
         else
             line="{$tag,\"failed\":\"wrk: $(head -c 200 <<<"$out" | tr -d '"\\\n')\"}"
         fi
     else
         scenario_args "$scen"
-        line="$(taskset -c "$lcpu" "$LOADGEN" --addr "127.0.0.1:$PORT" --server-pid "$SPID" \
+        line="$("${PINNED[@]}" "$LOADGEN" --addr "127.0.0.1:$PORT" --server-pid "$SPID" \
             --label "scenario=$scen" --label "server=$server" --label "rep=$rep" "${ARGS[@]}")" || true
         case "$line" in
             "{"*) ;;
             *) line="{$tag,\"failed\":\"loadgen failed\"}" ;;
         esac
     fi
+    local rss
+    rss="$(peak_rss_kib "$SPID")"
+    case "$line" in *"}") line="${line%\}},\"server_peak_rss_kib\":$rss}" ;; esac
     stop_server
     echo "$line" >>"$JSONL"
     printf '  %-10s %-18s %s\n' "$scen" "$server" "$line" >&2
@@ -402,8 +457,14 @@ run_one() {
 
 # --- The run ----------------------------------------------------------------------------------
 
+# The HTTP peers join the http scenario whatever SERVERS says (each server once).
+WANTED=" "
+for s in $SERVERS; do [[ "$WANTED" == *" $s "* ]] || WANTED+="$s "; done
+if [[ " $SCENARIOS " == *" http "* ]]; then
+    for s in $HTTP_PEERS; do [[ "$WANTED" == *" $s "* ]] || WANTED+="$s "; done
+fi
 RUN_SERVERS=()
-for s in $SERVERS go-http; do
+for s in $WANTED; do
     if available "$s"; then RUN_SERVERS+=("$s"); else log "skipping $s: not available"; fi
 done
 SERVERS="${RUN_SERVERS[*]}"
@@ -448,15 +509,15 @@ if [[ " $SCENARIOS " == *" deflate "* || " $SCENARIOS " == *" idle-deflate "* ]]
     if available node-ws; then NODE_WS_EXTRA=node-ws; else log "skipping node-ws: not available"; fi
 fi
 for s in $SERVERS; do
-    if [[ "$COMPRESSING" != *" $s "* && "$s" != go-http ]] &&
+    if [[ "$COMPRESSING" != *" $s "* && "$HTTP_PEERS" != *" $s "* ]] &&
         [[ " $SCENARIOS " == *" deflate "* || " $SCENARIOS " == *" idle-deflate "* ]]; then
         log "$s has no permessage-deflate: not run in deflate, idle-deflate"
     fi
 done
 
-printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"tls_flag":%d,"tls_groups":"%s","port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
+printf '{"mode":"meta","date":"%s","quick":%d,"reps":%d,"warmup":%s,"duration":%s,"idle_hold":%s,"wrk_duration":%s,"servers":"%s","scenarios":"%s","pin":%d,"cpus":%d,"server_cpu":%s,"loadgen_cpu":%s,"loops_flag":%d,"inline_flag":%d,"compression_flag":%d,"tls_flag":%d,"tls_groups":"%s","port_range":"%s-%s","kernel":"%s","cpu_model":"%s"}\n' \
     "$(date -Iseconds)" "$QUICK" "$REPS" "$WARMUP" "$DURATION" "$IDLE_HOLD" "$WRK_DURATION" \
-    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" "$HAS_TLS" "${TLS_GROUPS:-default}" \
+    "$SERVERS${NODE_WS_EXTRA:+ $NODE_WS_EXTRA}" "$SCENARIOS" "$PIN" "$(nproc)" "$SERVER_CPU" "$LOADGEN_CPU" "$HAS_LOOPS" "$HAS_INLINE" "$HAS_COMPRESSION" "$HAS_TLS" "${TLS_GROUPS:-default}" \
     "$PORT_LO" "$PORT_HI" "$(uname -r)" \
     "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo | tr -d '"\\')" >"$JSONL"
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the benchmark's peer servers into bench/bin/:
-#   tokio-echo, ceiling    (Rust, the bench/ cargo workspace, release profile)
+#   tokio-echo, ceiling, fastwebsockets-echo, ws-rs-echo, hyper-http
+#                          (Rust, the bench/ cargo workspace, release profile)
 #   gorilla-echo, go-http  (Go, GOPATH mode against Debian's gorilla/websocket)
 # and installs node-ws's one dependency (ws, the exact version in peers/node-ws/package.json) with
 # npm into peers/node-ws/node_modules (node-ws runs from there: `node peers/node-ws/server.js`).
@@ -63,13 +64,18 @@ for peer in gorilla-echo go-http; do
     mv -f "$BIN/$peer.new" "$BIN/$peer"
 done
 
-[ -f "$BENCH/Cargo.toml" ] && grep -q 'peers/tokio-echo' "$BENCH/Cargo.toml" \
-    && grep -q 'peers/ceiling' "$BENCH/Cargo.toml" \
-    || die "$BENCH/Cargo.toml must be a workspace listing peers/tokio-echo and peers/ceiling"
-(cd "$BENCH" && quiet cargo build --release -p tokio-echo -p ceiling)
+RUST_PEERS=(tokio-echo ceiling fastwebsockets-echo ws-rs-echo hyper-http)
+[ -f "$BENCH/Cargo.toml" ] || die "$BENCH/Cargo.toml is missing"
+packages=()
+for peer in "${RUST_PEERS[@]}"; do
+    grep -q "\"peers/$peer\"" "$BENCH/Cargo.toml" \
+        || die "$BENCH/Cargo.toml must be a workspace listing peers/$peer"
+    packages+=(-p "$peer")
+done
+(cd "$BENCH" && quiet cargo build --release "${packages[@]}")
 target="${CARGO_TARGET_DIR:-$BENCH/target}"
 case "$target" in /*) ;; *) target="$BENCH/$target" ;; esac
-for peer in tokio-echo ceiling; do
+for peer in "${RUST_PEERS[@]}"; do
     [ -x "$target/release/$peer" ] || die "$target/release/$peer was not built"
     cp -f "$target/release/$peer" "$BIN/$peer.new"
     mv -f "$BIN/$peer.new" "$BIN/$peer"
