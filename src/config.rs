@@ -215,6 +215,14 @@ pub struct Config {
     /// read) is dropped and its buffers freed. Default 30 s. `Duration::MAX` (a century or
     /// more): no limit (`max_buffered_bytes` still drops the biggest stalled holders).
     pub write_stall_timeout: Duration,
+    /// How long a handler call's deferred completion
+    /// ([`Context::defer`](crate::Context::defer)) may take. Meanwhile the connection's next
+    /// message waits (its inbox fills within `max_pending_messages`, then reading stops); past
+    /// it the job is taken back, a completion that comes later gets
+    /// [`DeferredError::TimedOut`](crate::DeferredError::TimedOut), and
+    /// [`Handler::on_deferred_timeout`](crate::Handler::on_deferred_timeout) runs (by default:
+    /// close with `1011`). Default 30 s. `Duration::MAX` (a century or more): no limit.
+    pub deferred_timeout: Duration,
     /// Serve `Stats` as Prometheus text at this path (e.g. `/metrics`) instead of passing the
     /// request to the handler. Default `None` (opt-in: metrics can be sensitive).
     pub metrics_path: Option<String>,
@@ -320,6 +328,7 @@ impl Default for Config {
             max_lifetime: None,
             message_timeout: Duration::from_secs(30),
             write_stall_timeout: Duration::from_secs(30),
+            deferred_timeout: Duration::from_secs(30),
             metrics_path: None,
             health_path: None,
             close_timeout: Duration::from_secs(5),

@@ -21,10 +21,13 @@
 //! `Context::publish` travel with the same batch, in order with its sends, and the loop carries
 //! them out against its registry of subscriptions (`session/topics.rs`, `netpoller/topics.rs`).
 
+pub(crate) mod call;
+pub(crate) mod deferred;
 mod http;
 mod upgrade;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::Output;
@@ -37,6 +40,7 @@ use crate::topic::{Topic, TopicError};
 use crate::ws::frame::MAX_CONTROL_PAYLOAD;
 use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode, encode_shared_frame};
 
+pub use deferred::{Deferred, DeferredError};
 pub use http::{Answer, HttpContext};
 pub use upgrade::{Upgrade, UpgradeOffer};
 
@@ -90,6 +94,16 @@ pub trait Handler: Send + Sync + 'static {
 
     /// A complete text or binary message arrived (fragments reassembled, UTF-8 checked).
     fn on_message(&self, ctx: &mut Context<'_, Self::Session>, message: Message);
+
+    /// A call of this connection deferred its completion ([`Context::defer`]) and
+    /// [`Config::deferred_timeout`](crate::Config::deferred_timeout) passed before it came: the
+    /// connection has moved on (what the call sent before deferring went out; the completion,
+    /// if it comes, gets [`DeferredError::TimedOut`]). Runs before anything else of the
+    /// connection's next job. The default closes the connection with `1011` (internal error):
+    /// its client was left without an answer.
+    fn on_deferred_timeout(&self, ctx: &mut Context<'_, Self::Session>) {
+        ctx.close(CloseCode::Error, "deferred reply timed out");
+    }
 
     /// The output queued for this WebSocket passed `high_water_bytes` (a send answered
     /// [`Pressure::High`]) and has now fallen to `low_water_bytes`: the client reads again,
@@ -197,6 +211,8 @@ pub struct Context<'a, S = ()> {
     peer: &'a Peer,
     request: Option<&'a Request>,
     flow: Flow,
+    /// Made by the first [`defer`](Self::defer) of this call.
+    deferral: Option<Arc<deferred::Cell<S>>>,
 }
 
 impl<S> std::fmt::Debug for Context<'_, S> {
@@ -226,7 +242,13 @@ impl<'a, S> Context<'a, S> {
             peer,
             request,
             flow,
+            deferral: None,
         }
+    }
+
+    /// The deferral this call made, if it called [`defer`](Self::defer).
+    pub(crate) fn take_deferral(&mut self) -> Option<Arc<deferred::Cell<S>>> {
+        self.deferral.take()
     }
 
     /// Bytes queued for this connection now: what waited for the socket when this call began,
@@ -324,6 +346,33 @@ impl<'a, S> Context<'a, S> {
             self.output.push_control(OpCode::Ping, payload);
         }
         Ok(())
+    }
+
+    /// Hands this call's completion to another thread: the worker (or the inline loop) is free
+    /// as soon as the call returns, and the connection's next message is not handled until
+    /// the returned [`Deferred`] completes — its sends, session changes and compression as
+    /// from this call — or [`Config::deferred_timeout`](crate::Config::deferred_timeout)
+    /// passes ([`Handler::on_deferred_timeout`] then runs; by default a close with `1011`).
+    /// What this call sent before (and after) deferring goes out when it returns; the rest of
+    /// its job's messages wait for the completion. A backend call with a blocking client runs
+    /// on a thread of its own (a bounded pool: a bulkhead), not on the server's workers.
+    ///
+    /// Called twice in one call, it returns a second handle on the same completion (the first
+    /// to complete wins; the other gets [`DeferredError::Completed`]). Completed on this thread
+    /// before the call returns, it is as if it had not deferred; every handle dropped without
+    /// completing counts as completing with nothing. `on_close` never runs beside a
+    /// completion: a connection that closes first takes the call back, and the completion gets
+    /// [`DeferredError::Closed`].
+    pub fn defer(&mut self) -> Deferred<S>
+    where
+        S: Default + Send + 'static,
+    {
+        let (conn, flow) = (self.conn, self.flow);
+        let server = self.server;
+        let cell = self
+            .deferral
+            .get_or_insert_with(|| deferred::Cell::new(conn, server.clone(), flow));
+        cell.handle()
     }
 
     /// The server, to send to other connections, broadcast, read stats or shut down.

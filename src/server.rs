@@ -183,7 +183,7 @@ impl ServerBuilder {
 struct WiredLoop {
     poll: Poll,
     listener: TcpListener,
-    replies: crossbeam_channel::Receiver<crate::dispatch::Reply>,
+    replies: crossbeam_channel::Receiver<crate::dispatch::Returned>,
     commands: crossbeam_channel::Receiver<crate::dispatch::Command>,
     waker: Arc<LoopWaker>,
     tls: SharedTls,

@@ -211,6 +211,7 @@ impl Config {
             (self.pong_timeout, "pong_timeout"),
             (self.write_stall_timeout, "write_stall_timeout"),
             (self.message_timeout, "message_timeout"),
+            (self.deferred_timeout, "deferred_timeout"),
             (self.monitoring_timeout, "monitoring_timeout"),
             (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
             (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),

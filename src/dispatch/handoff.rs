@@ -21,14 +21,16 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::dispatch::deferred::Returned;
 use crate::dispatch::handle::ServerHandle;
-use crate::dispatch::job::{Job, Reply};
+use crate::dispatch::job::Job;
 
-/// Runs one job's handler calls and encodes what they send. `None` for `on_close`, which needs
-/// no answer. Implemented once by the application layer; called by the worker threads, or by
-/// the loop itself with inline handlers.
+/// Runs one job's handler calls and encodes what they send: its reply, or the deferral of a
+/// call that hands its completion to another thread (`deferred.rs`). `None` for `on_close`,
+/// which needs no answer. Implemented once by the application layer; called by the worker
+/// threads, or by the loop itself with inline handlers.
 pub(crate) trait JobRunner: Send + Sync {
-    fn run(&self, job: Job) -> Option<Reply>;
+    fn run(&self, job: Job) -> Option<Returned>;
 }
 
 /// Where a loop offers its jobs: the [`Executor`], or a queue the unit tests empty by hand.
@@ -47,8 +49,8 @@ pub(crate) enum Offered {
     Queued,
     /// The queue is full: the job comes back, to be held and offered again (backpressure).
     Full(Job),
-    /// It ran at once (inline handlers); here is its reply, if it has one.
-    Ran(Option<Reply>),
+    /// It ran at once (inline handlers); here is its reply (or deferral), if it has one.
+    Ran(Option<Returned>),
     /// Nobody runs jobs any more (the workers are gone): here it is back, never to run.
     Gone(Job),
 }
@@ -169,19 +171,16 @@ fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerH
             continue;
         };
         if let Some(took) = took {
-            let bytes = reply.output.len();
+            let bytes = reply.output_len();
             log::trace!("worker {n}: {conn}: handled in {took:?}, reply of {bytes} bytes");
         }
         // Back to the loop that owns the connection. The reply channel is unbounded: each job
-        // yields at most one reply and jobs are bounded by the job queue, so it never grows past
-        // that, and never blocks a worker.
-        let link = server.link(conn);
-        if let Err(unsent) = link.replies.send(reply) {
+        // yields at most one reply, or a deferral and then one reply, and jobs are bounded by
+        // the job queue, so it never grows past that, and never blocks a worker.
+        let Some(rang) = send_home(server, reply) else {
             log::debug!("worker {n}: event loop gone; reply dropped");
-            unsent.into_inner().lease.end();
             continue;
-        }
-        let rang = link.waker.wake();
+        };
         if narrate {
             let how = if rang {
                 "waker rung"
@@ -192,4 +191,35 @@ fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerH
             log::trace!("worker {n}: reply sent to loop {loop_index}, {how}");
         }
     }
+}
+
+/// Sends a job's reply (or deferral) to the loop that owns its connection and rings its waker:
+/// whether it rang, or `None` if the loop is gone (a reply's lease then ends here; a deferral's
+/// stays with its completion, which finds the loop gone in turn). A deferral is announced once
+/// it is on the channel — completions wait for that, so their replies come after it — and one
+/// whose every handle was dropped meanwhile comes home at once, completed with nothing.
+pub(crate) fn send_home(server: &ServerHandle, returned: Returned) -> Option<bool> {
+    let link = server.link(returned.conn());
+    let announce = match &returned {
+        Returned::Deferred(deferral) => Some(Arc::clone(&deferral.link)),
+        Returned::Reply(_) => None,
+    };
+    let sent = link.replies.send(returned);
+    let abandoned = announce.and_then(|cell| cell.announce());
+    if let Err(unsent) = sent {
+        if let Returned::Reply(reply) = unsent.into_inner() {
+            reply.lease.end();
+        }
+        if let Some(pending) = abandoned {
+            pending.lease.end();
+        }
+        return None;
+    }
+    if let Some(pending) = abandoned
+        && let Err(unsent) = link.replies.send(Returned::Reply(pending.into_reply()))
+        && let Returned::Reply(reply) = unsent.into_inner()
+    {
+        reply.lease.end();
+    }
+    Some(link.waker.wake())
 }

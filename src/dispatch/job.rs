@@ -181,6 +181,9 @@ pub(crate) struct Batch {
     /// The connection's output fell from past `high_water_bytes` to `low_water_bytes`: call
     /// `on_drain` first.
     pub drained: bool,
+    /// A deferred completion of the connection passed its deadline: call
+    /// `on_deferred_timeout` first of all.
+    pub expired: bool,
 }
 
 /// A data message as the loop decoded it: ready, or still compressed. The loop never inflates
@@ -259,6 +262,9 @@ pub(crate) struct Output {
     /// Subscriptions and publications the handler asked for, in order, each placed among the
     /// chunks (`topics.rs`). Empty for a connection that uses no topics.
     pub(crate) topics: Vec<TopicRequest>,
+    /// Messages of the job that no call handled, because one deferred its completion
+    /// (`deferred.rs`): back to the connection's inbox, ahead of newer ones, for the next job.
+    pub(crate) unhandled: Vec<Inbound>,
 }
 
 impl Output {
@@ -266,6 +272,15 @@ impl Output {
     pub(crate) fn with_capacity(bytes: usize) -> Self {
         Output {
             bytes: Vec::with_capacity(bytes),
+            ..Output::default()
+        }
+    }
+
+    /// Empty output that compresses as this one does: where a deferred call's completion
+    /// sends.
+    pub(crate) fn sibling(&self) -> Self {
+        Output {
+            compressing: self.compressing,
             ..Output::default()
         }
     }

@@ -2,6 +2,7 @@
 //!
 //! | file | what it does |
 //! |---|---|
+//! | `deferred.rs` | a call that hands its completion to another thread: the [`Deferral`] the loop gets instead of a reply, the cell its lease waits in |
 //! | `job.rs` | what crosses: a [`Job`] with the [`Lease`] on its connection's job slot, the [`Reply`] that brings it home, the handler's encoded [`Output`] |
 //! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
 //! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
@@ -12,15 +13,17 @@
 //! any idle worker takes the next batch of any connection. Pushes from any thread travel to the
 //! loops as commands. Nothing here knows a socket, a poller or a session's phases.
 
+mod deferred;
 mod handle;
 mod handoff;
 mod job;
 mod link;
 mod topics;
 
+pub(crate) use deferred::{Deferral, DeferredCell, DeferredLink, Pending, Reclaimed, Returned};
 pub use handle::ServerHandle;
 pub(crate) use handle::{Shared, SharedTls};
-pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool};
+pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool, send_home};
 pub(crate) use job::{
     After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
 };

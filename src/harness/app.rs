@@ -10,8 +10,8 @@ use mio::{Interest, Token};
 
 use crate::conn_id::ConnId;
 use crate::dispatch::{
-    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply, Run,
-    SessionBox, Work,
+    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply,
+    Returned, Run, SessionBox, Work,
 };
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
@@ -80,7 +80,7 @@ impl TestApp {
 }
 
 impl JobRunner for TestApp {
-    fn run(&self, job: Job) -> Option<Reply> {
+    fn run(&self, job: Job) -> Option<Returned> {
         let Run {
             lease,
             work,
@@ -105,7 +105,7 @@ impl JobRunner for TestApp {
             Work::Messages(batch) => self.messages(conn, batch, session),
             Work::Http { requests, tail } => self.http(conn, requests, tail),
         };
-        Some(reply(lease, output, after, session))
+        Some(Returned::Reply(reply(lease, output, after, session)))
     }
 }
 

@@ -26,7 +26,7 @@ use mio::{Interest, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Job, JobRunner, Push};
+use crate::dispatch::{Command, Job, JobRunner, Push, Returned};
 use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::ConnectionTable;
 use crate::topic::Topic;
@@ -396,7 +396,7 @@ impl Harness {
         let (mut owed, backlog) = self.table.abort_all(self.now);
         let mut closes: Vec<Job> = backlog.into();
         while let Some(job) = self.table.jobs_mut().jobs.pop_front() {
-            let Some(mut reply) = self.app.run(job) else {
+            let Some(Returned::Reply(mut reply)) = self.app.run(job) else {
                 continue;
             };
             if let Some(owed) = owed.remove(&reply.conn())

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::{Drain, JobSlot, Phase};
+use crate::session::phase::{Drain, Phase};
 
 impl Session {
     /// Should the loop read from this socket now? False when the connection holds as much as it
@@ -73,7 +73,7 @@ impl Session {
     /// limit (the job's reply would only add to it).
     #[inline]
     pub(crate) fn may_dispatch(&self, config: &Config) -> bool {
-        !matches!(self.job, JobSlot::InFlight(_)) && self.output_len() < config.max_outbound_bytes
+        !self.job.is_out() && self.output_len() < config.max_outbound_bytes
     }
 
     /// Queues bytes pushed from another thread (`ServerHandle::send`, a broadcast) if the

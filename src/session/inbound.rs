@@ -161,22 +161,27 @@ impl Session {
         }
     }
 
-    /// The inbox as the next batch, carrying an owed `on_drain` (alone, if no message waits).
+    /// The inbox as the next batch, carrying an owed `on_deferred_timeout` and `on_drain`
+    /// (alone, if no message waits).
     pub(crate) fn take_messages(&mut self) -> Option<Batch> {
-        let drain_due = match &mut self.phase {
-            Phase::Open(open) if open.drain == Drain::Due => {
-                open.drain = Drain::Flowing;
-                true
+        let (drain_due, expired) = match &mut self.phase {
+            Phase::Open(open) => {
+                let drain_due = open.drain == Drain::Due;
+                if drain_due {
+                    open.drain = Drain::Flowing;
+                }
+                (drain_due, std::mem::take(&mut open.expired))
             }
-            _ => false,
+            _ => (false, false),
         };
         let inbox = self.phase.inbox_mut()?;
         let mut batch = match inbox.take() {
             Some(batch) => batch,
-            None if drain_due => inbox.empty_batch(),
+            None if drain_due || expired => inbox.empty_batch(),
             None => return None,
         };
         batch.drained = drain_due;
+        batch.expired = expired;
         Some(batch)
     }
 

@@ -29,13 +29,10 @@ use crate::metrics::{CloseKind, TimeoutKind, add, sub};
 use crate::session::connection::Session;
 use crate::session::env::Env;
 use crate::session::phase::{
-    Closed, Closing, Drain, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
-    Upgrading,
+    Closed, Closing, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase, Upgrading,
 };
 
-use crate::ws::{
-    CloseCode, CloseFrame, CloseInfo, MessageDecoder, PerMessageDeflate, WsError, encode_close,
-};
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, PerMessageDeflate, WsError, encode_close};
 
 impl Session {
     /// Moves to `next`, keeping the phase gauges in step, starting the phase's wait clock, and
@@ -101,9 +98,7 @@ impl Session {
         let on_close = match &mut self.phase {
             Phase::Closed(_) => return,
             Phase::Http(_) => OnClose::Nothing,
-            Phase::Upgrading(_) if matches!(self.job, JobSlot::InFlight(_)) => {
-                OnClose::IfUpgradeAccepted
-            }
+            Phase::Upgrading(_) if self.job.is_out() => OnClose::IfUpgradeAccepted,
             Phase::Upgrading(_) => OnClose::Nothing,
             Phase::Open(_) => OnClose::Call(why.unwrap_or_else(CloseInfo::abnormal)),
             Phase::PeerClosed(PeerClosed { ended, .. }) | Phase::Closing(Closing { ended, .. }) => {
@@ -174,6 +169,9 @@ impl Session {
         }
         add(&env.metrics.messages_out, output.messages);
         add(&env.metrics.compressed_out, output.compressed);
+        if let Some(inbox) = self.phase.inbox_mut() {
+            inbox.requeue(std::mem::take(&mut output.unhandled));
+        }
         let close = output.close.take();
         let failed = output.failed.take();
         self.queue_output(env, output);
@@ -220,15 +218,7 @@ impl Session {
         if deflate.is_some() {
             add(&env.metrics.deflate_upgrades, 1);
         }
-        let open = Open {
-            decoder: MessageDecoder::new(),
-            inbox: Inbox::new(deflate),
-            opened_at: env.now,
-            ping_sent: None,
-            message_since: None,
-            drain: Drain::Flowing,
-        };
-        self.enter(env, Phase::Open(open));
+        self.enter(env, Phase::Open(Open::new(deflate, env.now)));
         self.clocks.last_read = env.now;
         add(&env.metrics.upgrades, 1);
         add(&env.metrics.websocket_open, 1);

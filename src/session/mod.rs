@@ -14,10 +14,12 @@
 //! | `buffers.rs` | the read and write buffers a session borrows from its loop while bytes move |
 //! | `env.rs` | what the loop lends a session for an event ([`Env`]), and the seam to its registry of topics |
 //! | `phase.rs` | the phases and what each holds; the inbox; the job slot and its lease; what `on_close` is owed |
+//! | `job_slot.rs` | the job slot: the one job out (with a worker, held, or deferred) and its lease |
 //! | `machine.rs` | every transition, named for its event |
 //! | `inbound.rs` | bytes → HTTP batches and WebSocket messages (through the codecs) |
 //! | `backpressure.rs` | when to stop reading, when a job may go out, the bound on pushes |
 //! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
+//! | `deferral.rs` | a job whose call deferred its completion: its deadline, and taking it back |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
 //!
@@ -31,8 +33,10 @@ mod backpressure;
 mod buffers;
 mod connection;
 mod deadline;
+mod deferral;
 mod env;
 mod inbound;
+mod job_slot;
 mod machine;
 mod monitoring_reserve;
 mod phase;

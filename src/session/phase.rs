@@ -20,9 +20,10 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{After, Batch, Inbound, Job, Lease, Reply, Run, SessionBox};
+use crate::dispatch::{After, Batch, Inbound, Job, Reply, SessionBox};
 use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
+pub(crate) use crate::session::job_slot::{JobSlot, Taken};
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
 /// Where a connection is in its protocol life.
@@ -92,6 +93,24 @@ pub(crate) struct Open {
     pub message_since: Option<Instant>,
     /// Where the output stands against the high- and low-water marks (`on_drain`).
     pub drain: Drain,
+    /// A deferred completion passed its deadline: `on_deferred_timeout` goes out with the next
+    /// job.
+    pub expired: bool,
+}
+
+impl Open {
+    /// A WebSocket that opened `now`, compressing as agreed (`deflate`).
+    pub(crate) fn new(deflate: Option<PerMessageDeflate>, now: Instant) -> Self {
+        Open {
+            decoder: MessageDecoder::new(),
+            inbox: Inbox::new(deflate),
+            opened_at: now,
+            ping_sent: None,
+            message_since: None,
+            drain: Drain::Flowing,
+            expired: false,
+        }
+    }
 }
 
 /// An open WebSocket's output against `high_water_bytes` and `low_water_bytes`: the handler hears
@@ -241,64 +260,6 @@ impl Drop for OwedClose {
     }
 }
 
-/// Whether the connection's job is with the handler. At most one is — the slot lends one
-/// [`Lease`], and takes the next job only once it is given back — so a connection's handler
-/// calls never overlap and keep their order.
-#[derive(Debug, Default)]
-pub(crate) enum JobSlot {
-    /// Nothing with the handler.
-    #[default]
-    Idle,
-    /// A job is with a worker; its reply has not come back. It carries this many payload bytes
-    /// (charged to the connection by the memory budget until the reply).
-    InFlight(usize),
-    /// A job found the job queue full and waits here to be offered again (backpressure: the
-    /// connection reads no more meanwhile, beyond its inbox).
-    Held(Box<Run>),
-}
-
-impl JobSlot {
-    /// Lends the slot to a job of `bytes` payload bytes. Only an idle slot lends.
-    pub(crate) fn lend(&mut self, conn: ConnId, bytes: usize) -> Lease {
-        debug_assert!(
-            matches!(self, JobSlot::Idle),
-            "{conn}: the slot is not idle"
-        );
-        *self = JobSlot::InFlight(bytes);
-        Lease::new(conn, bytes)
-    }
-
-    /// A held job goes out again, with the lease it already has.
-    pub(crate) fn resend(&mut self) -> Option<Run> {
-        let JobSlot::Held(run) = std::mem::take(self) else {
-            return None;
-        };
-        *self = JobSlot::InFlight(run.lease.bytes());
-        Some(*run)
-    }
-
-    /// The queue had no room: the job waits here.
-    pub(crate) fn hold(&mut self, run: Run) {
-        *self = JobSlot::Held(Box::new(run));
-    }
-
-    /// The job's reply came home with the lease: the slot is free for the next job.
-    pub(crate) fn give_back(&mut self, lease: Lease) {
-        debug_assert!(matches!(self, JobSlot::InFlight(_)), "{}", lease.conn());
-        lease.end();
-        *self = JobSlot::Idle;
-    }
-
-    /// Charged to the memory budget: the held job's bytes, or those of the job out.
-    pub(crate) fn bytes(&self) -> usize {
-        match self {
-            JobSlot::Idle => 0,
-            JobSlot::InFlight(bytes) => *bytes,
-            JobSlot::Held(run) => run.lease.bytes(),
-        }
-    }
-}
-
 /// Messages decoded while the previous job runs: they become the next job, as one batch.
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
@@ -355,6 +316,17 @@ impl Inbox {
         self.messages.len()
     }
 
+    /// Messages a job left unhandled (a call deferred before them) come back first: they
+    /// arrived before every message held now.
+    pub(crate) fn requeue(&mut self, unhandled: Vec<Inbound>) {
+        if unhandled.is_empty() {
+            return;
+        }
+        self.bytes += unhandled.iter().map(Inbound::len).sum::<usize>();
+        let newer = std::mem::replace(&mut self.messages, unhandled);
+        self.messages.extend(newer);
+    }
+
     /// Takes every message, for the next job.
     pub(crate) fn take(&mut self) -> Option<Batch> {
         if self.messages.is_empty() {
@@ -365,6 +337,7 @@ impl Inbox {
             bytes: std::mem::take(&mut self.bytes),
             deflate: self.deflate,
             drained: false,
+            expired: false,
         })
     }
 
@@ -375,6 +348,7 @@ impl Inbox {
             bytes: 0,
             deflate: self.deflate,
             drained: false,
+            expired: false,
         }
     }
 }

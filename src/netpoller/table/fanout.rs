@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
 use crate::conn_id::ConnId;
-use crate::dispatch::{JobQueue, Publication, Reply};
+use crate::dispatch::{JobQueue, Output, Publication};
 use crate::metrics::add;
 use crate::session::Subscriptions;
 use crate::topic::Topic;
@@ -57,11 +57,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// A reply for a connection that has gone while its job was with the handler: its
     /// subscriptions ended with it (and those the job asked for are not taken), but what the
     /// handler published still reaches the topic's subscribers.
-    pub(super) fn publish_orphaned(&mut self, reply: &mut Reply, now: Instant) {
-        if reply.output.topics.is_empty() {
+    pub(super) fn publish_orphaned(&mut self, conn: ConnId, output: &mut Output, now: Instant) {
+        if output.topics.is_empty() {
             return;
         }
-        for publication in reply.output.take_publications(reply.conn()) {
+        for publication in output.take_publications(conn) {
             self.topics.publish(publication);
         }
         self.deliver_publications(now);
