@@ -120,8 +120,10 @@ fn the_next_message_waits_for_the_completion_which_sends_and_keeps_the_session()
     let deferred = app.take();
     let handle = server.handle();
     // The worker is free: nothing else of this connection ran meanwhile.
-    wait_for_stats(&handle, "the deferral", |s| s.deferred_calls == 1);
-    assert_eq!(handle.stats().messages_in, 3);
+    let stats = wait_for_stats(&handle, "the deferral and the messages after", |s| {
+        s.deferred_calls == 1 && s.messages_in == 3
+    });
+    assert_eq!(stats.messages_out, 1, "b and c wait for the completion");
     let completer = thread::spawn({
         let app = app.clone();
         move || app.complete(deferred, "a")
