@@ -116,7 +116,11 @@ fn the_next_message_waits_for_the_completion_which_sends_and_keeps_the_session()
     send(&mut client, "later:a");
     send(&mut client, "b");
     send(&mut client, "c");
-    assert_eq!(text(&mut client), "deferring:later:a", "sent before deferring: now");
+    assert_eq!(
+        text(&mut client),
+        "deferring:later:a",
+        "sent before deferring: now"
+    );
     let deferred = app.take();
     let handle = server.handle();
     // The worker is free: nothing else of this connection ran meanwhile.
@@ -130,7 +134,11 @@ fn the_next_message_waits_for_the_completion_which_sends_and_keeps_the_session()
     });
     assert_eq!(completer.join().unwrap(), Ok(()));
     assert_eq!(text(&mut client), "done:a:11");
-    assert_eq!(text(&mut client), "echo:b:12", "then the messages that waited");
+    assert_eq!(
+        text(&mut client),
+        "echo:b:12",
+        "then the messages that waited"
+    );
     assert_eq!(text(&mut client), "echo:c:13");
     close_client(client);
     wait_until("on_close", || app.seen().len() == 2);
@@ -165,7 +173,11 @@ fn past_the_deadline_the_connection_closes_with_1011_and_a_late_completion_is_re
     assert_eq!((stats.deferred_expired, stats.deferred_calls), (1, 1));
     drop(client);
     wait_until("on_close", || !app.seen().is_empty());
-    assert_eq!(app.seen(), [Seen::Closed(1011, 1)], "the completion never ran");
+    assert_eq!(
+        app.seen(),
+        [Seen::Closed(1011, 1)],
+        "the completion never ran"
+    );
     server.shutdown().unwrap();
 }
 
@@ -206,7 +218,10 @@ fn after_the_peers_eof_on_close_waits_for_the_completion() {
     send(&mut client, "later:y");
     assert_eq!(text(&mut client), "deferring:later:y");
     let deferred = app.take();
-    client.get_mut().shutdown(std::net::Shutdown::Write).unwrap();
+    client
+        .get_mut()
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
     let stats = wait_for_stats(&server.handle(), "the peer's EOF", |s| {
         s.phase_peer_closed == 1
     });
@@ -232,7 +247,11 @@ fn completing_inside_the_call_twice_or_never_is_harmless() {
     assert_eq!(text(&mut client), "done:now:n:11", "right after the call");
     send(&mut client, "drop");
     send(&mut client, "e");
-    assert_eq!(text(&mut client), "echo:e:13", "a dropped handle completes with nothing");
+    assert_eq!(
+        text(&mut client),
+        "echo:e:13",
+        "a dropped handle completes with nothing"
+    );
     send(&mut client, "twice");
     let (first, second) = (app.take(), app.take());
     assert_eq!(first.conn(), second.conn());

@@ -264,6 +264,20 @@ mod tests {
     }
 
     #[test]
+    fn a_deferred_timeout_must_be_more_than_zero_and_may_be_forever() {
+        let config = Config {
+            deferred_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(refusal(&config), "deferred_timeout must be more than zero");
+        let config = Config {
+            deferred_timeout: Duration::MAX,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
     fn zero_limits_are_rejected_by_name() {
         let config = Config {
             job_queue_capacity: 0,

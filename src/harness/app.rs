@@ -10,8 +10,8 @@ use mio::{Interest, Token};
 
 use crate::conn_id::ConnId;
 use crate::dispatch::{
-    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply,
-    Returned, Run, SessionBox, Work,
+    After, Compressing, Deferral, DeferredCell, HttpTail, Inbound, Job, JobQueue, JobRunner, Lease,
+    Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, Work,
 };
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
@@ -39,6 +39,10 @@ pub enum AppEvent {
     /// A job after the upgrade came without this connection's session (a bug in the core,
     /// which must carry it from the upgrade's reply to every job and to `on_close`).
     LostSession(ConnId),
+    /// The message `defer` deferred its completion.
+    Deferred(ConnId),
+    /// `on_deferred_timeout` ran (the test application then closes with `1011`).
+    DeferredTimeout(ConnId),
 }
 
 /// The test application's session: whose it is, and how many messages it has seen.
@@ -60,10 +64,48 @@ fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSess
 /// `sub:T` and `unsub:T` (subscribe to, unsubscribe from topic `T`), `pub:T:text` (publish
 /// `text` to `T`, the sender too if it is subscribed) and `others:T:text` (to everyone but the
 /// sender). A client that offers permessage-deflate gets it, and its echoes are compressed
-/// (every message, whatever its size).
+/// (every message, whatever its size). The text `defer` defers the rest of its batch: the test
+/// completes it, or lets its deadline pass (then the application closes with `1011`, as
+/// `on_deferred_timeout` does by default).
 #[derive(Debug, Default)]
 pub struct TestApp {
     events: Mutex<Vec<AppEvent>>,
+    /// Deferred calls, oldest first, for the test to complete.
+    pub(crate) deferred: Mutex<VecDeque<Arc<TestCell>>>,
+}
+
+/// A deferred call of the test application: its pending job, until a completion or the loop
+/// takes it.
+#[derive(Debug, Default)]
+pub(crate) struct TestCell {
+    pending: Mutex<Option<Pending>>,
+}
+
+impl TestCell {
+    /// The pending job, if neither a completion nor the loop took it.
+    pub(crate) fn take(&self) -> Option<Pending> {
+        self.pending.lock().ok()?.take()
+    }
+}
+
+impl DeferredCell for TestCell {
+    fn announce(&self) -> Option<Pending> {
+        None
+    }
+
+    fn reclaim(&self, _why: Reclaimed) -> Option<Pending> {
+        self.take()
+    }
+}
+
+impl Drop for TestCell {
+    /// A call the test never completed, and the loop never took back (the table was dropped
+    /// first): its lease ends with it.
+    fn drop(&mut self) {
+        if let Some(pending) = self.take() {
+            pending.lease.end();
+        }
+    }
 }
 
 impl TestApp {
@@ -102,10 +144,48 @@ impl JobRunner for TestApp {
         };
         let conn = lease.conn();
         let (output, after, session) = match work {
-            Work::Messages(batch) => self.messages(conn, batch, session),
+            Work::Messages(batch) => {
+                let (output, session, unhandled) = self.messages(conn, batch, session);
+                if let Some(unhandled) = unhandled {
+                    return Some(self.defer(lease, output, session, unhandled));
+                }
+                (output, After::Continue, session)
+            }
             Work::Http { requests, tail } => self.http(conn, requests, tail),
         };
         Some(Returned::Reply(reply(lease, output, after, session)))
+    }
+}
+
+impl TestApp {
+    /// Parks a job whose message `defer` deferred: the test completes it
+    /// (`Harness::complete_deferred`), or the loop takes it back.
+    fn defer(
+        &self,
+        lease: Lease,
+        output: Output,
+        session: Option<SessionBox>,
+        unhandled: Vec<Inbound>,
+    ) -> Returned {
+        let conn = lease.conn();
+        self.record(AppEvent::Deferred(conn));
+        let cell = Arc::new(TestCell {
+            pending: Mutex::new(Some(Pending {
+                lease,
+                output: output.sibling(),
+                session,
+                unhandled,
+            })),
+        });
+        if let Ok(mut deferred) = self.deferred.lock() {
+            deferred.push_back(Arc::clone(&cell));
+        }
+        Returned::Deferred(Deferral {
+            conn,
+            link: cell,
+            output,
+            after: After::Continue,
+        })
     }
 }
 
@@ -116,13 +196,18 @@ impl TestApp {
         conn: ConnId,
         batch: crate::dispatch::Batch,
         session: Option<SessionBox>,
-    ) -> (Output, After, Option<SessionBox>) {
+    ) -> (Output, Option<SessionBox>, Option<Vec<Inbound>>) {
         let mut output = Output::default();
         let Some(mut own) = own_session(session, conn) else {
             self.record(AppEvent::LostSession(conn));
-            return (output, After::Continue, None);
+            return (output, None, None);
         };
         own.1 += batch.messages.len() as u64;
+        if batch.expired {
+            self.record(AppEvent::DeferredTimeout(conn));
+            output.close = Some(frame(CloseCode::Error, "deferred reply timed out"));
+            return (output, Some(own as SessionBox), None);
+        }
         if batch.drained {
             self.record(AppEvent::Drain(conn));
         }
@@ -131,7 +216,8 @@ impl TestApp {
             level: 1,
             threshold: 0,
         });
-        for message in batch.messages {
+        let mut messages = batch.messages.into_iter();
+        while let Some(message) = messages.next() {
             let message = match message.into_message(TEST_APP_MAX_INFLATED) {
                 Ok(message) => message,
                 Err(err) => {
@@ -149,11 +235,12 @@ impl TestApp {
                     output.close = Some(frame(CloseCode::Error, "handler panicked"));
                     break;
                 }
+                b"defer" => return (output, Some(own as SessionBox), Some(messages.collect())),
                 text if topic_command(&mut output, text) => {}
                 _ => output.push_message(message),
             }
         }
-        (output, After::Continue, Some(own as SessionBox))
+        (output, Some(own as SessionBox), None)
     }
 
     /// Answers a batch of requests, then its tail (upgrades accepted but on `/reject`).

@@ -97,7 +97,9 @@ impl Harness {
                     }
                     seen.0 = true;
                 }
-                AppEvent::Message(id, _) => {
+                AppEvent::Message(id, _)
+                | AppEvent::Deferred(id)
+                | AppEvent::DeferredTimeout(id) => {
                     let seen = state.get(&id).copied().unwrap_or_default();
                     if !seen.0 || seen.1 {
                         return Err(format!("{id}: on_message outside open..close"));

@@ -8,6 +8,7 @@ mod bodies;
 mod budget;
 mod closing;
 mod deadlines;
+mod deferred;
 mod deflate;
 mod fairness;
 mod http;
