@@ -345,6 +345,7 @@ impl Session {
             // A deferred job is taken back now: its completion, when it comes, finds the
             // connection closed. If one is already running, its reply settles `on_close`.
             if let Taken::Back(reply) = self.job.take_back(Reclaimed::Closed) {
+                let reply = *reply;
                 self.state = self.state.take().or(reply.session);
                 self.job.give_back(reply.lease);
             }

@@ -48,7 +48,7 @@ impl Session {
                 if let Phase::Open(open) = &mut self.phase {
                     open.expired = true;
                 }
-                self.replied(env, reply);
+                self.replied(env, *reply);
             }
             Taken::Completing => {
                 log::trace!("{}: deadline passed as its completion ran", self.id);

@@ -49,7 +49,7 @@ pub(crate) struct Deferred {
 pub(crate) enum Taken {
     /// The slot has it (and is idle again): the lease went home; here is what the job still
     /// held, as the reply that would have brought it.
-    Back(Reply),
+    Back(Box<Reply>),
     /// A completion is running and its reply is coming: the slot waits for it as for any job
     /// out.
     Completing,
@@ -120,7 +120,7 @@ impl JobSlot {
                 let reply = pending.into_reply();
                 let Reply { lease, .. } = &reply;
                 debug_assert_eq!(lease.bytes(), bytes);
-                Taken::Back(reply)
+                Taken::Back(Box::new(reply))
             }
             None => {
                 *self = JobSlot::InFlight(bytes);
