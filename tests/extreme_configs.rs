@@ -166,6 +166,7 @@ fn fields() -> Vec<Field> {
         max_lifetime,
         message_timeout,
         write_stall_timeout,
+        deferred_timeout,
         metrics_path,
         health_path,
         close_timeout,
