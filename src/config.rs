@@ -268,6 +268,14 @@ pub struct Config {
     /// so this bounds what one client can make the server hold. 0: nobody may subscribe;
     /// `usize::MAX`: unbounded. Default 64.
     pub max_subscriptions: usize,
+    /// Most timers one WebSocket may have armed at once
+    /// ([`Context::set_timer`](crate::Context::set_timer); resetting an armed one does not
+    /// count twice). One more is an `Err` from `set_timer`, and nothing is armed. The timers
+    /// live in the connection (a key and an instant each; none allocated until the first), and
+    /// each step of the connection looks through them for the earliest, so this bounds what
+    /// one connection may hold and cost. 0: no timers; at most
+    /// [`MAX_TIMERS_PER_CONNECTION`](Config::MAX_TIMERS_PER_CONNECTION). Default 16.
+    pub max_timers_per_connection: usize,
     /// Which browser pages may open a WebSocket here, by the `Origin` of the upgrade request.
     /// A browser sends a page's cookies and HTTP credentials with an upgrade to any site, and
     /// the same-origin policy does not cover WebSockets: without this check, any page a logged-in
@@ -338,6 +346,7 @@ impl Default for Config {
             monitoring_reserve: 8,
             monitoring_timeout: Duration::from_secs(2),
             max_subscriptions: 64,
+            max_timers_per_connection: 16,
             allowed_origins: OriginPolicy::SameOrigin,
             forwarded_host: ForwardedHost::Ignore,
         }

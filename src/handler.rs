@@ -24,6 +24,7 @@
 pub(crate) mod call;
 pub(crate) mod deferred;
 mod http;
+mod timers;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -105,6 +106,16 @@ pub trait Handler: Send + Sync + 'static {
         ctx.close(CloseCode::Error, "deferred reply timed out");
     }
 
+    /// A timer this connection set ([`Context::set_timer`]) came due: `key` is the one it was
+    /// set with. Runs in order with the connection's other calls — never beside one, and not
+    /// while a call's completion is deferred: a timer that comes due meanwhile fires after it —
+    /// after `on_drain` and before the messages of its job. A fired timer is no longer armed
+    /// (set it again for a heartbeat); one reset or cancelled before its call is not called.
+    /// Never called once the connection is closing.
+    fn on_timer(&self, ctx: &mut Context<'_, Self::Session>, key: u64) {
+        let _ = (ctx, key);
+    }
+
     /// The output queued for this WebSocket passed `high_water_bytes` (a send answered
     /// [`Pressure::High`]) and has now fallen to `low_water_bytes`: the client reads again,
     /// and it is time to resume sending. Runs before the messages of its job, if any.
@@ -176,11 +187,13 @@ pub enum Pressure {
     High,
 }
 
-/// The output queued for a connection when its job left, and the mark to compare with.
+/// The output queued for a connection when its job left, and the mark to compare with; and
+/// how many timers it may arm (`Config::max_timers_per_connection`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flow {
     pub queued: usize,
     pub high_water: usize,
+    pub max_timers: usize,
 }
 
 /// Who is on the other end of a WebSocket, kept with its session for the whole connection:

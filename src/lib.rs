@@ -109,7 +109,7 @@ pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
 pub use driven::{DrivenServer, Turned};
-pub use error::{Error, PingError, SendError};
+pub use error::{Error, PingError, SendError, TimerError};
 pub use handler::{
     Answer, Context, Deferred, DeferredError, Handler, HttpContext, Pressure, Upgrade, UpgradeOffer,
 };

@@ -261,6 +261,13 @@ metrics! {
     buffers_in_use: gauge "buffers_in_use" [""] "Buffers lent to connections now.";
     /// Entries in the loops' timer heaps (live deadlines plus stale ones not yet popped).
     pending_timers: gauge "pending_timers" [""] "Entries in the loops' timer heaps.";
+    /// Timers the handlers have armed on their connections now (`Context::set_timer`), not
+    /// yet fired or cancelled, summed over the connections.
+    connection_timers: gauge "connection_timers" [""]
+        "Timers armed by handlers on their connections now.";
+    /// Handler timers that fired (each an `on_timer` call, unless the call before it closed).
+    timers_fired: counter "connection_timers_fired_total" [""]
+        "Handler timers that fired.";
     /// Keepalive pings sent to silent WebSocket connections.
     pings_sent: counter "pings_sent_total" [""] "Keepalive pings sent.";
     /// Requests not complete within `request_timeout` (answered `408`).

@@ -27,7 +27,7 @@ use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::dispatch::{
     After, Batch, Compressing, HttpTail, Inbound, Job, JobRunner, Lease, Output, Reply, Returned,
-    Run, SessionBox, Work,
+    Run, SessionBox, TimerBook, Work,
 };
 use crate::handler::call::{Slot, panicked_in};
 use crate::handler::deferred::{CallSite, Cell, park};
@@ -53,6 +53,8 @@ pub(crate) struct HandlerRunner<H> {
     max_message_size: usize,
     /// `Config::high_water_bytes`, for `Context::pressure`.
     high_water: usize,
+    /// `Config::max_timers_per_connection`, for `Context::set_timer`.
+    max_timers: usize,
 }
 
 impl<H: Handler> HandlerRunner<H> {
@@ -67,6 +69,7 @@ impl<H: Handler> HandlerRunner<H> {
             compression_threshold: config.compression_threshold,
             max_message_size: config.max_message_size,
             high_water: config.water_marks().1,
+            max_timers: config.max_timers_per_connection,
         })
     }
 
@@ -93,6 +96,7 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
                 let flow = Flow {
                     queued,
                     high_water: self.high_water,
+                    max_timers: self.max_timers,
                 };
                 Some(self.run_messages(lease, batch, slot, flow))
             }
@@ -119,8 +123,8 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
 }
 
 impl<H: Handler> HandlerRunner<H> {
-    /// A batch's calls in order — `on_deferred_timeout`, `on_drain`, then `on_message` for
-    /// each message — until one closes, fails or defers: the reply, or the deferral that parks
+    /// A batch's calls in order — `on_deferred_timeout`, `on_drain`, `on_timer` for each timer
+    /// that fired, then `on_message` for each message — until one closes, fails or defers: the reply, or the deferral that parks
     /// the rest of the batch until the completion.
     fn run_messages(
         &self,
@@ -135,10 +139,12 @@ impl<H: Handler> HandlerRunner<H> {
             deflate,
             drained,
             expired,
+            timers,
             ..
         } = batch;
         let mut output = Output::with_capacity(echo_room(&messages));
         output.compressing = self.compressing(deflate);
+        output.timers = timers.map(|timers| Box::new(TimerBook::new(*timers, self.max_timers)));
         let mut messages = messages.into_iter();
         let mut site = CallSite {
             conn,
@@ -179,8 +185,9 @@ impl<H: Handler> HandlerRunner<H> {
         }
     }
 
-    /// The calls a batch owes before its messages: `on_deferred_timeout`, then `on_drain`.
-    /// `Some` if one deferred.
+    /// The calls a batch owes before its messages: `on_deferred_timeout`, `on_drain`, then
+    /// `on_timer` for each timer that fired and was not reset or cancelled meanwhile. `Some`
+    /// if one deferred (the fired timers not reached go back to the connection, still due).
     fn run_hooks(
         &self,
         site: &mut CallSite<'_, H::Session>,
@@ -196,7 +203,24 @@ impl<H: Handler> HandlerRunner<H> {
             }
         }
         if drained && site.output.close.is_none() {
-            return site.call("on_drain", |ctx| self.handler.on_drain(ctx));
+            let parked = site.call("on_drain", |ctx| self.handler.on_drain(ctx));
+            if parked.is_some() {
+                return parked;
+            }
+        }
+        while site.output.close.is_none() {
+            let Some(key) = site
+                .output
+                .timers
+                .as_mut()
+                .and_then(|book| book.next_fired())
+            else {
+                break;
+            };
+            let parked = site.call("on_timer", |ctx| self.handler.on_timer(ctx, key));
+            if parked.is_some() {
+                return parked;
+            }
         }
         None
     }
@@ -307,6 +331,7 @@ impl<H: Handler> HandlerRunner<H> {
         let flow = Flow {
             queued: 0,
             high_water: self.high_water,
+            max_timers: self.max_timers,
         };
         let parked = CallSite {
             conn: lease.conn(),

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
+use crate::dispatch::timers::{FiredTimers, TimerBook};
 use crate::dispatch::topics::{Publication, TopicAction, TopicRequest};
 use crate::http::{HttpError, Request, UpgradeRequest};
 use crate::topic::Topic;
@@ -184,6 +185,9 @@ pub(crate) struct Batch {
     /// A deferred completion of the connection passed its deadline: call
     /// `on_deferred_timeout` first of all.
     pub expired: bool,
+    /// The connection's timers, if it has any: those that fired (`on_timer` for each, after
+    /// `on_drain`), and the keys of the others. Boxed: rare, and a job stays small.
+    pub timers: Option<Box<FiredTimers>>,
 }
 
 /// A data message as the loop decoded it: ready, or still compressed. The loop never inflates
@@ -265,6 +269,9 @@ pub(crate) struct Output {
     /// Messages of the job that no call handled, because one deferred its completion
     /// (`deferred.rs`): back to the connection's inbox, ahead of newer ones, for the next job.
     pub(crate) unhandled: Vec<Inbound>,
+    /// The connection's timers as the calls see them, and what they asked of them
+    /// (`timers.rs`): made by the first call that touches them, or by a job that brought some.
+    pub(crate) timers: Option<Box<TimerBook>>,
 }
 
 impl Output {
@@ -281,8 +288,15 @@ impl Output {
     pub(crate) fn sibling(&self) -> Self {
         Output {
             compressing: self.compressing,
+            timers: self.timers.as_ref().map(|book| Box::new(book.sibling())),
             ..Output::default()
         }
+    }
+
+    /// The timers' book, made for a connection that may arm `limit` if no call touched them yet.
+    pub(crate) fn timers(&mut self, limit: usize) -> &mut TimerBook {
+        self.timers
+            .get_or_insert_with(|| Box::new(TimerBook::new(FiredTimers::default(), limit)))
     }
 
     /// Appends one data frame, compressed if the connection negotiated it and the message

@@ -7,6 +7,7 @@
 //! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
 //! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
 //! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
+//! | `timers.rs` | a connection's timers as a job carries them: the keys that fired, the requests of its calls |
 //! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |
 //!
 //! Jobs enter from the loops on one bounded crossbeam channel that every worker receives from, so
@@ -18,6 +19,7 @@ mod handle;
 mod handoff;
 mod job;
 mod link;
+mod timers;
 mod topics;
 
 pub(crate) use deferred::{Deferral, DeferredCell, DeferredLink, Pending, Reclaimed, Returned};
@@ -28,4 +30,5 @@ pub(crate) use job::{
     After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
 };
 pub(crate) use link::{Command, LoopLink, LoopWaker, Push, mark_loop_thread};
+pub(crate) use timers::{FiredTimers, TimerBook, TimerRequest};
 pub(crate) use topics::{Publication, TopicAction};

@@ -11,14 +11,14 @@ use mio::{Interest, Token};
 use crate::conn_id::ConnId;
 use crate::dispatch::{
     After, Compressing, Deferral, DeferredCell, HttpTail, Inbound, Job, JobQueue, JobRunner, Lease,
-    Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, Work,
+    Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, TimerBook, Work,
 };
+use crate::harness::commands::{timer_command, timer_key, topic_command};
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
-use crate::topic::Topic;
 use crate::transport::memory::MemoryTransport;
 use crate::ws::deflate::negotiate;
-use crate::ws::{CloseCode, CloseFrame, Message, OpCode, encode_shared_frame};
+use crate::ws::{CloseCode, CloseFrame, Message};
 
 /// The largest message the test application inflates; beyond it, close `1009`.
 pub const TEST_APP_MAX_INFLATED: usize = 64 * 1024;
@@ -43,6 +43,10 @@ pub enum AppEvent {
     Deferred(ConnId),
     /// `on_deferred_timeout` ran (the test application then closes with `1011`).
     DeferredTimeout(ConnId),
+    /// `on_timer` ran for this key.
+    Timer(ConnId, u64),
+    /// `timer:K:MS` was refused: the connection had as many timers as it may.
+    TimerRefused(ConnId, u64),
 }
 
 /// The test application's session: whose it is, and how many messages it has seen.
@@ -66,10 +70,14 @@ fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSess
 /// sender). A client that offers permessage-deflate gets it, and its echoes are compressed
 /// (every message, whatever its size). The text `defer` defers the rest of its batch: the test
 /// completes it, or lets its deadline pass (then the application closes with `1011`, as
-/// `on_deferred_timeout` does by default).
+/// `on_deferred_timeout` does by default). Timers: `timer:K:MS` sets timer `K` to fire in `MS`
+/// milliseconds (refused past `max_timers_per_connection`, and recorded), `cancel:K` cancels
+/// it; each timer that fires is recorded, before the messages of its job.
 #[derive(Debug, Default)]
 pub struct TestApp {
     events: Mutex<Vec<AppEvent>>,
+    /// `Config::max_timers_per_connection`.
+    pub(crate) timer_limit: usize,
     /// Deferred calls, oldest first, for the test to complete.
     pub(crate) deferred: Mutex<VecDeque<Arc<TestCell>>>,
 }
@@ -109,6 +117,14 @@ impl Drop for TestCell {
 }
 
 impl TestApp {
+    /// The application of a core whose connections may arm `limit` timers.
+    pub(crate) fn with_timer_limit(limit: usize) -> Self {
+        TestApp {
+            timer_limit: limit,
+            ..TestApp::default()
+        }
+    }
+
     fn record(&self, event: AppEvent) {
         if let Ok(mut events) = self.events.lock() {
             events.push(event);
@@ -194,7 +210,7 @@ impl TestApp {
     fn messages(
         &self,
         conn: ConnId,
-        batch: crate::dispatch::Batch,
+        mut batch: crate::dispatch::Batch,
         session: Option<SessionBox>,
     ) -> (Output, Option<SessionBox>, Option<Vec<Inbound>>) {
         let mut output = Output::default();
@@ -203,14 +219,10 @@ impl TestApp {
             return (output, None, None);
         };
         own.1 += batch.messages.len() as u64;
-        if batch.expired {
-            self.record(AppEvent::DeferredTimeout(conn));
-            output.close = Some(frame(CloseCode::Error, "deferred reply timed out"));
+        if self.hooks(conn, &mut batch, &mut output) {
             return (output, Some(own as SessionBox), None);
         }
-        if batch.drained {
-            self.record(AppEvent::Drain(conn));
-        }
+        let limit = self.timer_limit;
         output.compressing = batch.deflate.map(|agreement| Compressing {
             window_bits: agreement.server_window_bits(),
             level: 1,
@@ -237,10 +249,37 @@ impl TestApp {
                 }
                 b"defer" => return (output, Some(own as SessionBox), Some(messages.collect())),
                 text if topic_command(&mut output, text) => {}
+                text if timer_command(&mut output, text, limit) => {}
+                text if text.starts_with(b"timer:") => {
+                    let key = timer_key(text).unwrap_or(u64::MAX);
+                    self.record(AppEvent::TimerRefused(conn, key));
+                }
                 _ => output.push_message(message),
             }
         }
         (output, Some(own as SessionBox), None)
+    }
+
+    /// The calls a batch owes before its messages: `on_deferred_timeout` (which closes: true),
+    /// `on_drain`, `on_timer` for each timer that fired.
+    fn hooks(&self, conn: ConnId, batch: &mut crate::dispatch::Batch, output: &mut Output) -> bool {
+        if batch.expired {
+            self.record(AppEvent::DeferredTimeout(conn));
+            output.close = Some(frame(CloseCode::Error, "deferred reply timed out"));
+            return true;
+        }
+        if batch.drained {
+            self.record(AppEvent::Drain(conn));
+        }
+        let limit = self.timer_limit;
+        output.timers = batch
+            .timers
+            .take()
+            .map(|timers| Box::new(TimerBook::new(*timers, limit)));
+        while let Some(key) = output.timers.as_mut().and_then(|book| book.next_fired()) {
+            self.record(AppEvent::Timer(conn, key));
+        }
+        false
     }
 
     /// Answers a batch of requests, then its tail (upgrades accepted but on `/reject`).
@@ -295,36 +334,6 @@ impl TestApp {
         };
         (output, after, None)
     }
-}
-
-/// Carries out `text` if it is one of the test application's topic commands.
-fn topic_command(output: &mut Output, text: &[u8]) -> bool {
-    let Some((verb, rest)) = std::str::from_utf8(text)
-        .ok()
-        .and_then(|t| t.split_once(':'))
-    else {
-        return false;
-    };
-    let (name, body) = match verb {
-        "sub" | "unsub" => (rest, ""),
-        "pub" | "others" => match rest.split_once(':') {
-            Some(split) => split,
-            None => return false,
-        },
-        _ => return false,
-    };
-    let Ok(topic) = Topic::new(name) else {
-        return false;
-    };
-    match verb {
-        "sub" => output.subscribe(topic),
-        "unsub" => output.unsubscribe(topic),
-        _ => {
-            let frame = encode_shared_frame(OpCode::Text, body.as_bytes());
-            output.publish(topic, frame, verb == "pub");
-        }
-    }
-    true
 }
 
 fn frame(code: CloseCode, reason: &str) -> CloseFrame {

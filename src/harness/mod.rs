@@ -14,6 +14,7 @@
 
 mod app;
 mod check;
+mod commands;
 mod script;
 #[cfg(test)]
 mod tests;
@@ -70,7 +71,7 @@ impl Harness {
     fn build(config: Config, inline: bool) -> Self {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
-        let app = Arc::new(TestApp::default());
+        let app = Arc::new(TestApp::with_timer_limit(config.max_timers_per_connection));
         let queue = ManualQueue {
             jobs: VecDeque::new(),
             capacity: config.job_queue_capacity,

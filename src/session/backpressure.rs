@@ -109,14 +109,14 @@ impl Session {
     pub(crate) fn note_backlog(&mut self, env: &Env<'_>) {
         let queued = self.output_len();
         if let Phase::Open(open) = &mut self.phase
-            && open.drain == Drain::Flowing
+            && open.inbox.drain == Drain::Flowing
             && queued >= env.config.water_marks().1
         {
             log::trace!(
                 "{}: {queued} bytes queued: past the high-water mark",
                 self.id
             );
-            open.drain = Drain::Backlogged;
+            open.inbox.drain = Drain::Backlogged;
         }
     }
 
@@ -128,10 +128,11 @@ impl Session {
         let may_dispatch = self.may_dispatch(env.config);
         match &mut self.phase {
             Phase::Open(open)
-                if open.drain == Drain::Backlogged && queued <= env.config.water_marks().0 =>
+                if open.inbox.drain == Drain::Backlogged
+                    && queued <= env.config.water_marks().0 =>
             {
                 log::trace!("{}: drained to {queued} bytes: on_drain owed", self.id);
-                open.drain = Drain::Due;
+                open.inbox.drain = Drain::Due;
                 may_dispatch
             }
             _ => false,

@@ -188,7 +188,7 @@ impl Session {
             // No new requests are taken once the server is shutting down.
             Phase::Http(_) if env.shutting_down => None,
             Phase::Http(_) => self.take_http_batch(env),
-            _ => self.take_messages().map(Work::Messages),
+            _ => self.take_messages(env).map(Work::Messages),
         };
         let Some(work) = work else {
             self.work_done(env);

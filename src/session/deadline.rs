@@ -22,6 +22,7 @@
 //! | `write_stall_timeout` | any phase, output stuck without progress | drop (`1008` to `on_close`) |
 //! | `close_timeout` | `Closing`/`Lingering`, after output drained | drop |
 //! | `deferred_timeout` | any phase, while a handler call's completion is deferred | take the job back; `on_deferred_timeout` (default: close `1011`) |
+//! | the handler's timers (`Context::set_timer`) | `Open`, the earliest of them, while no job is out and one may go out | `on_timer` for each that is due, in the next job (`timers.rs`) |
 //!
 //! A duration at its maximum (`Duration::MAX`) means the clock never runs out: every instant
 //! here comes from `config::deadline_after`, which takes anything past a century as a century.
@@ -32,7 +33,7 @@ use crate::config::{Config, deadline_after};
 use crate::metrics::{TimeoutKind, add};
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::{Open, Phase};
+use crate::session::phase::{JobSlot, Open, Phase};
 
 use crate::ws::{OpCode, encode_frame};
 
@@ -45,6 +46,8 @@ pub(crate) enum Due {
     Timeout(TimeoutKind),
     /// A deferred completion did not come within `deferred_timeout`: take the job back.
     Deferred,
+    /// A timer the handler set came due: the next job takes it (`timers.rs`).
+    Timer,
 }
 
 impl Session {
@@ -111,6 +114,14 @@ impl Session {
             let kind = TimeoutKind::Lifetime;
             consider(deadline_after(open.opened_at, lifetime), Due::Timeout(kind));
         }
+        // A timer that comes due while a job is out (or output holds jobs back) waits for it:
+        // it fires with the next job, and is the connection's deadline again only then.
+        if let Some(at) = open.timers.earliest()
+            && matches!(self.job, JobSlot::Idle)
+            && self.may_dispatch(config)
+        {
+            consider(at, Due::Timer);
+        }
         if let Some(interval) = config.ping_interval {
             match open.ping_sent {
                 Some(sent) => {
@@ -142,6 +153,8 @@ impl Session {
             }
             Due::Timeout(kind) => self.timed_out(env, kind),
             Due::Deferred => self.deferral_expired(env),
+            // The pump's next `poll_job` takes every timer due now into a job.
+            Due::Timer => log::trace!("{}: a timer of the handler came due", self.id),
         }
     }
 }

@@ -46,7 +46,7 @@ impl Session {
                 log::debug!("{}: a deferred completion timed out", self.id);
                 add(&env.metrics.deferred_expired, 1);
                 if let Phase::Open(open) = &mut self.phase {
-                    open.expired = true;
+                    open.inbox.expired = true;
                 }
                 self.replied(env, *reply);
             }

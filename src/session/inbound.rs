@@ -161,27 +161,29 @@ impl Session {
         }
     }
 
-    /// The inbox as the next batch, carrying an owed `on_deferred_timeout` and `on_drain`
-    /// (alone, if no message waits).
-    pub(crate) fn take_messages(&mut self) -> Option<Batch> {
+    /// The inbox as the next batch, carrying an owed `on_deferred_timeout` and `on_drain`, the
+    /// timers that fired (alone, if no message waits), and the keys of those still armed.
+    pub(crate) fn take_messages(&mut self, env: &Env<'_>) -> Option<Batch> {
+        let timer_due = self.timer_due(env);
         let (drain_due, expired) = match &mut self.phase {
             Phase::Open(open) => {
-                let drain_due = open.drain == Drain::Due;
+                let drain_due = open.inbox.drain == Drain::Due;
                 if drain_due {
-                    open.drain = Drain::Flowing;
+                    open.inbox.drain = Drain::Flowing;
                 }
-                (drain_due, std::mem::take(&mut open.expired))
+                (drain_due, std::mem::take(&mut open.inbox.expired))
             }
             _ => (false, false),
         };
         let inbox = self.phase.inbox_mut()?;
         let mut batch = match inbox.take() {
             Some(batch) => batch,
-            None if drain_due || expired => inbox.empty_batch(),
+            None if drain_due || expired || timer_due => inbox.empty_batch(),
             None => return None,
         };
         batch.drained = drain_due;
         batch.expired = expired;
+        batch.timers = self.timers_for_job(env);
         Some(batch)
     }
 

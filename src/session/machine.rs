@@ -45,6 +45,10 @@ impl Session {
         if let Some(gauge) = next.gauge(env.metrics) {
             add(gauge, 1);
         }
+        if let Phase::Open(open) = &self.phase {
+            // The handler's timers end with the phase: none calls back once it is closing.
+            open.timers.forget(env.metrics);
+        }
         self.phase = next;
         self.clocks.wait_since = env.now;
     }
@@ -174,8 +178,27 @@ impl Session {
         }
         let close = output.close.take();
         let failed = output.failed.take();
+        let timers = output.timers.take();
         self.queue_output(env, output);
         self.note_backlog(env);
+        self.carry_on(env, after);
+        self.apply_timers(env, timers); // after the `101`: `on_open` may set some
+        if let Some(err) = failed {
+            return self.inflate_failed(env, &err);
+        }
+        if let Some(CloseFrame { code, reason }) = close {
+            // 1011 means the handler panicked: the server's decision, not a clean close.
+            let end = if code == CloseCode::Error {
+                CloseKind::Server
+            } else {
+                CloseKind::Clean
+            };
+            self.we_close(env, code, &reason, end);
+        }
+    }
+
+    /// What the session does after a reply's bytes: stays, is upgraded, or lingers.
+    fn carry_on(&mut self, env: &mut Env<'_>, after: After) {
         match after {
             After::Continue => {
                 if let Phase::Http(http) = &mut self.phase {
@@ -193,18 +216,6 @@ impl Session {
                 };
                 self.linger(env, end, peer_eof, None);
             }
-        }
-        if let Some(err) = failed {
-            return self.inflate_failed(env, &err);
-        }
-        if let Some(CloseFrame { code, reason }) = close {
-            // 1011 means the handler panicked: the server's decision, not a clean close.
-            let end = if code == CloseCode::Error {
-                CloseKind::Server
-            } else {
-                CloseKind::Clean
-            };
-            self.we_close(env, code, &reason, end);
         }
     }
 

@@ -22,6 +22,8 @@
 //! | `deferral.rs` | a job whose call deferred its completion: its deadline, and taking it back |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
+//! | `armed_timers.rs` | an open WebSocket's armed timers: keys and instants, the earliest |
+//! | `timers.rs` | a WebSocket's own timers (`Context::set_timer`): armed from its replies, fired as work for its job |
 //!
 //! Data enters through [`Session::received`] (bytes read into [`Session::read_space`]),
 //! [`Session::replied`] (a job's answer), [`Session::command`] and [`Session::push_shared`]
@@ -29,6 +31,7 @@
 //! [`Session::poll_transmit`] (bytes for the socket) and [`Session::poll_job`] (work for the
 //! handler).
 
+mod armed_timers;
 mod backpressure;
 mod buffers;
 mod connection;
@@ -40,6 +43,7 @@ mod job_slot;
 mod machine;
 mod monitoring_reserve;
 mod phase;
+mod timers;
 mod topics;
 
 pub(crate) use connection::{Ending, Outcome, Session, Transmit, Written};

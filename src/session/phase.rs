@@ -23,6 +23,7 @@ use crate::conn_id::ConnId;
 use crate::dispatch::{After, Batch, Inbound, Job, Reply, SessionBox};
 use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
+use crate::session::armed_timers::ArmedTimers;
 pub(crate) use crate::session::job_slot::{JobSlot, Taken};
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
@@ -91,11 +92,8 @@ pub(crate) struct Open {
     /// When the first byte of the message (or control frame) the decoder holds in part arrived
     /// (`message_timeout`); `None` between messages.
     pub message_since: Option<Instant>,
-    /// Where the output stands against the high- and low-water marks (`on_drain`).
-    pub drain: Drain,
-    /// A deferred completion passed its deadline: `on_deferred_timeout` goes out with the next
-    /// job.
-    pub expired: bool,
+    /// The handler's timers (`timers.rs`): empty, and unallocated, for most connections.
+    pub timers: ArmedTimers,
 }
 
 impl Open {
@@ -107,8 +105,7 @@ impl Open {
             opened_at: now,
             ping_sent: None,
             message_since: None,
-            drain: Drain::Flowing,
-            expired: false,
+            timers: ArmedTimers::default(),
         }
     }
 }
@@ -260,7 +257,10 @@ impl Drop for OwedClose {
     }
 }
 
-/// Messages decoded while the previous job runs: they become the next job, as one batch.
+/// Messages decoded while the previous job runs: they become the next job, as one batch —
+/// with the calls an open WebSocket owes its handler besides them (`on_drain`,
+/// `on_deferred_timeout`). (Those two flags sit in what would be the inbox's padding: an idle
+/// connection's size is a headline number.)
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     messages: Vec<Inbound>,
@@ -268,6 +268,11 @@ pub(crate) struct Inbox {
     /// The connection's permessage-deflate agreement, fixed at the upgrade: it goes out with
     /// every batch, so that whoever runs the handler inflates and compresses.
     deflate: Option<PerMessageDeflate>,
+    /// Where the output stands against the high- and low-water marks (`on_drain`).
+    pub drain: Drain,
+    /// A deferred completion passed its deadline: `on_deferred_timeout` goes out with the next
+    /// job.
+    pub expired: bool,
 }
 
 impl Inbox {
@@ -338,6 +343,7 @@ impl Inbox {
             deflate: self.deflate,
             drained: false,
             expired: false,
+            timers: None,
         })
     }
 
@@ -349,6 +355,7 @@ impl Inbox {
             deflate: self.deflate,
             drained: false,
             expired: false,
+            timers: None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod http;
 mod lifecycle;
 mod monitoring_reserve;
 mod scripts;
+mod timers;
 mod topics;
 mod transport;
 
