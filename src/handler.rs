@@ -116,6 +116,18 @@ pub trait Handler: Send + Sync + 'static {
         let _ = (ctx, key);
     }
 
+    /// A pong answered a ping this handler sent ([`Context::ping`]): `payload` is the pong's
+    /// (RFC 6455 §5.5.3: the ping's, echoed). Runs in order with the connection's messages,
+    /// where the pong arrived among them. Each ping sent is owed one pong, so a handler that
+    /// never pings is never called; pongs beyond those (unsolicited ones, answers to the
+    /// server's keepalive pings) are taken as signs of life and go no further — which is why a
+    /// pong may answer the keepalive while one of yours is out: match on the payload. For an
+    /// application keepalive or a round-trip time: send a ping with a time or a counter in a
+    /// timer ([`Context::set_timer`]), and compare here.
+    fn on_pong(&self, ctx: &mut Context<'_, Self::Session>, payload: &[u8]) {
+        let _ = (ctx, payload);
+    }
+
     /// The output queued for this WebSocket passed `high_water_bytes` (a send answered
     /// [`Pressure::High`]) and has now fallen to `low_water_bytes`: the client reads again,
     /// and it is time to resume sending. Runs before the messages of its job, if any.
@@ -345,8 +357,8 @@ impl<'a, S> Context<'a, S> {
 
     /// Sends a ping with `payload` (at most 125 bytes, RFC 6455 §5.5) after what was sent so
     /// far: the client must answer with a pong carrying the same payload (RFC 6455 §5.5.2).
-    /// The server takes that pong as it takes any (it shows the connection alive); handlers do
-    /// not see pongs yet. Never compressed. `Err` for a longer payload, and nothing is sent;
+    /// The pong comes to [`Handler::on_pong`], in order with the connection's messages (and
+    /// shows the connection alive, as any byte does). Never compressed. `Err` for a longer payload, and nothing is sent;
     /// after [`close`](Self::close) it is ignored.
     pub fn ping(&mut self, payload: impl AsRef<[u8]>) -> Result<(), PingError> {
         let payload = payload.as_ref();

@@ -26,8 +26,8 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::dispatch::{
-    After, Batch, Compressing, HttpTail, Inbound, Job, JobRunner, Lease, Output, Reply, Returned,
-    Run, SessionBox, TimerBook, Work,
+    After, Batch, Call, Compressing, HttpTail, Inbound, Job, JobRunner, Lease, Output, Reply,
+    Returned, Run, SessionBox, TimerBook, Work,
 };
 use crate::handler::call::{Slot, panicked_in};
 use crate::handler::deferred::{CallSite, Cell, park};
@@ -124,8 +124,9 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
 
 impl<H: Handler> HandlerRunner<H> {
     /// A batch's calls in order — `on_deferred_timeout`, `on_drain`, `on_timer` for each timer
-    /// that fired, then `on_message` for each message — until one closes, fails or defers: the reply, or the deferral that parks
-    /// the rest of the batch until the completion.
+    /// that fired, then `on_message` (or `on_pong`) for each message — until one closes, fails
+    /// or defers: the reply, or the deferral that parks the rest of the batch until the
+    /// completion.
     fn run_messages(
         &self,
         lease: Lease,
@@ -159,17 +160,10 @@ impl<H: Handler> HandlerRunner<H> {
             let Some(message) = messages.next() else {
                 break;
             };
-            let message = match message.into_message(self.max_message_size) {
-                Ok(message) => message,
-                Err(err) => {
-                    log::debug!("{conn}: a compressed message failed: {err}");
-                    add(&self.server.metrics().inflate_failures, 1);
-                    // Nothing after it is handled: the session fails the connection.
-                    site.output.failed = Some(err);
-                    break;
-                }
-            };
-            parked = site.call("on_message", |ctx| self.handler.on_message(ctx, message));
+            match self.call_one(&mut site, message) {
+                Ok(deferred) => parked = deferred,
+                Err(Inflate) => break,
+            }
         }
         match parked {
             Some(cell) => park(
@@ -182,6 +176,30 @@ impl<H: Handler> HandlerRunner<H> {
             ),
             // Messages after a close are dropped: the handler asked to end the conversation.
             None => reply(lease, output, After::Continue, Some(slot)),
+        }
+    }
+
+    /// One message's call: `on_message`, or `on_pong`; `Some` if it deferred. A compressed
+    /// message that does not inflate is the peer's error: nothing after it is handled, and the
+    /// session fails the connection.
+    fn call_one(
+        &self,
+        site: &mut CallSite<'_, H::Session>,
+        message: Inbound,
+    ) -> Result<Option<Arc<Cell<H::Session>>>, Inflate> {
+        match message.into_call(self.max_message_size) {
+            Ok(Call::Message(message)) => {
+                Ok(site.call("on_message", |ctx| self.handler.on_message(ctx, message)))
+            }
+            Ok(Call::Pong(payload)) => {
+                Ok(site.call("on_pong", |ctx| self.handler.on_pong(ctx, &payload)))
+            }
+            Err(err) => {
+                log::debug!("{}: a compressed message failed: {err}", site.conn);
+                add(&self.server.metrics().inflate_failures, 1);
+                site.output.failed = Some(err);
+                Err(Inflate)
+            }
         }
     }
 
@@ -428,6 +446,9 @@ fn echo_room(messages: &[Inbound]) -> usize {
         })
         .sum()
 }
+
+/// A compressed message of the batch failed to inflate.
+struct Inflate;
 
 /// The response a request gets when its handler panicked.
 fn internal_error_response() -> Response {

@@ -190,13 +190,24 @@ pub(crate) struct Batch {
     pub timers: Option<Box<FiredTimers>>,
 }
 
-/// A data message as the loop decoded it: ready, or still compressed. The loop never inflates
-/// (in worker mode that work belongs to the workers); [`Inbound::into_message`] does, wherever
-/// the handler runs.
+/// What the loop decoded for the handler: a data message, ready or still compressed, or a pong
+/// that answers a ping the handler sent. The loop never inflates (in worker mode that work
+/// belongs to the workers); [`Inbound::into_call`] does, wherever the handler runs.
 #[derive(Debug)]
 pub(crate) enum Inbound {
     Message(Message),
     Compressed(Compressed),
+    /// A pong's payload, for `on_pong` (at most 125 bytes).
+    Pong(Vec<u8>),
+}
+
+/// One handler call of a batch, ready to make.
+#[derive(Debug)]
+pub(crate) enum Call {
+    /// `on_message`.
+    Message(Message),
+    /// `on_pong`, with the pong's payload.
+    Pong(Vec<u8>),
 }
 
 impl Inbound {
@@ -205,14 +216,19 @@ impl Inbound {
         match self {
             Inbound::Message(message) => message.len(),
             Inbound::Compressed(compressed) => compressed.payload.len(),
+            Inbound::Pong(payload) => payload.len(),
         }
     }
 
-    /// The message, inflated if need be to at most `max_message_size` bytes.
-    pub(crate) fn into_message(self, max_message_size: usize) -> Result<Message, WsError> {
+    /// The call to make: a message inflated if need be to at most `max_message_size` bytes,
+    /// or a pong.
+    pub(crate) fn into_call(self, max_message_size: usize) -> Result<Call, WsError> {
         match self {
-            Inbound::Message(message) => Ok(message),
-            Inbound::Compressed(compressed) => compressed.inflate(max_message_size),
+            Inbound::Message(message) => Ok(Call::Message(message)),
+            Inbound::Compressed(compressed) => {
+                compressed.inflate(max_message_size).map(Call::Message)
+            }
+            Inbound::Pong(payload) => Ok(Call::Pong(payload)),
         }
     }
 }
@@ -263,6 +279,8 @@ pub(crate) struct Output {
     /// A compressed message of the batch could not be inflated (`1007`, `1009`): the peer broke
     /// the protocol. What came before it was handled; the session fails the connection.
     pub(crate) failed: Option<WsError>,
+    /// Pings the handler sent (`Context::ping`): as many pongs go to its `on_pong`.
+    pub(crate) pings: u16,
     /// Subscriptions and publications the handler asked for, in order, each placed among the
     /// chunks (`topics.rs`). Empty for a connection that uses no topics.
     pub(crate) topics: Vec<TopicRequest>,
@@ -331,6 +349,9 @@ impl Output {
     /// message. `payload` is at most 125 bytes (the caller checks).
     pub(crate) fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
         encode_frame(&mut self.bytes, opcode, payload);
+        if opcode == OpCode::Ping {
+            self.pings = self.pings.saturating_add(1);
+        }
     }
 
     /// Bytes in it, over all chunks.

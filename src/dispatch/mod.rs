@@ -27,7 +27,8 @@ pub use handle::ServerHandle;
 pub(crate) use handle::{Shared, SharedTls};
 pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool, send_home};
 pub(crate) use job::{
-    After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
+    After, Batch, Call, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox,
+    Work,
 };
 pub(crate) use link::{Command, LoopLink, LoopWaker, Push, mark_loop_thread};
 pub(crate) use timers::{FiredTimers, TimerBook, TimerRequest};

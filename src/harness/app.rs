@@ -10,15 +10,15 @@ use mio::{Interest, Token};
 
 use crate::conn_id::ConnId;
 use crate::dispatch::{
-    After, Compressing, Deferral, DeferredCell, HttpTail, Inbound, Job, JobQueue, JobRunner, Lease,
-    Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, TimerBook, Work,
+    After, Call, Compressing, Deferral, DeferredCell, HttpTail, Inbound, Job, JobQueue, JobRunner,
+    Lease, Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, TimerBook, Work,
 };
 use crate::harness::commands::{timer_command, timer_key, topic_command};
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
 use crate::transport::memory::MemoryTransport;
 use crate::ws::deflate::negotiate;
-use crate::ws::{CloseCode, CloseFrame, Message};
+use crate::ws::{CloseCode, CloseFrame, Message, OpCode};
 
 /// The largest message the test application inflates; beyond it, close `1009`.
 pub const TEST_APP_MAX_INFLATED: usize = 64 * 1024;
@@ -47,6 +47,15 @@ pub enum AppEvent {
     Timer(ConnId, u64),
     /// `timer:K:MS` was refused: the connection had as many timers as it may.
     TimerRefused(ConnId, u64),
+    /// `on_pong` ran with this payload (a pong to a `ping:PAYLOAD` of the application).
+    Pong(ConnId, Vec<u8>),
+}
+
+/// What the test application does after one message.
+enum Act {
+    Next,
+    Stop,
+    Defer,
 }
 
 /// The test application's session: whose it is, and how many messages it has seen.
@@ -72,7 +81,8 @@ fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSess
 /// completes it, or lets its deadline pass (then the application closes with `1011`, as
 /// `on_deferred_timeout` does by default). Timers: `timer:K:MS` sets timer `K` to fire in `MS`
 /// milliseconds (refused past `max_timers_per_connection`, and recorded), `cancel:K` cancels
-/// it; each timer that fires is recorded, before the messages of its job.
+/// it; each timer that fires is recorded, before the messages of its job. `ping:PAYLOAD` sends
+/// a ping; its pong is recorded.
 #[derive(Debug, Default)]
 pub struct TestApp {
     events: Mutex<Vec<AppEvent>>,
@@ -230,34 +240,51 @@ impl TestApp {
         });
         let mut messages = batch.messages.into_iter();
         while let Some(message) = messages.next() {
-            let message = match message.into_message(TEST_APP_MAX_INFLATED) {
-                Ok(message) => message,
+            let message = match message.into_call(TEST_APP_MAX_INFLATED) {
+                Ok(Call::Message(message)) => message,
+                Ok(Call::Pong(payload)) => {
+                    self.record(AppEvent::Pong(conn, payload));
+                    continue;
+                }
                 Err(err) => {
                     output.failed = Some(err);
                     break;
                 }
             };
-            self.record(AppEvent::Message(conn, message.clone()));
-            match message.as_bytes() {
-                b"close" => {
-                    output.close = Some(frame(CloseCode::Normal, "bye"));
-                    break;
+            match self.act(conn, &mut output, message, limit) {
+                Act::Next => {}
+                Act::Stop => break,
+                Act::Defer => {
+                    return (output, Some(own as SessionBox), Some(messages.collect()));
                 }
-                b"panic" => {
-                    output.close = Some(frame(CloseCode::Error, "handler panicked"));
-                    break;
-                }
-                b"defer" => return (output, Some(own as SessionBox), Some(messages.collect())),
-                text if topic_command(&mut output, text) => {}
-                text if timer_command(&mut output, text, limit) => {}
-                text if text.starts_with(b"timer:") => {
-                    let key = timer_key(text).unwrap_or(u64::MAX);
-                    self.record(AppEvent::TimerRefused(conn, key));
-                }
-                _ => output.push_message(message),
             }
         }
         (output, Some(own as SessionBox), None)
+    }
+
+    /// Handles one message: echoes it, or carries out its command.
+    fn act(&self, conn: ConnId, output: &mut Output, message: Message, limit: usize) -> Act {
+        self.record(AppEvent::Message(conn, message.clone()));
+        match message.as_bytes() {
+            b"close" => output.close = Some(frame(CloseCode::Normal, "bye")),
+            b"panic" => output.close = Some(frame(CloseCode::Error, "handler panicked")),
+            b"defer" => return Act::Defer,
+            text if topic_command(output, text) => {}
+            text if timer_command(output, text, limit) => {}
+            text if text.starts_with(b"timer:") => {
+                let key = timer_key(text).unwrap_or(u64::MAX);
+                self.record(AppEvent::TimerRefused(conn, key));
+            }
+            [b'p', b'i', b'n', b'g', b':', payload @ ..] => {
+                output.push_control(OpCode::Ping, payload);
+            }
+            _ => output.push_message(message),
+        }
+        if output.close.is_some() {
+            Act::Stop
+        } else {
+            Act::Next
+        }
     }
 
     /// The calls a batch owes before its messages: `on_deferred_timeout` (which closes: true),

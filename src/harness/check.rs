@@ -105,7 +105,8 @@ impl Harness {
                 | AppEvent::Deferred(id)
                 | AppEvent::DeferredTimeout(id)
                 | AppEvent::Timer(id, _)
-                | AppEvent::TimerRefused(id, _) => {
+                | AppEvent::TimerRefused(id, _)
+                | AppEvent::Pong(id, _) => {
                     let seen = state.get(&id).copied().unwrap_or_default();
                     if !seen.0 || seen.1 {
                         return Err(format!("{id}: on_message outside open..close"));

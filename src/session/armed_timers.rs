@@ -78,7 +78,10 @@ impl ArmedTimers {
     /// Arms `key` at `at`, or moves it there; refused past `limit` (the handler's `Context`
     /// refused it already: this only keeps the bound whatever a job says).
     pub(crate) fn set(&mut self, key: u64, at: Instant, limit: usize, metrics: &Metrics) -> bool {
-        let entries = self.entries.get_or_insert_with(Box::default);
+        // Most connections keep one timer (a heartbeat): room for one, grown if need be.
+        let entries = self
+            .entries
+            .get_or_insert_with(|| Box::new(Vec::with_capacity(1)));
         if let Some(armed) = entries.iter_mut().find(|armed| armed.key == key) {
             armed.at = at;
             return true;

@@ -91,7 +91,7 @@ impl Session {
                 encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
                 return self.queue(env, &pong);
             }
-            Decoded::Pong(_) => return log::trace!("{}: pong", self.id),
+            Decoded::Pong(payload) => return self.pong(payload.as_bytes()),
             Decoded::Close(_) => return,
         };
         add(&env.metrics.messages_in, 1);
@@ -101,6 +101,7 @@ impl Session {
                 Inbound::Message(Message::Binary(_)) => "binary",
                 Inbound::Compressed(c) if c.text => "compressed text",
                 Inbound::Compressed(_) => "compressed binary",
+                Inbound::Pong(_) => "pong",
             };
             let bytes = message.len();
             log::trace!("{}: decoded a {kind} message, {bytes} bytes", self.id);
@@ -116,6 +117,18 @@ impl Session {
         // out at once: no pause.
         if open.inbox.is_full(env.config) && job_out {
             add(&env.metrics.backpressure_pauses, 1);
+        }
+    }
+
+    /// A pong: for `on_pong` if the handler is owed one (it sent a ping), else nothing to do
+    /// (the keepalive took it as a sign of life already, `Session::received`).
+    fn pong(&mut self, payload: &[u8]) {
+        log::trace!("{}: pong, {} bytes", self.id, payload.len());
+        if let Phase::Open(open) = &mut self.phase
+            && open.inbox.pongs_owed > 0
+        {
+            open.inbox.pongs_owed -= 1;
+            open.inbox.push(Inbound::Pong(payload.to_vec()));
         }
     }
 

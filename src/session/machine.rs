@@ -174,7 +174,7 @@ impl Session {
         add(&env.metrics.messages_out, output.messages);
         add(&env.metrics.compressed_out, output.compressed);
         if let Some(inbox) = self.phase.inbox_mut() {
-            inbox.requeue(std::mem::take(&mut output.unhandled));
+            inbox.requeue(std::mem::take(&mut output.unhandled), output.pings);
         }
         let close = output.close.take();
         let failed = output.failed.take();

@@ -259,8 +259,8 @@ impl Drop for OwedClose {
 
 /// Messages decoded while the previous job runs: they become the next job, as one batch —
 /// with the calls an open WebSocket owes its handler besides them (`on_drain`,
-/// `on_deferred_timeout`). (Those two flags sit in what would be the inbox's padding: an idle
-/// connection's size is a headline number.)
+/// `on_deferred_timeout`, the pongs of its pings). (That bookkeeping sits in what would be the
+/// inbox's padding: an idle connection's size is a headline number.)
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     messages: Vec<Inbound>,
@@ -273,6 +273,9 @@ pub(crate) struct Inbox {
     /// A deferred completion passed its deadline: `on_deferred_timeout` goes out with the next
     /// job.
     pub expired: bool,
+    /// Pings the handler sent whose pongs have not come: that many pongs join the inbox for
+    /// `on_pong`; others (unsolicited, or answering the keepalive) make no work.
+    pub pongs_owed: u16,
 }
 
 impl Inbox {
@@ -321,9 +324,11 @@ impl Inbox {
         self.messages.len()
     }
 
-    /// Messages a job left unhandled (a call deferred before them) come back first: they
-    /// arrived before every message held now.
-    pub(crate) fn requeue(&mut self, unhandled: Vec<Inbound>) {
+    /// What a reply brings back: the messages its job left unhandled (a call deferred before
+    /// them) come back first — they arrived before every message held now —, and the pings its
+    /// calls sent are owed their pongs.
+    pub(crate) fn requeue(&mut self, unhandled: Vec<Inbound>, pings: u16) {
+        self.pongs_owed = self.pongs_owed.saturating_add(pings);
         if unhandled.is_empty() {
             return;
         }

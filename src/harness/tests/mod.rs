@@ -14,6 +14,7 @@ mod fairness;
 mod http;
 mod lifecycle;
 mod monitoring_reserve;
+mod pongs;
 mod scripts;
 mod timers;
 mod topics;
