@@ -101,7 +101,12 @@ pub trait Handler: Send + Sync + 'static {
     /// connection has moved on (what the call sent before deferring went out; the completion,
     /// if it comes, gets [`DeferredError::TimedOut`]). Runs before anything else of the
     /// connection's next job. The default closes the connection with `1011` (internal error):
-    /// its client was left without an answer.
+    /// its client was left without an answer. If the client closed meanwhile (its close frame
+    /// or EOF came while the call was deferred) it still runs, before the messages that came
+    /// ahead of the close (a close here drops them, as always), and the connection ends as the
+    /// client asked: the close frame echoes the client's code. If the server closed it meanwhile (`Context::close`, `ServerHandle::close`,
+    /// shutdown, a deadline) it does not run: the connection is ending, and only `on_close`
+    /// follows.
     fn on_deferred_timeout(&self, ctx: &mut Context<'_, Self::Session>) {
         ctx.close(CloseCode::Error, "deferred reply timed out");
     }

@@ -17,7 +17,7 @@ use crate::dispatch::{Deferral, Reclaimed};
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::{Phase, Taken};
+use crate::session::phase::Taken;
 
 impl Session {
     /// A call of the job out deferred its completion: queue what the job sent so far, do what
@@ -37,16 +37,22 @@ impl Session {
     }
 
     /// The deferred job's deadline passed without its completion: it is taken back (a
-    /// completion that comes later gets an `Err`), and an open WebSocket's next job calls
-    /// `on_deferred_timeout` — by default a close with `1011`. If a completion is running
-    /// already, its reply is awaited like any job's.
+    /// completion that comes later gets an `Err`), and the WebSocket's next job calls
+    /// `on_deferred_timeout` — by default a close with `1011`; after the peer's close (in
+    /// `PeerClosed`) the hook runs but the connection ends as the peer asked. Once we have
+    /// closed (`Closing`, `Lingering`) no job runs any more: the handler hears of it in
+    /// `on_close` alone. If a completion is running already, its reply is awaited like any
+    /// job's.
     pub(crate) fn deferral_expired(&mut self, env: &mut Env<'_>) {
         match self.job.take_back(Reclaimed::Expired) {
             Taken::Back(reply) => {
                 log::debug!("{}: a deferred completion timed out", self.id);
                 add(&env.metrics.deferred_expired, 1);
-                if let Phase::Open(open) = &mut self.phase {
-                    open.inbox.expired = true;
+                // Its next job says so — the peer may have closed meanwhile (`PeerClosed`: the
+                // messages before its close are still handled). Past our own close nothing
+                // but `on_close` runs.
+                if let Some(inbox) = self.phase.inbox_mut() {
+                    inbox.expired = true;
                 }
                 self.replied(env, *reply);
             }

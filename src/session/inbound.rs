@@ -178,17 +178,14 @@ impl Session {
     /// timers that fired (alone, if no message waits), and the keys of those still armed.
     pub(crate) fn take_messages(&mut self, env: &Env<'_>) -> Option<Batch> {
         let timer_due = self.timer_due(env);
-        let (drain_due, expired) = match &mut self.phase {
-            Phase::Open(open) => {
-                let drain_due = open.inbox.drain == Drain::Due;
-                if drain_due {
-                    open.inbox.drain = Drain::Flowing;
-                }
-                (drain_due, std::mem::take(&mut open.inbox.expired))
-            }
-            _ => (false, false),
-        };
+        let open = matches!(self.phase, Phase::Open(_));
         let inbox = self.phase.inbox_mut()?;
+        // `on_drain` is for an open WebSocket; `on_deferred_timeout` also after the peer's close.
+        let drain_due = open && inbox.drain == Drain::Due;
+        if drain_due {
+            inbox.drain = Drain::Flowing;
+        }
+        let expired = std::mem::take(&mut inbox.expired);
         let mut batch = match inbox.take() {
             Some(batch) => batch,
             None if drain_due || expired || timer_due => inbox.empty_batch(),

@@ -140,3 +140,79 @@ fn shutdown_waits_for_the_completion_then_closes_with_1001() {
     assert_eq!(close_code(&out), Some(1001));
     h.check_invariants().unwrap();
 }
+
+#[test]
+fn after_the_peers_close_the_deadline_still_owes_on_deferred_timeout_and_the_close_is_the_peers() {
+    let mut h = harness(deferring(secs(5)));
+    let peer = upgraded(&mut h);
+    let mut bytes = text("defer");
+    bytes.extend(text("b"));
+    bytes.extend(close_frame(1000));
+    h.send(peer, &bytes);
+    h.run_jobs(1);
+    assert_eq!(h.phase(peer), Some("PeerClosed"), "b still to handle");
+    h.advance(secs(5));
+    assert_eq!(h.stats().deferred_expired, 1);
+    h.run_all_jobs();
+    let id = h.id(peer);
+    let calls: Vec<AppEvent> = h
+        .app_events()
+        .into_iter()
+        .filter(|e| matches!(e, AppEvent::DeferredTimeout(_) | AppEvent::Message(..)))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            AppEvent::Message(id, "defer".into()),
+            AppEvent::DeferredTimeout(id),
+        ],
+        "the hook runs; its 1011 close is moot and b, after it, is dropped"
+    );
+    assert_eq!(
+        close_code(&h.take_output(peer)),
+        Some(1000),
+        "the echo of the peer's"
+    );
+    h.peer_eof(peer);
+    h.run_all_jobs();
+    assert_eq!(h.close_code(peer), Some(CloseCode::Normal));
+    assert!(!h.complete_deferred("late"));
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn after_our_close_the_deadline_takes_the_call_back_and_only_on_close_follows() {
+    for linger in [false, true] {
+        let mut h = harness(deferring(secs(1)));
+        let peer = upgraded(&mut h);
+        h.send(peer, &text("defer"));
+        h.run_jobs(1);
+        h.close(peer, CloseCode::Away);
+        assert_eq!(close_code(&h.take_output(peer)), Some(1001));
+        if linger {
+            h.send(peer, &close_frame(1001));
+            assert_eq!(h.phase(peer), Some("Lingering"));
+        } else {
+            assert_eq!(h.phase(peer), Some("Closing"));
+        }
+        h.advance(secs(1));
+        assert_eq!(h.stats().deferred_expired, 1, "linger: {linger}");
+        assert_eq!(h.queued_jobs(), 0, "no on_deferred_timeout once we closed");
+        assert!(!h.complete_deferred("late"), "taken back");
+        if !linger {
+            h.send(peer, &close_frame(1001));
+        }
+        h.peer_eof(peer);
+        h.run_all_jobs();
+        assert_eq!(h.phase(peer), None);
+        let id = h.id(peer);
+        assert!(!h.app_events().contains(&AppEvent::DeferredTimeout(id)));
+        assert_eq!(
+            h.close_code(peer),
+            Some(CloseCode::Away),
+            "linger: {linger}"
+        );
+        h.check_invariants().unwrap();
+        h.check_every_close_delivered().unwrap();
+    }
+}
