@@ -3,7 +3,9 @@
 //! sends, changes the session and is compressed as the handler would be; past
 //! `deferred_timeout` the connection is closed with `1011` and a late completion gets
 //! `TimedOut`; a completion after the close gets `Closed`, and `on_close` never runs beside a
-//! completion; completing twice, inside the call, or dropping every handle are each harmless.
+//! completion; completing twice, inside the call, or dropping every handle are each harmless;
+//! a completion's messages are compressed as the connection agreed (a raw client that offers
+//! permessage-deflate), and the deferred counters are in the Prometheus text.
 
 mod common;
 
@@ -277,5 +279,59 @@ fn a_handle_dropped_on_another_thread_lets_the_connection_go_on() {
     assert_eq!(text(&mut client), "echo:after:2");
     assert_eq!(server.handle().stats().deferred_abandoned, 1);
     close_client(client);
+    server.shutdown().unwrap();
+}
+
+#[test]
+fn a_completions_messages_are_compressed_as_the_connection_agreed_and_counted_in_metrics() {
+    use std::io::Write;
+    let app = Backend::default();
+    let mut config = config();
+    config.compression = true;
+    config.compression_threshold = 64;
+    config.metrics_path = Some("/metrics".into());
+    let server = start(config, app.clone());
+    let addr = server.local_addr();
+    // tungstenite cannot deflate: a raw client that offers it.
+    let mut stream = raw(addr);
+    let offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n";
+    let request = upgrade_request("/ws").replacen("\r\n\r\n", &format!("\r\n{offer}"), 1);
+    stream.write_all(request.as_bytes()).unwrap();
+    let head = read_http_head(&mut stream).unwrap();
+    assert_eq!(status(&head), 101, "{head}");
+    assert!(head.contains("permessage-deflate"), "{head}");
+    stream.write_all(&masked(true, 0x1, b"later:zip")).unwrap();
+    let (first, payload) = read_raw_frame(&mut stream).unwrap();
+    assert_eq!(
+        (first, &payload[..]),
+        (0x81, &b"deferring:later:zip"[..]),
+        "short: uncompressed"
+    );
+    let long = "the same words again and again, ".repeat(20);
+    app.complete(app.take(), &long).unwrap();
+    let (first, payload) = read_raw_frame(&mut stream).unwrap();
+    assert_eq!(first, 0xC1, "FIN, RSV1 (compressed), text");
+    assert!(payload.len() < long.len() / 4, "{} bytes", payload.len());
+    let inflated = wsreactor::ws::Compressed {
+        text: true,
+        payload,
+    }
+    .inflate(1 << 20)
+    .unwrap();
+    assert_eq!(inflated, Message::from(format!("done:{long}:11")));
+    let mut scrape = raw(addr);
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (_, body) = read_http_response(&mut scrape).unwrap();
+    let body = String::from_utf8(body).unwrap();
+    for line in [
+        "wsreactor_deferred_calls_total 1",
+        "wsreactor_deferred_expired_total 0",
+        "wsreactor_deferred_abandoned_total 0",
+        "wsreactor_deferred_late_total 0",
+    ] {
+        assert!(body.lines().any(|l| l == line), "{line} in\n{body}");
+    }
     server.shutdown().unwrap();
 }
