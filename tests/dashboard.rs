@@ -67,7 +67,10 @@ fn the_dashboard_shows_the_loop_moving_under_traffic() {
     // The handlers' timers and the deferred completions have their charts and their rows.
     for id in ["cur-timers-1", "cur-deferred-0", "cur-deferred-3"] {
         let shown = page.number(&format!("document.getElementById('{id}').textContent"));
-        assert_eq!(shown, 0.0, "{id}: the echo sets no timer and defers nothing");
+        assert_eq!(
+            shown, 0.0,
+            "{id}: the echo sets no timer and defers nothing"
+        );
     }
     for name in [
         "connection_timers",
