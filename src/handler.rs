@@ -48,8 +48,12 @@ pub use upgrade::{Upgrade, UpgradeOffer};
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
 /// The methods run on worker threads — or on the event-loop threads with
-/// [`Config::inline_handlers`](crate::Config::inline_handlers) — so the handler is
-/// `Send + Sync`; there is one call per connection at a time, in order. A panic in any of them
+/// [`Config::inline_handlers`](crate::Config::inline_handlers) — so the threaded server
+/// ([`ServerBuilder::build`](crate::ServerBuilder::build)) wants a handler that is
+/// `Send + Sync`, and sessions that are `Send`; a server driven by the caller's thread
+/// ([`ServerBuilder::build_driven`](crate::ServerBuilder::build_driven)) calls them on that
+/// thread only, and takes handlers and sessions that are neither (`Rc<RefCell<_>>` state shared
+/// with the caller's own loop). There is one call per connection at a time, in order. A panic in any of them
 /// is caught: the connection is closed with `1011` (or `500` for HTTP) and the server keeps
 /// running.
 ///
@@ -62,13 +66,14 @@ pub use upgrade::{Upgrade, UpgradeOffer};
 ///     .expect("bind");
 /// server.join().expect("clean exit");
 /// ```
-pub trait Handler: Send + Sync + 'static {
+pub trait Handler: 'static {
     /// What each WebSocket connection keeps between calls: the value `on_upgrade` accepted
     /// with ([`Upgrade::accept_with`]; `Default::default()` for [`Upgrade::accept`]), then in
     /// [`Context::session_mut`] for `on_open` and every `on_message`, and by value in
     /// `on_close`. `()` when there is nothing to keep (an idle connection then costs nothing
-    /// more).
-    type Session: Default + Send + 'static;
+    /// more). `Send` for the threaded server (it travels with each job to whichever worker runs
+    /// it), and for [`Context::defer`]; a driven server's may be anything.
+    type Session: Default + 'static;
 
     /// Decides on a valid WebSocket upgrade request (any path, by default). `offer` holds the
     /// subprotocols the client offered, the compression the server would agree to, and how the
@@ -181,7 +186,7 @@ pub trait Handler: Send + Sync + 'static {
 
 impl<F, R> Handler for F
 where
-    F: Fn(&mut Context<'_>, Message) -> R + Send + Sync + 'static,
+    F: Fn(&mut Context<'_>, Message) -> R + 'static,
 {
     type Session = ();
 

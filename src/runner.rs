@@ -29,7 +29,7 @@ use crate::dispatch::{
     After, Batch, Call, Compressing, HttpTail, Inbound, Job, JobRunner, Lease, Output, Reply,
     Returned, Run, SessionBox, TimerBook, Work,
 };
-use crate::handler::call::{Slot, panicked_in};
+use crate::handler::call::{Carried, Keep, Slot, panicked_in};
 use crate::handler::deferred::{CallSite, Cell, park};
 use crate::handler::{Flow, Handler, HttpContext, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
@@ -38,10 +38,12 @@ use crate::prometheus::{self, Exposition};
 use crate::ws::PerMessageDeflate;
 use crate::ws::deflate::negotiate;
 
-/// The handler, and what its calls need: the server handle for `Context` and `on_close`, and
-/// the configuration for the built-in paths.
-pub(crate) struct HandlerRunner<H> {
+/// The handler, and what its calls need: the server handle for `Context` and `on_close`, the
+/// configuration for the built-in paths, and where each connection's slot waits between calls
+/// (`K`: carried with the jobs, or kept on a driven server's thread).
+pub(crate) struct HandlerRunner<H: Handler, K = Carried> {
     handler: H,
+    keep: K,
     server: ServerHandle,
     metrics_path: Option<String>,
     health_path: Option<String>,
@@ -57,10 +59,11 @@ pub(crate) struct HandlerRunner<H> {
     max_timers: usize,
 }
 
-impl<H: Handler> HandlerRunner<H> {
-    pub(crate) fn new(handler: H, server: ServerHandle, config: &Config) -> Arc<Self> {
-        Arc::new(HandlerRunner {
+impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
+    pub(crate) fn new(handler: H, server: ServerHandle, config: &Config, keep: K) -> Self {
+        HandlerRunner {
             handler,
+            keep,
             server,
             metrics_path: config.metrics_path.clone(),
             health_path: config.health_path.clone(),
@@ -70,7 +73,7 @@ impl<H: Handler> HandlerRunner<H> {
             max_message_size: config.max_message_size,
             high_water: config.water_marks().1,
             max_timers: config.max_timers_per_connection,
-        })
+        }
     }
 
     /// How replies are compressed on a connection that agreed on `deflate`.
@@ -83,7 +86,7 @@ impl<H: Handler> HandlerRunner<H> {
     }
 }
 
-impl<H: Handler> JobRunner for HandlerRunner<H> {
+impl<H: Handler, K: Keep<H::Session>> JobRunner for HandlerRunner<H, K> {
     fn run(&self, job: Job) -> Option<Returned> {
         match job {
             Job::Run(Run {
@@ -92,7 +95,7 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
                 session,
                 queued,
             }) => {
-                let slot = Slot::<H::Session>::unbox(session, lease.conn());
+                let slot = self.keep.take(lease.conn(), session);
                 let flow = Flow {
                     queued,
                     high_water: self.high_water,
@@ -110,7 +113,7 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
                 info,
                 session,
             } => {
-                let slot = Slot::<H::Session>::unbox(session, conn);
+                let slot = self.keep.take(conn, session);
                 let server = &self.server;
                 let call = || self.handler.on_close(conn, slot.session, &info, server);
                 if catch_unwind(AssertUnwindSafe(call)).is_err() {
@@ -122,7 +125,7 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
     }
 }
 
-impl<H: Handler> HandlerRunner<H> {
+impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
     /// A batch's calls in order — `on_deferred_timeout`, `on_drain`, `on_timer` for each timer
     /// that fired, then `on_message` (or `on_pong`) for each message — until one closes, fails
     /// or defers: the reply, or the deferral that parks the rest of the batch until the
@@ -175,7 +178,10 @@ impl<H: Handler> HandlerRunner<H> {
                 After::Continue,
             ),
             // Messages after a close are dropped: the handler asked to end the conversation.
-            None => reply(lease, output, After::Continue, Some(slot)),
+            None => {
+                let session = self.keep.keep(lease.conn(), slot);
+                reply(lease, output, After::Continue, session)
+            }
         }
     }
 
@@ -363,7 +369,10 @@ impl<H: Handler> HandlerRunner<H> {
         let after = After::Upgraded { deflate };
         match parked {
             Some(cell) => park(&cell, lease, output, slot, Vec::new(), after),
-            None => reply(lease, output, after, Some(slot)),
+            None => {
+                let session = self.keep.keep(lease.conn(), slot);
+                reply(lease, output, after, session)
+            }
         }
     }
 

@@ -7,6 +7,7 @@
 //! without any thread, for the caller to drive (`driven.rs`).
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::{self, JoinHandle};
@@ -16,11 +17,12 @@ use mio::{Poll, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, SharedTls};
+use crate::dispatch::{Executor, Job, LoopLink, LoopWaker, SharedRunner, SharedTls};
 use crate::dispatch::{ServerHandle, Shared, WorkerPool};
 use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::handler::call::{Carried, Local};
 use crate::metrics::Metrics;
 use crate::netpoller::{EventLoop, Forwarder, LoopParts, WAKER};
 use crate::runner::HandlerRunner;
@@ -84,7 +86,14 @@ impl ServerBuilder {
     }
 
     /// Validates the configuration, binds, starts the threads, and returns the running server.
-    pub fn build(self, handler: impl Handler) -> Result<Server, Error> {
+    /// Its handler is shared by every thread, and each connection's session travels to the
+    /// worker that runs its next call: `Send + Sync`, and `Send` (a handler or a session that
+    /// is not can be driven: [`build_driven`](Self::build_driven)).
+    pub fn build<H>(self, handler: H) -> Result<Server, Error>
+    where
+        H: Handler + Send + Sync,
+        H::Session: Send,
+    {
         let tls = self.tls_acceptor();
         let config = Arc::new(self.config);
         config.validate()?;
@@ -104,7 +113,12 @@ impl ServerBuilder {
             local_addr,
             tls: tls.clone(),
         });
-        let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
+        let runner: SharedRunner = Arc::new(HandlerRunner::new(
+            handler,
+            handle.clone(),
+            &config,
+            Carried,
+        ));
         let worker_count = if config.inline_handlers {
             0
         } else {
@@ -113,17 +127,12 @@ impl ServerBuilder {
         let workers = WorkerPool::spawn(worker_count, job_rx, Arc::clone(&runner), handle.clone())?;
         let mut event_loops = Vec::with_capacity(loops.len());
         for (index, (wired, forwarder)) in loops.into_iter().zip(forwarders).enumerate() {
-            let executor = if config.inline_handlers {
-                Executor::Inline(Arc::clone(&runner))
-            } else {
-                Executor::Pool(job_tx.clone())
+            let jobs = match config.inline_handlers {
+                true => Jobs::Inline(Arc::clone(&runner)),
+                false => Jobs::Pool(job_tx.clone()),
             };
-            let event_loop =
-                wired.start(index, executor, forwarder, &shutdown, &config, &metrics)?;
-            let thread = thread::Builder::new()
-                .name(format!("wsreactor-loop-{index}"))
-                .spawn(move || event_loop.run())?;
-            event_loops.push(thread);
+            let parts = (index, jobs, forwarder, &shutdown, &config, &metrics);
+            event_loops.push(wired.spawn(parts)?);
         }
         // Only the loops hold job senders now: when the last loop ends, the workers drain the
         // queue and exit.
@@ -140,7 +149,9 @@ impl ServerBuilder {
 impl ServerBuilder {
     /// Validates the configuration and binds, but starts no thread: the returned
     /// [`DrivenServer`] runs on the caller's thread, one [`turn`](DrivenServer::turn) at a time,
-    /// with its handler called inline (see [`DrivenServer`] for when to choose it). Of the
+    /// with its handler called inline (see [`DrivenServer`] for when to choose it). The handler
+    /// and its sessions are only ever used on that thread, so neither needs to be `Send`:
+    /// state in an `Rc<RefCell<_>>` can be shared with the caller's own loop. Of the
     /// configuration, `event_loops` is taken as 1, `inline_handlers` as `true` and `workers` is
     /// not used; everything else applies.
     pub fn build_driven(self, handler: impl Handler) -> Result<DrivenServer, Error> {
@@ -165,11 +176,12 @@ impl ServerBuilder {
             local_addr,
             tls: tls.clone(),
         });
-        let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
+        // On this thread only: the handler and its sessions need not be `Send`.
+        let runner = HandlerRunner::new(handler, handle.clone(), &config, Local::default());
         let wired = loops
             .pop()
             .ok_or(Error::InvalidConfig("no event loop".into()))?;
-        let executor = Executor::Inline(runner);
+        let executor = Executor::Local(Rc::new(runner));
         let forwarder = Forwarder::default(); // one loop: nobody to forward to
         let event_loop = wired.start(0, executor, forwarder, &shutdown, &config, &metrics)?;
         // The thread that builds it usually drives it: its pushes must not wait on itself.
@@ -189,7 +201,64 @@ struct WiredLoop {
     tls: SharedTls,
 }
 
+/// Where a threaded loop's jobs go, in a form its thread can take along (the loop and its
+/// executor are made on that thread).
+enum Jobs {
+    Pool(crossbeam_channel::Sender<Job>),
+    Inline(SharedRunner),
+}
+
+/// What a threaded loop starts with: its number, its jobs' way, its forwarder, and the shared
+/// shutdown flag, configuration and counters.
+type LoopStart<'a> = (
+    usize,
+    Jobs,
+    Forwarder,
+    &'a Arc<AtomicBool>,
+    &'a Arc<Config>,
+    &'a Arc<Metrics>,
+);
+
 impl WiredLoop {
+    /// Starts the loop's thread (`wsreactor-loop-N`) and makes the loop there, where it stays:
+    /// an executor may run the handler inline. Returns once the loop is made, so an error in
+    /// making it is this call's.
+    fn spawn(self, start: LoopStart<'_>) -> Result<JoinHandle<()>, Error> {
+        let (index, jobs, forwarder, shutdown, config, metrics) = start;
+        let shared = (
+            Arc::clone(shutdown),
+            Arc::clone(config),
+            Arc::clone(metrics),
+        );
+        let (made, ready) = std::sync::mpsc::sync_channel(1);
+        let thread = thread::Builder::new()
+            .name(format!("wsreactor-loop-{index}"))
+            .spawn(move || {
+                let (shutdown, config, metrics) = shared;
+                let executor = match jobs {
+                    Jobs::Pool(jobs) => Executor::Pool(jobs),
+                    Jobs::Inline(runner) => Executor::Inline(runner),
+                };
+                match self.start(index, executor, forwarder, &shutdown, &config, &metrics) {
+                    Ok(event_loop) => {
+                        let _ = made.send(Ok(()));
+                        event_loop.run();
+                    }
+                    Err(err) => drop(made.send(Err(err))),
+                }
+            })?;
+        match ready.recv() {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(err)) => {
+                let _ = thread.join();
+                Err(err)
+            }
+            Err(_) => Err(Error::Io(std::io::Error::other(
+                "an event loop thread ended before its loop was made",
+            ))),
+        }
+    }
+
     /// The event loop, ready to run, sending its jobs to `executor`.
     fn start(
         self,

@@ -14,6 +14,7 @@
 //! Order holds because a connection has one job out at a time (its [`Lease`](super::Lease)), so
 //! any worker may take any connection's next batch: load spreads without reordering.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
@@ -28,10 +29,14 @@ use crate::dispatch::job::Job;
 /// Runs one job's handler calls and encodes what they send: its reply, or the deferral of a
 /// call that hands its completion to another thread (`deferred.rs`). `None` for `on_close`,
 /// which needs no answer. Implemented once by the application layer; called by the worker
-/// threads, or by the loop itself with inline handlers.
-pub(crate) trait JobRunner: Send + Sync {
+/// threads ([`SharedRunner`]), or by the loop itself with inline handlers — in a driven server
+/// on the one thread that drives it, where the handler need not be `Send` (`Executor::Local`).
+pub(crate) trait JobRunner {
     fn run(&self, job: Job) -> Option<Returned>;
 }
+
+/// A runner the worker threads and the loop threads share.
+pub(crate) type SharedRunner = Arc<dyn JobRunner + Send + Sync>;
 
 /// Where a loop offers its jobs: the [`Executor`], or a queue the unit tests empty by hand.
 pub(crate) trait JobQueue {
@@ -60,7 +65,11 @@ pub(crate) enum Executor {
     /// The shared, bounded job queue that every worker receives from.
     Pool(Sender<Job>),
     /// Run here, on the loop thread, at once.
-    Inline(Arc<dyn JobRunner>),
+    Inline(SharedRunner),
+    /// Run here, at once, on the thread that drives the loop and the only one that ever will
+    /// (a driven server): the runner and the sessions it keeps need not be `Send`. An executor
+    /// with it is not `Send` either: the loop is made on the thread that runs it.
+    Local(Rc<dyn JobRunner>),
 }
 
 impl std::fmt::Debug for Executor {
@@ -68,6 +77,7 @@ impl std::fmt::Debug for Executor {
         match self {
             Executor::Pool(jobs) => write!(f, "Pool(depth {})", jobs.len()),
             Executor::Inline(_) => f.write_str("Inline"),
+            Executor::Local(_) => f.write_str("Local"),
         }
     }
 }
@@ -90,13 +100,14 @@ impl JobQueue for Executor {
                 }
             }
             Executor::Inline(runner) => Offered::Ran(runner.run(job)),
+            Executor::Local(runner) => Offered::Ran(runner.run(job)),
         }
     }
 
     fn has_room(&self) -> bool {
         match self {
             Executor::Pool(jobs) => !jobs.is_full(),
-            Executor::Inline(_) => true,
+            Executor::Inline(_) | Executor::Local(_) => true,
         }
     }
 }
@@ -108,6 +119,10 @@ impl Executor {
         match self {
             Executor::Pool(jobs) => jobs.send(job).is_ok(),
             Executor::Inline(runner) => {
+                let _ = runner.run(job);
+                true
+            }
+            Executor::Local(runner) => {
                 let _ = runner.run(job);
                 true
             }
@@ -126,7 +141,7 @@ impl WorkerPool {
     pub(crate) fn spawn(
         count: usize,
         jobs: Receiver<Job>,
-        runner: Arc<dyn JobRunner>,
+        runner: SharedRunner,
         server: ServerHandle,
     ) -> std::io::Result<Self> {
         let mut threads = Vec::with_capacity(count);

@@ -25,7 +25,9 @@ mod topics;
 pub(crate) use deferred::{Deferral, DeferredCell, DeferredLink, Pending, Reclaimed, Returned};
 pub use handle::ServerHandle;
 pub(crate) use handle::{Shared, SharedTls};
-pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool, send_home};
+pub(crate) use handoff::{
+    Executor, JobQueue, JobRunner, Offered, SharedRunner, WorkerPool, send_home,
+};
 pub(crate) use job::{
     After, Batch, Call, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox,
     Work,

@@ -32,7 +32,7 @@ use std::thread::{self, ThreadId};
 use crate::conn_id::ConnId;
 use crate::dispatch::{
     After, Deferral, DeferredCell, Inbound, Lease, Output, Pending, Reclaimed, Returned,
-    ServerHandle, send_home,
+    ServerHandle, SessionBox, send_home,
 };
 use crate::handler::call::{Slot, internal_error, panicked_in};
 use crate::handler::{Context, Flow};
@@ -128,6 +128,10 @@ pub(crate) struct Cell<S> {
     /// The thread of the call that deferred: a completion from it, while the call runs, cannot
     /// wait for the call to return.
     caller: ThreadId,
+    /// Boxes the connection's slot to travel with the pending job: made where the session is
+    /// known to be `Send` (only such a session can defer), so that the runner, which also
+    /// serves sessions that are not (a driven server's), needs no such bound.
+    boxer: fn(Box<Slot<S>>) -> SessionBox,
 }
 
 impl<S> std::fmt::Debug for Cell<S> {
@@ -148,8 +152,11 @@ pub(crate) enum AfterCall<S> {
     GoOn,
 }
 
-impl<S: Default + Send + 'static> Cell<S> {
-    pub(crate) fn new(conn: ConnId, server: ServerHandle, flow: Flow) -> Arc<Self> {
+impl<S: Default + 'static> Cell<S> {
+    pub(crate) fn new(conn: ConnId, server: ServerHandle, flow: Flow) -> Arc<Self>
+    where
+        S: Send,
+    {
         Arc::new(Cell {
             inner: Mutex::new(Inner {
                 stage: Stage::Filling(Inside::Running),
@@ -160,11 +167,15 @@ impl<S: Default + Send + 'static> Cell<S> {
             server,
             flow,
             caller: thread::current().id(),
+            boxer: box_slot::<S>,
         })
     }
 
     /// A new user handle on the cell.
-    pub(crate) fn handle(self: &Arc<Self>) -> Deferred<S> {
+    pub(crate) fn handle(self: &Arc<Self>) -> Deferred<S>
+    where
+        S: Send,
+    {
         self.lock().handles += 1;
         Deferred {
             cell: Arc::clone(self),
@@ -204,7 +215,10 @@ impl<S: Default + Send + 'static> Cell<S> {
     }
 
     /// Completes with `complete`, waiting while the call (or its deferral) is on its way.
-    fn complete(&self, complete: Early<S>) -> Result<(), DeferredError> {
+    fn complete(&self, complete: Early<S>) -> Result<(), DeferredError>
+    where
+        S: Send,
+    {
         let mut inner = self.lock();
         loop {
             match &mut inner.stage {
@@ -242,7 +256,10 @@ impl<S: Default + Send + 'static> Cell<S> {
 
     /// Runs the completion on the pending job and sends the reply (or, if it deferred again,
     /// the new deferral) home.
-    fn finish(&self, pending: Pending, complete: Early<S>) {
+    fn finish(&self, pending: Pending, complete: Early<S>)
+    where
+        S: Send,
+    {
         let Pending {
             lease,
             mut output,
@@ -304,7 +321,7 @@ impl<S: Default + Send + 'static> Cell<S> {
     }
 }
 
-impl<S: Default + Send + 'static> DeferredCell for Cell<S> {
+impl<S: Default + 'static> DeferredCell for Cell<S> {
     fn announce(&self) -> Option<Pending> {
         let mut inner = self.lock();
         let stage = std::mem::replace(&mut inner.stage, Stage::Done(DeferredError::Completed));
@@ -395,7 +412,7 @@ pub(crate) struct CallSite<'a, S> {
     pub flow: Flow,
 }
 
-impl<S: Default + Send + 'static> CallSite<'_, S> {
+impl<S: Default + 'static> CallSite<'_, S> {
     /// Runs one handler call (`what` names it in the log if it panics: the connection then
     /// closes with `1011`). A completion given inside it runs right after, in the same context.
     /// `Some` if the call deferred and its completion will come from elsewhere: park the job.
@@ -439,7 +456,7 @@ impl<S: Default + Send + 'static> CallSite<'_, S> {
 
 /// Parks a job whose call deferred: what it still owns waits in `cell` for the completion
 /// (or the loop); the deferral — with what was sent so far, written now — goes to the loop.
-pub(crate) fn park<S: Default + Send + 'static>(
+pub(crate) fn park<S: Default + 'static>(
     cell: &Arc<Cell<S>>,
     lease: Lease,
     output: Output,
@@ -451,7 +468,7 @@ pub(crate) fn park<S: Default + Send + 'static>(
     cell.park(Pending {
         lease,
         output: output.sibling(),
-        session: Some(slot),
+        session: Some((cell.boxer)(slot)),
         unhandled,
     });
     Returned::Deferred(Deferral {
@@ -460,4 +477,9 @@ pub(crate) fn park<S: Default + Send + 'static>(
         output,
         after,
     })
+}
+
+/// A slot boxed to travel with a job: its session is `Send`.
+fn box_slot<S: Send + 'static>(slot: Box<Slot<S>>) -> SessionBox {
+    slot
 }
