@@ -2,7 +2,10 @@
 # The gateway's numbers for docs/benchmarks.md (not part of `cargo test`): one redis-server on a
 # free loopback port, then the gateway example (release) against it: echo alone (the baseline),
 # healthy, slow (the gateway's own delay relay, --backend-delay) with the bulkhead and without
-# it (--blocking-workers: Redis called on the WebSocket workers), and down (Redis killed). Each
+# it (--blocking-workers: Redis called on the WebSocket workers), healthy and slow again with the
+# bulkhead answering through deferred completions (--deferred: Context::defer on the worker,
+# Deferred::complete on the backend thread, instead of ServerHandle::send), and down (Redis
+# killed). Each
 # phase is measured by examples/gateway_bench.rs: requests answered per second and their
 # latency by outcome, the latency of echoes on unrelated /echo connections, the busiest
 # WebSocket workers and backend threads, the server's thread count. One JSON line per phase.
@@ -61,7 +64,9 @@ phase() {
 
 phase "echo alone" 0
 phase healthy "$CONNECTIONS"
+phase "healthy, deferred (--deferred)" "$CONNECTIONS" --deferred true
 phase "slow (+$DELAY per command)" "$CONNECTIONS" --backend-delay "$DELAY"
+phase "slow, deferred (--deferred)" "$CONNECTIONS" --backend-delay "$DELAY" --deferred true
 phase "slow, no bulkhead (--blocking-workers)" "$CONNECTIONS" --backend-delay "$DELAY" --blocking-workers true
 kill "$REDIS"
 wait "$REDIS" 2>/dev/null || true

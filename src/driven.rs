@@ -29,6 +29,14 @@ use crate::netpoller::EventLoop;
 /// everything else (limits, deadlines, backpressure, the budget, graceful shutdown) is the same.
 /// It uses one core; the threaded server scales across all of them.
 ///
+/// Its handler and the connections' sessions live on the thread that builds and drives it, so
+/// neither needs to be `Send` or `Sync`: a handler may hold `Rc<RefCell<_>>` state that the
+/// program's own loop reads between turns, and sessions may hold `Rc`s too (each connection's
+/// session is kept by the server, on that thread, between its calls). For the same reason a
+/// `DrivenServer` is not `Send` itself: it stays on the thread that built it. A session that is
+/// `Send` may still defer a call to another thread ([`Context::defer`](crate::Context::defer)):
+/// it travels with the completion and comes back.
+///
 /// ```no_run
 /// use std::time::Duration;
 /// use wsreactor::{Context, Message, Server, Turned};

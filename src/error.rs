@@ -105,3 +105,25 @@ impl fmt::Display for PingError {
 }
 
 impl std::error::Error for PingError {}
+
+/// Why [`Context::set_timer`](crate::Context::set_timer) armed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TimerError {
+    /// The connection has this many timers armed already, as many as
+    /// [`Config::max_timers_per_connection`](crate::Config::max_timers_per_connection) allows.
+    TooMany(usize),
+}
+
+impl fmt::Display for TimerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimerError::TooMany(limit) => write!(
+                f,
+                "the connection has {limit} timers armed, as many as max_timers_per_connection allows"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TimerError {}

@@ -21,30 +21,38 @@
 //! `Context::publish` travel with the same batch, in order with its sends, and the loop carries
 //! them out against its registry of subscriptions (`session/topics.rs`, `netpoller/topics.rs`).
 
+pub(crate) mod call;
+pub(crate) mod deferred;
 mod http;
+mod timers;
+mod topics;
 mod upgrade;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::Output;
 use crate::dispatch::ServerHandle;
 use crate::error::PingError;
 use crate::http::{Request, Response, split_target};
-use crate::metrics::add;
 use crate::prometheus::Exposition;
-use crate::topic::{Position, Topic, TopicError};
 use crate::ws::frame::MAX_CONTROL_PAYLOAD;
-use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode, encode_shared_frame};
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode};
 
+pub use deferred::{Deferred, DeferredError};
 pub use http::{Answer, HttpContext};
 pub use upgrade::{Upgrade, UpgradeOffer};
 
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
 /// The methods run on worker threads — or on the event-loop threads with
-/// [`Config::inline_handlers`](crate::Config::inline_handlers) — so the handler is
-/// `Send + Sync`; there is one call per connection at a time, in order. A panic in any of them
+/// [`Config::inline_handlers`](crate::Config::inline_handlers) — so the threaded server
+/// ([`ServerBuilder::build`](crate::ServerBuilder::build)) wants a handler that is
+/// `Send + Sync`, and sessions that are `Send`; a server driven by the caller's thread
+/// ([`ServerBuilder::build_driven`](crate::ServerBuilder::build_driven)) calls them on that
+/// thread only, and takes handlers and sessions that are neither (`Rc<RefCell<_>>` state shared
+/// with the caller's own loop). There is one call per connection at a time, in order. A panic in any of them
 /// is caught: the connection is closed with `1011` (or `500` for HTTP) and the server keeps
 /// running.
 ///
@@ -57,13 +65,14 @@ pub use upgrade::{Upgrade, UpgradeOffer};
 ///     .expect("bind");
 /// server.join().expect("clean exit");
 /// ```
-pub trait Handler: Send + Sync + 'static {
+pub trait Handler: 'static {
     /// What each WebSocket connection keeps between calls: the value `on_upgrade` accepted
     /// with ([`Upgrade::accept_with`]; `Default::default()` for [`Upgrade::accept`]), then in
     /// [`Context::session_mut`] for `on_open` and every `on_message`, and by value in
     /// `on_close`. `()` when there is nothing to keep (an idle connection then costs nothing
-    /// more).
-    type Session: Default + Send + 'static;
+    /// more). `Send` for the threaded server (it travels with each job to whichever worker runs
+    /// it), and for [`Context::defer`]; a driven server's may be anything.
+    type Session: Default + 'static;
 
     /// Decides on a valid WebSocket upgrade request (any path, by default). `offer` holds the
     /// subprotocols the client offered, the compression the server would agree to, and how the
@@ -90,6 +99,43 @@ pub trait Handler: Send + Sync + 'static {
 
     /// A complete text or binary message arrived (fragments reassembled, UTF-8 checked).
     fn on_message(&self, ctx: &mut Context<'_, Self::Session>, message: Message);
+
+    /// A call of this connection deferred its completion ([`Context::defer`]) and
+    /// [`Config::deferred_timeout`](crate::Config::deferred_timeout) passed before it came: the
+    /// connection has moved on (what the call sent before deferring went out; the completion,
+    /// if it comes, gets [`DeferredError::TimedOut`]). Runs before anything else of the
+    /// connection's next job. The default closes the connection with `1011` (internal error):
+    /// its client was left without an answer. If the client closed meanwhile (its close frame
+    /// or EOF came while the call was deferred) it still runs, before the messages that came
+    /// ahead of the close (a close here drops them, as always), and the connection ends as the
+    /// client asked: the close frame echoes the client's code. If the server closed it meanwhile (`Context::close`, `ServerHandle::close`,
+    /// shutdown, a deadline) it does not run: the connection is ending, and only `on_close`
+    /// follows.
+    fn on_deferred_timeout(&self, ctx: &mut Context<'_, Self::Session>) {
+        ctx.close(CloseCode::Error, "deferred reply timed out");
+    }
+
+    /// A timer this connection set ([`Context::set_timer`]) came due: `key` is the one it was
+    /// set with. Runs in order with the connection's other calls — never beside one, and not
+    /// while a call's completion is deferred: a timer that comes due meanwhile fires after it —
+    /// after `on_drain` and before the messages of its job. A fired timer is no longer armed
+    /// (set it again for a heartbeat); one reset or cancelled before its call is not called.
+    /// Never called once the connection is closing.
+    fn on_timer(&self, ctx: &mut Context<'_, Self::Session>, key: u64) {
+        let _ = (ctx, key);
+    }
+
+    /// A pong answered a ping this handler sent ([`Context::ping`]): `payload` is the pong's
+    /// (RFC 6455 §5.5.3: the ping's, echoed). Runs in order with the connection's messages,
+    /// where the pong arrived among them. Each ping sent is owed one pong, so a handler that
+    /// never pings is never called; pongs beyond those (unsolicited ones, answers to the
+    /// server's keepalive pings) are taken as signs of life and go no further — which is why a
+    /// pong may answer the keepalive while one of yours is out: match on the payload. For an
+    /// application keepalive or a round-trip time: send a ping with a time or a counter in a
+    /// timer ([`Context::set_timer`]), and compare here.
+    fn on_pong(&self, ctx: &mut Context<'_, Self::Session>, payload: &[u8]) {
+        let _ = (ctx, payload);
+    }
 
     /// The output queued for this WebSocket passed `high_water_bytes` (a send answered
     /// [`Pressure::High`]) and has now fallen to `low_water_bytes`: the client reads again,
@@ -139,7 +185,7 @@ pub trait Handler: Send + Sync + 'static {
 
 impl<F, R> Handler for F
 where
-    F: Fn(&mut Context<'_>, Message) -> R + Send + Sync + 'static,
+    F: Fn(&mut Context<'_>, Message) -> R + 'static,
 {
     type Session = ();
 
@@ -162,11 +208,13 @@ pub enum Pressure {
     High,
 }
 
-/// The output queued for a connection when its job left, and the mark to compare with.
+/// The output queued for a connection when its job left, and the mark to compare with; and
+/// how many timers it may arm (`Config::max_timers_per_connection`).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flow {
     pub queued: usize,
     pub high_water: usize,
+    pub max_timers: usize,
 }
 
 /// Who is on the other end of a WebSocket, kept with its session for the whole connection:
@@ -197,6 +245,8 @@ pub struct Context<'a, S = ()> {
     peer: &'a Peer,
     request: Option<&'a Request>,
     flow: Flow,
+    /// Made by the first [`defer`](Self::defer) of this call.
+    deferral: Option<Arc<deferred::Cell<S>>>,
 }
 
 impl<S> std::fmt::Debug for Context<'_, S> {
@@ -226,7 +276,13 @@ impl<'a, S> Context<'a, S> {
             peer,
             request,
             flow,
+            deferral: None,
         }
+    }
+
+    /// The deferral this call made, if it called [`defer`](Self::defer).
+    pub(crate) fn take_deferral(&mut self) -> Option<Arc<deferred::Cell<S>>> {
+        self.deferral.take()
     }
 
     /// Bytes queued for this connection now: what waited for the socket when this call began,
@@ -310,8 +366,8 @@ impl<'a, S> Context<'a, S> {
 
     /// Sends a ping with `payload` (at most 125 bytes, RFC 6455 §5.5) after what was sent so
     /// far: the client must answer with a pong carrying the same payload (RFC 6455 §5.5.2).
-    /// The server takes that pong as it takes any (it shows the connection alive); handlers do
-    /// not see pongs yet. Never compressed. `Err` for a longer payload, and nothing is sent;
+    /// The pong comes to [`Handler::on_pong`], in order with the connection's messages (and
+    /// shows the connection alive, as any byte does). Never compressed. `Err` for a longer payload, and nothing is sent;
     /// after [`close`](Self::close) it is ignored.
     pub fn ping(&mut self, payload: impl AsRef<[u8]>) -> Result<(), PingError> {
         let payload = payload.as_ref();
@@ -326,129 +382,35 @@ impl<'a, S> Context<'a, S> {
         Ok(())
     }
 
+    /// Hands this call's completion to another thread: the worker (or the inline loop) is free
+    /// as soon as the call returns, and the connection's next message is not handled until
+    /// the returned [`Deferred`] completes — its sends, session changes and compression as
+    /// from this call — or [`Config::deferred_timeout`](crate::Config::deferred_timeout)
+    /// passes ([`Handler::on_deferred_timeout`] then runs; by default a close with `1011`).
+    /// What this call sent before (and after) deferring goes out when it returns; the rest of
+    /// its job's messages wait for the completion. A backend call with a blocking client runs
+    /// on a thread of its own (a bounded pool: a bulkhead), not on the server's workers.
+    ///
+    /// Called twice in one call, it returns a second handle on the same completion (the first
+    /// to complete wins; the other gets [`DeferredError::Completed`]). Completed on this thread
+    /// before the call returns, it is as if it had not deferred; every handle dropped without
+    /// completing counts as completing with nothing. `on_close` never runs beside a
+    /// completion: a connection that closes first takes the call back, and the completion gets
+    /// [`DeferredError::Closed`].
+    pub fn defer(&mut self) -> Deferred<S>
+    where
+        S: Default + Send + 'static,
+    {
+        let (conn, flow) = (self.conn, self.flow);
+        let server = self.server;
+        let cell = self
+            .deferral
+            .get_or_insert_with(|| deferred::Cell::new(conn, server.clone(), flow));
+        cell.handle()
+    }
+
     /// The server, to send to other connections, broadcast, read stats or shut down.
     pub fn server(&self) -> &ServerHandle {
         self.server
-    }
-
-    /// Subscribes this connection to `topic`: from now on it receives what is published there
-    /// ([`publish`](Self::publish), [`ServerHandle::publish`]), until
-    /// [`unsubscribe`](Self::unsubscribe) or until it closes (subscriptions end with the
-    /// connection). Subscribing twice is subscribing once.
-    ///
-    /// Like a send, it takes effect when the loop applies what this call produced (after the
-    /// handler returns; at once with inline handlers), and before anything published later in
-    /// this call or in later calls for this connection. Past
-    /// [`Config::max_subscriptions`](crate::Config::max_subscriptions) the loop refuses it
-    /// (logged, and counted in [`Stats::subscriptions_refused`](crate::Stats)); the connection
-    /// stays open. After [`close`](Self::close) it is ignored. `Err` for a name longer than
-    /// [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
-    pub fn subscribe(&mut self, topic: &str) -> Result<(), TopicError> {
-        let topic = Topic::new(topic)?;
-        if self.output.close.is_some() {
-            log::debug!("{}: subscribe after close ignored", self.conn);
-            return Ok(());
-        }
-        self.output.subscribe(topic);
-        Ok(())
-    }
-
-    /// Ends this connection's subscription to `topic` (if it has one): nothing published there
-    /// after the loop applies this call reaches it.
-    pub fn unsubscribe(&mut self, topic: &str) -> Result<(), TopicError> {
-        self.output.unsubscribe(Topic::new(topic)?);
-        Ok(())
-    }
-
-    /// Publishes `message` to every connection subscribed to `topic`, on every event loop —
-    /// this one too, if it is subscribed (see [`publish_to_others`](Self::publish_to_others)).
-    ///
-    /// The frame is encoded once, here, uncompressed (like a broadcast), and shared by every
-    /// subscriber. This connection gets it exactly where it was published among what this
-    /// handler sends; subscribers of this loop get it when the loop applies this call, those
-    /// of the other loops right after, in the order this connection published. A subscriber
-    /// whose queued output would pass twice
-    /// [`Config::max_outbound_bytes`](crate::Config::max_outbound_bytes) is dropped with
-    /// `1008`. It still reaches the others if this connection closes meanwhile; after
-    /// [`close`](Self::close) it does not reach this connection. `Err` for a name longer than
-    /// [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
-    ///
-    /// With a backplane (feature `redis`) it also reaches the subscribers of the other nodes,
-    /// at most once. On a topic with a history (`RedisBackplane::recover`) it reaches everyone,
-    /// this connection too, only when Redis has given it its position: in the topic's one
-    /// order, after what this handler sends in this call.
-    pub fn publish(&mut self, topic: &str, message: impl Into<Message>) -> Result<(), TopicError> {
-        self.publish_as(topic, &message.into(), true)
-    }
-
-    /// Like [`publish`](Self::publish), but never to this connection, even if it is subscribed
-    /// (a chat room's "everyone but the sender").
-    pub fn publish_to_others(
-        &mut self,
-        topic: &str,
-        message: impl Into<Message>,
-    ) -> Result<(), TopicError> {
-        self.publish_as(topic, &message.into(), false)
-    }
-
-    fn publish_as(
-        &mut self,
-        topic: &str,
-        message: &Message,
-        to_me: bool,
-    ) -> Result<(), TopicError> {
-        let topic = Topic::new(topic)?;
-        let frame = encode_shared_frame(message.opcode(), message.as_bytes());
-        // After close nothing more goes to this connection.
-        let to_sender = to_me && self.output.close.is_none();
-        add(&self.server.metrics().publishes, 1);
-        // A topic with a history is handed to the backplane by the loop, after the requests
-        // made before it; every node, this one too, delivers it when it comes back with its
-        // position. Another goes to the other nodes now, and is delivered here as usual.
-        let ordered = self.server.relay_orders(&topic);
-        if !ordered {
-            let except = (!to_sender).then_some(self.conn);
-            self.server.relay_publish(&topic, &frame, except);
-        }
-        if ordered {
-            self.output.publish_routed(topic, frame, to_sender, true);
-        } else {
-            self.output.publish(topic, frame, to_sender);
-        }
-        Ok(())
-    }
-
-    /// Subscribes this connection to `topic`, as [`subscribe`](Self::subscribe) does, and
-    /// first delivers what was published there after `since` — the position of the last
-    /// publication its client saw, which it gave back when it reconnected — so that it misses
-    /// nothing and gets nothing twice, in the topic's order. Needs a backplane that keeps the
-    /// topic's history (`RedisBackplane::recover`, feature
-    /// `redis`).
-    ///
-    /// When that cannot be had — the position is older than the history keeps
-    /// ([`Config::history_max_len`](crate::Config::history_max_len), `history_max_age`), its
-    /// epoch changed (the history was lost), Redis could not answer within
-    /// `backplane_timeout`, more than `recovery_buffer` live publications came meanwhile, or the
-    /// topic keeps no history — the connection gets `unrecoverable` instead (the application's
-    /// "reload" message), then the live publications; it stays subscribed. Counted in
-    /// [`Stats::backplane_recovered`](crate::Stats) and `backplane_recovery_refused`.
-    ///
-    /// The history arrives asynchronously: what this handler sends in this call goes out
-    /// before it. `Err` for a name longer than [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) bytes.
-    pub fn subscribe_from(
-        &mut self,
-        topic: &str,
-        since: Position,
-        unrecoverable: impl Into<Message>,
-    ) -> Result<(), TopicError> {
-        let topic = Topic::new(topic)?;
-        if self.output.close.is_some() {
-            log::debug!("{}: subscribe after close ignored", self.conn);
-            return Ok(());
-        }
-        let message = unrecoverable.into();
-        let frame = encode_shared_frame(message.opcode(), message.as_bytes());
-        self.output.subscribe_from(topic, since, frame);
-        Ok(())
     }
 }

@@ -114,8 +114,10 @@ pub use config::Config;
 pub use conn_id::ConnId;
 pub use dispatch::ServerHandle;
 pub use driven::{DrivenServer, Turned};
-pub use error::{Error, PingError, SendError};
-pub use handler::{Answer, Context, Handler, HttpContext, Pressure, Upgrade, UpgradeOffer};
+pub use error::{Error, PingError, SendError, TimerError};
+pub use handler::{
+    Answer, Context, Deferred, DeferredError, Handler, HttpContext, Pressure, Upgrade, UpgradeOffer,
+};
 pub use http::origin::{ForwardedHost, OriginPattern, OriginPolicy, UpgradeOrigin};
 pub use http::{Request, RequestBuilder, Response, Version};
 pub use metrics::Stats;

@@ -231,6 +231,21 @@ metrics! {
         "Replies or pushes for connections already closed.";
     /// Handler calls that panicked (each closed its connection with `1011`).
     handler_panics: counter "handler_panics_total" [""] "Handler calls that panicked.";
+    /// Handler calls that deferred their completion to another thread (`Context::defer`).
+    deferred_calls: counter "deferred_calls_total" [""]
+        "Handler calls that deferred their completion.";
+    /// Deferred completions that did not come within `deferred_timeout` (the job was taken
+    /// back and `on_deferred_timeout` called).
+    deferred_expired: counter "deferred_expired_total" [""]
+        "Deferred completions past deferred_timeout.";
+    /// Deferred completions whose every handle was dropped without completing (counted as
+    /// completed with nothing).
+    deferred_abandoned: counter "deferred_abandoned_total" [""]
+        "Deferred completions dropped without completing.";
+    /// Completions that came too late: after the deadline or the connection's close (the
+    /// completer got an `Err`).
+    deferred_late: counter "deferred_late_total" [""]
+        "Completions after the deadline or the close.";
     /// `accept` failures (for example `EMFILE`), each followed by a pause.
     accept_errors: counter "accept_errors_total" [""]
         "accept() failures (each followed by a pause).";
@@ -246,6 +261,13 @@ metrics! {
     buffers_in_use: gauge "buffers_in_use" [""] "Buffers lent to connections now.";
     /// Entries in the loops' timer heaps (live deadlines plus stale ones not yet popped).
     pending_timers: gauge "pending_timers" [""] "Entries in the loops' timer heaps.";
+    /// Timers the handlers have armed on their connections now (`Context::set_timer`), not
+    /// yet fired or cancelled, summed over the connections.
+    connection_timers: gauge "connection_timers" [""]
+        "Timers armed by handlers on their connections now.";
+    /// Handler timers that fired (each an `on_timer` call, unless the call before it closed).
+    timers_fired: counter "connection_timers_fired_total" [""]
+        "Handler timers that fired.";
     /// Keepalive pings sent to silent WebSocket connections.
     pings_sent: counter "pings_sent_total" [""] "Keepalive pings sent.";
     /// Requests not complete within `request_timeout` (answered `408`).

@@ -26,43 +26,24 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::dispatch::{
-    After, Batch, Compressing, HttpTail, Inbound, Job, JobRunner, Output, Reply, Run, SessionBox,
-    Work,
+    After, Batch, Call, Compressing, HttpTail, Inbound, Job, JobRunner, Lease, Output, Reply,
+    Returned, Run, SessionBox, TimerBook, Work,
 };
-use crate::handler::{Context, Flow, Handler, HttpContext, Peer, Upgrade, UpgradeOffer};
+use crate::handler::call::{Carried, Keep, Slot, panicked_in};
+use crate::handler::deferred::{CallSite, Cell, park};
+use crate::handler::{Flow, Handler, HttpContext, Peer, Upgrade, UpgradeOffer};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus::{self, Exposition};
+use crate::ws::PerMessageDeflate;
 use crate::ws::deflate::negotiate;
-use crate::ws::{CloseCode, CloseFrame, PerMessageDeflate};
 
-/// A WebSocket's session as the runner keeps it: the handler's state, and who the peer is.
-struct Slot<S> {
-    peer: Peer,
-    session: S,
-}
-
-impl<S: Default + Send + 'static> Slot<S> {
-    /// The slot in a job's box; a fresh one if the box is missing or of another type (neither
-    /// happens: the box was made here).
-    fn unbox(session: Option<SessionBox>, conn: ConnId) -> Box<Slot<S>> {
-        match session.map(|boxed| boxed.downcast::<Slot<S>>()) {
-            Some(Ok(slot)) => slot,
-            Some(Err(_)) | None => {
-                log::error!("{conn}: job without its session; starting from the default");
-                Box::new(Slot {
-                    peer: Peer::default(),
-                    session: S::default(),
-                })
-            }
-        }
-    }
-}
-
-/// The handler, and what its calls need: the server handle for `Context` and `on_close`, and
-/// the configuration for the built-in paths.
-pub(crate) struct HandlerRunner<H> {
+/// The handler, and what its calls need: the server handle for `Context` and `on_close`, the
+/// configuration for the built-in paths, and where each connection's slot waits between calls
+/// (`K`: carried with the jobs, or kept on a driven server's thread).
+pub(crate) struct HandlerRunner<H: Handler, K = Carried> {
     handler: H,
+    keep: K,
     server: ServerHandle,
     metrics_path: Option<String>,
     health_path: Option<String>,
@@ -74,12 +55,15 @@ pub(crate) struct HandlerRunner<H> {
     max_message_size: usize,
     /// `Config::high_water_bytes`, for `Context::pressure`.
     high_water: usize,
+    /// `Config::max_timers_per_connection`, for `Context::set_timer`.
+    max_timers: usize,
 }
 
-impl<H: Handler> HandlerRunner<H> {
-    pub(crate) fn new(handler: H, server: ServerHandle, config: &Config) -> Arc<Self> {
-        Arc::new(HandlerRunner {
+impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
+    pub(crate) fn new(handler: H, server: ServerHandle, config: &Config, keep: K) -> Self {
+        HandlerRunner {
             handler,
+            keep,
             server,
             metrics_path: config.metrics_path.clone(),
             health_path: config.health_path.clone(),
@@ -88,7 +72,8 @@ impl<H: Handler> HandlerRunner<H> {
             compression_threshold: config.compression_threshold,
             max_message_size: config.max_message_size,
             high_water: config.water_marks().1,
-        })
+            max_timers: config.max_timers_per_connection,
+        }
     }
 
     /// How replies are compressed on a connection that agreed on `deflate`.
@@ -101,8 +86,8 @@ impl<H: Handler> HandlerRunner<H> {
     }
 }
 
-impl<H: Handler> JobRunner for HandlerRunner<H> {
-    fn run(&self, job: Job) -> Option<Reply> {
+impl<H: Handler, K: Keep<H::Session>> JobRunner for HandlerRunner<H, K> {
+    fn run(&self, job: Job) -> Option<Returned> {
         match job {
             Job::Run(Run {
                 lease,
@@ -110,43 +95,29 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
                 session,
                 queued,
             }) => {
-                let conn = lease.conn();
-                let mut slot = Slot::<H::Session>::unbox(session, conn);
+                let slot = self.keep.take(lease.conn(), session);
                 let flow = Flow {
                     queued,
                     high_water: self.high_water,
+                    max_timers: self.max_timers,
                 };
-                let output = self.run_messages(conn, batch, &mut slot, flow);
-                Some(Reply {
-                    lease,
-                    output,
-                    after: After::Continue,
-                    session: Some(slot),
-                })
+                Some(self.run_messages(lease, batch, slot, flow))
             }
             Job::Run(Run {
                 lease,
                 work: Work::Http { requests, tail },
                 ..
-            }) => {
-                let (output, after, session) = self.run_http(lease.conn(), requests, tail);
-                Some(Reply {
-                    lease,
-                    output,
-                    after,
-                    session,
-                })
-            }
+            }) => Some(self.run_http(lease, requests, tail)),
             Job::Close {
                 conn,
                 info,
                 session,
             } => {
-                let slot = Slot::<H::Session>::unbox(session, conn);
+                let slot = self.keep.take(conn, session);
                 let server = &self.server;
                 let call = || self.handler.on_close(conn, slot.session, &info, server);
                 if catch_unwind(AssertUnwindSafe(call)).is_err() {
-                    self.panicked(conn, "on_close");
+                    panicked_in(server, conn, "on_close");
                 }
                 None
             }
@@ -154,65 +125,134 @@ impl<H: Handler> JobRunner for HandlerRunner<H> {
     }
 }
 
-impl<H: Handler> HandlerRunner<H> {
+impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
+    /// A batch's calls in order — `on_deferred_timeout`, `on_drain`, `on_timer` for each timer
+    /// that fired, then `on_message` (or `on_pong`) for each message — until one closes, fails
+    /// or defers: the reply, or the deferral that parks the rest of the batch until the
+    /// completion.
     fn run_messages(
         &self,
-        conn: ConnId,
+        lease: Lease,
         batch: Batch,
-        slot: &mut Slot<H::Session>,
+        mut slot: Box<Slot<H::Session>>,
         flow: Flow,
-    ) -> Output {
+    ) -> Returned {
+        let conn = lease.conn();
         let Batch {
             messages,
             deflate,
             drained,
+            expired,
+            timers,
             ..
         } = batch;
         let mut output = Output::with_capacity(echo_room(&messages));
         output.compressing = self.compressing(deflate);
-        if drained {
-            let Slot { peer, session } = &mut *slot;
-            let mut ctx = Context::new(conn, &mut output, &self.server, session, peer, None, flow);
-            if catch_unwind(AssertUnwindSafe(|| self.handler.on_drain(&mut ctx))).is_err() {
-                self.panicked(conn, "on_drain");
-                output.close = Some(internal_error());
-                return output;
-            }
-        }
-        for message in messages {
-            let message = match message.into_message(self.max_message_size) {
-                Ok(message) => message,
-                Err(err) => {
-                    log::debug!("{conn}: a compressed message failed: {err}");
-                    add(&self.server.metrics().inflate_failures, 1);
-                    // Nothing after it is handled: the session fails the connection.
-                    output.failed = Some(err);
-                    break;
-                }
-            };
-            let Slot { peer, session } = &mut *slot;
-            let mut ctx = Context::new(conn, &mut output, &self.server, session, peer, None, flow);
-            let call = || self.handler.on_message(&mut ctx, message);
-            if catch_unwind(AssertUnwindSafe(call)).is_err() {
-                self.panicked(conn, "on_message");
-                output.close = Some(internal_error());
-            }
-            if output.close.is_some() {
-                // Messages after a close are dropped: the handler asked to end the conversation.
+        output.timers = timers.map(|timers| Box::new(TimerBook::new(*timers, self.max_timers)));
+        let mut messages = messages.into_iter();
+        let mut site = CallSite {
+            conn,
+            output: &mut output,
+            server: &self.server,
+            slot: &mut slot,
+            request: None,
+            flow,
+        };
+        let mut parked = self.run_hooks(&mut site, expired, drained);
+        while parked.is_none() && site.output.close.is_none() {
+            let Some(message) = messages.next() else {
                 break;
+            };
+            match self.call_one(&mut site, message) {
+                Ok(deferred) => parked = deferred,
+                Err(Inflate) => break,
             }
         }
-        output
+        match parked {
+            Some(cell) => park(
+                &cell,
+                lease,
+                output,
+                slot,
+                messages.collect(),
+                After::Continue,
+            ),
+            // Messages after a close are dropped: the handler asked to end the conversation.
+            None => {
+                let session = self.keep.keep(lease.conn(), slot);
+                reply(lease, output, After::Continue, session)
+            }
+        }
+    }
+
+    /// One message's call: `on_message`, or `on_pong`; `Some` if it deferred. A compressed
+    /// message that does not inflate is the peer's error: nothing after it is handled, and the
+    /// session fails the connection.
+    fn call_one(
+        &self,
+        site: &mut CallSite<'_, H::Session>,
+        message: Inbound,
+    ) -> Result<Option<Arc<Cell<H::Session>>>, Inflate> {
+        match message.into_call(self.max_message_size) {
+            Ok(Call::Message(message)) => {
+                Ok(site.call("on_message", |ctx| self.handler.on_message(ctx, message)))
+            }
+            Ok(Call::Pong(payload)) => {
+                Ok(site.call("on_pong", |ctx| self.handler.on_pong(ctx, &payload)))
+            }
+            Err(err) => {
+                log::debug!("{}: a compressed message failed: {err}", site.conn);
+                add(&self.server.metrics().inflate_failures, 1);
+                site.output.failed = Some(err);
+                Err(Inflate)
+            }
+        }
+    }
+
+    /// The calls a batch owes before its messages: `on_deferred_timeout`, `on_drain`, then
+    /// `on_timer` for each timer that fired and was not reset or cancelled meanwhile. `Some`
+    /// if one deferred (the fired timers not reached go back to the connection, still due).
+    fn run_hooks(
+        &self,
+        site: &mut CallSite<'_, H::Session>,
+        expired: bool,
+        drained: bool,
+    ) -> Option<Arc<Cell<H::Session>>> {
+        if expired {
+            let parked = site.call("on_deferred_timeout", |ctx| {
+                self.handler.on_deferred_timeout(ctx);
+            });
+            if parked.is_some() {
+                return parked;
+            }
+        }
+        if drained && site.output.close.is_none() {
+            let parked = site.call("on_drain", |ctx| self.handler.on_drain(ctx));
+            if parked.is_some() {
+                return parked;
+            }
+        }
+        while site.output.close.is_none() {
+            let Some(key) = site
+                .output
+                .timers
+                .as_mut()
+                .and_then(|book| book.next_fired())
+            else {
+                break;
+            };
+            let parked = site.call("on_timer", |ctx| self.handler.on_timer(ctx, key));
+            if parked.is_some() {
+                return parked;
+            }
+        }
+        None
     }
 
     /// A batch of HTTP requests answered in order, then its tail (an upgrade, an error): the
-    /// bytes, what the session does next, and a new WebSocket's session.
-    fn run_http(
-        &self,
-        conn: ConnId,
-        requests: Vec<Request>,
-        tail: HttpTail,
-    ) -> (Output, After, Option<SessionBox>) {
+    /// reply with what the session does next — or, if `on_open` deferred, the deferral.
+    fn run_http(&self, lease: Lease, requests: Vec<Request>, tail: HttpTail) -> Returned {
+        let conn = lease.conn();
         let mut output = Output::default();
         let close = After::CloseHttp { bad_request: false };
         // A monitoring-reserve request: its response closes the connection.
@@ -226,13 +266,13 @@ impl<H: Handler> HandlerRunner<H> {
             let (response, keep_alive) = match answer {
                 Ok(response) => (response, keep_alive),
                 Err(_) => {
-                    self.panicked(conn, "on_http_request");
+                    panicked_in(&self.server, conn, "on_http_request");
                     (internal_error_response(), false)
                 }
             };
             response.encode(&mut output.bytes, version, keep_alive, head_only);
             if !keep_alive {
-                return (output, close, None);
+                return reply(lease, output, close, None);
             }
         }
         let after = match tail {
@@ -244,22 +284,22 @@ impl<H: Handler> HandlerRunner<H> {
             }
             HttpTail::Upgrade(upgrade) => {
                 let (request, upgrade) = *upgrade;
-                let (after, session) = self.upgrade_and_open(conn, &request, upgrade, &mut output);
-                return (output, after, session);
+                return self.upgrade_and_open(lease, &request, upgrade, output);
             }
         };
-        (output, after, None)
+        reply(lease, output, after, None)
     }
 
-    /// `on_upgrade`, then the `101` and `on_open` if it accepted: what the session does next,
-    /// and the new connection's session.
+    /// `on_upgrade`, then the `101` and `on_open` if it accepted: the reply, with the new
+    /// connection's session — or the deferral, if `on_open` deferred.
     fn upgrade_and_open(
         &self,
-        conn: ConnId,
+        lease: Lease,
         request: &Request,
         upgrade: UpgradeRequest,
-        output: &mut Output,
-    ) -> (After, Option<SessionBox>) {
+        mut output: Output,
+    ) -> Returned {
+        let conn = lease.conn();
         // The origin was checked on the loop (`check_upgrade`): a refused one never gets here.
         let offer = UpgradeOffer {
             protocols: upgrade.protocols,
@@ -271,7 +311,6 @@ impl<H: Handler> HandlerRunner<H> {
             },
         };
         let decide = || self.handler.on_upgrade(request, &offer);
-        let close = After::CloseHttp { bad_request: false };
         let response = match catch_unwind(AssertUnwindSafe(decide)) {
             Ok(Upgrade::Accept {
                 protocol,
@@ -290,48 +329,51 @@ impl<H: Handler> HandlerRunner<H> {
                     target: request.target().to_owned(),
                     protocol,
                 };
-                let session = self.open(conn, request, Slot { peer, session }, output);
-                return (After::Upgraded { deflate }, Some(session));
+                let slot = Box::new(Slot { peer, session });
+                return self.open(lease, request, slot, output, deflate);
             }
             Ok(Upgrade::Reject(response)) => response,
             Err(_) => {
-                self.panicked(conn, "on_upgrade");
+                panicked_in(&self.server, conn, "on_upgrade");
                 internal_error_response()
             }
         };
         response.encode(&mut output.bytes, request.version(), false, false);
-        (close, None)
+        reply(lease, output, After::CloseHttp { bad_request: false }, None)
     }
 
     /// A new WebSocket's session (as `on_upgrade` accepted it), handed to `on_open` with the
     /// upgrade request.
     fn open(
         &self,
-        conn: ConnId,
+        lease: Lease,
         request: &Request,
-        slot: Slot<H::Session>,
-        output: &mut Output,
-    ) -> SessionBox {
-        let mut slot = Box::new(slot);
-        let Slot { peer, session } = &mut *slot;
+        mut slot: Box<Slot<H::Session>>,
+        mut output: Output,
+        deflate: Option<PerMessageDeflate>,
+    ) -> Returned {
         let flow = Flow {
             queued: 0,
             high_water: self.high_water,
+            max_timers: self.max_timers,
         };
-        let mut ctx = Context::new(
-            conn,
-            output,
-            &self.server,
-            session,
-            peer,
-            Some(request),
+        let parked = CallSite {
+            conn: lease.conn(),
+            output: &mut output,
+            server: &self.server,
+            slot: &mut slot,
+            request: Some(request),
             flow,
-        );
-        if catch_unwind(AssertUnwindSafe(|| self.handler.on_open(&mut ctx))).is_err() {
-            self.panicked(conn, "on_open");
-            output.close = Some(internal_error());
         }
-        slot
+        .call("on_open", |ctx| self.handler.on_open(ctx));
+        let after = After::Upgraded { deflate };
+        match parked {
+            Some(cell) => park(&cell, lease, output, slot, Vec::new(), after),
+            None => {
+                let session = self.keep.keep(lease.conn(), slot);
+                reply(lease, output, after, session)
+            }
+        }
     }
 
     /// The answer to one plain HTTP request: the server's own for its paths, else the
@@ -371,11 +413,6 @@ impl<H: Handler> HandlerRunner<H> {
             });
         }
         None
-    }
-
-    fn panicked(&self, conn: ConnId, call: &str) {
-        add(&self.server.metrics().handler_panics, 1);
-        log::error!("{conn}: handler panicked in {call}; closing the connection");
     }
 }
 
@@ -420,15 +457,20 @@ fn echo_room(messages: &[Inbound]) -> usize {
         .sum()
 }
 
-/// The close frame a connection gets when its handler panicked.
-fn internal_error() -> CloseFrame {
-    CloseFrame {
-        code: CloseCode::Error,
-        reason: "handler panicked".into(),
-    }
-}
+/// A compressed message of the batch failed to inflate.
+struct Inflate;
 
 /// The response a request gets when its handler panicked.
 fn internal_error_response() -> Response {
     Response::text(500, "internal server error\n")
+}
+
+/// A job's reply, as it goes home.
+fn reply(lease: Lease, output: Output, after: After, session: Option<SessionBox>) -> Returned {
+    Returned::Reply(Reply {
+        lease,
+        output,
+        after,
+        session,
+    })
 }

@@ -7,23 +7,28 @@
 //! without any thread, for the caller to drive (`driven.rs`).
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::thread::{self, JoinHandle};
 
 use mio::net::TcpListener;
 use mio::{Poll, Waker};
-use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::config::Config;
-use crate::dispatch::{Executor, JobRunner, LoopLink, LoopWaker, Relay, SharedTls};
+use crate::dispatch::{Executor, Job, LoopLink, LoopWaker, Relay, SharedRunner, SharedTls};
 use crate::dispatch::{ServerHandle, Shared, WorkerPool};
 use crate::driven::DrivenServer;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::handler::call::{Carried, Local};
 use crate::metrics::Metrics;
 use crate::netpoller::{EventLoop, Forwarder, LoopParts, WAKER};
 use crate::runner::HandlerRunner;
+
+mod listen;
+
+use listen::{listen, listen_all};
 
 /// The running backplane, or a type with no values without the `redis` feature.
 #[cfg(feature = "redis")]
@@ -136,7 +141,14 @@ impl ServerBuilder {
     }
 
     /// Validates the configuration, binds, starts the threads, and returns the running server.
-    pub fn build(mut self, handler: impl Handler) -> Result<Server, Error> {
+    /// Its handler is shared by every thread, and each connection's session travels to the
+    /// worker that runs its next call: `Send + Sync`, and `Send` (a handler or a session that
+    /// is not can be driven: [`build_driven`](Self::build_driven)).
+    pub fn build<H>(mut self, handler: H) -> Result<Server, Error>
+    where
+        H: Handler + Send + Sync,
+        H::Session: Send,
+    {
         let tls = self.tls_acceptor();
         let config = Arc::new(std::mem::take(&mut self.config));
         config.validate()?;
@@ -147,12 +159,7 @@ impl ServerBuilder {
         let (links, loops) = wire_loops(listeners, &config, &tls)?;
         let backplane = self.start_backplane(&config, &links, &metrics)?;
         let relay = relay_of(&backplane);
-        let forwarders: Vec<Forwarder> = (0..links.len())
-            .map(|index| {
-                Forwarder::new(index, &links, config.command_queue_capacity)
-                    .with_relay(relay.clone())
-            })
-            .collect();
+        let forwarders = forwarders(&links, &config, &relay);
         let handle = ServerHandle::new(Shared {
             loops: links,
             metrics: Arc::clone(&metrics),
@@ -162,7 +169,12 @@ impl ServerBuilder {
             tls: tls.clone(),
             relay,
         });
-        let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
+        let runner: SharedRunner = Arc::new(HandlerRunner::new(
+            handler,
+            handle.clone(),
+            &config,
+            Carried,
+        ));
         let worker_count = if config.inline_handlers {
             0
         } else {
@@ -171,17 +183,12 @@ impl ServerBuilder {
         let workers = WorkerPool::spawn(worker_count, job_rx, Arc::clone(&runner), handle.clone())?;
         let mut event_loops = Vec::with_capacity(loops.len());
         for (index, (wired, forwarder)) in loops.into_iter().zip(forwarders).enumerate() {
-            let executor = if config.inline_handlers {
-                Executor::Inline(Arc::clone(&runner))
-            } else {
-                Executor::Pool(job_tx.clone())
+            let jobs = match config.inline_handlers {
+                true => Jobs::Inline(Arc::clone(&runner)),
+                false => Jobs::Pool(job_tx.clone()),
             };
-            let event_loop =
-                wired.start(index, executor, forwarder, &shutdown, &config, &metrics)?;
-            let thread = thread::Builder::new()
-                .name(format!("wsreactor-loop-{index}"))
-                .spawn(move || event_loop.run())?;
-            event_loops.push(thread);
+            let parts = (index, jobs, forwarder, &shutdown, &config, &metrics);
+            event_loops.push(wired.spawn(parts)?);
         }
         // Only the loops hold job senders now: when the last loop ends, the workers drain the
         // queue and exit.
@@ -196,10 +203,25 @@ impl ServerBuilder {
     }
 }
 
+/// Each loop's forwarder of publications to the other loops (and, with a backplane, to it).
+fn forwarders(
+    links: &[LoopLink],
+    config: &Config,
+    relay: &Option<Arc<dyn Relay>>,
+) -> Vec<Forwarder> {
+    (0..links.len())
+        .map(|index| {
+            Forwarder::new(index, links, config.command_queue_capacity).with_relay(relay.clone())
+        })
+        .collect()
+}
+
 impl ServerBuilder {
     /// Validates the configuration and binds, but starts no thread: the returned
     /// [`DrivenServer`] runs on the caller's thread, one [`turn`](DrivenServer::turn) at a time,
-    /// with its handler called inline (see [`DrivenServer`] for when to choose it). Of the
+    /// with its handler called inline (see [`DrivenServer`] for when to choose it). The handler
+    /// and its sessions are only ever used on that thread, so neither needs to be `Send`:
+    /// state in an `Rc<RefCell<_>>` can be shared with the caller's own loop. Of the
     /// configuration, `event_loops` is taken as 1, `inline_handlers` as `true` and `workers` is
     /// not used; everything else applies.
     pub fn build_driven(self, handler: impl Handler) -> Result<DrivenServer, Error> {
@@ -225,11 +247,12 @@ impl ServerBuilder {
             tls: tls.clone(),
             relay: None,
         });
-        let runner: Arc<dyn JobRunner> = HandlerRunner::new(handler, handle.clone(), &config);
+        // On this thread only: the handler and its sessions need not be `Send`.
+        let runner = HandlerRunner::new(handler, handle.clone(), &config, Local::default());
         let wired = loops
             .pop()
             .ok_or(Error::InvalidConfig("no event loop".into()))?;
-        let executor = Executor::Inline(runner);
+        let executor = Executor::Local(Rc::new(runner));
         let forwarder = Forwarder::default(); // one loop: nobody to forward to
         let event_loop = wired.start(0, executor, forwarder, &shutdown, &config, &metrics)?;
         // The thread that builds it usually drives it: its pushes must not wait on itself.
@@ -243,13 +266,70 @@ impl ServerBuilder {
 struct WiredLoop {
     poll: Poll,
     listener: TcpListener,
-    replies: crossbeam_channel::Receiver<crate::dispatch::Reply>,
+    replies: crossbeam_channel::Receiver<crate::dispatch::Returned>,
     commands: crossbeam_channel::Receiver<crate::dispatch::Command>,
     waker: Arc<LoopWaker>,
     tls: SharedTls,
 }
 
+/// Where a threaded loop's jobs go, in a form its thread can take along (the loop and its
+/// executor are made on that thread).
+enum Jobs {
+    Pool(crossbeam_channel::Sender<Job>),
+    Inline(SharedRunner),
+}
+
+/// What a threaded loop starts with: its number, its jobs' way, its forwarder, and the shared
+/// shutdown flag, configuration and counters.
+type LoopStart<'a> = (
+    usize,
+    Jobs,
+    Forwarder,
+    &'a Arc<AtomicBool>,
+    &'a Arc<Config>,
+    &'a Arc<Metrics>,
+);
+
 impl WiredLoop {
+    /// Starts the loop's thread (`wsreactor-loop-N`) and makes the loop there, where it stays:
+    /// an executor may run the handler inline. Returns once the loop is made, so an error in
+    /// making it is this call's.
+    fn spawn(self, start: LoopStart<'_>) -> Result<JoinHandle<()>, Error> {
+        let (index, jobs, forwarder, shutdown, config, metrics) = start;
+        let shared = (
+            Arc::clone(shutdown),
+            Arc::clone(config),
+            Arc::clone(metrics),
+        );
+        let (made, ready) = std::sync::mpsc::sync_channel(1);
+        let thread = thread::Builder::new()
+            .name(format!("wsreactor-loop-{index}"))
+            .spawn(move || {
+                let (shutdown, config, metrics) = shared;
+                let executor = match jobs {
+                    Jobs::Pool(jobs) => Executor::Pool(jobs),
+                    Jobs::Inline(runner) => Executor::Inline(runner),
+                };
+                match self.start(index, executor, forwarder, &shutdown, &config, &metrics) {
+                    Ok(event_loop) => {
+                        let _ = made.send(Ok(()));
+                        event_loop.run();
+                    }
+                    Err(err) => drop(made.send(Err(err))),
+                }
+            })?;
+        match ready.recv() {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(err)) => {
+                let _ = thread.join();
+                Err(err)
+            }
+            Err(_) => Err(Error::Io(std::io::Error::other(
+                "an event loop thread ended before its loop was made",
+            ))),
+        }
+    }
+
     /// The event loop, ready to run, sending its jobs to `executor`.
     fn start(
         self,
@@ -369,19 +449,6 @@ impl Server {
     }
 }
 
-/// One listening socket per event loop on the same address (`SO_REUSEPORT` when there are
-/// several); with port 0 the first bind picks the port for the others.
-fn listen_all(config: &Config) -> Result<(Vec<TcpListener>, SocketAddr), Error> {
-    let reuse_port = config.event_loops > 1;
-    let first = listen(config.addr, config, reuse_port)?;
-    let local_addr = first.local_addr()?;
-    let mut listeners = vec![first];
-    for _ in 1..config.event_loops {
-        listeners.push(listen(local_addr, config, reuse_port)?);
-    }
-    Ok((listeners, local_addr))
-}
-
 fn log_start(config: &Config, local_addr: SocketAddr) {
     let handlers = if config.inline_handlers {
         "inline handlers".to_owned()
@@ -390,23 +457,6 @@ fn log_start(config: &Config, local_addr: SocketAddr) {
     };
     let loops = config.event_loops;
     log::info!("listening on {local_addr} ({loops} event loops, {handlers})");
-}
-
-/// Binds a listening socket with `SO_REUSEADDR` (and `SO_REUSEPORT` for several loops) and the
-/// configured backlog.
-fn listen(addr: SocketAddr, config: &Config, reuse_port: bool) -> Result<TcpListener, Error> {
-    let bind = || -> std::io::Result<TcpListener> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        if reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        socket.set_nonblocking(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(i32::try_from(config.backlog).unwrap_or(i32::MAX))?;
-        Ok(TcpListener::from_std(socket.into()))
-    };
-    bind().map_err(|source| Error::Bind { addr, source })
 }
 
 #[cfg(test)]

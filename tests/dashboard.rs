@@ -64,6 +64,25 @@ fn the_dashboard_shows_the_loop_moving_under_traffic() {
     assert!(rate > 0.0, "messages per second shown: {rate}");
     let open = page.number("document.getElementById('cur-phases-2').textContent");
     assert_eq!(open, CLIENTS as f64, "open WebSockets by phase");
+    // The handlers' timers and the deferred completions have their charts and their rows.
+    for id in ["cur-timers-1", "cur-deferred-0", "cur-deferred-3"] {
+        let shown = page.number(&format!("document.getElementById('{id}').textContent"));
+        assert_eq!(
+            shown, 0.0,
+            "{id}: the echo sets no timer and defers nothing"
+        );
+    }
+    for name in [
+        "connection_timers",
+        "connection_timers_fired_total",
+        "deferred_calls_total",
+        "deferred_expired_total",
+        "deferred_abandoned_total",
+        "deferred_late_total",
+    ] {
+        let row = format!("document.getElementById('value-{name}').textContent");
+        assert_eq!(page.number(&row), 0.0, "{name} in the table");
+    }
     let status = page.text("document.getElementById('status').textContent");
     assert!(status.contains("updated"), "{status}");
     if let Ok(path) = std::env::var("WSREACTOR_DASHBOARD_SCREENSHOT") {

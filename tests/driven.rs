@@ -1,11 +1,14 @@
 //! The caller-driven server (`ServerBuilder::build_driven`): it runs only inside `turn`, on the
 //! test's own thread (tests/embed.rs checks that such a process has one thread); a push from another thread wakes a waiting turn; its file descriptor says
 //! when a turn has work; the driving thread's pushes never wait on themselves; a shutdown
-//! closes WebSockets with `1001` and then every turn says `Stopped`.
+//! closes WebSockets with `1001` and then every turn says `Stopped`; its handler and sessions
+//! may be `Rc<RefCell<_>>` state shared with the caller, who reads it between turns.
 
 mod common;
 
+use std::cell::RefCell;
 use std::os::fd::AsRawFd;
+use std::rc::Rc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -150,5 +153,158 @@ fn run_until_returns_at_its_deadline() {
     let deadline = Instant::now() + Duration::from_millis(50);
     assert_eq!(server.run_until(deadline).unwrap(), Turned::Running);
     assert!(Instant::now() >= deadline);
+    server.shutdown().unwrap();
+}
+
+/// The board of a driven test: what the handler saw, shared with the test's own loop.
+type Board = Rc<RefCell<Vec<String>>>;
+
+/// A handler whose state, and every connection's session, is an `Rc<RefCell<_>>` — neither
+/// `Send` nor `Sync` — shared with the caller's loop: each connection's session is the board
+/// (given in `on_upgrade`), plus a counter of its own in an `Rc<Cell<_>>`.
+struct Local {
+    board: Board,
+}
+
+#[derive(Default)]
+struct Seat {
+    board: Board,
+    count: Rc<std::cell::Cell<u32>>,
+}
+
+impl wsreactor::Handler for Local {
+    type Session = Seat;
+
+    fn on_upgrade(
+        &self,
+        _: &wsreactor::Request,
+        _: &wsreactor::UpgradeOffer,
+    ) -> wsreactor::Upgrade<Seat> {
+        wsreactor::Upgrade::accept_with(Seat {
+            board: Rc::clone(&self.board),
+            count: Rc::default(),
+        })
+    }
+
+    fn on_message(&self, ctx: &mut wsreactor::Context<'_, Seat>, message: wsreactor::Message) {
+        let text = String::from_utf8_lossy(message.as_bytes()).into_owned();
+        let seat = ctx.session();
+        seat.count.set(seat.count.get() + 1);
+        seat.board.borrow_mut().push(text.clone());
+        let count = seat.count.get();
+        ctx.send(format!("{text}:{count}"));
+    }
+
+    fn on_close(
+        &self,
+        _: wsreactor::ConnId,
+        seat: Seat,
+        _: &wsreactor::CloseInfo,
+        _: &wsreactor::ServerHandle,
+    ) {
+        seat.board
+            .borrow_mut()
+            .push(format!("closed after {}", seat.count.get()));
+    }
+}
+
+#[test]
+fn a_driven_server_takes_handlers_and_sessions_that_are_not_send_and_the_caller_reads_them() {
+    let board: Board = Rc::default();
+    let mut server = Server::builder()
+        .config(config())
+        .build_driven(Local {
+            board: Rc::clone(&board),
+        })
+        .expect("binds");
+    let addr = server.local_addr();
+    let (go, next) = std::sync::mpsc::channel::<&'static str>();
+    let client = thread::spawn(move || {
+        let mut client = connect(addr);
+        for text in next {
+            client.send(TMessage::text(text)).unwrap();
+            let answer = client.read().unwrap();
+            assert!(answer.to_text().unwrap().starts_with(text), "{answer:?}");
+        }
+        close_client(client);
+    });
+    // Between turns the caller reads what the handler wrote, through its own `Rc`.
+    for (n, text) in ["a", "b", "c"].into_iter().enumerate() {
+        go.send(text).unwrap();
+        turn_until(&mut server, "the message on the board", || {
+            board.borrow().len() == n + 1
+        });
+        assert_eq!(board.borrow().last().map(String::as_str), Some(text));
+        assert!(
+            Rc::strong_count(&board) >= 3,
+            "the handler's and the session's"
+        );
+    }
+    drop(go);
+    turn_until(&mut server, "on_close", || board.borrow().len() == 4);
+    assert_eq!(*board.borrow(), ["a", "b", "c", "closed after 3"]);
+    client.join().unwrap();
+    server.shutdown().unwrap();
+    assert_eq!(
+        Rc::strong_count(&board),
+        1,
+        "the server dropped its handler"
+    );
+}
+
+/// Counts each connection's messages; `later` defers its answer to a thread that completes it.
+struct Later {
+    parked: std::sync::Arc<std::sync::Mutex<Vec<wsreactor::Deferred<u32>>>>,
+}
+
+impl wsreactor::Handler for Later {
+    type Session = u32;
+
+    fn on_message(&self, ctx: &mut wsreactor::Context<'_, u32>, message: wsreactor::Message) {
+        *ctx.session_mut() += 1;
+        if message.as_bytes() == b"later" {
+            self.parked.lock().unwrap().push(ctx.defer());
+        } else {
+            let count = *ctx.session();
+            ctx.send(format!("count:{count}"));
+        }
+    }
+}
+
+#[test]
+fn a_driven_servers_deferred_completion_keeps_the_session() {
+    let parked = std::sync::Arc::default();
+    let mut server = Server::builder()
+        .config(config())
+        .build_driven(Later {
+            parked: std::sync::Arc::clone(&parked),
+        })
+        .expect("binds");
+    let addr = server.local_addr();
+    let client = thread::spawn(move || {
+        let mut client = connect(addr);
+        client.send(TMessage::text("a")).unwrap();
+        client.send(TMessage::text("later")).unwrap();
+        client.send(TMessage::text("b")).unwrap();
+        let answers: Vec<String> = (0..3)
+            .map(|_| client.read().unwrap().to_text().unwrap().to_owned())
+            .collect();
+        close_client(client);
+        answers
+    });
+    turn_until(&mut server, "the deferral", || {
+        !parked.lock().unwrap().is_empty()
+    });
+    let deferred = parked.lock().unwrap().pop().unwrap();
+    let completer = thread::spawn(move || {
+        deferred.complete(|ctx| {
+            *ctx.session_mut() += 10;
+            let count = *ctx.session();
+            ctx.send(format!("done:{count}"));
+        })
+    });
+    turn_until(&mut server, "the answers", || client.is_finished());
+    assert_eq!(completer.join().unwrap(), Ok(()));
+    assert_eq!(client.join().unwrap(), ["count:1", "done:12", "count:13"]);
     server.shutdown().unwrap();
 }

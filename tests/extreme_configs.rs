@@ -166,6 +166,7 @@ fn fields() -> Vec<Field> {
         max_lifetime,
         message_timeout,
         write_stall_timeout,
+        deferred_timeout,
         metrics_path,
         health_path,
         close_timeout,
@@ -175,6 +176,7 @@ fn fields() -> Vec<Field> {
         monitoring_reserve,
         monitoring_timeout,
         max_subscriptions,
+        max_timers_per_connection,
         allowed_origins,
         forwarded_host,
         backplane_queue_capacity,
@@ -312,6 +314,9 @@ fn tour(config: Config) -> Result<bool, String> {
     h.run_all_jobs();
     let opened = h.phase(ws) == Some("Open");
     h.send(ws, &client_frame(0x1, b"hello"));
+    // Timers: one due at once, one a century away (refused where none are allowed).
+    h.send(ws, &client_frame(0x1, b"timer:1:0"));
+    h.send(ws, &client_frame(0x1, b"timer:2:18446744073709551615"));
     h.run_all_jobs();
     // A message left in part: its first fragment, then half of the next frame.
     h.send(ws, &client_fragment(false, 0x1, b"hel"));

@@ -612,3 +612,56 @@ fn the_binary_helps_refuses_and_stops_gracefully_on_sigterm() {
     let status = child.wait().expect("the gateway exits");
     assert!(status.success(), "{status}");
 }
+
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn with_deferred_answers_each_request_completes_its_call_and_the_next_waits_for_it() {
+    let redis = RedisServer::start();
+    let gateway = start(&Options {
+        deferred: true,
+        ..options(&redis)
+    });
+    let addr = gateway.server.local_addr();
+    let mut client = connect_path(addr, "/ws");
+    assert_eq!(ask(&mut client, 1, json!(["SET", "k", "v"]))["ok"], "OK");
+    // Two messages back to back: the second's call waits for the first's completion, so the
+    // answers come in order (pushes could pass each other).
+    send(
+        &mut client,
+        &json!({ "id": 2, "cmd": ["INCR", "n"] }).to_string(),
+    );
+    send(
+        &mut client,
+        &json!({ "id": 3, "cmd": ["GET", "k"] }).to_string(),
+    );
+    let (second, third) = (answer(&mut client), answer(&mut client));
+    assert_eq!((&second["id"], &second["ok"]), (&json!(2), &json!(1)));
+    assert_eq!((&third["id"], &third["ok"]), (&json!(3), &json!("v")));
+    let forbidden = ask(&mut client, 4, json!("FLUSHALL"));
+    assert_eq!(
+        outcome(&forbidden),
+        "forbidden",
+        "refused at once, nothing deferred"
+    );
+    let stats = gateway.server.handle().stats();
+    assert_eq!(
+        stats.deferred_calls, 3,
+        "one per request the backend served"
+    );
+    assert_eq!(stats.deferred_abandoned + stats.deferred_late, 0);
+    assert_eq!(sample(addr, "wsreactor_deferred_calls_total"), 3.0);
+    // Two requests in one message are pushed, as without --deferred.
+    let both = format!(
+        "{}\n{}",
+        json!({ "id": 5, "cmd": ["GET", "k"] }),
+        json!({ "id": 6, "cmd": ["GET", "n"] })
+    );
+    send(&mut client, &both);
+    let mut ids = vec![
+        answer(&mut client)["id"].clone(),
+        answer(&mut client)["id"].clone(),
+    ];
+    ids.sort_by_key(|id| id.as_i64());
+    assert_eq!(ids, [json!(5), json!(6)]);
+    assert_eq!(gateway.server.handle().stats().deferred_calls, 3);
+}

@@ -454,3 +454,33 @@ fn chromium_a_page_of_another_origin_is_refused_the_echos_own_page_works() {
         server.shutdown().expect("clean shutdown");
     }
 }
+
+#[test]
+fn malformed_allowed_origins_are_rejected_by_entry() {
+    let mut config = Config::default();
+    config.allowed_origins = OriginPolicy::allow([
+        "https://app.example.com",
+        "http://localhost:8080",
+        "https://*.example.org",
+    ]);
+    assert!(config.validate().is_ok());
+    let table = [
+        ("https://app.example.com/", "no path"),
+        ("null", "names no one"),
+        ("*", "OriginPolicy::Any"),
+        ("https://*.com", "two labels"),
+        ("app.example.com", "scheme://host[:port]"),
+    ];
+    for (entry, says) in table {
+        let mut config = Config::default();
+        config.allowed_origins = OriginPolicy::allow(["https://ok.example", entry]);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!(
+                "invalid configuration: allowed_origins: {entry:?}: "
+            )),
+            "{err}"
+        );
+        assert!(err.contains(says), "{err}");
+    }
+}

@@ -63,7 +63,11 @@ fn wss(addr: SocketAddr, cert: &TestCert) -> tungstenite::WebSocket<TlsClient> {
     client
 }
 
-fn start_tls(config: wsreactor::Config, tls: TlsConfig, handler: impl Handler) -> Server {
+fn start_tls<H>(config: wsreactor::Config, tls: TlsConfig, handler: H) -> Server
+where
+    H: Handler + Send + Sync,
+    H::Session: Send,
+{
     let _ = env_logger::builder().is_test(true).try_init();
     Server::builder()
         .config(config)

@@ -251,6 +251,12 @@ const FLAGS: &[Flag] = &[
         "drop a non-reader [30000]"
     ),
     flag!(
+        "deferred-timeout-ms",
+        deferred_timeout,
+        millis,
+        "a deferred handler call must complete within; else on_deferred_timeout [30000]"
+    ),
+    flag!(
         "close-timeout-ms",
         close_timeout,
         millis,
@@ -280,6 +286,11 @@ const FLAGS: &[Flag] = &[
         health_path,
         path,
         "health check; empty = off [/healthz]"
+    ),
+    flag!(
+        "max-timers-per-connection",
+        max_timers_per_connection,
+        "timers a handler may arm per connection, at most 1024 [16]"
     ),
     flag!(
         "monitoring-reserve",

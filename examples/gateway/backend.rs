@@ -17,10 +17,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use failsafe::backoff::{GenRange, ThreadLocalGenRange};
-use wsreactor::{ConnId, ServerHandle};
+use wsreactor::{ConnId, Deferred, ServerHandle};
 
 use super::breaker::{Breaker, Refusal};
 use super::flags::Options;
+use super::handler::Session;
 use super::metrics::Metrics;
 use super::pool::{Conn, Pool};
 use super::protocol::{self, ErrorKind, Request};
@@ -39,7 +40,35 @@ struct Job {
     arrived: Instant,
     deadline: Instant,
     tab: Arc<Tab>,
-    reply: ServerHandle,
+    reply: Answering,
+}
+
+/// How a backend thread answers a request.
+pub enum Answering {
+    /// Pushed to the connection through the server (`ServerHandle::send`, uncompressed): the
+    /// connection goes on meanwhile, and its answers come in the order they are ready.
+    Push(ServerHandle),
+    /// The completion of the handler call that deferred (`Context::defer`): sent as from the
+    /// handler (compressed if agreed), and the connection's next message waits for it.
+    Deferred(Deferred<Session>),
+}
+
+impl Answering {
+    fn deliver(self, conn: ConnId, text: String) {
+        let delivered = match self {
+            // Waits for room in the loop's command queue (backpressure); a connection that
+            // closed meanwhile is dropped there.
+            Answering::Push(server) => server.send(conn, text).map_err(|e| e.to_string()),
+            Answering::Deferred(deferred) => deferred
+                .complete(move |ctx| {
+                    ctx.send(text);
+                })
+                .map_err(|e| e.to_string()),
+        };
+        if let Err(err) = delivered {
+            log::debug!("{conn}: answer not delivered: {err}");
+        }
+    }
 }
 
 /// Why a call failed, as the retry and the breaker see it.
@@ -121,7 +150,7 @@ impl Backend {
         conn: ConnId,
         request: Request,
         tab: &Arc<Tab>,
-        reply: &ServerHandle,
+        reply: impl FnOnce() -> Answering,
     ) -> Result<(), (Request, ErrorKind, String)> {
         if tab.in_flight.fetch_add(1, Ordering::AcqRel) >= self.max_in_flight {
             tab.in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -142,7 +171,8 @@ impl Backend {
             arrived,
             deadline: arrived + self.request_timeout,
             tab: Arc::clone(tab),
-            reply: reply.clone(),
+            // Made only for a request that gets this far: a refusal defers nothing.
+            reply: reply(),
         };
         self.shared
             .metrics
@@ -238,12 +268,9 @@ impl Shared {
             self.metrics.busy_threads.fetch_sub(1, Ordering::Relaxed);
             if let Some(answer) = answer {
                 let text = self.answer(&job.request, answer, job.arrived);
-                // Waits for room in the loop's command queue (backpressure); a connection that
-                // closed meanwhile is dropped there.
-                if let Err(err) = job.reply.send(job.conn, text) {
-                    log::debug!("{}: answer not delivered: {err}", job.conn);
-                }
+                job.reply.deliver(job.conn, text);
             }
+            // Unanswered (its connection closed), a deferred call completes with nothing.
             job.tab.in_flight.fetch_sub(1, Ordering::AcqRel);
             self.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
         }

@@ -54,6 +54,9 @@ pub struct Options {
     /// Call Redis on the WebSocket workers themselves, without the bulkhead: what the gateway
     /// would be without it, for measurements only.
     pub blocking_workers: bool,
+    /// Answer a message of one request through a deferred completion (`Context::defer`)
+    /// instead of a push through the server: the connection's next message waits for it.
+    pub deferred: bool,
 }
 
 impl Default for Options {
@@ -81,6 +84,7 @@ impl Default for Options {
             max_in_flight: 64,
             backend_delay: None,
             blocking_workers: false,
+            deferred: false,
         }
     }
 }
@@ -270,6 +274,12 @@ const FLAGS: &[Flag] = &[
         blocking_workers,
         switch,
         "call Redis on the WebSocket workers (no bulkhead; to compare) [false]"
+    ),
+    flag!(
+        "deferred",
+        deferred,
+        switch,
+        "answer from the bulkhead by completing a deferred call, not a push [false]"
     ),
 ];
 

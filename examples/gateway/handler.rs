@@ -15,7 +15,7 @@ use wsreactor::{
     Upgrade, UpgradeOffer,
 };
 
-use super::backend::{Backend, Tab};
+use super::backend::{Answering, Backend, Tab};
 use super::protocol::{self, ErrorKind};
 
 /// The console on `GET /`.
@@ -51,14 +51,18 @@ pub struct Gateway {
     /// `--blocking-workers`: call Redis on the WebSocket worker itself (no bulkhead), to
     /// measure what the bulkhead is for.
     blocking: bool,
+    /// `--deferred`: a message of one request defers its call (`Context::defer`) and the
+    /// backend thread completes it, instead of pushing the answer through the server.
+    deferred: bool,
 }
 
 impl Gateway {
-    pub fn new(backend: Backend, blocking: bool) -> Self {
+    pub fn new(backend: Backend, blocking: bool, deferred: bool) -> Self {
         Gateway {
             backend,
             dashboard: DASHBOARD.replace("{{METRICS_PATH}}", METRICS_PATH),
             blocking,
+            deferred,
         }
     }
 
@@ -66,20 +70,30 @@ impl Gateway {
         &self.backend
     }
 
-    /// Every request of one message: queued for the backend, or refused now.
+    /// Every request of one message: queued for the backend, or refused now. With `--deferred`
+    /// a message of one request defers its call once the backend takes it, and the backend
+    /// thread completes it; a refusal answers at once.
     fn requests(&self, ctx: &mut Context<'_, Session>, text: &str) {
         let (conn, server) = (ctx.conn(), ctx.server().clone());
         let tab = Arc::clone(&ctx.session().tab);
-        for parsed in protocol::parse_lines(text) {
+        let parsed: Vec<_> = protocol::parse_lines(text).collect();
+        let defer = self.deferred && parsed.len() == 1;
+        for parsed in parsed {
             let (id, kind, why) = match parsed {
                 Ok(request) if self.blocking => {
                     ctx.send(self.backend.serve_here(conn, &request));
                     continue;
                 }
-                Ok(request) => match self.backend.submit(conn, request, &tab, &server) {
-                    Ok(()) => continue,
-                    Err((request, kind, why)) => (request.id, kind, why),
-                },
+                Ok(request) => {
+                    let reply = || match defer {
+                        true => Answering::Deferred(ctx.defer()),
+                        false => Answering::Push(server.clone()),
+                    };
+                    match self.backend.submit(conn, request, &tab, reply) {
+                        Ok(()) => continue,
+                        Err((request, kind, why)) => (request.id, kind, why),
+                    }
+                }
                 Err(refused) => (refused.id, refused.kind, refused.message),
             };
             self.backend.metrics().answered(Some(kind));

@@ -36,9 +36,13 @@
 //! server's dashboard. Ctrl-C or SIGTERM shuts down gracefully (close `1001` to every client;
 //! queued requests are answered or time out first).
 //!
-//! This first version answers through `ServerHandle::send` from the backend threads; when
-//! wsreactor's deferred completions land, the answers will keep each connection's order and its
-//! compression, without a `ServerHandle` round trip.
+//! By default the backend threads answer through `ServerHandle::send`: a connection's requests
+//! are served side by side (up to `--max-in-flight`), and answers come as they are ready,
+//! uncompressed. With `--deferred true` a message of one request defers its handler call
+//! (`Context::defer`) once the bulkhead takes it, and the backend thread completes it
+//! (`Deferred::complete`): the answer goes out as from the handler (compressed if agreed), and
+//! the connection's next message waits for it — goroutine-per-connection order, one request
+//! at a time per connection, still without holding a WebSocket worker.
 
 #[path = "../common/cli.rs"]
 mod cli;
@@ -94,7 +98,11 @@ pub fn start(options: &Options) -> Result<Started, String> {
             config.metrics_path = Some(METRICS_PATH.to_owned());
             config.health_path = Some("/healthz".to_owned());
         })
-        .build(Gateway::new(backend, options.blocking_workers))
+        .build(Gateway::new(
+            backend,
+            options.blocking_workers,
+            options.deferred,
+        ))
         .map_err(|e| e.to_string())?;
     Ok(Started { server, metrics })
 }

@@ -48,17 +48,23 @@ impl Config {
     /// built (a slot is under 96 bytes), so this is under 400 MiB.
     pub const MAX_BACKPLANE_QUEUE: usize = 4 * 1024 * 1024;
 
+    /// Largest `max_timers_per_connection`: every step of a connection looks through its armed
+    /// timers for the earliest, and a few dozen are what a handler needs.
+    pub const MAX_TIMERS_PER_CONNECTION: usize = 1024;
+
     /// Refuses a configuration that cannot work, naming the field: a zero where at least one is
     /// needed, a zero timeout, a read buffer outside 256 bytes..[`MAX_READ_BUFFER_SIZE`],
     /// more threads than [`MAX_WORKERS`] or [`MAX_EVENT_LOOPS`], queues and event buffers past
-    /// [`MAX_PREALLOCATED_BYTES`], a compression level above 9, a monitoring path that does not
-    /// start with `/`. Every value it accepts is served without a panic (durations at their
-    /// maximum mean "forever", sizes "unbounded": see each field).
+    /// [`MAX_PREALLOCATED_BYTES`], a compression level above 9, more timers per connection than
+    /// [`MAX_TIMERS_PER_CONNECTION`], a monitoring path that does not start with `/`. Every
+    /// value it accepts is served without a panic (durations at their maximum mean "forever",
+    /// sizes "unbounded": see each field).
     ///
     /// [`MAX_READ_BUFFER_SIZE`]: Config::MAX_READ_BUFFER_SIZE
     /// [`MAX_WORKERS`]: Config::MAX_WORKERS
     /// [`MAX_EVENT_LOOPS`]: Config::MAX_EVENT_LOOPS
     /// [`MAX_PREALLOCATED_BYTES`]: Config::MAX_PREALLOCATED_BYTES
+    /// [`MAX_TIMERS_PER_CONNECTION`]: Config::MAX_TIMERS_PER_CONNECTION
     pub fn validate(&self) -> Result<(), Error> {
         self.check_counts()?;
         self.check_sizes()?;
@@ -185,6 +191,16 @@ impl Config {
         if self.max_header_bytes < 64 {
             return Err(invalid("max_header_bytes", "must be at least 64 bytes"));
         }
+        if self.max_timers_per_connection > Self::MAX_TIMERS_PER_CONNECTION {
+            return Err(invalid(
+                "max_timers_per_connection",
+                format!(
+                    "must be at most {} (each step of a connection looks through them), not {}",
+                    Self::MAX_TIMERS_PER_CONNECTION,
+                    self.max_timers_per_connection
+                ),
+            ));
+        }
         Ok(())
     }
 
@@ -251,6 +267,7 @@ impl Config {
             (self.pong_timeout, "pong_timeout"),
             (self.write_stall_timeout, "write_stall_timeout"),
             (self.message_timeout, "message_timeout"),
+            (self.deferred_timeout, "deferred_timeout"),
             (self.monitoring_timeout, "monitoring_timeout"),
             (self.ping_interval.unwrap_or(Duration::MAX), "ping_interval"),
             (self.max_lifetime.unwrap_or(Duration::MAX), "max_lifetime"),
@@ -300,6 +317,38 @@ mod tests {
         Config::default()
             .validate()
             .expect("defaults must validate");
+    }
+
+    #[test]
+    fn timers_per_connection_may_be_none_and_have_a_ceiling() {
+        let config = Config {
+            max_timers_per_connection: 0,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok(), "0: no timers");
+        let config = Config {
+            max_timers_per_connection: Config::MAX_TIMERS_PER_CONNECTION + 1,
+            ..Config::default()
+        };
+        assert_eq!(
+            refusal(&config),
+            "max_timers_per_connection must be at most 1024 (each step of a connection looks \
+             through them), not 1025"
+        );
+    }
+
+    #[test]
+    fn a_deferred_timeout_must_be_more_than_zero_and_may_be_forever() {
+        let config = Config {
+            deferred_timeout: Duration::ZERO,
+            ..Config::default()
+        };
+        assert_eq!(refusal(&config), "deferred_timeout must be more than zero");
+        let config = Config {
+            deferred_timeout: Duration::MAX,
+            ..Config::default()
+        };
+        assert!(config.validate().is_ok());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! Order holds because a connection has one job out at a time (its [`Lease`](super::Lease)), so
 //! any worker may take any connection's next batch: load spreads without reordering.
 
+use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::thread::{self, JoinHandle};
@@ -21,15 +22,21 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
+use crate::dispatch::deferred::Returned;
 use crate::dispatch::handle::ServerHandle;
-use crate::dispatch::job::{Job, Reply};
+use crate::dispatch::job::Job;
 
-/// Runs one job's handler calls and encodes what they send. `None` for `on_close`, which needs
-/// no answer. Implemented once by the application layer; called by the worker threads, or by
-/// the loop itself with inline handlers.
-pub(crate) trait JobRunner: Send + Sync {
-    fn run(&self, job: Job) -> Option<Reply>;
+/// Runs one job's handler calls and encodes what they send: its reply, or the deferral of a
+/// call that hands its completion to another thread (`deferred.rs`). `None` for `on_close`,
+/// which needs no answer. Implemented once by the application layer; called by the worker
+/// threads ([`SharedRunner`]), or by the loop itself with inline handlers — in a driven server
+/// on the one thread that drives it, where the handler need not be `Send` (`Executor::Local`).
+pub(crate) trait JobRunner {
+    fn run(&self, job: Job) -> Option<Returned>;
 }
+
+/// A runner the worker threads and the loop threads share.
+pub(crate) type SharedRunner = Arc<dyn JobRunner + Send + Sync>;
 
 /// Where a loop offers its jobs: the [`Executor`], or a queue the unit tests empty by hand.
 pub(crate) trait JobQueue {
@@ -47,8 +54,8 @@ pub(crate) enum Offered {
     Queued,
     /// The queue is full: the job comes back, to be held and offered again (backpressure).
     Full(Job),
-    /// It ran at once (inline handlers); here is its reply, if it has one.
-    Ran(Option<Reply>),
+    /// It ran at once (inline handlers); here is its reply (or deferral), if it has one.
+    Ran(Option<Returned>),
     /// Nobody runs jobs any more (the workers are gone): here it is back, never to run.
     Gone(Job),
 }
@@ -58,7 +65,11 @@ pub(crate) enum Executor {
     /// The shared, bounded job queue that every worker receives from.
     Pool(Sender<Job>),
     /// Run here, on the loop thread, at once.
-    Inline(Arc<dyn JobRunner>),
+    Inline(SharedRunner),
+    /// Run here, at once, on the thread that drives the loop and the only one that ever will
+    /// (a driven server): the runner and the sessions it keeps need not be `Send`. An executor
+    /// with it is not `Send` either: the loop is made on the thread that runs it.
+    Local(Rc<dyn JobRunner>),
 }
 
 impl std::fmt::Debug for Executor {
@@ -66,6 +77,7 @@ impl std::fmt::Debug for Executor {
         match self {
             Executor::Pool(jobs) => write!(f, "Pool(depth {})", jobs.len()),
             Executor::Inline(_) => f.write_str("Inline"),
+            Executor::Local(_) => f.write_str("Local"),
         }
     }
 }
@@ -88,13 +100,14 @@ impl JobQueue for Executor {
                 }
             }
             Executor::Inline(runner) => Offered::Ran(runner.run(job)),
+            Executor::Local(runner) => Offered::Ran(runner.run(job)),
         }
     }
 
     fn has_room(&self) -> bool {
         match self {
             Executor::Pool(jobs) => !jobs.is_full(),
-            Executor::Inline(_) => true,
+            Executor::Inline(_) | Executor::Local(_) => true,
         }
     }
 }
@@ -106,6 +119,10 @@ impl Executor {
         match self {
             Executor::Pool(jobs) => jobs.send(job).is_ok(),
             Executor::Inline(runner) => {
+                let _ = runner.run(job);
+                true
+            }
+            Executor::Local(runner) => {
                 let _ = runner.run(job);
                 true
             }
@@ -124,7 +141,7 @@ impl WorkerPool {
     pub(crate) fn spawn(
         count: usize,
         jobs: Receiver<Job>,
-        runner: Arc<dyn JobRunner>,
+        runner: SharedRunner,
         server: ServerHandle,
     ) -> std::io::Result<Self> {
         let mut threads = Vec::with_capacity(count);
@@ -169,19 +186,16 @@ fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerH
             continue;
         };
         if let Some(took) = took {
-            let bytes = reply.output.len();
+            let bytes = reply.output_len();
             log::trace!("worker {n}: {conn}: handled in {took:?}, reply of {bytes} bytes");
         }
         // Back to the loop that owns the connection. The reply channel is unbounded: each job
-        // yields at most one reply and jobs are bounded by the job queue, so it never grows past
-        // that, and never blocks a worker.
-        let link = server.link(conn);
-        if let Err(unsent) = link.replies.send(reply) {
+        // yields at most one reply, or a deferral and then one reply, and jobs are bounded by
+        // the job queue, so it never grows past that, and never blocks a worker.
+        let Some(rang) = send_home(server, reply) else {
             log::debug!("worker {n}: event loop gone; reply dropped");
-            unsent.into_inner().lease.end();
             continue;
-        }
-        let rang = link.waker.wake();
+        };
         if narrate {
             let how = if rang {
                 "waker rung"
@@ -192,4 +206,35 @@ fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerH
             log::trace!("worker {n}: reply sent to loop {loop_index}, {how}");
         }
     }
+}
+
+/// Sends a job's reply (or deferral) to the loop that owns its connection and rings its waker:
+/// whether it rang, or `None` if the loop is gone (a reply's lease then ends here; a deferral's
+/// stays with its completion, which finds the loop gone in turn). A deferral is announced once
+/// it is on the channel — completions wait for that, so their replies come after it — and one
+/// whose every handle was dropped meanwhile comes home at once, completed with nothing.
+pub(crate) fn send_home(server: &ServerHandle, returned: Returned) -> Option<bool> {
+    let link = server.link(returned.conn());
+    let announce = match &returned {
+        Returned::Deferred(deferral) => Some(Arc::clone(&deferral.link)),
+        Returned::Reply(_) => None,
+    };
+    let sent = link.replies.send(returned);
+    let abandoned = announce.and_then(|cell| cell.announce());
+    if let Err(unsent) = sent {
+        if let Returned::Reply(reply) = unsent.into_inner() {
+            reply.lease.end();
+        }
+        if let Some(pending) = abandoned {
+            pending.lease.end();
+        }
+        return None;
+    }
+    if let Some(pending) = abandoned
+        && let Err(unsent) = link.replies.send(Returned::Reply(pending.into_reply()))
+        && let Returned::Reply(reply) = unsent.into_inner()
+    {
+        reply.lease.end();
+    }
+    Some(link.waker.wake())
 }

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
+use crate::dispatch::timers::{FiredTimers, TimerBook};
 use crate::dispatch::topics::{Publication, TopicAction, TopicRequest};
 use crate::http::{HttpError, Request, UpgradeRequest};
 use crate::topic::{Position, Topic};
@@ -181,15 +182,32 @@ pub(crate) struct Batch {
     /// The connection's output fell from past `high_water_bytes` to `low_water_bytes`: call
     /// `on_drain` first.
     pub drained: bool,
+    /// A deferred completion of the connection passed its deadline: call
+    /// `on_deferred_timeout` first of all.
+    pub expired: bool,
+    /// The connection's timers, if it has any: those that fired (`on_timer` for each, after
+    /// `on_drain`), and the keys of the others. Boxed: rare, and a job stays small.
+    pub timers: Option<Box<FiredTimers>>,
 }
 
-/// A data message as the loop decoded it: ready, or still compressed. The loop never inflates
-/// (in worker mode that work belongs to the workers); [`Inbound::into_message`] does, wherever
-/// the handler runs.
+/// What the loop decoded for the handler: a data message, ready or still compressed, or a pong
+/// that answers a ping the handler sent. The loop never inflates (in worker mode that work
+/// belongs to the workers); [`Inbound::into_call`] does, wherever the handler runs.
 #[derive(Debug)]
 pub(crate) enum Inbound {
     Message(Message),
     Compressed(Compressed),
+    /// A pong's payload, for `on_pong` (at most 125 bytes).
+    Pong(Vec<u8>),
+}
+
+/// One handler call of a batch, ready to make.
+#[derive(Debug)]
+pub(crate) enum Call {
+    /// `on_message`.
+    Message(Message),
+    /// `on_pong`, with the pong's payload.
+    Pong(Vec<u8>),
 }
 
 impl Inbound {
@@ -198,14 +216,19 @@ impl Inbound {
         match self {
             Inbound::Message(message) => message.len(),
             Inbound::Compressed(compressed) => compressed.payload.len(),
+            Inbound::Pong(payload) => payload.len(),
         }
     }
 
-    /// The message, inflated if need be to at most `max_message_size` bytes.
-    pub(crate) fn into_message(self, max_message_size: usize) -> Result<Message, WsError> {
+    /// The call to make: a message inflated if need be to at most `max_message_size` bytes,
+    /// or a pong.
+    pub(crate) fn into_call(self, max_message_size: usize) -> Result<Call, WsError> {
         match self {
-            Inbound::Message(message) => Ok(message),
-            Inbound::Compressed(compressed) => compressed.inflate(max_message_size),
+            Inbound::Message(message) => Ok(Call::Message(message)),
+            Inbound::Compressed(compressed) => {
+                compressed.inflate(max_message_size).map(Call::Message)
+            }
+            Inbound::Pong(payload) => Ok(Call::Pong(payload)),
         }
     }
 }
@@ -256,9 +279,17 @@ pub(crate) struct Output {
     /// A compressed message of the batch could not be inflated (`1007`, `1009`): the peer broke
     /// the protocol. What came before it was handled; the session fails the connection.
     pub(crate) failed: Option<WsError>,
+    /// Pings the handler sent (`Context::ping`): as many pongs go to its `on_pong`.
+    pub(crate) pings: u16,
     /// Subscriptions and publications the handler asked for, in order, each placed among the
     /// chunks (`topics.rs`). Empty for a connection that uses no topics.
     pub(crate) topics: Vec<TopicRequest>,
+    /// Messages of the job that no call handled, because one deferred its completion
+    /// (`deferred.rs`): back to the connection's inbox, ahead of newer ones, for the next job.
+    pub(crate) unhandled: Vec<Inbound>,
+    /// The connection's timers as the calls see them, and what they asked of them
+    /// (`timers.rs`): made by the first call that touches them, or by a job that brought some.
+    pub(crate) timers: Option<Box<TimerBook>>,
 }
 
 impl Output {
@@ -268,6 +299,22 @@ impl Output {
             bytes: Vec::with_capacity(bytes),
             ..Output::default()
         }
+    }
+
+    /// Empty output that compresses as this one does: where a deferred call's completion
+    /// sends.
+    pub(crate) fn sibling(&self) -> Self {
+        Output {
+            compressing: self.compressing,
+            timers: self.timers.as_ref().map(|book| Box::new(book.sibling())),
+            ..Output::default()
+        }
+    }
+
+    /// The timers' book, made for a connection that may arm `limit` if no call touched them yet.
+    pub(crate) fn timers(&mut self, limit: usize) -> &mut TimerBook {
+        self.timers
+            .get_or_insert_with(|| Box::new(TimerBook::new(FiredTimers::default(), limit)))
     }
 
     /// Appends one data frame, compressed if the connection negotiated it and the message
@@ -302,6 +349,9 @@ impl Output {
     /// message. `payload` is at most 125 bytes (the caller checks).
     pub(crate) fn push_control(&mut self, opcode: OpCode, payload: &[u8]) {
         encode_frame(&mut self.bytes, opcode, payload);
+        if opcode == OpCode::Ping {
+            self.pings = self.pings.saturating_add(1);
+        }
     }
 
     /// Bytes in it, over all chunks.

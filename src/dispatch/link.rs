@@ -15,7 +15,7 @@ use crossbeam_channel::Sender;
 use mio::Waker;
 
 use crate::conn_id::ConnId;
-use crate::dispatch::job::Reply;
+use crate::dispatch::deferred::Returned;
 use crate::topic::{Position, Topic};
 use crate::ws::CloseFrame;
 
@@ -78,8 +78,9 @@ pub(crate) struct LoopLink {
     pub commands: Sender<Command>,
     /// Replies for this loop's connections. Unbounded, yet bounded in practice: one reply per
     /// job, and jobs are bounded by the job queue plus the workers, so it never holds more than
-    /// `job_queue_capacity + workers` replies, and a worker never blocks on it.
-    pub replies: Sender<Reply>,
+    /// `job_queue_capacity + workers` replies, and a worker never blocks on it. A deferred
+    /// job sends two: its deferral, then its completion's reply (from any thread).
+    pub replies: Sender<Returned>,
     pub waker: Arc<LoopWaker>,
 }
 

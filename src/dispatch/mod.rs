@@ -2,10 +2,12 @@
 //!
 //! | file | what it does |
 //! |---|---|
+//! | `deferred.rs` | a call that hands its completion to another thread: the [`Deferral`] the loop gets instead of a reply, the cell its lease waits in |
 //! | `job.rs` | what crosses: a [`Job`] with the [`Lease`] on its connection's job slot, the [`Reply`] that brings it home, the handler's encoded [`Output`] |
 //! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
 //! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
 //! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
+//! | `timers.rs` | a connection's timers as a job carries them: the keys that fired, the requests of its calls |
 //! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |
 //! | `relay.rs` | the seam to a backplane that carries topics to other nodes ([`Relay`]) |
 //!
@@ -13,21 +15,28 @@
 //! any idle worker takes the next batch of any connection. Pushes from any thread travel to the
 //! loops as commands. Nothing here knows a socket, a poller or a session's phases.
 
+mod deferred;
 mod handle;
 mod handoff;
 mod job;
 mod link;
 mod relay;
+mod timers;
 mod topics;
 
+pub(crate) use deferred::{Deferral, DeferredCell, DeferredLink, Pending, Reclaimed, Returned};
 pub use handle::ServerHandle;
 pub(crate) use handle::{Shared, SharedTls};
-pub(crate) use handoff::{Executor, JobQueue, JobRunner, Offered, WorkerPool};
+pub(crate) use handoff::{
+    Executor, JobQueue, JobRunner, Offered, SharedRunner, WorkerPool, send_home,
+};
 pub(crate) use job::{
-    After, Batch, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
+    After, Batch, Call, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox,
+    Work,
 };
 pub(crate) use link::{Command, History, LoopLink, LoopWaker, Ordered, Push, mark_loop_thread};
 #[cfg(any(test, feature = "redis"))]
 pub(crate) use relay::Local;
 pub(crate) use relay::Relay;
+pub(crate) use timers::{FiredTimers, TimerBook, TimerRequest};
 pub(crate) use topics::{Publication, TopicAction};

@@ -10,15 +10,15 @@ use mio::{Interest, Token};
 
 use crate::conn_id::ConnId;
 use crate::dispatch::{
-    After, Compressing, HttpTail, Job, JobQueue, JobRunner, Lease, Offered, Output, Reply, Run,
-    SessionBox, Work,
+    After, Call, Compressing, Deferral, DeferredCell, HttpTail, Inbound, Job, JobQueue, JobRunner,
+    Lease, Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, TimerBook, Work,
 };
+use crate::harness::commands::{timer_command, timer_key, topic_command};
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
-use crate::topic::Topic;
 use crate::transport::memory::MemoryTransport;
 use crate::ws::deflate::negotiate;
-use crate::ws::{CloseCode, CloseFrame, Message, OpCode, encode_shared_frame};
+use crate::ws::{CloseCode, CloseFrame, Message, OpCode};
 
 /// The largest message the test application inflates; beyond it, close `1009`.
 pub const TEST_APP_MAX_INFLATED: usize = 64 * 1024;
@@ -39,6 +39,23 @@ pub enum AppEvent {
     /// A job after the upgrade came without this connection's session (a bug in the core,
     /// which must carry it from the upgrade's reply to every job and to `on_close`).
     LostSession(ConnId),
+    /// The message `defer` deferred its completion.
+    Deferred(ConnId),
+    /// `on_deferred_timeout` ran (the test application then closes with `1011`).
+    DeferredTimeout(ConnId),
+    /// `on_timer` ran for this key.
+    Timer(ConnId, u64),
+    /// `timer:K:MS` was refused: the connection had as many timers as it may.
+    TimerRefused(ConnId, u64),
+    /// `on_pong` ran with this payload (a pong to a `ping:PAYLOAD` of the application).
+    Pong(ConnId, Vec<u8>),
+}
+
+/// What the test application does after one message.
+enum Act {
+    Next,
+    Stop,
+    Defer,
 }
 
 /// The test application's session: whose it is, and how many messages it has seen.
@@ -60,13 +77,64 @@ fn own_session(session: Option<SessionBox>, conn: ConnId) -> Option<Box<TestSess
 /// `sub:T` and `unsub:T` (subscribe to, unsubscribe from topic `T`), `pub:T:text` (publish
 /// `text` to `T`, the sender too if it is subscribed) and `others:T:text` (to everyone but the
 /// sender). A client that offers permessage-deflate gets it, and its echoes are compressed
-/// (every message, whatever its size).
+/// (every message, whatever its size). The text `defer` defers the rest of its batch: the test
+/// completes it, or lets its deadline pass (then the application closes with `1011`, as
+/// `on_deferred_timeout` does by default). Timers: `timer:K:MS` sets timer `K` to fire in `MS`
+/// milliseconds (refused past `max_timers_per_connection`, and recorded), `cancel:K` cancels
+/// it; each timer that fires is recorded, before the messages of its job. `ping:PAYLOAD` sends
+/// a ping; its pong is recorded.
 #[derive(Debug, Default)]
 pub struct TestApp {
     events: Mutex<Vec<AppEvent>>,
+    /// `Config::max_timers_per_connection`.
+    pub(crate) timer_limit: usize,
+    /// Deferred calls, oldest first, for the test to complete.
+    pub(crate) deferred: Mutex<VecDeque<Arc<TestCell>>>,
+}
+
+/// A deferred call of the test application: its pending job, until a completion or the loop
+/// takes it.
+#[derive(Debug, Default)]
+pub(crate) struct TestCell {
+    pending: Mutex<Option<Pending>>,
+}
+
+impl TestCell {
+    /// The pending job, if neither a completion nor the loop took it.
+    pub(crate) fn take(&self) -> Option<Pending> {
+        self.pending.lock().ok()?.take()
+    }
+}
+
+impl DeferredCell for TestCell {
+    fn announce(&self) -> Option<Pending> {
+        None
+    }
+
+    fn reclaim(&self, _why: Reclaimed) -> Option<Pending> {
+        self.take()
+    }
+}
+
+impl Drop for TestCell {
+    /// A call the test never completed, and the loop never took back (the table was dropped
+    /// first): its lease ends with it.
+    fn drop(&mut self) {
+        if let Some(pending) = self.take() {
+            pending.lease.end();
+        }
+    }
 }
 
 impl TestApp {
+    /// The application of a core whose connections may arm `limit` timers.
+    pub(crate) fn with_timer_limit(limit: usize) -> Self {
+        TestApp {
+            timer_limit: limit,
+            ..TestApp::default()
+        }
+    }
+
     fn record(&self, event: AppEvent) {
         if let Ok(mut events) = self.events.lock() {
             events.push(event);
@@ -80,7 +148,7 @@ impl TestApp {
 }
 
 impl JobRunner for TestApp {
-    fn run(&self, job: Job) -> Option<Reply> {
+    fn run(&self, job: Job) -> Option<Returned> {
         let Run {
             lease,
             work,
@@ -102,10 +170,48 @@ impl JobRunner for TestApp {
         };
         let conn = lease.conn();
         let (output, after, session) = match work {
-            Work::Messages(batch) => self.messages(conn, batch, session),
+            Work::Messages(batch) => {
+                let (output, session, unhandled) = self.messages(conn, batch, session);
+                if let Some(unhandled) = unhandled {
+                    return Some(self.defer(lease, output, session, unhandled));
+                }
+                (output, After::Continue, session)
+            }
             Work::Http { requests, tail } => self.http(conn, requests, tail),
         };
-        Some(reply(lease, output, after, session))
+        Some(Returned::Reply(reply(lease, output, after, session)))
+    }
+}
+
+impl TestApp {
+    /// Parks a job whose message `defer` deferred: the test completes it
+    /// (`Harness::complete_deferred`), or the loop takes it back.
+    fn defer(
+        &self,
+        lease: Lease,
+        output: Output,
+        session: Option<SessionBox>,
+        unhandled: Vec<Inbound>,
+    ) -> Returned {
+        let conn = lease.conn();
+        self.record(AppEvent::Deferred(conn));
+        let cell = Arc::new(TestCell {
+            pending: Mutex::new(Some(Pending {
+                lease,
+                output: output.sibling(),
+                session,
+                unhandled,
+            })),
+        });
+        if let Ok(mut deferred) = self.deferred.lock() {
+            deferred.push_back(Arc::clone(&cell));
+        }
+        Returned::Deferred(Deferral {
+            conn,
+            link: cell,
+            output,
+            after: After::Continue,
+        })
     }
 }
 
@@ -114,46 +220,93 @@ impl TestApp {
     fn messages(
         &self,
         conn: ConnId,
-        batch: crate::dispatch::Batch,
+        mut batch: crate::dispatch::Batch,
         session: Option<SessionBox>,
-    ) -> (Output, After, Option<SessionBox>) {
+    ) -> (Output, Option<SessionBox>, Option<Vec<Inbound>>) {
         let mut output = Output::default();
         let Some(mut own) = own_session(session, conn) else {
             self.record(AppEvent::LostSession(conn));
-            return (output, After::Continue, None);
+            return (output, None, None);
         };
         own.1 += batch.messages.len() as u64;
-        if batch.drained {
-            self.record(AppEvent::Drain(conn));
+        if self.hooks(conn, &mut batch, &mut output) {
+            return (output, Some(own as SessionBox), None);
         }
+        let limit = self.timer_limit;
         output.compressing = batch.deflate.map(|agreement| Compressing {
             window_bits: agreement.server_window_bits(),
             level: 1,
             threshold: 0,
         });
-        for message in batch.messages {
-            let message = match message.into_message(TEST_APP_MAX_INFLATED) {
-                Ok(message) => message,
+        let mut messages = batch.messages.into_iter();
+        while let Some(message) = messages.next() {
+            let message = match message.into_call(TEST_APP_MAX_INFLATED) {
+                Ok(Call::Message(message)) => message,
+                Ok(Call::Pong(payload)) => {
+                    self.record(AppEvent::Pong(conn, payload));
+                    continue;
+                }
                 Err(err) => {
                     output.failed = Some(err);
                     break;
                 }
             };
-            self.record(AppEvent::Message(conn, message.clone()));
-            match message.as_bytes() {
-                b"close" => {
-                    output.close = Some(frame(CloseCode::Normal, "bye"));
-                    break;
+            match self.act(conn, &mut output, message, limit) {
+                Act::Next => {}
+                Act::Stop => break,
+                Act::Defer => {
+                    return (output, Some(own as SessionBox), Some(messages.collect()));
                 }
-                b"panic" => {
-                    output.close = Some(frame(CloseCode::Error, "handler panicked"));
-                    break;
-                }
-                text if topic_command(&mut output, text) => {}
-                _ => output.push_message(message),
             }
         }
-        (output, After::Continue, Some(own as SessionBox))
+        (output, Some(own as SessionBox), None)
+    }
+
+    /// Handles one message: echoes it, or carries out its command.
+    fn act(&self, conn: ConnId, output: &mut Output, message: Message, limit: usize) -> Act {
+        self.record(AppEvent::Message(conn, message.clone()));
+        match message.as_bytes() {
+            b"close" => output.close = Some(frame(CloseCode::Normal, "bye")),
+            b"panic" => output.close = Some(frame(CloseCode::Error, "handler panicked")),
+            b"defer" => return Act::Defer,
+            text if topic_command(output, text) => {}
+            text if timer_command(output, text, limit) => {}
+            text if text.starts_with(b"timer:") => {
+                let key = timer_key(text).unwrap_or(u64::MAX);
+                self.record(AppEvent::TimerRefused(conn, key));
+            }
+            [b'p', b'i', b'n', b'g', b':', payload @ ..] => {
+                output.push_control(OpCode::Ping, payload);
+            }
+            _ => output.push_message(message),
+        }
+        if output.close.is_some() {
+            Act::Stop
+        } else {
+            Act::Next
+        }
+    }
+
+    /// The calls a batch owes before its messages: `on_deferred_timeout` (which closes: true),
+    /// `on_drain`, `on_timer` for each timer that fired.
+    fn hooks(&self, conn: ConnId, batch: &mut crate::dispatch::Batch, output: &mut Output) -> bool {
+        if batch.expired {
+            self.record(AppEvent::DeferredTimeout(conn));
+            output.close = Some(frame(CloseCode::Error, "deferred reply timed out"));
+            return true;
+        }
+        if batch.drained {
+            self.record(AppEvent::Drain(conn));
+        }
+        let limit = self.timer_limit;
+        output.timers = batch
+            .timers
+            .take()
+            .map(|timers| Box::new(TimerBook::new(*timers, limit)));
+        while let Some(key) = output.timers.as_mut().and_then(|book| book.next_fired()) {
+            self.record(AppEvent::Timer(conn, key));
+        }
+        false
     }
 
     /// Answers a batch of requests, then its tail (upgrades accepted but on `/reject`).
@@ -208,36 +361,6 @@ impl TestApp {
         };
         (output, after, None)
     }
-}
-
-/// Carries out `text` if it is one of the test application's topic commands.
-fn topic_command(output: &mut Output, text: &[u8]) -> bool {
-    let Some((verb, rest)) = std::str::from_utf8(text)
-        .ok()
-        .and_then(|t| t.split_once(':'))
-    else {
-        return false;
-    };
-    let (name, body) = match verb {
-        "sub" | "unsub" => (rest, ""),
-        "pub" | "others" => match rest.split_once(':') {
-            Some(split) => split,
-            None => return false,
-        },
-        _ => return false,
-    };
-    let Ok(topic) = Topic::new(name) else {
-        return false;
-    };
-    match verb {
-        "sub" => output.subscribe(topic),
-        "unsub" => output.unsubscribe(topic),
-        _ => {
-            let frame = encode_shared_frame(OpCode::Text, body.as_bytes());
-            output.publish(topic, frame, verb == "pub");
-        }
-    }
-    true
 }
 
 fn frame(code: CloseCode, reason: &str) -> CloseFrame {

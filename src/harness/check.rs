@@ -43,6 +43,10 @@ impl Harness {
             if inbox > config.max_pending_messages {
                 return Err(format!("{id}: {inbox} messages held"));
             }
+            let timers = session.armed_timers();
+            if timers > config.max_timers_per_connection {
+                return Err(format!("{id}: {timers} timers armed"));
+            }
             let registered = self
                 .table
                 .poller()
@@ -97,7 +101,12 @@ impl Harness {
                     }
                     seen.0 = true;
                 }
-                AppEvent::Message(id, _) => {
+                AppEvent::Message(id, _)
+                | AppEvent::Deferred(id)
+                | AppEvent::DeferredTimeout(id)
+                | AppEvent::Timer(id, _)
+                | AppEvent::TimerRefused(id, _)
+                | AppEvent::Pong(id, _) => {
                     let seen = state.get(&id).copied().unwrap_or_default();
                     if !seen.0 || seen.1 {
                         return Err(format!("{id}: on_message outside open..close"));

@@ -14,6 +14,7 @@
 
 mod app;
 mod check;
+mod commands;
 mod script;
 #[cfg(test)]
 mod tests;
@@ -26,7 +27,7 @@ use mio::{Interest, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Job, JobRunner, Push};
+use crate::dispatch::{Command, Job, JobRunner, Push, Returned};
 use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::ConnectionTable;
 use crate::topic::Topic;
@@ -70,7 +71,7 @@ impl Harness {
     fn build(config: Config, inline: bool) -> Self {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
-        let app = Arc::new(TestApp::default());
+        let app = Arc::new(TestApp::with_timer_limit(config.max_timers_per_connection));
         let queue = ManualQueue {
             jobs: VecDeque::new(),
             capacity: config.job_queue_capacity,
@@ -281,6 +282,33 @@ impl Harness {
         while self.run_jobs(usize::MAX) > 0 {}
     }
 
+    /// Completes the oldest deferred call of the test application with the text `text` (sent,
+    /// like a handler's echo), as a completion on another thread would. False if the call was
+    /// taken back already (its deadline, or its connection's close).
+    pub fn complete_deferred(&mut self, text: &str) -> bool {
+        let Some(pending) = self.start_completion() else {
+            return false;
+        };
+        self.finish_completion(pending, text);
+        true
+    }
+
+    /// A completion takes the oldest deferred call, and runs (until
+    /// [`finish_completion`](Self::finish_completion)): `None` if the loop took it back first.
+    pub fn start_completion(&mut self) -> Option<PendingCompletion> {
+        let cell = self.app.deferred.lock().ok()?.pop_front()?;
+        cell.take().map(PendingCompletion)
+    }
+
+    /// The completion sends `text` and its reply reaches the loop.
+    pub fn finish_completion(&mut self, completion: PendingCompletion, text: &str) {
+        let mut pending = completion.0;
+        pending.output.push_message(Message::from(text));
+        let reply = Returned::Reply(pending.into_reply());
+        self.table.reply(reply, self.now);
+        self.turn();
+    }
+
     /// Takes the oldest queued job out without running it (to deliver its reply late, or never).
     pub fn steal_job(&mut self) -> Option<PendingJob> {
         self.table.jobs_mut().jobs.pop_front().map(PendingJob)
@@ -396,7 +424,7 @@ impl Harness {
         let (mut owed, backlog) = self.table.abort_all(self.now);
         let mut closes: Vec<Job> = backlog.into();
         while let Some(job) = self.table.jobs_mut().jobs.pop_front() {
-            let Some(mut reply) = self.app.run(job) else {
+            let Some(Returned::Reply(mut reply)) = self.app.run(job) else {
                 continue;
             };
             if let Some(owed) = owed.remove(&reply.conn())
@@ -443,6 +471,10 @@ impl Harness {
         })
     }
 }
+
+/// A deferred call a completion has taken, to finish later.
+#[derive(Debug)]
+pub struct PendingCompletion(crate::dispatch::Pending);
 
 /// A job taken out of the queue by the test, to finish later.
 #[derive(Debug)]

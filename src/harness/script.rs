@@ -41,6 +41,8 @@ pub fn fuzz_config() -> Config {
         monitoring_timeout: Duration::from_secs(1),
         // Scripts use two topics, mostly the first: a second subscription is refused.
         max_subscriptions: 1,
+        // Scripts use three timer keys: a third timer is refused.
+        max_timers_per_connection: 2,
         ..Config::default()
     }
 }
@@ -51,6 +53,16 @@ const OPS: u8 = 22;
 /// The topic a subscription or publication of the script names.
 fn topic(arg: u8) -> &'static str {
     if arg % 4 == 3 { "t1" } else { "t0" }
+}
+
+/// A message that sets (or, now and then, cancels) one of three timers, due within seconds.
+fn timer_command(arg: u8) -> Vec<u8> {
+    let key = (arg >> 3) % 3;
+    let command = match arg >> 5 {
+        7 => format!("cancel:{key}"),
+        ms => format!("timer:{key}:{}", u64::from(ms) * 700),
+    };
+    client_frame(0x1, command.as_bytes())
 }
 
 /// Most connections open at once in one script, and most peers it may connect in all.
@@ -202,6 +214,7 @@ impl Play<'_> {
             }
             3 => self.any_frame(),
             4 if arg & 7 == 7 => compressed_hello(),
+            4 if arg & 7 == 6 => timer_command(arg),
             4 => client_frame(0x1, b"hello"),
             5 => http_request(arg).to_vec(),
             20 => return self.subscription(arg, p),

@@ -45,7 +45,9 @@ use mio::{Events, Interest, Poll, Registry, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Executor, Job, LoopWaker, Reply, SharedTls, mark_loop_thread};
+use crate::dispatch::{
+    Command, Executor, Job, LoopWaker, Reclaimed, Returned, SharedTls, mark_loop_thread,
+};
 use crate::metrics::Metrics;
 use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
 use crate::netpoller::table::ConnectionTable;
@@ -64,8 +66,8 @@ pub(crate) struct LoopParts {
     pub listener: TcpListener,
     /// Where its jobs go: the worker pool's queue, or the handler inline.
     pub executor: Executor,
-    /// Workers' replies for this loop's connections.
-    pub replies: Receiver<Reply>,
+    /// Workers' replies (and deferrals, and completions) for this loop's connections.
+    pub replies: Receiver<Returned>,
     /// Pushes from handles.
     pub commands: Receiver<Command>,
     pub waker: Arc<LoopWaker>,
@@ -92,7 +94,7 @@ pub(crate) struct EventLoop {
     pub(super) tls: SharedTls,
     pub(super) config: Arc<Config>,
     pub(super) metrics: Arc<Metrics>,
-    replies: Receiver<Reply>,
+    replies: Receiver<Returned>,
     commands: Receiver<Command>,
     waker: Arc<LoopWaker>,
     shutdown: Arc<AtomicBool>,
@@ -263,7 +265,7 @@ impl EventLoop {
         // Cleared before draining: a reply sent from here on rings again.
         self.waker.clear();
         while let Ok(reply) = self.replies.try_recv() {
-            let bytes = reply.output.len();
+            let bytes = reply.output_len();
             log::trace!(
                 "loop {}: reply for {} ({bytes} bytes)",
                 self.index,
@@ -342,13 +344,22 @@ impl EventLoop {
         let wait_until = deadline_after(Instant::now(), self.config.shutdown_timeout);
         while !owed.is_empty() {
             let left = wait_until.saturating_duration_since(Instant::now());
-            let Ok(mut reply) = self.replies.recv_timeout(left) else {
+            let Ok(returned) = self.replies.recv_timeout(left) else {
                 log::warn!(
                     "{} handler jobs did not finish; their on_close calls are skipped",
                     owed.len()
                 );
                 owed.drain().for_each(|(_, owed)| owed.skip());
                 return;
+            };
+            let mut reply = match returned {
+                Returned::Reply(reply) => reply,
+                // Its connection is gone: the call is taken back, unless a completion has it
+                // (then its reply comes).
+                Returned::Deferred(deferral) => match deferral.link.reclaim(Reclaimed::Closed) {
+                    Some(pending) => pending.into_reply(),
+                    None => continue,
+                },
             };
             if let Some(owed) = owed.remove(&reply.conn())
                 && let Some(job) = owed.settle(&mut reply)

@@ -36,7 +36,7 @@ use slab::Slab;
 use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Job, JobQueue, Reply};
+use crate::dispatch::{Command, Job, JobQueue, Returned};
 use crate::metrics::{Admission, Metrics, add};
 use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::release::MemoryRelease;
@@ -215,12 +215,19 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         self.step(token.0, now, |_, _| {});
     }
 
-    /// A job's reply. For a live connection it is applied; for one that is gone it may settle an
-    /// owed `on_close`; otherwise it is stale and dropped.
-    pub(crate) fn reply(&mut self, reply: Reply, now: Instant) {
-        match self.live(reply.conn()) {
-            Some(index) => self.step(index, now, |session, env| session.replied(env, reply)),
-            None => self.orphaned_reply(reply, now),
+    /// A job's reply, or the deferral of one of its calls. For a live connection it is
+    /// applied; for one that is gone it may settle an owed `on_close`; otherwise it is stale
+    /// and dropped.
+    pub(crate) fn reply(&mut self, returned: Returned, now: Instant) {
+        match (self.live(returned.conn()), returned) {
+            (Some(index), Returned::Reply(reply)) => {
+                self.step(index, now, |session, env| session.replied(env, reply));
+            }
+            (Some(index), Returned::Deferred(deferral)) => {
+                self.step(index, now, |session, env| session.deferred(env, deferral));
+            }
+            (None, Returned::Reply(reply)) => self.orphaned_reply(reply, now),
+            (None, Returned::Deferred(deferral)) => self.orphaned_deferral(deferral, now),
         }
     }
 

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::{Drain, JobSlot, Phase};
+use crate::session::phase::{Drain, Phase};
 
 impl Session {
     /// Should the loop read from this socket now? False when the connection holds as much as it
@@ -73,7 +73,7 @@ impl Session {
     /// limit (the job's reply would only add to it).
     #[inline]
     pub(crate) fn may_dispatch(&self, config: &Config) -> bool {
-        !matches!(self.job, JobSlot::InFlight(_)) && self.output_len() < config.max_outbound_bytes
+        !self.job.is_out() && self.output_len() < config.max_outbound_bytes
     }
 
     /// Queues bytes pushed from another thread (`ServerHandle::send`, a broadcast) if the
@@ -109,14 +109,14 @@ impl Session {
     pub(crate) fn note_backlog(&mut self, env: &Env<'_>) {
         let queued = self.output_len();
         if let Phase::Open(open) = &mut self.phase
-            && open.drain == Drain::Flowing
+            && open.inbox.drain == Drain::Flowing
             && queued >= env.config.water_marks().1
         {
             log::trace!(
                 "{}: {queued} bytes queued: past the high-water mark",
                 self.id
             );
-            open.drain = Drain::Backlogged;
+            open.inbox.drain = Drain::Backlogged;
         }
     }
 
@@ -128,10 +128,11 @@ impl Session {
         let may_dispatch = self.may_dispatch(env.config);
         match &mut self.phase {
             Phase::Open(open)
-                if open.drain == Drain::Backlogged && queued <= env.config.water_marks().0 =>
+                if open.inbox.drain == Drain::Backlogged
+                    && queued <= env.config.water_marks().0 =>
             {
                 log::trace!("{}: drained to {queued} bytes: on_drain owed", self.id);
-                open.drain = Drain::Due;
+                open.inbox.drain = Drain::Due;
                 may_dispatch
             }
             _ => false,

@@ -16,10 +16,10 @@ use std::time::Instant;
 
 use crate::buffer::{MAX_SLICES, ReadBuffer, WriteBuffer};
 use crate::conn_id::ConnId;
-use crate::dispatch::{Job, Push, Reply, Run, SessionBox, Work};
+use crate::dispatch::{Job, Push, Reclaimed, Reply, Run, SessionBox, Work};
 use crate::metrics::{Admission, CloseKind, Metrics, add, sub};
 use crate::session::env::Env;
-use crate::session::phase::{Http, JobSlot, OwedClose, Phase};
+use crate::session::phase::{Http, JobSlot, OwedClose, Phase, Taken};
 
 /// When things last happened, for the deadlines (`deadline.rs` derives them from these).
 #[derive(Debug, Clone, Copy)]
@@ -188,7 +188,7 @@ impl Session {
             // No new requests are taken once the server is shutting down.
             Phase::Http(_) if env.shutting_down => None,
             Phase::Http(_) => self.take_http_batch(env),
-            _ => self.take_messages().map(Work::Messages),
+            _ => self.take_messages(env).map(Work::Messages),
         };
         let Some(work) = work else {
             self.work_done(env);
@@ -342,6 +342,13 @@ impl Session {
                 crate::session::phase::OnClose::Nothing,
             ));
             let kind = closed.kind;
+            // A deferred job is taken back now: its completion, when it comes, finds the
+            // connection closed. If one is already running, its reply settles `on_close`.
+            if let Taken::Back(reply) = self.job.take_back(Reclaimed::Closed) {
+                let reply = *reply;
+                self.state = self.state.take().or(reply.session);
+                self.job.give_back(reply.lease);
+            }
             let job_running = matches!(self.job, JobSlot::InFlight(_));
             // The state is here, or in a job that waited for room (and dies with it); a running
             // job has it, and its reply brings it to the owed `on_close`.

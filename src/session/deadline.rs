@@ -21,6 +21,8 @@
 //! | `message_timeout` | `Open`, from a message's first byte while the decoder holds it in part | close `1008` |
 //! | `write_stall_timeout` | any phase, output stuck without progress | drop (`1008` to `on_close`) |
 //! | `close_timeout` | `Closing`/`Lingering`, after output drained | drop |
+//! | `deferred_timeout` | any phase, while a handler call's completion is deferred | take the job back; `on_deferred_timeout` (default: close `1011`) |
+//! | the handler's timers (`Context::set_timer`) | `Open`, the earliest of them, while no job is out and one may go out | `on_timer` for each that is due, in the next job (`timers.rs`) |
 //!
 //! A duration at its maximum (`Duration::MAX`) means the clock never runs out: every instant
 //! here comes from `config::deadline_after`, which takes anything past a century as a century.
@@ -31,7 +33,7 @@ use crate::config::{Config, deadline_after};
 use crate::metrics::{TimeoutKind, add};
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::Phase;
+use crate::session::phase::{JobSlot, Open, Phase};
 
 use crate::ws::{OpCode, encode_frame};
 
@@ -42,6 +44,10 @@ pub(crate) enum Due {
     Ping,
     /// A timeout: the connection is answered (`408`), closed (`1001`) or dropped.
     Timeout(TimeoutKind),
+    /// A deferred completion did not come within `deferred_timeout`: take the job back.
+    Deferred,
+    /// A timer the handler set came due: the next job takes it (`timers.rs`).
+    Timer,
 }
 
 impl Session {
@@ -66,6 +72,9 @@ impl Session {
                 Due::Timeout(kind),
             );
         }
+        if let Some(at) = self.job.deferred_deadline() {
+            consider(at, Due::Deferred);
+        }
         let waiting = self.is_idle() && self.output_len() == 0;
         match &self.phase {
             Phase::Http(http) if waiting => {
@@ -77,27 +86,7 @@ impl Session {
                     consider(at, Due::Timeout(TimeoutKind::Idle));
                 }
             }
-            Phase::Open(open) => {
-                if let Some(since) = open.message_since {
-                    let kind = TimeoutKind::Message;
-                    consider(after(since, config.message_timeout), Due::Timeout(kind));
-                }
-                if let Some(lifetime) = config.max_lifetime {
-                    consider(
-                        after(open.opened_at, lifetime),
-                        Due::Timeout(TimeoutKind::Lifetime),
-                    );
-                }
-                if let Some(interval) = config.ping_interval {
-                    match open.ping_sent {
-                        Some(sent) => {
-                            let kind = TimeoutKind::Pong;
-                            consider(after(sent, config.pong_timeout), Due::Timeout(kind));
-                        }
-                        None => consider(after(clocks.last_read, interval), Due::Ping),
-                    }
-                }
-            }
+            Phase::Open(open) => self.open_deadlines(open, config, &mut consider),
             Phase::Closing(_) | Phase::Lingering(_) if self.output_len() == 0 => {
                 let at = after(clocks.wait_since, limit(config.close_timeout));
                 consider(at, Due::Timeout(TimeoutKind::Close));
@@ -105,6 +94,46 @@ impl Session {
             _ => {}
         }
         earliest
+    }
+
+    /// The clocks of an open WebSocket: a message arriving, its lifetime, the keepalive.
+    fn open_deadlines(
+        &self,
+        open: &Open,
+        config: &Config,
+        consider: &mut impl FnMut(Instant, Due),
+    ) {
+        if let Some(since) = open.message_since {
+            let kind = TimeoutKind::Message;
+            consider(
+                deadline_after(since, config.message_timeout),
+                Due::Timeout(kind),
+            );
+        }
+        if let Some(lifetime) = config.max_lifetime {
+            let kind = TimeoutKind::Lifetime;
+            consider(deadline_after(open.opened_at, lifetime), Due::Timeout(kind));
+        }
+        // A timer that comes due while a job is out (or output holds jobs back) waits for it:
+        // it fires with the next job, and is the connection's deadline again only then.
+        if let Some(at) = open.timers.earliest()
+            && matches!(self.job, JobSlot::Idle)
+            && self.may_dispatch(config)
+        {
+            consider(at, Due::Timer);
+        }
+        if let Some(interval) = config.ping_interval {
+            match open.ping_sent {
+                Some(sent) => {
+                    let kind = TimeoutKind::Pong;
+                    consider(
+                        deadline_after(sent, config.pong_timeout),
+                        Due::Timeout(kind),
+                    );
+                }
+                None => consider(deadline_after(self.clocks.last_read, interval), Due::Ping),
+            }
+        }
     }
 
     /// Acts on a deadline that came due: a keepalive ping is queued here; a timeout goes to the
@@ -123,6 +152,9 @@ impl Session {
                 add(&env.metrics.pings_sent, 1);
             }
             Due::Timeout(kind) => self.timed_out(env, kind),
+            Due::Deferred => self.deferral_expired(env),
+            // The pump's next `poll_job` takes every timer due now into a job.
+            Due::Timer => log::trace!("{}: a timer of the handler came due", self.id),
         }
     }
 }

@@ -91,7 +91,7 @@ impl Session {
                 encode_frame(&mut pong, OpCode::Pong, payload.as_bytes());
                 return self.queue(env, &pong);
             }
-            Decoded::Pong(_) => return log::trace!("{}: pong", self.id),
+            Decoded::Pong(payload) => return self.pong(payload.as_bytes()),
             Decoded::Close(_) => return,
         };
         add(&env.metrics.messages_in, 1);
@@ -101,6 +101,7 @@ impl Session {
                 Inbound::Message(Message::Binary(_)) => "binary",
                 Inbound::Compressed(c) if c.text => "compressed text",
                 Inbound::Compressed(_) => "compressed binary",
+                Inbound::Pong(_) => "pong",
             };
             let bytes = message.len();
             log::trace!("{}: decoded a {kind} message, {bytes} bytes", self.id);
@@ -116,6 +117,18 @@ impl Session {
         // out at once: no pause.
         if open.inbox.is_full(env.config) && job_out {
             add(&env.metrics.backpressure_pauses, 1);
+        }
+    }
+
+    /// A pong: for `on_pong` if the handler is owed one (it sent a ping), else nothing to do
+    /// (the keepalive took it as a sign of life already, `Session::received`).
+    fn pong(&mut self, payload: &[u8]) {
+        log::trace!("{}: pong, {} bytes", self.id, payload.len());
+        if let Phase::Open(open) = &mut self.phase
+            && open.inbox.pongs_owed > 0
+        {
+            open.inbox.pongs_owed -= 1;
+            open.inbox.push(Inbound::Pong(payload.to_vec()));
         }
     }
 
@@ -161,22 +174,26 @@ impl Session {
         }
     }
 
-    /// The inbox as the next batch, carrying an owed `on_drain` (alone, if no message waits).
-    pub(crate) fn take_messages(&mut self) -> Option<Batch> {
-        let drain_due = match &mut self.phase {
-            Phase::Open(open) if open.drain == Drain::Due => {
-                open.drain = Drain::Flowing;
-                true
-            }
-            _ => false,
-        };
+    /// The inbox as the next batch, carrying an owed `on_deferred_timeout` and `on_drain`, the
+    /// timers that fired (alone, if no message waits), and the keys of those still armed.
+    pub(crate) fn take_messages(&mut self, env: &Env<'_>) -> Option<Batch> {
+        let timer_due = self.timer_due(env);
+        let open = matches!(self.phase, Phase::Open(_));
         let inbox = self.phase.inbox_mut()?;
+        // `on_drain` is for an open WebSocket; `on_deferred_timeout` also after the peer's close.
+        let drain_due = open && inbox.drain == Drain::Due;
+        if drain_due {
+            inbox.drain = Drain::Flowing;
+        }
+        let expired = std::mem::take(&mut inbox.expired);
         let mut batch = match inbox.take() {
             Some(batch) => batch,
-            None if drain_due => inbox.empty_batch(),
+            None if drain_due || expired || timer_due => inbox.empty_batch(),
             None => return None,
         };
         batch.drained = drain_due;
+        batch.expired = expired;
+        batch.timers = self.timers_for_job(env);
         Some(batch)
     }
 

@@ -29,13 +29,10 @@ use crate::metrics::{CloseKind, TimeoutKind, add, sub};
 use crate::session::connection::Session;
 use crate::session::env::Env;
 use crate::session::phase::{
-    Closed, Closing, Drain, Inbox, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase,
-    Upgrading,
+    Closed, Closing, JobSlot, Lingering, OnClose, Open, PeerClosed, PeerEnd, Phase, Upgrading,
 };
 
-use crate::ws::{
-    CloseCode, CloseFrame, CloseInfo, MessageDecoder, PerMessageDeflate, WsError, encode_close,
-};
+use crate::ws::{CloseCode, CloseFrame, CloseInfo, PerMessageDeflate, WsError, encode_close};
 
 impl Session {
     /// Moves to `next`, keeping the phase gauges in step, starting the phase's wait clock, and
@@ -47,6 +44,10 @@ impl Session {
         }
         if let Some(gauge) = next.gauge(env.metrics) {
             add(gauge, 1);
+        }
+        if let Phase::Open(open) = &self.phase {
+            // The handler's timers end with the phase: none calls back once it is closing.
+            open.timers.forget(env.metrics);
         }
         self.phase = next;
         self.clocks.wait_since = env.now;
@@ -101,9 +102,7 @@ impl Session {
         let on_close = match &mut self.phase {
             Phase::Closed(_) => return,
             Phase::Http(_) => OnClose::Nothing,
-            Phase::Upgrading(_) if matches!(self.job, JobSlot::InFlight(_)) => {
-                OnClose::IfUpgradeAccepted
-            }
+            Phase::Upgrading(_) if self.job.is_out() => OnClose::IfUpgradeAccepted,
             Phase::Upgrading(_) => OnClose::Nothing,
             Phase::Open(_) => OnClose::Call(why.unwrap_or_else(CloseInfo::abnormal)),
             Phase::PeerClosed(PeerClosed { ended, .. }) | Phase::Closing(Closing { ended, .. }) => {
@@ -174,10 +173,32 @@ impl Session {
         }
         add(&env.metrics.messages_out, output.messages);
         add(&env.metrics.compressed_out, output.compressed);
+        if let Some(inbox) = self.phase.inbox_mut() {
+            inbox.requeue(std::mem::take(&mut output.unhandled), output.pings);
+        }
         let close = output.close.take();
         let failed = output.failed.take();
+        let timers = output.timers.take();
         self.queue_output(env, output);
         self.note_backlog(env);
+        self.carry_on(env, after);
+        self.apply_timers(env, timers); // after the `101`: `on_open` may set some
+        if let Some(err) = failed {
+            return self.inflate_failed(env, &err);
+        }
+        if let Some(CloseFrame { code, reason }) = close {
+            // 1011 means the handler panicked: the server's decision, not a clean close.
+            let end = if code == CloseCode::Error {
+                CloseKind::Server
+            } else {
+                CloseKind::Clean
+            };
+            self.we_close(env, code, &reason, end);
+        }
+    }
+
+    /// What the session does after a reply's bytes: stays, is upgraded, or lingers.
+    fn carry_on(&mut self, env: &mut Env<'_>, after: After) {
         match after {
             After::Continue => {
                 if let Phase::Http(http) = &mut self.phase {
@@ -196,18 +217,6 @@ impl Session {
                 self.linger(env, end, peer_eof, None);
             }
         }
-        if let Some(err) = failed {
-            return self.inflate_failed(env, &err);
-        }
-        if let Some(CloseFrame { code, reason }) = close {
-            // 1011 means the handler panicked: the server's decision, not a clean close.
-            let end = if code == CloseCode::Error {
-                CloseKind::Server
-            } else {
-                CloseKind::Clean
-            };
-            self.we_close(env, code, &reason, end);
-        }
     }
 
     /// `Upgrading` → `Open`: the `101` (and what `on_open` sent) is queued; pushes that arrived
@@ -220,15 +229,7 @@ impl Session {
         if deflate.is_some() {
             add(&env.metrics.deflate_upgrades, 1);
         }
-        let open = Open {
-            decoder: MessageDecoder::new(),
-            inbox: Inbox::new(deflate),
-            opened_at: env.now,
-            ping_sent: None,
-            message_since: None,
-            drain: Drain::Flowing,
-        };
-        self.enter(env, Phase::Open(open));
+        self.enter(env, Phase::Open(Open::new(deflate, env.now)));
         self.clocks.last_read = env.now;
         add(&env.metrics.upgrades, 1);
         add(&env.metrics.websocket_open, 1);

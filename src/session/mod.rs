@@ -14,12 +14,16 @@
 //! | `buffers.rs` | the read and write buffers a session borrows from its loop while bytes move |
 //! | `env.rs` | what the loop lends a session for an event ([`Env`]), and the seam to its registry of topics |
 //! | `phase.rs` | the phases and what each holds; the inbox; the job slot and its lease; what `on_close` is owed |
+//! | `job_slot.rs` | the job slot: the one job out (with a worker, held, or deferred) and its lease |
 //! | `machine.rs` | every transition, named for its event |
 //! | `inbound.rs` | bytes → HTTP batches and WebSocket messages (through the codecs) |
 //! | `backpressure.rs` | when to stop reading, when a job may go out, the bound on pushes |
 //! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
+//! | `deferral.rs` | a job whose call deferred its completion: its deadline, and taking it back |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
+//! | `armed_timers.rs` | an open WebSocket's armed timers: keys and instants, the earliest |
+//! | `timers.rs` | a WebSocket's own timers (`Context::set_timer`): armed from its replies, fired as work for its job |
 //!
 //! Data enters through [`Session::received`] (bytes read into [`Session::read_space`]),
 //! [`Session::replied`] (a job's answer), [`Session::command`] and [`Session::push_shared`]
@@ -27,15 +31,19 @@
 //! [`Session::poll_transmit`] (bytes for the socket) and [`Session::poll_job`] (work for the
 //! handler).
 
+mod armed_timers;
 mod backpressure;
 mod buffers;
 mod connection;
 mod deadline;
+mod deferral;
 mod env;
 mod inbound;
+mod job_slot;
 mod machine;
 mod monitoring_reserve;
 mod phase;
+mod timers;
 mod topics;
 
 pub(crate) use connection::{Ending, Outcome, Session, Transmit, Written};

@@ -20,9 +20,11 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{After, Batch, Inbound, Job, Lease, Reply, Run, SessionBox};
+use crate::dispatch::{After, Batch, Inbound, Job, Reply, SessionBox};
 use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
+use crate::session::armed_timers::ArmedTimers;
+pub(crate) use crate::session::job_slot::{JobSlot, Taken};
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
 /// Where a connection is in its protocol life.
@@ -90,8 +92,22 @@ pub(crate) struct Open {
     /// When the first byte of the message (or control frame) the decoder holds in part arrived
     /// (`message_timeout`); `None` between messages.
     pub message_since: Option<Instant>,
-    /// Where the output stands against the high- and low-water marks (`on_drain`).
-    pub drain: Drain,
+    /// The handler's timers (`timers.rs`): empty, and unallocated, for most connections.
+    pub timers: ArmedTimers,
+}
+
+impl Open {
+    /// A WebSocket that opened `now`, compressing as agreed (`deflate`).
+    pub(crate) fn new(deflate: Option<PerMessageDeflate>, now: Instant) -> Self {
+        Open {
+            decoder: MessageDecoder::new(),
+            inbox: Inbox::new(deflate),
+            opened_at: now,
+            ping_sent: None,
+            message_since: None,
+            timers: ArmedTimers::default(),
+        }
+    }
 }
 
 /// An open WebSocket's output against `high_water_bytes` and `low_water_bytes`: the handler hears
@@ -241,65 +257,10 @@ impl Drop for OwedClose {
     }
 }
 
-/// Whether the connection's job is with the handler. At most one is — the slot lends one
-/// [`Lease`], and takes the next job only once it is given back — so a connection's handler
-/// calls never overlap and keep their order.
-#[derive(Debug, Default)]
-pub(crate) enum JobSlot {
-    /// Nothing with the handler.
-    #[default]
-    Idle,
-    /// A job is with a worker; its reply has not come back. It carries this many payload bytes
-    /// (charged to the connection by the memory budget until the reply).
-    InFlight(usize),
-    /// A job found the job queue full and waits here to be offered again (backpressure: the
-    /// connection reads no more meanwhile, beyond its inbox).
-    Held(Box<Run>),
-}
-
-impl JobSlot {
-    /// Lends the slot to a job of `bytes` payload bytes. Only an idle slot lends.
-    pub(crate) fn lend(&mut self, conn: ConnId, bytes: usize) -> Lease {
-        debug_assert!(
-            matches!(self, JobSlot::Idle),
-            "{conn}: the slot is not idle"
-        );
-        *self = JobSlot::InFlight(bytes);
-        Lease::new(conn, bytes)
-    }
-
-    /// A held job goes out again, with the lease it already has.
-    pub(crate) fn resend(&mut self) -> Option<Run> {
-        let JobSlot::Held(run) = std::mem::take(self) else {
-            return None;
-        };
-        *self = JobSlot::InFlight(run.lease.bytes());
-        Some(*run)
-    }
-
-    /// The queue had no room: the job waits here.
-    pub(crate) fn hold(&mut self, run: Run) {
-        *self = JobSlot::Held(Box::new(run));
-    }
-
-    /// The job's reply came home with the lease: the slot is free for the next job.
-    pub(crate) fn give_back(&mut self, lease: Lease) {
-        debug_assert!(matches!(self, JobSlot::InFlight(_)), "{}", lease.conn());
-        lease.end();
-        *self = JobSlot::Idle;
-    }
-
-    /// Charged to the memory budget: the held job's bytes, or those of the job out.
-    pub(crate) fn bytes(&self) -> usize {
-        match self {
-            JobSlot::Idle => 0,
-            JobSlot::InFlight(bytes) => *bytes,
-            JobSlot::Held(run) => run.lease.bytes(),
-        }
-    }
-}
-
-/// Messages decoded while the previous job runs: they become the next job, as one batch.
+/// Messages decoded while the previous job runs: they become the next job, as one batch —
+/// with the calls an open WebSocket owes its handler besides them (`on_drain`,
+/// `on_deferred_timeout`, the pongs of its pings). (That bookkeeping sits in what would be the
+/// inbox's padding: an idle connection's size is a headline number.)
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     messages: Vec<Inbound>,
@@ -307,6 +268,14 @@ pub(crate) struct Inbox {
     /// The connection's permessage-deflate agreement, fixed at the upgrade: it goes out with
     /// every batch, so that whoever runs the handler inflates and compresses.
     deflate: Option<PerMessageDeflate>,
+    /// Where the output stands against the high- and low-water marks (`on_drain`).
+    pub drain: Drain,
+    /// A deferred completion passed its deadline: `on_deferred_timeout` goes out with the next
+    /// job.
+    pub expired: bool,
+    /// Pings the handler sent whose pongs have not come: that many pongs join the inbox for
+    /// `on_pong`; others (unsolicited, or answering the keepalive) make no work.
+    pub pongs_owed: u16,
 }
 
 impl Inbox {
@@ -355,6 +324,19 @@ impl Inbox {
         self.messages.len()
     }
 
+    /// What a reply brings back: the messages its job left unhandled (a call deferred before
+    /// them) come back first — they arrived before every message held now —, and the pings its
+    /// calls sent are owed their pongs.
+    pub(crate) fn requeue(&mut self, unhandled: Vec<Inbound>, pings: u16) {
+        self.pongs_owed = self.pongs_owed.saturating_add(pings);
+        if unhandled.is_empty() {
+            return;
+        }
+        self.bytes += unhandled.iter().map(Inbound::len).sum::<usize>();
+        let newer = std::mem::replace(&mut self.messages, unhandled);
+        self.messages.extend(newer);
+    }
+
     /// Takes every message, for the next job.
     pub(crate) fn take(&mut self) -> Option<Batch> {
         if self.messages.is_empty() {
@@ -365,6 +347,8 @@ impl Inbox {
             bytes: std::mem::take(&mut self.bytes),
             deflate: self.deflate,
             drained: false,
+            expired: false,
+            timers: None,
         })
     }
 
@@ -375,6 +359,8 @@ impl Inbox {
             bytes: 0,
             deflate: self.deflate,
             drained: false,
+            expired: false,
+            timers: None,
         }
     }
 }

@@ -42,7 +42,11 @@ pub fn config() -> Config {
 }
 
 /// Starts a server with `config` and `handler`.
-pub fn start(config: Config, handler: impl Handler) -> Server {
+pub fn start<H>(config: Config, handler: H) -> Server
+where
+    H: Handler + Send + Sync,
+    H::Session: Send,
+{
     let _ = env_logger::builder().is_test(true).try_init();
     Server::builder()
         .config(config)
@@ -51,7 +55,7 @@ pub fn start(config: Config, handler: impl Handler) -> Server {
 }
 
 /// An echo handler (the closure form).
-pub fn echo() -> impl Handler {
+pub fn echo() -> impl Handler<Session = ()> + Send + Sync {
     |ctx: &mut wsreactor::Context<'_>, msg: wsreactor::Message| ctx.send(msg)
 }
 

@@ -8,12 +8,15 @@ mod bodies;
 mod budget;
 mod closing;
 mod deadlines;
+mod deferred;
 mod deflate;
 mod fairness;
 mod http;
 mod lifecycle;
 mod monitoring_reserve;
+mod pongs;
 mod scripts;
+mod timers;
 mod topics;
 mod transport;
 

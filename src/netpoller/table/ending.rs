@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
-use crate::dispatch::{Job, JobQueue, Offered, Reply};
+use crate::dispatch::{Deferral, Job, JobQueue, Offered, Reclaimed, Reply};
 use crate::metrics::add;
 use crate::session::Ending;
 use crate::transport::Transport;
@@ -45,7 +45,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// settled; anything else about it is stale.
     pub(super) fn orphaned_reply(&mut self, mut reply: Reply, now: Instant) {
         let id = reply.conn();
-        self.publish_orphaned(&mut reply, now);
+        self.publish_orphaned(id, &mut reply.output, now);
         match self.owed.remove(&id) {
             Some(owed) => {
                 if let Some(job) = owed.settle(&mut reply) {
@@ -58,6 +58,24 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             }
         }
         reply.lease.end();
+    }
+
+    /// A deferral for a connection that has gone while its job was with the handler: what the
+    /// call published before deferring still goes out; the job is taken back at once (the
+    /// connection is closed), which settles an owed `on_close` — unless a completion already
+    /// has it, and then its reply will.
+    pub(super) fn orphaned_deferral(&mut self, deferral: Deferral, now: Instant) {
+        let Deferral {
+            conn,
+            link,
+            mut output,
+            ..
+        } = deferral;
+        self.publish_orphaned(conn, &mut output, now);
+        match link.reclaim(Reclaimed::Closed) {
+            Some(pending) => self.orphaned_reply(pending.into_reply(), now),
+            None => log::trace!("{conn}: deferral of a closed connection; its completion runs"),
+        }
     }
 
     /// Offers an `on_close` job, behind any that are already waiting for room.

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
 use crate::conn_id::ConnId;
-use crate::dispatch::{History, JobQueue, Ordered, Publication, Relay, Reply};
+use crate::dispatch::{History, JobQueue, Ordered, Output, Publication, Relay};
 use crate::metrics::add;
 use crate::session::Subscriptions;
 use crate::topic::Topic;
@@ -86,11 +86,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// A reply for a connection that has gone while its job was with the handler: its
     /// subscriptions ended with it (and those the job asked for are not taken), but what the
     /// handler published still reaches the topic's subscribers.
-    pub(super) fn publish_orphaned(&mut self, reply: &mut Reply, now: Instant) {
-        if reply.output.topics.is_empty() {
+    pub(super) fn publish_orphaned(&mut self, conn: ConnId, output: &mut Output, now: Instant) {
+        if output.topics.is_empty() {
             return;
         }
-        let (publications, ordered) = reply.output.take_publications(reply.conn());
+        let (publications, ordered) = output.take_publications(conn);
         for publication in publications {
             self.topics.publish(publication);
         }

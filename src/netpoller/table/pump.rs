@@ -11,7 +11,7 @@ use std::io::IoSlice;
 
 use super::Entry;
 use crate::buffer::MAX_SLICES;
-use crate::dispatch::{JobQueue, Offered};
+use crate::dispatch::{JobQueue, Offered, Returned};
 use crate::metrics::add;
 use crate::session::{Env, Transmit, Written};
 use crate::transport::{IoOutcome, Transport};
@@ -98,11 +98,20 @@ fn hand_off<T, Q: JobQueue>(entry: &mut Entry<T>, env: &mut Env<'_>, jobs: &mut 
             entry.session.job_refused(job);
             false
         }
-        Offered::Ran(reply) => {
+        Offered::Ran(returned) => {
             add(&env.metrics.jobs_dispatched, 1);
             log::trace!("{}: job ran inline", entry.session.id);
-            if let Some(reply) = reply {
-                entry.session.replied(env, reply);
+            match returned {
+                Some(Returned::Reply(reply)) => entry.session.replied(env, reply),
+                Some(Returned::Deferred(deferral)) => {
+                    let link = std::sync::Arc::clone(&deferral.link);
+                    entry.session.deferred(env, deferral);
+                    // Completions may take it from here; one dropped meanwhile comes home now.
+                    if let Some(pending) = link.announce() {
+                        entry.session.replied(env, pending.into_reply());
+                    }
+                }
+                None => {}
             }
             true
         }

@@ -2,7 +2,7 @@
 //! consumed exactly once — each tried the way it could be broken.
 
 use super::*;
-use crate::dispatch::Output;
+use crate::dispatch::{Lease, Output};
 
 fn conn() -> ConnId {
     ConnId::new(0, 7, 1)
