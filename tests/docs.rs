@@ -29,6 +29,10 @@ fn defines(source: &str, name: &str) -> Result<(), String> {
         ["struct ", "enum ", "trait ", "type ", "for ", "impl "]
             .iter()
             .any(|kw| contains_word(source, &format!("{kw}{t}")))
+            || source.lines().any(|line| {
+                // A generic impl: `impl<S> Context<'_, S> {`.
+                line.starts_with("impl<") && line.contains(&format!("> {t}<"))
+            })
             || source.contains(&format!("impl<T: Transport> {t}<T>"))
             || source.contains(&format!(
                 "impl<T: Transport, P: Poller<T>, Q: JobQueue> {t}<"
