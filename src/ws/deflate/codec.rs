@@ -100,8 +100,10 @@ fn inflate_into(
             let used = usize::try_from(inflater.total_in() - in_before).unwrap_or(rest.len());
             rest = rest.get(used..).unwrap_or_default();
             if status == Status::StreamEnd {
-                // A final block (BFINAL) ends the message; only the tail may follow it.
-                if !is_tail && !rest.is_empty() {
+                // A final block (BFINAL) ends the message. Only what RFC 7692 §7.2.1 leaves after
+                // one may follow it: the `00` that starts an empty stored block whose other four
+                // bytes are the tail (the §7.2.3.4 example), and the tail.
+                if !is_tail && !matches!(rest, [] | [0x00]) {
                     return Err(corrupt);
                 }
                 break 'parts;
@@ -302,6 +304,64 @@ mod tests {
         }
     }
 
+    /// What most receivers do (browsers, Python `websockets`, Node `ws`, the load generator):
+    /// append the tail and inflate with a sync flush into one inflater. The message must be
+    /// consumed to its last byte and must not end the deflate stream (no BFINAL block, which ws
+    /// on Node >= 12 refuses), so the same inflater, never reset, reads the next message too.
+    fn inflates_like_a_peer(inflater: &mut Decompress, deflated: &[u8], expected: &[u8]) {
+        let mut stream = deflated.to_vec();
+        stream.extend_from_slice(&TAIL);
+        let mut out = Vec::with_capacity(expected.len() + 64);
+        let before = inflater.total_in();
+        let status = inflater.decompress_vec(&stream, &mut out, FlushDecompress::Sync);
+        let start = &deflated[..deflated.len().min(16)];
+        assert_eq!(status.ok(), Some(Status::Ok), "{start:x?}");
+        assert_eq!(inflater.total_in() - before, stream.len() as u64);
+        assert_eq!(out, expected);
+    }
+
+    fn json(len: usize) -> Vec<u8> {
+        let mut json = Vec::with_capacity(len + 64);
+        let mut i = 0u32;
+        while json.len() < len {
+            let record = format!(r#"{{"id":{i},"user":"u{}","x":{}}},"#, i % 7, i * 37);
+            json.extend_from_slice(record.as_bytes());
+            i += 1;
+        }
+        json.truncate(len);
+        json
+    }
+
+    #[test]
+    fn every_size_round_trips_through_a_peer_that_appends_the_tail() {
+        let noise: Vec<u8> = (0..40_000u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761).rotate_left(i % 31) >> 7) as u8)
+            .collect();
+        let mut payloads = vec![Vec::new(), b"a".to_vec(), b"Hello".to_vec(), noise];
+        for len in [100, 1024, 4096, 16 * 1024, 300_000] {
+            payloads.push(json(len));
+        }
+        // One inflater for every message, as a peer that keeps it between messages has.
+        let mut kept = Decompress::new(false);
+        for bits in [9, 12, 15] {
+            for level in [0, 1, 6, 9] {
+                for payload in &payloads {
+                    let deflated = compress(payload, bits, level);
+                    let what = format!("{} bytes, {bits} bits, level {level}", payload.len());
+                    inflates_like_a_peer(&mut Decompress::new(false), &deflated, payload);
+                    inflates_like_a_peer(&mut kept, &deflated, payload);
+                    inflates_strictly(&deflated, payload);
+                    let ours = compressed(false, deflated).inflate(payload.len());
+                    assert_eq!(
+                        ours.as_ref().map(|m| m.as_bytes()),
+                        Ok(&payload[..]),
+                        "{what}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn known_vector_from_rfc_7692() {
         // "Hello" compressed without context takeover (RFC 7692 §7.2.3.1).
@@ -309,11 +369,16 @@ mod tests {
             .inflate(5)
             .unwrap();
         assert_eq!(message, Message::Text("Hello".into()));
-        // The same with BFINAL set and no tail needed (RFC 7692 §7.2.3.3: "f3 48 cd c9 c9 07 00").
-        let message = compressed(true, vec![0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00])
-            .inflate(5)
-            .unwrap();
-        assert_eq!(message, Message::Text("Hello".into()));
+        // The same with BFINAL set and no tail needed ("f3 48 cd c9 c9 07 00"), and as RFC 7692
+        // §7.2.3.4 sends it: with the `00` of the empty stored block after it. (This one was
+        // closed with 1007 before.)
+        for bfinal in [
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00][..],
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+        ] {
+            let message = compressed(true, bfinal.to_vec()).inflate(5).unwrap();
+            assert_eq!(message, Message::Text("Hello".into()));
+        }
         // Two uncompressed (stored) blocks (RFC 7692 §7.2.3.4 gives one; an empty one follows).
         let stored = vec![
             0x00, 0x05, 0x00, 0xfa, 0xff, b'H', b'e', b'l', b'l', b'o', 0x00,
@@ -348,6 +413,9 @@ mod tests {
             &[0xff, 0xff, 0xff][..],
             &[0x07],
             &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x55],
+            // After a final block, only one `00` may come.
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00, 0x00],
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x01],
         ] {
             assert_eq!(
                 compressed(false, garbage.to_vec()).inflate(1000),
