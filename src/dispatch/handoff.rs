@@ -9,7 +9,8 @@
 //! 2. **Run** (`work`, on each worker thread): any idle worker takes the next job of any
 //!    connection and hands it to the application's [`JobRunner`] (`src/runner.rs`).
 //! 3. **Reply and wake**: the worker sends the [`Reply`] on the owning loop's reply channel and
-//!    rings that loop's waker (`link.rs`), which coalesces: a burst of replies costs one syscall.
+//!    rings that loop's waker (`link.rs`) — only if the loop sleeps: a loop that is awake drains
+//!    its channels before it sleeps, and a burst of replies to a sleeping loop costs one syscall.
 //!
 //! Order holds because a connection has one job out at a time (its [`Lease`](super::Lease)), so
 //! any worker may take any connection's next batch: load spreads without reordering.
@@ -200,7 +201,7 @@ fn work(n: usize, jobs: &Receiver<Job>, runner: &dyn JobRunner, server: &ServerH
             let how = if rang {
                 "waker rung"
             } else {
-                "a wake was already pending (coalesced)"
+                "not rung (the loop is awake, or already rung)"
             };
             let loop_index = conn.event_loop();
             log::trace!("worker {n}: reply sent to loop {loop_index}, {how}");

@@ -9,7 +9,7 @@
 
 use std::cell::Cell;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering, fence};
 
 use crossbeam_channel::Sender;
 use mio::Waker;
@@ -102,30 +102,60 @@ pub(crate) fn on_loop_thread() -> bool {
 
 /// The loop's doorbell: how worker threads and handles wake a loop blocked in `poll`.
 ///
-/// A [`mio::Waker`] makes `poll` return with the `WAKER` token. Ringing it is a syscall, so
-/// `LoopWaker` coalesces: the first sender after the loop last looked rings it, later senders
-/// see the `pending` flag and stay quiet. The loop clears the flag *before* draining its
-/// channels, so a message sent after the drain started always rings again: no message is ever
-/// left unseen. This is Go's `netpollBreak`, whose `netpollWakeSig` flag does the same.
+/// A [`mio::Waker`] makes `poll` return with the `WAKER` token. Ringing it is a syscall (an
+/// `eventfd` write), and it is needed only while the loop is parked — in `poll`, or between two
+/// turns of a driven server. So the waker keeps the loop's state, as Go's netpoller does
+/// (`netpollBreak` runs only while a thread is blocked in `netpoll`, and its `netpollWakeSig`
+/// makes a burst of wakes one):
+///
+/// ```text
+///            ┌─────────── poll returned (awake) ────────────┐
+///            v                                              │
+///         Awake ──parks: end of a turn, channels empty──> Parked ──a sender rings──> Rung
+///            ^                                                                        │
+///            └─────────────────── poll returned (awake) ──────────────────────────────┘
+/// ```
+///
+/// A sender puts its message in the channel, then rings only if the loop is `Parked`; the first
+/// such sender moves it to `Rung`, later ones stay quiet. While the loop is `Awake` nobody
+/// rings: it drains its channels before it parks again. No message is ever left unseen, by
+/// the pairing of two fences: the sender's (after its message, before it reads the state) and
+/// the loop's in [`park`](Self::park) (after it says `Parked`, before it looks at its channels).
+/// Either the sender sees `Parked` and rings, or the loop sees the message and does not sleep.
 #[derive(Debug)]
 pub(crate) struct LoopWaker {
     waker: Waker,
-    pending: AtomicBool,
+    state: AtomicU8,
 }
 
+/// The loop is running a turn: it will look at its channels before it parks.
+const AWAKE: u8 = 0;
+/// The loop is in `poll`, or about to be, or between the turns of a driven server.
+const PARKED: u8 = 1;
+/// A sender has rung the parked loop: `poll` returns (or the driven server's fd is readable).
+const RUNG: u8 = 2;
+
 impl LoopWaker {
+    /// A waker for a loop that has not run yet: parked, so the first message rings.
     pub(crate) fn new(waker: Waker) -> Self {
         LoopWaker {
             waker,
-            pending: AtomicBool::new(false),
+            state: AtomicU8::new(PARKED),
         }
     }
 
-    /// Wakes the loop unless a wake is already on its way. Called after putting a message in
-    /// one of the loop's channels. Returns true if it rang (a syscall), false if it coalesced
-    /// with a wake already pending.
+    /// Wakes the loop if it is parked and nobody rang yet. Called after putting a message in
+    /// one of the loop's channels. Returns true if it rang (a syscall), false if the loop is
+    /// awake or a wake is already on its way.
     pub(crate) fn wake(&self) -> bool {
-        if self.pending.swap(true, Ordering::AcqRel) {
+        // Pairs with the fence in `park`: the message is in before the state is read.
+        fence(Ordering::SeqCst);
+        if self.state.load(Ordering::Relaxed) != PARKED
+            || self
+                .state
+                .compare_exchange(PARKED, RUNG, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
             return false;
         }
         if let Err(err) = self.waker.wake() {
@@ -134,8 +164,96 @@ impl LoopWaker {
         true
     }
 
-    /// Called by the loop before it drains its channels: the next `wake` rings again.
-    pub(crate) fn clear(&self) {
-        self.pending.store(false, Ordering::Release);
+    /// Called by the loop when `poll` returns, before it drains its channels: until it parks
+    /// again, senders do not ring.
+    pub(crate) fn awake(&self) {
+        self.state.store(AWAKE, Ordering::SeqCst);
+    }
+
+    /// Called by the loop at the end of a turn, before it may sleep: from now on senders ring.
+    /// True if a message came in since the loop drained its channels (its sender saw the loop
+    /// awake and did not ring): the loop must not sleep through it — on its own thread it
+    /// polls without waiting; a driven server rings itself ([`wake`](Self::wake)), since its
+    /// owner may be watching its fd.
+    pub(crate) fn park(&self, pending: impl FnOnce() -> bool) -> bool {
+        self.state.store(PARKED, Ordering::SeqCst);
+        // Pairs with the fence in `wake`: the state is out before the channels are read.
+        fence(Ordering::SeqCst);
+        pending()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll, Token};
+    use std::time::Duration;
+
+    fn waker() -> (Poll, Arc<LoopWaker>) {
+        let poll = Poll::new().expect("poll");
+        let waker = Waker::new(poll.registry(), Token(0)).expect("waker");
+        (poll, Arc::new(LoopWaker::new(waker)))
+    }
+
+    #[test]
+    fn only_a_parked_loop_is_rung_and_only_once() {
+        let (_poll, waker) = waker();
+        assert!(
+            waker.wake(),
+            "a new loop is parked: the first message rings"
+        );
+        assert!(!waker.wake(), "rung already");
+        waker.awake();
+        assert!(!waker.wake(), "an awake loop drains before it sleeps");
+        assert!(
+            waker.park(|| true),
+            "what came in while awake is reported at parking"
+        );
+        assert!(waker.wake(), "parked again: rings");
+    }
+
+    /// A sender races a loop that parks and wakes as the real one does. The sender sends its
+    /// next message as soon as the loop says it has the previous one — just before the loop
+    /// parks, the moment a lost wake-up would happen. If a message were ever left unseen, `poll`
+    /// would sleep through its 10 s and the test fail.
+    #[test]
+    fn no_message_is_left_unseen_by_a_parking_loop() {
+        const MESSAGES: usize = 5_000;
+        let (mut poll, waker) = waker();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let (ack_tx, ack_rx) = crossbeam_channel::unbounded();
+        let sender = {
+            let waker = Arc::clone(&waker);
+            std::thread::spawn(move || {
+                for i in 0..MESSAGES {
+                    tx.send(i).expect("send");
+                    waker.wake();
+                    while ack_rx.recv().expect("ack") <= i {}
+                }
+            })
+        };
+        let mut events = Events::with_capacity(8);
+        let mut received = 0;
+        while received < MESSAGES {
+            if !waker.park(|| !rx.is_empty()) {
+                poll.poll(&mut events, Some(Duration::from_secs(10)))
+                    .expect("poll");
+                assert!(
+                    !events.is_empty(),
+                    "slept through a message: {received} of {MESSAGES} received"
+                );
+            }
+            waker.awake();
+            while rx.try_recv().is_ok() {
+                received += 1;
+            }
+            let _ = ack_tx.send(received);
+            // The rest of a turn, of varying length: the sender's next message lands before,
+            // during or after the parking.
+            for _ in 0..(received % 64) * 50 {
+                std::hint::spin_loop();
+            }
+        }
+        sender.join().expect("sender");
     }
 }

@@ -5,7 +5,7 @@
 //! | `deferred.rs` | a call that hands its completion to another thread: the [`Deferral`] the loop gets instead of a reply, the cell its lease waits in |
 //! | `job.rs` | what crosses: a [`Job`] with the [`Lease`] on its connection's job slot, the [`Reply`] that brings it home, the handler's encoded [`Output`] |
 //! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
-//! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
+//! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the waker that rings only a sleeping loop ([`LoopLink`], [`LoopWaker`]) |
 //! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
 //! | `timers.rs` | a connection's timers as a job carries them: the keys that fired, the requests of its calls |
 //! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |

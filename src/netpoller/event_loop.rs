@@ -102,8 +102,11 @@ pub(crate) struct EventLoop {
     pub(super) now: Instant,
     pub(super) accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
-    /// The command channel was not emptied last turn: poll without blocking.
-    commands_left: bool,
+    /// A message was waiting when the last turn ended (a flood of commands is drained a
+    /// queue's worth per turn; a reply may come in after the drain): poll without blocking.
+    messages_waiting: bool,
+    /// Runs on a thread of its own ([`run`](Self::run)), not driven by a caller's turns.
+    on_own_thread: bool,
     forwarder: Forwarder,
 }
 
@@ -154,7 +157,8 @@ impl EventLoop {
             now: Instant::now(),
             accept_paused_until: None,
             shutdown_deadline: None,
-            commands_left: false,
+            messages_waiting: false,
+            on_own_thread: false,
             forwarder,
         })
     }
@@ -163,6 +167,7 @@ impl EventLoop {
     pub(crate) fn run(mut self) {
         log::debug!("loop {}: running", self.index);
         mark_loop_thread();
+        self.on_own_thread = true;
         loop {
             match self.turn(None) {
                 Ok(false) => {}
@@ -191,6 +196,7 @@ impl EventLoop {
             }
             return Err(err);
         }
+        self.waker.awake();
         self.now = Instant::now();
         self.handle_events();
         self.drain_channels();
@@ -205,7 +211,22 @@ impl EventLoop {
             return Ok(true);
         }
         self.table.report_gauges();
+        self.park();
         Ok(false)
+    }
+
+    /// The end of a turn: the loop may sleep now, so senders must ring its waker — unless a
+    /// message came in since the channels were drained (its sender saw the loop awake). Then
+    /// the loop's own thread polls without waiting, and a driven server rings itself so that
+    /// its fd, which its owner may be watching, is readable.
+    fn park(&mut self) {
+        let (replies, commands) = (&self.replies, &self.commands);
+        self.messages_waiting = self
+            .waker
+            .park(|| !replies.is_empty() || !commands.is_empty());
+        if self.messages_waiting && !self.on_own_thread {
+            self.waker.wake();
+        }
     }
 
     /// The poller's file descriptor: readable whenever a turn has something to do.
@@ -217,9 +238,9 @@ impl EventLoop {
 
     /// The earliest of: the table's next deadline (zero while some connection is on the ready
     /// list), the end of an accept pause, the shutdown deadline, a retry of publications waiting
-    /// for another loop's full queue; zero while commands are left.
+    /// for another loop's full queue; zero while a message waits in a channel.
     pub(crate) fn poll_timeout(&self) -> Option<Duration> {
-        if self.commands_left {
+        if self.messages_waiting {
             return Some(Duration::ZERO);
         }
         let now = Instant::now();
@@ -262,8 +283,6 @@ impl EventLoop {
     }
 
     fn drain_channels(&mut self) {
-        // Cleared before draining: a reply sent from here on rings again.
-        self.waker.clear();
         while let Ok(reply) = self.replies.try_recv() {
             let bytes = reply.output_len();
             log::trace!(
@@ -275,14 +294,12 @@ impl EventLoop {
         }
         // Bounded per turn so a flood of pushes cannot starve socket events.
         let budget = self.config.command_queue_capacity;
-        self.commands_left = false;
         for _ in 0..budget {
             match self.commands.try_recv() {
                 Ok(command) => self.table.command(command, self.now),
                 Err(_) => return,
             }
         }
-        self.commands_left = !self.commands.is_empty();
     }
 
     /// Sends this turn's publications of its handlers to the other loops, after what still
