@@ -9,7 +9,9 @@
 #
 # Environment (all optional):
 #   SCENARIOS  latency (1 conn x 1 in flight x 32 B) and/or throughput (100 conns x 8 x 32 B)
-#              [latency throughput]
+#              [latency throughput]; tls-latency and tls-throughput: the same over TLS (the
+#              echo built with --features tls; a self-signed certificate made by openssl;
+#              the connections' handshakes fall in both windows, so they cancel out)
 #   MODES      worker (--workers 1 --loops 1) and/or inline (--inline --loops 1) [worker inline]
 #   SHORT, LONG   seconds of the two windows [2, 6]
 # Prints one line per (server, mode, scenario): user-space instructions per message, every
@@ -28,6 +30,14 @@ command -v valgrind >/dev/null || { echo "valgrind is missing: apt-get install v
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+
+# For the tls-* scenarios: a self-signed ECDSA P-256 certificate for 127.0.0.1 (as bench/run.sh).
+if [[ " $SCENARIOS " == *" tls-"* ]]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+        -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+        -days 2 -keyout "$work/key.pem" -out "$work/cert.pem" >"$work/openssl.log" 2>&1 ||
+        { cat "$work/openssl.log" >&2; exit 1; }
+fi
 
 # A free loopback port.
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -73,12 +83,20 @@ for spec in "$@"; do
             inline) flags="--inline --loops 1" ;;
         esac
         for scenario in $SCENARIOS; do
+            local_flags=$flags
             case $scenario in
                 latency) load="--connections 1 --inflight 1 --size 32" ;;
                 throughput) load="--connections 100 --inflight 8 --size 32" ;;
+                tls-latency | tls-throughput)
+                    load="--connections 1 --inflight 1 --size 32"
+                    [ "$scenario" = tls-latency ] || load="--connections 100 --inflight 8 --size 32"
+                    load+=" --tls --tls-ca $work/cert.pem"
+                    local_flags+=" --tls-cert $work/cert.pem --tls-key $work/key.pem"
+                    ;;
+                *) echo "unknown scenario $scenario" >&2; exit 2 ;;
             esac
-            read -r m1 i1 <<<"$(measure "$bin" "$flags" "$SHORT" "$load")"
-            read -r m2 i2 <<<"$(measure "$bin" "$flags" "$LONG" "$load")"
+            read -r m1 i1 <<<"$(measure "$bin" "$local_flags" "$SHORT" "$load")"
+            read -r m2 i2 <<<"$(measure "$bin" "$local_flags" "$LONG" "$load")"
             per=$(( (i2 - i1) / ( m2 > m1 ? m2 - m1 : 1 ) ))
             printf '%-28s %-7s %-10s %12s   (%s and %s messages)\n' \
                 "$name" "$mode" "$scenario" "$per" "$m1" "$m2"

@@ -4,8 +4,10 @@
 //! It drives rustls's *unbuffered* API (`UnbufferedServerConnection`): rustls keeps the keys
 //! and the handshake state, and this file owns every buffer. That is the point: rustls's
 //! buffered `ServerConnection` keeps a 4 KiB receive buffer for as long as the connection
-//! lives, while here the ciphertext buffers exist only while bytes move and are freed when the
-//! connection goes idle ([`release_idle`](Transport::release_idle)), like the session's own.
+//! lives, while here the ciphertext buffers exist only while bytes move and are given up when
+//! the connection goes idle ([`release_idle`](Transport::release_idle)), like the session's own
+//! (the 18 KiB `incoming` one to a few spares its loop keeps for the next active connection:
+//! `tls/spare.rs`).
 //! `docs/architecture.md` ("TLS") has the measurements behind that choice.
 //!
 //! Bytes in: socket → `incoming` (ciphertext) → `process` (rustls takes each complete record:
@@ -21,6 +23,7 @@
 //! session exactly as on plain TCP. All of it is counted in the connection's buffered bytes.
 
 mod records;
+mod spare;
 
 use std::io::{self, IoSlice};
 use std::net::Shutdown;
@@ -110,6 +113,13 @@ impl std::fmt::Debug for TlsStream {
     }
 }
 
+impl Drop for TlsStream {
+    /// Its `incoming` buffer goes to the loop's spares (`spare.rs`) for the next connection.
+    fn drop(&mut self) {
+        spare::give(std::mem::take(&mut self.incoming));
+    }
+}
+
 impl TlsStream {
     /// A server connection on `socket`, before any byte of the handshake.
     pub(crate) fn new(
@@ -166,7 +176,7 @@ impl TlsStream {
             self.incoming_start = 0;
         }
         if self.incoming.is_empty() {
-            self.incoming = vec![0; RECORD_MAX];
+            self.incoming = spare::take();
         } else if self.incoming_end == self.incoming.len() {
             if self.incoming.len() >= INCOMING_MAX {
                 return Err(invalid(
@@ -436,7 +446,7 @@ impl Transport for TlsStream {
     /// holds only rustls's keys and state.
     fn release_idle(&mut self) {
         if self.incoming_end == 0 && !self.incoming.is_empty() {
-            self.incoming = Vec::new();
+            spare::give(std::mem::take(&mut self.incoming));
         }
         if self.plaintext_pending() == 0 && self.plaintext.capacity() > 0 {
             self.plaintext = Vec::new();
