@@ -210,6 +210,11 @@ impl Harness {
         self.peers[peer].wire.take_output()
     }
 
+    /// How many write calls the server has made to peer `peer`'s socket.
+    pub fn write_calls(&self, peer: usize) -> usize {
+        self.peers[peer].wire.with(|w| w.writes)
+    }
+
     /// Has the server sent FIN to peer `peer`?
     pub fn fin_received(&self, peer: usize) -> bool {
         self.peers[peer].wire.with(|w| w.fin_received)

@@ -9,7 +9,7 @@
 //! ([`leave_all`](TopicRegistry::leave_all)), so none outlives it — whatever its job was doing.
 //!
 //! Publications enter from the sessions (a handler published) and from commands (a
-//! `ServerHandle` or another loop did), wait in [`pending`](TopicRegistry::next_pending) until
+//! `ServerHandle` or another loop did), wait in [`pending`](TopicRegistry::next_group) until
 //! the table delivers each to the topic's subscribers here, and — those of this loop's handlers,
 //! when there are other loops — leave again through [`take_outbox`](TopicRegistry::take_outbox)
 //! for the event loop to forward.
@@ -44,6 +44,8 @@ pub(crate) struct TopicRegistry {
     forwarding: bool,
     /// Reused for each delivery's list of subscribers.
     scratch: Vec<ConnId>,
+    /// Reused for each group of publications delivered together.
+    group: Vec<Publication>,
     metrics: Arc<Metrics>,
     /// The backplane, told when a topic gains its first subscriber here or loses its last, and
     /// this loop's number.
@@ -76,6 +78,7 @@ impl TopicRegistry {
             outbox: Vec::new(),
             forwarding: false,
             scratch: Vec::new(),
+            group: Vec::new(),
             metrics,
             relay: None,
             recovering: HashMap::new(),
@@ -193,9 +196,29 @@ impl TopicRegistry {
         }
     }
 
-    /// The next publication to deliver, oldest first.
-    pub(crate) fn next_pending(&mut self) -> Option<Publication> {
-        self.pending.pop_front()
+    /// The next publications to deliver together: the oldest and those right after it to the
+    /// same topic from the same sender — the same subscribers, who get them all in one write
+    /// (give the list back with [`recycle_group`](Self::recycle_group)). Empty when none waits.
+    pub(crate) fn next_group(&mut self) -> Vec<Publication> {
+        let mut group = std::mem::take(&mut self.group);
+        group.clear();
+        if let Some(first) = self.pending.pop_front() {
+            let (topic, sender) = (first.topic.clone(), first.sender);
+            group.push(first);
+            while self
+                .pending
+                .front()
+                .is_some_and(|next| next.sender == sender && next.topic == topic)
+            {
+                group.extend(self.pending.pop_front());
+            }
+        }
+        group
+    }
+
+    /// Takes back a list from [`next_group`](Self::next_group), to reuse its room.
+    pub(crate) fn recycle_group(&mut self, group: Vec<Publication>) {
+        self.group = group;
     }
 
     pub(crate) fn has_pending(&self) -> bool {

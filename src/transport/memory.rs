@@ -42,6 +42,8 @@ pub(crate) struct WireState {
     pub held: Vec<u8>,
     /// Number of read calls that found nothing (`WouldBlock`), to check edge-triggered draining.
     pub empty_reads: usize,
+    /// Number of write calls (`write`, `write_vectored`), to check that output is corked.
+    pub writes: usize,
 }
 
 impl Default for WireState {
@@ -58,6 +60,7 @@ impl Default for WireState {
             holds_output: false,
             held: Vec::new(),
             empty_reads: 0,
+            writes: 0,
         }
     }
 }
@@ -136,6 +139,7 @@ impl Transport for MemoryTransport {
 
     fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> IoOutcome {
         let mut wire = self.0.borrow_mut();
+        wire.writes += 1;
         if wire.failed {
             return IoOutcome::Failed(std::io::ErrorKind::TimedOut.into());
         }

@@ -307,3 +307,32 @@ fn a_broadcast_shares_a_large_frame_too() {
     assert_eq!(qa.len(), 1);
     assert_eq!(qa, qb, "the same bytes, once");
 }
+
+#[test]
+fn a_round_of_publications_reaches_each_subscriber_in_one_write() {
+    let mut h = harness(config());
+    let (publisher, a, b) = (upgraded(&mut h), upgraded(&mut h), upgraded(&mut h));
+    command(&mut h, a, "sub:room");
+    command(&mut h, b, "sub:room");
+    let before = (h.write_calls(a), h.write_calls(b));
+    // Three messages in one read: one job, whose reply carries three publications.
+    let burst = [
+        text("pub:room:one"),
+        text("pub:room:two"),
+        text("pub:room:three"),
+    ]
+    .concat();
+    h.send(publisher, &burst);
+    h.run_all_jobs();
+    assert_eq!(
+        received(&mut h, &[a, b]),
+        [vec!["one", "two", "three"], vec!["one", "two", "three"]]
+    );
+    assert_eq!(
+        (h.write_calls(a) - before.0, h.write_calls(b) - before.1),
+        (1, 1),
+        "the round's publications go out in one write per subscriber"
+    );
+    assert_eq!(h.stats().topic_deliveries, 6);
+    h.check_invariants().unwrap();
+}

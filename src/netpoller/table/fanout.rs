@@ -8,7 +8,9 @@
 //! [`deliver_publications`](ConnectionTable::deliver_publications) then hands each, in order, to
 //! every subscriber of its topic on this loop — by reference to the one encoded frame, under the
 //! slow-consumer bound of any push — and the memory budget is checked after each, as after any
-//! push. A publication of this loop's handlers then leaves for the other loops through
+//! push. Consecutive publications to one topic from one sender (a publisher's burst, handled
+//! in one job) are delivered together: each subscriber is given them all, then written once,
+//! with one `writev` (uWebSockets' corking, per subscriber). A publication of this loop's handlers then leaves for the other loops through
 //! [`take_forwards`](ConnectionTable::take_forwards), which the event loop drains each turn.
 
 use std::sync::Arc;
@@ -67,7 +69,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         let subscribers = self.topics.subscribers(&topic, except);
         for &id in &subscribers {
             if !self.topics.hold(id, &topic, position, &frame) {
-                self.deliver(id, &frame, now);
+                self.deliver(id, std::slice::from_ref(&frame), now);
             }
         }
         self.topics.recycle(subscribers);
@@ -102,8 +104,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
 
     /// Delivers every waiting publication, oldest first, to the subscribers of its topic here
     /// (but its sender, whose session saw to itself), then keeps it for the other loops if one
-    /// of this loop's handlers made it. A step made here may publish again (an inline
-    /// handler): that publication is delivered in the same round, after the others.
+    /// of this loop's handlers made it. Consecutive publications to the same topic from the
+    /// same sender go together: each subscriber is given them all, then written once — a
+    /// burst of publications costs a subscriber one `writev`, not one per publication. A step
+    /// made here may publish again (an inline handler): that publication is delivered in the
+    /// same round, after the others.
     pub(super) fn deliver_publications(&mut self, now: Instant) {
         if self.delivering {
             return; // an outer call is draining the queue, this one's publications included
@@ -111,45 +116,53 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         self.delivering = true;
         loop {
             while let Some((id, frame)) = self.topics.next_direct() {
-                self.deliver(id, &frame, now);
+                self.deliver(id, std::slice::from_ref(&frame), now);
             }
-            let Some(publication) = self.topics.next_pending() else {
+            let mut group = self.topics.next_group();
+            let Some(first) = group.first() else {
+                self.topics.recycle_group(group);
                 break;
             };
-            let subscribers = self
-                .topics
-                .subscribers(&publication.topic, publication.sender);
+            let subscribers = self.topics.subscribers(&first.topic, first.sender);
             log::trace!(
-                "loop {}: {} bytes published to {:?}: {} subscribers here",
+                "loop {}: {} publications of {} bytes to {:?}: {} subscribers here",
                 self.loop_index,
-                publication.frame.len(),
-                publication.topic,
+                group.len(),
+                first.frame.len(),
+                first.topic,
                 subscribers.len()
             );
+            let frames: Vec<Arc<[u8]>> = group.iter().map(|p| Arc::clone(&p.frame)).collect();
             for &id in &subscribers {
-                self.deliver(id, &publication.frame, now);
+                self.deliver(id, &frames, now);
             }
             self.topics.recycle(subscribers);
             if self.budget.exceeded(&self.metrics) {
                 self.drop_slow_consumers(now);
             }
-            self.topics.forward(publication);
+            for publication in group.drain(..) {
+                self.topics.forward(publication);
+            }
+            self.topics.recycle_group(group);
         }
         self.delivering = false;
     }
 
-    /// Queues `frame` on the subscriber `id` (dropping it if it is a slow consumer).
-    fn deliver(&mut self, id: ConnId, frame: &Arc<[u8]>, now: Instant) {
+    /// Queues `frames` on the subscriber `id`, in order (dropping it if it is a slow
+    /// consumer), then writes what it can.
+    fn deliver(&mut self, id: ConnId, frames: &[Arc<[u8]>], now: Instant) {
         let Some(index) = self.live(id) else {
             return; // closed by an earlier delivery of this round: its subscriptions are gone
         };
-        let mut queued = false;
+        let mut queued = 0;
         self.serve(index, now, |session, env| {
-            queued = session.push_shared(env, frame);
+            for frame in frames {
+                if session.push_shared(env, frame) {
+                    queued += 1;
+                }
+            }
         });
-        if queued {
-            add(&self.metrics.topic_deliveries, 1);
-        }
+        add(&self.metrics.topic_deliveries, queued);
     }
 
     /// Keep this loop's handlers' publications for the other loops (the event loop has some),
