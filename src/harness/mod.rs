@@ -335,6 +335,7 @@ impl Harness {
         let conn = self.peers[peer].id;
         let push = Push::Send(bytes);
         self.table.command(Command::Push { conn, push }, self.now);
+        self.table.commands_done(self.now);
         self.turn();
     }
 
@@ -345,6 +346,7 @@ impl Harness {
         encode_frame(&mut bytes, message.opcode(), message.as_bytes());
         let bytes = bytes.into();
         self.table.command(Command::Broadcast { bytes }, self.now);
+        self.table.commands_done(self.now);
         self.turn();
     }
 
@@ -356,6 +358,28 @@ impl Harness {
         let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
         self.table
             .command(Command::Publish { topic, frame }, self.now);
+        self.table.commands_done(self.now);
+        self.turn();
+    }
+
+    /// Publications from a `ServerHandle` to `topic`, then a push of `then` to peer `to`, all
+    /// drained from the command queue in one turn.
+    pub fn publish_burst_then_push(&mut self, topic: &str, texts: &[&str], to: usize, then: &str) {
+        let Ok(topic) = Topic::new(topic) else {
+            return;
+        };
+        for text in texts {
+            let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
+            let topic = topic.clone();
+            self.table
+                .command(Command::Publish { topic, frame }, self.now);
+        }
+        let mut bytes = Vec::new();
+        encode_frame(&mut bytes, OpCode::Text, then.as_bytes());
+        let conn = self.peers[to].id;
+        let push = Push::Send(bytes);
+        self.table.command(Command::Push { conn, push }, self.now);
+        self.table.commands_done(self.now);
         self.turn();
     }
 
@@ -413,6 +437,7 @@ impl Harness {
         };
         let push = Push::Close(frame);
         self.table.command(Command::Push { conn, push }, self.now);
+        self.table.commands_done(self.now);
         self.turn();
     }
 

@@ -297,9 +297,10 @@ impl EventLoop {
         for _ in 0..budget {
             match self.commands.try_recv() {
                 Ok(command) => self.table.command(command, self.now),
-                Err(_) => return,
+                Err(_) => break,
             }
         }
+        self.table.commands_done(self.now);
     }
 
     /// Sends this turn's publications of its handlers to the other loops, after what still

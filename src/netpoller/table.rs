@@ -36,7 +36,7 @@ use slab::Slab;
 use crate::buffer::BufferPool;
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Job, JobQueue, Returned};
+use crate::dispatch::{Job, JobQueue, Returned};
 use crate::metrics::{Admission, Metrics, add};
 use crate::netpoller::budget::MemoryBudget;
 use crate::netpoller::release::MemoryRelease;
@@ -45,6 +45,7 @@ use crate::netpoller::topics::TopicRegistry;
 use crate::session::{Env, Outcome, OwedClose, Session};
 use crate::transport::Transport;
 
+mod commands;
 mod ending;
 mod fanout;
 mod inspect;
@@ -228,27 +229,6 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             }
             (None, Returned::Reply(reply)) => self.orphaned_reply(reply, now),
             (None, Returned::Deferred(deferral)) => self.orphaned_deferral(deferral, now),
-        }
-    }
-
-    /// A command from a `ServerHandle`. Pushes are the one producer the loop cannot slow down by
-    /// not reading, so the budget is checked after each (a turn may carry thousands).
-    pub(crate) fn command(&mut self, command: Command, now: Instant) {
-        match command {
-            Command::Push { conn, push } => match self.live(conn) {
-                Some(index) => self.step(index, now, |session, env| session.command(env, push)),
-                None => {
-                    log::trace!("{conn}: push for a closed connection dropped");
-                    add(&self.metrics.stale_replies_dropped, 1);
-                }
-            },
-            Command::Publish { topic, frame } => self.publish(topic, frame, now),
-            Command::Broadcast { bytes } => self.broadcast(&bytes, now),
-            Command::Ordered(ordered) => self.publish_ordered(*ordered, now),
-            Command::History(history) => self.recovered(*history, now),
-        }
-        if self.budget.exceeded(&self.metrics) {
-            self.drop_slow_consumers(now);
         }
     }
 

@@ -336,3 +336,27 @@ fn a_round_of_publications_reaches_each_subscriber_in_one_write() {
     assert_eq!(h.stats().topic_deliveries, 6);
     h.check_invariants().unwrap();
 }
+
+#[test]
+fn a_handle_s_burst_of_publications_goes_out_in_one_write_before_its_next_push() {
+    let mut h = harness(config());
+    let (a, b) = (upgraded(&mut h), upgraded(&mut h));
+    command(&mut h, a, "sub:news");
+    command(&mut h, b, "sub:news");
+    let before = (h.write_calls(a), h.write_calls(b));
+    h.publish_burst_then_push("news", &["one", "two", "three"], a, "after");
+    assert_eq!(
+        received(&mut h, &[a, b]),
+        [
+            vec!["one", "two", "three", "after"],
+            vec!["one", "two", "three"]
+        ],
+        "the push made after the publications comes after them"
+    );
+    assert_eq!(
+        (h.write_calls(a) - before.0, h.write_calls(b) - before.1),
+        (2, 1),
+        "the burst is one write per subscriber; the push its own"
+    );
+    h.check_invariants().unwrap();
+}

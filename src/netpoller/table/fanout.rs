@@ -3,7 +3,7 @@
 //! A broadcast ([`broadcast`](ConnectionTable::broadcast)) goes to every open WebSocket of the
 //! loop, one step per connection. Publications enter the table's [`TopicRegistry`](crate::netpoller::topics::TopicRegistry)
 //! from the session steps (a handler published: `Connection::queue_output`), from a command (a
-//! `ServerHandle` or another loop published: [`publish`](ConnectionTable::publish)), or from a
+//! `ServerHandle` or another loop published: [`queue_publication`](ConnectionTable::queue_publication)), or from a
 //! reply whose connection has gone ([`publish_orphaned`](ConnectionTable::publish_orphaned)).
 //! [`deliver_publications`](ConnectionTable::deliver_publications) then hands each, in order, to
 //! every subscriber of its topic on this loop — by reference to the one encoded frame, under the
@@ -43,9 +43,10 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         }
     }
 
-    /// A publication from a `ServerHandle` or from another loop (which sent it to every loop):
-    /// delivered to this loop's subscribers only.
-    pub(super) fn publish(&mut self, topic: Topic, frame: Arc<[u8]>, now: Instant) {
+    /// A publication from a `ServerHandle` or from another loop (which sent it to every loop),
+    /// for this loop's subscribers only: queued, to be delivered with those after it
+    /// (`commands.rs`).
+    pub(super) fn queue_publication(&mut self, topic: Topic, frame: Arc<[u8]>) {
         let sender = None;
         let publication = Publication {
             topic,
@@ -53,7 +54,6 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             sender,
         };
         self.topics.publish(publication);
-        self.deliver_publications(now);
     }
 
     /// A publication from the backplane with its position: delivered to this loop's
