@@ -8,13 +8,14 @@
 //! (readiness is delivered after every change of a wire, edge-triggered: once per change).
 //! Everything is deterministic: no threads, no sleeps, no real time. What must hold after every
 //! step — the budget, the bounds, the interest, the order of the application's events — is
-//! checked by `check.rs`.
+//! checked by `check.rs`; what a `ServerHandle` sends the loop is played by `handle.rs`.
 //!
 //! With the `fuzzing` feature this module is public as `wsreactor::fuzzing`.
 
 mod app;
 mod check;
 mod commands;
+mod handle;
 mod script;
 #[cfg(test)]
 mod tests;
@@ -27,12 +28,11 @@ use mio::{Interest, Token};
 
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
-use crate::dispatch::{Command, Job, JobRunner, Push, Returned};
+use crate::dispatch::{Job, JobRunner, Returned};
 use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::ConnectionTable;
-use crate::topic::Topic;
 use crate::transport::memory::{MemoryTransport, Wire};
-use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
+use crate::ws::{CloseCode, Message};
 
 pub use app::{
     AppEvent, TestApp, client_fragment, client_frame, compressed_hello, masked_frame,
@@ -327,62 +327,6 @@ impl Harness {
         self.turn();
     }
 
-    /// A push from a `ServerHandle` to peer `peer`'s connection.
-    pub fn push(&mut self, peer: usize, text: &str) {
-        let mut bytes = Vec::new();
-        let message = Message::from(text);
-        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
-        let conn = self.peers[peer].id;
-        let push = Push::Send(bytes);
-        self.table.command(Command::Push { conn, push }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
-    }
-
-    /// A broadcast from a `ServerHandle`.
-    pub fn broadcast(&mut self, text: &str) {
-        let mut bytes = Vec::new();
-        let message = Message::from(text);
-        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
-        let bytes = bytes.into();
-        self.table.command(Command::Broadcast { bytes }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
-    }
-
-    /// A publication from a `ServerHandle` (or forwarded by another loop) to `topic`.
-    pub fn publish(&mut self, topic: &str, text: &str) {
-        let Ok(topic) = Topic::new(topic) else {
-            return; // refused by the handle before it reaches a loop
-        };
-        let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
-        self.table
-            .command(Command::Publish { topic, frame }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
-    }
-
-    /// Publications from a `ServerHandle` to `topic`, then a push of `then` to peer `to`, all
-    /// drained from the command queue in one turn.
-    pub fn publish_burst_then_push(&mut self, topic: &str, texts: &[&str], to: usize, then: &str) {
-        let Ok(topic) = Topic::new(topic) else {
-            return;
-        };
-        for text in texts {
-            let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
-            let topic = topic.clone();
-            self.table
-                .command(Command::Publish { topic, frame }, self.now);
-        }
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, OpCode::Text, then.as_bytes());
-        let conn = self.peers[to].id;
-        let push = Push::Send(bytes);
-        self.table.command(Command::Push { conn, push }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
-    }
-
     /// The topics peer `peer`'s connection is subscribed to, sorted.
     pub fn subscriptions(&self, peer: usize) -> Vec<String> {
         self.table.topics_of(self.peers[peer].id)
@@ -426,19 +370,6 @@ impl Harness {
             .iter()
             .map(|slice| (slice.as_ptr() as usize, slice.len()))
             .collect()
-    }
-
-    /// `ServerHandle::close` for peer `peer`'s connection.
-    pub fn close(&mut self, peer: usize, code: CloseCode) {
-        let conn = self.peers[peer].id;
-        let frame = crate::ws::CloseFrame {
-            code,
-            reason: "closed by the server".into(),
-        };
-        let push = Push::Close(frame);
-        self.table.command(Command::Push { conn, push }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
     }
 
     /// Starts a graceful shutdown.
