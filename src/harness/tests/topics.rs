@@ -360,3 +360,29 @@ fn a_handle_s_burst_of_publications_goes_out_in_one_write_before_its_next_push()
     );
     h.check_invariants().unwrap();
 }
+
+#[test]
+fn a_burst_larger_than_the_outbound_bound_is_written_as_it_goes_not_dropped() {
+    let mut config = config();
+    config.max_outbound_bytes = 1024;
+    let mut h = harness(config);
+    let (a, b) = (upgraded(&mut h), upgraded(&mut h));
+    command(&mut h, a, "sub:big");
+    let item = "x".repeat(300);
+    let burst: Vec<&str> = std::iter::repeat_n(item.as_str(), 10).collect();
+    let before = h.write_calls(a);
+    // 10 x 300 B is past twice max_outbound_bytes: corked whole, a reading subscriber would
+    // look like a slow consumer.
+    h.publish_burst_then_push("big", &burst, b, "done");
+    assert_eq!(
+        received(&mut h, &[a])[0].len(),
+        10,
+        "every publication arrives"
+    );
+    assert_eq!(h.stats().closed_server, 0, "nobody was dropped");
+    assert!(
+        h.write_calls(a) - before >= 3,
+        "written as the output reached the bound"
+    );
+    h.check_invariants().unwrap();
+}

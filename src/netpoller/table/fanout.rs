@@ -10,7 +10,7 @@
 //! slow-consumer bound of any push — and the memory budget is checked after each, as after any
 //! push. Consecutive publications to one topic from one sender (a publisher's burst, handled
 //! in one job) are delivered together: each subscriber is given them all, then written once,
-//! with one `writev` (uWebSockets' corking, per subscriber). A publication of this loop's handlers then leaves for the other loops through
+//! with one `writev` (uWebSockets' corking, per subscriber) — up to [`CORK_BYTES`] at a time. A publication of this loop's handlers then leaves for the other loops through
 //! [`take_forwards`](ConnectionTable::take_forwards), which the event loop drains each turn.
 
 use std::sync::Arc;
@@ -23,6 +23,10 @@ use crate::metrics::add;
 use crate::session::Subscriptions;
 use crate::topic::Topic;
 use crate::transport::Transport;
+
+/// Bytes a subscriber's output gathers from a group of publications before it is written: one
+/// `writev`'s worth (less if `max_outbound_bytes` is less).
+const CORK_BYTES: usize = 64 * 1024;
 
 impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// A broadcast from a `ServerHandle`: `frame` to every open WebSocket of this loop, queued
@@ -149,20 +153,31 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     }
 
     /// Queues `frames` on the subscriber `id`, in order (dropping it if it is a slow
-    /// consumer), then writes what it can.
+    /// consumer), and writes them: at once when they are all queued, or whenever what waits
+    /// reaches [`CORK_BYTES`] or `max_outbound_bytes` — corking must not make a subscriber that
+    /// reads look like a slow consumer.
     fn deliver(&mut self, id: ConnId, frames: &[Arc<[u8]>], now: Instant) {
-        let Some(index) = self.live(id) else {
-            return; // closed by an earlier delivery of this round: its subscriptions are gone
-        };
-        let mut queued = 0;
-        self.serve(index, now, |session, env| {
-            for frame in frames {
-                if session.push_shared(env, frame) {
-                    queued += 1;
+        let cork = CORK_BYTES.min(self.config.max_outbound_bytes);
+        let mut rest = frames;
+        while !rest.is_empty() {
+            let Some(index) = self.live(id) else {
+                return; // closed by this delivery or an earlier one: its subscriptions are gone
+            };
+            let (mut queued, mut taken) = (0, 0);
+            self.serve(index, now, |session, env| {
+                for frame in rest {
+                    taken += 1;
+                    if session.push_shared(env, frame) {
+                        queued += 1;
+                    }
+                    if session.output_len() >= cork {
+                        break;
+                    }
                 }
-            }
-        });
-        add(&self.metrics.topic_deliveries, queued);
+            });
+            add(&self.metrics.topic_deliveries, queued);
+            rest = &rest[taken..];
+        }
     }
 
     /// Keep this loop's handlers' publications for the other loops (the event loop has some),

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# System calls and context switches of an echo server under load, counted by `perf stat`
+# (tracepoints: exact counts, whatever else the machine is doing; wall-clock ratios on a shared
+# machine wobble). For each server binary, the echo (its default threads unless ECHO_FLAGS says
+# otherwise) runs pinned to CPU 0 while the load generator, on CPU 1, echoes 100 connections x 8
+# in flight x 32 B; perf counts over the whole run (warm-up included).
+#
+#   bench/syscalls.sh NAME=PATH [NAME=PATH ...]
+#
+# Environment (all optional):
+#   ECHO_FLAGS  flags for the echo [none: its defaults]
+#   LOAD        loadgen flags [--connections 100 --inflight 8 --size 32]
+#   WARMUP, DURATION   seconds [1, 3]
+#   REPS        runs per server, alternating [2]
+# Needs perf (linux-perf) with tracepoints readable (run as root, or perf_event_paranoid <= 1).
+set -euo pipefail
+
+BENCH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+LOADGEN="$BENCH/target/release/loadgen"
+LOAD="${LOAD:---connections 100 --inflight 8 --size 32}"
+WARMUP="${WARMUP:-1}"
+DURATION="${DURATION:-3}"
+REPS="${REPS:-2}"
+[ $# -gt 0 ] || { sed -n '2,/^set/{/^#/s/^# \{0,1\}//p}' "$0"; exit 2; }
+command -v perf >/dev/null || { echo "perf is missing: apt-get install linux-perf" >&2; exit 1; }
+[ -x "$LOADGEN" ] || (cd "$BENCH" && cargo build --quiet --release -p loadgen)
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+printf '%-24s %10s %10s %10s %12s %10s\n' server messages "write(2)" epoll_wait "ctx-switch" "msgs/s"
+for rep in $(seq 1 "$REPS"); do
+    for spec in "$@"; do
+        name=${spec%%=*}
+        bin=${spec#*=}
+        port=$(free_port)
+        # shellcheck disable=SC2086
+        taskset -c 0 "$bin" --addr "127.0.0.1:$port" ${ECHO_FLAGS:-} >/dev/null 2>&1 &
+        pid=$!
+        for _ in $(seq 1 200); do
+            (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+            sleep 0.05
+        done
+        perf stat -x, -e syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,context-switches \
+            -p "$pid" -o "$work/perf" &
+        perf_pid=$!
+        # shellcheck disable=SC2086
+        line=$(taskset -c 1 "$LOADGEN" --addr "127.0.0.1:$port" --warmup "$WARMUP" \
+            --duration "$DURATION" $LOAD | tail -1)
+        kill -INT "$perf_pid"
+        wait "$perf_pid" || true
+        kill -TERM "$pid"
+        wait "$pid" || true
+        python3 - "$name" "$work/perf" "$line" <<'PY'
+import json, sys
+name, perf, line = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+counts = {}
+for row in open(perf):
+    fields = row.strip().split(",")
+    if len(fields) > 2 and not row.startswith("#"):
+        counts[fields[2]] = fields[0]
+print("%-24s %10d %10s %10s %12s %10.0f" % (name, line["messages"],
+      counts.get("syscalls:sys_enter_write", "?"), counts.get("syscalls:sys_enter_epoll_wait", "?"),
+      counts.get("context-switches", "?"), line["msgs_per_sec"]))
+PY
+    done
+done
