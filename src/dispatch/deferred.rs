@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::job::{After, Inbound, Lease, Output, Reply, SessionBox};
+use crate::dispatch::unordered::Arrival;
 
 /// Why the loop took a deferred job back without its completion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +103,8 @@ pub(crate) enum Returned {
     Reply(Reply),
     /// A call deferred its completion: the lease waits in the deferral's cell.
     Deferred(Deferral),
+    /// An out-of-order completion came (`unordered.rs`): no lease, no job of its own.
+    Unordered(Arrival),
 }
 
 impl Returned {
@@ -110,6 +113,7 @@ impl Returned {
         match self {
             Returned::Reply(reply) => reply.conn(),
             Returned::Deferred(deferral) => deferral.conn,
+            Returned::Unordered(arrival) => arrival.conn,
         }
     }
 
@@ -118,6 +122,7 @@ impl Returned {
         match self {
             Returned::Reply(reply) => reply.output.len(),
             Returned::Deferred(deferral) => deferral.output.len(),
+            Returned::Unordered(_) => 0,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
 //! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the coalescing waker ([`LoopLink`], [`LoopWaker`]) |
 //! | `topics.rs` | what a handler asks of topics, and what travels to subscribers |
+//! | `unordered.rs` | calls that complete out of order: what a job's reply starts, the [`Arrival`] of a completion |
 //! | `timers.rs` | a connection's timers as a job carries them: the keys that fired, the requests of its calls |
 //! | `handle.rs` | [`ServerHandle`]: pushes, broadcasts, publications and closes from any thread |
 //! | `relay.rs` | the seam to a backplane that carries topics to other nodes ([`Relay`]) |
@@ -23,6 +24,7 @@ mod link;
 mod relay;
 mod timers;
 mod topics;
+mod unordered;
 
 pub(crate) use deferred::{Deferral, DeferredCell, DeferredLink, Pending, Reclaimed, Returned};
 pub use handle::ServerHandle;
@@ -40,3 +42,4 @@ pub(crate) use relay::Local;
 pub(crate) use relay::Relay;
 pub(crate) use timers::{FiredTimers, TimerBook, TimerRequest};
 pub(crate) use topics::{Publication, TopicAction};
+pub(crate) use unordered::{Arrival, CompletionBox, Registered, UnorderedCell, UnorderedLink};

@@ -106,7 +106,10 @@ impl Harness {
                 | AppEvent::DeferredTimeout(id)
                 | AppEvent::Timer(id, _)
                 | AppEvent::TimerRefused(id, _)
-                | AppEvent::Pong(id, _) => {
+                | AppEvent::Pong(id, _)
+                | AppEvent::UnorderedRefused(id, _)
+                | AppEvent::Completed(id, _)
+                | AppEvent::UnorderedTimeout(id, _) => {
                     let seen = state.get(&id).copied().unwrap_or_default();
                     if !seen.0 || seen.1 {
                         return Err(format!("{id}: on_message outside open..close"));
