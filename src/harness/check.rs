@@ -40,7 +40,8 @@ impl Harness {
                 return Err(format!("{id}: {output} bytes of output held"));
             }
             let inbox = session.inbox_len();
-            if inbox > config.max_pending_messages {
+            // The peer's messages, and one arrival or timeout per out-of-order completion.
+            if inbox > config.max_pending_messages + config.max_unordered_per_connection {
                 return Err(format!("{id}: {inbox} messages held"));
             }
             let timers = session.armed_timers();

@@ -124,6 +124,14 @@ pub(crate) fn outstanding(batch: &Batch) -> usize {
 }
 
 impl Harness {
+    /// Messages (and completions) waiting in peer `peer`'s inbox.
+    pub fn inbox_len(&self, peer: usize) -> usize {
+        let id = self.peers[peer].id;
+        self.table
+            .session(id)
+            .map_or(0, |session| session.inbox_len())
+    }
+
     /// Completes the test application's out-of-order call `tag` with `text`, as a completer on
     /// another thread would: its arrival reaches the loop at once (or waits in the cell if the
     /// loop has not registered it). False if it was ended (deadline, close) or completed.

@@ -166,8 +166,13 @@ impl Session {
             Due::Timeout(kind) => self.timed_out(env, kind),
             Due::Deferred => self.deferral_expired(env),
             Due::Unordered => self.unordered_expired(env),
-            // The pump's next `poll_job` takes every timer due now into a job.
-            Due::Timer => log::trace!("{}: a timer of the handler came due", self.id),
+            // The pump's next `poll_job` takes every timer due now into a job — none once
+            // the server is shutting down (a connection still awaiting out-of-order
+            // completions stays open meanwhile): disarmed, they are no deadline any more.
+            Due::Timer => match &mut self.phase {
+                Phase::Open(open) if env.shutting_down => open.timers.clear(env.metrics),
+                _ => log::trace!("{}: a timer of the handler came due", self.id),
+            },
         }
     }
 }
