@@ -61,7 +61,8 @@ impl Config {
     /// needed, a zero timeout, a read buffer outside 256 bytes..[`MAX_READ_BUFFER_SIZE`],
     /// more threads than [`MAX_WORKERS`] or [`MAX_EVENT_LOOPS`], queues and event buffers past
     /// [`MAX_PREALLOCATED_BYTES`], a compression level above 9, more timers per connection than
-    /// [`MAX_TIMERS_PER_CONNECTION`], a monitoring path that does not start with `/`. Every
+    /// [`MAX_TIMERS_PER_CONNECTION`] or out-of-order completions than
+    /// [`MAX_UNORDERED_PER_CONNECTION`], a monitoring path that does not start with `/`. Every
     /// value it accepts is served without a panic (durations at their maximum mean "forever",
     /// sizes "unbounded": see each field).
     ///

@@ -23,16 +23,8 @@ use std::sync::Arc;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::job::{After, Inbound, Lease, Output, Reply, SessionBox};
+use crate::dispatch::reclaimed::Reclaimed;
 use crate::dispatch::unordered::Arrival;
-
-/// Why the loop took a deferred job back without its completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reclaimed {
-    /// Its deadline (`Config::deferred_timeout`) passed.
-    Expired,
-    /// The connection closed (or the server gave up on it).
-    Closed,
-}
 
 /// What a deferred job still owns while it waits for its completion.
 #[derive(Debug)]

@@ -26,7 +26,7 @@ use std::any::Any;
 use std::sync::Arc;
 
 use crate::conn_id::ConnId;
-use crate::dispatch::deferred::Reclaimed;
+use crate::dispatch::reclaimed::Reclaimed;
 
 /// The user's completion closure, type-erased: only the runner knows the session type it takes.
 pub(crate) type CompletionBox = Box<dyn Any + Send>;

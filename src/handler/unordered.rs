@@ -70,8 +70,12 @@ pub struct Unordered<S = ()> {
     cell: Option<Arc<Cell>>,
     conn: ConnId,
     tag: u64,
-    session: PhantomData<fn(&mut S)>,
+    session: PhantomData<Lends<S>>,
 }
+
+/// What the handle's completion is lent: `Send` and `Sync` whatever the session is (the
+/// session never leaves its connection).
+type Lends<S> = dyn Fn(&mut S) + Send + Sync;
 
 impl<S> std::fmt::Debug for Unordered<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

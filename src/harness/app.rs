@@ -14,7 +14,7 @@ use crate::dispatch::{
     Lease, Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, TimerBook, Work,
 };
 use crate::harness::commands::{timer_command, timer_key, topic_command};
-use crate::harness::unordered::{TestUnordered, outstanding};
+use crate::harness::unordered_cell::TestUnordered;
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
 use crate::transport::memory::MemoryTransport;
@@ -246,7 +246,7 @@ impl TestApp {
         if self.hooks(conn, &mut batch, &mut output) {
             return (output, Some(own as SessionBox), None);
         }
-        let limits = (self.timer_limit, outstanding(&batch));
+        let limits = (self.timer_limit, batch.unordered);
         output.compressing = batch.deflate.map(|agreement| Compressing {
             window_bits: agreement.server_window_bits(),
             level: 1,

@@ -20,6 +20,7 @@ mod script;
 #[cfg(test)]
 mod tests;
 mod unordered;
+mod unordered_cell;
 
 use std::collections::VecDeque;
 use std::sync::Arc;

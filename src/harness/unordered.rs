@@ -2,57 +2,13 @@
 //! `max_unordered_per_connection`, and recorded), the test completes it with a text
 //! ([`Harness::complete_unordered`]) or drops it, and the completion's job echoes the text.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use crate::conn_id::ConnId;
-use crate::dispatch::{
-    Arrival, Batch, CompletionBox, Output, Reclaimed, Registered, Returned, UnorderedCell,
-};
+use crate::dispatch::{Arrival, CompletionBox, Output, Returned};
+use crate::harness::unordered_cell::{Stage, TestUnordered};
 use crate::harness::{AppEvent, Harness, TestApp};
 use crate::ws::{CloseCode, CloseFrame, Message};
-
-/// An out-of-order completion of the test application.
-#[derive(Debug)]
-pub(crate) struct TestUnordered {
-    conn: ConnId,
-    stage: Mutex<Stage>,
-}
-
-#[derive(Debug)]
-enum Stage {
-    Starting,
-    Early(Option<CompletionBox>),
-    Waiting(u32),
-    /// Completed (true), or ended by the loop (false).
-    Done(bool),
-}
-
-impl UnorderedCell for TestUnordered {
-    fn register(&self, id: u32) -> Registered {
-        let Ok(mut stage) = self.stage.lock() else {
-            return Registered::Completed(None);
-        };
-        match std::mem::replace(&mut *stage, Stage::Done(true)) {
-            Stage::Starting => {
-                *stage = Stage::Waiting(id);
-                Registered::Waiting
-            }
-            Stage::Early(call) => Registered::Completed(call),
-            Stage::Waiting(_) | Stage::Done(_) => Registered::Completed(None),
-        }
-    }
-
-    fn end(&self, _why: Reclaimed) -> bool {
-        let Ok(mut stage) = self.stage.lock() else {
-            return true;
-        };
-        if matches!(*stage, Stage::Done(true)) {
-            return false;
-        }
-        *stage = Stage::Done(false);
-        true
-    }
-}
 
 impl TestApp {
     /// `unordered:TAG`: starts an out-of-order completion, or records its refusal at the limit.
@@ -74,10 +30,7 @@ impl TestApp {
             self.record(AppEvent::UnorderedRefused(conn, tag));
             return true;
         }
-        let cell = Arc::new(TestUnordered {
-            conn,
-            stage: Mutex::new(Stage::Starting),
-        });
+        let cell = Arc::new(TestUnordered::new(conn));
         output.unordered.push(tag, Arc::clone(&cell) as _);
         if let Ok(mut started) = self.unordered.lock() {
             started.push((tag, cell));
@@ -116,11 +69,6 @@ impl TestApp {
             }
         }
     }
-}
-
-/// Outstanding when the batch left.
-pub(crate) fn outstanding(batch: &Batch) -> usize {
-    batch.unordered
 }
 
 impl Harness {

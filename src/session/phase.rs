@@ -25,7 +25,7 @@ use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
 use crate::session::armed_timers::ArmedTimers;
 pub(crate) use crate::session::job_slot::{JobSlot, Taken};
-use crate::session::unordered::Outstanding;
+use crate::session::outstanding::Outstanding;
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
 /// Where a connection is in its protocol life.

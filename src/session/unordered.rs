@@ -2,7 +2,7 @@
 //!
 //! A job's reply brings the completions its calls started (`Output::unordered`,
 //! `dispatch/unordered.rs`); [`register_unordered`](Session::register_unordered) gives each an
-//! id and the deadline `deferred_timeout`, in the connection's inbox ([`Outstanding`]: boxed,
+//! id and the deadline `deferred_timeout`, in the connection's inbox (`Outstanding` in `outstanding.rs`: boxed,
 //! and only while there are some, so an idle connection pays 8 bytes). Then, whichever comes
 //! first:
 //!
@@ -12,7 +12,7 @@
 //! - its deadline ([`unordered_expired`](Session::unordered_expired)): the cell is ended (a late
 //!   completion gets `Err(TimedOut)`), and `on_unordered_timeout` with its tag joins the inbox;
 //! - the end of the conversation: the inbox is dropped with the phase that holds it
-//!   (`Closing`, `Lingering`, `Closed`), and [`Outstanding`]'s drop ends every cell as closed.
+//!   (`Closing`, `Lingering`, `Closed`), and `Outstanding`'s drop ends every cell as closed.
 //!
 //! While as many are outstanding as `max_unordered_per_connection` allows, the next job takes
 //! no message from the peer (`Inbox::take_own`): they wait in the inbox, which fills, and then
@@ -26,33 +26,8 @@ use crate::dispatch::{Arrival, Inbound, Reclaimed, Registered, UnorderedLink};
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
+use crate::session::outstanding::Waiting;
 use crate::session::phase::Inbox;
-
-/// The out-of-order completions an open WebSocket waits for.
-#[derive(Debug, Default)]
-pub(crate) struct Outstanding {
-    waiting: Vec<Waiting>,
-    next_id: u32,
-}
-
-/// One outstanding completion.
-#[derive(Debug)]
-struct Waiting {
-    id: u32,
-    tag: u64,
-    /// When it expires; `None` once its completion is on its way (ended too late to refuse it).
-    deadline: Option<Instant>,
-    link: UnorderedLink,
-}
-
-impl Drop for Outstanding {
-    /// The conversation is over: every completion still outstanding gets `Err(Closed)`.
-    fn drop(&mut self) {
-        for waiting in self.waiting.drain(..) {
-            waiting.link.end(Reclaimed::Closed);
-        }
-    }
-}
 
 impl Inbox {
     /// Out-of-order completions outstanding.
