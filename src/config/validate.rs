@@ -71,6 +71,7 @@ impl Config {
     /// [`MAX_EVENT_LOOPS`]: Config::MAX_EVENT_LOOPS
     /// [`MAX_PREALLOCATED_BYTES`]: Config::MAX_PREALLOCATED_BYTES
     /// [`MAX_TIMERS_PER_CONNECTION`]: Config::MAX_TIMERS_PER_CONNECTION
+    /// [`MAX_UNORDERED_PER_CONNECTION`]: Config::MAX_UNORDERED_PER_CONNECTION
     pub fn validate(&self) -> Result<(), Error> {
         self.check_counts()?;
         self.check_sizes()?;
