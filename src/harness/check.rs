@@ -41,7 +41,8 @@ impl Harness {
             }
             let inbox = session.inbox_len();
             // The peer's messages, and one arrival or timeout per out-of-order completion.
-            if inbox > config.max_pending_messages + config.max_unordered_per_connection {
+            let bound = config.max_pending_messages;
+            if inbox > bound.saturating_add(config.max_unordered_per_connection) {
                 return Err(format!("{id}: {inbox} messages held"));
             }
             let timers = session.armed_timers();
