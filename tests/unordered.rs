@@ -26,7 +26,8 @@ use wsreactor::{
 struct Count(u32);
 
 /// `req:N` defers out of order with tag `N` and parks the handle (or answers
-/// `refused:N:{error:?}`); `pair:A:B` defers twice in one call; anything else is echoed with
+/// `refused:N:{error:?}`); `now:N` defers and completes inside the call; `pair:A:B` defers
+/// twice in one call; anything else is echoed with
 /// the count. With `answer_timeouts`, a timeout is answered `timeout:N` instead of closing.
 #[derive(Default, Clone)]
 struct Backend {
@@ -77,6 +78,12 @@ impl Handler for Backend {
         let mut words = text.split(':');
         match (words.next(), words.next(), words.next()) {
             (Some("req"), Some(tag), None) => self.defer(ctx, tag.parse().unwrap()),
+            (Some("now"), Some(tag), None) => {
+                // Completed on the call's own thread, before the call returns.
+                let handle = ctx.defer_unordered(tag.parse().unwrap()).expect("room");
+                let result = self.complete(handle, "now");
+                ctx.send(format!("inside:{result:?}"));
+            }
             (Some("pair"), Some(a), Some(b)) => {
                 self.defer(ctx, a.parse().unwrap());
                 self.defer(ctx, b.parse().unwrap());
@@ -433,4 +440,31 @@ fn compressed_completions_out_of_order_decode_at_the_client_and_are_in_metrics()
         ]
     );
     server.shutdown().unwrap();
+}
+
+#[test]
+fn completed_inside_the_call_it_runs_after_it_with_workers_and_inline() {
+    for inline in [false, true] {
+        let app = Backend::default();
+        let mut config = unordered(2);
+        config.inline_handlers = inline;
+        let server = start(config, app.clone());
+        let mut client = connect(server.local_addr());
+        send(&mut client, "now:5");
+        send(&mut client, "after");
+        assert_eq!(text(&mut client), "inside:Ok(())", "inline: {inline}");
+        let next = [text(&mut client), text(&mut client)];
+        // The completion joins the inbox when the call's reply is applied: `after` may have
+        // been decoded before that (then it goes first) or not, never beside it.
+        let either = [
+            ["done:5:now:101", "echo:after:102"],
+            ["echo:after:2", "done:5:now:102"],
+        ];
+        assert!(
+            either.contains(&[next[0].as_str(), next[1].as_str()]),
+            "inline: {inline}: {next:?}"
+        );
+        close_client(client);
+        server.shutdown().unwrap();
+    }
 }
