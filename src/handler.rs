@@ -24,6 +24,7 @@
 pub(crate) mod call;
 pub(crate) mod deferred;
 mod http;
+mod responder;
 mod timers;
 mod topics;
 mod upgrade;
@@ -41,7 +42,10 @@ use crate::ws::frame::MAX_CONTROL_PAYLOAD;
 use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode};
 
 pub use deferred::{Deferred, DeferredError};
+pub(crate) use http::Given;
 pub use http::{Answer, HttpContext};
+pub use responder::Responder;
+pub(crate) use responder::{HttpCell, internal_error_response};
 pub use upgrade::{Upgrade, UpgradeOffer};
 
 /// The application's side of the server. Every method but `on_message` has a default.

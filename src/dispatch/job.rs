@@ -13,9 +13,10 @@ use std::sync::Arc;
 
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
+use crate::dispatch::http_later::{HttpLater, HttpTail};
 use crate::dispatch::timers::{FiredTimers, TimerBook};
 use crate::dispatch::topics::{Publication, TopicAction, TopicRequest};
-use crate::http::{HttpError, Request, UpgradeRequest};
+use crate::http::Request;
 use crate::topic::{Position, Topic};
 use crate::ws::deflate::compress;
 use crate::ws::{
@@ -245,21 +246,6 @@ pub(crate) struct Compressing {
     pub threshold: usize,
 }
 
-/// What ends a batch of HTTP requests.
-#[derive(Debug)]
-pub(crate) enum HttpTail {
-    /// Nothing: the connection stays in HTTP (unless a request asked to close).
-    None,
-    /// A valid WebSocket upgrade request, for `on_upgrade` and then `on_open`.
-    Upgrade(Box<(Request, UpgradeRequest)>),
-    /// Bytes that broke HTTP after the requests: answer with this error, then close.
-    Error(HttpError),
-    /// Nothing more is taken from this connection: the last response says `Connection: close`,
-    /// whatever its request asked, and the connection closes after it (a request on the
-    /// monitoring reserve, `monitoring_reserve.rs`).
-    Close,
-}
-
 /// Bytes produced by a handler call, already encoded for the wire: `chunks`, then `bytes`.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
@@ -290,6 +276,8 @@ pub(crate) struct Output {
     /// The connection's timers as the calls see them, and what they asked of them
     /// (`timers.rs`): made by the first call that touches them, or by a job that brought some.
     pub(crate) timers: Option<Box<TimerBook>>,
+    /// An HTTP answer was deferred (`http_later.rs`): the requests after it, for the session.
+    pub(crate) http: Option<Box<HttpLater>>,
 }
 
 impl Output {

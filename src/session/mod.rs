@@ -20,6 +20,7 @@
 //! | `backpressure.rs` | when to stop reading, when a job may go out, the bound on pushes |
 //! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
 //! | `deferral.rs` | a job whose call deferred its completion: its deadline, and taking it back |
+//! | `http_later.rs` | an HTTP request answered later: the requests after it wait, the `504` at its deadline |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
 //! | `armed_timers.rs` | an open WebSocket's armed timers: keys and instants, the earliest |
@@ -38,6 +39,7 @@ mod connection;
 mod deadline;
 mod deferral;
 mod env;
+mod http_later;
 mod inbound;
 mod job_slot;
 mod machine;
