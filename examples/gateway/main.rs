@@ -43,6 +43,13 @@
 //! (`Deferred::complete`): the answer goes out as from the handler (compressed if agreed), and
 //! the connection's next message waits for it — goroutine-per-connection order, one request
 //! at a time per connection, still without holding a WebSocket worker.
+//!
+//! Plain HTTP clients have `GET /get?key=K` (`curl 'http://HOST/get?key=greeting'` →
+//! `{"id":"greeting","ok":"hello"}`): the handler answers later
+//! (`HttpContext::answer_later`), the bulkhead's thread completes the response
+//! (`Responder::complete`) with `200`, or the error's status (`502` Redis failed, `503`
+//! unavailable or overloaded, `504` past the deadline); a request pipelined behind it waits
+//! for it. It always goes through the bulkhead, `--blocking-workers` or not.
 
 #[path = "../common/cli.rs"]
 mod cli;
