@@ -327,6 +327,25 @@ mod tests {
     }
 
     #[test]
+    fn query_values_are_found_and_percent_decoded() {
+        assert_eq!(query_value("key=a", "key").as_deref(), Some("a"));
+        assert_eq!(
+            query_value("x=1&key=hello%20world+2", "key").as_deref(),
+            Some("hello world 2")
+        );
+        assert_eq!(
+            query_value("key=%zz%4", "key").as_deref(),
+            Some("%zz%4"),
+            "not escapes"
+        );
+        assert_eq!(query_value("key=%ff", "key"), None, "not UTF-8");
+        assert_eq!(query_value("keys=a&k=b", "key"), None);
+        assert_eq!(query_value("key=", "key").as_deref(), Some(""));
+        assert_eq!(ErrorKind::Timeout.http_status(), 504);
+        assert_eq!(get_request("k").args, ["k"]);
+    }
+
+    #[test]
     fn answers_are_json() {
         let value = redis::Value::Array(vec![
             redis::Value::Nil,
