@@ -228,6 +228,16 @@ pub struct Config {
     /// [`Responder::complete`](crate::Responder::complete) gets `TimedOut`. Default 30 s.
     /// `Duration::MAX` (a century or more): no limit.
     pub deferred_timeout: Duration,
+    /// How many handler calls of one WebSocket may complete out of order at once
+    /// ([`Context::defer_unordered`](crate::Context::defer_unordered): requests with ids, whose
+    /// answers need not keep the order of the requests). Each outstanding one has the deadline
+    /// `deferred_timeout`. At the limit, `defer_unordered` answers
+    /// [`UnorderedError::TooMany`](crate::UnorderedError::TooMany) and the connection's next
+    /// message waits (in its inbox, then TCP backpressure) until one completes or expires.
+    /// Default 0: off (`defer_unordered` answers
+    /// [`UnorderedError::Off`](crate::UnorderedError::Off)); at most
+    /// [`MAX_UNORDERED_PER_CONNECTION`](Self::MAX_UNORDERED_PER_CONNECTION).
+    pub max_unordered_per_connection: usize,
     /// Serve `Stats` as Prometheus text at this path (e.g. `/metrics`) instead of passing the
     /// request to the handler. Default `None` (opt-in: metrics can be sensitive).
     pub metrics_path: Option<String>,
@@ -374,6 +384,7 @@ impl Default for Config {
             message_timeout: Duration::from_secs(30),
             write_stall_timeout: Duration::from_secs(30),
             deferred_timeout: Duration::from_secs(30),
+            max_unordered_per_connection: 0,
             metrics_path: None,
             health_path: None,
             close_timeout: Duration::from_secs(5),

@@ -27,6 +27,7 @@ mod http;
 mod responder;
 mod timers;
 mod topics;
+mod unordered;
 mod upgrade;
 
 use std::net::SocketAddr;
@@ -46,6 +47,7 @@ pub(crate) use http::Given;
 pub use http::{Answer, HttpContext};
 pub use responder::Responder;
 pub(crate) use responder::{HttpCell, internal_error_response};
+pub use unordered::{Unordered, UnorderedError};
 pub use upgrade::{Upgrade, UpgradeOffer};
 
 /// The application's side of the server. Every method but `on_message` has a default.
@@ -116,6 +118,17 @@ pub trait Handler: 'static {
     /// shutdown, a deadline) it does not run: the connection is ending, and only `on_close`
     /// follows.
     fn on_deferred_timeout(&self, ctx: &mut Context<'_, Self::Session>) {
+        ctx.close(CloseCode::Error, "deferred reply timed out");
+    }
+
+    /// A call deferred out of order ([`Context::defer_unordered`]) with `tag`, and
+    /// [`Config::deferred_timeout`](crate::Config::deferred_timeout) passed before its
+    /// completion came (which now gets [`DeferredError::TimedOut`]). Runs in order with the
+    /// connection's other calls, in its next job. The default closes the connection with
+    /// `1011`, as [`on_deferred_timeout`](Self::on_deferred_timeout) does; a handler that
+    /// answers requests with ids would rather send an error for `tag` and go on.
+    fn on_unordered_timeout(&self, ctx: &mut Context<'_, Self::Session>, tag: u64) {
+        let _ = tag;
         ctx.close(CloseCode::Error, "deferred reply timed out");
     }
 
@@ -212,13 +225,16 @@ pub enum Pressure {
     High,
 }
 
-/// The output queued for a connection when its job left, and the mark to compare with; and
-/// how many timers it may arm (`Config::max_timers_per_connection`).
+/// The output queued for a connection when its job left, and the mark to compare with; how
+/// many timers it may arm (`Config::max_timers_per_connection`); its out-of-order completions
+/// outstanding when the job left, and how many it may have.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Flow {
     pub queued: usize,
     pub high_water: usize,
     pub max_timers: usize,
+    pub unordered: usize,
+    pub max_unordered: usize,
 }
 
 /// Who is on the other end of a WebSocket, kept with its session for the whole connection:

@@ -239,14 +239,24 @@ metrics! {
     /// back and `on_deferred_timeout` called, or the HTTP request answered `504`).
     deferred_expired: counter "deferred_expired_total" [""]
         "Deferred completions past deferred_timeout.";
-    /// Deferred completions whose every handle was dropped without completing (counted as
-    /// completed with nothing; an HTTP responder dropped so answers `500`).
+    /// Deferred completions (ordered or unordered) whose every handle was dropped without
+    /// completing (counted as completed with nothing; an HTTP responder dropped so answers
+    /// `500`).
     deferred_abandoned: counter "deferred_abandoned_total" [""]
         "Deferred completions dropped without completing.";
-    /// Completions that came too late: after the deadline or the connection's close (the
-    /// completer got an `Err`).
+    /// Completions (ordered or unordered) that came too late: after the deadline or the
+    /// connection's close (the completer got an `Err`).
     deferred_late: counter "deferred_late_total" [""]
         "Completions after the deadline or the close.";
+    /// Handler calls that deferred their completion out of order (`Context::defer_unordered`).
+    unordered_calls: counter "unordered_calls_total" [""]
+        "Handler calls completing out of order.";
+    /// Out-of-order completions not yet handed to their connection, over all connections.
+    unordered_outstanding: gauge "unordered_outstanding" [""]
+        "Out-of-order completions outstanding.";
+    /// Out-of-order completions past `deferred_timeout` (`on_unordered_timeout` called).
+    unordered_expired: counter "unordered_expired_total" [""]
+        "Out-of-order completions past deferred_timeout.";
     /// `accept` failures (for example `EMFILE`), each followed by a pause.
     accept_errors: counter "accept_errors_total" [""]
         "accept() failures (each followed by a pause).";

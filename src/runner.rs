@@ -32,7 +32,7 @@ use crate::dispatch::{
     SessionBox, TimerBook, Work,
 };
 use crate::handler::call::{Carried, Keep, Slot, panicked_in};
-use crate::handler::deferred::{CallSite, Cell, park};
+use crate::handler::deferred::{CallSite, Cell, Early, park};
 use crate::handler::{Flow, Handler, Peer, Upgrade, UpgradeOffer, internal_error_response};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
@@ -59,6 +59,8 @@ pub(crate) struct HandlerRunner<H: Handler, K = Carried> {
     high_water: usize,
     /// `Config::max_timers_per_connection`, for `Context::set_timer`.
     max_timers: usize,
+    /// `Config::max_unordered_per_connection`, for `Context::defer_unordered`.
+    max_unordered: usize,
 }
 
 impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
@@ -75,6 +77,7 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             max_message_size: config.max_message_size,
             high_water: config.water_marks().1,
             max_timers: config.max_timers_per_connection,
+            max_unordered: config.max_unordered_per_connection,
         }
     }
 
@@ -102,6 +105,8 @@ impl<H: Handler, K: Keep<H::Session>> JobRunner for HandlerRunner<H, K> {
                     queued,
                     high_water: self.high_water,
                     max_timers: self.max_timers,
+                    unordered: batch.unordered,
+                    max_unordered: self.max_unordered,
                 };
                 Some(self.run_messages(lease, batch, slot, flow))
             }
@@ -161,26 +166,26 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             flow,
         };
         let mut parked = self.run_hooks(&mut site, expired, drained);
+        let mut held = Vec::new(); // the peer's, while out-of-order completions have no room
         while parked.is_none() && site.output.close.is_none() {
             let Some(message) = messages.next() else {
                 break;
             };
+            if message.is_from_peer() && (!held.is_empty() || !has_unordered_room(&site)) {
+                held.push(message);
+                continue;
+            }
             match self.call_one(&mut site, message) {
                 Ok(deferred) => parked = deferred,
                 Err(Inflate) => break,
             }
         }
+        // What no call reached goes back to the inbox (after a close, the session drops it).
+        held.extend(messages);
         match parked {
-            Some(cell) => park(
-                &cell,
-                lease,
-                output,
-                slot,
-                messages.collect(),
-                After::Continue,
-            ),
-            // Messages after a close are dropped: the handler asked to end the conversation.
+            Some(cell) => park(&cell, lease, output, slot, held, After::Continue),
             None => {
+                output.unhandled = held;
                 let session = self.keep.keep(lease.conn(), slot);
                 reply(lease, output, After::Continue, session)
             }
@@ -202,6 +207,16 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             Ok(Call::Pong(payload)) => {
                 Ok(site.call("on_pong", |ctx| self.handler.on_pong(ctx, &payload)))
             }
+            Ok(Call::Completion(call)) => match call.downcast::<Early<H::Session>>() {
+                Ok(call) => Ok(site.call("an out-of-order completion", *call)),
+                Err(_) => {
+                    log::error!("{}: a completion of another session type", site.conn);
+                    Ok(None)
+                }
+            },
+            Ok(Call::UnorderedTimeout(tag)) => Ok(site.call("on_unordered_timeout", |ctx| {
+                self.handler.on_unordered_timeout(ctx, tag);
+            })),
             Err(err) => {
                 log::debug!("{}: a compressed message failed: {err}", site.conn);
                 add(&self.server.metrics().inflate_failures, 1);
@@ -317,6 +332,8 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             queued: 0,
             high_water: self.high_water,
             max_timers: self.max_timers,
+            unordered: 0,
+            max_unordered: self.max_unordered,
         };
         let parked = CallSite {
             conn: lease.conn(),
@@ -410,6 +427,13 @@ fn echo_room(messages: &[Inbound]) -> usize {
 
 /// A compressed message of the batch failed to inflate.
 struct Inflate;
+
+/// May a call start one more out-of-order completion (always, with them off)? Else the peer's
+/// next messages wait.
+fn has_unordered_room<S>(site: &CallSite<'_, S>) -> bool {
+    let flow = site.flow;
+    flow.max_unordered == 0 || flow.unordered + site.output.unordered.len() < flow.max_unordered
+}
 
 /// A job's reply, as it goes home.
 fn reply(lease: Lease, output: Output, after: After, session: Option<SessionBox>) -> Returned {

@@ -65,7 +65,13 @@ fn the_dashboard_shows_the_loop_moving_under_traffic() {
     let open = page.number("document.getElementById('cur-phases-2').textContent");
     assert_eq!(open, CLIENTS as f64, "open WebSockets by phase");
     // The handlers' timers and the deferred completions have their charts and their rows.
-    for id in ["cur-timers-1", "cur-deferred-0", "cur-deferred-3"] {
+    for id in [
+        "cur-timers-1",
+        "cur-deferred-0",
+        "cur-deferred-3",
+        "cur-deferred-4",
+        "cur-deferred-5",
+    ] {
         let shown = page.number(&format!("document.getElementById('{id}').textContent"));
         assert_eq!(
             shown, 0.0,
@@ -79,6 +85,8 @@ fn the_dashboard_shows_the_loop_moving_under_traffic() {
         "deferred_expired_total",
         "deferred_abandoned_total",
         "deferred_late_total",
+        "unordered_calls_total",
+        "unordered_outstanding",
     ] {
         let row = format!("document.getElementById('value-{name}').textContent");
         assert_eq!(page.number(&row), 0.0, "{name} in the table");

@@ -308,3 +308,84 @@ fn a_driven_servers_deferred_completion_keeps_the_session() {
     assert_eq!(client.join().unwrap(), ["count:1", "done:12", "count:13"]);
     server.shutdown().unwrap();
 }
+
+/// Sessions that are not `Send` (a `Seat`), and calls that complete out of order: `req`
+/// defers, anything else is counted and echoed.
+struct Requests {
+    board: Board,
+    parked: std::sync::Arc<std::sync::Mutex<Vec<wsreactor::Unordered<Seat>>>>,
+}
+
+impl wsreactor::Handler for Requests {
+    type Session = Seat;
+
+    fn on_upgrade(
+        &self,
+        _: &wsreactor::Request,
+        _: &wsreactor::UpgradeOffer,
+    ) -> wsreactor::Upgrade<Seat> {
+        wsreactor::Upgrade::accept_with(Seat {
+            board: Rc::clone(&self.board),
+            count: Rc::default(),
+        })
+    }
+
+    fn on_message(&self, ctx: &mut wsreactor::Context<'_, Seat>, message: wsreactor::Message) {
+        let seat = ctx.session();
+        seat.count.set(seat.count.get() + 1);
+        if message.as_bytes() == b"req" {
+            let handle = ctx.defer_unordered(1).expect("room for one");
+            self.parked.lock().unwrap().push(handle);
+        } else {
+            let count = seat.count.get();
+            ctx.send(format!("count:{count}"));
+        }
+    }
+}
+
+#[test]
+fn a_driven_server_completes_out_of_order_with_a_session_that_is_not_send() {
+    let board: Board = Rc::default();
+    let parked = std::sync::Arc::default();
+    let mut server = Server::builder()
+        .config(config())
+        .configure(|config| config.max_unordered_per_connection = 1)
+        .build_driven(Requests {
+            board: Rc::clone(&board),
+            parked: std::sync::Arc::clone(&parked),
+        })
+        .expect("binds");
+    let addr = server.local_addr();
+    let client = thread::spawn(move || {
+        let mut client = connect(addr);
+        client.send(TMessage::text("req")).unwrap();
+        client.send(TMessage::text("b")).unwrap();
+        let answers: Vec<String> = (0..2)
+            .map(|_| client.read().unwrap().to_text().unwrap().to_owned())
+            .collect();
+        close_client(client);
+        answers
+    });
+    turn_until(&mut server, "the handle", || {
+        !parked.lock().unwrap().is_empty()
+    });
+    let handle = parked.lock().unwrap().pop().unwrap();
+    let completer = thread::spawn(move || {
+        handle.complete(|ctx| {
+            let seat = ctx.session();
+            seat.count.set(seat.count.get() + 10);
+            seat.board.borrow_mut().push("completed".into());
+            let count = seat.count.get();
+            ctx.send(format!("done:{count}"));
+        })
+    });
+    turn_until(&mut server, "the answers", || client.is_finished());
+    assert_eq!(completer.join().unwrap(), Ok(()));
+    let answers = client.join().unwrap();
+    assert!(
+        answers == ["count:2", "done:12"] || answers == ["done:11", "count:12"],
+        "{answers:?}"
+    );
+    assert_eq!(*board.borrow(), ["completed"]);
+    server.shutdown().unwrap();
+}

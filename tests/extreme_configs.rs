@@ -177,6 +177,7 @@ fn fields() -> Vec<Field> {
         monitoring_timeout,
         max_subscriptions,
         max_timers_per_connection,
+        max_unordered_per_connection,
         allowed_origins,
         forwarded_host,
         backplane_queue_capacity,

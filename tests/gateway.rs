@@ -752,3 +752,62 @@ fn get_stream(addr: SocketAddr, path: &str) -> TcpStream {
     stream.write_all(request.as_bytes()).expect("request");
     stream
 }
+
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn with_unordered_a_fast_request_overtakes_a_slow_one_and_none_is_lost_or_doubled() {
+    let redis = RedisServer::start();
+    let gateway = start(&Options {
+        unordered: 4,
+        ..options(&redis)
+    });
+    let addr = gateway.server.local_addr();
+    let mut client = connect_path(addr, "/ws");
+    assert_eq!(ask(&mut client, 1, json!(["SET", "k", "v"]))["ok"], "OK");
+    // Redis holds writes (the slow request) and serves reads (the fast one) until unpaused.
+    assert_eq!(
+        redis_text(redis.port(), &["CLIENT", "PAUSE", "20000", "WRITE"]),
+        "+OK"
+    );
+    send(
+        &mut client,
+        &json!({ "id": 2, "cmd": ["SET", "k", "w"] }).to_string(),
+    );
+    send(
+        &mut client,
+        &json!({ "id": 3, "cmd": ["GET", "k"] }).to_string(),
+    );
+    let fast = answer(&mut client);
+    assert_eq!((&fast["id"], &fast["ok"]), (&json!(3), &json!("v")));
+    assert_eq!(redis_text(redis.port(), &["CLIENT", "UNPAUSE"]), "+OK");
+    let slow = answer(&mut client);
+    assert_eq!((&slow["id"], &slow["ok"]), (&json!(2), &json!("OK")));
+    // A hundred requests, one per message, four at a time: each answered exactly once.
+    for id in 100..200 {
+        let cmd = if id % 2 == 0 {
+            json!(["INCR", "n"])
+        } else {
+            json!(["GET", "k"])
+        };
+        send(&mut client, &json!({ "id": id, "cmd": cmd }).to_string());
+    }
+    let mut ids: Vec<i64> = (0..100)
+        .map(|_| {
+            let answer = answer(&mut client);
+            assert_eq!(outcome(&answer), "ok", "{answer}");
+            answer["id"].as_i64().expect("a numeric id")
+        })
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (100..200).collect::<Vec<_>>());
+    assert_eq!(redis_text(redis.port(), &["GET", "n"]), "50");
+    let stats = wait_for_stats(&gateway.server.handle(), "every completion in", |s| {
+        s.unordered_outstanding == 0
+    });
+    assert_eq!(
+        stats.unordered_calls, 103,
+        "one per request the backend served"
+    );
+    assert_eq!(stats.deferred_abandoned + stats.deferred_late, 0);
+    assert_eq!(sample(addr, "wsreactor_unordered_calls_total"), 103.0);
+}

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use failsafe::backoff::{GenRange, ThreadLocalGenRange};
-use wsreactor::{ConnId, Deferred, Responder, Response, ServerHandle};
+use wsreactor::{ConnId, Deferred, Responder, Response, ServerHandle, Unordered};
 
 use super::breaker::{Breaker, Refusal};
 use super::flags::Options;
@@ -51,6 +51,9 @@ pub enum Answering {
     /// The completion of the handler call that deferred (`Context::defer`): sent as from the
     /// handler (compressed if agreed), and the connection's next message waits for it.
     Deferred(Deferred<Session>),
+    /// The completion of a call that deferred out of order (`Context::defer_unordered`): sent
+    /// as from the handler (compressed if agreed), while the connection goes on.
+    Unordered(Unordered<Session>),
     /// The answer to `GET /get?key=K`, given later (`HttpContext::answer_later`): the JSON
     /// text with the status of its outcome, in its place among the connection's requests.
     Http(Responder),
@@ -63,6 +66,11 @@ impl Answering {
             // closed meanwhile is dropped there.
             Answering::Push(server) => server.send(conn, text).map_err(|e| e.to_string()),
             Answering::Deferred(deferred) => deferred
+                .complete(move |ctx| {
+                    ctx.send(text);
+                })
+                .map_err(|e| e.to_string()),
+            Answering::Unordered(handle) => handle
                 .complete(move |ctx| {
                     ctx.send(text);
                 })

@@ -57,6 +57,10 @@ pub struct Options {
     /// Answer a message of one request through a deferred completion (`Context::defer`)
     /// instead of a push through the server: the connection's next message waits for it.
     pub deferred: bool,
+    /// Serve each request through an out-of-order completion (`Context::defer_unordered`):
+    /// at most this many outstanding per connection (`Config::max_unordered_per_connection`),
+    /// answers compressed as from the handler, in the order they are ready. 0: off.
+    pub unordered: usize,
 }
 
 impl Default for Options {
@@ -85,6 +89,7 @@ impl Default for Options {
             backend_delay: None,
             blocking_workers: false,
             deferred: false,
+            unordered: 0,
         }
     }
 }
@@ -280,6 +285,12 @@ const FLAGS: &[Flag] = &[
         deferred,
         switch,
         "answer from the bulkhead by completing a deferred call, not a push [false]"
+    ),
+    flag!(
+        "unordered",
+        unordered,
+        number,
+        "answer each request by an out-of-order completion, N per connection; 0: off [0]"
     ),
 ];
 

@@ -57,6 +57,9 @@ pub struct Gateway {
     /// `--deferred`: a message of one request defers its call (`Context::defer`) and the
     /// backend thread completes it, instead of pushing the answer through the server.
     deferred: bool,
+    /// `--unordered N`: every request defers its call out of order (`Context::defer_unordered`)
+    /// and the backend thread completes it.
+    unordered: bool,
 }
 
 impl Gateway {
@@ -66,7 +69,15 @@ impl Gateway {
             dashboard: DASHBOARD.replace("{{METRICS_PATH}}", METRICS_PATH),
             blocking,
             deferred,
+            unordered: false,
         }
+    }
+
+    /// Answers every request through an out-of-order completion (the server's
+    /// `max_unordered_per_connection` set).
+    pub fn with_unordered(mut self, unordered: bool) -> Self {
+        self.unordered = unordered;
+        self
     }
 
     pub fn backend(&self) -> &Backend {
@@ -88,9 +99,15 @@ impl Gateway {
                     continue;
                 }
                 Ok(request) => {
-                    let reply = || match defer {
-                        true => Answering::Deferred(ctx.defer()),
-                        false => Answering::Push(server.clone()),
+                    // Past the limit within one message (the next message would wait), the
+                    // rest are pushed. The backend answers by `--request-timeout`, long before
+                    // `deferred_timeout`: the tag is not needed.
+                    let reply = || match (self.unordered, defer) {
+                        (true, _) => ctx
+                            .defer_unordered(0)
+                            .map_or_else(|_| Answering::Push(server.clone()), Answering::Unordered),
+                        (false, true) => Answering::Deferred(ctx.defer()),
+                        (false, false) => Answering::Push(server.clone()),
                     };
                     match self.backend.submit(conn, request, &tab, reply) {
                         Ok(()) => continue,

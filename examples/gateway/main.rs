@@ -42,7 +42,11 @@
 //! (`Context::defer`) once the bulkhead takes it, and the backend thread completes it
 //! (`Deferred::complete`): the answer goes out as from the handler (compressed if agreed), and
 //! the connection's next message waits for it — goroutine-per-connection order, one request
-//! at a time per connection, still without holding a WebSocket worker.
+//! at a time per connection, still without holding a WebSocket worker. With `--unordered N`
+//! every request defers its call out of order (`Context::defer_unordered`): up to N per
+//! connection are served side by side, as with pushes, and each answer goes out as from the
+//! handler, compressed if agreed, in the order they are ready; at N the connection's next
+//! message waits (TCP backpressure) instead of being refused.
 //!
 //! Plain HTTP clients have `GET /get?key=K` (`curl 'http://HOST/get?key=greeting'` →
 //! `{"id":"greeting","ok":"hello"}`): the handler answers later
@@ -104,12 +108,12 @@ pub fn start(options: &Options) -> Result<Started, String> {
             config.max_connections = options.max_connections;
             config.metrics_path = Some(METRICS_PATH.to_owned());
             config.health_path = Some("/healthz".to_owned());
+            config.max_unordered_per_connection = options.unordered;
         })
-        .build(Gateway::new(
-            backend,
-            options.blocking_workers,
-            options.deferred,
-        ))
+        .build(
+            Gateway::new(backend, options.blocking_workers, options.deferred)
+                .with_unordered(options.unordered > 0),
+        )
         .map_err(|e| e.to_string())?;
     Ok(Started { server, metrics })
 }

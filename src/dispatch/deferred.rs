@@ -23,15 +23,8 @@ use std::sync::Arc;
 
 use crate::conn_id::ConnId;
 use crate::dispatch::job::{After, Inbound, Lease, Output, Reply, SessionBox};
-
-/// Why the loop took a deferred job back without its completion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reclaimed {
-    /// Its deadline (`Config::deferred_timeout`) passed.
-    Expired,
-    /// The connection closed (or the server gave up on it).
-    Closed,
-}
+use crate::dispatch::reclaimed::Reclaimed;
+use crate::dispatch::unordered::Arrival;
 
 /// What a deferred job still owns while it waits for its completion.
 #[derive(Debug)]
@@ -102,6 +95,8 @@ pub(crate) enum Returned {
     Reply(Reply),
     /// A call deferred its completion: the lease waits in the deferral's cell.
     Deferred(Deferral),
+    /// An out-of-order completion came (`unordered.rs`): no lease, no job of its own.
+    Unordered(Arrival),
 }
 
 impl Returned {
@@ -110,6 +105,7 @@ impl Returned {
         match self {
             Returned::Reply(reply) => reply.conn(),
             Returned::Deferred(deferral) => deferral.conn,
+            Returned::Unordered(arrival) => arrival.conn,
         }
     }
 
@@ -118,6 +114,7 @@ impl Returned {
         match self {
             Returned::Reply(reply) => reply.output.len(),
             Returned::Deferred(deferral) => deferral.output.len(),
+            Returned::Unordered(_) => 0,
         }
     }
 }

@@ -217,7 +217,7 @@ pub(crate) fn send_home(server: &ServerHandle, returned: Returned) -> Option<boo
     let link = server.link(returned.conn());
     let announce = match &returned {
         Returned::Deferred(deferral) => Some(Arc::clone(&deferral.link)),
-        Returned::Reply(_) => None,
+        Returned::Reply(_) | Returned::Unordered(_) => None,
     };
     let sent = link.replies.send(returned);
     let abandoned = announce.and_then(|cell| cell.announce());

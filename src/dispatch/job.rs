@@ -9,15 +9,13 @@
 //!
 //! These are the types the hand-off carries (`handoff.rs`); nothing here runs anything.
 
-use std::sync::Arc;
-
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
 use crate::dispatch::http_later::{HttpLater, HttpTail};
 use crate::dispatch::timers::{FiredTimers, TimerBook};
-use crate::dispatch::topics::{Publication, TopicAction, TopicRequest};
+use crate::dispatch::topics::TopicRequest;
+use crate::dispatch::unordered::{CompletionBox, Started};
 use crate::http::Request;
-use crate::topic::{Position, Topic};
 use crate::ws::deflate::compress;
 use crate::ws::{
     CloseFrame, CloseInfo, Compressed, Message, OpCode, PerMessageDeflate, WsError,
@@ -189,6 +187,9 @@ pub(crate) struct Batch {
     /// The connection's timers, if it has any: those that fired (`on_timer` for each, after
     /// `on_drain`), and the keys of the others. Boxed: rare, and a job stays small.
     pub timers: Option<Box<FiredTimers>>,
+    /// Out-of-order completions of the connection outstanding when the batch left
+    /// (`Context::defer_unordered` counts against its limit from there).
+    pub unordered: usize,
 }
 
 /// What the loop decoded for the handler: a data message, ready or still compressed, or a pong
@@ -200,6 +201,10 @@ pub(crate) enum Inbound {
     Compressed(Compressed),
     /// A pong's payload, for `on_pong` (at most 125 bytes).
     Pong(Vec<u8>),
+    /// An out-of-order completion came (`unordered.rs`): the handler's closure, to run.
+    Completion(CompletionBox),
+    /// An out-of-order completion with this tag passed its deadline: `on_unordered_timeout`.
+    UnorderedTimeout(u64),
 }
 
 /// One handler call of a batch, ready to make.
@@ -209,6 +214,10 @@ pub(crate) enum Call {
     Message(Message),
     /// `on_pong`, with the pong's payload.
     Pong(Vec<u8>),
+    /// An out-of-order completion's closure.
+    Completion(CompletionBox),
+    /// `on_unordered_timeout`, with the tag.
+    UnorderedTimeout(u64),
 }
 
 impl Inbound {
@@ -218,6 +227,7 @@ impl Inbound {
             Inbound::Message(message) => message.len(),
             Inbound::Compressed(compressed) => compressed.payload.len(),
             Inbound::Pong(payload) => payload.len(),
+            Inbound::Completion(_) | Inbound::UnorderedTimeout(_) => 0,
         }
     }
 
@@ -230,7 +240,19 @@ impl Inbound {
                 compressed.inflate(max_message_size).map(Call::Message)
             }
             Inbound::Pong(payload) => Ok(Call::Pong(payload)),
+            Inbound::Completion(call) => Ok(Call::Completion(call)),
+            Inbound::UnorderedTimeout(tag) => Ok(Call::UnorderedTimeout(tag)),
         }
+    }
+
+    /// Is it a call from the peer (a message, a pong) — which waits while the connection has
+    /// as many out-of-order completions outstanding as it may — rather than one of the
+    /// connection's own completions or their timeouts, which never wait behind those?
+    pub(crate) fn is_from_peer(&self) -> bool {
+        matches!(
+            self,
+            Inbound::Message(_) | Inbound::Compressed(_) | Inbound::Pong(_)
+        )
     }
 }
 
@@ -276,6 +298,9 @@ pub(crate) struct Output {
     /// The connection's timers as the calls see them, and what they asked of them
     /// (`timers.rs`): made by the first call that touches them, or by a job that brought some.
     pub(crate) timers: Option<Box<TimerBook>>,
+    /// Out-of-order completions its calls started (`Context::defer_unordered`), for the
+    /// session to wait for (`unordered.rs`).
+    pub(crate) unordered: Started,
     /// An HTTP answer was deferred (`http_later.rs`): the requests after it, for the session.
     pub(crate) http: Option<Box<HttpLater>>,
 }
@@ -355,99 +380,7 @@ impl Output {
     pub(crate) fn into_chunks(self) -> impl Iterator<Item = Vec<u8>> {
         self.chunks.into_iter().chain(std::iter::once(self.bytes))
     }
-
-    /// Asks to subscribe the connection to `topic`.
-    pub(crate) fn subscribe(&mut self, topic: Topic) {
-        self.request(TopicAction::Subscribe(topic));
-    }
-
-    /// Asks to subscribe the connection to `topic` from `since` (`unrecoverable`: the frame
-    /// it gets if what followed `since` cannot be had).
-    pub(crate) fn subscribe_from(
-        &mut self,
-        topic: Topic,
-        since: Position,
-        unrecoverable: Arc<[u8]>,
-    ) {
-        self.request(TopicAction::SubscribeFrom {
-            topic,
-            since,
-            unrecoverable,
-        });
-    }
-
-    /// Asks to end the connection's subscription to `topic`.
-    pub(crate) fn unsubscribe(&mut self, topic: Topic) {
-        self.request(TopicAction::Unsubscribe(topic));
-    }
-
-    /// Publishes `frame` to `topic`, after what was sent so far and before what follows.
-    pub(crate) fn publish(&mut self, topic: Topic, frame: Arc<[u8]>, to_sender: bool) {
-        self.publish_routed(topic, frame, to_sender, false);
-    }
-
-    /// The same, for a topic the backplane orders (`ordered`: handed to it by the loop, see
-    /// `TopicAction::Publish`).
-    pub(crate) fn publish_routed(
-        &mut self,
-        topic: Topic,
-        frame: Arc<[u8]>,
-        to_sender: bool,
-        ordered: bool,
-    ) {
-        if !self.bytes.is_empty() {
-            // Seal the frames sent so far: the publication falls between them and the next.
-            self.chunks.push(std::mem::take(&mut self.bytes));
-        }
-        self.request(TopicAction::Publish {
-            topic,
-            frame,
-            to_sender,
-            ordered,
-        });
-    }
-
-    /// Takes the publications out of the requests, dropping the rest: for a reply that can no
-    /// longer be applied to its connection `sender`. Those of ordered topics come apart, for the
-    /// backplane.
-    pub(crate) fn take_publications(
-        &mut self,
-        sender: ConnId,
-    ) -> (Vec<Publication>, Vec<OrderedPublication>) {
-        let mut ordered = Vec::new();
-        let publications = std::mem::take(&mut self.topics)
-            .into_iter()
-            .filter_map(|request| match request.action {
-                TopicAction::Publish {
-                    topic,
-                    frame,
-                    ordered: true,
-                    ..
-                } => {
-                    ordered.push((topic, frame));
-                    None
-                }
-                TopicAction::Publish { topic, frame, .. } => Some(Publication {
-                    topic,
-                    frame,
-                    sender: Some(sender),
-                }),
-                TopicAction::Subscribe(_)
-                | TopicAction::SubscribeFrom { .. }
-                | TopicAction::Unsubscribe(_) => None,
-            })
-            .collect();
-        (publications, ordered)
-    }
-
-    fn request(&mut self, action: TopicAction) {
-        let at = self.chunks.len();
-        self.topics.push(TopicRequest { at, action });
-    }
 }
-
-/// A publication of a topic the backplane orders: its topic and frame.
-pub(crate) type OrderedPublication = (Topic, Arc<[u8]>);
 
 /// The answer to one job: it brings the job's lease home.
 #[derive(Debug)]

@@ -55,3 +55,6 @@ pub(crate) struct Publication {
     /// sent it to every loop: delivered here only.
     pub sender: Option<ConnId>,
 }
+
+/// A publication of a topic the backplane orders: its topic and frame.
+pub(crate) type OrderedPublication = (Topic, Arc<[u8]>);

@@ -14,6 +14,7 @@ use crate::dispatch::{
     Lease, Offered, Output, Pending, Reclaimed, Reply, Returned, Run, SessionBox, TimerBook, Work,
 };
 use crate::harness::commands::{timer_command, timer_key, topic_command};
+use crate::harness::unordered_cell::TestUnordered;
 use crate::http::{Response, Version, switching_protocols};
 use crate::netpoller::Poller;
 use crate::transport::memory::MemoryTransport;
@@ -49,7 +50,16 @@ pub enum AppEvent {
     TimerRefused(ConnId, u64),
     /// `on_pong` ran with this payload (a pong to a `ping:PAYLOAD` of the application).
     Pong(ConnId, Vec<u8>),
+    /// `unordered:TAG` was refused: the connection had as many outstanding as it may.
+    UnorderedRefused(ConnId, u64),
+    /// An out-of-order completion ran, echoing this text.
+    Completed(ConnId, String),
+    /// `on_unordered_timeout` ran for this tag (the application then closes with `1011`).
+    UnorderedTimeout(ConnId, u64),
 }
+
+/// The timers a connection may arm, and its out-of-order completions outstanding.
+type Limits = (usize, usize);
 
 /// What the test application does after one message.
 enum Act {
@@ -90,6 +100,10 @@ pub struct TestApp {
     pub(crate) timer_limit: usize,
     /// Deferred calls, oldest first, for the test to complete.
     pub(crate) deferred: Mutex<VecDeque<Arc<TestCell>>>,
+    /// `Config::max_unordered_per_connection`.
+    pub(crate) unordered_limit: usize,
+    /// Out-of-order calls started, with their tags, for the test to complete.
+    pub(crate) unordered: Mutex<Vec<(u64, Arc<TestUnordered>)>>,
 }
 
 /// A deferred call of the test application: its pending job, until a completion or the loop
@@ -135,7 +149,7 @@ impl TestApp {
         }
     }
 
-    fn record(&self, event: AppEvent) {
+    pub(crate) fn record(&self, event: AppEvent) {
         if let Ok(mut events) = self.events.lock() {
             events.push(event);
         }
@@ -232,7 +246,7 @@ impl TestApp {
         if self.hooks(conn, &mut batch, &mut output) {
             return (output, Some(own as SessionBox), None);
         }
-        let limit = self.timer_limit;
+        let limits = (self.timer_limit, batch.unordered);
         output.compressing = batch.deflate.map(|agreement| Compressing {
             window_bits: agreement.server_window_bits(),
             level: 1,
@@ -240,18 +254,25 @@ impl TestApp {
         });
         let mut messages = batch.messages.into_iter();
         while let Some(message) = messages.next() {
-            let message = match message.into_call(TEST_APP_MAX_INFLATED) {
-                Ok(Call::Message(message)) => message,
-                Ok(Call::Pong(payload)) => {
-                    self.record(AppEvent::Pong(conn, payload));
-                    continue;
-                }
+            let mut call = match message.into_call(TEST_APP_MAX_INFLATED) {
+                Ok(call) => Some(call),
                 Err(err) => {
                     output.failed = Some(err);
                     break;
                 }
             };
-            match self.act(conn, &mut output, message, limit) {
+            if self.unordered_call(conn, &mut output, &mut call) {
+                continue;
+            }
+            let message = match call {
+                Some(Call::Message(message)) => message,
+                Some(Call::Pong(payload)) => {
+                    self.record(AppEvent::Pong(conn, payload));
+                    continue;
+                }
+                _ => continue,
+            };
+            match self.act(conn, &mut output, message, limits) {
                 Act::Next => {}
                 Act::Stop => break,
                 Act::Defer => {
@@ -263,7 +284,8 @@ impl TestApp {
     }
 
     /// Handles one message: echoes it, or carries out its command.
-    fn act(&self, conn: ConnId, output: &mut Output, message: Message, limit: usize) -> Act {
+    fn act(&self, conn: ConnId, output: &mut Output, message: Message, limits: Limits) -> Act {
+        let (limit, outstanding) = limits;
         self.record(AppEvent::Message(conn, message.clone()));
         match message.as_bytes() {
             b"close" => output.close = Some(frame(CloseCode::Normal, "bye")),
@@ -271,6 +293,7 @@ impl TestApp {
             b"defer" => return Act::Defer,
             text if topic_command(output, text) => {}
             text if timer_command(output, text, limit) => {}
+            text if self.unordered_command(conn, output, text, outstanding) => {}
             text if text.starts_with(b"timer:") => {
                 let key = timer_key(text).unwrap_or(u64::MAX);
                 self.record(AppEvent::TimerRefused(conn, key));
@@ -437,59 +460,4 @@ impl JobQueue for ManualQueue {
     fn has_room(&self) -> bool {
         self.inline.is_some() || self.jobs.len() < self.capacity
     }
-}
-
-/// A valid upgrade request for `path`.
-pub fn upgrade_request(path: &str) -> Vec<u8> {
-    upgrade_request_offering(path, None)
-}
-
-/// An upgrade request for `path` with `Sec-WebSocket-Extensions: extensions`, if given.
-pub fn upgrade_request_offering(path: &str, extensions: Option<&str>) -> Vec<u8> {
-    let extensions = extensions.map_or_else(String::new, |offer| {
-        format!("Sec-WebSocket-Extensions: {offer}\r\n")
-    });
-    format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         {extensions}\r\n"
-    )
-    .into_bytes()
-}
-
-/// "Hello" compressed without context takeover (RFC 7692 §7.2.3.1), as one masked frame with
-/// RSV1 set.
-pub fn compressed_hello() -> Vec<u8> {
-    let mut frame = client_frame(0x1, &[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00]);
-    frame[0] |= 0x40;
-    frame
-}
-
-/// A masked client frame (FIN set) with `opcode` and `payload`.
-pub fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
-    client_fragment(true, opcode, payload)
-}
-
-/// A masked client frame with FIN as given.
-pub fn client_fragment(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    masked_frame(fin, opcode, payload, [0x37, 0xfa, 0x21, 0x3d])
-}
-
-/// A client frame with FIN as given, masked with `mask`, in the shortest length encoding.
-pub fn masked_frame(fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(0x80 | n as u8),
-        n if n <= 0xFFFF => {
-            out.push(0x80 | 126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(0x80 | 127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(&mask);
-    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    out
 }

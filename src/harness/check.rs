@@ -40,7 +40,9 @@ impl Harness {
                 return Err(format!("{id}: {output} bytes of output held"));
             }
             let inbox = session.inbox_len();
-            if inbox > config.max_pending_messages {
+            // The peer's messages, and one arrival or timeout per out-of-order completion.
+            let bound = config.max_pending_messages;
+            if inbox > bound.saturating_add(config.max_unordered_per_connection) {
                 return Err(format!("{id}: {inbox} messages held"));
             }
             let timers = session.armed_timers();
@@ -106,7 +108,10 @@ impl Harness {
                 | AppEvent::DeferredTimeout(id)
                 | AppEvent::Timer(id, _)
                 | AppEvent::TimerRefused(id, _)
-                | AppEvent::Pong(id, _) => {
+                | AppEvent::Pong(id, _)
+                | AppEvent::UnorderedRefused(id, _)
+                | AppEvent::Completed(id, _)
+                | AppEvent::UnorderedTimeout(id, _) => {
                     let seen = state.get(&id).copied().unwrap_or_default();
                     if !seen.0 || seen.1 {
                         return Err(format!("{id}: on_message outside open..close"));

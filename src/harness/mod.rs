@@ -14,10 +14,13 @@
 
 mod app;
 mod check;
+mod client;
 mod commands;
 mod script;
 #[cfg(test)]
 mod tests;
+mod unordered;
+mod unordered_cell;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -34,11 +37,12 @@ use crate::topic::Topic;
 use crate::transport::memory::{MemoryTransport, Wire};
 use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
 
-pub use app::{
-    AppEvent, TestApp, client_fragment, client_frame, compressed_hello, masked_frame,
-    upgrade_request, upgrade_request_offering,
-};
+pub use app::{AppEvent, TestApp};
 pub(crate) use app::{ManualQueue, RecordingPoller};
+pub use client::{
+    client_fragment, client_frame, compressed_hello, masked_frame, upgrade_request,
+    upgrade_request_offering,
+};
 pub use script::{fuzz_config, random_script, run_script};
 
 /// One simulated peer: its wire and the connection it became.
@@ -71,7 +75,9 @@ impl Harness {
     fn build(config: Config, inline: bool) -> Self {
         let config = Arc::new(config);
         let metrics = Arc::new(Metrics::default());
-        let app = Arc::new(TestApp::with_timer_limit(config.max_timers_per_connection));
+        let mut app = TestApp::with_timer_limit(config.max_timers_per_connection);
+        app.unordered_limit = config.max_unordered_per_connection;
+        let app = Arc::new(app);
         let queue = ManualQueue {
             jobs: VecDeque::new(),
             capacity: config.job_queue_capacity,

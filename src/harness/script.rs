@@ -1,7 +1,8 @@
 //! Arbitrary bytes as a script of everything that can happen to a loop's connections — peers
 //! connecting (now and then on the monitoring reserve) and sending (well-formed or not, in any chunking), EOFs, resets, socket errors,
 //! peers that stop reading, clock jumps, jobs run early, late or in bursts, pushes, closes,
-//! subscriptions to topics and publications (from handlers and from handles), shutdown — with
+//! subscriptions to topics and publications (from handlers and from handles), timers,
+//! out-of-order completions coming or dropped, shutdown — with
 //! the core's invariants checked after every step and at the end.
 //!
 //! [`run_script`] is what the `connection_core` fuzz target runs (millions of times; see
@@ -43,12 +44,14 @@ pub fn fuzz_config() -> Config {
         max_subscriptions: 1,
         // Scripts use three timer keys: a third timer is refused.
         max_timers_per_connection: 2,
+        // Scripts start out-of-order completions with four tags: a third outstanding waits.
+        max_unordered_per_connection: 2,
         ..Config::default()
     }
 }
 
 /// How many kinds of step a script has (`op % OPS`).
-const OPS: u8 = 22;
+const OPS: u8 = 23;
 
 /// The topic a subscription or publication of the script names.
 fn topic(arg: u8) -> &'static str {
@@ -98,7 +101,11 @@ pub fn run_script(config: Config, data: &[u8]) -> Result<Stats, String> {
     while let Some(op) = play.script.byte() {
         let arg = play.script.byte().unwrap_or(0);
         play.step(op % OPS, arg);
-        play.h.check_invariants()?;
+        if let Err(broken) = play.h.check_invariants() {
+            // The jobs the script took out end here: the broken invariant is the report.
+            play.stolen.into_iter().for_each(PendingJob::abandon);
+            return Err(broken);
+        }
     }
     wind_down(&mut play.h, play.stolen)
 }
@@ -188,6 +195,13 @@ impl Play<'_> {
                 h.finish_job(job);
             }
             17 => h.broadcast("to everyone"),
+            // An out-of-order completion comes (or its handle is dropped), if one is started.
+            22 if arg & 0x80 == 0 => {
+                h.complete_unordered(u64::from(arg % 4), "u");
+            }
+            22 => {
+                h.drop_unordered(u64::from(arg % 4));
+            }
             19 if arg & 0x0f == 0 => h.shutdown(),
             // A handle's publication, now and then large enough to be shared by reference.
             21 if arg & 0x40 != 0 => {
@@ -215,6 +229,9 @@ impl Play<'_> {
             3 => self.any_frame(),
             4 if arg & 7 == 7 => compressed_hello(),
             4 if arg & 7 == 6 => timer_command(arg),
+            4 if arg & 7 == 5 => {
+                client_frame(0x1, format!("unordered:{}", (arg >> 3) % 4).as_bytes())
+            }
             4 => client_frame(0x1, b"hello"),
             5 => http_request(arg).to_vec(),
             20 => return self.subscription(arg, p),

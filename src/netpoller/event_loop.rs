@@ -360,6 +360,8 @@ impl EventLoop {
                     Some(pending) => pending.into_reply(),
                     None => continue,
                 },
+                // Its connection is gone: the closure is dropped.
+                Returned::Unordered(_) => continue,
             };
             if let Some(owed) = owed.remove(&reply.conn())
                 && let Some(job) = owed.settle(&mut reply)

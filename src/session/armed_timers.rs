@@ -50,6 +50,12 @@ impl ArmedTimers {
         }
     }
 
+    /// Disarms every timer (the server is shutting down: none would fire).
+    pub(crate) fn clear(&mut self, metrics: &Metrics) {
+        self.forget(metrics);
+        self.entries = None;
+    }
+
     /// What a job takes along: the keys due at `now`, taken out in the order of their
     /// instants, and the keys of the others. `None` for a connection without timers.
     pub(crate) fn take_for_job(

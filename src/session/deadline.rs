@@ -22,6 +22,7 @@
 //! | `write_stall_timeout` | any phase, output stuck without progress | drop (`1008` to `on_close`) |
 //! | `close_timeout` | `Closing`/`Lingering`, after output drained | drop |
 //! | `deferred_timeout` | any phase, while a handler call's completion is deferred | take the job back; `on_deferred_timeout` (default: close `1011`) |
+//! | `deferred_timeout`, out of order | `Open`, `PeerClosed`, each outstanding `Context::defer_unordered` | end it; `on_unordered_timeout` with its tag (default: close `1011`), in the next job |
 //! | the handler's timers (`Context::set_timer`) | `Open`, the earliest of them, while no job is out and one may go out | `on_timer` for each that is due, in the next job (`timers.rs`) |
 //!
 //! A duration at its maximum (`Duration::MAX`) means the clock never runs out: every instant
@@ -48,6 +49,8 @@ pub(crate) enum Due {
     Deferred,
     /// A timer the handler set came due: the next job takes it (`timers.rs`).
     Timer,
+    /// An out-of-order completion did not come within `deferred_timeout` (`unordered.rs`).
+    Unordered,
 }
 
 impl Session {
@@ -74,6 +77,13 @@ impl Session {
         }
         if let Some(at) = self.job.deferred_deadline() {
             consider(at, Due::Deferred);
+        }
+        if let Some(at) = self
+            .phase
+            .inbox()
+            .and_then(|inbox| inbox.unordered_deadline())
+        {
+            consider(at, Due::Unordered);
         }
         let waiting = self.is_idle() && self.output_len() == 0;
         match &self.phase {
@@ -112,7 +122,9 @@ impl Session {
         }
         if let Some(lifetime) = config.max_lifetime {
             let kind = TimeoutKind::Lifetime;
-            consider(deadline_after(open.opened_at, lifetime), Due::Timeout(kind));
+            // In `Open`, `wait_since` is when it opened: no event of the phase moves it.
+            let opened_at = self.clocks.wait_since;
+            consider(deadline_after(opened_at, lifetime), Due::Timeout(kind));
         }
         // A timer that comes due while a job is out (or output holds jobs back) waits for it:
         // it fires with the next job, and is the connection's deadline again only then.
@@ -153,8 +165,14 @@ impl Session {
             }
             Due::Timeout(kind) => self.timed_out(env, kind),
             Due::Deferred => self.deferral_expired(env),
-            // The pump's next `poll_job` takes every timer due now into a job.
-            Due::Timer => log::trace!("{}: a timer of the handler came due", self.id),
+            Due::Unordered => self.unordered_expired(env),
+            // The pump's next `poll_job` takes every timer due now into a job — none once
+            // the server is shutting down (a connection still awaiting out-of-order
+            // completions stays open meanwhile): disarmed, they are no deadline any more.
+            Due::Timer => match &mut self.phase {
+                Phase::Open(open) if env.shutting_down => open.timers.clear(env.metrics),
+                _ => log::trace!("{}: a timer of the handler came due", self.id),
+            },
         }
     }
 }

@@ -13,13 +13,23 @@
 //! (`Session::outcome`), so `on_close` never runs beside a completion.
 
 use crate::config::deadline_after;
-use crate::dispatch::{Deferral, Reclaimed};
+use crate::dispatch::{Deferral, Reclaimed, Returned};
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
 use crate::session::phase::Taken;
 
 impl Session {
+    /// What running a job sent home: its reply, the deferral of one of its calls, or an
+    /// out-of-order completion (`unordered.rs`).
+    pub(crate) fn returned(&mut self, env: &mut Env<'_>, returned: Returned) {
+        match returned {
+            Returned::Reply(reply) => self.replied(env, reply),
+            Returned::Deferred(deferral) => self.deferred(env, deferral),
+            Returned::Unordered(arrival) => self.unordered_arrived(env, arrival),
+        }
+    }
+
     /// A call of the job out deferred its completion: queue what the job sent so far, do what
     /// it says after (a `101` may be among it), and wait for the completion until the deadline.
     pub(crate) fn deferred(&mut self, env: &mut Env<'_>, deferral: Deferral) {

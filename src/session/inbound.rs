@@ -102,6 +102,7 @@ impl Session {
                 Inbound::Compressed(c) if c.text => "compressed text",
                 Inbound::Compressed(_) => "compressed binary",
                 Inbound::Pong(_) => "pong",
+                Inbound::Completion(_) | Inbound::UnorderedTimeout(_) => "completion",
             };
             let bytes = message.len();
             log::trace!("{}: decoded a {kind} message, {bytes} bytes", self.id);
@@ -175,7 +176,8 @@ impl Session {
     }
 
     /// The inbox as the next batch, carrying an owed `on_deferred_timeout` and `on_drain`, the
-    /// timers that fired (alone, if no message waits), and the keys of those still armed.
+    /// timers that fired (alone, if no message waits), and the keys of those still armed. At
+    /// the limit of out-of-order completions, the peer's messages stay (`unordered.rs`).
     pub(crate) fn take_messages(&mut self, env: &Env<'_>) -> Option<Batch> {
         let timer_due = self.timer_due(env);
         let open = matches!(self.phase, Phase::Open(_));
@@ -186,13 +188,21 @@ impl Session {
             inbox.drain = Drain::Flowing;
         }
         let expired = std::mem::take(&mut inbox.expired);
-        let mut batch = match inbox.take() {
+        let at_limit = inbox.at_unordered_limit(env.config);
+        let unordered = inbox.unordered();
+        let taken = if at_limit {
+            inbox.take_own()
+        } else {
+            inbox.take()
+        };
+        let mut batch = match taken {
             Some(batch) => batch,
             None if drain_due || expired || timer_due => inbox.empty_batch(),
             None => return None,
         };
         batch.drained = drain_due;
         batch.expired = expired;
+        batch.unordered = unordered;
         batch.timers = self.timers_for_job(env);
         Some(batch)
     }

@@ -176,13 +176,13 @@ impl Session {
         if let Some(inbox) = self.phase.inbox_mut() {
             inbox.requeue(std::mem::take(&mut output.unhandled), output.pings);
         }
-        let close = output.close.take();
-        let failed = output.failed.take();
-        let timers = output.timers.take();
+        let (close, failed) = (output.close.take(), output.failed.take());
+        let (timers, started) = (output.timers.take(), output.unordered.take());
         self.queue_output(env, output);
         self.note_backlog(env);
         self.carry_on(env, after);
         self.apply_timers(env, timers); // after the `101`: `on_open` may set some
+        self.register_unordered(env, started); // (or defer out of order)
         if let Some(err) = failed {
             return self.inflate_failed(env, &err);
         }
@@ -229,7 +229,7 @@ impl Session {
         if deflate.is_some() {
             add(&env.metrics.deflate_upgrades, 1);
         }
-        self.enter(env, Phase::Open(Open::new(deflate, env.now)));
+        self.enter(env, Phase::Open(Open::new(deflate)));
         self.clocks.last_read = env.now;
         add(&env.metrics.upgrades, 1);
         add(&env.metrics.websocket_open, 1);
@@ -292,7 +292,7 @@ impl Session {
         let code = err.close_code();
         log::debug!("{}: failing the connection with {code}: {err}", self.id);
         let busy = !matches!(self.job, JobSlot::Idle)
-            || self.phase.inbox().is_some_and(|inbox| !inbox.is_empty());
+            || self.phase.inbox().is_some_and(|inbox| !inbox.is_settled());
         match &mut self.phase {
             Phase::Open(open) if busy => {
                 // Messages that came before the bad frame were valid: they are answered, then

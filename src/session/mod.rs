@@ -21,6 +21,8 @@
 //! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
 //! | `deferral.rs` | a job whose call deferred its completion: its deadline, and taking it back |
 //! | `http_later.rs` | an HTTP request answered later: the requests after it wait, the `504` at its deadline |
+//! | `outstanding.rs` | the out-of-order completions an inbox waits for, ended as closed when it goes |
+//! | `unordered.rs` | the out-of-order completions a WebSocket waits for: registered from replies, their arrivals into the inbox, their deadlines |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
 //! | `topics.rs` | a handler's subscriptions and publications in its output, carried out in order |
 //! | `armed_timers.rs` | an open WebSocket's armed timers: keys and instants, the earliest |
@@ -44,9 +46,11 @@ mod inbound;
 mod job_slot;
 mod machine;
 mod monitoring_reserve;
+mod outstanding;
 mod phase;
 mod timers;
 mod topics;
+mod unordered;
 
 pub(crate) use connection::{Ending, Outcome, Session, Transmit, Written};
 pub(crate) use env::{Env, Subscriptions};

@@ -25,6 +25,7 @@ use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
 use crate::session::armed_timers::ArmedTimers;
 pub(crate) use crate::session::job_slot::{JobSlot, Taken};
+use crate::session::outstanding::Outstanding;
 use crate::ws::{CloseInfo, MessageDecoder, PerMessageDeflate};
 
 /// Where a connection is in its protocol life.
@@ -85,13 +86,13 @@ pub(crate) struct Upgrading {
     pub later: Option<Box<HttpLater>>,
 }
 
-/// `Open`: the frame decoder, the messages waiting for the next job, and the keepalive clock.
+/// `Open`: the frame decoder, the messages waiting for the next job (and the out-of-order
+/// completions awaited), the keepalive clock, the handler's timers. When it opened is the
+/// session's `Clocks::wait_since`, which nothing moves in this phase.
 #[derive(Debug)]
 pub(crate) struct Open {
     pub decoder: MessageDecoder,
     pub inbox: Inbox,
-    /// When the upgrade completed (`max_lifetime` counts from here).
-    pub opened_at: Instant,
     /// When our keepalive ping went out, until anything arrives (`pong_timeout`).
     pub ping_sent: Option<Instant>,
     /// When the first byte of the message (or control frame) the decoder holds in part arrived
@@ -102,12 +103,12 @@ pub(crate) struct Open {
 }
 
 impl Open {
-    /// A WebSocket that opened `now`, compressing as agreed (`deflate`).
-    pub(crate) fn new(deflate: Option<PerMessageDeflate>, now: Instant) -> Self {
+    /// A WebSocket that opens now (the session's `wait_since`), compressing as agreed
+    /// (`deflate`).
+    pub(crate) fn new(deflate: Option<PerMessageDeflate>) -> Self {
         Open {
             decoder: MessageDecoder::new(),
             inbox: Inbox::new(deflate),
-            opened_at: now,
             ping_sent: None,
             message_since: None,
             timers: ArmedTimers::default(),
@@ -281,6 +282,8 @@ pub(crate) struct Inbox {
     /// Pings the handler sent whose pongs have not come: that many pongs join the inbox for
     /// `on_pong`; others (unsolicited, or answering the keepalive) make no work.
     pub pongs_owed: u16,
+    /// Out-of-order completions outstanding (`unordered.rs`): `None` while there are none.
+    pub unordered: Option<Box<Outstanding>>,
 }
 
 impl Inbox {
@@ -314,8 +317,9 @@ impl Inbox {
         self.messages.len() >= config.max_pending_messages || self.bytes >= config.max_pending_bytes
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.messages.is_empty()
+    /// Nothing held and nothing outstanding: no call of the handler is owed.
+    pub(crate) fn is_settled(&self) -> bool {
+        self.messages.is_empty() && self.unordered.is_none()
     }
 
     /// Payload bytes of the messages held now.
@@ -354,7 +358,23 @@ impl Inbox {
             drained: false,
             expired: false,
             timers: None,
+            unordered: 0,
         })
+    }
+
+    /// Takes the connection's own items — out-of-order completions and their timeouts —
+    /// leaving the peer's messages in order: for a job while messages wait for room
+    /// (`unordered.rs`).
+    pub(crate) fn take_own(&mut self) -> Option<Batch> {
+        let (own, peers): (Vec<_>, Vec<_>) = std::mem::take(&mut self.messages)
+            .into_iter()
+            .partition(|m| !m.is_from_peer());
+        self.messages = peers;
+        let mut batch = self.empty_batch();
+        batch.bytes = own.iter().map(Inbound::len).sum();
+        self.bytes -= batch.bytes;
+        batch.messages = own;
+        (!batch.messages.is_empty()).then_some(batch)
     }
 
     /// A batch of no messages (to carry `on_drain` alone).
@@ -366,6 +386,7 @@ impl Inbox {
             drained: false,
             expired: false,
             timers: None,
+            unordered: 0,
         }
     }
 }

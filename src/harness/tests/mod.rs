@@ -20,6 +20,7 @@ mod scripts;
 mod timers;
 mod topics;
 mod transport;
+mod unordered;
 
 use std::time::Duration;
 

@@ -28,6 +28,7 @@ fn random_scripts_keep_every_invariant() {
                 total.budget_drops += stats.budget_drops;
                 total.topic_deliveries += stats.topic_deliveries;
                 total.subscriptions_refused += stats.subscriptions_refused;
+                total.unordered_expired += stats.unordered_expired;
             }
             Err(broken) => panic!("seed {seed}: {broken}"),
         }
@@ -54,6 +55,8 @@ fn random_scripts_keep_every_invariant() {
     // Topics: publications delivered, subscriptions refused at the limit.
     assert!(total.topic_deliveries > 100, "{total:?}");
     assert!(total.subscriptions_refused > 10, "{total:?}");
+    // Out-of-order completions started by the scripts, some past their deadline.
+    assert!(total.unordered_expired > 10, "{total:?}");
 }
 
 #[test]

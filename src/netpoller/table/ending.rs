@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use super::{ConnectionTable, Poller};
-use crate::dispatch::{Deferral, Job, JobQueue, Offered, Reclaimed, Reply};
+use crate::dispatch::{Arrival, Deferral, Job, JobQueue, Offered, Reclaimed, Reply};
 use crate::metrics::add;
 use crate::session::Ending;
 use crate::transport::Transport;
@@ -58,6 +58,16 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             }
         }
         reply.lease.end();
+    }
+
+    /// An out-of-order completion for a connection that has gone: its closure is dropped
+    /// (the connection's close ended its cell, unless the completion was already on its way).
+    pub(super) fn orphaned_arrival(&mut self, arrival: &Arrival) {
+        log::debug!(
+            "{}: out-of-order completion for a closed connection",
+            arrival.conn
+        );
+        add(&self.metrics.deferred_late, 1);
     }
 
     /// A deferral for a connection that has gone while its job was with the handler: what the

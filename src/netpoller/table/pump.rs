@@ -103,6 +103,7 @@ fn hand_off<T, Q: JobQueue>(entry: &mut Entry<T>, env: &mut Env<'_>, jobs: &mut 
             log::trace!("{}: job ran inline", entry.session.id);
             match returned {
                 Some(Returned::Reply(reply)) => entry.session.replied(env, reply),
+                Some(Returned::Unordered(arrival)) => entry.session.unordered_arrived(env, arrival),
                 Some(Returned::Deferred(deferral)) => {
                     let link = std::sync::Arc::clone(&deferral.link);
                     entry.session.deferred(env, deferral);
