@@ -221,7 +221,12 @@ pub struct Config {
     /// it the job is taken back, a completion that comes later gets
     /// [`DeferredError::TimedOut`](crate::DeferredError::TimedOut), and
     /// [`Handler::on_deferred_timeout`](crate::Handler::on_deferred_timeout) runs (by default:
-    /// close with `1011`). Default 30 s. `Duration::MAX` (a century or more): no limit.
+    /// close with `1011`). The same deadline bounds an HTTP answer given later
+    /// ([`HttpContext::answer_later`](crate::HttpContext::answer_later)): past it the client
+    /// gets `504 Gateway Timeout` (the connection stays open if the request kept it alive),
+    /// the requests pipelined behind it go on, and a late
+    /// [`Responder::complete`](crate::Responder::complete) gets `TimedOut`. Default 30 s.
+    /// `Duration::MAX` (a century or more): no limit.
     pub deferred_timeout: Duration,
     /// How many handler calls of one WebSocket may complete out of order at once
     /// ([`Context::defer_unordered`](crate::Context::defer_unordered): requests with ids, whose

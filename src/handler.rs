@@ -24,6 +24,7 @@
 pub(crate) mod call;
 pub(crate) mod deferred;
 mod http;
+mod responder;
 mod timers;
 mod topics;
 mod unordered;
@@ -42,7 +43,10 @@ use crate::ws::frame::MAX_CONTROL_PAYLOAD;
 use crate::ws::{CloseCode, CloseFrame, CloseInfo, Message, OpCode};
 
 pub use deferred::{Deferred, DeferredError};
+pub(crate) use http::Given;
 pub use http::{Answer, HttpContext};
+pub use responder::Responder;
+pub(crate) use responder::{HttpCell, internal_error_response};
 pub use unordered::{Unordered, UnorderedError};
 pub use upgrade::{Upgrade, UpgradeOffer};
 

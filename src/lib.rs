@@ -116,7 +116,7 @@ pub use dispatch::ServerHandle;
 pub use driven::{DrivenServer, Turned};
 pub use error::{Error, PingError, SendError, TimerError};
 pub use handler::{
-    Answer, Context, Deferred, DeferredError, Handler, HttpContext, Pressure, Unordered,
+    Answer, Context, Deferred, DeferredError, Handler, HttpContext, Pressure, Responder, Unordered,
     UnorderedError, Upgrade, UpgradeOffer,
 };
 pub use http::origin::{ForwardedHost, OriginPattern, OriginPolicy, UpgradeOrigin};

@@ -231,15 +231,17 @@ metrics! {
         "Replies or pushes for connections already closed.";
     /// Handler calls that panicked (each closed its connection with `1011`).
     handler_panics: counter "handler_panics_total" [""] "Handler calls that panicked.";
-    /// Handler calls that deferred their completion to another thread (`Context::defer`).
+    /// Handler calls that deferred their completion to another thread (`Context::defer`), and
+    /// HTTP answers given later (`HttpContext::answer_later`) not completed inside the call.
     deferred_calls: counter "deferred_calls_total" [""]
         "Handler calls that deferred their completion.";
     /// Deferred completions that did not come within `deferred_timeout` (the job was taken
-    /// back and `on_deferred_timeout` called).
+    /// back and `on_deferred_timeout` called, or the HTTP request answered `504`).
     deferred_expired: counter "deferred_expired_total" [""]
         "Deferred completions past deferred_timeout.";
     /// Deferred completions (ordered or unordered) whose every handle was dropped without
-    /// completing (counted as completed with nothing).
+    /// completing (counted as completed with nothing; an HTTP responder dropped so answers
+    /// `500`).
     deferred_abandoned: counter "deferred_abandoned_total" [""]
         "Deferred completions dropped without completing.";
     /// Completions (ordered or unordered) that came too late: after the deadline or the

@@ -18,6 +18,8 @@
 //! message that inflates past `max_message_size`, or is not deflate data, closes the connection
 //! with `1009` or `1007`), and what the handler sends is compressed into the `Output`.
 
+mod http_batch;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -26,12 +28,12 @@ use crate::config::Config;
 use crate::conn_id::ConnId;
 use crate::dispatch::ServerHandle;
 use crate::dispatch::{
-    After, Batch, Call, Compressing, HttpTail, Inbound, Job, JobRunner, Lease, Output, Reply,
-    Returned, Run, SessionBox, TimerBook, Work,
+    After, Batch, Call, Compressing, Inbound, Job, JobRunner, Lease, Output, Reply, Returned, Run,
+    SessionBox, TimerBook, Work,
 };
 use crate::handler::call::{Carried, Keep, Slot, panicked_in};
 use crate::handler::deferred::{CallSite, Cell, Early, park};
-use crate::handler::{Flow, Handler, HttpContext, Peer, Upgrade, UpgradeOffer};
+use crate::handler::{Flow, Handler, Peer, Upgrade, UpgradeOffer, internal_error_response};
 use crate::http::{Request, Response, UpgradeRequest, Version, switching_protocols};
 use crate::metrics::add;
 use crate::prometheus::{self, Exposition};
@@ -264,47 +266,6 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
         None
     }
 
-    /// A batch of HTTP requests answered in order, then its tail (an upgrade, an error): the
-    /// reply with what the session does next — or, if `on_open` deferred, the deferral.
-    fn run_http(&self, lease: Lease, requests: Vec<Request>, tail: HttpTail) -> Returned {
-        let conn = lease.conn();
-        let mut output = Output::default();
-        let close = After::CloseHttp { bad_request: false };
-        // A monitoring-reserve request: its response closes the connection.
-        let last_closes = matches!(tail, HttpTail::Close);
-        let count = requests.len();
-        for (i, request) in requests.into_iter().enumerate() {
-            let keep_alive = request.keep_alive() && !(last_closes && i + 1 == count);
-            let head_only = request.method() == "HEAD";
-            let version = request.version();
-            let answer = catch_unwind(AssertUnwindSafe(|| self.answer(conn, request)));
-            let (response, keep_alive) = match answer {
-                Ok(response) => (response, keep_alive),
-                Err(_) => {
-                    panicked_in(&self.server, conn, "on_http_request");
-                    (internal_error_response(), false)
-                }
-            };
-            response.encode(&mut output.bytes, version, keep_alive, head_only);
-            if !keep_alive {
-                return reply(lease, output, close, None);
-            }
-        }
-        let after = match tail {
-            HttpTail::None => After::Continue,
-            HttpTail::Close => close,
-            HttpTail::Error(err) => {
-                output.bytes.extend(err.to_response().to_closing_bytes());
-                After::CloseHttp { bad_request: true }
-            }
-            HttpTail::Upgrade(upgrade) => {
-                let (request, upgrade) = *upgrade;
-                return self.upgrade_and_open(lease, &request, upgrade, output);
-            }
-        };
-        reply(lease, output, after, None)
-    }
-
     /// `on_upgrade`, then the `101` and `on_open` if it accepted: the reply, with the new
     /// connection's session — or the deferral, if `on_open` deferred.
     fn upgrade_and_open(
@@ -393,16 +354,6 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
         }
     }
 
-    /// The answer to one plain HTTP request: the server's own for its paths, else the
-    /// handler's.
-    fn answer(&self, conn: ConnId, request: Request) -> Response {
-        if let Some(response) = self.builtin_response(&request) {
-            return response;
-        }
-        let mut ctx = HttpContext::new(conn, request.peer_addr(), &self.server);
-        self.handler.on_http(&mut ctx, request).into_response()
-    }
-
     /// The server's own answer for the opt-in metrics and health paths, if `request` is for one.
     fn builtin_response(&self, request: &Request) -> Option<Response> {
         let path = Some(request.path());
@@ -482,11 +433,6 @@ struct Inflate;
 fn has_unordered_room<S>(site: &CallSite<'_, S>) -> bool {
     let flow = site.flow;
     flow.max_unordered == 0 || flow.unordered + site.output.unordered.len() < flow.max_unordered
-}
-
-/// The response a request gets when its handler panicked.
-fn internal_error_response() -> Response {
-    Response::text(500, "internal server error\n")
 }
 
 /// A job's reply, as it goes home.

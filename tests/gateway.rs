@@ -5,7 +5,7 @@
 //! replaced; a pooled connection Redis dropped is caught on checkout and never reaches a request;
 //! 1,000 clients at once lose no request and get none answered twice; while a slow backend
 //! saturates the pool, echo traffic on one WebSocket worker still flows; the binary's `--help`,
-//! its refusals and its graceful SIGTERM.
+//! its refusals and its graceful SIGTERM; `GET /get?key=K` answered later over plain HTTP.
 //!
 //! Every test needs `redis-server` and is `#[ignore]`d like the other tests that need a program
 //! from outside Rust; `bash .ci/run` installs it and runs them.
@@ -572,7 +572,9 @@ fn the_binary_helps_refuses_and_stops_gracefully_on_sigterm() {
         .output()
         .expect("runs");
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--breaker-failures"));
+    let help_text = String::from_utf8_lossy(&help.stdout);
+    assert!(help_text.contains("--breaker-failures"));
+    assert!(help_text.contains("GET /get?key=K"), "{help_text}");
     let refused = Command::new(gateway_binary())
         .args(["--pool-size", "0"])
         .output()
@@ -664,6 +666,91 @@ fn with_deferred_answers_each_request_completes_its_call_and_the_next_waits_for_
     ids.sort_by_key(|id| id.as_i64());
     assert_eq!(ids, [json!(5), json!(6)]);
     assert_eq!(gateway.server.handle().stats().deferred_calls, 3);
+}
+
+/// Reads one `GET /get` answer from `stream`: its status, `Content-Type` and JSON body.
+fn http_answer(stream: &mut TcpStream) -> (u16, String, Json) {
+    let (head, body) = read_http_response(stream).expect("a response");
+    let content_type = common::http::header(&head, "content-type");
+    let body = serde_json::from_slice(&body).expect("JSON");
+    (status(&head), content_type, body)
+}
+
+#[test]
+#[ignore = "needs redis-server: bash .ci/run installs it"]
+fn http_get_is_answered_later_from_the_bulkhead_in_request_order() {
+    let redis = RedisServer::start();
+    let gateway = start(&options(&redis));
+    let addr = gateway.server.local_addr();
+    let mut client = connect_path(addr, "/ws");
+    assert_eq!(
+        ask(&mut client, 1, json!(["SET", "greeting", "hello world"]))["ok"],
+        "OK"
+    );
+    assert_eq!(ask(&mut client, 2, json!(["SET", "n", "7"]))["ok"], "OK");
+    // Three requests pipelined in one write, two answered later: in request order.
+    let mut stream = raw(addr);
+    let pipelined = "GET /get?key=greeting HTTP/1.1\r\nHost: x\r\n\r\n\
+                     GET /get?key=n HTTP/1.1\r\nHost: x\r\n\r\n\
+                     GET /get HTTP/1.1\r\nHost: x\r\n\r\n";
+    stream.write_all(pipelined.as_bytes()).expect("requests");
+    let json_type = "application/json".to_owned();
+    let first = http_answer(&mut stream);
+    assert_eq!(
+        first,
+        (
+            200,
+            json_type.clone(),
+            json!({"id": "greeting", "ok": "hello world"})
+        )
+    );
+    assert_eq!(
+        http_answer(&mut stream),
+        (200, json_type.clone(), json!({"id": "n", "ok": "7"}))
+    );
+    let (status, _, missing) = http_answer(&mut stream);
+    assert_eq!((status, outcome(&missing)), (400, "bad_request".to_owned()));
+    // A key that needs percent-decoding, and one Redis does not have.
+    stream
+        .write_all(b"GET /get?key=hello%20world HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("request");
+    let absent = http_answer(&mut stream);
+    assert_eq!(
+        absent,
+        (200, json_type, json!({"id": "hello world", "ok": null}))
+    );
+    let stats = gateway.server.handle().stats();
+    assert_eq!(
+        stats.deferred_calls, 3,
+        "one per request the bulkhead served"
+    );
+    assert_eq!(
+        stats.deferred_abandoned + stats.deferred_late + stats.deferred_expired,
+        0
+    );
+    // Redis gone: the breaker's answer comes with its status, at once once it is open.
+    let mut redis = redis;
+    redis.kill();
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| http_answer(&mut get_stream(addr, "/get?key=n")).0)
+        .collect();
+    assert!(
+        statuses.iter().all(|s| [502, 503].contains(s)),
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.last(),
+        Some(&503),
+        "the breaker is open: {statuses:?}"
+    );
+}
+
+/// A connection that sent `GET path`, for its answer.
+fn get_stream(addr: SocketAddr, path: &str) -> TcpStream {
+    let mut stream = raw(addr);
+    let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).expect("request");
+    stream
 }
 
 #[test]

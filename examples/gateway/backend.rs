@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 use failsafe::backoff::{GenRange, ThreadLocalGenRange};
-use wsreactor::{ConnId, Deferred, ServerHandle, Unordered};
+use wsreactor::{ConnId, Deferred, Responder, Response, ServerHandle, Unordered};
 
 use super::breaker::{Breaker, Refusal};
 use super::flags::Options;
@@ -54,10 +54,13 @@ pub enum Answering {
     /// The completion of a call that deferred out of order (`Context::defer_unordered`): sent
     /// as from the handler (compressed if agreed), while the connection goes on.
     Unordered(Unordered<Session>),
+    /// The answer to `GET /get?key=K`, given later (`HttpContext::answer_later`): the JSON
+    /// text with the status of its outcome, in its place among the connection's requests.
+    Http(Responder),
 }
 
 impl Answering {
-    fn deliver(self, conn: ConnId, text: String) {
+    fn deliver(self, conn: ConnId, text: String, status: u16) {
         let delivered = match self {
             // Waits for room in the loop's command queue (backpressure); a connection that
             // closed meanwhile is dropped there.
@@ -72,6 +75,12 @@ impl Answering {
                     ctx.send(text);
                 })
                 .map_err(|e| e.to_string()),
+            Answering::Http(responder) => {
+                let response = Response::new(status)
+                    .with_header("Content-Type", "application/json")
+                    .with_body(text);
+                responder.complete(response).map_err(|e| e.to_string())
+            }
         };
         if let Err(err) = delivered {
             log::debug!("{conn}: answer not delivered: {err}");
@@ -275,8 +284,11 @@ impl Shared {
             };
             self.metrics.busy_threads.fetch_sub(1, Ordering::Relaxed);
             if let Some(answer) = answer {
+                let status = answer
+                    .as_ref()
+                    .map_or_else(|(kind, _)| kind.http_status(), |_| 200);
                 let text = self.answer(&job.request, answer, job.arrived);
-                job.reply.deliver(job.conn, text);
+                job.reply.deliver(job.conn, text, status);
             }
             // Unanswered (its connection closed), a deferred call completes with nothing.
             job.tab.in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -401,7 +401,9 @@ pub fn usage() -> String {
          A WebSocket gateway to Redis: clients send JSON requests, one per line,\n\
          {\"id\": 1, \"cmd\": [\"GET\", \"key\"]}, and get {\"id\": 1, \"ok\": ...} or\n\
          {\"id\": 1, \"error\": KIND, \"message\": ...} back. GET / is a console and the live\n\
-         state of the pool and the breaker; /metrics is Prometheus text; /echo echoes.\n\n\
+         state of the pool and the breaker; /metrics is Prometheus text; /echo echoes.\n\
+         GET /get?key=K is Redis's GET K over HTTP: {\"id\": K, \"ok\": ...} (200) or the\n\
+         error with its status, answered later from the backend threads.\n\n\
          flags:\n",
     );
     for flag in FLAGS {

@@ -1,6 +1,9 @@
 //! The WebSocket side: `/ws` takes requests, `/echo` echoes (the unrelated traffic whose
 //! latency must not suffer when the backend is slow), `GET /` is the console and live state,
-//! `GET /debug` the server's own dashboard, `/metrics` the server's families and the gateway's.
+//! `GET /debug` the server's own dashboard, `/metrics` the server's families and the gateway's,
+//! and `GET /get?key=K` Redis's `GET K` over plain HTTP, answered later from the bulkhead
+//! (`HttpContext::answer_later`): the worker returns at once, the backend thread completes the
+//! response, and requests pipelined behind it wait for it.
 //!
 //! Every call here runs on a WebSocket worker and returns without waiting for Redis: a request
 //! is parsed, checked and handed to the backend threads (`backend.rs`), or refused at once with
@@ -11,8 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use wsreactor::{
-    CloseInfo, ConnId, Context, Exposition, Handler, Message, Request, Response, ServerHandle,
-    Upgrade, UpgradeOffer,
+    Answer, CloseInfo, ConnId, Context, Exposition, Handler, HttpContext, Message, Request,
+    Response, ServerHandle, Upgrade, UpgradeOffer,
 };
 
 use super::backend::{Answering, Backend, Tab};
@@ -119,6 +122,50 @@ impl Gateway {
     }
 }
 
+impl Gateway {
+    /// `GET /get?key=K`: Redis's `GET K` through the bulkhead, answered later by the backend
+    /// thread with `{"id": K, "ok": VALUE}` (`200`) or `{"id": K, "error": KIND, ...}` with
+    /// the kind's status; refused at once (`400`, `503`) when it cannot be queued.
+    fn http_get(&self, ctx: &mut HttpContext<'_>, request: &Request) -> Answer {
+        let json = |status, text: String| {
+            Response::new(status)
+                .with_header("Content-Type", "application/json")
+                .with_body(text)
+                .into()
+        };
+        let Some(key) = request
+            .query()
+            .and_then(|q| protocol::query_value(q, "key"))
+        else {
+            let why = "GET /get?key=K: the key is missing";
+            self.backend.metrics().answered(Some(ErrorKind::BadRequest));
+            return json(
+                400,
+                protocol::error(&serde_json::Value::Null, ErrorKind::BadRequest, why),
+            );
+        };
+        let conn = ctx.conn();
+        let mut later = None;
+        let reply = || {
+            let (answer, responder) = ctx.answer_later();
+            later = Some(answer);
+            Answering::Http(responder)
+        };
+        // One request on a tab of its own: HTTP keeps its order, one answer at a time.
+        match self
+            .backend
+            .submit(conn, protocol::get_request(&key), &Arc::default(), reply)
+        {
+            // `reply` made the answer once the bulkhead took the request.
+            Ok(()) => later.unwrap_or_else(|| json(500, "{}".to_owned())),
+            Err((request, kind, why)) => {
+                self.backend.metrics().answered(Some(kind));
+                json(kind.http_status(), protocol::error(&request.id, kind, &why))
+            }
+        }
+    }
+}
+
 impl Handler for Gateway {
     type Session = Session;
 
@@ -154,14 +201,16 @@ impl Handler for Gateway {
         session.tab.closed.store(true, Ordering::Release);
     }
 
-    fn on_http_request(&self, request: &Request) -> Response {
+    fn on_http(&self, ctx: &mut HttpContext<'_>, request: Request) -> Answer {
         match (request.method(), request.path()) {
-            ("GET" | "HEAD", "/") => Response::html(200, PAGE),
-            ("GET" | "HEAD", "/debug") => Response::html(200, self.dashboard.as_str()),
+            ("GET" | "HEAD", "/") => Response::html(200, PAGE).into(),
+            ("GET" | "HEAD", "/debug") => Response::html(200, self.dashboard.as_str()).into(),
+            ("GET" | "HEAD", "/get") => self.http_get(ctx, &request),
             _ => Response::text(
                 404,
-                "not found: the console is at /, requests go to ws://HOST/ws\n",
-            ),
+                "not found: the console is at /, requests go to ws://HOST/ws or GET /get?key=K\n",
+            )
+            .into(),
         }
     }
 

@@ -47,6 +47,13 @@
 //! connection are served side by side, as with pushes, and each answer goes out as from the
 //! handler, compressed if agreed, in the order they are ready; at N the connection's next
 //! message waits (TCP backpressure) instead of being refused.
+//!
+//! Plain HTTP clients have `GET /get?key=K` (`curl 'http://HOST/get?key=greeting'` →
+//! `{"id":"greeting","ok":"hello"}`): the handler answers later
+//! (`HttpContext::answer_later`), the bulkhead's thread completes the response
+//! (`Responder::complete`) with `200`, or the error's status (`502` Redis failed, `503`
+//! unavailable or overloaded, `504` past the deadline); a request pipelined behind it waits
+//! for it. It always goes through the bulkhead, `--blocking-workers` or not.
 
 #[path = "../common/cli.rs"]
 mod cli;

@@ -109,6 +109,59 @@ impl ErrorKind {
     }
 }
 
+impl ErrorKind {
+    /// The HTTP status of an answer with this error (`GET /get`).
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::BadRequest => 400,
+            ErrorKind::Forbidden => 403,
+            ErrorKind::TooManyInFlight => 429,
+            ErrorKind::Overloaded | ErrorKind::Unavailable | ErrorKind::ShuttingDown => 503,
+            ErrorKind::Timeout => 504,
+            ErrorKind::Backend | ErrorKind::Failed => 502,
+        }
+    }
+}
+
+/// `GET key` as a request whose id is the key (`GET /get?key=K`).
+pub fn get_request(key: &str) -> Request {
+    Request {
+        id: Json::String(key.to_owned()),
+        name: "GET",
+        args: vec![key.to_owned()],
+        idempotent: true,
+    }
+}
+
+/// The value of `name` in a query string (`a=1&key=x%20y`), percent-decoded (`+` is a
+/// space); `None` if it is absent or not UTF-8 once decoded.
+pub fn query_value(query: &str, name: &str) -> Option<String> {
+    let raw = query
+        .split('&')
+        .find_map(|pair| pair.split_once('=').filter(|(n, _)| *n == name))?
+        .1;
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut rest = raw.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        let hex = |s: &[u8]| {
+            std::str::from_utf8(s)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        };
+        match byte {
+            b'%' if tail.len() >= 2 && hex(&tail[..2]).is_some() => {
+                bytes.push(hex(&tail[..2])?);
+                rest = &tail[2..];
+                continue;
+            }
+            b'+' => bytes.push(b' '),
+            other => bytes.push(other),
+        }
+        rest = tail;
+    }
+    String::from_utf8(bytes).ok()
+}
+
 /// The requests of one WebSocket message: each non-blank line, parsed.
 pub fn parse_lines(text: &str) -> impl Iterator<Item = Result<Request, Refused>> + '_ {
     text.lines()
@@ -271,6 +324,25 @@ mod tests {
             parse(r#"{"id": 3, "cmd": "FLUSHALL"}"#).unwrap_err().id,
             json!(3)
         );
+    }
+
+    #[test]
+    fn query_values_are_found_and_percent_decoded() {
+        assert_eq!(query_value("key=a", "key").as_deref(), Some("a"));
+        assert_eq!(
+            query_value("x=1&key=hello%20world+2", "key").as_deref(),
+            Some("hello world 2")
+        );
+        assert_eq!(
+            query_value("key=%zz%4", "key").as_deref(),
+            Some("%zz%4"),
+            "not escapes"
+        );
+        assert_eq!(query_value("key=%ff", "key"), None, "not UTF-8");
+        assert_eq!(query_value("keys=a&k=b", "key"), None);
+        assert_eq!(query_value("key=", "key").as_deref(), Some(""));
+        assert_eq!(ErrorKind::Timeout.http_status(), 504);
+        assert_eq!(get_request("k").args, ["k"]);
     }
 
     #[test]

@@ -11,10 +11,11 @@
 
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
+use crate::dispatch::http_later::{HttpLater, HttpTail};
 use crate::dispatch::timers::{FiredTimers, TimerBook};
 use crate::dispatch::topics::TopicRequest;
 use crate::dispatch::unordered::{CompletionBox, Started};
-use crate::http::{HttpError, Request, UpgradeRequest};
+use crate::http::Request;
 use crate::ws::deflate::compress;
 use crate::ws::{
     CloseFrame, CloseInfo, Compressed, Message, OpCode, PerMessageDeflate, WsError,
@@ -267,21 +268,6 @@ pub(crate) struct Compressing {
     pub threshold: usize,
 }
 
-/// What ends a batch of HTTP requests.
-#[derive(Debug)]
-pub(crate) enum HttpTail {
-    /// Nothing: the connection stays in HTTP (unless a request asked to close).
-    None,
-    /// A valid WebSocket upgrade request, for `on_upgrade` and then `on_open`.
-    Upgrade(Box<(Request, UpgradeRequest)>),
-    /// Bytes that broke HTTP after the requests: answer with this error, then close.
-    Error(HttpError),
-    /// Nothing more is taken from this connection: the last response says `Connection: close`,
-    /// whatever its request asked, and the connection closes after it (a request on the
-    /// monitoring reserve, `monitoring_reserve.rs`).
-    Close,
-}
-
 /// Bytes produced by a handler call, already encoded for the wire: `chunks`, then `bytes`.
 #[derive(Debug, Default)]
 pub(crate) struct Output {
@@ -315,6 +301,8 @@ pub(crate) struct Output {
     /// Out-of-order completions its calls started (`Context::defer_unordered`), for the
     /// session to wait for (`unordered.rs`).
     pub(crate) unordered: Started,
+    /// An HTTP answer was deferred (`http_later.rs`): the requests after it, for the session.
+    pub(crate) http: Option<Box<HttpLater>>,
 }
 
 impl Output {

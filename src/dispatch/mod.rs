@@ -3,6 +3,7 @@
 //! | file | what it does |
 //! |---|---|
 //! | `deferred.rs` | a call that hands its completion to another thread: the [`Deferral`] the loop gets instead of a reply, the cell its lease waits in |
+//! | `http_later.rs` | how a batch of HTTP requests ends ([`HttpTail`]); a request answered later: the requests after it that wait, and its framing |
 //! | `job.rs` | what crosses: a [`Job`] with the [`Lease`] on its connection's job slot, the [`Reply`] that brings it home, the handler's encoded [`Output`] |
 //! | `handoff.rs` | the round trip: the loop offers a job ([`Executor`]), a worker runs it ([`WorkerPool`]), the reply goes home and rings the loop's waker |
 //! | `link.rs` | the ways into one loop from other threads: replies, [`Command`]s, the waker that rings only a sleeping loop ([`LoopLink`], [`LoopWaker`]) |
@@ -20,6 +21,7 @@
 mod deferred;
 mod handle;
 mod handoff;
+mod http_later;
 mod job;
 mod link;
 mod reclaimed;
@@ -35,9 +37,9 @@ pub(crate) use handle::{Shared, SharedTls};
 pub(crate) use handoff::{
     Executor, JobQueue, JobRunner, Offered, SharedRunner, WorkerPool, send_home,
 };
+pub(crate) use http_later::{Framing, HttpLater, HttpTail};
 pub(crate) use job::{
-    After, Batch, Call, Compressing, HttpTail, Inbound, Job, Lease, Output, Reply, Run, SessionBox,
-    Work,
+    After, Batch, Call, Compressing, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
 };
 pub(crate) use link::{Command, History, LoopLink, LoopWaker, Ordered, Push, mark_loop_thread};
 pub(crate) use reclaimed::Reclaimed;

@@ -71,12 +71,15 @@ impl<S: Default + Send + 'static> std::fmt::Debug for Deferred<S> {
 pub enum DeferredError {
     /// [`Config::deferred_timeout`](crate::Config::deferred_timeout) passed first: the
     /// connection moved on (and [`Handler::on_deferred_timeout`](crate::Handler::on_deferred_timeout)
-    /// ran).
+    /// ran; an HTTP request answered later got `504 Gateway Timeout`).
     TimedOut,
     /// The connection closed first (or the server stopped).
     Closed,
     /// Another handle on the same call completed it already.
     Completed,
+    /// The HTTP handler call that made this [`Responder`](crate::Responder) did not return its
+    /// [`Answer`](crate::Answer) (it answered otherwise, or panicked): nobody waits for it.
+    Unused,
 }
 
 impl std::fmt::Display for DeferredError {
@@ -85,6 +88,7 @@ impl std::fmt::Display for DeferredError {
             DeferredError::TimedOut => "the deferred call's deadline passed first",
             DeferredError::Closed => "the connection closed before the completion",
             DeferredError::Completed => "the deferred call was completed already",
+            DeferredError::Unused => "the handler did not return this responder's answer",
         })
     }
 }

@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::metrics::add;
 use crate::session::connection::Session;
 use crate::session::env::Env;
-use crate::session::phase::{Drain, Phase};
+use crate::session::phase::{Drain, JobSlot, Phase};
 
 impl Session {
     /// Should the loop read from this socket now? False when the connection holds as much as it
@@ -36,9 +36,11 @@ impl Session {
     pub(crate) fn wants_input(&self, env: &Env<'_>) -> bool {
         let room_out = self.output_len() < env.config.max_outbound_bytes;
         match &self.phase {
+            // While an answer is deferred (`http_later.rs`) it reads on, into its read buffer
+            // and no further: a reset (or EOF) is noticed while the answer is awaited.
             Phase::Http(http) => {
                 !http.peer_eof
-                    && self.is_idle()
+                    && (self.is_idle() || matches!(self.job, JobSlot::Deferred(_)))
                     && room_out
                     && !env.shutting_down
                     && self.within_budget(env)
@@ -162,6 +164,10 @@ impl Session {
     #[inline]
     pub(crate) fn max_input_len(&self, config: &Config) -> usize {
         match self.phase {
+            // Reading on while an answer is deferred: one buffer's worth at most.
+            Phase::Http(_) if matches!(self.job, JobSlot::Deferred(_)) => {
+                config.read_buffer_size.min(config.max_http_input())
+            }
             Phase::Http(_) => config.max_http_input(),
             _ => config.read_buffer_size,
         }

@@ -178,6 +178,7 @@ impl Session {
     /// handler's work apply now (`work_done`): the netpoller asks before every write.
     pub(crate) fn poll_job(&mut self, env: &mut Env<'_>) -> Option<Job> {
         self.decode(env);
+        self.http_answer_given_up(); // the client closed while an answer is deferred
         if !self.may_dispatch(env.config) {
             self.work_done(env);
             return None;
@@ -186,6 +187,8 @@ impl Session {
             return Some(Job::Run(run));
         }
         let work = match self.phase {
+            // Requests that waited for an answer deferred before them (`http_later.rs`).
+            Phase::Http(_) | Phase::Upgrading(_) if self.http_waiting() => self.take_resumed_http(),
             // No new requests are taken once the server is shutting down.
             Phase::Http(_) if env.shutting_down => None,
             Phase::Http(_) => self.take_http_batch(env),
@@ -403,17 +406,19 @@ impl Session {
             Phase::PeerClosed(closed) => closed.inbox.bytes(),
             Phase::Closing(closing) => closing.decoder.buffered_bytes(),
             Phase::Upgrading(upgrading) => upgrading.early.as_ref().map_or(0, |early| early.len()),
-            Phase::Http(_) | Phase::Lingering(_) | Phase::Closed(_) => 0,
+            Phase::Lingering(_) | Phase::Closed(_) | Phase::Http(_) => 0,
         };
+        let phase = phase + self.http_waiting_bytes();
         input + self.job.bytes() + phase + self.output_len()
     }
 
-    /// No job with the handler or waiting, no messages held, no out-of-order completion
-    /// outstanding: the handler's work is done.
+    /// No job with the handler or waiting, no messages or requests held, no out-of-order
+    /// completion outstanding: the handler's work is done.
     #[inline]
     pub(crate) fn is_idle(&self) -> bool {
         matches!(self.job, JobSlot::Idle)
             && self.phase.inbox().is_none_or(|inbox| inbox.is_settled())
+            && !self.http_waiting()
     }
 
     /// An open WebSocket (or one whose peer has closed while its last messages are handled):
@@ -436,11 +441,12 @@ impl Session {
     pub(crate) fn replied(&mut self, env: &mut Env<'_>, reply: Reply) {
         let Reply {
             lease,
-            output,
+            mut output,
             after,
             session,
         } = reply;
         self.job.give_back(lease);
+        let after = self.resume_http(output.http.take(), after); // `http_later.rs`
         if session.is_some() {
             // Back from the handler (or new from `on_open`): kept until the next job, or
             // `on_close`, even if the connection is closing now.

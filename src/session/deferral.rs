@@ -35,7 +35,7 @@ impl Session {
     pub(crate) fn deferred(&mut self, env: &mut Env<'_>, deferral: Deferral) {
         let Deferral {
             link,
-            output,
+            mut output,
             after,
             ..
         } = deferral;
@@ -43,6 +43,8 @@ impl Session {
         add(&env.metrics.deferred_calls, 1);
         let deadline = deadline_after(env.now, env.config.deferred_timeout);
         self.job.defer(link, deadline);
+        // An HTTP answer deferred: the requests after it wait (`http_later.rs`).
+        let after = self.resume_http(output.http.take(), after);
         self.apply_reply(env, output, after);
     }
 
@@ -64,6 +66,8 @@ impl Session {
                 if let Some(inbox) = self.phase.inbox_mut() {
                     inbox.expired = true;
                 }
+                // An HTTP request answered later gets its `504` (`http_later.rs`).
+                self.http_answer_expired(env);
                 self.replied(env, *reply);
             }
             Taken::Completing => {

@@ -20,6 +20,7 @@
 //! | `backpressure.rs` | when to stop reading, when a job may go out, the bound on pushes |
 //! | `monitoring_reserve.rs` | a connection admitted beyond `max_connections`: one metrics or health request, or `503` |
 //! | `deferral.rs` | a job whose call deferred its completion: its deadline, and taking it back |
+//! | `http_later.rs` | an HTTP request answered later: the requests after it wait, the `504` at its deadline |
 //! | `outstanding.rs` | the out-of-order completions an inbox waits for, ended as closed when it goes |
 //! | `unordered.rs` | the out-of-order completions a WebSocket waits for: registered from replies, their arrivals into the inbox, their deadlines |
 //! | `deadline.rs` | which deadline applies now, and what happens when it comes due |
@@ -40,6 +41,7 @@ mod connection;
 mod deadline;
 mod deferral;
 mod env;
+mod http_later;
 mod inbound;
 mod job_slot;
 mod machine;

@@ -20,7 +20,7 @@ use std::time::Instant;
 
 use crate::config::Config;
 use crate::conn_id::ConnId;
-use crate::dispatch::{After, Batch, Inbound, Job, Reply, SessionBox};
+use crate::dispatch::{After, Batch, HttpLater, Inbound, Job, Reply, SessionBox};
 use crate::http::{HttpError, HttpLimits, Parsed, RequestParser};
 use crate::metrics::{CloseKind, Metrics};
 use crate::session::armed_timers::ArmedTimers;
@@ -60,6 +60,8 @@ pub(crate) struct Http {
     pub served: bool,
     /// The client half-closed: answer what it sent, then linger.
     pub peer_eof: bool,
+    /// An answer deferred, or the requests after it (`http_later.rs`).
+    pub later: Option<Box<HttpLater>>,
 }
 
 impl Http {
@@ -79,6 +81,9 @@ pub(crate) struct Upgrading {
     /// Boxed: 8 bytes in every connection instead of 24, for a rare case.
     #[allow(clippy::box_collection)]
     pub early: Option<Box<Vec<u8>>>,
+    /// An answer deferred before the upgrade request, or the requests after it
+    /// (`http_later.rs`): the upgrade is handled after them.
+    pub later: Option<Box<HttpLater>>,
 }
 
 /// `Open`: the frame decoder, the messages waiting for the next job (and the out-of-order
@@ -414,6 +419,15 @@ impl Phase {
             Phase::Closing(_) => Some(&metrics.phase_closing),
             Phase::Lingering(_) => Some(&metrics.phase_lingering),
             Phase::Closed(_) => None,
+        }
+    }
+
+    /// What a deferred HTTP answer left (`http_later.rs`), in the phases that can have it.
+    pub(crate) fn http_later(&mut self) -> Option<&mut Option<Box<HttpLater>>> {
+        match self {
+            Phase::Http(http) => Some(&mut http.later),
+            Phase::Upgrading(upgrading) => Some(&mut upgrading.later),
+            _ => None,
         }
     }
 

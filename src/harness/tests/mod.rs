@@ -12,6 +12,7 @@ mod deferred;
 mod deflate;
 mod fairness;
 mod http;
+mod http_later;
 mod lifecycle;
 mod monitoring_reserve;
 mod pongs;
