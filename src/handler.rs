@@ -191,6 +191,22 @@ pub trait Handler: 'static {
         Response::not_found()
     }
 
+    /// Whether [`on_http`](Self::on_http) answers `request` without blocking — a page from
+    /// memory, a redirect, a `404` — so that, with the worker pool, the event loop answers it
+    /// itself instead of handing it to a worker and taking the answer back (two thread switches
+    /// and a wake-up per request; docs/benchmarks.md measures the difference). Such a call holds
+    /// up every other connection of its loop while it runs: say `true` only for answers that
+    /// never wait (no I/O, no lock held for long); an answer that waits for a backend is given
+    /// later from a worker ([`HttpContext::answer_later`]). Asked on the loop thread before each
+    /// batch of pipelined requests is answered; the batch stays on the loop only if every
+    /// request in it is declared so, and never with an upgrade in it. Not asked with inline
+    /// handlers or on a driven server, where every call runs on the loop anyway. A panic here
+    /// counts as `false`. The default is `false`: every request goes to a worker.
+    fn answers_without_blocking(&self, request: &Request) -> bool {
+        let _ = request;
+        false
+    }
+
     /// Adds the application's own metric families to the Prometheus text the server serves at
     /// [`Config::metrics_path`](crate::Config::metrics_path), after the server's own
     /// (`wsreactor_*`). Called on the thread that answers that request, once per scrape. The

@@ -130,6 +130,17 @@ impl<H: Handler, K: Keep<H::Session>> JobRunner for HandlerRunner<H, K> {
             }
         }
     }
+
+    fn runs_on_loop(&self, job: &Job) -> bool {
+        match job {
+            Job::Run(Run {
+                lease,
+                work: Work::Http { requests, tail },
+                ..
+            }) => self.http_on_loop(lease.conn(), requests, tail),
+            Job::Run(_) | Job::Close { .. } => false,
+        }
+    }
 }
 
 impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {

@@ -185,7 +185,7 @@ impl ServerBuilder {
         for (index, (wired, forwarder)) in loops.into_iter().zip(forwarders).enumerate() {
             let jobs = match config.inline_handlers {
                 true => Jobs::Inline(Arc::clone(&runner)),
-                false => Jobs::Pool(job_tx.clone()),
+                false => Jobs::Pool(job_tx.clone(), Arc::clone(&runner)),
             };
             let parts = (index, jobs, forwarder, &shutdown, &config, &metrics);
             event_loops.push(wired.spawn(parts)?);
@@ -275,7 +275,7 @@ struct WiredLoop {
 /// Where a threaded loop's jobs go, in a form its thread can take along (the loop and its
 /// executor are made on that thread).
 enum Jobs {
-    Pool(crossbeam_channel::Sender<Job>),
+    Pool(crossbeam_channel::Sender<Job>, SharedRunner),
     Inline(SharedRunner),
 }
 
@@ -307,7 +307,7 @@ impl WiredLoop {
             .spawn(move || {
                 let (shutdown, config, metrics) = shared;
                 let executor = match jobs {
-                    Jobs::Pool(jobs) => Executor::Pool(jobs),
+                    Jobs::Pool(jobs, runner) => Executor::Pool(jobs, runner),
                     Jobs::Inline(runner) => Executor::Inline(runner),
                 };
                 match self.start(index, executor, forwarder, &shutdown, &config, &metrics) {

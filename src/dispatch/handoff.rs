@@ -5,7 +5,9 @@
 //!    channel every worker receives from. A full queue gives the job back (`Offered::Full`): the
 //!    loop keeps it on the connection and stops reading that socket. With inline handlers the
 //!    [`JobRunner`] runs it right there, on the loop thread — the one place where the loop may run
-//!    user code, and only when the user asked for it (`Config::inline_handlers`).
+//!    user code, and only when the user asked for it: every job with `Config::inline_handlers`,
+//!    and in the pool's mode the HTTP requests the handler says it answers without blocking
+//!    (`Handler::answers_without_blocking`), which then skip the hop to a worker and back.
 //! 2. **Run** (`work`, on each worker thread): any idle worker takes the next job of any
 //!    connection and hands it to the application's [`JobRunner`] (`src/runner.rs`).
 //! 3. **Reply and wake**: the worker sends the [`Reply`] on the owning loop's reply channel and
@@ -34,6 +36,14 @@ use crate::dispatch::job::Job;
 /// on the one thread that drives it, where the handler need not be `Send` (`Executor::Local`).
 pub(crate) trait JobRunner {
     fn run(&self, job: Job) -> Option<Returned>;
+
+    /// May this job run on the loop thread although jobs go to the workers? Only if every call
+    /// it makes was declared not to block. Asked of every job the pool's loops offer: keep it
+    /// cheap.
+    fn runs_on_loop(&self, job: &Job) -> bool {
+        let _ = job;
+        false
+    }
 }
 
 /// A runner the worker threads and the loop threads share.
@@ -63,8 +73,9 @@ pub(crate) enum Offered {
 
 /// Where an event loop's jobs go.
 pub(crate) enum Executor {
-    /// The shared, bounded job queue that every worker receives from.
-    Pool(Sender<Job>),
+    /// The shared, bounded job queue that every worker receives from — and the runner, for the
+    /// jobs it says may run on the loop thread ([`JobRunner::runs_on_loop`]).
+    Pool(Sender<Job>, SharedRunner),
     /// Run here, on the loop thread, at once.
     Inline(SharedRunner),
     /// Run here, at once, on the thread that drives the loop and the only one that ever will
@@ -76,7 +87,7 @@ pub(crate) enum Executor {
 impl std::fmt::Debug for Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Executor::Pool(jobs) => write!(f, "Pool(depth {})", jobs.len()),
+            Executor::Pool(jobs, _) => write!(f, "Pool(depth {})", jobs.len()),
             Executor::Inline(_) => f.write_str("Inline"),
             Executor::Local(_) => f.write_str("Local"),
         }
@@ -86,7 +97,8 @@ impl std::fmt::Debug for Executor {
 impl JobQueue for Executor {
     fn offer(&mut self, job: Job) -> Offered {
         match self {
-            Executor::Pool(jobs) => {
+            Executor::Pool(_, runner) if runner.runs_on_loop(&job) => Offered::Ran(runner.run(job)),
+            Executor::Pool(jobs, _) => {
                 let described = log::log_enabled!(log::Level::Trace)
                     .then(|| format!("{}: job queued: {}", job.conn(), job.describe()));
                 match jobs.try_send(job) {
@@ -107,7 +119,7 @@ impl JobQueue for Executor {
 
     fn has_room(&self) -> bool {
         match self {
-            Executor::Pool(jobs) => !jobs.is_full(),
+            Executor::Pool(jobs, _) => !jobs.is_full(),
             Executor::Inline(_) | Executor::Local(_) => true,
         }
     }
@@ -118,7 +130,7 @@ impl Executor {
     /// when the workers are known to keep taking jobs. False when nobody runs jobs any more.
     pub(crate) fn send_waiting(&self, job: Job) -> bool {
         match self {
-            Executor::Pool(jobs) => jobs.send(job).is_ok(),
+            Executor::Pool(jobs, _) => jobs.send(job).is_ok(),
             Executor::Inline(runner) => {
                 let _ = runner.run(job);
                 true

@@ -154,7 +154,9 @@ impl Response {
         let option_sent = self.push_fields(out, option);
         let bodiless = is_bodiless(status);
         if !bodiless {
-            push_field(out, "Content-Length", &self.body.len().to_string());
+            out.extend_from_slice(b"Content-Length: ");
+            push_decimal(out, self.body.len());
+            out.extend_from_slice(b"\r\n");
         }
         if let Some(option) = option.filter(|_| !option_sent) {
             push_field(out, "Connection", option);
@@ -237,8 +239,27 @@ impl Response {
 fn push_status_line(out: &mut Vec<u8>, status: u16) {
     // RFC 9110 §2.5: a server "SHOULD send a response version equal to the highest version
     // to which the sender is conformant" whose major version matches the request: HTTP/1.1.
-    let reason = reason_phrase(status);
-    out.extend_from_slice(format!("HTTP/1.1 {status} {reason}\r\n").as_bytes());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, usize::from(status));
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Writes `n` in decimal, without the allocation `to_string` makes: this runs for every
+/// response.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
 }
 
 /// Writes `name: value\r\n`.
@@ -297,6 +318,27 @@ mod tests {
 
     /// The fixed date the exact-bytes tests encode with.
     const DATE: &str = "Tue, 01 Dec 2026 22:00:43 GMT";
+
+    #[test]
+    fn decimals_are_written_as_to_string_writes_them() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            204,
+            999,
+            65_536,
+            1_000_000_007,
+            usize::MAX,
+        ] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, n);
+            assert_eq!(out, format!("x{n}").into_bytes());
+        }
+    }
 
     fn encode(r: &Response, version: Version, keep_alive: bool, head_only: bool) -> String {
         let mut out = Vec::new();
