@@ -33,7 +33,7 @@ use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
 use crate::dispatch::{Job, JobRunner, Returned};
 use crate::metrics::{Admission, Metrics, Stats};
-use crate::netpoller::ConnectionTable;
+use crate::netpoller::{ConnectionTable, Readiness};
 use crate::transport::memory::{MemoryTransport, Wire};
 use crate::ws::{CloseCode, Message};
 
@@ -155,8 +155,23 @@ impl Harness {
     /// Delivers a readable event for peer `peer` alone, without the rest of the loop's turn.
     pub fn notify_readable(&mut self, peer: usize) {
         let id = self.peers[peer].id;
-        self.table
-            .readiness(Token(id.index()), true, false, self.now);
+        let ready = Readiness {
+            readable: true,
+            ..Readiness::default()
+        };
+        self.table.readiness(Token(id.index()), ready, self.now);
+    }
+
+    /// Delivers a readable event for peer `peer` that also says its side is closed (the
+    /// poller's read-closed, or an error), then the rest of the loop's turn.
+    fn read_closed(&mut self, peer: usize) {
+        let id = self.peers[peer].id;
+        let ready = Readiness {
+            readable: true,
+            read_closed: true,
+        };
+        self.table.readiness(Token(id.index()), ready, self.now);
+        self.turn();
     }
 
     /// Reads of peer `peer`'s connection return at most `bytes` bytes each.
@@ -172,19 +187,19 @@ impl Harness {
     /// Peer `peer` sends FIN.
     pub fn peer_eof(&mut self, peer: usize) {
         self.peers[peer].wire.with(|w| w.peer_eof = true);
-        self.readable(peer);
+        self.read_closed(peer);
     }
 
     /// Peer `peer`'s connection is reset (`ECONNRESET`: read as EOF, then writes fail).
     pub fn reset(&mut self, peer: usize) {
         self.peers[peer].wire.with(|w| w.reset = true);
-        self.readable(peer);
+        self.read_closed(peer);
     }
 
     /// Peer `peer`'s socket fails with an error (`ETIMEDOUT`): the connection is dropped.
     pub fn fail(&mut self, peer: usize) {
         self.peers[peer].wire.with(|w| w.failed = true);
-        self.readable(peer);
+        self.read_closed(peer);
     }
 
     /// Peer `peer` lets only `bytes` more bytes into its socket until it reads again (0: it
@@ -206,7 +221,7 @@ impl Harness {
         let id = self.peers[peer].id;
         let token = Token(id.index());
         if self.interest(peer).is_some_and(Interest::is_writable) {
-            self.table.readiness(token, false, true, self.now);
+            self.table.readiness(token, Readiness::default(), self.now);
         }
         self.turn();
     }
@@ -224,6 +239,11 @@ impl Harness {
     /// Has the server sent FIN to peer `peer`?
     pub fn fin_received(&self, peer: usize) -> bool {
         self.peers[peer].wire.with(|w| w.fin_received)
+    }
+
+    /// Reads of peer `peer`'s connection that found nothing (`WouldBlock`) so far.
+    pub fn empty_reads(&self, peer: usize) -> usize {
+        self.peers[peer].wire.with(|w| w.empty_reads)
     }
 
     /// Bytes of peer `peer` the server has not read yet.

@@ -50,7 +50,7 @@ use crate::dispatch::{
 };
 use crate::metrics::Metrics;
 use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
-use crate::netpoller::table::ConnectionTable;
+use crate::netpoller::table::{ConnectionTable, Readiness};
 use crate::session::OwedClose;
 use crate::transport::Stream;
 
@@ -86,8 +86,8 @@ pub(crate) struct EventLoop {
     index: usize,
     poll: Poll,
     events: Events,
-    /// (token, readable-ish, writable) copied out of `events` so handling them can borrow `self`.
-    scratch: Vec<(Token, bool, bool)>,
+    /// (token, what the event says for reading) copied out of `events` so handling them can borrow `self`.
+    scratch: Vec<(Token, Readiness)>,
     pub(super) listener: Option<TcpListener>,
     pub(super) table: ConnectionTable<Stream, Registry, Executor>,
     /// Wraps each accepted socket in TLS, when the server has it.
@@ -261,13 +261,17 @@ impl EventLoop {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         scratch.extend(self.events.iter().map(|event| {
-            let readable = event.is_readable() || event.is_read_closed() || event.is_error();
-            (event.token(), readable, event.is_writable())
+            let read_closed = event.is_read_closed() || event.is_error();
+            let ready = Readiness {
+                readable: event.is_readable() || read_closed,
+                read_closed,
+            };
+            (event.token(), ready)
         }));
         let n = scratch.len();
         let events = if n == 1 { "event" } else { "events" };
         log::trace!("loop {}: poll returned {n} {events}", self.index);
-        for &(token, readable, writable) in &scratch {
+        for &(token, ready) in &scratch {
             match token {
                 // While accepting is paused (EMFILE), new connections wait in the backlog.
                 LISTENER if self.accept_paused_until.is_none() => {
@@ -276,7 +280,7 @@ impl EventLoop {
                 }
                 LISTENER => {}
                 WAKER => log::trace!("loop {}: woken", self.index),
-                token => self.table.readiness(token, readable, writable, self.now),
+                token => self.table.readiness(token, ready, self.now),
             }
         }
         self.scratch = scratch;

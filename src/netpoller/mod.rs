@@ -34,4 +34,4 @@ mod topics;
 pub(crate) use event_loop::{EventLoop, LoopParts, WAKER};
 pub(crate) use forward::Forwarder;
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) use table::{ConnectionTable, Poller};
+pub(crate) use table::{ConnectionTable, Poller, Readiness};

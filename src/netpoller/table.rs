@@ -79,6 +79,17 @@ impl<S: mio::event::Source> Poller<S> for mio::Registry {
     }
 }
 
+/// What one readiness event says of a connection's socket, for reading. (Whether it is
+/// writable the table need not know: every event makes the connection's step, which writes
+/// whatever waits until `WouldBlock`.)
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Readiness {
+    /// There may be bytes (or EOF, or an error) to read.
+    pub readable: bool,
+    /// The peer closed its side, or the socket failed: reading ends with EOF or the error.
+    pub read_closed: bool,
+}
+
 /// A slab entry: the connection's session and transport, and what the netpoller keeps for it —
 /// the interest registered now and the deadline scheduled on the heap (Go keeps the same in a
 /// `pollDesc`), the edge-triggered "readable" memo, and what it is charged and listed for.
@@ -88,9 +99,13 @@ struct Entry<T> {
     transport: T,
     interest: Interest,
     deadline: Option<Instant>,
-    /// The last readiness event said readable and no read has hit `WouldBlock` since. With
-    /// edge-triggered polling no new event comes until the socket is drained, so it is kept here.
+    /// The last readiness event said readable and no read has found the socket drained since
+    /// (`WouldBlock`, or a short read: `pump.rs`). With edge-triggered polling no new event
+    /// comes until the socket is drained, so it is kept here.
     readable: bool,
+    /// A readiness event said the peer closed its side (or the socket failed): read to the
+    /// end, a short read no longer says drained, as no new data will raise another event.
+    read_closed: bool,
     /// The bytes the memory budget charges it now: its session's and its transport's.
     held: usize,
     /// Its job waits for room in the job queue (it is on the `held` list).
@@ -191,6 +206,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             interest: Interest::READABLE,
             deadline: None,
             readable: false,
+            read_closed: false,
             held: 0,
             job_held: false,
             budget_paused: false,
@@ -200,19 +216,21 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         Ok(id)
     }
 
-    /// A readiness event for `token`. Edge-triggered: the session is read until `WouldBlock`,
-    /// and "readable" is remembered until then; a spurious event simply finds nothing to do.
-    pub(crate) fn readiness(&mut self, token: Token, readable: bool, writable: bool, now: Instant) {
+    /// A readiness event for `token`. Edge-triggered: the session is read until the socket is
+    /// drained, and "readable" is remembered until then; a spurious event simply finds nothing
+    /// to do.
+    pub(crate) fn readiness(&mut self, token: Token, ready: Readiness, now: Instant) {
         let Some(entry) = self.slab.get_mut(token.0) else {
             return;
         };
         log::trace!(
-            "token {} -> {} ({}): readable={readable} writable={writable}",
+            "token {} -> {} ({}): {ready:?}",
             token.0,
             entry.session.id,
             entry.session.phase_name(),
         );
-        entry.readable |= readable;
+        entry.readable |= ready.readable;
+        entry.read_closed |= ready.read_closed;
         self.step(token.0, now, |_, _| {});
     }
 

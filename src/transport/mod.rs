@@ -34,6 +34,14 @@ pub(crate) trait Transport {
     /// Reads into `buf` (never empty).
     fn read(&mut self, buf: &mut [u8]) -> IoOutcome;
 
+    /// Does a read that returned fewer bytes than asked for leave nothing to read until the
+    /// next readiness event? True of a TCP socket under edge-triggered polling (the kernel
+    /// copies all it has; bytes that come later raise a new edge); not of a transport that
+    /// holds bytes of its own (TLS).
+    fn short_read_drains(&self) -> bool {
+        false
+    }
+
     /// Writes from `buf` (never empty).
     fn write(&mut self, buf: &[u8]) -> IoOutcome;
 

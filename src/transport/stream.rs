@@ -48,6 +48,10 @@ impl Transport for Stream {
         }
     }
 
+    fn short_read_drains(&self) -> bool {
+        matches!(self, Stream::Plain(_))
+    }
+
     fn write(&mut self, buf: &[u8]) -> IoOutcome {
         match self {
             Stream::Plain(socket) => io::write(socket, buf),

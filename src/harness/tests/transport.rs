@@ -1,6 +1,7 @@
 //! The transport seam: a transport with buffered state of its own (as TLS has) works with the
 //! same state machine — its held bytes count as output, keep WRITABLE interest, and are flushed
-//! when the socket has room.
+//! when the socket has room. And reading under edge-triggered readiness: a short read drains
+//! the socket, unless the peer has closed its side.
 
 use super::*;
 
@@ -49,4 +50,52 @@ fn a_buffering_transport_holds_back_a_close_until_its_bytes_are_out() {
     h.set_write_room(peer, usize::MAX);
     assert!(h.fin_received(peer));
     assert!(h.take_output(peer).starts_with(b"HTTP/1.1 200 OK\r\n"));
+}
+
+#[test]
+fn a_short_read_waits_for_the_next_event_instead_of_reading_again() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    let before = h.empty_reads(peer);
+    h.send(peer, &text("one"));
+    h.run_all_jobs();
+    assert_eq!(texts(&h.take_output(peer)), ["one"]);
+    assert_eq!(
+        h.empty_reads(peer),
+        before,
+        "the short read said drained: no read to find WouldBlock"
+    );
+    // Bytes that arrive raise an event; until it comes, they wait.
+    h.put(peer, &text("two"));
+    h.turn();
+    assert_eq!(h.unread(peer), text("two").len());
+    h.readable(peer);
+    h.run_all_jobs();
+    assert_eq!(texts(&h.take_output(peer)), ["two"]);
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn reads_cut_short_by_the_transport_go_on_until_would_block() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    h.set_read_chunk(peer, 4);
+    let before = h.empty_reads(peer);
+    h.send(peer, &text("in chunks of four bytes"));
+    h.run_all_jobs();
+    assert_eq!(texts(&h.take_output(peer)), ["in chunks of four bytes"]);
+    assert_eq!(h.unread(peer), 0);
+    assert_eq!(h.empty_reads(peer), before + 1);
+}
+
+#[test]
+fn bytes_and_eof_in_one_event_are_read_to_the_end() {
+    let mut h = harness(config());
+    let peer = upgraded(&mut h);
+    h.put(peer, &text("last words"));
+    h.peer_eof(peer);
+    h.run_all_jobs();
+    assert_eq!(texts(&h.take_output(peer)), ["last words"]);
+    assert_eq!(h.open_connections(), 0, "the EOF behind the bytes was read");
+    h.check_invariants().unwrap();
 }

@@ -60,8 +60,16 @@ fn read<T: Transport>(
         *out_of_budget = true;
         return false;
     }
+    let asked = space.len();
     match entry.transport.read(space) {
         IoOutcome::Progress(n) => {
+            // A short read drained the socket (as tokio assumes on epoll): new bytes raise a new
+            // edge, so the next read waits for it instead of finding `WouldBlock` — one system
+            // call less per request. Not once the peer closed: its EOF raises no new edge.
+            if n < asked && !entry.read_closed && entry.transport.short_read_drains() {
+                log::trace!("{}: short read: drained", entry.session.id);
+                entry.readable = false;
+            }
             entry.session.received(env, n);
             *budget = budget.saturating_sub(n);
             return true;
