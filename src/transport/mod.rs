@@ -34,11 +34,13 @@ pub(crate) trait Transport {
     /// Reads into `buf` (never empty).
     fn read(&mut self, buf: &mut [u8]) -> IoOutcome;
 
-    /// Does a read that returned fewer bytes than asked for leave nothing to read until the
-    /// next readiness event? True of a TCP socket under edge-triggered polling (the kernel
-    /// copies all it has; bytes that come later raise a new edge); not of a transport that
-    /// holds bytes of its own (TLS).
-    fn short_read_drains(&self) -> bool {
+    /// Did the read that just returned `got` of the `asked` bytes leave nothing to read until
+    /// the next readiness event? So it is for a TCP socket under edge-triggered polling when
+    /// `got < asked` (the kernel copies all it has; bytes that come later raise a new edge);
+    /// TLS answers for the socket under it and the bytes it holds itself. The default, `false`,
+    /// reads on until `WouldBlock`.
+    fn read_drained(&self, asked: usize, got: usize) -> bool {
+        let _ = (asked, got);
         false
     }
 

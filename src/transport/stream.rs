@@ -48,8 +48,12 @@ impl Transport for Stream {
         }
     }
 
-    fn short_read_drains(&self) -> bool {
-        matches!(self, Stream::Plain(_))
+    fn read_drained(&self, asked: usize, got: usize) -> bool {
+        match self {
+            Stream::Plain(_) => got < asked,
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.read_drained(asked, got),
+        }
     }
 
     fn write(&mut self, buf: &[u8]) -> IoOutcome {

@@ -99,6 +99,9 @@ pub(crate) struct TlsStream {
     /// `shutdown_write` was asked: FIN goes once `outgoing` is out.
     fin_wanted: bool,
     fin_sent: bool,
+    /// The last read of the socket came back short: it had nothing more then, and bytes that
+    /// came since raise a new edge.
+    socket_drained: bool,
     metrics: Arc<Metrics>,
 }
 
@@ -140,6 +143,7 @@ impl TlsStream {
             outgoing_start: 0,
             fin_wanted: false,
             fin_sent: false,
+            socket_drained: false,
             metrics,
         }
     }
@@ -348,8 +352,10 @@ impl Transport for TlsStream {
                 return IoOutcome::Failed(err);
             }
             let spare = &mut self.incoming[self.incoming_end..];
+            let room = spare.len();
             match socket_io::read(&mut self.socket, spare) {
                 IoOutcome::Progress(n) => {
+                    self.socket_drained = n < room;
                     if self.stage == Stage::New {
                         if self.incoming[0].is_ascii_uppercase() {
                             return self.refuse_plaintext_http();
@@ -372,6 +378,16 @@ impl Transport for TlsStream {
                 other => return other,
             }
         }
+    }
+
+    /// Drained when the socket was (its last read came back short) and nothing read from it
+    /// waits here: no decrypted bytes, no ciphertext rustls has not taken. Only while open:
+    /// after the peer's `close_notify` the next read must say so.
+    fn read_drained(&self, _asked: usize, _got: usize) -> bool {
+        self.socket_drained
+            && self.stage == Stage::Open
+            && self.plaintext_pending() == 0
+            && self.incoming_start == self.incoming_end
     }
 
     fn write(&mut self, buf: &[u8]) -> IoOutcome {

@@ -66,7 +66,7 @@ fn read<T: Transport>(
             // A short read drained the socket (as tokio assumes on epoll): new bytes raise a new
             // edge, so the next read waits for it instead of finding `WouldBlock` — one system
             // call less per request. Not once the peer closed: its EOF raises no new edge.
-            if n < asked && !entry.read_closed && entry.transport.short_read_drains() {
+            if !entry.read_closed && entry.transport.read_drained(asked, n) {
                 log::trace!("{}: short read: drained", entry.session.id);
                 entry.readable = false;
             }
