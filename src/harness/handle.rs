@@ -6,7 +6,47 @@ use crate::harness::Harness;
 use crate::topic::Topic;
 use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
 
+/// One command a `ServerHandle` sends, for [`Harness::drain_commands`].
+#[derive(Debug, Clone, Copy)]
+pub enum Sent<'a> {
+    /// `publish(topic, text)`.
+    Publish(&'a str, &'a str),
+    /// `broadcast(text)`.
+    Broadcast(&'a str),
+    /// `send(peer's connection, text)`.
+    Push(usize, &'a str),
+}
+
 impl Harness {
+    /// Commands from handles, in this order, all drained from the command queue in one turn.
+    pub fn drain_commands(&mut self, sent: &[Sent<'_>]) {
+        for &one in sent {
+            let command = match one {
+                Sent::Publish(topic, text) => {
+                    let Ok(topic) = Topic::new(topic) else {
+                        continue; // refused by the handle before it reaches a loop
+                    };
+                    let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
+                    Command::Publish { topic, frame }
+                }
+                Sent::Broadcast(text) => {
+                    let bytes = encode_shared_frame(OpCode::Text, text.as_bytes());
+                    Command::Broadcast { bytes }
+                }
+                Sent::Push(peer, text) => {
+                    let mut bytes = Vec::new();
+                    encode_frame(&mut bytes, OpCode::Text, text.as_bytes());
+                    let conn = self.peers[peer].id;
+                    let push = Push::Send(bytes);
+                    Command::Push { conn, push }
+                }
+            };
+            self.table.command(command, self.now);
+        }
+        self.table.commands_done(self.now);
+        self.turn();
+    }
+
     /// A push from a `ServerHandle` to peer `peer`'s connection.
     pub fn push(&mut self, peer: usize, text: &str) {
         let mut bytes = Vec::new();

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use super::handle::Sent;
 use super::{
     Harness, PendingJob, client_fragment, client_frame, compressed_hello, upgrade_request_offering,
 };
@@ -194,6 +195,13 @@ impl Play<'_> {
                 let job = self.stolen.remove(usize::from(arg) % self.stolen.len());
                 h.finish_job(job);
             }
+            // Now and then a handle's run of broadcasts, a publication among them.
+            17 if arg & 0x80 != 0 => h.drain_commands(&[
+                Sent::Broadcast("b1"),
+                Sent::Broadcast("b2"),
+                Sent::Publish(topic(arg), "p"),
+                Sent::Broadcast("b3"),
+            ]),
             17 => h.broadcast("to everyone"),
             // An out-of-order completion comes (or its handle is dropped), if one is started.
             22 if arg & 0x80 == 0 => {

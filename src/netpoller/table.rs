@@ -52,6 +52,8 @@ mod inspect;
 mod pump;
 mod turn;
 
+pub(crate) use pump::Readiness;
+
 /// Where the table registers its transports' interest: `mio::Registry` on the event loop.
 pub(crate) trait Poller<T> {
     /// Starts watching a new transport.
@@ -77,17 +79,6 @@ impl<S: mio::event::Source> Poller<S> for mio::Registry {
             log::trace!("deregister: {err}");
         }
     }
-}
-
-/// What one readiness event says of a connection's socket, for reading. (Whether it is
-/// writable the table need not know: every event makes the connection's step, which writes
-/// whatever waits until `WouldBlock`.)
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Readiness {
-    /// There may be bytes (or EOF, or an error) to read.
-    pub readable: bool,
-    /// The peer closed its side, or the socket failed: reading ends with EOF or the error.
-    pub read_closed: bool,
 }
 
 /// A slab entry: the connection's session and transport, and what the netpoller keeps for it —
@@ -151,6 +142,8 @@ pub(crate) struct ConnectionTable<T, P, Q> {
     /// Publications are being delivered (a step made while delivering leaves its own for the
     /// same round).
     delivering: bool,
+    /// Broadcasts drained from the command queue, waiting for those after them (`commands.rs`).
+    broadcasts: Vec<Arc<[u8]>>,
 }
 
 impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
@@ -165,6 +158,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             loop_index,
             topics: TopicRegistry::new(&config, Arc::clone(&metrics)),
             delivering: false,
+            broadcasts: Vec::new(),
             pool: BufferPool::new(config.read_buffer_size, config.max_pooled_buffers),
             budget: MemoryBudget::new(&config),
             release: MemoryRelease::new(config.release_memory_after),

@@ -8,6 +8,7 @@ use super::{config, harness, text, texts, upgraded};
 use crate::buffer::SHARED_CHUNK_MIN;
 use crate::config::Config;
 use crate::harness::Harness;
+use crate::harness::handle::Sent;
 use crate::ws::CloseCode;
 
 /// Peer `peer` sends `command` and its job runs.
@@ -383,6 +384,65 @@ fn a_burst_larger_than_the_outbound_bound_is_written_as_it_goes_not_dropped() {
     assert!(
         h.write_calls(a) - before >= 3,
         "written as the output reached the bound"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn a_handle_s_burst_of_broadcasts_goes_out_in_one_write_before_its_next_push() {
+    let mut h = harness(config());
+    let (a, b) = (upgraded(&mut h), upgraded(&mut h));
+    let before = (
+        h.write_calls(a),
+        h.write_calls(b),
+        h.stats().topic_deliveries,
+    );
+    h.drain_commands(&[
+        Sent::Broadcast("one"),
+        Sent::Broadcast("two"),
+        Sent::Broadcast("three"),
+        Sent::Push(a, "after"),
+    ]);
+    assert_eq!(
+        received(&mut h, &[a, b]),
+        [
+            vec!["one", "two", "three", "after"],
+            vec!["one", "two", "three"]
+        ],
+        "the push made after the broadcasts comes after them"
+    );
+    assert_eq!(
+        (h.write_calls(a) - before.0, h.write_calls(b) - before.1),
+        (2, 1),
+        "the burst is one write per connection; the push its own"
+    );
+    assert_eq!(
+        h.stats().topic_deliveries,
+        before.2,
+        "broadcasts are not topic deliveries"
+    );
+    h.check_invariants().unwrap();
+}
+
+#[test]
+fn broadcasts_and_publications_from_handles_keep_their_order() {
+    let mut h = harness(config());
+    let (a, b) = (upgraded(&mut h), upgraded(&mut h));
+    command(&mut h, a, "sub:t");
+    h.drain_commands(&[
+        Sent::Publish("t", "p1"),
+        Sent::Broadcast("b1"),
+        Sent::Publish("t", "p2"),
+        Sent::Publish("t", "p3"),
+        Sent::Broadcast("b2"),
+        Sent::Broadcast("b3"),
+    ]);
+    assert_eq!(
+        received(&mut h, &[a, b]),
+        [
+            vec!["p1", "b1", "p2", "p3", "b2", "b3"],
+            vec!["b1", "b2", "b3"]
+        ]
     );
     h.check_invariants().unwrap();
 }

@@ -2,11 +2,12 @@
 //! loops' forwarded publications, the backplane's — applied to the table as the event loop
 //! drains its command queue.
 //!
-//! A publication is not delivered on its own: it waits with those that follow it, so that a
-//! run of publications to one topic (a burst from a handle, a batch another loop forwarded)
-//! reaches each subscriber in one write (`fanout.rs`). They go out before any other command
-//! — a handle's publish, then its send to a subscriber, arrive in that order — and when the
-//! loop has drained the queue ([`commands_done`](ConnectionTable::commands_done)).
+//! Publications and broadcasts are not delivered one by one: each waits with those of its kind
+//! that follow it, so that a run of publications to one topic (a burst from a handle, a batch
+//! another loop forwarded), or a run of broadcasts, reaches each connection in one write
+//! (`fanout.rs`). A run ends at the first command of another kind, which they go out before —
+//! a handle's publish (or broadcast), then its send to one connection, arrive in that order —
+//! and when the loop has drained the queue ([`commands_done`](ConnectionTable::commands_done)).
 
 use std::time::Instant;
 
@@ -23,6 +24,9 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         if !matches!(command, Command::Publish { .. }) {
             self.deliver_publications(now);
         }
+        if !matches!(command, Command::Broadcast { .. }) {
+            self.deliver_broadcasts(now);
+        }
         match command {
             Command::Push { conn, push } => match self.live(conn) {
                 Some(index) => self.step(index, now, |session, env| session.command(env, push)),
@@ -32,7 +36,7 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 }
             },
             Command::Publish { topic, frame } => return self.queue_publication(topic, frame),
-            Command::Broadcast { bytes } => self.broadcast(&bytes, now),
+            Command::Broadcast { bytes } => return self.broadcasts.push(bytes),
             Command::Ordered(ordered) => self.publish_ordered(*ordered, now),
             Command::History(history) => self.recovered(*history, now),
         }
@@ -41,10 +45,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
         }
     }
 
-    /// The loop has drained its command queue (for this turn): the publications that came
-    /// last go out.
+    /// The loop has drained its command queue (for this turn): the publications or broadcasts
+    /// that came last go out.
     pub(crate) fn commands_done(&mut self, now: Instant) {
         self.deliver_publications(now);
+        self.deliver_broadcasts(now);
         if self.budget.exceeded(&self.metrics) {
             self.drop_slow_consumers(now);
         }

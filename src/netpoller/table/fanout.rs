@@ -1,7 +1,7 @@
 //! Delivering frames encoded once for many connections: broadcasts and publications to topics.
 //!
-//! A broadcast ([`broadcast`](ConnectionTable::broadcast)) goes to every open WebSocket of the
-//! loop, one step per connection. Publications enter the table's [`TopicRegistry`](crate::netpoller::topics::TopicRegistry)
+//! Broadcasts ([`deliver_broadcasts`](ConnectionTable::deliver_broadcasts)) go to every open
+//! WebSocket of the loop, a run of them together, written once per connection. Publications enter the table's [`TopicRegistry`](crate::netpoller::topics::TopicRegistry)
 //! from the session steps (a handler published: `Connection::queue_output`), from a command (a
 //! `ServerHandle` or another loop published: [`queue_publication`](ConnectionTable::queue_publication)), or from a
 //! reply whose connection has gone ([`publish_orphaned`](ConnectionTable::publish_orphaned)).
@@ -29,9 +29,15 @@ use crate::transport::Transport;
 const CORK_BYTES: usize = 64 * 1024;
 
 impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
-    /// A broadcast from a `ServerHandle`: `frame` to every open WebSocket of this loop, queued
-    /// by reference when it is large (one encoded copy for every connection).
-    pub(super) fn broadcast(&mut self, frame: &Arc<[u8]>, now: Instant) {
+    /// The broadcasts from `ServerHandle`s waiting in `broadcasts` (a run of them drained from
+    /// the command queue): each to every open WebSocket of this loop, in order — by reference
+    /// when large (one encoded copy for every connection) — and written once per connection,
+    /// as a group of publications is.
+    pub(super) fn deliver_broadcasts(&mut self, now: Instant) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.broadcasts);
         let open: Vec<ConnId> = self
             .slab
             .iter()
@@ -39,11 +45,11 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
             .map(|(_, entry)| entry.session.id)
             .collect();
         for id in open {
-            if let Some(index) = self.live(id) {
-                self.step(index, now, |session, env| {
-                    session.push_shared(env, frame);
-                });
-            }
+            self.write_frames(id, &frames, now);
+        }
+        // What an inline handler published as its connection was pumped.
+        if self.topics.has_pending() {
+            self.deliver_publications(now);
         }
     }
 
@@ -157,11 +163,19 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// reaches [`CORK_BYTES`] or `max_outbound_bytes` — corking must not make a subscriber that
     /// reads look like a slow consumer.
     fn deliver(&mut self, id: ConnId, frames: &[Arc<[u8]>], now: Instant) {
+        let queued = self.write_frames(id, frames, now);
+        add(&self.metrics.topic_deliveries, queued);
+    }
+
+    /// Queues `frames` on connection `id` and writes them, corked as [`deliver`](Self::deliver)
+    /// says; returns how many were queued (not dropped with a slow consumer).
+    fn write_frames(&mut self, id: ConnId, frames: &[Arc<[u8]>], now: Instant) -> u64 {
         let cork = CORK_BYTES.min(self.config.max_outbound_bytes);
+        let mut delivered = 0;
         let mut rest = frames;
         while !rest.is_empty() {
             let Some(index) = self.live(id) else {
-                return; // closed by this delivery or an earlier one: its subscriptions are gone
+                break; // closed by this delivery or an earlier one: its subscriptions are gone
             };
             let (mut queued, mut taken) = (0, 0);
             self.serve(index, now, |session, env| {
@@ -175,9 +189,10 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                     }
                 }
             });
-            add(&self.metrics.topic_deliveries, queued);
+            delivered += queued;
             rest = &rest[taken..];
         }
+        delivered
     }
 
     /// Keep this loop's handlers' publications for the other loops (the event loop has some),

@@ -16,6 +16,17 @@ use crate::metrics::add;
 use crate::session::{Env, Transmit, Written};
 use crate::transport::{IoOutcome, Transport};
 
+/// What one readiness event says of a connection's socket, for reading. (Whether it is
+/// writable the table need not know: every event makes the connection's step, which writes
+/// whatever waits until `WouldBlock`.)
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Readiness {
+    /// There may be bytes (or EOF, or an error) to read.
+    pub readable: bool,
+    /// The peer closed its side, or the socket failed: reading ends with EOF or the error.
+    pub read_closed: bool,
+}
+
 /// Moves one connection as far as it can go without blocking: read what the socket has into
 /// the session's buffer, hand off its job, write what it has to say — and round again while that
 /// made room for more. True when it stopped reading only because its fairness budget
