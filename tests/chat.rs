@@ -251,6 +251,29 @@ fn example() -> std::path::PathBuf {
     dir.join("examples").join("chat")
 }
 
+/// A SIGTERM sent the moment the address is printed finds the handler (it used to be installed
+/// after the banner: a signal in between killed the process, and a client saw a reset).
+#[test]
+fn sigterm_right_after_the_banner_is_a_graceful_shutdown() {
+    for _ in 0..10 {
+        let mut child = Command::new(example())
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(line.starts_with("chat on http://"), "{line}");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        let status = child.wait().unwrap();
+        assert!(status.success(), "killed instead of shut down: {status}");
+    }
+}
+
 #[test]
 fn sigterm_closes_everyone_with_1001_and_help_works() {
     let help = Command::new(example()).arg("--help").output().unwrap();

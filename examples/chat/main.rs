@@ -183,8 +183,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!("chat on http://{}/", server.local_addr());
-    cli::serve_until_signal("chat", server)
+    let banner = format!("chat on http://{}/", server.local_addr());
+    cli::serve_until_signal("chat", server, &banner)
 }
 
 /// Takes `--redis URL` (or `--redis=URL`) out of `args`.

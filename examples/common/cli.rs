@@ -47,10 +47,12 @@ pub fn parse_addr(
         .map_err(|err| mistake(format!("bad address {addr:?}: {err}")))
 }
 
-/// Waits for `server` to stop, starting its graceful shutdown on SIGINT or SIGTERM (a thread
-/// of `signal-hook` waits for the signal).
+/// Prints `banner` (the address to connect to) and waits for `server` to stop, starting its
+/// graceful shutdown on SIGINT or SIGTERM (a thread of `signal-hook` waits for the signal). The
+/// handlers are in place before the banner shows, so a signal sent as soon as a tool reads the
+/// address shuts the server down gracefully instead of killing it.
 #[allow(dead_code)]
-pub fn serve_until_signal(program: &str, server: Server) -> ExitCode {
+pub fn serve_until_signal(program: &str, server: Server, banner: &str) -> ExitCode {
     let handle = server.handle();
     match Signals::new([SIGINT, SIGTERM]) {
         Ok(mut signals) => {
@@ -63,6 +65,7 @@ pub fn serve_until_signal(program: &str, server: Server) -> ExitCode {
         }
         Err(err) => log::warn!("cannot install signal handlers: {err}"),
     }
+    println!("{banner}");
     match server.join() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -184,8 +184,10 @@ fn main() -> ExitCode {
     } else {
         ("ws", "http")
     };
-    println!("echo server listening on {ws}://{addr}{WS_PATH} (dashboard: {http}://{addr}/debug)");
-    cli::serve_until_signal("echo", server)
+    let banner = format!(
+        "echo server listening on {ws}://{addr}{WS_PATH} (dashboard: {http}://{addr}/debug)"
+    );
+    cli::serve_until_signal("echo", server, &banner)
 }
 
 const REDIS_USAGE: &str = "\

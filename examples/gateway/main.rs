@@ -159,9 +159,9 @@ fn main() -> ExitCode {
         }
     };
     let addr = started.server.local_addr();
-    println!(
+    let banner = format!(
         "gateway on http://{addr}/ (requests: ws://{addr}/ws, echo: ws://{addr}/echo; backend {})",
         options.redis
     );
-    cli::serve_until_signal("gateway", started.server)
+    cli::serve_until_signal("gateway", started.server, &banner)
 }
