@@ -67,7 +67,7 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 }
 
 /// Fills `out` with the last `out.len()` decimal digits of `n`, zero-padded.
-fn put_digits(out: &mut [u8], mut n: u64) {
+pub(super) fn put_digits(out: &mut [u8], mut n: u64) {
     for slot in out.iter_mut().rev() {
         // A digit: always < 10, so the cast cannot truncate.
         *slot = b'0' + (n % 10) as u8;

@@ -248,18 +248,11 @@ fn push_status_line(out: &mut Vec<u8>, status: u16) {
 
 /// Writes `n` in decimal, without the allocation `to_string` makes: this runs for every
 /// response.
-fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+fn push_decimal(out: &mut Vec<u8>, n: usize) {
+    let width = n.checked_ilog10().map_or(1, |log| log as usize + 1);
     let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+    date::put_digits(&mut digits[..width], n as u64);
+    out.extend_from_slice(&digits[..width]);
 }
 
 /// Writes `name: value\r\n`.
