@@ -4,7 +4,7 @@
 use crate::dispatch::{Command, Push};
 use crate::harness::Harness;
 use crate::topic::Topic;
-use crate::ws::{CloseCode, Message, OpCode, encode_frame, encode_shared_frame};
+use crate::ws::{CloseCode, OpCode, encode_frame, encode_shared_frame};
 
 /// One command a `ServerHandle` sends, for [`Harness::drain_commands`].
 #[derive(Debug, Clone, Copy)]
@@ -18,8 +18,10 @@ pub enum Sent<'a> {
 }
 
 impl Harness {
-    /// Commands from handles, in this order, all drained from the command queue in one turn.
+    /// Commands from handles, in this order, all drained from the command queue in one turn
+    /// (none if every one was refused before it reached the loop).
     pub fn drain_commands(&mut self, sent: &[Sent<'_>]) {
+        let mut drained = false;
         for &one in sent {
             let command = match one {
                 Sent::Publish(topic, text) => {
@@ -42,65 +44,41 @@ impl Harness {
                 }
             };
             self.table.command(command, self.now);
+            drained = true;
         }
-        self.table.commands_done(self.now);
-        self.turn();
+        if drained {
+            self.table.commands_done(self.now);
+            self.turn();
+        }
     }
 
     /// A push from a `ServerHandle` to peer `peer`'s connection.
     pub fn push(&mut self, peer: usize, text: &str) {
-        let mut bytes = Vec::new();
-        let message = Message::from(text);
-        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
-        let conn = self.peers[peer].id;
-        let push = Push::Send(bytes);
-        self.table.command(Command::Push { conn, push }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
+        self.drain_commands(&[Sent::Push(peer, text)]);
     }
 
     /// A broadcast from a `ServerHandle`.
     pub fn broadcast(&mut self, text: &str) {
-        let mut bytes = Vec::new();
-        let message = Message::from(text);
-        encode_frame(&mut bytes, message.opcode(), message.as_bytes());
-        let bytes = bytes.into();
-        self.table.command(Command::Broadcast { bytes }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
+        self.drain_commands(&[Sent::Broadcast(text)]);
     }
 
     /// A publication from a `ServerHandle` (or forwarded by another loop) to `topic`.
     pub fn publish(&mut self, topic: &str, text: &str) {
-        let Ok(topic) = Topic::new(topic) else {
-            return; // refused by the handle before it reaches a loop
-        };
-        let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
-        self.table
-            .command(Command::Publish { topic, frame }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
+        self.drain_commands(&[Sent::Publish(topic, text)]);
     }
 
     /// Publications from a `ServerHandle` to `topic`, then a push of `then` to peer `to`, all
     /// drained from the command queue in one turn.
     pub fn publish_burst_then_push(&mut self, topic: &str, texts: &[&str], to: usize, then: &str) {
-        let Ok(topic) = Topic::new(topic) else {
+        if Topic::new(topic).is_err() {
             return;
-        };
-        for text in texts {
-            let frame = encode_shared_frame(OpCode::Text, text.as_bytes());
-            let topic = topic.clone();
-            self.table
-                .command(Command::Publish { topic, frame }, self.now);
         }
-        let mut bytes = Vec::new();
-        encode_frame(&mut bytes, OpCode::Text, then.as_bytes());
-        let conn = self.peers[to].id;
-        let push = Push::Send(bytes);
-        self.table.command(Command::Push { conn, push }, self.now);
-        self.table.commands_done(self.now);
-        self.turn();
+        let mut sent: Vec<Sent<'_>> = texts
+            .iter()
+            .map(|text| Sent::Publish(topic, text))
+            .collect();
+        sent.push(Sent::Push(to, then));
+        self.drain_commands(&sent);
     }
 
     /// `ServerHandle::close` for peer `peer`'s connection.
