@@ -13,7 +13,7 @@ mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::browser::Browser;
@@ -251,22 +251,33 @@ fn example() -> std::path::PathBuf {
     dir.join("examples").join("chat")
 }
 
+/// Starts the chat example on a free port; returns it and the address its banner printed.
+fn spawn_chat() -> (Child, String) {
+    let mut child = Command::new(example())
+        .args(["--addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("chat on http://"), "{line}");
+    let addr = line
+        .trim()
+        .trim_start_matches("chat on http://")
+        .trim_end_matches('/')
+        .to_owned();
+    (child, addr)
+}
+
 /// A SIGTERM sent the moment the address is printed finds the handler (it used to be installed
 /// after the banner: a signal in between killed the process, and a client saw a reset).
 #[test]
 fn sigterm_right_after_the_banner_is_a_graceful_shutdown() {
     for _ in 0..10 {
-        let mut child = Command::new(example())
-            .args(["--addr", "127.0.0.1:0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        assert!(line.starts_with("chat on http://"), "{line}");
+        let (mut child, _addr) = spawn_chat();
         // SAFETY: kill(2) on our own child's pid.
         assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
         let status = child.wait().unwrap();
@@ -282,21 +293,7 @@ fn sigterm_closes_everyone_with_1001_and_help_works() {
     let bad = Command::new(example()).arg("--nope").output().unwrap();
     assert_eq!(bad.status.code(), Some(2));
 
-    let mut child = Command::new(example())
-        .args(["--addr", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .trim_start_matches("chat on http://")
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut child, addr) = spawn_chat();
     let stream = TcpStream::connect(&addr).unwrap();
     stream.set_read_timeout(Some(DEADLINE)).unwrap();
     let (mut client, _) = tungstenite::client(format!("ws://{addr}/ws?name=zed"), stream).unwrap();
