@@ -157,7 +157,15 @@ impl TestApp {
 
     /// Everything seen so far.
     pub fn events(&self) -> Vec<AppEvent> {
-        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+        self.events_from(0)
+    }
+
+    /// The events after the first `start`.
+    pub(crate) fn events_from(&self, start: usize) -> Vec<AppEvent> {
+        self.events
+            .lock()
+            .map(|e| e.get(start..).unwrap_or_default().to_vec())
+            .unwrap_or_default()
     }
 }
 

@@ -11,6 +11,17 @@ use super::{AppEvent, Harness};
 use crate::conn_id::ConnId;
 use crate::metrics::Admission;
 
+/// What [`Harness::check_invariants`] has learned from the application's events so far.
+#[derive(Debug, Default)]
+pub(super) struct EventAudit {
+    /// How many of the events were read.
+    checked: usize,
+    /// Per connection: `on_open` seen, `on_close` seen.
+    state: HashMap<ConnId, (bool, bool)>,
+    /// Connections on the monitoring reserve that asked for a monitoring path.
+    served: Vec<ConnId>,
+}
+
 impl Harness {
     /// Checks what must hold after every step; returns what does not.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -72,8 +83,15 @@ impl Harness {
     /// `on_open` before any message, at most one `on_close` per connection, and none after it;
     /// a connection on the monitoring reserve asks the application one thing at most, for a
     /// monitoring path, and never opens.
+    /// Only the events since the last check are read: the audit keeps what it learned, so a
+    /// long script costs linear time, not quadratic.
     fn check_app_events(&self) -> Result<(), String> {
-        let mut state: HashMap<ConnId, (bool, bool)> = HashMap::new();
+        let mut audit = self.audit.borrow_mut();
+        let EventAudit {
+            checked,
+            state,
+            served,
+        } = &mut *audit;
         let reserve: Vec<ConnId> = self
             .peers
             .iter()
@@ -84,8 +102,9 @@ impl Harness {
             Some(path) == self.config.metrics_path.as_deref()
                 || Some(path) == self.config.health_path.as_deref()
         };
-        let mut served: Vec<ConnId> = Vec::new();
-        for event in self.app.events() {
+        let events = self.app.events_from(*checked);
+        *checked += events.len();
+        for event in events {
             match event {
                 AppEvent::Open(id) if reserve.contains(&id) => {
                     return Err(format!("{id}: opened from the monitoring reserve"));

@@ -23,6 +23,7 @@ mod tests;
 mod unordered;
 mod unordered_cell;
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,6 +37,7 @@ use crate::metrics::{Admission, Metrics, Stats};
 use crate::netpoller::{ConnectionTable, Readiness};
 use crate::transport::memory::{MemoryTransport, Wire};
 use crate::ws::{CloseCode, Message};
+use check::EventAudit;
 
 pub use app::{AppEvent, TestApp};
 pub(crate) use app::{ManualQueue, RecordingPoller};
@@ -62,6 +64,7 @@ pub struct Harness {
     config: Arc<Config>,
     metrics: Arc<Metrics>,
     now: Instant,
+    audit: RefCell<EventAudit>,
 }
 
 impl Harness {
@@ -97,6 +100,7 @@ impl Harness {
             config,
             metrics,
             now: Instant::now(),
+            audit: RefCell::default(),
         }
     }
 

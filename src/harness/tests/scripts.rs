@@ -73,3 +73,36 @@ fn the_final_check_finds_an_on_close_that_never_came() {
     assert!(h.check_every_close_delivered().is_err());
     never_finished.abandon();
 }
+
+/// The checker reads only the events since its last call; what it learned before still counts:
+/// a second `on_open` or `on_close`, or a message after the close, recorded after a check that
+/// passed, is caught by the next one.
+#[test]
+fn the_invariant_checker_remembers_earlier_events() {
+    use super::{config, harness, upgraded};
+    use crate::conn_id::ConnId;
+    use crate::harness::AppEvent;
+    use crate::ws::{CloseCode, Message};
+
+    let check_after = |late: fn(ConnId) -> AppEvent| {
+        let mut h = harness(config());
+        let peer = upgraded(&mut h);
+        let id = h.id(peer);
+        h.app.record(AppEvent::Close(id, CloseCode::Normal));
+        h.check_invariants().expect("opened, then closed: fine");
+        h.check_invariants().expect("nothing new: still fine");
+        h.app.record(late(id));
+        h.check_invariants()
+    };
+    let twice = check_after(AppEvent::Open).expect_err("on_open twice");
+    assert!(twice.contains("on_open twice"), "{twice}");
+    let closed = check_after(|id| AppEvent::Close(id, CloseCode::Normal));
+    let closed = closed.expect_err("on_close twice");
+    assert!(
+        closed.contains("on_close without on_open, or twice"),
+        "{closed}"
+    );
+    let late = check_after(|id| AppEvent::Message(id, Message::Text("late".into())));
+    let late = late.expect_err("a message after on_close");
+    assert!(late.contains("outside open..close"), "{late}");
+}
