@@ -22,6 +22,47 @@ pub(super) struct EventAudit {
     served: Vec<ConnId>,
 }
 
+impl EventAudit {
+    /// An ordinary connection's event: `on_open` once, then its calls, then `on_close` once.
+    fn lifecycle(&mut self, event: AppEvent) -> Result<(), String> {
+        match event {
+            AppEvent::Open(id) => {
+                let seen = self.state.entry(id).or_default();
+                if seen.0 {
+                    return Err(format!("{id}: on_open twice"));
+                }
+                seen.0 = true;
+            }
+            AppEvent::Message(id, _)
+            | AppEvent::Deferred(id)
+            | AppEvent::DeferredTimeout(id)
+            | AppEvent::Timer(id, _)
+            | AppEvent::TimerRefused(id, _)
+            | AppEvent::Pong(id, _)
+            | AppEvent::UnorderedRefused(id, _)
+            | AppEvent::Completed(id, _)
+            | AppEvent::UnorderedTimeout(id, _) => {
+                let seen = self.state.get(&id).copied().unwrap_or_default();
+                if !seen.0 || seen.1 {
+                    return Err(format!("{id}: on_message outside open..close"));
+                }
+            }
+            AppEvent::Close(id, _) => {
+                let seen = self.state.entry(id).or_default();
+                if !seen.0 || seen.1 {
+                    return Err(format!("{id}: on_close without on_open, or twice"));
+                }
+                seen.1 = true;
+            }
+            AppEvent::Http(..) | AppEvent::Drain(_) => {}
+            AppEvent::LostSession(id) => {
+                return Err(format!("{id}: a job or on_close came without its session"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Harness {
     /// Checks what must hold after every step; returns what does not.
     pub fn check_invariants(&self) -> Result<(), String> {
@@ -87,11 +128,6 @@ impl Harness {
     /// long script costs linear time, not quadratic.
     fn check_app_events(&self) -> Result<(), String> {
         let mut audit = self.audit.borrow_mut();
-        let EventAudit {
-            checked,
-            state,
-            served,
-        } = &mut *audit;
         let reserve: Vec<ConnId> = self
             .peers
             .iter()
@@ -102,51 +138,20 @@ impl Harness {
             Some(path) == self.config.metrics_path.as_deref()
                 || Some(path) == self.config.health_path.as_deref()
         };
-        let events = self.app.events_from(*checked);
-        *checked += events.len();
+        let events = self.app.events_from(audit.checked);
+        audit.checked += events.len();
         for event in events {
             match event {
                 AppEvent::Open(id) if reserve.contains(&id) => {
                     return Err(format!("{id}: opened from the monitoring reserve"));
                 }
                 AppEvent::Http(id, path) if reserve.contains(&id) => {
-                    if !monitored(&path) || served.contains(&id) {
+                    if !monitored(&path) || audit.served.contains(&id) {
                         return Err(format!("{id}: asked for {path} from the reserve"));
                     }
-                    served.push(id);
+                    audit.served.push(id);
                 }
-                AppEvent::Open(id) => {
-                    let seen = state.entry(id).or_default();
-                    if seen.0 {
-                        return Err(format!("{id}: on_open twice"));
-                    }
-                    seen.0 = true;
-                }
-                AppEvent::Message(id, _)
-                | AppEvent::Deferred(id)
-                | AppEvent::DeferredTimeout(id)
-                | AppEvent::Timer(id, _)
-                | AppEvent::TimerRefused(id, _)
-                | AppEvent::Pong(id, _)
-                | AppEvent::UnorderedRefused(id, _)
-                | AppEvent::Completed(id, _)
-                | AppEvent::UnorderedTimeout(id, _) => {
-                    let seen = state.get(&id).copied().unwrap_or_default();
-                    if !seen.0 || seen.1 {
-                        return Err(format!("{id}: on_message outside open..close"));
-                    }
-                }
-                AppEvent::Close(id, _) => {
-                    let seen = state.entry(id).or_default();
-                    if !seen.0 || seen.1 {
-                        return Err(format!("{id}: on_close without on_open, or twice"));
-                    }
-                    seen.1 = true;
-                }
-                AppEvent::Http(..) | AppEvent::Drain(_) => {}
-                AppEvent::LostSession(id) => {
-                    return Err(format!("{id}: a job or on_close came without its session"));
-                }
+                event => audit.lifecycle(event)?,
             }
         }
         Ok(())
