@@ -250,6 +250,11 @@ impl Harness {
         self.peers[peer].wire.with(|w| w.empty_reads)
     }
 
+    /// Reads of peer `peer`'s connection that brought bytes so far.
+    pub fn reads(&self, peer: usize) -> usize {
+        self.peers[peer].wire.with(|w| w.reads)
+    }
+
     /// Bytes of peer `peer` the server has not read yet.
     pub fn unread(&self, peer: usize) -> usize {
         self.peers[peer].wire.with(|w| w.inbound.len())

@@ -139,40 +139,6 @@ impl Session {
         }
     }
 
-    /// The space to read into now — the read buffer's free room, the buffer taken from the pool
-    /// if none is held — or `None` when the session must not read (backpressure, its phase, a
-    /// full buffer to decode first).
-    #[inline]
-    pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<&mut [u8]> {
-        if !self.wants_input(env) {
-            return None;
-        }
-        let max_len = self.max_input_len(env.config);
-        let input = self.input.get_or_insert_with(|| env.pool.take_read());
-        let spare = input.spare(max_len);
-        (!spare.is_empty()).then_some(spare)
-    }
-
-    /// `n` bytes were read into the space [`read_space`](Self::read_space) lent.
-    #[inline]
-    pub(crate) fn received(&mut self, env: &mut Env<'_>, n: usize) {
-        // A reserve connection's clock runs from its accept, not from its first byte.
-        if !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve() {
-            // The first byte of a request: `request_timeout` counts from here.
-            self.clocks.wait_since = env.now;
-        }
-        if let Some(input) = self.input.as_mut() {
-            input.filled(n);
-        }
-        self.clocks.last_read = env.now;
-        if let Phase::Open(open) = &mut self.phase {
-            // Anything from the peer answers our keepalive ping.
-            open.ping_sent = None;
-        }
-        add(&env.metrics.bytes_in, n as u64);
-        log::trace!("{}: read {n} bytes", self.id);
-    }
-
     /// The next job to hand off, if there is work and no job is out: the held one first, else
     /// the buffered bytes decoded into a batch. Without one, the rules that waited for the
     /// handler's work apply now (`work_done`): the netpoller asks before every write.

@@ -23,6 +23,57 @@ use crate::ws::{Decoded, Message, OpCode, encode_frame};
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 impl Session {
+    /// The space to read into now, or `None` when the session must not read (backpressure,
+    /// its phase, a full buffer to decode first). While the rest of a large WebSocket payload
+    /// is coming and no other bytes wait, it is the room at the end of the message being
+    /// assembled (the bytes go there without a copy); otherwise the read buffer's free room,
+    /// the buffer taken from the pool if none is held.
+    #[inline]
+    pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<&mut [u8]> {
+        if !self.wants_input(env) {
+            return None;
+        }
+        let min = env.config.read_buffer_size;
+        if self.input.as_ref().is_none_or(ReadBuffer::is_empty)
+            && let Phase::Open(open) = &self.phase
+            && open.decoder.payload_expected(min).is_some()
+        {
+            return match &mut self.phase {
+                Phase::Open(open) => open.decoder.payload_space(min),
+                _ => None,
+            };
+        }
+        let max_len = self.max_input_len(env.config);
+        let input = self.input.get_or_insert_with(|| env.pool.take_read());
+        let spare = input.spare(max_len);
+        (!spare.is_empty()).then_some(spare)
+    }
+
+    /// `n` bytes were read into the space [`read_space`](Self::read_space) lent.
+    #[inline]
+    pub(crate) fn received(&mut self, env: &mut Env<'_>, n: usize) {
+        // A reserve connection's clock runs from its accept, not from its first byte.
+        if !self.request_begun() && matches!(self.phase, Phase::Http(_)) && !self.is_on_reserve() {
+            // The first byte of a request: `request_timeout` counts from here.
+            self.clocks.wait_since = env.now;
+        }
+        match &mut self.phase {
+            Phase::Open(open) if open.decoder.payload_lent() => open.decoder.payload_filled(n),
+            _ => {
+                if let Some(input) = self.input.as_mut() {
+                    input.filled(n);
+                }
+            }
+        }
+        self.clocks.last_read = env.now;
+        if let Phase::Open(open) = &mut self.phase {
+            // Anything from the peer answers our keepalive ping.
+            open.ping_sent = None;
+        }
+        add(&env.metrics.bytes_in, n as u64);
+        log::trace!("{}: read {n} bytes", self.id);
+    }
+
     /// Decodes the buffered bytes of a WebSocket connection, or discards those of a lingering
     /// one. HTTP bytes are left alone: they are parsed when a job can be dispatched
     /// ([`take_http_batch`](Self::take_http_batch)), so a connection never has more than one
@@ -55,13 +106,17 @@ impl Session {
             if open.inbox.is_full(env.config) {
                 return;
             }
-            let Some(input) = self.input.as_mut().filter(|input| !input.is_empty()) else {
+            let input = self.input.as_mut().filter(|input| !input.is_empty());
+            if input.is_none() && !open.decoder.payload_waiting() {
                 return;
-            };
-            let item = match open.decoder.decode(input.data(), &limits) {
+            }
+            let data = input.as_deref().map_or(&[][..], ReadBuffer::data);
+            let item = match open.decoder.decode(data, &limits) {
                 Ok((0, None)) => return,
                 Ok((consumed, item)) => {
-                    input.consume(consumed);
+                    if let Some(input) = input {
+                        input.consume(consumed);
+                    }
                     item
                 }
                 Err(err) => return self.protocol_error(env, &err),

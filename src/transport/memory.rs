@@ -42,6 +42,8 @@ pub(crate) struct WireState {
     pub held: Vec<u8>,
     /// Number of read calls that found nothing (`WouldBlock`), to check edge-triggered draining.
     pub empty_reads: usize,
+    /// Number of read calls that brought bytes.
+    pub reads: usize,
     /// Number of write calls (`write`, `write_vectored`), to check that output is corked.
     pub writes: usize,
 }
@@ -60,6 +62,7 @@ impl Default for WireState {
             holds_output: false,
             held: Vec::new(),
             empty_reads: 0,
+            reads: 0,
             writes: 0,
         }
     }
@@ -130,6 +133,7 @@ impl Transport for MemoryTransport {
         for (slot, byte) in buf.iter_mut().zip(wire.inbound.drain(..n)) {
             *slot = byte;
         }
+        wire.reads += 1;
         IoOutcome::Progress(n)
     }
 

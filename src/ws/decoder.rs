@@ -8,6 +8,8 @@
 //!
 //! Partial payloads are kept inside the decoder, so the caller only ever keeps back an incomplete
 //! frame header (under 14 bytes). When nothing is partial the decoder holds no heap memory.
+//! The rest of a large payload can also be read straight into the message it belongs to, with
+//! no copy out of a read buffer (`direct.rs`: [`MessageDecoder::payload_space`]).
 
 use std::fmt;
 
@@ -112,6 +114,11 @@ struct PendingData {
     mask: [u8; 4],
     received: usize,
     len: usize,
+    /// Bytes at the end of the assembly lent to a reader (`direct.rs`) and not filled yet.
+    lent: usize,
+    /// Payload read straight into the assembly that `continue_frame` has not seen yet (not
+    /// checked for UTF-8, the frame's end not acted on).
+    unseen: bool,
 }
 
 /// A control frame whose payload is being received.
@@ -182,6 +189,7 @@ impl MessageDecoder {
         input: &[u8],
         limits: &DecoderLimits,
     ) -> Result<(usize, Option<Decoded>), WsError> {
+        self.reclaim_lent();
         let mut consumed = 0;
         loop {
             let rest = input.get(consumed..).unwrap_or_default();
@@ -322,6 +330,8 @@ impl MessageDecoder {
             mask: header.mask,
             received: 0,
             len,
+            lent: 0,
+            unseen: false,
         });
     }
 
@@ -354,6 +364,7 @@ impl MessageDecoder {
         let Some(frame) = message.frame.as_mut() else {
             return Ok((0, Step::FrameDone));
         };
+        frame.unseen = false;
         let take = (frame.len - frame.received).min(input.len());
         let start = message.data.len();
         message.data.extend_from_slice(&input[..take]);
@@ -476,5 +487,6 @@ fn control_item(opcode: OpCode, payload: ControlPayload) -> Result<Decoded, WsEr
     }
 }
 
+mod direct;
 #[cfg(test)]
 mod tests;

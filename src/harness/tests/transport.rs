@@ -4,6 +4,8 @@
 //! the socket, unless the peer has closed its side.
 
 use super::*;
+use crate::harness::AppEvent;
+use crate::ws::Message;
 
 #[test]
 fn a_buffering_transport_is_flushed_on_writable_without_a_change_to_the_session() {
@@ -97,5 +99,45 @@ fn bytes_and_eof_in_one_event_are_read_to_the_end() {
     h.run_all_jobs();
     assert_eq!(texts(&h.take_output(peer)), ["last words"]);
     assert_eq!(h.open_connections(), 0, "the EOF behind the bytes was read");
+    h.check_invariants().unwrap();
+}
+
+/// The rest of a large payload is read straight into its message: one read brings the header
+/// and the start of the payload into the read buffer, the next one the rest; a message cut into
+/// pieces, with reads that find nothing between them, still arrives whole and unmasked.
+#[test]
+fn the_rest_of_a_large_payload_is_read_straight_into_its_message() {
+    let mut h = harness(Config {
+        read_buffer_size: 4096,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let payload: Vec<u8> = (0..65_536u32).map(|i| (i % 253) as u8).collect();
+    let frame = client_frame(0x2, &payload);
+    let before = h.reads(peer);
+    h.send(peer, &frame);
+    assert_eq!(
+        h.reads(peer) - before,
+        2,
+        "the read buffer's 4,096 bytes, then the rest"
+    );
+    h.send(peer, &frame[..5000]);
+    h.send(peer, &frame[5000..30_000]);
+    h.send(peer, &frame[30_000..]);
+    h.run_all_jobs();
+    let id = h.id(peer);
+    let received: Vec<_> = h
+        .app_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            AppEvent::Message(from, Message::Binary(data)) if from == id => Some(data),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        received == [payload.clone(), payload],
+        "both whole, in order"
+    );
+    assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
     h.check_invariants().unwrap();
 }
