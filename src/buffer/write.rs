@@ -171,13 +171,20 @@ impl WriteBuffer {
     }
 }
 
-/// The free list of write chunks: vectors of one capacity that small frames are packed into.
+/// The free lists of write chunks: vectors of one capacity that small frames are packed into,
+/// and large payloads written out, kept for the next large message read.
 #[derive(Debug)]
 pub(crate) struct ChunkPool {
     /// Capacity of a pooled chunk.
     chunk_size: usize,
     max_pooled: usize,
     free: Vec<Vec<u8>>,
+    /// Written payloads larger than a chunk: a large message read next is assembled in one
+    /// (`take_payload`) instead of memory the allocator may have given back to the kernel and
+    /// must fault in again, page by page.
+    payloads: Vec<Vec<u8>>,
+    /// Capacity of `payloads`, in bytes: at most `max_pooled * chunk_size / 4`.
+    payload_bytes: usize,
 }
 
 impl ChunkPool {
@@ -186,7 +193,25 @@ impl ChunkPool {
             chunk_size,
             max_pooled,
             free: Vec::new(),
+            payloads: Vec::new(),
+            payload_bytes: 0,
         }
+    }
+
+    /// An empty vector of at least `capacity` bytes for a message to be assembled in: a pooled
+    /// payload if one fits (no more than twice the size), else a new one.
+    pub(crate) fn take_payload(&mut self, capacity: usize) -> Vec<u8> {
+        if capacity > self.chunk_size
+            && let Some(at) = self
+                .payloads
+                .iter()
+                .position(|v| (capacity..=capacity.saturating_mul(2)).contains(&v.capacity()))
+        {
+            let payload = self.payloads.swap_remove(at);
+            self.payload_bytes -= payload.capacity();
+            return payload;
+        }
+        Vec::with_capacity(capacity)
     }
 
     fn take_chunk(&mut self) -> Vec<u8> {
@@ -203,21 +228,80 @@ impl ChunkPool {
         }
     }
 
-    /// Keeps a written chunk of the pooled size for reuse; others (owned payloads) are freed.
+    /// Keeps a written chunk of the pooled size, or a large payload while the payloads kept
+    /// stay under their bound, for reuse; others are freed.
     fn give_chunk(&mut self, mut chunk: Vec<u8>) {
-        if chunk.capacity() == self.chunk_size && self.free.len() < self.max_pooled {
+        let capacity = chunk.capacity();
+        if capacity == self.chunk_size && self.free.len() < self.max_pooled {
             chunk.clear();
             self.free.push(chunk);
+        } else if capacity > self.chunk_size
+            && self.payload_bytes + capacity <= self.max_pooled * self.chunk_size / 4
+        {
+            chunk.clear();
+            self.payload_bytes += capacity;
+            self.payloads.push(chunk);
         }
     }
 
-    /// Free chunks held now.
+    /// Free chunks and payloads held now.
     pub(crate) fn len(&self) -> usize {
-        self.free.len()
+        self.free.len() + self.payloads.len()
     }
 
-    /// Frees every free chunk.
+    /// Frees every free chunk and payload.
     pub(crate) fn shrink(&mut self) {
         self.free = Vec::new();
+        self.payloads = Vec::new();
+        self.payload_bytes = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A payload written out comes back for the next large message of a fitting size — the
+    /// same memory, not a new allocation — and the payloads kept stay under their bound.
+    #[test]
+    fn written_payloads_are_kept_for_large_messages_within_a_bound() {
+        let mut pool = ChunkPool::new(16 * 1024, 16); // keeps 64 KiB of payloads at most
+        let mut out = WriteBuffer::default();
+        let payload = vec![7u8; 40_000];
+        let address = payload.as_ptr();
+        out.append_vec(payload, &mut pool);
+        let written = out.len();
+        out.advance(written, &mut pool);
+        assert_eq!(pool.len(), 1, "kept");
+        assert_eq!(
+            pool.take_payload(16 * 1024).capacity(),
+            16 * 1024,
+            "small: not it"
+        );
+        assert_eq!(
+            pool.take_payload(90_000).capacity(),
+            90_000,
+            "too small: not it"
+        );
+        let again = pool.take_payload(30_000);
+        assert_eq!(
+            (again.as_ptr(), again.len()),
+            (address, 0),
+            "the same memory, empty"
+        );
+        assert_eq!(pool.len(), 0);
+
+        for _ in 0..3 {
+            out.append_vec(vec![1u8; 30_000], &mut pool);
+        }
+        let written = out.len();
+        out.advance(written, &mut pool);
+        assert_eq!(
+            pool.len(),
+            2,
+            "two of 30,000 bytes fit in 64 KiB, the third is freed"
+        );
+        pool.shrink();
+        assert_eq!(pool.len(), 0);
     }
 }

@@ -111,7 +111,9 @@ impl Session {
                 return;
             }
             let data = input.as_deref().map_or(&[][..], ReadBuffer::data);
-            let item = match open.decoder.decode(data, &limits) {
+            // A large message is assembled in a payload written out earlier, if one is pooled.
+            let pooled = &mut |capacity| env.pool.chunks.take_payload(capacity);
+            let item = match open.decoder.decode_with(data, &limits, pooled) {
                 Ok((0, None)) => return,
                 Ok((consumed, item)) => {
                     if let Some(input) = input {

@@ -27,34 +27,6 @@ use crate::ws::utf8::Utf8Validator;
 /// it slowly (or never) cannot make the server allocate memory it did not send.
 const RESERVE_AHEAD: usize = 64 * 1024;
 
-/// Size limits the decoder enforces; a message beyond them fails with
-/// [`WsError::MessageTooBig`] (close code 1009).
-#[derive(Debug, Clone, Copy)]
-pub struct DecoderLimits {
-    /// Largest message in payload bytes, after reassembly of all its fragments.
-    pub max_message_size: usize,
-    /// Most frames one message may have (an unfragmented message has 1).
-    pub max_fragments: usize,
-    /// Largest single frame's payload, checked from its header before anything is read.
-    pub max_frame_size: usize,
-    /// permessage-deflate was negotiated: RSV1 on a message's first frame marks it compressed,
-    /// and it leaves as [`Decoded::Compressed`]. Its size limits count the compressed bytes;
-    /// [`Compressed::inflate`] enforces `max_message_size` on the inflated ones.
-    pub deflate: bool,
-}
-
-impl Default for DecoderLimits {
-    /// 16 MiB messages and frames, 65,536 frames a message: the server configuration's defaults.
-    fn default() -> Self {
-        DecoderLimits {
-            max_message_size: 16 * 1024 * 1024,
-            max_fragments: 65_536,
-            max_frame_size: 16 * 1024 * 1024,
-            deflate: false,
-        }
-    }
-}
-
 /// One item decoded from the client's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decoded {
@@ -189,6 +161,18 @@ impl MessageDecoder {
         input: &[u8],
         limits: &DecoderLimits,
     ) -> Result<(usize, Option<Decoded>), WsError> {
+        self.decode_with(input, limits, &mut Vec::with_capacity)
+    }
+
+    /// [`decode`](Self::decode), taking the buffer a new message is assembled in from
+    /// `allocate` (given the capacity wanted): a caller that recycles written payloads hands
+    /// one back here instead of the allocator.
+    pub fn decode_with(
+        &mut self,
+        input: &[u8],
+        limits: &DecoderLimits,
+        allocate: &mut dyn FnMut(usize) -> Vec<u8>,
+    ) -> Result<(usize, Option<Decoded>), WsError> {
         self.reclaim_lent();
         let mut consumed = 0;
         loop {
@@ -201,7 +185,7 @@ impl MessageDecoder {
                 };
                 consumed += header_len;
                 let payload = rest.get(header_len..).unwrap_or_default();
-                self.begin_frame(header, payload, limits)?
+                self.begin_frame(header, payload, limits, allocate)?
             };
             consumed += used;
             match step {
@@ -240,11 +224,12 @@ impl MessageDecoder {
         header: FrameHeader,
         payload: &[u8],
         limits: &DecoderLimits,
+        allocate: &mut dyn FnMut(usize) -> Vec<u8>,
     ) -> Result<(usize, Step), WsError> {
         if header.opcode.is_control() {
             self.begin_control(header, payload)
         } else {
-            self.begin_data(header, payload, limits)
+            self.begin_data(header, payload, limits, allocate)
         }
     }
 
@@ -283,6 +268,7 @@ impl MessageDecoder {
         header: FrameHeader,
         payload: &[u8],
         limits: &DecoderLimits,
+        allocate: &mut dyn FnMut(usize) -> Vec<u8>,
     ) -> Result<(usize, Step), WsError> {
         let current = self
             .state
@@ -298,24 +284,32 @@ impl MessageDecoder {
             && header.fin
             && let Some(whole) = payload.get(..len)
         {
-            let mut data = Vec::with_capacity(len);
+            let mut data = allocate(len);
             data.extend_from_slice(whole);
             apply_mask(&mut data, header.mask, 0);
             let item = into_item(header.opcode, header.compressed, data, None)?;
             return Ok((len, Step::Item(item)));
         }
-        self.assemble(&header, len, payload.len());
+        self.assemble(&header, len, payload.len(), allocate);
         self.continue_frame(payload)
     }
 
     /// Makes a data frame of `len` payload bytes, `arrived` of them in this input, the pending
     /// frame of the message being assembled (which it starts if it is the first).
-    fn assemble(&mut self, header: &FrameHeader, len: usize, arrived: usize) {
+    fn assemble(
+        &mut self,
+        header: &FrameHeader,
+        len: usize,
+        arrived: usize,
+        allocate: &mut dyn FnMut(usize) -> Vec<u8>,
+    ) {
+        // Reserve what is already here, or at most RESERVE_AHEAD for bytes still to come.
+        let reserve = len.min(arrived.max(RESERVE_AHEAD));
         let state = self.state.get_or_insert_with(Box::default);
         let message = state.message.get_or_insert_with(|| Assembly {
             opcode: header.opcode,
             compressed: header.compressed,
-            data: Vec::new(),
+            data: allocate(reserve),
             // Compressed text is checked once inflated, by whoever inflates it.
             utf8: (header.opcode == OpCode::Text && !header.compressed)
                 .then(Utf8Validator::default),
@@ -323,8 +317,7 @@ impl MessageDecoder {
             frame: None,
         });
         message.fragments += 1;
-        // Reserve what is already here, or at most RESERVE_AHEAD for bytes still to come.
-        message.data.reserve(len.min(arrived.max(RESERVE_AHEAD)));
+        message.data.reserve(reserve);
         message.frame = Some(PendingData {
             fin: header.fin,
             mask: header.mask,
@@ -488,5 +481,7 @@ fn control_item(opcode: OpCode, payload: ControlPayload) -> Result<Decoded, WsEr
 }
 
 mod direct;
+mod limits;
+pub use limits::DecoderLimits;
 #[cfg(test)]
 mod tests;
