@@ -34,8 +34,10 @@ impl Session {
             return None;
         }
         let min = env.config.read_buffer_size;
+        // An idle decoder (every message that came whole) has no payload to lend room for.
         if self.input.as_ref().is_none_or(ReadBuffer::is_empty)
             && let Phase::Open(open) = &self.phase
+            && !open.decoder.is_idle()
             && open.decoder.payload_expected(min).is_some()
         {
             return match &mut self.phase {
@@ -58,7 +60,9 @@ impl Session {
             self.clocks.wait_since = env.now;
         }
         match &mut self.phase {
-            Phase::Open(open) if open.decoder.payload_lent() => open.decoder.payload_filled(n),
+            Phase::Open(open) if !open.decoder.is_idle() && open.decoder.payload_lent() => {
+                open.decoder.payload_filled(n);
+            }
             _ => {
                 if let Some(input) = self.input.as_mut() {
                     input.filled(n);
@@ -107,7 +111,7 @@ impl Session {
                 return;
             }
             let input = self.input.as_mut().filter(|input| !input.is_empty());
-            if input.is_none() && !open.decoder.payload_waiting() {
+            if input.is_none() && (open.decoder.is_idle() || !open.decoder.payload_waiting()) {
                 return;
             }
             let data = input.as_deref().map_or(&[][..], ReadBuffer::data);

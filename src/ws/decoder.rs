@@ -173,7 +173,9 @@ impl MessageDecoder {
         limits: &DecoderLimits,
         allocate: &mut dyn FnMut(usize) -> Vec<u8>,
     ) -> Result<(usize, Option<Decoded>), WsError> {
-        self.reclaim_lent();
+        if !self.is_idle() {
+            self.reclaim_lent();
+        }
         let mut consumed = 0;
         loop {
             let rest = input.get(consumed..).unwrap_or_default();
