@@ -4,8 +4,8 @@
 //! ([`Session::read_space`], then [`Session::received`]): its read buffer, or — for the rest of
 //! a large WebSocket payload — the end of the message being assembled. They leave as a batch of
 //! HTTP requests (for a job: [`Session::take_http_batch`]), as decoded messages held in the inbox
-//! until the next job, or as answers queued at once, which never wait for a worker: a pong to a ping, and
-//! `100 Continue` to a request that expects it (its body not yet in).
+//! until the next job, or as answers queued at once, which never wait for a worker: a pong to a
+//! ping, and `100 Continue` to a request that expects it (its body not yet in).
 //! A close frame, a protocol error or a bad request is handed to the state machine
 //! (`machine.rs`), which decides what is written and where the connection goes.
 
