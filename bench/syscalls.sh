@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# System calls and context switches of an echo server under load, counted by `perf stat`
-# (tracepoints: exact counts, whatever else the machine is doing; wall-clock ratios on a shared
-# machine wobble). For each server binary, the echo (its default threads unless ECHO_FLAGS says
-# otherwise) runs pinned to CPU 0 while the load generator, on CPU 1, echoes 100 connections x 8
-# in flight x 32 B; perf counts over the whole run (warm-up included).
+# System calls, context switches and page faults of an echo server under load, counted by
+# `perf stat` (tracepoints: exact counts, whatever else the machine is doing; wall-clock ratios
+# on a shared machine wobble), and its CPU time, each per message echoed. For each server binary,
+# the echo (its default threads unless ECHO_FLAGS says otherwise) runs pinned to CPU 0 while the
+# load generator, on CPU 1, echoes 100 connections x 8 in flight x 32 B (LOAD); perf counts over
+# the load generator's measured window (it starts after the warm-up).
 #
 #   bench/syscalls.sh NAME=PATH [NAME=PATH ...]
 #
@@ -29,7 +30,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-printf '%-24s %10s %10s %10s %12s %10s\n' server messages "write(2)" epoll_wait "ctx-switch" "msgs/s"
+printf '%-24s %10s %9s %9s %9s %9s %9s %9s %10s\n' server messages "recv/msg" "write/msg" \
+    "epoll/msg" "ctxsw/msg" "fault/msg" "CPU us" "msgs/s"
 for rep in $(seq 1 "$REPS"); do
     for spec in "$@"; do
         name=${spec%%=*}
@@ -42,14 +44,17 @@ for rep in $(seq 1 "$REPS"); do
             (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
             sleep 0.05
         done
-        perf stat -x, -e syscalls:sys_enter_write,syscalls:sys_enter_epoll_wait,context-switches \
-            -p "$pid" -o "$work/perf" &
-        perf_pid=$!
         # shellcheck disable=SC2086
-        line=$(taskset -c 1 "$LOADGEN" --addr "127.0.0.1:$port" --warmup "$WARMUP" \
-            --duration "$DURATION" $LOAD | tail -1)
-        kill -INT "$perf_pid"
-        wait "$perf_pid" || true
+        taskset -c 1 "$LOADGEN" --addr "127.0.0.1:$port" --warmup "$WARMUP" \
+            --duration "$DURATION" $LOAD >"$work/line" &
+        load_pid=$!
+        # perf counts over the load generator's measured window (after its warm-up).
+        sleep "$WARMUP"
+        perf stat -x, -e syscalls:sys_enter_recvfrom,syscalls:sys_enter_write \
+            -e syscalls:sys_enter_epoll_wait,context-switches,page-faults,task-clock \
+            -p "$pid" -o "$work/perf" -- sleep "$DURATION"
+        wait "$load_pid"
+        line=$(tail -1 "$work/line")
         kill -TERM "$pid"
         wait "$pid" || true
         python3 - "$name" "$work/perf" "$line" <<'PY'
@@ -60,9 +65,16 @@ for row in open(perf):
     fields = row.strip().split(",")
     if len(fields) > 2 and not row.startswith("#"):
         counts[fields[2]] = fields[0]
-print("%-24s %10d %10s %10s %12s %10.0f" % (name, line["messages"],
-      counts.get("syscalls:sys_enter_write", "?"), counts.get("syscalls:sys_enter_epoll_wait", "?"),
-      counts.get("context-switches", "?"), line["msgs_per_sec"]))
+messages = line["messages"]
+def per(event, scale=1.0):
+    try:
+        return "%9.3f" % (float(counts[event]) * scale / messages)
+    except (KeyError, ValueError):
+        return "%9s" % "?"
+print("%-24s %10d %s %s %s %s %s %s %10.0f" % (name, line["messages"],
+      per("syscalls:sys_enter_recvfrom"), per("syscalls:sys_enter_write"),
+      per("syscalls:sys_enter_epoll_wait"), per("context-switches"), per("page-faults"),
+      per("task-clock", 1000.0), line["msgs_per_sec"]))
 PY
     done
 done
