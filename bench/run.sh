@@ -12,7 +12,8 @@
 #   SERVERS    servers to run, space-separated [wsreactor wsreactor-default wsreactor-inline
 #              tokio-tungstenite fastwebsockets ws-rs gorilla ceiling]
 #              (wsreactor-default: the echo with its default threads, a loop and a worker
-#              per CPU, instead of --workers 1 --loops 1)
+#              per CPU, instead of --workers 1 --loops 1; wsreactor-hop: the same with
+#              --handlers-may-block, every call through a worker)
 #              (go-http and hyper are added automatically for the http scenario, node-ws for
 #              the compression scenarios deflate and idle-deflate; name node-ws here to run it
 #              in the other scenarios too)
@@ -185,18 +186,18 @@ LOOPS_FLAG=()
 
 # Scenarios with permessage-deflate, and the servers that implement it.
 DEFLATE_SCENARIOS=" deflate idle-deflate "
-COMPRESSING=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default gorilla node-ws "
+COMPRESSING=" wsreactor wsreactor-inline wsreactor-default wsreactor-hop wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default gorilla node-ws "
 NODE_WS="$BENCH/peers/node-ws"
 # Fan-out scenarios, and the servers with the /sub/TOPIC and /pub/TOPIC paths.
 FANOUT_SCENARIOS=" fanout1k fanout10k "
-FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default gorilla node-ws "
+FANOUT_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-hop wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default gorilla node-ws "
 # TLS scenarios (wss://), and the servers with a TLS mode: the echo example's --tls-cert/--tls-key
 # (rustls), tokio-echo's (tokio-rustls), gorilla-echo's -tls-cert/-tls-key (crypto/tls).
 TLS_SCENARIOS=" $TLS_ALL "
-TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default tokio-tungstenite fastwebsockets gorilla "
+TLS_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-hop wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default tokio-tungstenite fastwebsockets gorilla "
 # The http scenario: the echo example's modes and the plain HTTP peers (go-http and hyper join it
 # whatever SERVERS says); the HTTP peers run in no WebSocket scenario.
-HTTP_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default go-http hyper "
+HTTP_SERVERS=" wsreactor wsreactor-inline wsreactor-default wsreactor-hop wsreactor-baseline wsreactor-baseline-inline wsreactor-baseline-default go-http hyper "
 HTTP_PEERS=" go-http hyper "
 # The page every server of the http scenario sends on GET /: the echo example's own (hyper-http
 # has it built in; go-http reads it).
@@ -218,6 +219,9 @@ server_cmd() {
         wsreactor-inline) CMD=("${ws[@]}" --inline) ;;
         # The echo as a user runs it: its default threads (a loop and a worker per CPU).
         wsreactor-default) CMD=("$BIN/wsreactor-echo" --addr "$addr" --max-connections 20000 "${tls[@]}") ;;
+        # The same, declaring none of its calls non-blocking: every message and page goes to a
+        # worker and back (what a handler that may block costs).
+        wsreactor-hop) CMD=("$BIN/wsreactor-echo" --addr "$addr" --max-connections 20000 --handlers-may-block "${tls[@]}") ;;
         wsreactor-baseline | wsreactor-baseline-inline)
             [ -n "${BASELINE:-}" ] || return 1
             CMD=("$BIN/wsreactor-baseline-echo" "${ws[@]:1}")

@@ -207,6 +207,23 @@ pub trait Handler: 'static {
         false
     }
 
+    /// Whether [`on_message`](Self::on_message) handles `message` without blocking — an echo,
+    /// a publication, a reply computed from memory — so that, with the worker pool, the event
+    /// loop calls it itself instead of handing the batch to a worker and taking the reply back
+    /// (two thread switches and a wake-up per batch; docs/benchmarks.md measures the
+    /// difference). As with [`answers_without_blocking`](Self::answers_without_blocking), such
+    /// a call holds up every other connection of its loop while it runs: say `true` only for
+    /// calls that never wait; one that waits for a backend defers its reply from a worker
+    /// ([`Context::defer`]). Asked on the loop thread before each batch; the batch stays on
+    /// the loop only if it holds data messages alone, each declared so, and the connection did
+    /// not agree to compression (the loop never inflates or compresses). Not asked with inline
+    /// handlers or on a driven server. A panic here counts as `false`. The default is `false`:
+    /// every message goes to a worker.
+    fn handles_without_blocking(&self, message: &Message) -> bool {
+        let _ = message;
+        false
+    }
+
     /// Adds the application's own metric families to the Prometheus text the server serves at
     /// [`Config::metrics_path`](crate::Config::metrics_path), after the server's own
     /// (`wsreactor_*`). Called on the thread that answers that request, once per scrape. The

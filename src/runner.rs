@@ -19,6 +19,7 @@
 //! with `1009` or `1007`), and what the handler sends is compressed into the `Output`.
 
 mod http_batch;
+mod on_loop;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -138,7 +139,12 @@ impl<H: Handler, K: Keep<H::Session>> JobRunner for HandlerRunner<H, K> {
                 work: Work::Http { requests, tail },
                 ..
             }) => self.http_on_loop(lease.conn(), requests, tail),
-            Job::Run(_) | Job::Close { .. } => false,
+            Job::Run(Run {
+                lease,
+                work: Work::Messages(batch),
+                ..
+            }) => self.messages_on_loop(lease.conn(), batch),
+            Job::Close { .. } => false,
         }
     }
 }

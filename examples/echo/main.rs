@@ -47,6 +47,9 @@ pub const PUB_PREFIX: &str = "/pub/";
 pub struct Echo {
     /// The dashboard, pointed at this server's metrics path (`None`: metrics are off).
     dashboard: Option<String>,
+    /// Declare its calls non-blocking (they are), so the event loop makes them itself even
+    /// with the worker pool; `false` with `--handlers-may-block`.
+    on_loop: bool,
 }
 
 impl Echo {
@@ -56,7 +59,18 @@ impl Echo {
             .metrics_path
             .as_ref()
             .map(|path| DASHBOARD.replace("{{METRICS_PATH}}", path));
-        Echo { dashboard }
+        Echo {
+            dashboard,
+            on_loop: true,
+        }
+    }
+
+    /// The same, declaring none of its calls non-blocking (`--handlers-may-block`).
+    pub fn handlers_may_block(self) -> Self {
+        Echo {
+            on_loop: false,
+            ..self
+        }
     }
 }
 
@@ -85,7 +99,12 @@ impl Handler for Echo {
 
     /// Every page here comes from memory: the loop answers it, with no hop to a worker.
     fn answers_without_blocking(&self, _request: &Request) -> bool {
-        true
+        self.on_loop
+    }
+
+    /// An echo, a publication or nothing: the loop makes the call, with no hop to a worker.
+    fn handles_without_blocking(&self, _message: &Message) -> bool {
+        self.on_loop
     }
 
     fn on_http_request(&self, request: &Request) -> Response {
@@ -124,11 +143,12 @@ fn upgrade_required(request: &Request) -> Response {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let mut args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = || format!("{}\n{}{REDIS_USAGE}", flags::usage(), tls::USAGE);
+    let usage = || format!("{}\n{}{REDIS_USAGE}{HOP_USAGE}", flags::usage(), tls::USAGE);
     if args.iter().any(|a| a == "--help" || a == "-h") {
         print!("{}", usage());
         return ExitCode::SUCCESS;
     }
+    let on_loop = !take_switch(&mut args, "--handlers-may-block");
     let redis = match take_redis(&mut args) {
         Ok(redis) => redis,
         Err(err) => {
@@ -145,7 +165,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let handler = Echo::new(&config);
+    let handler = if on_loop {
+        Echo::new(&config)
+    } else {
+        Echo::new(&config).handlers_may_block()
+    };
     let builder = match with_redis(Server::builder().config(config), redis) {
         Ok(builder) => builder,
         Err(err) => {
@@ -188,6 +212,19 @@ fn main() -> ExitCode {
         "echo server listening on {ws}://{addr}{WS_PATH} (dashboard: {http}://{addr}/debug)"
     );
     cli::serve_until_signal("echo", server, &banner)
+}
+
+const HOP_USAGE: &str = "\
+  --handlers-may-block       declare none of the echo's calls non-blocking: with the worker pool,
+                             every request and message goes to a worker and back (what a handler
+                             that may block costs)
+";
+
+/// Takes the switch `name` out of `args`; true if it was there.
+fn take_switch(args: &mut Vec<String>, name: &str) -> bool {
+    let before = args.len();
+    args.retain(|arg| arg != name);
+    args.len() != before
 }
 
 const REDIS_USAGE: &str = "\

@@ -17,7 +17,6 @@ use crate::dispatch::{After, Framing, HttpLater, HttpTail, Lease, Output, Return
 use crate::handler::call::{Keep, panicked_in};
 use crate::handler::{Given, Handler, HttpCell, HttpContext, internal_error_response};
 use crate::http::{Request, Response};
-use crate::metrics::add;
 use crate::runner::{HandlerRunner, reply};
 
 /// What became of one request.
@@ -80,31 +79,6 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             }
         };
         reply(lease, output, after, None)
-    }
-
-    /// May this batch be answered on the loop thread? Not with an upgrade in it (`on_upgrade`
-    /// and `on_open` run where the handler's calls run), nor with the metrics path (it calls
-    /// `write_metrics`); the health path may; every other request only if the handler says it
-    /// answers it without blocking. Its panic there is caught, counted, and read as "no".
-    pub(super) fn http_on_loop(&self, conn: ConnId, requests: &[Request], tail: &HttpTail) -> bool {
-        let upgrade = matches!(tail, HttpTail::Upgrade(_));
-        !upgrade && requests.iter().all(|r| self.request_on_loop(conn, r))
-    }
-
-    fn request_on_loop(&self, conn: ConnId, request: &Request) -> bool {
-        let path = Some(request.path());
-        if path == self.metrics_path.as_deref() {
-            return false;
-        }
-        if path == self.health_path.as_deref() {
-            return true;
-        }
-        let asked = || self.handler.answers_without_blocking(request);
-        catch_unwind(AssertUnwindSafe(asked)).unwrap_or_else(|_| {
-            log::error!("{conn}: handler panicked in answers_without_blocking: sent to a worker");
-            add(&self.server.metrics().handler_panics, 1);
-            false
-        })
     }
 
     /// The answer to one plain HTTP request: the server's own for its paths, else the

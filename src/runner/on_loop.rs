@@ -1,0 +1,74 @@
+//! Which jobs the event loop may run itself, with the worker pool: those whose every handler
+//! call the handler declared non-blocking — a batch of plain HTTP requests
+//! ([`Handler::answers_without_blocking`]) or of WebSocket messages
+//! ([`Handler::handles_without_blocking`]). Asked on the loop thread by
+//! [`Executor::offer`](crate::dispatch::Executor) before each job; a job declared so skips the
+//! hop to a worker and back (two thread switches and a wake-up). A panic in a declaration is
+//! caught, counted in `handler_panics`, and read as "no".
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use crate::conn_id::ConnId;
+use crate::dispatch::{Batch, HttpTail, Inbound};
+use crate::handler::Handler;
+use crate::handler::call::Keep;
+use crate::http::Request;
+use crate::metrics::add;
+use crate::runner::HandlerRunner;
+
+impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
+    /// May this batch be answered on the loop thread? Not with an upgrade in it (`on_upgrade`
+    /// and `on_open` run where the handler's calls run), nor with the metrics path (it calls
+    /// `write_metrics`); the health path may; every other request only if the handler says it
+    /// answers it without blocking. Its panic there is caught, counted, and read as "no".
+    pub(super) fn http_on_loop(&self, conn: ConnId, requests: &[Request], tail: &HttpTail) -> bool {
+        let upgrade = matches!(tail, HttpTail::Upgrade(_));
+        !upgrade && requests.iter().all(|r| self.request_on_loop(conn, r))
+    }
+
+    fn request_on_loop(&self, conn: ConnId, request: &Request) -> bool {
+        let path = Some(request.path());
+        if path == self.metrics_path.as_deref() {
+            return false;
+        }
+        if path == self.health_path.as_deref() {
+            return true;
+        }
+        let asked = || self.handler.answers_without_blocking(request);
+        self.declared(conn, "answers_without_blocking", asked)
+    }
+
+    /// May this batch of WebSocket calls run on the loop thread? Only data messages, each
+    /// declared so by the handler; not with compression agreed (the loop never inflates or
+    /// compresses), nor with any other call in the batch (`on_drain`, `on_timer`, `on_pong`,
+    /// a deferred completion or its timeout: the handler declared nothing of those).
+    pub(super) fn messages_on_loop(&self, conn: ConnId, batch: &Batch) -> bool {
+        let Batch {
+            messages,
+            deflate,
+            drained,
+            expired,
+            timers,
+            ..
+        } = batch;
+        if deflate.is_some() || *drained || *expired || timers.is_some() {
+            return false;
+        }
+        messages.iter().all(|inbound| match inbound {
+            Inbound::Message(message) => {
+                let asked = || self.handler.handles_without_blocking(message);
+                self.declared(conn, "handles_without_blocking", asked)
+            }
+            _ => false,
+        })
+    }
+
+    /// The handler's answer to a declaration; its panic is counted and read as "no".
+    fn declared(&self, conn: ConnId, name: &str, asked: impl FnOnce() -> bool) -> bool {
+        catch_unwind(AssertUnwindSafe(asked)).unwrap_or_else(|_| {
+            log::error!("{conn}: handler panicked in {name}: sent to a worker");
+            add(&self.server.metrics().handler_panics, 1);
+            false
+        })
+    }
+}
