@@ -13,9 +13,11 @@
 //! connections, and calls for one connection never overlap: `on_open`, each `on_message` and
 //! `on_close` run one after another, in order, even though any worker may run each of them.
 //!
-//! The one exception is [`Config::inline_handlers`](crate::Config::inline_handlers): then the
+//! The exception is [`Config::inline_handlers`](crate::Config::inline_handlers): then the
 //! loop calls the handler itself, on its own thread, in the same order. That is the fastest path
 //! for handlers that never block, and stalls the loop's other connections for one that does.
+//! Between the two, the loop also makes the calls a handler declares non-blocking
+//! ([`Handler::answers_without_blocking`], [`Handler::handles_without_blocking`]).
 //!
 //! A handler reaches other connections through topics too: `Context::subscribe` and
 //! `Context::publish` travel with the same batch, in order with its sends, and the loop carries
@@ -53,7 +55,8 @@ pub use upgrade::{Upgrade, UpgradeOffer};
 /// The application's side of the server. Every method but `on_message` has a default.
 ///
 /// The methods run on worker threads — or on the event-loop threads with
-/// [`Config::inline_handlers`](crate::Config::inline_handlers) — so the threaded server
+/// [`Config::inline_handlers`](crate::Config::inline_handlers), or when declared non-blocking —
+/// so the threaded server
 /// ([`ServerBuilder::build`](crate::ServerBuilder::build)) wants a handler that is
 /// `Send + Sync`, and sessions that are `Send`; a server driven by the caller's thread
 /// ([`ServerBuilder::build_driven`](crate::ServerBuilder::build_driven)) calls them on that
