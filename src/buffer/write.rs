@@ -236,7 +236,8 @@ impl ChunkPool {
             chunk.clear();
             self.free.push(chunk);
         } else if capacity > self.chunk_size
-            && self.payload_bytes + capacity <= self.max_pooled * self.chunk_size / 4
+            && self.payload_bytes.saturating_add(capacity)
+                <= self.max_pooled.saturating_mul(self.chunk_size) / 4
         {
             chunk.clear();
             self.payload_bytes += capacity;
