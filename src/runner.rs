@@ -1,6 +1,7 @@
 //! Running a job's handler calls: the application side of the [`JobRunner`] seam.
 //!
-//! A [`Job`] enters (from a worker thread, or from the loop itself with inline handlers); the
+//! A [`Job`] enters (from a worker thread, or from the loop itself with inline handlers or for
+//! the calls the handler declares non-blocking: `on_loop.rs`); the
 //! [`Handler`] is called for each of its requests or messages inside `catch_unwind`, with a
 //! [`Context`] that encodes what the handler sends into one [`Output`]; a [`Reply`] leaves. The
 //! opt-in metrics and health paths are answered here, before the handler is asked. A panicking

@@ -6,8 +6,9 @@
 //!    loop keeps it on the connection and stops reading that socket. With inline handlers the
 //!    [`JobRunner`] runs it right there, on the loop thread — the one place where the loop may run
 //!    user code, and only when the user asked for it: every job with `Config::inline_handlers`,
-//!    and in the pool's mode the HTTP requests the handler says it answers without blocking
-//!    (`Handler::answers_without_blocking`), which then skip the hop to a worker and back.
+//!    and in the pool's mode the HTTP requests and WebSocket messages the handler says it handles
+//!    without blocking (`Handler::answers_without_blocking`, `handles_without_blocking`; asked
+//!    through [`JobRunner::runs_on_loop`]), which then skip the hop to a worker and back.
 //! 2. **Run** (`work`, on each worker thread): any idle worker takes the next job of any
 //!    connection and hands it to the application's [`JobRunner`] (`src/runner.rs`).
 //! 3. **Reply and wake**: the worker sends the [`Reply`] on the owning loop's reply channel and
