@@ -133,7 +133,9 @@ pub struct Config {
     /// `usize::MAX` keeps every buffer once used (none is made in advance).
     pub max_pooled_buffers: usize,
     /// Most bytes read from one socket per event-loop turn before the loop serves others
-    /// (fairness budget). Default 256 KiB. `usize::MAX`: no budget (a socket is read until it
+    /// (fairness budget; the read that crosses it completes: one read takes at most
+    /// `read_buffer_size`, or 64 KiB of a large payload read straight into its message).
+    /// Default 256 KiB. `usize::MAX`: no budget (a socket is read until it
     /// is drained or its connection may take no more).
     pub max_read_per_turn: usize,
     /// Capacity of the job queue shared by the workers. When it is full the loop keeps messages on

@@ -2,9 +2,10 @@
 //!
 //! Once a data frame's header has been decoded and part of its payload is still to come, the
 //! caller may ask for [`MessageDecoder::payload_space`]: room at the end of the message being
-//! assembled, up to the rest of the frame, within the room reserved for it. Bytes read
-//! into it are handed back with [`MessageDecoder::payload_filled`], which unmasks them in place;
-//! the next [`decode`](MessageDecoder::decode) call — with no input, if
+//! assembled, up to the rest of the frame, within the room reserved for it, at most
+//! `RESERVE_AHEAD` (64 KiB) a read. Bytes read into it are handed back with
+//! [`MessageDecoder::payload_filled`], which unmasks them in place; the next
+//! [`decode`](MessageDecoder::decode) call — with no input, if
 //! [`MessageDecoder::payload_waiting`] says so — checks their UTF-8 and ends the frame. So a
 //! 64 KiB message read this way is copied once, by the kernel, instead of twice.
 //!
@@ -18,7 +19,8 @@ impl MessageDecoder {
     /// Room for the next payload bytes of the data frame in progress, if at least `min` of them
     /// are still to come and no control frame is partial; `None` otherwise (read into a buffer
     /// and [`decode`](Self::decode) it). It lends the room already reserved for the message,
-    /// reserving more as [`decode`](Self::decode) would: never past what the frame announced.
+    /// reserving more as [`decode`](Self::decode) would: never past what the frame announced,
+    /// and at most `RESERVE_AHEAD` at a time.
     pub fn payload_space(&mut self, min: usize) -> Option<&mut [u8]> {
         self.reclaim_lent();
         let remaining = self.payload_expected(min)?;
@@ -30,7 +32,10 @@ impl MessageDecoder {
             // for the first reserve, then by doubling.
             data.reserve(remaining.min(RESERVE_AHEAD));
         }
-        let lend = remaining.min(data.capacity() - data.len());
+        // At most RESERVE_AHEAD a read: the loop's fairness budget counts reads.
+        let lend = remaining
+            .min(data.capacity() - data.len())
+            .min(RESERVE_AHEAD);
         let start = data.len();
         data.resize(start + lend, 0);
         frame.lent = lend;
@@ -144,6 +149,7 @@ mod tests {
         let mut at = first;
         let mut blocked = false;
         while let Some(room) = decoder.payload_space(1) {
+            assert!(room.len() <= 64 * 1024, "at most RESERVE_AHEAD a read");
             let n = chunk.min(room.len()).min(wire.len() - at);
             room[..n].copy_from_slice(&wire[at..at + n]);
             assert!(decoder.payload_lent());
@@ -168,7 +174,7 @@ mod tests {
     fn a_large_payload_read_straight_into_the_message_is_unmasked_and_whole() {
         let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let wire = masked(0x2, &payload);
-        for (first, chunk) in [(14, 70_000), (1000, 4093), (16_384, 65_536)] {
+        for (first, chunk) in [(14, 70_000), (1000, 4093), (16_384, 65_536), (14, 200_000)] {
             let mut decoder = MessageDecoder::new();
             let item = read_directly(&mut decoder, &wire, first, chunk).expect("valid");
             assert_eq!(
