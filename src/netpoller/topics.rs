@@ -51,12 +51,27 @@ pub(crate) struct TopicRegistry {
     /// this loop's number.
     relay: Option<(usize, Arc<dyn Relay>)>,
     /// Subscriptions made from a position whose history has not come yet, with the positioned
-    /// publications held for them meanwhile (at most `recovery_buffer` each).
-    recovering: HashMap<(ConnId, Topic), Held>,
+    /// publications held for them meanwhile (at most `recovery_buffer` each) — or whose
+    /// history came before the live publications it already gave.
+    recovering: HashMap<(ConnId, Topic), Recovering>,
     max_held: usize,
     /// Frames for one connection each, in order: a history, what was held while it loaded, or
     /// a "cannot recover" frame.
     direct: VecDeque<(ConnId, Arc<[u8]>)>,
+}
+
+/// Where a subscription from a position stands.
+///
+/// The history thread reads Redis on a connection of its own, so it may read further than the
+/// subscriber thread has forwarded: the live publications up to the history's last one can
+/// still be on their way when the history is delivered. They arrive in offset order, so the
+/// first one past that position ends the recovery.
+#[derive(Debug)]
+enum Recovering {
+    /// The history has not come: live publications are held.
+    Loading(Held),
+    /// The history went out, up to `top`: live publications up to it are duplicates.
+    Delivered { top: Position },
 }
 
 /// What a subscription from a position waits with.
@@ -87,10 +102,11 @@ impl TopicRegistry {
         }
     }
 
-    /// A positioned publication for `conn`: held if its history is still loading. Past
-    /// `recovery_buffer` the recovery is given up: the "cannot recover" frame, what was held
-    /// and this publication go out in that order, as direct frames. True if the publication is
-    /// taken care of here (held, or queued as a direct frame), false if it is to be delivered.
+    /// A positioned publication for `conn`: held if its history is still loading, dropped if
+    /// the history delivered already gave it. Past `recovery_buffer` the recovery is given up:
+    /// the "cannot recover" frame, what was held and this publication go out in that order, as
+    /// direct frames. True if the publication is taken care of here (held, dropped, or queued
+    /// as a direct frame), false if it is to be delivered.
     pub(crate) fn hold(
         &mut self,
         conn: ConnId,
@@ -102,14 +118,23 @@ impl TopicRegistry {
             return false;
         }
         let key = (conn, topic.clone());
-        let Some(held) = self.recovering.get_mut(&key) else {
-            return false;
+        let held = match self.recovering.get_mut(&key) {
+            None => return false,
+            Some(Recovering::Delivered { top }) => {
+                if at.epoch == top.epoch && at.offset <= top.offset {
+                    log::trace!("{conn}: {at} of {topic:?} came in its history already");
+                    return true;
+                }
+                self.recovering.remove(&key);
+                return false;
+            }
+            Some(Recovering::Loading(held)) => held,
         };
         if held.publications.len() < self.max_held {
             held.publications.push((at, Arc::clone(frame)));
             return true;
         }
-        if let Some(held) = self.recovering.remove(&key) {
+        if let Some(Recovering::Loading(held)) = self.recovering.remove(&key) {
             log::debug!("{conn}: live publications of {topic:?} overran its recovery");
             add(&self.metrics.backplane_recovery_refused, 1);
             self.direct.push_back((conn, held.unrecoverable));
@@ -122,25 +147,28 @@ impl TopicRegistry {
 
     /// The history a recovery asked for has come: queue it, then what was held after it — or
     /// the "cannot recover" frame, then everything held. Nothing if the connection is no longer
-    /// waiting for it (gone, unsubscribed).
+    /// waiting for it (gone, unsubscribed, or given up on an overrun).
     pub(crate) fn recovered(&mut self, history: History) {
         let History {
             conn,
             topic,
             outcome,
         } = history;
-        let Some(held) = self.recovering.remove(&(conn, topic)) else {
+        let key = (conn, topic);
+        let Some(Recovering::Loading(held)) = self.recovering.remove(&key) else {
             return;
         };
         match outcome {
             Ok((entries, top)) => {
                 self.direct
                     .extend(entries.into_iter().map(|(_, frame)| (conn, frame)));
-                let after = held
-                    .publications
-                    .into_iter()
-                    .filter(|(at, _)| at.epoch != top.epoch || at.offset > top.offset);
+                let is_new = |at: &Position| at.epoch != top.epoch || at.offset > top.offset;
+                let caught_up = held.publications.iter().any(|(at, _)| is_new(at));
+                let after = held.publications.into_iter().filter(|(at, _)| is_new(at));
                 self.direct.extend(after.map(|(_, frame)| (conn, frame)));
+                if !caught_up {
+                    self.recovering.insert(key, Recovering::Delivered { top });
+                }
             }
             Err(why) => {
                 log::debug!("{conn}: cannot recover: {why}");
@@ -372,7 +400,8 @@ impl Subscriptions for TopicRegistry {
                 unrecoverable,
                 publications,
             };
-            self.recovering.insert((conn, topic), held);
+            self.recovering
+                .insert((conn, topic), Recovering::Loading(held));
         } else {
             add(&self.metrics.backplane_recovery_refused, 1);
             self.direct.push_back((conn, unrecoverable));

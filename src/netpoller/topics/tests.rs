@@ -152,3 +152,71 @@ fn leaving_ends_a_recovery() {
     registry.recovered(history);
     assert!(directs(&mut registry).is_empty());
 }
+
+/// The regression (CI, `a_recovery_while_publications_keep_coming_has_no_gap_and_no_duplicate`):
+/// the history thread read Redis ahead of the subscriber thread, so publications the history
+/// already held were still on their way live when it was delivered — and went out again.
+#[test]
+fn live_publications_the_history_already_gave_are_not_sent_again() {
+    let mut registry = registry(8, Some(Arc::new(Recorder::default())));
+    let (conn, topic) = (ConnId::new(0, 1, 1), Topic::new("t").expect("short"));
+    registry.subscribe_from(conn, topic.clone(), at(2), frame("cannot"));
+    assert!(registry.hold(conn, &topic, at(3), &frame("3")));
+    let entries = vec![
+        (at(3), frame("3")),
+        (at(4), frame("4")),
+        (at(5), frame("5")),
+    ];
+    let history = History {
+        conn,
+        topic: topic.clone(),
+        outcome: Ok((entries, at(5))),
+    };
+    registry.recovered(history);
+    assert_eq!(directs(&mut registry), ["3", "4", "5"]);
+    // 4 and 5 come live after the history that gave them: dropped, not delivered.
+    assert!(
+        registry.hold(conn, &topic, at(4), &frame("4")),
+        "a duplicate"
+    );
+    assert!(
+        registry.hold(conn, &topic, at(5), &frame("5")),
+        "a duplicate"
+    );
+    assert!(directs(&mut registry).is_empty());
+    assert!(!registry.hold(conn, &topic, at(6), &frame("6")), "live now");
+    assert!(
+        !registry.hold(conn, &topic, at(7), &frame("7")),
+        "and after"
+    );
+    let other_epoch = Position {
+        epoch: 8,
+        offset: 1,
+    };
+    assert!(!registry.hold(conn, &topic, other_epoch, &frame("e")));
+}
+
+/// After a history, a publication of another epoch (the history was lost and began again) is
+/// new, whatever its offset.
+#[test]
+fn after_a_history_another_epoch_is_delivered() {
+    let mut registry = registry(8, Some(Arc::new(Recorder::default())));
+    let (conn, topic) = (ConnId::new(0, 1, 1), Topic::new("t").expect("short"));
+    registry.subscribe_from(conn, topic.clone(), at(2), frame("cannot"));
+    let history = History {
+        conn,
+        topic: topic.clone(),
+        outcome: Ok((vec![(at(3), frame("3"))], at(3))),
+    };
+    registry.recovered(history);
+    assert_eq!(directs(&mut registry), ["3"]);
+    let restarted = Position {
+        epoch: 8,
+        offset: 1,
+    };
+    assert!(!registry.hold(conn, &topic, restarted, &frame("1")));
+    assert!(
+        !registry.hold(conn, &topic, at(3), &frame("3")),
+        "caught up"
+    );
+}
