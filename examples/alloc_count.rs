@@ -8,14 +8,16 @@
 //! raw client that reuses pre-encoded frames and one read buffer (so the client allocates
 //! nothing in steady state), and divides the allocations made during the measured window by the
 //! messages echoed. Pipelined batches of 8 and single round trips are both reported, because
-//! batching is what amortises the per-job allocations.
+//! batching is what amortises the per-job allocations. Then the same for keep-alive `GET`
+//! requests answered with a small page, by a handler that declares it answers without blocking
+//! (answered on the loop) and by one that does not (answered by a worker).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use wsreactor::{Config, Context, Message, Server};
+use wsreactor::{Config, Context, Handler, Message, Request, Response, Server};
 
 struct Counting;
 
@@ -105,6 +107,75 @@ fn measure(inline: bool, batch: usize, rounds: usize) -> f64 {
     (after - before) as f64 / (rounds * batch) as f64
 }
 
+/// A page for every `GET`, answered on the loop if `on_loop`.
+struct Page {
+    on_loop: bool,
+}
+
+impl Handler for Page {
+    type Session = ();
+
+    fn on_message(&self, _: &mut Context<'_>, _: Message) {}
+
+    fn on_http_request(&self, _: &Request) -> Response {
+        Response::html(
+            200,
+            "<!doctype html><title>page</title><p>a small page</p>\n",
+        )
+    }
+
+    fn answers_without_blocking(&self, _: &Request) -> bool {
+        self.on_loop
+    }
+}
+
+/// Sends `rounds` keep-alive `GET /` requests one at a time; returns allocations per request.
+fn measure_http(inline: bool, on_loop: bool, rounds: usize) -> f64 {
+    let mut config = Config::default();
+    config.addr = "127.0.0.1:0".parse().expect("address");
+    config.workers = 1;
+    config.inline_handlers = inline;
+    let server = Server::builder()
+        .config(config)
+        .build(Page { on_loop })
+        .expect("server");
+    let mut stream = TcpStream::connect(server.local_addr()).expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let request = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: alloc_count\r\nAccept: */*\r\n\r\n";
+    // Every answer has the same length (the Date header's is fixed): learn it from the first.
+    stream.write_all(request).expect("write");
+    let mut first = Vec::new();
+    let mut byte = [0u8; 1];
+    while !first.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("a head");
+        first.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&first).to_ascii_lowercase();
+    let body: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a content-length");
+    let mut answer = vec![0u8; first.len() + body];
+    stream
+        .read_exact(&mut answer[first.len()..])
+        .expect("the body");
+    let mut run = |rounds: usize| {
+        for _ in 0..rounds {
+            stream.write_all(request).expect("write");
+            stream.read_exact(&mut answer).expect("read the answer");
+            assert!(answer.starts_with(b"HTTP/1.1 200"), "a page");
+        }
+    };
+    run(1000); // warm up
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(rounds);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    drop(stream);
+    server.shutdown().expect("shutdown");
+    (after - before) as f64 / rounds as f64
+}
+
 fn main() {
     println!("allocations per echoed 32-byte message (server side; the client allocates none)");
     for (name, inline) in [("worker pool", false), ("inline", true)] {
@@ -112,5 +183,14 @@ fn main() {
             let per_message = measure(inline, batch, 20_000);
             println!("  {name:<12} batch {batch}: {per_message:.2}");
         }
+    }
+    println!("allocations per keep-alive GET (server side; reallocations count too)");
+    for (name, inline, on_loop) in [
+        ("worker pool, answered by a worker", false, false),
+        ("worker pool, declared: on the loop", false, true),
+        ("inline", true, false),
+    ] {
+        let per_request = measure_http(inline, on_loop, 20_000);
+        println!("  {name:<36} {per_request:.2}");
     }
 }

@@ -19,33 +19,89 @@ pub enum Version {
 }
 
 /// An owned, parsed HTTP request (owned so it can be sent to a worker thread).
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Its method, request-target and header fields are packed in one buffer, with one list of
+/// where each field ends: copying a request out of the receive buffer costs two allocations,
+/// whatever its number of fields (and a third for a body).
+#[derive(Clone, PartialEq, Eq)]
 pub struct Request {
-    method: String,
-    target: String,
+    /// The method, the request-target, then each field's name and value, back to back. All
+    /// but the values are UTF-8 (`httparse` checks the method, target and names are tokens
+    /// and visible ASCII; the builder takes them as `&str`).
+    text: Vec<u8>,
+    /// Where the method ends in `text`; the target follows it.
+    method_end: usize,
+    /// Where the target ends in `text`; the fields follow it.
+    target_end: usize,
+    /// Where each field's name ends and its value ends in `text`, in the order received (each
+    /// name starts where the value before it ends).
+    fields: Vec<(usize, usize)>,
     version: Version,
-    headers: Vec<(String, Vec<u8>)>,
     body: Vec<u8>,
     peer_addr: Option<SocketAddr>,
 }
 
+impl std::fmt::Debug for Request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, String)> = self
+            .headers()
+            .map(|(name, value)| (name, String::from_utf8_lossy(value).into_owned()))
+            .collect();
+        f.debug_struct("Request")
+            .field("method", &self.method())
+            .field("target", &self.target())
+            .field("version", &self.version)
+            .field("headers", &headers)
+            .field("body", &self.body.len())
+            .field("peer_addr", &self.peer_addr)
+            .finish()
+    }
+}
+
 impl Request {
-    /// Assembles a request from already-validated parts (used by the parser).
-    pub(crate) fn from_parts(
-        method: String,
-        target: String,
+    /// A request with no fields and no body yet, with room for `fields` fields of `bytes`
+    /// bytes of names and values (the parser, which knows both).
+    pub(crate) fn with_capacity(
+        method: &str,
+        target: &str,
         version: Version,
-        headers: Vec<(String, Vec<u8>)>,
-        body: Vec<u8>,
+        (fields, bytes): (usize, usize),
     ) -> Request {
+        let mut text = Vec::with_capacity(method.len() + target.len() + bytes);
+        text.extend_from_slice(method.as_bytes());
+        let method_end = text.len();
+        text.extend_from_slice(target.as_bytes());
         Request {
-            method,
-            target,
+            target_end: text.len(),
+            text,
+            method_end,
+            fields: Vec::with_capacity(fields),
             version,
-            headers,
-            body,
+            body: Vec::new(),
             peer_addr: None,
         }
+    }
+
+    /// Appends a header field (names keep their case; repeated names are kept in order).
+    pub(crate) fn push_field(&mut self, name: &str, value: &[u8]) {
+        self.text.extend_from_slice(name.as_bytes());
+        let name_end = self.text.len();
+        self.text.extend_from_slice(value);
+        self.fields.push((name_end, self.text.len()));
+    }
+
+    /// Both buffers hold exactly what they were sized for (the parser's copy grew none).
+    #[cfg(test)]
+    pub(crate) fn is_packed_exactly(&self) -> bool {
+        self.text.capacity() == self.text.len() && self.fields.capacity() == self.fields.len()
+    }
+
+    /// `text[range]` as text: the method, the target or a name, UTF-8 by construction.
+    fn str_at(&self, range: std::ops::Range<usize>) -> &str {
+        self.text
+            .get(range)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or_default()
     }
 
     /// The address of the client that sent it (`None` for a request built by hand without
@@ -69,34 +125,28 @@ impl Request {
     /// The version defaults to HTTP/1.1, with no headers and an empty body.
     pub fn builder(method: &str, target: &str) -> RequestBuilder {
         RequestBuilder {
-            request: Request::from_parts(
-                method.to_owned(),
-                target.to_owned(),
-                Version::Http11,
-                Vec::new(),
-                Vec::new(),
-            ),
+            request: Request::with_capacity(method, target, Version::Http11, (0, 0)),
         }
     }
 
     /// The request method, e.g. `GET` (case-sensitive, RFC 9110 §9.1).
     pub fn method(&self) -> &str {
-        &self.method
+        self.str_at(0..self.method_end)
     }
 
     /// The request-target up to (not including) the first `?`, or the whole target if none.
     pub fn path(&self) -> &str {
-        split_target(&self.target).0
+        split_target(self.target()).0
     }
 
     /// The part of the request-target after the first `?`, if there is a `?`.
     pub fn query(&self) -> Option<&str> {
-        split_target(&self.target).1
+        split_target(self.target()).1
     }
 
     /// The full request-target exactly as sent.
     pub fn target(&self) -> &str {
-        &self.target
+        self.str_at(self.method_end..self.target_end)
     }
 
     /// The HTTP version from the request line.
@@ -107,23 +157,31 @@ impl Request {
     /// First header with this name (ASCII case-insensitive), if its value is valid UTF-8.
     /// If the first such header is not UTF-8 this returns `None` (later ones are not consulted).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        self.fields_raw()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, value)| std::str::from_utf8(value).ok())
     }
 
     /// All values of a header (case-insensitive), raw bytes, in the order received.
     pub fn headers_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+        self.fields_raw()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, value)| value)
     }
 
     /// Every header field as `(name, raw value)`, in the order received, names as sent.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.fields_raw()
+            .map(|(name, value)| (std::str::from_utf8(name).unwrap_or_default(), value))
+    }
+
+    /// Every field as `(name, value)`, both as bytes.
+    fn fields_raw(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let starts = std::iter::once(self.target_end).chain(self.fields.iter().map(|f| f.1));
+        starts.zip(&self.fields).map(|(start, &(name_end, end))| {
+            let name = self.text.get(start..name_end).unwrap_or_default();
+            (name, self.text.get(name_end..end).unwrap_or_default())
+        })
     }
 
     /// The request body: the `Content-Length` bytes, or a chunked body decoded (empty when the
@@ -173,7 +231,7 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     /// Appends a header field (names keep their case; repeated names are kept in order).
     pub fn header(mut self, name: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        self.request.headers.push((name.into(), value.into()));
+        self.request.push_field(&name.into(), &value.into());
         self
     }
 

@@ -12,6 +12,8 @@
 //! characters are invalid and dangerous" and a recipient "MUST either reject the message or
 //! replace each of those characters with SP"; as a sender we simply never emit them.
 
+use std::borrow::Cow;
+
 use super::date;
 use super::request::Version;
 use super::token;
@@ -20,7 +22,9 @@ use super::token;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     status: u16,
-    headers: Vec<(String, String)>,
+    /// Name and value; borrowed when fixed (the constructors' `Content-Type`): a response of
+    /// a constructor allocates no field.
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     body: Vec<u8>,
 }
 
@@ -58,14 +62,14 @@ impl Response {
     /// A `text/plain; charset=utf-8` response.
     pub fn text(status: u16, body: impl Into<String>) -> Response {
         Response::new(status)
-            .with_header("Content-Type", "text/plain; charset=utf-8")
+            .with_fixed_header("Content-Type", "text/plain; charset=utf-8")
             .with_body(body.into())
     }
 
     /// A `text/html; charset=utf-8` response.
     pub fn html(status: u16, body: impl Into<String>) -> Response {
         Response::new(status)
-            .with_header("Content-Type", "text/html; charset=utf-8")
+            .with_fixed_header("Content-Type", "text/html; charset=utf-8")
             .with_body(body.into())
     }
 
@@ -80,8 +84,16 @@ impl Response {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Response {
         let (name, value) = (name.into(), value.into());
         if is_safe_field(&name, &value) {
-            self.headers.push((name, value));
+            self.headers.push((Cow::Owned(name), Cow::Owned(value)));
         }
+        self
+    }
+
+    /// [`with_header`](Self::with_header) for a field known at compile time: kept borrowed.
+    fn with_fixed_header(mut self, name: &'static str, value: &'static str) -> Response {
+        debug_assert!(is_safe_field(name, value), "{name}: {value}");
+        self.headers
+            .push((Cow::Borrowed(name), Cow::Borrowed(value)));
         self
     }
 
@@ -101,7 +113,7 @@ impl Response {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 
     /// The body.
@@ -139,6 +151,7 @@ impl Response {
         head_only: bool,
         date: &[u8],
     ) {
+        out.reserve(self.wire_len_bound(date.len()));
         let status = self.wire_status();
         push_status_line(out, status);
         // RFC 9110 §6.6.1: an origin server with a clock "MUST generate a Date header field in
@@ -167,6 +180,23 @@ impl Response {
         if !head_only && !bodiless {
             out.extend_from_slice(&self.body);
         }
+    }
+
+    /// At least the length of the wire form, so that encoding grows `out` once, not once per
+    /// field: the fixed parts at their longest (status line, `Date`, `Content-Length`, the
+    /// connection option, each field's `: ` and CRLF), the fields and the body.
+    fn wire_len_bound(&self, date_len: usize) -> usize {
+        const FIXED: usize = "HTTP/1.1 431 Request Header Fields Too Large\r\n".len()
+            + "Date: \r\n".len()
+            + "Content-Length: 18446744073709551615\r\n".len()
+            + "Connection: keep-alive\r\n".len()
+            + "\r\n".len();
+        let fields: usize = self
+            .headers
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + ": , keep-alive\r\n".len())
+            .sum();
+        FIXED + date_len + fields + self.body.len()
     }
 
     /// The status code sent: this one, or 500 if it is not three digits (RFC 9112 §4).

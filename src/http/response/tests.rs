@@ -208,3 +208,35 @@ fn a_handler_date_is_sent_instead_of_ours() {
         "HTTP/1.1 204 No Content\r\ndate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\n"
     );
 }
+
+/// Encoding reserves the wire form's length first: `out` grows once, whatever the status, the
+/// fields, the framing (the option joined to a handler's `Connection` field is the longest).
+#[test]
+fn encoding_grows_the_output_once() {
+    let mut longest_reason = 0;
+    for status in 100..=999u16 {
+        longest_reason = longest_reason.max(reason_phrase(status).len());
+        let responses = [
+            Response::new(status),
+            Response::html(status, "<p>a page</p>"),
+            Response::text(status, "x".repeat(300))
+                .with_header("Connection", "upgrade")
+                .with_header("X-A", "b"),
+        ];
+        for response in responses {
+            for (version, keep_alive, head_only) in [
+                (Version::Http11, true, false),
+                (Version::Http11, false, true),
+                (Version::Http10, true, false),
+                (Version::Http10, false, false),
+            ] {
+                let mut out = Vec::new();
+                response.encode(&mut out, version, keep_alive, head_only);
+                let bound = response.wire_len_bound(date::IMF_FIXDATE_LEN);
+                assert!(out.len() <= bound, "{status}: {} > {bound}", out.len());
+                assert_eq!(out.capacity(), bound, "{status}: grown once");
+            }
+        }
+    }
+    assert_eq!(longest_reason, "Request Header Fields Too Large".len());
+}
