@@ -141,3 +141,50 @@ fn the_rest_of_a_large_payload_is_read_straight_into_its_message() {
     assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
     h.check_invariants().unwrap();
 }
+
+/// The read that brings the rest of a large payload asks for the read buffer's room too
+/// (`readv`): what follows the payload comes in the same call, and a read that comes back short
+/// says the socket is empty, with no more read to find it so.
+#[test]
+fn the_read_that_ends_a_large_payload_takes_what_follows_it_too() {
+    let mut h = harness(Config {
+        read_buffer_size: 4096,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let payload: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let mut bytes = client_frame(0x2, &payload);
+    bytes.extend(client_frame(0x1, b"next"));
+    let (reads, empty) = (h.reads(peer), h.empty_reads(peer));
+    h.send(peer, &bytes);
+    assert_eq!(
+        h.reads(peer) - reads,
+        2,
+        "the read buffer's 4,096 bytes, then the rest with the next frame"
+    );
+    assert_eq!(h.empty_reads(peer), empty, "no read finds the socket empty");
+    h.send(peer, &client_frame(0x2, &payload));
+    assert_eq!(h.reads(peer) - reads, 4, "a payload alone: two reads");
+    assert_eq!(h.empty_reads(peer), empty, "its short read says it all");
+    h.run_all_jobs();
+    let id = h.id(peer);
+    let received: Vec<Message> = h
+        .app_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            AppEvent::Message(from, message) if from == id => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        received
+            == [
+                Message::Binary(payload.clone()),
+                Message::Text("next".into()),
+                Message::Binary(payload),
+            ],
+        "whole, in order"
+    );
+    assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
+    h.check_invariants().unwrap();
+}
