@@ -30,7 +30,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-printf '%-24s %10s %9s %9s %9s %9s %9s %9s %10s\n' server messages "recv/msg" "write/msg" \
+printf '%-24s %10s %9s %9s %9s %9s %9s %9s %10s\n' server messages "read/msg" "write/msg" \
     "epoll/msg" "ctxsw/msg" "fault/msg" "CPU us" "msgs/s"
 for rep in $(seq 1 "$REPS"); do
     for spec in "$@"; do
@@ -50,7 +50,8 @@ for rep in $(seq 1 "$REPS"); do
         load_pid=$!
         # perf counts over the load generator's measured window (after its warm-up).
         sleep "$WARMUP"
-        perf stat -x, -e syscalls:sys_enter_recvfrom,syscalls:sys_enter_write \
+        perf stat -x, -e syscalls:sys_enter_recvfrom,syscalls:sys_enter_readv,syscalls:sys_enter_read \
+            -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto \
             -e syscalls:sys_enter_epoll_wait,context-switches,page-faults,task-clock \
             -p "$pid" -o "$work/perf" -- sleep "$DURATION"
         wait "$load_pid"
@@ -66,15 +67,19 @@ for row in open(perf):
     if len(fields) > 2 and not row.startswith("#"):
         counts[fields[2]] = fields[0]
 messages = line["messages"]
-def per(event, scale=1.0):
+def per(*events, scale=1.0):
     try:
-        return "%9.3f" % (float(counts[event]) * scale / messages)
+        return "%9.3f" % (sum(float(counts[e]) for e in events) * scale / messages)
     except (KeyError, ValueError):
         return "%9s" % "?"
+# Reads: recv (std's read on a socket), readv (a payload's rest and what follows it), read
+# (tokio's, Go's, the waker's eventfd); writes: write (also the waker's), writev, sendto (std's write).
+reads = ("syscalls:sys_enter_recvfrom", "syscalls:sys_enter_readv", "syscalls:sys_enter_read")
+writes = ("syscalls:sys_enter_write", "syscalls:sys_enter_writev", "syscalls:sys_enter_sendto")
 print("%-24s %10d %s %s %s %s %s %s %10.0f" % (name, line["messages"],
-      per("syscalls:sys_enter_recvfrom"), per("syscalls:sys_enter_write"),
+      per(*reads), per(*writes),
       per("syscalls:sys_enter_epoll_wait"), per("context-switches"), per("page-faults"),
-      per("task-clock", 1000.0), line["msgs_per_sec"]))
+      per("task-clock", scale=1000.0), line["msgs_per_sec"]))
 PY
     done
 done
