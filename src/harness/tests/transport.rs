@@ -143,8 +143,8 @@ fn the_rest_of_a_large_payload_is_read_straight_into_its_message() {
 }
 
 /// A burst of large messages that arrives at once is read whole, with jobs run as a worker
-/// would, and nothing stalls (written while looking for a stall `tests/chat_nodes.rs` found
-/// with a `readv` for the rest of a payload, since reverted; the stall needed a real socket).
+/// would, and nothing stalls (written while looking into a `tests/chat_nodes.rs` failure with a
+/// `readv` for the rest of a payload, since reverted: docs/benchmarks.md, round five).
 #[test]
 fn a_burst_of_large_messages_is_read_whole() {
     let mut h = harness(config());
