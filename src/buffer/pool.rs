@@ -107,6 +107,28 @@ mod tests {
         assert_eq!(pool.len(), 0, "a grown buffer is not pooled");
     }
 
+    /// `has_room` says what `spare` will lend, before it moves or grows anything: the pump
+    /// goes round on its word, so the two must never disagree.
+    #[test]
+    fn has_room_agrees_with_spare() {
+        for size in [1, 2, 8] {
+            for max_len in [0, 1, 4, 8, 16] {
+                for start in 0..=size {
+                    for end in start..=size {
+                        let mut buf = ReadBuffer::new(size);
+                        buf.start = start;
+                        buf.end = end;
+                        let said = buf.has_room(max_len);
+                        let lent = !buf.spare(max_len).is_empty();
+                        assert_eq!(said, lent, "{size} {max_len} {start}..{end}");
+                    }
+                }
+            }
+        }
+        let mut empty = ReadBuffer::new(0);
+        assert_eq!(empty.has_room(8), !empty.spare(8).is_empty());
+    }
+
     #[test]
     fn read_pool_reuses_and_is_bounded() {
         let mut pool = BufferPool::new(16, 1);

@@ -52,6 +52,13 @@ impl ReadBuffer {
         }
     }
 
+    /// Would [`spare`](Self::spare) lend any room (without moving or growing anything yet)?
+    /// False only when the buffer holds `max_len` unconsumed bytes or more from its start.
+    pub(crate) fn has_room(&self, max_len: usize) -> bool {
+        let len = self.storage.len();
+        self.end < len || self.start > 0 || (len > 0 && len < max_len)
+    }
+
     /// Room to read into, after moving unconsumed bytes to the front if that makes room, and
     /// growing the storage up to `max_len` if it is full. Empty when the buffer holds `max_len`
     /// unconsumed bytes already.

@@ -32,7 +32,7 @@ impl Session {
     /// the buffer taken from the pool if none is held.
     #[inline]
     pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<&mut [u8]> {
-        if !self.wants_input(env) {
+        if !self.may_read(env) {
             return None;
         }
         let min = env.config.read_buffer_size;
@@ -51,6 +51,19 @@ impl Session {
         let input = self.input.get_or_insert_with(|| env.pool.take_read());
         let spare = input.spare(max_len);
         (!spare.is_empty()).then_some(spare)
+    }
+
+    /// Would [`read_space`](Self::read_space) lend room now? It asks nothing else, and lends
+    /// whenever this says yes — the pump goes round on its word after a hand-off or a write
+    /// that may have made room (bytes already in the socket raise no new readiness event).
+    #[inline]
+    pub(crate) fn may_read(&self, env: &Env<'_>) -> bool {
+        let max_len = self.max_input_len(env.config);
+        self.wants_input(env)
+            && self
+                .input
+                .as_ref()
+                .is_none_or(|input| input.has_room(max_len))
     }
 
     /// `n` bytes were read into the space [`read_space`](Self::read_space) lent.

@@ -205,3 +205,40 @@ fn a_high_water_mark_of_zero_owes_one_on_drain_per_crossing() {
     assert_eq!(texts(&h.take_output(peer)), ["echo me"; 3]);
     h.check_invariants().unwrap();
 }
+
+/// The reply that finds the inbox full sends the inbox out as the next job, and the room that
+/// makes is read into at once: the socket's bytes raised their readiness event long ago, and
+/// no other comes for them (edge-triggered), so waiting for the next reply would leave the
+/// socket unread for a whole job's time — or for good, if that job made no reply.
+#[test]
+fn a_job_that_empties_a_full_inbox_lets_reading_resume_at_once() {
+    let mut h = harness(Config {
+        max_pending_messages: 2,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let frame = text("0").len();
+    let mut burst = Vec::new();
+    for n in 0..8 {
+        burst.extend(text(&n.to_string()));
+    }
+    h.set_read_chunk(peer, frame); // a frame a read: the counts below are exact
+    h.send(peer, &burst);
+    // Message 0 is the job; 1 and 2 fill the inbox.
+    assert_eq!(h.queued_jobs(), 1);
+    assert_eq!(h.unread(peer), burst.len() - 3 * frame);
+    assert_eq!(h.run_jobs(1), 1);
+    // 1 and 2 are the next job; 3 and 4 fill the inbox again, read without a new event.
+    assert_eq!(h.queued_jobs(), 1);
+    assert_eq!(
+        h.unread(peer),
+        burst.len() - 5 * frame,
+        "read on after the reply"
+    );
+    h.run_all_jobs();
+    assert_eq!(
+        texts(&h.take_output(peer)),
+        ["0", "1", "2", "3", "4", "5", "6", "7"]
+    );
+    h.check_invariants().unwrap();
+}

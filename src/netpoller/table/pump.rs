@@ -27,6 +27,18 @@ pub(crate) struct Readiness {
     pub read_closed: bool,
 }
 
+/// What one read of the pump came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Bytes came.
+    Bytes,
+    /// The socket may have bytes, but the session had no room for them (a full inbox, a full
+    /// read buffer, output at its limit, its phase).
+    Refused,
+    /// Nothing to read now: not readable, drained, closed, failed, or out of budget.
+    Done,
+}
+
 /// Moves one connection as far as it can go without blocking: read what the socket has into
 /// the session's buffer, hand off its job, write what it has to say — and round again while that
 /// made room for more. True when it stopped reading only because its fairness budget
@@ -38,38 +50,51 @@ pub(super) fn pump<T: Transport, Q: JobQueue>(
 ) -> bool {
     let mut budget = env.config.max_read_per_turn;
     let mut out_of_budget = false;
+    let mut retried = false;
     while !entry.session.is_closed() {
         let read = read(entry, env, &mut budget, &mut out_of_budget);
         let ran_inline = hand_off(entry, env, jobs);
-        if read || ran_inline {
+        if read == Read::Bytes || ran_inline {
+            retried = false;
             continue;
         }
-        if !write(entry, env) {
-            break;
+        if write(entry, env) {
+            continue;
         }
+        // The hand-off may have made the room the read was refused: a full inbox went out as
+        // a job, or a full read buffer was decoded into the message it begins. The socket's
+        // bytes raised their readiness event long ago and no other will come for them
+        // (edge-triggered): read now, or they wait for some later event — for good, if none.
+        // (`may_read` says yes only when `read_space` lends, so this round reads; `retried`
+        // makes sure of it.)
+        if read == Read::Refused && !retried && entry.session.may_read(env) {
+            retried = true;
+            continue;
+        }
+        break;
     }
     out_of_budget
 }
 
 /// Reads once into the session's buffer, if the socket may have bytes, the session takes them
-/// and the budget allows; true if bytes came (the pump decodes and dispatches them before the
-/// next read, so backpressure stops reading as soon as the session is full).
+/// and the budget allows. The pump decodes and dispatches what came before the next read, so
+/// backpressure stops reading as soon as the session is full.
 fn read<T: Transport>(
     entry: &mut Entry<T>,
     env: &mut Env<'_>,
     budget: &mut usize,
     out_of_budget: &mut bool,
-) -> bool {
+) -> Read {
     if !entry.readable {
-        return false;
+        return Read::Done;
     }
     let Some(space) = entry.session.read_space(env) else {
-        return false;
+        return Read::Refused;
     };
     if *budget == 0 {
         // Fairness: others get their turn; this one continues on the next turn.
         *out_of_budget = true;
-        return false;
+        return Read::Done;
     }
     let asked = space.len();
     match entry.transport.read(space) {
@@ -83,7 +108,7 @@ fn read<T: Transport>(
             }
             entry.session.received(env, n);
             *budget = budget.saturating_sub(n);
-            return true;
+            return Read::Bytes;
         }
         IoOutcome::WouldBlock => {
             log::trace!("{}: read would block: drained", entry.session.id);
@@ -99,7 +124,7 @@ fn read<T: Transport>(
             entry.session.transport_failed(env);
         }
     }
-    false
+    Read::Done
 }
 
 /// Offers the session's next job. True when it ran inline and its reply is already applied (so
