@@ -24,33 +24,47 @@ use crate::ws::{Decoded, Message, OpCode, encode_frame};
 /// `Date` (RFC 9110 §6.6.1 makes it optional for 1xx) and no framing (a 1xx has no content).
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
+/// Where the loop reads next: into `first`, then — once it is full, in the same call — into
+/// `then`. `then` is empty but while the rest of a large payload is read straight into its
+/// message (`first`): then it is the read buffer, for what follows the payload.
+pub(crate) struct ReadSpace<'a> {
+    pub first: &'a mut [u8],
+    pub then: &'a mut [u8],
+}
+
 impl Session {
     /// The space to read into now, or `None` when the session must not read (backpressure,
     /// its phase, a full buffer to decode first). While the rest of a large WebSocket payload
     /// is coming and no other bytes wait, it is the room at the end of the message being
-    /// assembled (the bytes go there without a copy); otherwise the read buffer's free room,
-    /// the buffer taken from the pool if none is held.
+    /// assembled (the bytes go there without a copy), then the read buffer's; otherwise the
+    /// read buffer's free room alone. The read buffer is taken from the pool if none is held.
     #[inline]
-    pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<&mut [u8]> {
+    pub(crate) fn read_space(&mut self, env: &mut Env<'_>) -> Option<ReadSpace<'_>> {
         if !self.may_read(env) {
             return None;
         }
         let min = env.config.read_buffer_size;
+        let max_len = self.max_input_len(env.config);
         // An idle decoder (every message that came whole) has no payload to lend room for.
         if self.input.as_ref().is_none_or(ReadBuffer::is_empty)
-            && let Phase::Open(open) = &self.phase
+            && let Phase::Open(open) = &mut self.phase
             && !open.decoder.is_idle()
             && open.decoder.payload_expected(min).is_some()
         {
-            return match &mut self.phase {
-                Phase::Open(open) => open.decoder.payload_space(min),
-                _ => None,
-            };
+            let first = open.decoder.payload_space(min)?;
+            // What follows the payload (the next frame's head) lands in the read buffer, in the
+            // same read: a read that fills the message's room exactly would leave the loop to
+            // find out with one more, empty, read.
+            let input = self.input.get_or_insert_with(|| env.pool.take_read());
+            let then = input.spare(max_len);
+            return Some(ReadSpace { first, then });
         }
-        let max_len = self.max_input_len(env.config);
         let input = self.input.get_or_insert_with(|| env.pool.take_read());
         let spare = input.spare(max_len);
-        (!spare.is_empty()).then_some(spare)
+        (!spare.is_empty()).then_some(ReadSpace {
+            first: spare,
+            then: &mut [],
+        })
     }
 
     /// Would [`read_space`](Self::read_space) lend room now? It asks nothing else, and lends
@@ -76,7 +90,12 @@ impl Session {
         }
         match &mut self.phase {
             Phase::Open(open) if !open.decoder.is_idle() && open.decoder.payload_lent() => {
-                open.decoder.payload_filled(n);
+                let taken = open.decoder.payload_filled(n);
+                if n > taken
+                    && let Some(input) = self.input.as_mut()
+                {
+                    input.filled(n - taken);
+                }
             }
             _ => {
                 if let Some(input) = self.input.as_mut() {

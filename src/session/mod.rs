@@ -54,5 +54,6 @@ mod unordered;
 
 pub(crate) use connection::{Ending, Outcome, Session, Transmit, Written};
 pub(crate) use env::{Env, Subscriptions};
+pub(crate) use inbound::ReadSpace;
 pub(crate) use monitoring_reserve::at_capacity_response;
 pub(crate) use phase::OwedClose;

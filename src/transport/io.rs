@@ -24,6 +24,11 @@ pub(crate) fn read(socket: &mut impl Read, buf: &mut [u8]) -> IoOutcome {
     retry(|| socket.read(buf))
 }
 
+/// Reads once into several buffers in turn (`readv`), which must not all be empty.
+pub(crate) fn read_vectored(socket: &mut impl Read, bufs: &mut [io::IoSliceMut<'_>]) -> IoOutcome {
+    retry(|| socket.read_vectored(bufs))
+}
+
 /// Writes once from `buf` (which must not be empty).
 pub(crate) fn write(socket: &mut impl Write, buf: &[u8]) -> IoOutcome {
     retry(|| socket.write(buf))

@@ -112,6 +112,11 @@ impl WireState {
 
 impl Transport for MemoryTransport {
     fn read(&mut self, buf: &mut [u8]) -> IoOutcome {
+        self.read_two(buf, &mut [])
+    }
+
+    /// As `readv`: `first` filled before `then`, in one read of the scripted chunk size.
+    fn read_two(&mut self, first: &mut [u8], then: &mut [u8]) -> IoOutcome {
         let mut wire = self.0.borrow_mut();
         if wire.failed {
             return IoOutcome::Failed(std::io::ErrorKind::TimedOut.into());
@@ -126,11 +131,11 @@ impl Transport for MemoryTransport {
             wire.empty_reads += 1;
             return IoOutcome::WouldBlock;
         }
-        let n = buf
-            .len()
+        let n = (first.len() + then.len())
             .min(wire.read_chunk.max(1))
             .min(wire.inbound.len());
-        for (slot, byte) in buf.iter_mut().zip(wire.inbound.drain(..n)) {
+        let slots = first.iter_mut().chain(then.iter_mut());
+        for (slot, byte) in slots.zip(wire.inbound.drain(..n)) {
             *slot = byte;
         }
         wire.reads += 1;

@@ -34,6 +34,12 @@ pub(crate) trait Transport {
     /// Reads into `buf` (never empty).
     fn read(&mut self, buf: &mut [u8]) -> IoOutcome;
 
+    /// Reads into `first`, then into `then` once `first` is full (`readv`; neither is empty):
+    /// the rest of a message's payload and, in the same call, what follows it. For
+    /// [`read_drained`](Self::read_drained), `asked` is both lengths together, so a transport
+    /// that reads into `first` alone must not judge by `asked` (TLS, which does not).
+    fn read_two(&mut self, first: &mut [u8], then: &mut [u8]) -> IoOutcome;
+
     /// Did the read that just returned `got` of the `asked` bytes leave nothing to read until
     /// the next readiness event? So it is for a TCP socket under edge-triggered polling when
     /// `got < asked` (the kernel copies all it has; bytes that come later raise a new edge);

@@ -7,7 +7,7 @@
 //! A TLS stream is boxed: rustls's state is a few KiB, and the slab entry of every plain
 //! connection stays as small as before.
 
-use std::io::IoSlice;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::Shutdown;
 
 use mio::net::TcpStream;
@@ -45,6 +45,17 @@ impl Transport for Stream {
             Stream::Plain(socket) => io::read(socket, buf),
             #[cfg(feature = "tls")]
             Stream::Tls(tls) => tls.read(buf),
+        }
+    }
+
+    fn read_two(&mut self, first: &mut [u8], then: &mut [u8]) -> IoOutcome {
+        match self {
+            Stream::Plain(socket) => {
+                let mut bufs = [IoSliceMut::new(first), IoSliceMut::new(then)];
+                io::read_vectored(socket, &mut bufs)
+            }
+            #[cfg(feature = "tls")]
+            Stream::Tls(tls) => tls.read_two(first, then),
         }
     }
 

@@ -380,6 +380,12 @@ impl Transport for TlsStream {
         }
     }
 
+    /// Into `first` alone: the plaintext comes a record at a time from rustls, and
+    /// [`read_drained`](Self::read_drained) does not judge by the length asked.
+    fn read_two(&mut self, first: &mut [u8], _then: &mut [u8]) -> IoOutcome {
+        self.read(first)
+    }
+
     /// Drained when the socket was (its last read came back short) and nothing read from it
     /// waits here: no decrypted bytes, no ciphertext rustls has not taken. Only while open:
     /// after the peer's `close_notify` the next read must say so.

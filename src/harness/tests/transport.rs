@@ -144,7 +144,7 @@ fn the_rest_of_a_large_payload_is_read_straight_into_its_message() {
 
 /// A burst of large messages that arrives at once is read whole, with jobs run as a worker
 /// would, and nothing stalls (written while looking into a `tests/chat_nodes.rs` failure with a
-/// `readv` for the rest of a payload, since reverted: docs/benchmarks.md, round five).
+/// `readv` for the rest of a payload: docs/benchmarks.md, rounds five and six).
 #[test]
 fn a_burst_of_large_messages_is_read_whole() {
     let mut h = harness(config());
@@ -173,5 +173,97 @@ fn a_burst_of_large_messages_is_read_whole() {
     assert_eq!(h.unread(peer), 0, "all read");
     assert_eq!(texts.len(), 401, "all decoded");
     assert_eq!(texts.last().map(String::as_str), Some("after the burst"));
+    h.check_invariants().unwrap();
+}
+
+/// The read that brings the rest of a large payload asks for the read buffer's room too
+/// (`readv`): what follows the payload comes in the same call, and a read that comes back short
+/// says the socket is empty, with no more read to find it so.
+#[test]
+fn the_read_that_ends_a_large_payload_takes_what_follows_it_too() {
+    let mut h = harness(Config {
+        read_buffer_size: 4096,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    let payload: Vec<u8> = (0..65_536u32).map(|i| (i % 251) as u8).collect();
+    let mut bytes = client_frame(0x2, &payload);
+    bytes.extend(client_frame(0x1, b"next"));
+    let (reads, empty) = (h.reads(peer), h.empty_reads(peer));
+    h.send(peer, &bytes);
+    assert_eq!(
+        h.reads(peer) - reads,
+        2,
+        "the read buffer's 4,096 bytes, then the rest with the next frame"
+    );
+    assert_eq!(h.empty_reads(peer), empty, "no read finds the socket empty");
+    h.send(peer, &client_frame(0x2, &payload));
+    assert_eq!(h.reads(peer) - reads, 4, "a payload alone: two reads");
+    assert_eq!(h.empty_reads(peer), empty, "its short read says it all");
+    h.run_all_jobs();
+    let id = h.id(peer);
+    let received: Vec<Message> = h
+        .app_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            AppEvent::Message(from, message) if from == id => Some(message),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        received
+            == [
+                Message::Binary(payload.clone()),
+                Message::Text("next".into()),
+                Message::Binary(payload),
+            ],
+        "whole, in order"
+    );
+    assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
+    h.check_invariants().unwrap();
+}
+
+/// The read that ends a payload can fill the read buffer with the first bytes of the next,
+/// large, message while the inbox is full. When a reply makes room, decoding those bytes
+/// completes no message and empties the buffer; with no reply to write and no job out, nothing
+/// else will drive the connection, and the socket's bytes raise no new event: the pump must
+/// read on at once. (Found by `tests/chat_nodes.rs`, whose handler publishes and replies
+/// nothing: a burst of 32 KiB lines stalled until a timer fired.)
+#[test]
+fn a_read_buffer_full_of_a_partial_message_is_read_on_after_the_decode() {
+    let mut h = harness(Config {
+        read_buffer_size: 4096,
+        max_pending_messages: 1,
+        ..config()
+    });
+    let peer = upgraded(&mut h);
+    // Published to a topic nobody follows: the replies write nothing.
+    let mut lines = vec!["others:t:first".to_owned()];
+    for n in 0..4 {
+        lines.push(format!("others:t:{n}{}", "z".repeat(8182)));
+    }
+    let mut bytes = Vec::new();
+    for line in &lines {
+        bytes.extend(client_frame(0x1, line.as_bytes()));
+    }
+    h.send(peer, &bytes);
+    for _ in 0..100 {
+        if h.run_jobs(usize::MAX) == 0 {
+            break;
+        }
+    }
+    assert_eq!(h.unread(peer), 0, "all read, with no other readiness event");
+    let id = h.id(peer);
+    let received: Vec<Message> = h
+        .app_events()
+        .into_iter()
+        .filter_map(|event| match event {
+            AppEvent::Message(from, message) if from == id => Some(message),
+            _ => None,
+        })
+        .collect();
+    let expected: Vec<Message> = lines.into_iter().map(Message::Text).collect();
+    assert!(received == expected, "whole, in order");
+    assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
     h.check_invariants().unwrap();
 }

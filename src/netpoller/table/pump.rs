@@ -13,7 +13,7 @@ use super::Entry;
 use crate::buffer::MAX_SLICES;
 use crate::dispatch::{JobQueue, Offered, Returned};
 use crate::metrics::add;
-use crate::session::{Env, Transmit, Written};
+use crate::session::{Env, ReadSpace, Transmit, Written};
 use crate::transport::{IoOutcome, Transport};
 
 /// What one readiness event says of a connection's socket, for reading. (Whether it is
@@ -88,7 +88,7 @@ fn read<T: Transport>(
     if !entry.readable {
         return Read::Done;
     }
-    let Some(space) = entry.session.read_space(env) else {
+    let Some(ReadSpace { first, then }) = entry.session.read_space(env) else {
         return Read::Refused;
     };
     if *budget == 0 {
@@ -96,8 +96,13 @@ fn read<T: Transport>(
         *out_of_budget = true;
         return Read::Done;
     }
-    let asked = space.len();
-    match entry.transport.read(space) {
+    let asked = first.len() + then.len();
+    let outcome = if then.is_empty() {
+        entry.transport.read(first)
+    } else {
+        entry.transport.read_two(first, then)
+    };
+    match outcome {
         IoOutcome::Progress(n) => {
             // A short read drained the socket (as tokio assumes on epoll): new bytes raise a new
             // edge, so the next read waits for it instead of finding `WouldBlock` — one system

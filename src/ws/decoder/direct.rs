@@ -56,10 +56,12 @@ impl MessageDecoder {
     }
 
     /// `n` bytes were read into the room [`payload_space`](Self::payload_space) lent: they are
-    /// unmasked and become part of the message; the room not filled is taken back.
-    pub fn payload_filled(&mut self, n: usize) {
+    /// unmasked and become part of the message; the room not filled is taken back. Returns how
+    /// many of them were the room's (at most what it lent: a vectored read puts the rest in the
+    /// read buffer).
+    pub fn payload_filled(&mut self, n: usize) -> usize {
         let Some((data, frame)) = self.lent_frame() else {
-            return;
+            return 0;
         };
         let start = data.len() - frame.lent;
         let n = n.min(frame.lent);
@@ -68,6 +70,7 @@ impl MessageDecoder {
         frame.received += n;
         frame.lent = 0;
         frame.unseen |= n > 0;
+        n
     }
 
     /// Payload bytes arrived through [`payload_filled`](Self::payload_filled) that
