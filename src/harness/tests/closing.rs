@@ -259,3 +259,23 @@ fn what_shutdown_cannot_finish_is_dropped_and_still_gets_on_close() {
     h.check_invariants().unwrap();
     h.check_every_close_delivered().unwrap();
 }
+
+/// What the shutdown's end drops gives its buffers back, and the gauges say so: they are
+/// published each turn, and the connections dropped after the last turn must not leave them
+/// counting buffers that went back to the pool (found by tests/extreme_configs.rs).
+#[test]
+fn the_gauges_count_what_the_shutdown_dropped() {
+    let mut h = harness(config());
+    let partial = upgraded(&mut h);
+    // One byte of a frame's head: the read buffer is held until the rest comes.
+    h.send(partial, &text("never finished")[..1]);
+    assert_eq!(h.stats().buffers_in_use, 1);
+    assert_eq!(h.stats().websocket_open, 1);
+    h.finish();
+    assert_eq!(h.open_connections(), 0);
+    let stats = h.stats();
+    assert_eq!(stats.buffers_in_use, 0, "given back");
+    assert!(stats.pooled_buffers >= 1, "into the pool");
+    assert_eq!(stats.websocket_open, 0);
+    h.check_every_close_delivered().unwrap();
+}

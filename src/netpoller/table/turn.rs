@@ -98,7 +98,8 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
                 session.abort(env, CloseKind::Timeout);
             });
         }
-        self.budget.publish(&self.metrics);
+        // No turn follows to publish what the drops gave back (buffers, slab, timers, budget).
+        self.report_gauges();
         (
             std::mem::take(&mut self.owed),
             std::mem::take(&mut self.close_backlog),
