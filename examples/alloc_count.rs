@@ -53,6 +53,17 @@ fn frame(size: usize) -> Vec<u8> {
     out
 }
 
+/// A response head, read byte by byte up to its blank line (so nothing after it is taken).
+fn read_head(stream: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("a response head");
+        head.push(byte[0]);
+    }
+    head
+}
+
 fn handshake(stream: &mut TcpStream) {
     stream
         .write_all(
@@ -60,24 +71,33 @@ fn handshake(stream: &mut TcpStream) {
               Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
         )
         .expect("write upgrade");
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("101");
-        head.push(byte[0]);
-    }
-    assert!(head.starts_with(b"HTTP/1.1 101"));
+    assert!(read_head(stream).starts_with(b"HTTP/1.1 101"));
 }
 
-/// Echoes `rounds` batches of `batch` 32-byte messages; returns allocations per message.
-fn measure(inline: bool, batch: usize, rounds: usize) -> f64 {
+/// One worker, inline handlers or not, no keepalive pings, on a free port.
+fn config(inline: bool) -> Config {
     let mut config = Config::default();
     config.addr = "127.0.0.1:0".parse().expect("address");
     config.workers = 1;
     config.inline_handlers = inline;
     config.ping_interval = None;
+    config
+}
+
+/// Allocations per unit of `run`, over `rounds` of them, after 1,000 to warm up (pools, slab,
+/// channel blocks).
+fn count(mut run: impl FnMut(usize), rounds: usize, per_round: usize) -> f64 {
+    run(1000);
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    run(rounds);
+    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    (after - before) as f64 / (rounds * per_round) as f64
+}
+
+/// Echoes `rounds` batches of `batch` 32-byte messages; returns allocations per message.
+fn measure(inline: bool, batch: usize, rounds: usize) -> f64 {
     let server = Server::builder()
-        .config(config)
+        .config(config(inline))
         .build(|ctx: &mut Context<'_>, msg: Message| ctx.send(msg))
         .expect("server");
     let mut stream = TcpStream::connect(server.local_addr()).expect("connect");
@@ -92,19 +112,16 @@ fn measure(inline: bool, batch: usize, rounds: usize) -> f64 {
         .collect();
     let echo_len = (2 + 32) * batch;
     let mut echo = vec![0u8; echo_len];
-    let mut run = |rounds: usize| {
+    let run = |rounds: usize| {
         for _ in 0..rounds {
             stream.write_all(&burst).expect("write");
             stream.read_exact(&mut echo).expect("read echo");
         }
     };
-    run(1000); // warm up: pools, slab, channel blocks
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    run(rounds);
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let per_message = count(run, rounds, batch);
     drop(stream);
     server.shutdown().expect("shutdown");
-    (after - before) as f64 / (rounds * batch) as f64
+    per_message
 }
 
 /// A page for every `GET`, answered on the loop if `on_loop`.
@@ -131,12 +148,8 @@ impl Handler for Page {
 
 /// Sends `rounds` keep-alive `GET /` requests one at a time; returns allocations per request.
 fn measure_http(inline: bool, on_loop: bool, rounds: usize) -> f64 {
-    let mut config = Config::default();
-    config.addr = "127.0.0.1:0".parse().expect("address");
-    config.workers = 1;
-    config.inline_handlers = inline;
     let server = Server::builder()
-        .config(config)
+        .config(config(inline))
         .build(Page { on_loop })
         .expect("server");
     let mut stream = TcpStream::connect(server.local_addr()).expect("connect");
@@ -144,12 +157,7 @@ fn measure_http(inline: bool, on_loop: bool, rounds: usize) -> f64 {
     let request = b"GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: alloc_count\r\nAccept: */*\r\n\r\n";
     // Every answer has the same length (the Date header's is fixed): learn it from the first.
     stream.write_all(request).expect("write");
-    let mut first = Vec::new();
-    let mut byte = [0u8; 1];
-    while !first.ends_with(b"\r\n\r\n") {
-        stream.read_exact(&mut byte).expect("a head");
-        first.push(byte[0]);
-    }
+    let first = read_head(&mut stream);
     let head = String::from_utf8_lossy(&first).to_ascii_lowercase();
     let body: usize = head
         .lines()
@@ -160,20 +168,17 @@ fn measure_http(inline: bool, on_loop: bool, rounds: usize) -> f64 {
     stream
         .read_exact(&mut answer[first.len()..])
         .expect("the body");
-    let mut run = |rounds: usize| {
+    let run = |rounds: usize| {
         for _ in 0..rounds {
             stream.write_all(request).expect("write");
             stream.read_exact(&mut answer).expect("read the answer");
             assert!(answer.starts_with(b"HTTP/1.1 200"), "a page");
         }
     };
-    run(1000); // warm up
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    run(rounds);
-    let after = ALLOCATIONS.load(Ordering::Relaxed);
+    let per_request = count(run, rounds, 1);
     drop(stream);
     server.shutdown().expect("shutdown");
-    (after - before) as f64 / rounds as f64
+    per_request
 }
 
 fn main() {
