@@ -458,6 +458,16 @@ impl Harness {
         self.app.events()
     }
 
+    /// The messages `on_message` was given for peer `peer`'s WebSocket, in order.
+    pub fn messages_handled(&self, peer: usize) -> Vec<Message> {
+        let id = self.peers[peer].id;
+        let messages = self.app.events().into_iter().filter_map(|e| match e {
+            AppEvent::Message(c, message) if c == id => Some(message),
+            _ => None,
+        });
+        messages.collect()
+    }
+
     /// The code `on_close` was given for peer `peer`'s WebSocket, if it ran.
     pub fn close_code(&self, peer: usize) -> Option<CloseCode> {
         let id = self.peers[peer].id;

@@ -4,7 +4,6 @@
 //! the socket, unless the peer has closed its side.
 
 use super::*;
-use crate::harness::AppEvent;
 use crate::ws::Message;
 
 #[test]
@@ -125,17 +124,9 @@ fn the_rest_of_a_large_payload_is_read_straight_into_its_message() {
     h.send(peer, &frame[5000..30_000]);
     h.send(peer, &frame[30_000..]);
     h.run_all_jobs();
-    let id = h.id(peer);
-    let received: Vec<_> = h
-        .app_events()
-        .into_iter()
-        .filter_map(|event| match event {
-            AppEvent::Message(from, Message::Binary(data)) if from == id => Some(data),
-            _ => None,
-        })
-        .collect();
+    let received = h.messages_handled(peer);
     assert!(
-        received == [payload.clone(), payload],
+        received == [Message::Binary(payload.clone()), Message::Binary(payload)],
         "both whole, in order"
     );
     assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
@@ -161,12 +152,11 @@ fn a_burst_of_large_messages_is_read_whole() {
             break;
         }
     }
-    let id = h.id(peer);
     let texts: Vec<String> = h
-        .app_events()
+        .messages_handled(peer)
         .into_iter()
-        .filter_map(|event| match event {
-            AppEvent::Message(from, Message::Text(text)) if from == id => Some(text),
+        .filter_map(|message| match message {
+            Message::Text(text) => Some(text),
             _ => None,
         })
         .collect();
@@ -201,15 +191,7 @@ fn the_read_that_ends_a_large_payload_takes_what_follows_it_too() {
     assert_eq!(h.reads(peer) - reads, 4, "a payload alone: two reads");
     assert_eq!(h.empty_reads(peer), empty, "its short read says it all");
     h.run_all_jobs();
-    let id = h.id(peer);
-    let received: Vec<Message> = h
-        .app_events()
-        .into_iter()
-        .filter_map(|event| match event {
-            AppEvent::Message(from, message) if from == id => Some(message),
-            _ => None,
-        })
-        .collect();
+    let received = h.messages_handled(peer);
     assert!(
         received
             == [
@@ -253,15 +235,7 @@ fn a_read_buffer_full_of_a_partial_message_is_read_on_after_the_decode() {
         }
     }
     assert_eq!(h.unread(peer), 0, "all read, with no other readiness event");
-    let id = h.id(peer);
-    let received: Vec<Message> = h
-        .app_events()
-        .into_iter()
-        .filter_map(|event| match event {
-            AppEvent::Message(from, message) if from == id => Some(message),
-            _ => None,
-        })
-        .collect();
+    let received = h.messages_handled(peer);
     let expected: Vec<Message> = lines.into_iter().map(Message::Text).collect();
     assert!(received == expected, "whole, in order");
     assert_eq!(h.stats().buffers_in_use, 0, "nothing held after");
