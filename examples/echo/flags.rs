@@ -145,7 +145,7 @@ const FLAGS: &[Flag] = &[
     flag!(
         "compression-level",
         compression_level,
-        "zlib level 0-9 for sent messages [1]"
+        "deflate level 0-9 for sent messages (1: fixed codes, fastest; 2-9: zlib-rs) [1]"
     ),
     flag!(
         "read-buffer-size",

@@ -9,15 +9,17 @@
 //! [`compress`] and leaves deflated without its `00 00 ff ff` tail.
 //!
 //! Every connection negotiates no context takeover (`negotiate.rs`), so a codec is reset before
-//! each message and can serve any connection. Each thread keeps one inflater and one compressor
-//! per window size and level it has used (a server has one level; window sizes are 9..=15 bits)
-//! in a thread-local, created on first use: with worker threads that is a few hundred KiB per worker, whatever the number of
-//! connections; an idle connection holds none.
+//! each message and can serve any connection. Each thread keeps, in a thread-local created on
+//! first use, one inflater, the hash table of level 1's encoder (`fixed.rs`: at most 128 KiB),
+//! and a zlib compressor per window size and level it has used for levels 0 and 2..=9 (a server
+//! has one level; window sizes are 9..=15 bits): with worker threads that is a few hundred KiB
+//! per worker, whatever the number of connections; an idle connection holds none.
 
 use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
+use crate::ws::deflate::fixed;
 use crate::ws::deflate::negotiate::MAX_WINDOW_BITS;
 use crate::ws::error::WsError;
 use crate::ws::message::Message;
@@ -128,6 +130,21 @@ fn inflate_into(
 /// `payload` deflated with a window of `window_bits` at `level`, without the tail. Incompressible
 /// input comes back as stored blocks, at most 5 bytes per 64 KiB (and one) larger.
 pub fn compress(payload: &[u8], window_bits: u8, level: u32) -> Vec<u8> {
+    let out = if level == 1 && u32::try_from(payload.len()).is_ok_and(|len| len < u32::MAX) {
+        with_codecs(|codecs| fixed::deflate(payload, window_bits, &mut codecs.hash_table))
+    } else {
+        compress_with_zlib(payload, window_bits, level)
+    };
+    if out.len() > stored_len(payload.len()) {
+        // Incompressible input: fixed Huffman codes make it about 5% larger. Stored blocks cost
+        // 5 bytes per 64 KiB instead.
+        return stored(payload);
+    }
+    out
+}
+
+/// `payload` deflated by zlib-rs at `level`, without the tail.
+fn compress_with_zlib(payload: &[u8], window_bits: u8, level: u32) -> Vec<u8> {
     with_codecs(|codecs| {
         let compressor = codecs.compressor(window_bits, level);
         compressor.reset();
@@ -154,11 +171,6 @@ pub fn compress(payload: &[u8], window_bits: u8, level: u32) -> Vec<u8> {
         // A sync flush ends with an empty stored block, 00 00 ff ff, which is stripped.
         if out.ends_with(&TAIL) {
             out.truncate(out.len() - TAIL.len());
-        }
-        if out.len() > stored_len(payload.len()) {
-            // Incompressible input: zlib's fastest level codes it with fixed Huffman codes,
-            // about 5% larger. Stored blocks cost 5 bytes per 64 KiB instead.
-            return stored(payload);
         }
         out
     })
@@ -196,7 +208,9 @@ fn stored(payload: &[u8]) -> Vec<u8> {
 #[derive(Default)]
 struct Codecs {
     inflater: Option<Decompress>,
-    /// Compressors by (window bits, level), created on first use.
+    /// Level 1's hash table (`fixed.rs`), about as many entries as the last message had bytes.
+    hash_table: Vec<u32>,
+    /// zlib compressors for the other levels, by (window bits, level), created on first use.
     compressors: Vec<(u8, u32, Compress)>,
 }
 
