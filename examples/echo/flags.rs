@@ -145,7 +145,7 @@ const FLAGS: &[Flag] = &[
     flag!(
         "compression-level",
         compression_level,
-        "deflate level 0-9 for sent messages (1: fixed codes, fastest; 2-9: zlib-rs) [1]"
+        "deflate level 0-9 for sent messages (1: fastest; 2: a fifth smaller; 3-9: zlib-rs) [1]"
     ),
     flag!(
         "read-buffer-size",

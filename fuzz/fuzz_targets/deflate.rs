@@ -1,7 +1,8 @@
-//! The encoder behind `compression_level` 1 (`src/ws/deflate/fixed.rs`): whatever a handler
-//! sends must inflate back to itself in a peer that keeps only the window it agreed to.
+//! The encoder behind `compression_level` 1 and 2 (`src/ws/deflate/encoder.rs`): whatever a
+//! handler sends must inflate back to itself in a peer that keeps only the window it agreed to.
 //!
-//! Input: one byte choosing the window (9..=15 bits), then the payload. Checked: nothing panics;
+//! Input: one byte choosing the window (9..=15 bits) and the level (its high bit), then the
+//! payload. Checked: nothing panics;
 //! the output is never longer than stored blocks would be; and an inflater with that window,
 //! given the tail and a few bytes of room at a time (so that every match is copied out of its
 //! window, not out of the output of the same call), reads the payload back, byte for byte,
@@ -17,7 +18,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let window_bits = 9 + choice % 7;
-    let deflated = compress(payload, window_bits, 1);
+    let level = 1 + u32::from(choice >> 7);
+    let deflated = compress(payload, window_bits, level);
     assert!(deflated.len() <= payload.len() + payload.len().div_ceil(65_535) * 5 + 1);
 
     let mut stream = deflated;

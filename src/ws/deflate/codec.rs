@@ -10,16 +10,17 @@
 //!
 //! Every connection negotiates no context takeover (`negotiate.rs`), so a codec is reset before
 //! each message and can serve any connection. Each thread keeps, in a thread-local created on
-//! first use, one inflater, the hash table of level 1's encoder (`fixed.rs`: at most 128 KiB),
-//! and a zlib compressor per window size and level it has used for levels 0 and 2..=9 (a server
-//! has one level; window sizes are 9..=15 bits): with worker threads that is a few hundred KiB
-//! per worker, whatever the number of connections; an idle connection holds none.
+//! first use, one inflater, the scratch space of the encoder of levels 1 and 2 (`encoder.rs`:
+//! a hash table of at most 128 KiB and the last message's matches), and a zlib compressor per
+//! window size and level it has used for levels 0 and 3..=9 (a server has one level; window
+//! sizes are 9..=15 bits): with worker threads that is a few hundred KiB per worker, whatever
+//! the number of connections; an idle connection holds none.
 
 use std::cell::RefCell;
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::ws::deflate::fixed;
+use crate::ws::deflate::encoder::{self, Codes};
 use crate::ws::deflate::negotiate::MAX_WINDOW_BITS;
 use crate::ws::error::WsError;
 use crate::ws::message::Message;
@@ -130,10 +131,16 @@ fn inflate_into(
 /// `payload` deflated with a window of `window_bits` at `level`, without the tail. Incompressible
 /// input comes back as stored blocks, at most 5 bytes per 64 KiB (and one) larger.
 pub fn compress(payload: &[u8], window_bits: u8, level: u32) -> Vec<u8> {
-    let out = if level == 1 && u32::try_from(payload.len()).is_ok_and(|len| len < u32::MAX) {
-        with_codecs(|codecs| fixed::deflate(payload, window_bits, &mut codecs.hash_table))
-    } else {
-        compress_with_zlib(payload, window_bits, level)
+    let ours = match level {
+        1 => Some(Codes::Fixed),
+        2 => Some(Codes::Fitted),
+        _ => None,
+    };
+    let out = match ours {
+        Some(codes) if u32::try_from(payload.len()).is_ok_and(|len| len < u32::MAX) => {
+            with_codecs(|codecs| encoder::deflate(payload, window_bits, codes, &mut codecs.scratch))
+        }
+        _ => compress_with_zlib(payload, window_bits, level),
     };
     if out.len() > stored_len(payload.len()) {
         // Incompressible input: fixed Huffman codes make it about 5% larger. Stored blocks cost
@@ -208,8 +215,8 @@ fn stored(payload: &[u8]) -> Vec<u8> {
 #[derive(Default)]
 struct Codecs {
     inflater: Option<Decompress>,
-    /// Level 1's hash table (`fixed.rs`), about as many entries as the last message had bytes.
-    hash_table: Vec<u32>,
+    /// Level 1's hash table and matches (`encoder.rs`), as large as the last message needed.
+    scratch: encoder::Scratch,
     /// zlib compressors for the other levels, by (window bits, level), created on first use.
     compressors: Vec<(u8, u32, Compress)>,
 }

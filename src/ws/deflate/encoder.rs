@@ -1,0 +1,466 @@
+//! Deflating one message, the encoder behind `compression_level` 1: greedy matches found
+//! through a hash table the size of the message, then one block in whichever code is shorter
+//! for it, the fixed Huffman codes (RFC 1951 §3.2.6) or codes built for the message (§3.2.7).
+//!
+//! A payload enters [`deflate`] whole. It leaves as that one block (BFINAL clear) followed by
+//! the first three bits of an empty stored block and the padding to a byte: what a sync flush
+//! gives, without the `00 00 ff ff` that RFC 7692 §7.2.1 strips. The caller keeps a [`Scratch`]
+//! per thread (the hash table and the matches found); nothing else lives between calls.
+//!
+//! Why not zlib's fastest level: it finds matches the same way (zlib-ng's `deflate_quick`, which
+//! zlib-rs ports), but resetting a zlib stream clears a 128 KiB hash table whatever the
+//! message's size. For a 1 KiB message that clearing cost as much as the compressing, and it
+//! evicted the table from the cache that the compressing then missed in; and `deflate_quick`
+//! only writes fixed codes, a fifth longer than a code made for JSON (docs/benchmarks.md,
+//! "Compression without the 128 KiB reset"). Here the table has about one entry per byte of the
+//! message (at most 2^15), and only that much is cleared. Inflating, the side that faces the
+//! network, stays with zlib-rs.
+
+use crate::ws::deflate::bits::BitWriter;
+use crate::ws::deflate::dynamic::{Counts, DynamicCodes, cost};
+use crate::ws::deflate::symbols::{
+    Code, END_OF_BLOCK, FIXED_DISTANCE, FIXED_LITERAL_LENGTH, distance_symbol, length_symbol,
+};
+
+/// Shortest match this encoder takes (deflate allows 3): the four bytes it reads and hashes at
+/// once to find one.
+const MATCH_PREFIX: usize = 4;
+/// Longest match deflate can code (RFC 1951 §3.2.5).
+const MAX_MATCH: usize = 258;
+/// Fewest and most hash bits: at least a small table, at most 32,768 entries (128 KiB).
+const MIN_HASH_BITS: u32 = 8;
+const MAX_HASH_BITS: u32 = 15;
+
+/// Most tokens a thread keeps room for between messages (256 KiB): enough for the messages
+/// worth compressing often; a larger message's are allocated for it and freed after.
+const KEPT_TOKENS: usize = 64 * 1024;
+
+/// What a thread keeps between messages so as not to allocate them again.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// Hash of four bytes → the last position they were seen at, plus one (0: none).
+    table: Vec<u32>,
+    /// The message as literals and matches ([`Tokens`]), for a code made for it.
+    tokens: Vec<u32>,
+}
+
+/// Which codes the block is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Codes {
+    /// The fixed codes, written as the matches are found: one pass (level 1).
+    Fixed,
+    /// Codes made for the message, or the fixed ones where shorter: the matches are kept,
+    /// counted, and written in a second pass (level 2).
+    Fitted,
+}
+
+/// `payload` deflated, never referring further back than `2^window_bits` bytes (the window the
+/// peer agreed to keep, 9..=15 bits), without the tail.
+///
+/// Positions are 32-bit: a payload of 4 GiB or more is the caller's to split or store.
+pub(super) fn deflate(
+    payload: &[u8],
+    window_bits: u8,
+    codes: Codes,
+    scratch: &mut Scratch,
+) -> Vec<u8> {
+    // Worst case: every byte a 9-bit literal in fixed codes, and the block's framing; a
+    // dynamic block is written only when shorter.
+    let mut bits = BitWriter::with_capacity(payload.len() + payload.len() / 8 + 8);
+    let Scratch { table, tokens } = scratch;
+    match codes {
+        Codes::Fixed => {
+            // BFINAL 0, BTYPE 01 (fixed Huffman codes).
+            bits.put(0b010, 3);
+            let mut block = FixedBlock(&mut bits);
+            find_matches(payload, window_bits, table, &mut block);
+            put_end_of_block(&mut bits, &FIXED_LITERAL_LENGTH);
+        }
+        Codes::Fitted => {
+            tokens.clear();
+            tokens.resize(payload.len(), 0);
+            let mut found = Tokens::new(tokens);
+            find_matches(payload, window_bits, table, &mut found);
+            let (counts, count) = found.finish();
+            let dynamic = DynamicCodes::new(&counts);
+            let found = &tokens[..count];
+            if dynamic.cost(&counts) < cost(&counts, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE) {
+                dynamic.put_header(&mut bits);
+                put_tokens(&mut bits, found, &dynamic.literal_length, &dynamic.distance);
+            } else {
+                bits.put(0b010, 3);
+                put_tokens(&mut bits, found, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE);
+            }
+            // Four bytes per byte of the message: a large one's are not kept for the next.
+            if tokens.capacity() > KEPT_TOKENS {
+                *tokens = Vec::new();
+            }
+        }
+    }
+    // The sync flush's empty stored block: BFINAL 0, BTYPE 00, padding to the byte; its LEN and
+    // NLEN are the stripped tail.
+    bits.put(0, 3);
+    bits.finish()
+}
+
+/// Where [`find_matches`] sends what it finds.
+trait Matches {
+    fn literal(&mut self, byte: u8);
+    /// `length` 4..=258 bytes, `distance` 1..=32,768 back.
+    fn matched(&mut self, length: usize, distance: usize);
+}
+
+/// Greedy matching: at each position, the last one with the same four bytes, if within the
+/// window.
+fn find_matches(payload: &[u8], window_bits: u8, table: &mut Vec<u32>, out: &mut impl Matches) {
+    let max_distance = 1usize << window_bits.clamp(9, 15);
+    let hash_bits = hash_bits(payload.len());
+    table.clear();
+    table.resize(1 << hash_bits, 0);
+    let mut at = 0;
+    while at + MATCH_PREFIX <= payload.len() {
+        let prefix = read_u32(payload, at);
+        let slot = (prefix.wrapping_mul(0x9E37_79B1) >> (32 - hash_bits)) as usize;
+        let candidate = table[slot] as usize;
+        table[slot] = at as u32 + 1;
+        if candidate != 0 {
+            let earlier = candidate - 1;
+            let distance = at - earlier;
+            if distance <= max_distance && read_u32(payload, earlier) == prefix {
+                let most = (payload.len() - at).min(MAX_MATCH);
+                let length = MATCH_PREFIX
+                    + common_prefix(payload, earlier + MATCH_PREFIX, at + MATCH_PREFIX, most);
+                out.matched(length, distance);
+                at += length;
+                continue;
+            }
+        }
+        out.literal(payload[at]);
+        at += 1;
+    }
+    for &byte in &payload[at..] {
+        out.literal(byte);
+    }
+}
+
+/// A fixed-code block, written as the matches are found.
+struct FixedBlock<'a>(&'a mut BitWriter);
+
+impl Matches for FixedBlock<'_> {
+    fn literal(&mut self, byte: u8) {
+        let (code, length) = FIXED_LITERAL_LENGTH[usize::from(byte)];
+        self.0.put(u32::from(code), u32::from(length));
+    }
+
+    fn matched(&mut self, length: usize, distance: usize) {
+        let (symbol, extra, extra_bits) = length_symbol(length);
+        let (code, code_length) = FIXED_LITERAL_LENGTH[symbol];
+        let (distance_symbol, distance_extra, distance_extra_bits) = distance_symbol(distance);
+        let (distance_code, _) = FIXED_DISTANCE[distance_symbol];
+        // At most 8 + 5 + 5 + 13 = 31 bits: one put.
+        let length_bits = u32::from(code_length) + extra_bits;
+        self.0.put(
+            u32::from(code)
+                | extra << code_length
+                | (u32::from(distance_code) | distance_extra << 5) << length_bits,
+            length_bits + 5 + distance_extra_bits,
+        );
+    }
+}
+
+/// The matches kept as tokens in a `u32` each: a literal byte, or a match (bit 31) with its
+/// distance symbol (bits 24..=28), its length less 3 (bits 15..=22) and its distance less 1
+/// (bits 0..=14); and each symbol counted.
+struct Tokens<'a> {
+    tokens: &'a mut [u32],
+    found: usize,
+    counts: Counts,
+}
+
+impl<'a> Tokens<'a> {
+    const MATCH: u32 = 1 << 31;
+
+    /// Into `tokens`, one per byte of the message at most: written in place, with no capacity
+    /// check per token.
+    fn new(tokens: &'a mut [u32]) -> Self {
+        Tokens {
+            tokens,
+            found: 0,
+            counts: Counts::new(),
+        }
+    }
+
+    /// The counts, and how many tokens were found.
+    fn finish(mut self) -> (Counts, usize) {
+        self.counts.literal_length[END_OF_BLOCK] = 1;
+        (self.counts, self.found)
+    }
+}
+
+impl Matches for Tokens<'_> {
+    fn literal(&mut self, byte: u8) {
+        self.counts.literal_length[usize::from(byte)] += 1;
+        self.tokens[self.found] = u32::from(byte);
+        self.found += 1;
+    }
+
+    fn matched(&mut self, length: usize, distance: usize) {
+        let (symbol, _, _) = length_symbol(length);
+        let (distance_symbol, _, _) = distance_symbol(distance);
+        self.counts.literal_length[symbol] += 1;
+        self.counts.distance[distance_symbol] += 1;
+        self.tokens[self.found] = Self::MATCH
+            | (distance_symbol as u32) << 24
+            | ((length - 3) as u32) << 15
+            | (distance - 1) as u32;
+        self.found += 1;
+    }
+}
+
+/// The tokens in these codes, then the end of the block.
+fn put_tokens(bits: &mut BitWriter, tokens: &[u32], literal_length: &[Code], distance: &[Code]) {
+    for &token in tokens {
+        if token & Tokens::MATCH == 0 {
+            let (code, length) = literal_length[token as usize];
+            bits.put(u32::from(code), u32::from(length));
+            continue;
+        }
+        let (symbol, extra, extra_bits) = length_symbol(((token >> 15) & 0xff) as usize + 3);
+        let (code, length) = literal_length[symbol];
+        bits.put(
+            u32::from(code) | extra << length,
+            u32::from(length) + extra_bits,
+        );
+        let (_, extra, extra_bits) = distance_symbol((token & 0x7fff) as usize + 1);
+        let (code, length) = distance[((token >> 24) & 0x1f) as usize];
+        bits.put(
+            u32::from(code) | extra << length,
+            u32::from(length) + extra_bits,
+        );
+    }
+    put_end_of_block(bits, literal_length);
+}
+
+fn put_end_of_block(bits: &mut BitWriter, literal_length: &[Code]) {
+    let (code, length) = literal_length[END_OF_BLOCK];
+    bits.put(u32::from(code), u32::from(length));
+}
+
+/// About one table entry per byte of the message.
+fn hash_bits(len: usize) -> u32 {
+    let bits = usize::BITS - len.saturating_sub(1).leading_zeros();
+    bits.clamp(MIN_HASH_BITS, MAX_HASH_BITS)
+}
+
+/// How many bytes from `earlier` equal those from `here`, up to `most - MATCH_PREFIX` (the
+/// prefix is already known equal). `here + most - MATCH_PREFIX` is within `data`.
+fn common_prefix(data: &[u8], earlier: usize, here: usize, most: usize) -> usize {
+    let most = most - MATCH_PREFIX;
+    let mut same = 0;
+    while same + 8 <= most {
+        let differ = read_u64(data, earlier + same) ^ read_u64(data, here + same);
+        if differ != 0 {
+            return same + (differ.trailing_zeros() / 8) as usize;
+        }
+        same += 8;
+    }
+    while same < most && data[earlier + same] == data[here + same] {
+        same += 1;
+    }
+    same
+}
+
+fn read_u32(data: &[u8], at: usize) -> u32 {
+    let mut bytes = [0; 4];
+    bytes.copy_from_slice(&data[at..at + 4]);
+    u32::from_le_bytes(bytes)
+}
+
+fn read_u64(data: &[u8], at: usize) -> u64 {
+    let mut bytes = [0; 8];
+    bytes.copy_from_slice(&data[at..at + 8]);
+    u64::from_le_bytes(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flate2::{Decompress, FlushDecompress, Status};
+
+    const BOTH: [Codes; 2] = [Codes::Fixed, Codes::Fitted];
+
+    /// Inflates as a peer that agreed to a window of `window_bits` does: a raw inflater with
+    /// that window, the tail appended, a sync flush. The whole stream must be consumed.
+    fn inflate(deflated: &[u8], window_bits: u8, expected_len: usize) -> Vec<u8> {
+        let mut stream = deflated.to_vec();
+        stream.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+        let mut inflater = Decompress::new_with_window_bits(false, window_bits);
+        let mut out = Vec::with_capacity(expected_len + 64);
+        let status = inflater.decompress_vec(&stream, &mut out, FlushDecompress::Sync);
+        assert_eq!(status.ok(), Some(Status::Ok));
+        assert_eq!(inflater.total_in(), stream.len() as u64);
+        out
+    }
+
+    /// The same, a few bytes of output at a time, so that every match is copied out of the
+    /// inflater's window of `2^window_bits` bytes rather than out of the output of one call: a
+    /// distance past the window fails ("invalid distance too far back").
+    fn inflate_through_the_window(deflated: &[u8], window_bits: u8) -> Option<Vec<u8>> {
+        let mut stream = deflated.to_vec();
+        stream.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+        let mut inflater = Decompress::new_with_window_bits(false, window_bits);
+        let mut out = Vec::new();
+        while inflater.total_in() < stream.len() as u64 {
+            out.reserve_exact(16);
+            let rest = &stream[inflater.total_in() as usize..];
+            inflater
+                .decompress_vec(rest, &mut out, FlushDecompress::Sync)
+                .ok()?;
+        }
+        Some(out)
+    }
+
+    fn noise(len: usize, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 24) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_match_reaches_past_the_window() {
+        // A block of noise, then noise, then the first block again: a match 2^bits + 1 bytes back
+        // must not be taken; one 2^bits back may be.
+        let mut scratch = Scratch::default();
+        for (bits, codes) in (9..=15u8).flat_map(|bits| BOTH.map(|codes| (bits, codes))) {
+            let window = 1usize << bits;
+            for gap in [window - 300, window - 200, window - 199, window - 198] {
+                let block = noise(200, u64::from(bits));
+                let mut payload = block.clone();
+                payload.extend_from_slice(&noise(gap, 7));
+                payload.extend_from_slice(&block);
+                let deflated = deflate(&payload, bits, codes, &mut scratch);
+                let inflated = inflate_through_the_window(&deflated, bits);
+                assert!(
+                    inflated.as_ref() == Some(&payload),
+                    "{bits} {gap} {codes:?}"
+                );
+                // Within the window the repeat was found: it cost far less than the same
+                // payload ending in 200 fresh bytes of noise.
+                let mut unrepeated = payload[..payload.len() - 200].to_vec();
+                unrepeated.extend_from_slice(&noise(200, 99));
+                let reference = deflate(&unrepeated, bits, codes, &mut scratch).len();
+                let repeat_found = deflated.len() + 150 < reference;
+                assert_eq!(repeat_found, gap + 200 <= window, "{bits} {gap} {codes:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn runs_lengths_and_sizes_round_trip() {
+        // A thread's scratch after other messages: stale entries must not matter.
+        let mut scratch = Scratch {
+            table: vec![7; 100],
+            tokens: vec![9; 10],
+        };
+        let mut payloads: Vec<Vec<u8>> = vec![
+            b"a".to_vec(),
+            b"abcd".to_vec(),
+            b"abcdabcd".to_vec(),
+            vec![0; 3],
+            vec![0; 4],
+            vec![0; 5],
+            vec![b'x'; 258 + 4],
+            vec![b'x'; 100_000],
+            noise(70_000, 3),
+        ];
+        for len in [
+            2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 255, 256, 257, 258, 259, 260, 1000,
+        ] {
+            payloads.push(b"0123456789".iter().cycle().take(len).copied().collect());
+            payloads.push(vec![0x55; len]);
+        }
+        for payload in &payloads {
+            for (bits, codes) in [9, 15].into_iter().flat_map(|b| BOTH.map(|c| (b, c))) {
+                let deflated = deflate(payload, bits, codes, &mut scratch);
+                assert_eq!(inflate(&deflated, bits, payload.len()), *payload);
+            }
+        }
+        // A long run costs a few bits per 258 bytes.
+        for codes in BOTH {
+            assert!(deflate(&vec![b'x'; 100_000], 15, codes, &mut scratch).len() < 1_000);
+        }
+    }
+
+    /// JSON-like text: its own code saves a fifth; a short text in the fixed code.
+    #[test]
+    fn a_code_made_for_the_message_where_it_is_shorter() {
+        let mut scratch = Scratch::default();
+        let json: Vec<u8> = (0..40)
+            .flat_map(|i: u32| {
+                format!(r#"{{"id":{i},"user":"u{}","x":{}}},"#, i % 7, i * 37).into_bytes()
+            })
+            .collect();
+        let fixed = deflate(&json, 15, Codes::Fixed, &mut scratch);
+        let fitted = deflate(&json, 15, Codes::Fitted, &mut scratch);
+        // BTYPE, the second and third bits: 01 fixed, 10 dynamic.
+        assert_eq!(fixed[0] & 0b110, 0b010);
+        assert_eq!(fitted[0] & 0b110, 0b100);
+        assert!(
+            fitted.len() * 10 < fixed.len() * 9,
+            "{} {}",
+            fitted.len(),
+            fixed.len()
+        );
+        assert_eq!(inflate(&fitted, 15, json.len()), json);
+        let short = deflate(b"hello, hello", 15, Codes::Fitted, &mut scratch);
+        assert_eq!(
+            short,
+            deflate(b"hello, hello", 15, Codes::Fixed, &mut scratch)
+        );
+    }
+
+    /// Matches of every length, from near and far: a fitted code has long and short runs of
+    /// code lengths for every alphabet.
+    #[test]
+    fn matches_of_every_length_and_many_distances_round_trip_in_a_fitted_code() {
+        let mut scratch = Scratch::default();
+        let mut payload: Vec<u8> = (0..=255u8).collect();
+        let distances = [
+            1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129, 193, 257, 385, 513, 769, 1025,
+            1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577, 32768,
+        ];
+        let mut length = 4;
+        for round in 0..600 {
+            let back = distances[round % distances.len()].min(payload.len());
+            let start = payload.len() - back;
+            for k in 0..length {
+                // Overlapping, as deflate's copies are.
+                payload.push(payload[start + k]);
+            }
+            payload.extend_from_slice(&noise(3, payload.len() as u64));
+            length = if length >= 258 { 4 } else { length + 1 };
+        }
+        for bits in [9, 12, 15] {
+            let deflated = deflate(&payload, bits, Codes::Fitted, &mut scratch);
+            assert_eq!(deflated[0] & 0b110, 0b100);
+            assert_eq!(inflate(&deflated, bits, payload.len()), payload);
+        }
+    }
+
+    #[test]
+    fn a_large_messages_tokens_are_not_kept() {
+        let mut scratch = Scratch::default();
+        deflate(&noise(1024, 5), 15, Codes::Fitted, &mut scratch);
+        assert!(scratch.tokens.capacity() >= 1024);
+        let large = noise(KEPT_TOKENS + 1, 6);
+        let deflated = deflate(&large, 15, Codes::Fitted, &mut scratch);
+        assert_eq!(scratch.tokens.capacity(), 0);
+        assert_eq!(inflate(&deflated, 15, large.len()), large);
+    }
+}
