@@ -23,9 +23,13 @@ use serde_json::{Value, json};
 use wsreactor::Server;
 
 /// The echo example's handler with its own defaults (compression on), on a free port.
-fn echo_server() -> Server {
+/// The echo with its defaults, compressing at `level`: 1, the default (fixed codes), or 2 (codes
+/// made for each message): both levels are the library's own encoder, which each client here
+/// must read.
+fn echo_server(level: u32) -> Server {
     let mut config = echo::flags::parse_config(&[]).expect("the echo's defaults");
     assert!(config.compression, "the echo example compresses by default");
+    config.compression_level = level;
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.workers = 2;
     config.event_loops = 1;
@@ -61,20 +65,22 @@ asyncio.run(main(sys.argv[1]))
 #[ignore = "needs a Python with websockets: bash .ci/run installs it"]
 fn python_websockets_negotiates_compression_and_round_trips() {
     let python = tools::python_websockets();
-    let server = echo_server();
-    let url = format!("ws://{}/ws", server.local_addr());
-    let seen = common::run_python_json(&python, PYTHON_CLIENT, &url);
-    assert_eq!(
-        seen["extensions"],
-        "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
-    );
-    assert_eq!(seen["echoed"], 5);
-    let stats = server.handle().stats();
-    assert_eq!(stats.deflate_upgrades, 1);
-    // websockets compresses every message; the echo compresses those of 1 KiB and more.
-    assert_eq!(stats.compressed_in, 5);
-    assert_eq!(stats.compressed_out, 3);
-    server.shutdown().expect("clean shutdown");
+    for level in [1, 2] {
+        let server = echo_server(level);
+        let url = format!("ws://{}/ws", server.local_addr());
+        let seen = common::run_python_json(&python, PYTHON_CLIENT, &url);
+        assert_eq!(
+            seen["extensions"],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover"
+        );
+        assert_eq!(seen["echoed"], 5, "level {level}");
+        let stats = server.handle().stats();
+        assert_eq!(stats.deflate_upgrades, 1);
+        // websockets compresses every message; the echo compresses those of 1 KiB and more.
+        assert_eq!(stats.compressed_in, 5);
+        assert_eq!(stats.compressed_out, 3, "level {level}");
+        server.shutdown().expect("clean shutdown");
+    }
 }
 
 /// Node `ws` with `perMessageDeflate` (its client default): compressed text and binary, each
@@ -106,29 +112,31 @@ ws.on("error", (err) => { console.error(String(err)); process.exit(1); });
 #[ignore = "needs node with the ws package: bash .ci/run installs it"]
 fn node_ws_negotiates_compression_and_round_trips() {
     let modules = tools::node_ws();
-    let server = echo_server();
-    let url = format!("ws://{}/ws", server.local_addr());
-    let output = Command::new("node")
-        .args(["-e", NODE_CLIENT, &url])
-        .env("NODE_PATH", &modules)
-        .output()
-        .expect("node runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: Value = serde_json::from_slice(&output.stdout).expect("the client's JSON");
-    // `ws.extensions` names what was agreed.
-    assert_eq!(seen["extensions"], "permessage-deflate", "{seen}");
-    assert_eq!(seen["echoed"], 3, "{seen}");
-    assert_eq!(seen["code"], 1000, "{seen}");
-    let stats = server.handle().stats();
-    assert_eq!(stats.deflate_upgrades, 1);
-    // Node compresses messages of 1 KiB and more (its threshold), like the echo.
-    assert_eq!(stats.compressed_in, 2, "{stats:?}");
-    assert_eq!(stats.compressed_out, 2, "{stats:?}");
-    server.shutdown().expect("clean shutdown");
+    for level in [1, 2] {
+        let server = echo_server(level);
+        let url = format!("ws://{}/ws", server.local_addr());
+        let output = Command::new("node")
+            .args(["-e", NODE_CLIENT, &url])
+            .env("NODE_PATH", &modules)
+            .output()
+            .expect("node runs");
+        assert!(
+            output.status.success(),
+            "level {level}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let seen: Value = serde_json::from_slice(&output.stdout).expect("the client's JSON");
+        // `ws.extensions` names what was agreed.
+        assert_eq!(seen["extensions"], "permessage-deflate", "{seen}");
+        assert_eq!(seen["echoed"], 3, "level {level}: {seen}");
+        assert_eq!(seen["code"], 1000, "{seen}");
+        let stats = server.handle().stats();
+        assert_eq!(stats.deflate_upgrades, 1);
+        // Node compresses messages of 1 KiB and more (its threshold), like the echo.
+        assert_eq!(stats.compressed_in, 2, "{stats:?}");
+        assert_eq!(stats.compressed_out, 2, "level {level}: {stats:?}");
+        server.shutdown().expect("clean shutdown");
+    }
 }
 
 /// Runs in the page: opens a WebSocket to the echo, sends a large text and a binary message,
@@ -161,35 +169,37 @@ new Promise((resolve) => {
 #[ignore = "needs chromium: bash .ci/run installs it"]
 fn chromium_negotiates_compression_and_round_trips() {
     let chromium = tools::chromium();
-    let server = echo_server();
-    let addr = server.local_addr();
-    let browser = Browser::launch(&chromium);
-    let mut page = browser.open_page();
-    page.call("Page.enable", json!({}));
-    page.call("Page.navigate", json!({ "url": format!("http://{addr}/") }));
-    // The page is served by the echo; wait until it is the document, then run the client.
-    common::poll_until("the echo's page", || {
-        let href = page.text("location.href");
-        href.starts_with(&format!("http://{addr}/")).then_some(())
-    });
-    let result = page.call(
-        "Runtime.evaluate",
-        json!({ "expression": BROWSER_CLIENT, "awaitPromise": true, "returnByValue": true }),
-    );
-    let seen = &result["result"]["value"];
-    assert_eq!(
-        seen["extensions"],
-        "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
-        "{seen}"
-    );
-    assert_eq!(seen["text"], true, "{seen}");
-    assert_eq!(seen["binary"], true, "{seen}");
-    assert_eq!(seen["code"], 1000, "{seen}");
-    let stats = server.handle().stats();
-    assert!(stats.deflate_upgrades >= 1, "{stats:?}");
-    assert!(stats.compressed_in >= 2, "{stats:?}");
-    assert!(stats.compressed_out >= 2, "{stats:?}");
-    drop(page);
-    drop(browser);
-    server.shutdown().expect("clean shutdown");
+    for level in [1, 2] {
+        let server = echo_server(level);
+        let addr = server.local_addr();
+        let browser = Browser::launch(&chromium);
+        let mut page = browser.open_page();
+        page.call("Page.enable", json!({}));
+        page.call("Page.navigate", json!({ "url": format!("http://{addr}/") }));
+        // The page is served by the echo; wait until it is the document, then run the client.
+        common::poll_until("the echo's page", || {
+            let href = page.text("location.href");
+            href.starts_with(&format!("http://{addr}/")).then_some(())
+        });
+        let result = page.call(
+            "Runtime.evaluate",
+            json!({ "expression": BROWSER_CLIENT, "awaitPromise": true, "returnByValue": true }),
+        );
+        let seen = &result["result"]["value"];
+        assert_eq!(
+            seen["extensions"],
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
+            "level {level}: {seen}"
+        );
+        assert_eq!(seen["text"], true, "level {level}: {seen}");
+        assert_eq!(seen["binary"], true, "level {level}: {seen}");
+        assert_eq!(seen["code"], 1000, "{seen}");
+        let stats = server.handle().stats();
+        assert!(stats.deflate_upgrades >= 1, "{stats:?}");
+        assert!(stats.compressed_in >= 2, "{stats:?}");
+        assert!(stats.compressed_out >= 2, "{stats:?}");
+        drop(page);
+        drop(browser);
+        server.shutdown().expect("clean shutdown");
+    }
 }
