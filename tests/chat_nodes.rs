@@ -299,7 +299,14 @@ fn two_nodes_behind_nginx_share_rooms_and_a_client_recovers_what_it_missed() {
     };
     let mut late = member(front, &format!("room=r&name=late&since={lost}"));
     assert_eq!(text(&mut late), CANNOT_RECOVER);
-    assert_eq!(text(&mut late), "late joined");
+    // `again` joined through its node; if `late` is on the other one, "again joined" may still
+    // be on its way there through Redis when `late` subscribes, and then reaches `late` live:
+    // published before it came, delivered after (a CI run saw it once).
+    let mut next = text(&mut late);
+    if next == "again joined" {
+        next = text(&mut late);
+    }
+    assert_eq!(next, "late joined");
     nothing_more(&mut other_room);
     drop(proxy);
 }
