@@ -36,7 +36,7 @@
 //! | [`MAX_TOPIC_LEN`](crate::MAX_TOPIC_LEN) (`topic.rs`) | 256 bytes | part of the API: a name is checked where it is made (`Topic::new`, in handlers and handles, which have no `Config`), and a too-long name is an error the caller sees (`TopicError`, `SendError::TopicTooLong`) |
 //! | `RESERVE_AHEAD` (`ws/decoder.rs`) | 64 KiB | the most reserved for a frame before its bytes arrive, so an announced length costs at most this until its bytes are sent; the frame itself is bounded by `max_frame_size` and `max_message_size` |
 //! | `STORM` (`netpoller/release.rs`) | 8 MiB | decides only *whether* a loop's peak was a storm worth `malloc_trim`; the memory is bounded by `max_buffered_bytes`, and the wait by `release_memory_after` |
-//! | `INCOMING_MAX`, `RECORD_MAX`, `WRITE_MAX` (`transport/tls.rs`) | 4 records (≈ 72 KiB), 1 record, 64 KiB | set by TLS's record size (RFC 8446 §5.2): one record must fit, a handshake message may span a few; counted in the connection's buffered bytes |
+//! | `INCOMING_MAX`, `RECORD_MAX`, `WRITE_MAX` (`transport/tls.rs`) | 4 records (≈ 72 KiB), 1 record, 64 KiB (and the rest of a slice shorter than a record) | set by TLS's record size (RFC 8446 §5.2): one record must fit, a handshake message may span a few; counted in the connection's buffered bytes |
 //! | `MAX_CONTROL_PAYLOAD` (`ws/frame.rs`) | 125 bytes | RFC 6455 §5.5 |
 //! | `MAX_SIZE_DIGITS` (`http/chunked.rs`) | 16 hex digits | a chunk size must fit in 64 bits; the body is bounded by `max_body_size` |
 //! | `FIRST_INFLATE_CHUNK` (`ws/deflate/codec.rs`) | 4 KiB | where an inflate buffer starts; it grows up to `max_message_size` |

@@ -643,3 +643,76 @@ fn a_client_offering_only_x25519_still_connects_and_gets_x25519() {
     assert!(head.starts_with("HTTP/1.1 404 Not Found\r\n"), "{head}");
     server.shutdown().unwrap();
 }
+
+/// The records of what the server sends, counted on the wire beside a rustls client reading
+/// them: (records, plaintext) once `want` bytes of plaintext have come.
+fn records_until(stream: &mut TlsClient, want: usize) -> (usize, Vec<u8>) {
+    let mut raw = Vec::new();
+    let (mut parsed, mut records) = (0, 0);
+    let mut plaintext = Vec::new();
+    let mut chunk = [0u8; 16 * 1024];
+    while plaintext.len() < want {
+        let n = stream.sock.read(&mut chunk).expect("read");
+        assert!(n > 0, "EOF after {} bytes of plaintext", plaintext.len());
+        raw.extend_from_slice(&chunk[..n]);
+        // A record: type, version (2 bytes), length (2 bytes), then that many bytes.
+        while raw.len() >= parsed + 5 {
+            let length = usize::from(u16::from_be_bytes([raw[parsed + 3], raw[parsed + 4]]));
+            if raw.len() < parsed + 5 + length {
+                break;
+            }
+            parsed += 5 + length;
+            records += 1;
+        }
+        let mut rest = &chunk[..n];
+        while !rest.is_empty() {
+            stream.conn.read_tls(&mut rest).expect("read_tls");
+            stream.conn.process_new_packets().expect("records");
+            let _ = stream.conn.reader().read_to_end(&mut plaintext);
+        }
+    }
+    (records, plaintext)
+}
+
+#[test]
+fn a_64_kib_message_and_its_header_go_out_in_five_records() {
+    let cert = TestCert::new(&["localhost"]);
+    let server = start_tls(config(), cert.config(), echo());
+    let mut stream = tls_connect(
+        server.local_addr(),
+        "localhost",
+        client_config(&[&cert.der]),
+    );
+    let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        stream.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    // Session tickets came with the handshake's end; nothing else is pending.
+    let payload: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
+    let mut frame = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
+    frame.extend(
+        payload
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]),
+    );
+    stream.write_all(&frame).unwrap();
+    // The echo: a 10-byte header and 64 KiB. Four full records for 64 KiB and one for the
+    // header — not a sixth for the last 10 bytes past the first write's 64 KiB.
+    let (records, echoed) = records_until(&mut stream, 10 + payload.len());
+    assert_eq!(&echoed[..10], &[0x82, 0x7f, 0, 0, 0, 0, 0, 1, 0, 0]);
+    assert!(echoed[10..] == payload[..], "the payload comes back");
+    assert_eq!(records, 5);
+    server.shutdown().unwrap();
+}

@@ -18,9 +18,10 @@
 //! that move bytes between its records and these buffers are in `tls/records.rs`.
 //!
 //! What this transport may hold is bounded: `incoming` by [`INCOMING_MAX`], `plaintext` by what
-//! one `incoming` decrypts to, and `outgoing` by one write's worth ([`WRITE_MAX`]): new
-//! plaintext is taken only once the ciphertext before it is out, so backpressure reaches the
-//! session exactly as on plain TCP. All of it is counted in the connection's buffered bytes.
+//! one `incoming` decrypts to, and `outgoing` by one write's worth ([`WRITE_MAX`], and less
+//! than a record more): new plaintext is taken only once the ciphertext before it is out, so
+//! backpressure reaches the session exactly as on plain TCP. All of it is counted in the
+//! connection's buffered bytes.
 
 mod records;
 mod spare;
@@ -48,9 +49,15 @@ const RECORD_MAX: usize = 16 * 1024 + 2048 + 5;
 /// (rustls joins them in place); no honest client's hello comes near this.
 pub(crate) const INCOMING_MAX: usize = 4 * RECORD_MAX;
 
-/// Plaintext taken from the session per write: four full records. `outgoing` holds at most
-/// this, encrypted, plus a handshake flight.
+/// Plaintext taken from the session per write: four full records, and the rest of the slice
+/// that reaches past them when that rest is shorter than one record ([`RECORD_PLAINTEXT`]), so
+/// that a 64 KiB message and its header go in one send (not a last record and a send for the
+/// header's 10 bytes). `outgoing` holds at most this and one record, encrypted, plus a
+/// handshake flight.
 pub(crate) const WRITE_MAX: usize = 64 * 1024;
+
+/// The most plaintext one record carries (RFC 8446 §5.1).
+const RECORD_PLAINTEXT: usize = 16 * 1024;
 
 /// What `process` should do once rustls can take application data.
 #[derive(Debug, Clone, Copy)]
@@ -400,8 +407,9 @@ impl Transport for TlsStream {
         self.write_vectored(&[IoSlice::new(buf)])
     }
 
-    /// Encrypts up to [`WRITE_MAX`] bytes of the slices, once the ciphertext before them is
-    /// out; `WouldBlock` while it is not (or while the handshake is under way).
+    /// Encrypts up to [`WRITE_MAX`] bytes of the slices (and the rest of a slice shorter than a
+    /// record), once the ciphertext before them is out; `WouldBlock` while it is not (or while
+    /// the handshake is under way).
     fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> IoOutcome {
         match self.stage {
             Stage::Open | Stage::PeerClosed => {}
@@ -416,11 +424,15 @@ impl Transport for TlsStream {
         }
         let mut taken = 0;
         for slice in slices {
-            let room = WRITE_MAX - taken;
+            let room = WRITE_MAX.saturating_sub(taken);
             if room == 0 {
                 break;
             }
-            let part = &slice[..slice.len().min(room)];
+            let mut len = slice.len().min(room);
+            if slice.len() - len < RECORD_PLAINTEXT {
+                len = slice.len();
+            }
+            let part = &slice[..len];
             if part.is_empty() {
                 continue;
             }
