@@ -1,6 +1,8 @@
-//! Deflating one message, the encoder behind `compression_level` 1: greedy matches found
-//! through a hash table the size of the message, then one block in whichever code is shorter
-//! for it, the fixed Huffman codes (RFC 1951 §3.2.6) or codes built for the message (§3.2.7).
+//! Deflating one message, the encoder behind `compression_level` 1 and 2: greedy matches found
+//! through a hash table the size of the message, in one block: at level 1 ([`Codes::Fixed`]) in
+//! the fixed Huffman codes (RFC 1951 §3.2.6), written as they are found; at level 2
+//! ([`Codes::Fitted`]) in codes built for the message (§3.2.7, `dynamic.rs`), or the fixed ones
+//! where those are shorter.
 //!
 //! A payload enters [`deflate`] whole. It leaves as that one block (BFINAL clear) followed by
 //! the first three bits of an empty stored block and the padding to a byte: what a sync flush
