@@ -33,16 +33,17 @@ const MAX_MATCH: usize = 258;
 const MIN_HASH_BITS: u32 = 8;
 const MAX_HASH_BITS: u32 = 15;
 
-/// Most tokens a thread keeps room for between messages (256 KiB): enough for the messages
-/// worth compressing often; a larger message's are allocated for it and freed after.
-const KEPT_TOKENS: usize = 64 * 1024;
+/// Tokens per block at level 2 (64 KiB of them): a longer message is written in several
+/// blocks, each in codes made for its part, so the buffer stays this size whatever the message.
+const BLOCK_TOKENS: usize = 16 * 1024;
 
 /// What a thread keeps between messages so as not to allocate them again.
 #[derive(Default)]
 pub(super) struct Scratch {
     /// Hash of four bytes → the last position they were seen at, plus one (0: none).
     table: Vec<u32>,
-    /// The message as literals and matches ([`Tokens`]), for a code made for it.
+    /// The block being found, as literals and matches ([`Blocks`]): [`BLOCK_TOKENS`] of them
+    /// once level 2 was used.
     tokens: Vec<u32>,
 }
 
@@ -66,9 +67,10 @@ pub(super) fn deflate(
     codes: Codes,
     scratch: &mut Scratch,
 ) -> Vec<u8> {
-    // Worst case: every byte a 9-bit literal in fixed codes, and the block's framing; a
+    // Worst case: every byte a 9-bit literal in fixed codes, and each block's framing; a
     // dynamic block is written only when shorter.
-    let mut bits = BitWriter::with_capacity(payload.len() + payload.len() / 8 + 8);
+    let blocks = payload.len() / BLOCK_TOKENS + 1;
+    let mut bits = BitWriter::with_capacity(payload.len() + payload.len() / 8 + 2 * blocks + 8);
     let Scratch { table, tokens } = scratch;
     match codes {
         Codes::Fixed => {
@@ -79,24 +81,10 @@ pub(super) fn deflate(
             put_end_of_block(&mut bits, &FIXED_LITERAL_LENGTH);
         }
         Codes::Fitted => {
-            tokens.clear();
-            tokens.resize(payload.len(), 0);
-            let mut found = Tokens::new(tokens);
-            find_matches(payload, window_bits, table, &mut found);
-            let (counts, count) = found.finish();
-            let dynamic = DynamicCodes::new(&counts);
-            let found = &tokens[..count];
-            if dynamic.cost(&counts) < cost(&counts, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE) {
-                dynamic.put_header(&mut bits);
-                put_tokens(&mut bits, found, &dynamic.literal_length, &dynamic.distance);
-            } else {
-                bits.put(0b010, 3);
-                put_tokens(&mut bits, found, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE);
-            }
-            // Four bytes per byte of the message: a large one's are not kept for the next.
-            if tokens.capacity() > KEPT_TOKENS {
-                *tokens = Vec::new();
-            }
+            tokens.resize(BLOCK_TOKENS, 0);
+            let mut blocks = Blocks::new(tokens, &mut bits);
+            find_matches(payload, window_bits, table, &mut blocks);
+            blocks.finish();
         }
     }
     // The sync flush's empty stored block: BFINAL 0, BTYPE 00, padding to the byte; its LEN and
@@ -170,40 +158,70 @@ impl Matches for FixedBlock<'_> {
     }
 }
 
-/// The matches kept as tokens in a `u32` each: a literal byte, or a match (bit 31) with its
-/// distance symbol (bits 24..=28), its length less 3 (bits 15..=22) and its distance less 1
-/// (bits 0..=14); and each symbol counted.
-struct Tokens<'a> {
+/// Blocks in codes made for them: the matches kept as tokens, a `u32` each, and each symbol
+/// counted; every [`BLOCK_TOKENS`], and at the end, the block is written (dynamic, or fixed where
+/// shorter). A token is a literal byte, or a match (bit 31) with its distance symbol (bits
+/// 24..=28), its length less 3 (bits 15..=22) and its distance less 1 (bits 0..=14).
+struct Blocks<'a> {
+    /// [`BLOCK_TOKENS`] long: written in place, with no capacity check per token.
     tokens: &'a mut [u32],
     found: usize,
     counts: Counts,
+    bits: &'a mut BitWriter,
+    written: usize,
 }
 
-impl<'a> Tokens<'a> {
+impl<'a> Blocks<'a> {
     const MATCH: u32 = 1 << 31;
 
-    /// Into `tokens`, one per byte of the message at most: written in place, with no capacity
-    /// check per token.
-    fn new(tokens: &'a mut [u32]) -> Self {
-        Tokens {
+    fn new(tokens: &'a mut [u32], bits: &'a mut BitWriter) -> Self {
+        Blocks {
             tokens,
             found: 0,
             counts: Counts::new(),
+            bits,
+            written: 0,
         }
     }
 
-    /// The counts, and how many tokens were found.
-    fn finish(mut self) -> (Counts, usize) {
+    fn push(&mut self, token: u32) {
+        self.tokens[self.found] = token;
+        self.found += 1;
+        if self.found == self.tokens.len() {
+            self.write_block();
+        }
+    }
+
+    /// The tokens found so far as one block, in whichever code is shorter for them.
+    fn write_block(&mut self) {
         self.counts.literal_length[END_OF_BLOCK] = 1;
-        (self.counts, self.found)
+        let dynamic = DynamicCodes::new(&self.counts);
+        let found = &self.tokens[..self.found];
+        if dynamic.cost(&self.counts) < cost(&self.counts, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE) {
+            dynamic.put_header(self.bits);
+            put_tokens(self.bits, found, &dynamic.literal_length, &dynamic.distance);
+        } else {
+            // BFINAL 0, BTYPE 01 (fixed Huffman codes).
+            self.bits.put(0b010, 3);
+            put_tokens(self.bits, found, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE);
+        }
+        self.found = 0;
+        self.counts = Counts::new();
+        self.written += 1;
+    }
+
+    /// The last block: what is left, or an empty one if the message made none.
+    fn finish(mut self) {
+        if self.found > 0 || self.written == 0 {
+            self.write_block();
+        }
     }
 }
 
-impl Matches for Tokens<'_> {
+impl Matches for Blocks<'_> {
     fn literal(&mut self, byte: u8) {
         self.counts.literal_length[usize::from(byte)] += 1;
-        self.tokens[self.found] = u32::from(byte);
-        self.found += 1;
+        self.push(u32::from(byte));
     }
 
     fn matched(&mut self, length: usize, distance: usize) {
@@ -211,18 +229,19 @@ impl Matches for Tokens<'_> {
         let (distance_symbol, _, _) = distance_symbol(distance);
         self.counts.literal_length[symbol] += 1;
         self.counts.distance[distance_symbol] += 1;
-        self.tokens[self.found] = Self::MATCH
-            | (distance_symbol as u32) << 24
-            | ((length - 3) as u32) << 15
-            | (distance - 1) as u32;
-        self.found += 1;
+        self.push(
+            Self::MATCH
+                | (distance_symbol as u32) << 24
+                | ((length - 3) as u32) << 15
+                | (distance - 1) as u32,
+        );
     }
 }
 
 /// The tokens in these codes, then the end of the block.
 fn put_tokens(bits: &mut BitWriter, tokens: &[u32], literal_length: &[Code], distance: &[Code]) {
     for &token in tokens {
-        if token & Tokens::MATCH == 0 {
+        if token & Blocks::MATCH == 0 {
             let (code, length) = literal_length[token as usize];
             bits.put(u32::from(code), u32::from(length));
             continue;
@@ -455,14 +474,29 @@ mod tests {
         }
     }
 
+    /// A message longer than a block's tokens: several blocks, each in its own codes, and the
+    /// scratch space stays one block's.
     #[test]
-    fn a_large_messages_tokens_are_not_kept() {
+    fn a_long_message_is_written_in_blocks_of_its_own_codes() {
         let mut scratch = Scratch::default();
-        deflate(&noise(1024, 5), 15, Codes::Fitted, &mut scratch);
-        assert!(scratch.tokens.capacity() >= 1024);
-        let large = noise(KEPT_TOKENS + 1, 6);
-        let deflated = deflate(&large, 15, Codes::Fitted, &mut scratch);
-        assert_eq!(scratch.tokens.capacity(), 0);
-        assert_eq!(inflate(&deflated, 15, large.len()), large);
+        // Text, then noise, then text: the middle block's best code is the fixed one or its own.
+        let text: Vec<u8> = (0..3_000u32)
+            .flat_map(|i| format!("{{\"id\":{i},\"x\":{}}},", i * 7).into_bytes())
+            .collect();
+        let mut payload = text.clone();
+        payload.extend_from_slice(&noise(3 * BLOCK_TOKENS, 8));
+        payload.extend_from_slice(&text);
+        for bits in [9, 15] {
+            let deflated = deflate(&payload, bits, Codes::Fitted, &mut scratch);
+            assert_eq!(inflate(&deflated, bits, payload.len()), payload);
+            assert_eq!(scratch.tokens.len(), BLOCK_TOKENS);
+            let fixed = deflate(&payload, bits, Codes::Fixed, &mut scratch);
+            assert!(
+                deflated.len() < fixed.len(),
+                "{} {}",
+                deflated.len(),
+                fixed.len()
+            );
+        }
     }
 }
