@@ -11,7 +11,7 @@
 //! Every connection negotiates no context takeover (`negotiate.rs`), so a codec is reset before
 //! each message and can serve any connection. Each thread keeps, in a thread-local created on
 //! first use, one inflater, the scratch space of the encoder of levels 1 and 2 (`encoder.rs`:
-//! a hash table of at most 128 KiB and the last message's matches), and a zlib compressor per
+//! a hash table of at most 128 KiB and 64 KiB for a block's matches), and a zlib compressor per
 //! window size and level it has used for levels 0 and 3..=9 (a server has one level; window
 //! sizes are 9..=15 bits): with worker threads that is a few hundred KiB per worker, whatever
 //! the number of connections; an idle connection holds none.

@@ -1,13 +1,13 @@
 //! Deflating one message, the encoder behind `compression_level` 1 and 2: greedy matches found
-//! through a hash table the size of the message, in one block: at level 1 ([`Codes::Fixed`]) in
-//! the fixed Huffman codes (RFC 1951 §3.2.6), written as they are found; at level 2
-//! ([`Codes::Fitted`]) in codes built for the message (§3.2.7, `dynamic.rs`), or the fixed ones
-//! where those are shorter.
+//! through a hash table the size of the message. At level 1 ([`Codes::Fixed`]) they are written
+//! in the fixed Huffman codes (RFC 1951 §3.2.6) as they are found, one block; at level 2
+//! ([`Codes::Fitted`]) every 16 Ki of them make a block in codes built for it (§3.2.7,
+//! `dynamic.rs`), or in the fixed ones where those are shorter.
 //!
-//! A payload enters [`deflate`] whole. It leaves as that one block (BFINAL clear) followed by
-//! the first three bits of an empty stored block and the padding to a byte: what a sync flush
+//! A payload enters [`deflate`] whole. It leaves as those blocks (BFINAL clear) followed by the
+//! first three bits of an empty stored block and the padding to a byte: what a sync flush
 //! gives, without the `00 00 ff ff` that RFC 7692 §7.2.1 strips. The caller keeps a [`Scratch`]
-//! per thread (the hash table and the matches found); nothing else lives between calls.
+//! per thread (the hash table and a block's matches); nothing else lives between calls.
 //!
 //! Why not zlib's fastest level: it finds matches the same way (zlib-ng's `deflate_quick`, which
 //! zlib-rs ports), but resetting a zlib stream clears a 128 KiB hash table whatever the
@@ -52,7 +52,7 @@ pub(super) struct Scratch {
 pub(super) enum Codes {
     /// The fixed codes, written as the matches are found: one pass (level 1).
     Fixed,
-    /// Codes made for the message, or the fixed ones where shorter: the matches are kept,
+    /// Codes made for each block, or the fixed ones where shorter: a block's matches are kept,
     /// counted, and written in a second pass (level 2).
     Fitted,
 }
