@@ -49,11 +49,9 @@ const RECORD_MAX: usize = 16 * 1024 + 2048 + 5;
 /// (rustls joins them in place); no honest client's hello comes near this.
 pub(crate) const INCOMING_MAX: usize = 4 * RECORD_MAX;
 
-/// Plaintext taken from the session per write: four full records, and the rest of the slice
-/// that reaches past them when that rest is shorter than one record ([`RECORD_PLAINTEXT`]), so
-/// that a 64 KiB message and its header go in one send (not a last record and a send for the
-/// header's 10 bytes). `outgoing` holds at most this and one record, encrypted, plus a
-/// handshake flight.
+/// Plaintext taken from the session per write: four full records, and the rest of a slice shorter
+/// than a record past them (so a 64 KiB message and its header go in one send). `outgoing` holds
+/// at most that, encrypted, plus a handshake flight.
 pub(crate) const WRITE_MAX: usize = 64 * 1024;
 
 /// The most plaintext one record carries (RFC 8446 §5.1).
@@ -407,9 +405,8 @@ impl Transport for TlsStream {
         self.write_vectored(&[IoSlice::new(buf)])
     }
 
-    /// Encrypts up to [`WRITE_MAX`] bytes of the slices (and the rest of a slice shorter than a
-    /// record), once the ciphertext before them is out; `WouldBlock` while it is not (or while
-    /// the handshake is under way).
+    /// Encrypts up to [`WRITE_MAX`] bytes of the slices, once the ciphertext before them is
+    /// out; `WouldBlock` while it is not (or while the handshake is under way).
     fn write_vectored(&mut self, slices: &[IoSlice<'_>]) -> IoOutcome {
         match self.stage {
             Stage::Open | Stage::PeerClosed => {}
@@ -498,15 +495,4 @@ fn invalid(what: &str) -> io::Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// What an idle TLS connection costs beyond a plain one is this box (rustls's state inline)
-    /// plus what rustls allocates for its keys: no buffer of ours.
-    #[test]
-    fn the_tls_state_is_a_few_kib() {
-        let size = std::mem::size_of::<TlsStream>();
-        eprintln!("size_of::<TlsStream>() = {size}");
-        assert!(size <= 2048, "TlsStream grew to {size} bytes");
-    }
-}
+mod tests;
