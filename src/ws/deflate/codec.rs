@@ -215,7 +215,8 @@ fn stored(payload: &[u8]) -> Vec<u8> {
 #[derive(Default)]
 struct Codecs {
     inflater: Option<Decompress>,
-    /// Level 1's hash table and matches (`encoder.rs`), as large as the last message needed.
+    /// The encoder of levels 1 and 2 (`encoder.rs`): its hash table, as large as the last
+    /// message needed (at most 128 KiB), and room for one block's matches (64 KiB).
     scratch: encoder::Scratch,
     /// zlib compressors for the other levels, by (window bits, level), created on first use.
     compressors: Vec<(u8, u32, Compress)>,
