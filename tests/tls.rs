@@ -683,31 +683,12 @@ fn a_64_kib_message_and_its_header_go_out_in_five_records() {
         "localhost",
         client_config(&[&cert.der]),
     );
-    let request = "GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
-                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-                   Sec-WebSocket-Version: 13\r\n\r\n";
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8; 1];
-        stream.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101 "),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    stream.write_all(upgrade_request("/ws").as_bytes()).unwrap();
+    let head = read_http_head(&mut stream).unwrap();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     // Session tickets came with the handshake's end; nothing else is pending.
     let payload: Vec<u8> = (0..64 * 1024u32).map(|i| (i % 251) as u8).collect();
-    let mut frame = vec![0x82, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4];
-    frame.extend(
-        payload
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]),
-    );
-    stream.write_all(&frame).unwrap();
+    stream.write_all(&masked(true, 0x2, &payload)).unwrap();
     // The echo: a 10-byte header and 64 KiB. Four full records for 64 KiB and one for the
     // header — not a sixth for the last 10 bytes past the first write's 64 KiB.
     let (records, echoed) = records_until(&mut stream, 10 + payload.len());

@@ -40,10 +40,13 @@ use super::{IoOutcome, PeerGone, Transport};
 use crate::http::plaintext_on_tls_port;
 use crate::metrics::{Metrics, add};
 
+/// The most plaintext one record carries (RFC 8446 §5.1).
+const RECORD_PLAINTEXT: usize = 16 * 1024;
+
 /// The largest TLS record on the wire: 16 KiB of payload, 2 KiB of expansion, a 5-byte header
 /// (RFC 8446 §5.2 allows less; TLS 1.2 allows this much). `incoming` starts this big so one
 /// whole record always fits.
-const RECORD_MAX: usize = 16 * 1024 + 2048 + 5;
+const RECORD_MAX: usize = RECORD_PLAINTEXT + 2048 + 5;
 
 /// `incoming` grows past one record only while a handshake message spans several records
 /// (rustls joins them in place); no honest client's hello comes near this.
@@ -53,9 +56,6 @@ pub(crate) const INCOMING_MAX: usize = 4 * RECORD_MAX;
 /// than a record past them (so a 64 KiB message and its header go in one send). `outgoing` holds
 /// at most that, encrypted, plus a handshake flight.
 pub(crate) const WRITE_MAX: usize = 64 * 1024;
-
-/// The most plaintext one record carries (RFC 8446 §5.1).
-const RECORD_PLAINTEXT: usize = 16 * 1024;
 
 /// What `process` should do once rustls can take application data.
 #[derive(Debug, Clone, Copy)]
