@@ -611,3 +611,71 @@ fn a_connection_dropped_during_the_upgrade_still_gets_on_close_after_on_open() {
         "{events:?}"
     );
 }
+
+/// Holds `on_message` for a "block" message until released; echoes the rest.
+#[derive(Clone, Default)]
+struct SlowMessage {
+    gate: Arc<(Mutex<bool>, Condvar)>,
+    entered: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Handler for SlowMessage {
+    type Session = ();
+
+    fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
+        if message.as_bytes() == b"block" {
+            let (entered, signal) = &*self.entered;
+            *entered.lock().unwrap() = true;
+            signal.notify_all();
+            let (open, gate) = &*self.gate;
+            let mut open = open.lock().unwrap();
+            while !*open {
+                open = gate.wait(open).unwrap();
+            }
+        }
+        ctx.send(message);
+    }
+}
+
+/// Regression: a reply that reached the loop after the shutdown had given up waiting for it
+/// (`shutdown_timeout`) was dropped with the loop's reply channel, its lease never given back:
+/// the loop thread panicked on the lost-lease check (a fresh-clone CI run met it through
+/// `tests/extreme_configs.rs`, `shutdown_timeout` = 1 ms). Here the loop waits to queue an
+/// idle connection's `on_close` behind a queued upgrade while the worker finishes the blocked
+/// message: its reply lands in the channel before the loop drops it.
+#[test]
+fn a_reply_that_comes_after_the_shutdown_gave_up_on_it_is_let_go() {
+    let handler = SlowMessage::default();
+    let mut config = config();
+    config.workers = 1;
+    config.event_loops = 1;
+    config.job_queue_capacity = 1;
+    config.shutdown_timeout = std::time::Duration::ZERO;
+    let server = start(config, handler.clone());
+    let handle = server.handle();
+    let addr = server.local_addr();
+    let (_idle, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("upgrade");
+    let (mut blocked, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("upgrade");
+    blocked.send(Message::text("block")).unwrap();
+    {
+        let (entered, signal) = &*handler.entered;
+        let mut entered = entered.lock().unwrap();
+        while !*entered {
+            entered = signal.wait(entered).unwrap();
+        }
+    }
+    // The worker is held; this upgrade's job fills the queue.
+    let mut queued = raw(addr);
+    queued.write_all(upgrade_request("/ws").as_bytes()).unwrap();
+    wait_for_stats(&handle, "the upgrade queued", |s| s.job_queue_depth == 1);
+    handle.shutdown();
+    wait_for_stats(&handle, "the connections dropped", |s| {
+        s.connections_open == 0
+    });
+    {
+        let (open, gate) = &*handler.gate;
+        *open.lock().unwrap() = true;
+        gate.notify_all();
+    }
+    server.join().expect("no thread panicked");
+}

@@ -9,6 +9,8 @@
 //!
 //! These are the types the hand-off carries (`handoff.rs`); nothing here runs anything.
 
+use std::cell::Cell;
+
 use crate::buffer::OWNED_CHUNK_MIN;
 use crate::conn_id::ConnId;
 use crate::dispatch::http_later::{HttpLater, HttpTail};
@@ -31,7 +33,9 @@ pub(crate) type SessionBox = Box<dyn std::any::Any + Send>;
 /// job slot makes one (`session/phase.rs`, `JobSlot::lend`); only a reply carries it home.
 ///
 /// It cannot be copied. A lease dropped on the way — not given back to its slot, nor settled
-/// for a connection that has gone — is a bug: debug builds panic, release builds log it.
+/// for a connection that has gone — is a bug: debug builds panic, release builds log it. The
+/// one exception is what a loop that has shut down drops with its reply channel
+/// ([`drop_with_the_loop`]).
 #[derive(Debug)]
 #[must_use = "a lease goes back to its connection in the job's reply"]
 pub(crate) struct Lease {
@@ -68,11 +72,27 @@ impl Lease {
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if !self.done && !std::thread::panicking() {
+        let with_the_loop = LOOP_GONE.with(Cell::get);
+        if !self.done && !with_the_loop && !std::thread::panicking() {
             log::error!("{}: a job's lease was dropped, not given back", self.conn);
             debug_assert!(false, "{}: a job's lease was dropped", self.conn);
         }
     }
+}
+
+thread_local! {
+    /// Set on a loop thread while [`drop_with_the_loop`] drops what it held.
+    static LOOP_GONE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Drops `leftovers` — a shut-down loop's reply channel — on this thread, where the leases in
+/// it may go without being given back: their connections went with the loop. (A reply that
+/// lands in the channel after the loop's last look at it is dropped with the channel; nothing
+/// can take it back any more.)
+pub(crate) fn drop_with_the_loop<T>(leftovers: T) {
+    LOOP_GONE.with(|gone| gone.set(true));
+    drop(leftovers);
+    LOOP_GONE.with(|gone| gone.set(false));
 }
 
 /// Work for the handler.

@@ -40,6 +40,7 @@ pub(crate) use handoff::{
 pub(crate) use http_later::{Framing, HttpLater, HttpTail};
 pub(crate) use job::{
     After, Batch, Call, Compressing, Inbound, Job, Lease, Output, Reply, Run, SessionBox, Work,
+    drop_with_the_loop,
 };
 pub(crate) use link::{Command, History, LoopLink, LoopWaker, Ordered, Push, mark_loop_thread};
 pub(crate) use reclaimed::Reclaimed;

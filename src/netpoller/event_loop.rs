@@ -46,7 +46,8 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
 use crate::dispatch::{
-    Command, Executor, Job, LoopWaker, Reclaimed, Returned, SharedTls, mark_loop_thread,
+    Command, Executor, Job, LoopWaker, Reclaimed, Returned, SharedTls, drop_with_the_loop,
+    mark_loop_thread,
 };
 use crate::metrics::Metrics;
 use crate::netpoller::forward::{Forwarder, RETRY_AFTER};
@@ -353,7 +354,37 @@ impl EventLoop {
                 break;
             }
         }
+        self.let_go_of_late_replies();
         log::debug!("loop {}: stopped", self.index);
+    }
+
+    /// The replies that came after the shutdown stopped waiting for them (a handler that ran
+    /// past `shutdown_timeout`): their connections are gone, so their leases end here — and a
+    /// reply that lands after this last look is dropped with the channel.
+    fn let_go_of_late_replies(&mut self) {
+        let mut late = 0;
+        for returned in self.replies.try_iter() {
+            late += 1;
+            match returned {
+                Returned::Reply(reply) => reply.lease.end(),
+                Returned::Deferred(deferral) => {
+                    if let Some(pending) = deferral.link.reclaim(Reclaimed::Closed) {
+                        pending.lease.end();
+                    }
+                }
+                Returned::Unordered(_) => {}
+            }
+        }
+        if late > 0 {
+            log::debug!(
+                "loop {}: {late} replies came after the shutdown",
+                self.index
+            );
+        }
+        drop_with_the_loop(std::mem::replace(
+            &mut self.replies,
+            crossbeam_channel::never(),
+        ));
     }
 
     /// Waits (up to `shutdown_timeout`) for the replies that settle owed `on_close` calls; those
