@@ -136,8 +136,9 @@ pub struct Config {
     /// Most bytes read from one socket per event-loop turn before the loop serves others
     /// (fairness budget; the read that crosses it completes: one read takes at most
     /// `read_buffer_size`, or 64 KiB of a large payload read straight into its message).
-    /// Default 256 KiB. `usize::MAX`: no budget (a socket is read until it
-    /// is drained or its connection may take no more).
+    /// Default 256 KiB. `usize::MAX`: no budget (a socket is read until it is drained or its
+    /// connection may take no more). Also the most compressed and inflated bytes a pool's loop
+    /// inflates for a batch it may handle itself (`Handler::handles_without_blocking`).
     pub max_read_per_turn: usize,
     /// Capacity of the job queue shared by the workers. When it is full the loop keeps messages on
     /// their connection and stops reading those sockets (backpressure). Default 1,024. The queue

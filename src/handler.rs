@@ -218,8 +218,10 @@ pub trait Handler: 'static {
     /// a call holds up every other connection of its loop while it runs: say `true` only for
     /// calls that never wait; one that waits for a backend defers its reply from a worker
     /// ([`Context::defer`]). Asked on the loop thread before each batch; the batch stays on
-    /// the loop only if it holds data messages alone, each declared so, and the connection did
-    /// not agree to compression (the loop never inflates or compresses). Not asked with inline
+    /// the loop only if it holds data messages alone, each declared so. On a connection that
+    /// agreed to compression, the loop inflates a compressed message to ask about it if the
+    /// batch's compressed and inflated bytes stay within `Config::max_read_per_turn`; a longer
+    /// one goes to a worker unasked (and so does the rest of its batch). Not asked with inline
     /// handlers or on a driven server. A panic here counts as `false`. The default is `false`:
     /// every message goes to a worker.
     fn handles_without_blocking(&self, message: &Message) -> bool {

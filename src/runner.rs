@@ -14,10 +14,12 @@
 //! [`Job`], and this runner — the one place that knows the handler's types — unboxes it for
 //! every call.
 //!
-//! permessage-deflate happens here too, on the thread that runs the handler: the offer is
-//! negotiated before `on_upgrade`, compressed messages are inflated before `on_message` (a
-//! message that inflates past `max_message_size`, or is not deflate data, closes the connection
-//! with `1009` or `1007`), and what the handler sends is compressed into the `Output`.
+//! permessage-deflate happens here too, on the thread that runs the handler (with the worker
+//! pool, the loop inflates a message to ask `handles_without_blocking` about it: `on_loop.rs`):
+//! the offer is negotiated before `on_upgrade`, compressed messages are inflated before
+//! `on_message` (a message that inflates past `max_message_size`, or is not deflate data,
+//! closes the connection with `1009` or `1007`), and what the handler sends is compressed into
+//! the `Output`.
 
 mod http_batch;
 mod on_loop;
@@ -57,6 +59,8 @@ pub(crate) struct HandlerRunner<H: Handler, K = Carried> {
     compression_threshold: usize,
     /// The limit on an inflated message.
     max_message_size: usize,
+    /// `Config::max_read_per_turn`: the most bytes a loop inflates for one job it runs itself.
+    loop_inflate_budget: usize,
     /// `Config::high_water_bytes`, for `Context::pressure`.
     high_water: usize,
     /// `Config::max_timers_per_connection`, for `Context::set_timer`.
@@ -77,6 +81,7 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             compression_level: config.compression_level,
             compression_threshold: config.compression_threshold,
             max_message_size: config.max_message_size,
+            loop_inflate_budget: config.max_read_per_turn,
             high_water: config.water_marks().1,
             max_timers: config.max_timers_per_connection,
             max_unordered: config.max_unordered_per_connection,
@@ -133,7 +138,7 @@ impl<H: Handler, K: Keep<H::Session>> JobRunner for HandlerRunner<H, K> {
         }
     }
 
-    fn runs_on_loop(&self, job: &Job) -> bool {
+    fn runs_on_loop(&self, job: &mut Job) -> bool {
         match job {
             Job::Run(Run {
                 lease,

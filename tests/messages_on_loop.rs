@@ -1,7 +1,8 @@
 //! WebSocket messages the handler handles without blocking (`Handler::handles_without_blocking`):
-//! with the worker pool, the event loop calls `on_message` itself; every other message, a batch
-//! with one such message in it, a connection that agreed to compression, and the calls that are
-//! not messages (`on_open`, `on_close`) still go to a worker. Each reply says which thread made
+//! with the worker pool, the event loop calls `on_message` itself — after inflating it, on a
+//! connection that agreed to compression, if that fits in a turn's budget; every other message,
+//! a batch with one such message in it, and the calls that are not messages (`on_open`,
+//! `on_close`) still go to a worker. Each reply says which thread made
 //! it, so the tests see where it ran, through real sockets.
 
 mod common;
@@ -11,6 +12,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 
 use common::*;
+use wsreactor::ws::deflate::compress;
 use wsreactor::{Config, Context, Handler, Message};
 
 /// The name of the thread this runs on.
@@ -124,16 +126,53 @@ fn a_batch_stays_on_the_loop_only_if_every_message_in_it_is_cheap() {
     server.shutdown().expect("clean shutdown");
 }
 
+/// A masked text frame of `text` deflated, RSV1 set.
+fn compressed(text: &str) -> Vec<u8> {
+    let mut frame = masked(true, 0x1, &compress(text.as_bytes(), 15, 1));
+    frame[0] |= 0x40;
+    frame
+}
+
+/// On a connection that agreed to compression, the loop inflates a compressed message to ask
+/// about it: declared cheap, it is handled there, as an uncompressed one is; not declared, or
+/// inflating past `max_read_per_turn` (the loop's work for one connection in a turn), it goes to
+/// a worker, which inflates it. One that does not inflate still fails the connection (`1007`),
+/// counted once.
 #[test]
-fn a_connection_that_agreed_to_compression_is_handled_by_a_worker() {
+fn a_compressed_message_declared_cheap_is_inflated_and_handled_on_the_loop_within_the_turns_budget()
+{
     let mut config = pool_config();
     config.compression = true;
     config.compression_threshold = 1 << 20; // the replies stay uncompressed, readable here
+    config.max_read_per_turn = 4096;
     let (server, addr) = server(config);
     let offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
     let (mut stream, _) = open(addr, offer);
-    let fast = replies(&mut stream, &["fast"]);
-    assert!(fast[0].starts_with("fast on wsreactor-worker-"), "{fast:?}");
+    let long = format!("fast {}", "x".repeat(5000));
+    let expected = [
+        (compressed("fast"), "fast on wsreactor-loop-"),
+        (
+            masked(true, 0x1, b"fast plain"),
+            "fast plain on wsreactor-loop-",
+        ),
+        (compressed("slow"), "slow on wsreactor-worker-"),
+        (compressed(&long), "on wsreactor-worker-"),
+        (compressed("fast again"), "fast again on wsreactor-loop-"),
+    ];
+    for (frame, reply) in expected {
+        stream.write_all(&frame).expect("write");
+        let got = text_frame(&mut stream);
+        assert!(
+            got.contains(reply),
+            "{reply:?} in {:?}",
+            &got[got.len().saturating_sub(60)..]
+        );
+    }
+    let mut broken = masked(true, 0x1, &[0xff, 0xff, 0xff]);
+    broken[0] |= 0x40;
+    stream.write_all(&broken).expect("write");
+    assert_eq!(read_close_code(&mut stream), Some(1007));
+    assert_eq!(server.handle().stats().inflate_failures, 1);
     server.shutdown().expect("clean shutdown");
 }
 

@@ -40,8 +40,9 @@ pub(crate) trait JobRunner {
 
     /// May this job run on the loop thread although jobs go to the workers? Only if every call
     /// it makes was declared not to block. Asked of every job the pool's loops offer: keep it
-    /// cheap.
-    fn runs_on_loop(&self, job: &Job) -> bool {
+    /// cheap. It may inflate the job's small compressed messages, to ask about them: they
+    /// stay inflated whatever the answer.
+    fn runs_on_loop(&self, job: &mut Job) -> bool {
         let _ = job;
         false
     }
@@ -96,10 +97,12 @@ impl std::fmt::Debug for Executor {
 }
 
 impl JobQueue for Executor {
-    fn offer(&mut self, job: Job) -> Offered {
+    fn offer(&mut self, mut job: Job) -> Offered {
         match self {
-            Executor::Pool(_, runner) if runner.runs_on_loop(&job) => Offered::Ran(runner.run(job)),
-            Executor::Pool(jobs, _) => {
+            Executor::Pool(jobs, runner) => {
+                if runner.runs_on_loop(&mut job) {
+                    return Offered::Ran(runner.run(job));
+                }
                 let described = log::log_enabled!(log::Level::Trace)
                     .then(|| format!("{}: job queued: {}", job.conn(), job.describe()));
                 match jobs.try_send(job) {

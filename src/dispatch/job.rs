@@ -213,8 +213,9 @@ pub(crate) struct Batch {
 }
 
 /// What the loop decoded for the handler: a data message, ready or still compressed, or a pong
-/// that answers a ping the handler sent. The loop never inflates (in worker mode that work
-/// belongs to the workers); [`Inbound::into_call`] does, wherever the handler runs.
+/// that answers a ping the handler sent. [`Inbound::into_call`] inflates, wherever the handler
+/// runs; a loop with the worker pool inflates only a message it may handle itself
+/// (`runner/on_loop.rs`), and the rest of that work belongs to the workers.
 #[derive(Debug)]
 pub(crate) enum Inbound {
     Message(Message),

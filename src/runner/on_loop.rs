@@ -15,6 +15,7 @@ use crate::handler::call::Keep;
 use crate::http::Request;
 use crate::metrics::add;
 use crate::runner::HandlerRunner;
+use crate::ws::{Compressed, Message};
 
 impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
     /// May this batch be answered on the loop thread? Not with an upgrade in it (`on_upgrade`
@@ -39,27 +40,39 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
     }
 
     /// May this batch of WebSocket calls run on the loop thread? Only data messages, each
-    /// declared so by the handler; not with compression agreed (the loop never inflates or
-    /// compresses), nor with any other call in the batch (`on_drain`, `on_timer`, `on_pong`,
-    /// a deferred completion or its timeout: the handler declared nothing of those).
-    pub(super) fn messages_on_loop(&self, conn: ConnId, batch: &Batch) -> bool {
+    /// declared so by the handler; nor with any other call in the batch (`on_drain`,
+    /// `on_timer`, `on_pong`, a deferred completion or its timeout: the handler declared nothing
+    /// of those). A compressed message is inflated here to be asked about — if the batch's
+    /// compressed and inflated bytes stay within `max_read_per_turn` (the work a loop does for
+    /// one connection in a turn): a longer one, one that does not inflate, and those after it
+    /// go to a worker, which inflates them (and fails the connection if it must). What was
+    /// inflated stays so, wherever the batch runs.
+    pub(super) fn messages_on_loop(&self, conn: ConnId, batch: &mut Batch) -> bool {
         let Batch {
             messages,
-            deflate,
             drained,
             expired,
             timers,
             ..
         } = batch;
-        if deflate.is_some() || *drained || *expired || timers.is_some() {
+        if *drained || *expired || timers.is_some() {
             return false;
         }
-        messages.iter().all(|inbound| match inbound {
-            Inbound::Message(message) => {
-                let asked = || self.handler.handles_without_blocking(message);
-                self.declared(conn, "handles_without_blocking", asked)
+        let mut budget = self.loop_inflate_budget;
+        messages.iter_mut().all(|inbound| {
+            if let Inbound::Compressed(compressed) = inbound {
+                match inflate_within(compressed, self.max_message_size, &mut budget) {
+                    Some(message) => *inbound = Inbound::Message(message),
+                    None => return false,
+                }
             }
-            _ => false,
+            match inbound {
+                Inbound::Message(message) => {
+                    let asked = || self.handler.handles_without_blocking(message);
+                    self.declared(conn, "handles_without_blocking", asked)
+                }
+                _ => false,
+            }
         })
     }
 
@@ -71,4 +84,18 @@ impl<H: Handler, K: Keep<H::Session>> HandlerRunner<H, K> {
             false
         })
     }
+}
+
+/// `compressed` inflated, if it and its inflated bytes fit in what is left of `budget` (which
+/// they then take): `None` for a message too long for that, or one that does not inflate.
+fn inflate_within(
+    compressed: &Compressed,
+    max_message_size: usize,
+    budget: &mut usize,
+) -> Option<Message> {
+    let input = compressed.payload.len();
+    let left = budget.checked_sub(input)?;
+    let message = compressed.inflate(max_message_size.min(left)).ok()?;
+    *budget = left - message.len();
+    Some(message)
 }

@@ -11,8 +11,9 @@
 //!
 //! The frame layer's part is small: RSV1 on the first frame of a message marks it compressed
 //! (`header.rs`, `decoder.rs`), and [`encode_data_header`](crate::ws::encode_data_header) sets it
-//! on the way out. The event loop never inflates or compresses in worker mode; it only carries
-//! the compressed bytes.
+//! on the way out. In worker mode the event loop inflates and compresses only the batches it
+//! handles itself (messages the handler declared non-blocking, within a turn's budget:
+//! `runner/on_loop.rs`); otherwise it only carries the compressed bytes.
 
 mod bits;
 mod codec;
