@@ -99,3 +99,45 @@ fn inflate_within(
     *budget = left - message.len();
     Some(message)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ws::deflate::compress;
+
+    fn compressed(text: &str) -> Compressed {
+        Compressed {
+            text: true,
+            payload: compress(text.as_bytes(), 15, 1),
+        }
+    }
+
+    #[test]
+    fn the_budget_takes_both_the_compressed_and_the_inflated_bytes() {
+        let hello = compressed("hello hello hello hello");
+        let taken = hello.payload.len() + 23;
+        let mut budget = 1000;
+        let message = inflate_within(&hello, usize::MAX, &mut budget);
+        assert_eq!(
+            message,
+            Some(Message::Text("hello hello hello hello".into()))
+        );
+        assert_eq!(budget, 1000 - taken);
+        // Exactly enough, then one byte short (compressed side, then inflated side).
+        let mut budget = taken;
+        assert!(inflate_within(&hello, usize::MAX, &mut budget).is_some());
+        assert_eq!(budget, 0);
+        let mut budget = taken - 1;
+        assert_eq!(inflate_within(&hello, usize::MAX, &mut budget), None);
+        assert_eq!(budget, taken - 1);
+        let mut budget = hello.payload.len() - 1;
+        assert_eq!(inflate_within(&hello, usize::MAX, &mut budget), None);
+        // The message limit still holds, and what does not inflate is left to the worker.
+        assert_eq!(inflate_within(&hello, 22, &mut 1000), None);
+        let broken = Compressed {
+            text: false,
+            payload: vec![0xff, 0xff, 0xff],
+        };
+        assert_eq!(inflate_within(&broken, usize::MAX, &mut 1000), None);
+    }
+}
