@@ -51,11 +51,16 @@ impl TestCert {
     fn config(&self) -> TlsConfig {
         TlsConfig::from_der(vec![self.der.clone()], self.key()).expect("TLS config")
     }
+
+    /// A TLS client of `addr` for `localhost`, trusting this certificate alone, handshake done.
+    fn connect(&self, addr: SocketAddr) -> TlsClient {
+        tls_connect(addr, "localhost", client_config(&[&self.der]))
+    }
 }
 
 /// A `wss://` client over a rustls connection.
 fn wss(addr: SocketAddr, cert: &TestCert) -> tungstenite::WebSocket<TlsClient> {
-    let stream = tls_connect(addr, "localhost", client_config(&[&cert.der]));
+    let stream = cert.connect(addr);
     let (client, response) =
         tungstenite::client(format!("wss://localhost:{}/ws", addr.port()), stream)
             .expect("websocket handshake over TLS");
@@ -155,11 +160,7 @@ fn https_requests_are_answered_over_tls_with_keep_alive() {
         cert.config(),
         |_: &mut Context<'_>, _: Message| {},
     );
-    let mut stream = tls_connect(
-        server.local_addr(),
-        "localhost",
-        client_config(&[&cert.der]),
-    );
+    let mut stream = cert.connect(server.local_addr());
     for _ in 0..2 {
         stream
             .write_all(b"GET /nothing HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -308,11 +309,7 @@ fn close_notify_in_the_middle_of_a_message_ends_the_connection_as_abnormal() {
     let cert = TestCert::new(&["localhost"]);
     let app = CloseRecorder::default();
     let server = start_tls(config(), cert.config(), app.clone());
-    let mut stream = tls_connect(
-        server.local_addr(),
-        "localhost",
-        client_config(&[&cert.der]),
-    );
+    let mut stream = cert.connect(server.local_addr());
     stream.write_all(upgrade_request("/ws").as_bytes()).unwrap();
     let head = read_http_head(&mut stream).unwrap();
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
@@ -546,11 +543,7 @@ fn mutated_handshakes_and_corrupt_records_never_hurt_the_loop() {
 fn a_request_and_a_frame_split_into_one_byte_records_are_served() {
     let cert = TestCert::new(&["localhost"]);
     let server = start_tls(config(), cert.config(), echo());
-    let mut stream = tls_connect(
-        server.local_addr(),
-        "localhost",
-        client_config(&[&cert.der]),
-    );
+    let mut stream = cert.connect(server.local_addr());
     stream.conn.set_buffer_limit(None);
     // Every byte its own record, all of them in one burst on the socket.
     let one_byte_records = |bytes: &[u8], stream: &mut TlsClient| {
@@ -615,11 +608,7 @@ fn a_client_offering_x25519mlkem768_and_x25519_gets_the_post_quantum_hybrid() {
     assert_eq!(offered, [hybrid, classical]);
 
     let server = start_tls(config(), cert.config(), echo());
-    let stream = tls_connect(
-        server.local_addr(),
-        "localhost",
-        client_config(&[&cert.der]),
-    );
+    let stream = cert.connect(server.local_addr());
     let group = stream.conn.negotiated_key_exchange_group().expect("group");
     assert_eq!(group.name(), NamedGroup::X25519MLKEM768);
     assert_serves_wss(server.local_addr(), &cert);
@@ -678,11 +667,7 @@ fn records_until(stream: &mut TlsClient, want: usize) -> (usize, Vec<u8>) {
 fn a_64_kib_message_and_its_header_go_out_in_five_records() {
     let cert = TestCert::new(&["localhost"]);
     let server = start_tls(config(), cert.config(), echo());
-    let mut stream = tls_connect(
-        server.local_addr(),
-        "localhost",
-        client_config(&[&cert.der]),
-    );
+    let mut stream = cert.connect(server.local_addr());
     stream.write_all(upgrade_request("/ws").as_bytes()).unwrap();
     let head = read_http_head(&mut stream).unwrap();
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");

@@ -520,11 +520,47 @@ fn backpressure_holds_messages_without_dropping_any() {
     server.shutdown().unwrap();
 }
 
+/// Where a handler call waits until the test lets it go, telling the test that it waits.
+#[derive(Clone, Default)]
+struct Gate {
+    held: Arc<(Mutex<bool>, Condvar)>,
+    open: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Gate {
+    /// In the handler: says it is held, then waits for [`open`](Self::open).
+    fn hold(&self) {
+        let (held, signal) = &*self.held;
+        *held.lock().unwrap() = true;
+        signal.notify_all();
+        let (open, changed) = &*self.open;
+        let mut open = open.lock().unwrap();
+        while !*open {
+            open = changed.wait(open).unwrap();
+        }
+    }
+
+    /// In the test: waits until a call is held.
+    fn wait_held(&self) {
+        let (held, signal) = &*self.held;
+        let mut held = held.lock().unwrap();
+        while !*held {
+            held = signal.wait(held).unwrap();
+        }
+    }
+
+    /// In the test: lets the held call (and any later one) go on.
+    fn open(&self) {
+        let (open, changed) = &*self.open;
+        *open.lock().unwrap() = true;
+        changed.notify_all();
+    }
+}
+
 /// Holds `on_upgrade` until released, and records the lifecycle calls.
 #[derive(Clone, Default)]
 struct SlowUpgrade {
-    gate: Arc<(Mutex<bool>, Condvar)>,
-    entered: Arc<(Mutex<bool>, Condvar)>,
+    gate: Gate,
     events: Arc<Mutex<Vec<String>>>,
 }
 
@@ -536,14 +572,7 @@ impl Handler for SlowUpgrade {
         _: &wsreactor::Request,
         _: &wsreactor::UpgradeOffer,
     ) -> wsreactor::Upgrade {
-        let (entered, signal) = &*self.entered;
-        *entered.lock().unwrap() = true;
-        signal.notify_all();
-        let (open, gate) = &*self.gate;
-        let mut open = open.lock().unwrap();
-        while !*open {
-            open = gate.wait(open).unwrap();
-        }
+        self.gate.hold();
         wsreactor::Upgrade::accept()
     }
 
@@ -579,24 +608,14 @@ fn a_connection_dropped_during_the_upgrade_still_gets_on_close_after_on_open() {
     let handle = server.handle();
     let mut stream = raw(server.local_addr());
     stream.write_all(upgrade_request("/ws").as_bytes()).unwrap();
-    {
-        let (entered, signal) = &*handler.entered;
-        let mut entered = entered.lock().unwrap();
-        while !*entered {
-            entered = signal.wait(entered).unwrap();
-        }
-    }
+    handler.gate.wait_held();
     // The worker is inside on_upgrade; the shutdown deadline passes and the loop drops the
     // connection.
     handle.shutdown();
     wait_for_stats(&handle, "the connection dropped", |s| {
         s.connections_open == 0
     });
-    {
-        let (open, gate) = &*handler.gate;
-        *open.lock().unwrap() = true;
-        gate.notify_all();
-    }
+    handler.gate.open();
     server.join().unwrap();
     drop(stream);
     let events = handler.events.lock().unwrap().clone();
@@ -615,8 +634,7 @@ fn a_connection_dropped_during_the_upgrade_still_gets_on_close_after_on_open() {
 /// Holds `on_message` for a "block" message until released; echoes the rest.
 #[derive(Clone, Default)]
 struct SlowMessage {
-    gate: Arc<(Mutex<bool>, Condvar)>,
-    entered: Arc<(Mutex<bool>, Condvar)>,
+    gate: Gate,
 }
 
 impl Handler for SlowMessage {
@@ -624,14 +642,7 @@ impl Handler for SlowMessage {
 
     fn on_message(&self, ctx: &mut Context<'_>, message: wsreactor::Message) {
         if message.as_bytes() == b"block" {
-            let (entered, signal) = &*self.entered;
-            *entered.lock().unwrap() = true;
-            signal.notify_all();
-            let (open, gate) = &*self.gate;
-            let mut open = open.lock().unwrap();
-            while !*open {
-                open = gate.wait(open).unwrap();
-            }
+            self.gate.hold();
         }
         ctx.send(message);
     }
@@ -657,13 +668,7 @@ fn a_reply_that_comes_after_the_shutdown_gave_up_on_it_is_let_go() {
     let (_idle, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("upgrade");
     let (mut blocked, _) = tungstenite::connect(format!("ws://{addr}/ws")).expect("upgrade");
     blocked.send(Message::text("block")).unwrap();
-    {
-        let (entered, signal) = &*handler.entered;
-        let mut entered = entered.lock().unwrap();
-        while !*entered {
-            entered = signal.wait(entered).unwrap();
-        }
-    }
+    handler.gate.wait_held();
     // The worker is held; this upgrade's job fills the queue.
     let mut queued = raw(addr);
     queued.write_all(upgrade_request("/ws").as_bytes()).unwrap();
@@ -672,10 +677,6 @@ fn a_reply_that_comes_after_the_shutdown_gave_up_on_it_is_let_go() {
     wait_for_stats(&handle, "the connections dropped", |s| {
         s.connections_open == 0
     });
-    {
-        let (open, gate) = &*handler.gate;
-        *open.lock().unwrap() = true;
-        gate.notify_all();
-    }
+    handler.gate.open();
     server.join().expect("no thread panicked");
 }

@@ -46,7 +46,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use crate::config::{Config, deadline_after};
 use crate::conn_id::ConnId;
 use crate::dispatch::{
-    Command, Executor, Job, LoopWaker, Reclaimed, Returned, SharedTls, drop_with_the_loop,
+    Command, Executor, Job, LoopWaker, Reclaimed, Reply, Returned, SharedTls, drop_with_the_loop,
     mark_loop_thread,
 };
 use crate::metrics::Metrics;
@@ -365,14 +365,8 @@ impl EventLoop {
         let mut late = 0;
         for returned in self.replies.try_iter() {
             late += 1;
-            match returned {
-                Returned::Reply(reply) => reply.lease.end(),
-                Returned::Deferred(deferral) => {
-                    if let Some(pending) = deferral.link.reclaim(Reclaimed::Closed) {
-                        pending.lease.end();
-                    }
-                }
-                Returned::Unordered(_) => {}
+            if let Some(reply) = reply_of_gone(returned) {
+                reply.lease.end();
             }
         }
         if late > 0 {
@@ -405,16 +399,8 @@ impl EventLoop {
                 owed.drain().for_each(|(_, owed)| owed.skip());
                 return;
             };
-            let mut reply = match returned {
-                Returned::Reply(reply) => reply,
-                // Its connection is gone: the call is taken back, unless a completion has it
-                // (then its reply comes).
-                Returned::Deferred(deferral) => match deferral.link.reclaim(Reclaimed::Closed) {
-                    Some(pending) => pending.into_reply(),
-                    None => continue,
-                },
-                // Its connection is gone: the closure is dropped.
-                Returned::Unordered(_) => continue,
+            let Some(mut reply) = reply_of_gone(returned) else {
+                continue;
             };
             if let Some(owed) = owed.remove(&reply.conn())
                 && let Some(job) = owed.settle(&mut reply)
@@ -423,5 +409,19 @@ impl EventLoop {
             }
             reply.lease.end();
         }
+    }
+}
+
+/// What came back for a connection the shutdown has dropped, as the reply that carries its
+/// lease: a deferred call is taken back from its completion (`None` if the completion has it:
+/// its reply comes later); an out-of-order completion's closure is dropped (`None`).
+fn reply_of_gone(returned: Returned) -> Option<Reply> {
+    match returned {
+        Returned::Reply(reply) => Some(reply),
+        Returned::Deferred(deferral) => deferral
+            .link
+            .reclaim(Reclaimed::Closed)
+            .map(|pending| pending.into_reply()),
+        Returned::Unordered(_) => None,
     }
 }
