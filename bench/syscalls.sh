@@ -13,6 +13,9 @@
 #   LOAD        loadgen flags [--connections 100 --inflight 8 --size 32]
 #   WARMUP, DURATION   seconds [1, 3]
 #   REPS        runs per server, alternating [2]
+#   CLIENT      1: count the load generator's too, on a row of its own ("NAME client"): its work
+#               per message should not depend on the server; when it is at 100 % of its CPU, the
+#               server's msgs/s is the load generator's limit [0]
 # Needs perf (linux-perf) with tracepoints readable (run as root, or perf_event_paranoid <= 1).
 set -euo pipefail
 
@@ -50,36 +53,45 @@ for rep in $(seq 1 "$REPS"); do
         load_pid=$!
         # perf counts over the load generator's measured window (after its warm-up).
         sleep "$WARMUP"
-        perf stat -x, -e syscalls:sys_enter_recvfrom,syscalls:sys_enter_readv,syscalls:sys_enter_read \
-            -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto \
-            -e syscalls:sys_enter_epoll_wait,context-switches,page-faults,task-clock \
-            -p "$pid" -o "$work/perf" -- sleep "$DURATION"
+        events=(-e syscalls:sys_enter_recvfrom,syscalls:sys_enter_readv,syscalls:sys_enter_read
+            -e syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto
+            -e syscalls:sys_enter_epoll_wait,context-switches,page-faults,task-clock)
+        client_perf=""
+        if [ "${CLIENT:-0}" = 1 ]; then
+            perf stat -x, "${events[@]}" -p "$load_pid" -o "$work/perf-client" -- sleep "$DURATION" &
+            client_perf=$!
+        fi
+        perf stat -x, "${events[@]}" -p "$pid" -o "$work/perf" -- sleep "$DURATION"
+        [ -z "$client_perf" ] || wait "$client_perf"
         wait "$load_pid"
         line=$(tail -1 "$work/line")
         kill -TERM "$pid"
         wait "$pid" || true
-        python3 - "$name" "$work/perf" "$line" <<'PY'
+        rows=("$name" "$work/perf")
+        [ -z "$client_perf" ] || rows+=("$name client" "$work/perf-client")
+        python3 - "$line" "${rows[@]}" <<'PY'
 import json, sys
-name, perf, line = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-counts = {}
-for row in open(perf):
-    fields = row.strip().split(",")
-    if len(fields) > 2 and not row.startswith("#"):
-        counts[fields[2]] = fields[0]
+line = json.loads(sys.argv[1])
 messages = line["messages"]
-def per(*events, scale=1.0):
-    try:
-        return "%9.3f" % (sum(float(counts[e]) for e in events) * scale / messages)
-    except (KeyError, ValueError):
-        return "%9s" % "?"
-# Reads: recv (std's read on a socket), readv (a payload's rest and what follows it), read
-# (tokio's, Go's, the waker's eventfd); writes: write (also the waker's), writev, sendto (std's write).
-reads = ("syscalls:sys_enter_recvfrom", "syscalls:sys_enter_readv", "syscalls:sys_enter_read")
-writes = ("syscalls:sys_enter_write", "syscalls:sys_enter_writev", "syscalls:sys_enter_sendto")
-print("%-24s %10d %s %s %s %s %s %s %10.0f" % (name, line["messages"],
-      per(*reads), per(*writes),
-      per("syscalls:sys_enter_epoll_wait"), per("context-switches"), per("page-faults"),
-      per("task-clock", scale=1000.0), line["msgs_per_sec"]))
+for name, perf in zip(sys.argv[2::2], sys.argv[3::2]):
+    counts = {}
+    for row in open(perf):
+        fields = row.strip().split(",")
+        if len(fields) > 2 and not row.startswith("#"):
+            counts[fields[2]] = fields[0]
+    def per(*events, scale=1.0):
+        try:
+            return "%9.3f" % (sum(float(counts[e]) for e in events) * scale / messages)
+        except (KeyError, ValueError):
+            return "%9s" % "?"
+    # Reads: recv (std's read on a socket), readv (a payload's rest and what follows it), read
+    # (tokio's, Go's, the waker's eventfd); writes: write (also the waker's), writev, sendto (std's write).
+    reads = ("syscalls:sys_enter_recvfrom", "syscalls:sys_enter_readv", "syscalls:sys_enter_read")
+    writes = ("syscalls:sys_enter_write", "syscalls:sys_enter_writev", "syscalls:sys_enter_sendto")
+    print("%-24s %10d %s %s %s %s %s %s %10.0f" % (name, line["messages"],
+          per(*reads), per(*writes),
+          per("syscalls:sys_enter_epoll_wait"), per("context-switches"), per("page-faults"),
+          per("task-clock", scale=1000.0), line["msgs_per_sec"]))
 PY
     done
 done
