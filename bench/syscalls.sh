@@ -73,25 +73,27 @@ for rep in $(seq 1 "$REPS"); do
 import json, sys
 line = json.loads(sys.argv[1])
 messages = line["messages"]
+# Reads: recv (std's read on a socket), readv (a payload's rest and what follows it), read
+# (tokio's, Go's, the waker's eventfd); writes: write (also the waker's), writev, sendto (std's write).
+reads = ("syscalls:sys_enter_recvfrom", "syscalls:sys_enter_readv", "syscalls:sys_enter_read")
+writes = ("syscalls:sys_enter_write", "syscalls:sys_enter_writev", "syscalls:sys_enter_sendto")
+def per(counts, *events, scale=1.0):
+    try:
+        return "%9.3f" % (sum(float(counts[e]) for e in events) * scale / messages)
+    except (KeyError, ValueError):
+        return "%9s" % "?"
+# One row per process counted: the server, then (CLIENT=1) the load generator.
 for name, perf in zip(sys.argv[2::2], sys.argv[3::2]):
     counts = {}
     for row in open(perf):
         fields = row.strip().split(",")
         if len(fields) > 2 and not row.startswith("#"):
             counts[fields[2]] = fields[0]
-    def per(*events, scale=1.0):
-        try:
-            return "%9.3f" % (sum(float(counts[e]) for e in events) * scale / messages)
-        except (KeyError, ValueError):
-            return "%9s" % "?"
-    # Reads: recv (std's read on a socket), readv (a payload's rest and what follows it), read
-    # (tokio's, Go's, the waker's eventfd); writes: write (also the waker's), writev, sendto (std's write).
-    reads = ("syscalls:sys_enter_recvfrom", "syscalls:sys_enter_readv", "syscalls:sys_enter_read")
-    writes = ("syscalls:sys_enter_write", "syscalls:sys_enter_writev", "syscalls:sys_enter_sendto")
-    print("%-24s %10d %s %s %s %s %s %s %10.0f" % (name, line["messages"],
-          per(*reads), per(*writes),
-          per("syscalls:sys_enter_epoll_wait"), per("context-switches"), per("page-faults"),
-          per("task-clock", scale=1000.0), line["msgs_per_sec"]))
+    print("%-24s %10d %s %s %s %s %s %s %10.0f" % (name, messages,
+          per(counts, *reads), per(counts, *writes),
+          per(counts, "syscalls:sys_enter_epoll_wait"), per(counts, "context-switches"),
+          per(counts, "page-faults"), per(counts, "task-clock", scale=1000.0),
+          line["msgs_per_sec"]))
 PY
     done
 done
