@@ -87,12 +87,14 @@ impl Handler for Echo {
     }
 
     fn on_message(&self, ctx: &mut Context<'_>, message: Message) {
-        if let Some(topic) = ctx.path().strip_prefix(PUB_PREFIX) {
+        // The path is split from its query once per message (`ctx.path()` is not free).
+        let path = ctx.path();
+        if let Some(topic) = path.strip_prefix(PUB_PREFIX) {
             let topic = topic.to_owned();
             if let Err(err) = ctx.publish_to_others(&topic, message) {
                 log::warn!("publish to {topic:?}: {err}");
             }
-        } else if !ctx.path().starts_with(SUB_PREFIX) {
+        } else if !path.starts_with(SUB_PREFIX) {
             ctx.send(message);
         }
     }
