@@ -216,7 +216,8 @@ fn stored(payload: &[u8]) -> Vec<u8> {
 struct Codecs {
     inflater: Option<Decompress>,
     /// The encoder of levels 1 and 2 (`encoder.rs`): its hash table, as large as the last
-    /// message needed (at most 128 KiB), and room for one block's matches (64 KiB).
+    /// message needed (at most 128 KiB), room for one block's matches (64 KiB) and for making
+    /// its codes (5 KiB).
     scratch: encoder::Scratch,
     /// zlib compressors for the other levels, by (window bits, level), created on first use.
     compressors: Vec<(u8, u32, Compress)>,

@@ -1,14 +1,17 @@
 //! A dynamic block's codes and header (RFC 1951 §3.2.7), for level 2.
 //!
-//! The counts of a message's symbols enter [`DynamicCodes::new`], which makes a code for each
+//! The counts of a block's symbols enter [`DynamicCodes::make`], which makes a code for each
 //! alphabet ([`huffman`](super::huffman)) and run-length codes their lengths into the header.
-//! What leaves: the codes the encoder writes the message in, the header's bits
-//! ([`DynamicCodes::put_header`]), and the block's size ([`DynamicCodes::cost`]) to compare with
-//! the fixed codes' ([`cost`]).
+//! It works in place: the encoder keeps one `DynamicCodes` per thread and remakes it for each
+//! block. What leaves: the codes the encoder writes the block in, the header's bits
+//! ([`DynamicCodes::put_header`]), and whether the block is shorter in these codes than in the
+//! fixed ones ([`DynamicCodes::shorter_than_fixed`]).
 
 use crate::ws::deflate::bits::BitWriter;
-use crate::ws::deflate::huffman::{canonical_codes, code_lengths};
-use crate::ws::deflate::symbols::{Code, DISTANCE_SYMBOLS, LITERAL_LENGTH_SYMBOLS};
+use crate::ws::deflate::huffman::{CodeMaker, MAX_LENGTH, canonical_codes};
+use crate::ws::deflate::symbols::{
+    Code, DISTANCE_SYMBOLS, FIXED_DISTANCE, FIXED_LITERAL_LENGTH, LITERAL_LENGTH_SYMBOLS,
+};
 
 /// How often each symbol is used, the end of the block included.
 pub(super) struct Counts {
@@ -23,18 +26,12 @@ impl Counts {
             distance: [0; DISTANCE_SYMBOLS],
         }
     }
-}
 
-/// The bits the symbols take in these codes (the extra bits are the same in any code).
-pub(super) fn cost(counts: &Counts, literal_length: &[Code], distance: &[Code]) -> u64 {
-    let sum = |counts: &[u32], codes: &[Code]| -> u64 {
-        counts
-            .iter()
-            .zip(codes)
-            .map(|(&count, &(_, length))| u64::from(count) * u64::from(length))
-            .sum()
-    };
-    sum(&counts.literal_length, literal_length) + sum(&counts.distance, distance)
+    /// Every count back to zero, for the next block.
+    pub(super) fn clear(&mut self) {
+        self.literal_length.fill(0);
+        self.distance.fill(0);
+    }
 }
 
 /// A dynamic block's codes and the header that describes them (RFC 1951 §3.2.7): the code
@@ -51,6 +48,11 @@ pub(super) struct DynamicCodes {
     length_code: [Code; 19],
     /// How many code length code lengths the header sends (4..=19), in [`LENGTH_CODE_ORDER`].
     length_codes_sent: usize,
+    /// The block's bits in these codes, header included, and its symbols' bits in the fixed
+    /// codes; the extra bits, the same in any code, left out of both.
+    bits: u64,
+    fixed_bits: u64,
+    maker: CodeMaker,
 }
 
 /// The order the code length code's lengths are sent in (§3.2.7).
@@ -62,67 +64,83 @@ const LENGTH_CODE_ORDER: [usize; 19] = [
 /// zeros) and 18 (11..=138 zeros).
 const RUN_EXTRA_BITS: [u32; 3] = [2, 3, 7];
 
+/// The code length code's limit (§3.2.7).
+const LENGTH_CODE_LIMIT: u8 = 7;
+
+impl Default for DynamicCodes {
+    fn default() -> Self {
+        DynamicCodes {
+            literal_length: [(0, 0); LITERAL_LENGTH_SYMBOLS],
+            distance: [(0, 0); DISTANCE_SYMBOLS],
+            literal_lengths_sent: 257,
+            distance_lengths_sent: 1,
+            runs: Vec::new(),
+            length_code: [(0, 0); 19],
+            length_codes_sent: 4,
+            bits: 0,
+            fixed_bits: 0,
+            maker: CodeMaker::default(),
+        }
+    }
+}
+
 impl DynamicCodes {
-    pub(super) fn new(counts: &Counts) -> Self {
-        let mut literal_lengths = [0u8; LITERAL_LENGTH_SYMBOLS];
-        code_lengths(&counts.literal_length, 15, &mut literal_lengths);
-        let mut distance_lengths = [0u8; DISTANCE_SYMBOLS];
-        code_lengths(&counts.distance, 15, &mut distance_lengths);
-        let literal_lengths_sent = 257.max(sent(&literal_lengths));
-        let distance_lengths_sent = 1.max(sent(&distance_lengths));
-
+    /// The codes, header and sizes for a block of `counts`, in place of the last block's.
+    pub(super) fn make(&mut self, counts: &Counts) {
+        let maker = &mut self.maker;
+        // Both alphabets' lengths, the distance ones moved up after the literal/length ones sent.
         let mut sequence = [0u8; LITERAL_LENGTH_SYMBOLS + DISTANCE_SYMBOLS];
-        sequence[..literal_lengths_sent].copy_from_slice(&literal_lengths[..literal_lengths_sent]);
-        sequence[literal_lengths_sent..literal_lengths_sent + distance_lengths_sent]
-            .copy_from_slice(&distance_lengths[..distance_lengths_sent]);
-        let runs = run_length(&sequence[..literal_lengths_sent + distance_lengths_sent]);
+        let literal_lengths = &mut sequence[..LITERAL_LENGTH_SYMBOLS];
+        let counted = &counts.literal_length;
+        let literal_bits = maker.code_lengths(counted, MAX_LENGTH, literal_lengths);
+        let fixed_literal_bits = bits_in(counted, maker.used(), &FIXED_LITERAL_LENGTH);
+        self.literal_lengths_sent =
+            257.max(put_codes(maker, literal_lengths, &mut self.literal_length));
 
+        let mut distance_lengths = [0u8; DISTANCE_SYMBOLS];
+        let counted = &counts.distance;
+        let distance_bits = maker.code_lengths(counted, MAX_LENGTH, &mut distance_lengths);
+        let fixed_distance_bits = bits_in(counted, maker.used(), &FIXED_DISTANCE);
+        self.distance_lengths_sent = 1.max(put_codes(maker, &distance_lengths, &mut self.distance));
+
+        let (literal_sent, distance_sent) = (self.literal_lengths_sent, self.distance_lengths_sent);
+        sequence[literal_sent..literal_sent + distance_sent]
+            .copy_from_slice(&distance_lengths[..distance_sent]);
+        run_length(&sequence[..literal_sent + distance_sent], &mut self.runs);
+        let header_bits = self.make_length_code();
+
+        self.bits = header_bits + literal_bits + distance_bits;
+        self.fixed_bits = fixed_literal_bits + fixed_distance_bits;
+    }
+
+    /// The code of the code length symbols, from the runs: returns the header's bits.
+    fn make_length_code(&mut self) -> u64 {
         let mut run_counts = [0u32; 19];
-        for &(symbol, _) in &runs {
+        for &(symbol, _) in &self.runs {
             run_counts[usize::from(symbol)] += 1;
         }
         let mut length_code_lengths = [0u8; 19];
-        code_lengths(&run_counts, 7, &mut length_code_lengths);
-        let length_codes_sent = 4.max(
+        let maker = &mut self.maker;
+        let run_bits = maker.code_lengths(&run_counts, LENGTH_CODE_LIMIT, &mut length_code_lengths);
+        put_codes(maker, &length_code_lengths, &mut self.length_code);
+        self.length_codes_sent = 4.max(
             LENGTH_CODE_ORDER
                 .iter()
                 .rposition(|&symbol| length_code_lengths[symbol] != 0)
                 .map_or(0, |last| last + 1),
         );
-
-        let mut codes = DynamicCodes {
-            literal_length: [(0, 0); LITERAL_LENGTH_SYMBOLS],
-            distance: [(0, 0); DISTANCE_SYMBOLS],
-            literal_lengths_sent,
-            distance_lengths_sent,
-            runs,
-            length_code: [(0, 0); 19],
-            length_codes_sent,
-        };
-        canonical_codes(&literal_lengths, &mut codes.literal_length);
-        canonical_codes(&distance_lengths, &mut codes.distance);
-        canonical_codes(&length_code_lengths, &mut codes.length_code);
-        codes
+        let extra_bits: u64 = RUN_EXTRA_BITS
+            .iter()
+            .zip(&run_counts[16..])
+            .map(|(&extra, &count)| u64::from(extra * count))
+            .sum();
+        3 + 5 + 5 + 4 + 3 * self.length_codes_sent as u64 + run_bits + extra_bits
     }
 
-    /// The header's bits and the symbols'.
-    pub(super) fn cost(&self, counts: &Counts) -> u64 {
-        let header: u64 = 3
-            + 5
-            + 5
-            + 4
-            + 3 * self.length_codes_sent as u64
-            + self
-                .runs
-                .iter()
-                .map(|&(symbol, _)| {
-                    let extra = symbol
-                        .checked_sub(16)
-                        .map_or(0, |run| RUN_EXTRA_BITS[usize::from(run)]);
-                    u64::from(self.length_code[usize::from(symbol)].1) + u64::from(extra)
-                })
-                .sum::<u64>();
-        header + cost(counts, &self.literal_length, &self.distance)
+    /// Whether the block takes fewer bits in these codes, header included, than in the fixed
+    /// codes.
+    pub(super) fn shorter_than_fixed(&self) -> bool {
+        self.bits < self.fixed_bits
     }
 
     pub(super) fn put_header(&self, bits: &mut BitWriter) {
@@ -144,18 +162,28 @@ impl DynamicCodes {
     }
 }
 
-/// How many lengths to send: up to the last used symbol.
-fn sent(lengths: &[u8]) -> usize {
-    lengths
-        .iter()
-        .rposition(|&l| l != 0)
-        .map_or(0, |last| last + 1)
+/// `codes` remade for `lengths`, the code `maker` made last (unused symbols (0, 0)): returns
+/// how many lengths the header would send of it, up to the last used symbol.
+fn put_codes(maker: &CodeMaker, lengths: &[u8], codes: &mut [Code]) -> usize {
+    codes.fill((0, 0));
+    canonical_codes(lengths, maker.used(), codes);
+    maker.used().last().map_or(0, |&last| usize::from(last) + 1)
+}
+
+/// The bits the `used` symbols of `counts` take in `codes`.
+fn bits_in(counts: &[u32], used: &[u16], codes: &[Code]) -> u64 {
+    used.iter()
+        .map(|&symbol| {
+            u64::from(counts[usize::from(symbol)]) * u64::from(codes[usize::from(symbol)].1)
+        })
+        .sum()
 }
 
 /// Code lengths as code length symbols (§3.2.7): a length as itself, 16 for 3..=6 more of the
-/// length before, 17 for 3..=10 zeros, 18 for 11..=138 zeros.
-fn run_length(lengths: &[u8]) -> Vec<(u8, u8)> {
-    let mut runs = Vec::with_capacity(lengths.len());
+/// length before, 17 for 3..=10 zeros, 18 for 11..=138 zeros: into `runs`, in place of what it
+/// held.
+fn run_length(lengths: &[u8], runs: &mut Vec<(u8, u8)>) {
+    runs.clear();
     let mut at = 0;
     while at < lengths.len() {
         let length = lengths[at];
@@ -183,7 +211,6 @@ fn run_length(lengths: &[u8]) -> Vec<(u8, u8)> {
         runs.extend(std::iter::repeat_n((length, 0), left));
         at += run;
     }
-    runs
 }
 
 #[cfg(test)]
@@ -195,8 +222,11 @@ mod tests {
         let mut lengths = vec![5, 5, 5, 5, 5, 5, 5, 5, 0, 0, 3, 0, 0, 0];
         lengths.extend([0; 150]);
         lengths.extend([7, 7, 7]);
+        // What the runs held before is replaced.
+        let mut runs = vec![(1, 1)];
+        run_length(&lengths, &mut runs);
         assert_eq!(
-            run_length(&lengths),
+            runs,
             [
                 // 5, then 7 more: 6 (16 with 3) and 1 as itself.
                 (5, 0),

@@ -7,7 +7,8 @@
 //! A payload enters [`deflate`] whole. It leaves as those blocks (BFINAL clear) followed by the
 //! first three bits of an empty stored block and the padding to a byte: what a sync flush
 //! gives, without the `00 00 ff ff` that RFC 7692 §7.2.1 strips. The caller keeps a [`Scratch`]
-//! per thread (the hash table and a block's matches); nothing else lives between calls.
+//! per thread (the hash table, a block's matches and the room its codes are made in); nothing
+//! else lives between calls.
 //!
 //! Why not zlib's fastest level: it finds matches the same way (zlib-ng's `deflate_quick`, which
 //! zlib-rs ports), but resetting a zlib stream clears a 128 KiB hash table whatever the
@@ -19,7 +20,7 @@
 //! network, stays with zlib-rs.
 
 use crate::ws::deflate::bits::BitWriter;
-use crate::ws::deflate::dynamic::{Counts, DynamicCodes, cost};
+use crate::ws::deflate::dynamic::{Counts, DynamicCodes};
 use crate::ws::deflate::symbols::{
     Code, END_OF_BLOCK, FIXED_DISTANCE, FIXED_LITERAL_LENGTH, distance_symbol, length_symbol,
 };
@@ -45,6 +46,8 @@ pub(super) struct Scratch {
     /// The block being found, as literals and matches ([`Blocks`]): [`BLOCK_TOKENS`] of them
     /// once level 2 was used.
     tokens: Vec<u32>,
+    /// A level 2 block's codes, remade for each block.
+    codes: DynamicCodes,
 }
 
 /// Which codes the block is in.
@@ -71,7 +74,11 @@ pub(super) fn deflate(
     // dynamic block is written only when shorter.
     let blocks = payload.len() / BLOCK_TOKENS + 1;
     let mut bits = BitWriter::with_capacity(payload.len() + payload.len() / 8 + 2 * blocks + 8);
-    let Scratch { table, tokens } = scratch;
+    let Scratch {
+        table,
+        tokens,
+        codes: dynamic,
+    } = scratch;
     match codes {
         Codes::Fixed => {
             // BFINAL 0, BTYPE 01 (fixed Huffman codes).
@@ -82,7 +89,7 @@ pub(super) fn deflate(
         }
         Codes::Fitted => {
             tokens.resize(BLOCK_TOKENS, 0);
-            let mut blocks = Blocks::new(tokens, &mut bits);
+            let mut blocks = Blocks::new(tokens, dynamic, &mut bits);
             find_matches(payload, window_bits, table, &mut blocks);
             blocks.finish();
         }
@@ -107,6 +114,9 @@ fn find_matches(payload: &[u8], window_bits: u8, table: &mut Vec<u32>, out: &mut
     let hash_bits = hash_bits(payload.len());
     table.clear();
     table.resize(1 << hash_bits, 0);
+    // A slice from here: its start and length stay in registers rather than being read back
+    // from the `Vec` after each write of output.
+    let table = table.as_mut_slice();
     let mut at = 0;
     while at + MATCH_PREFIX <= payload.len() {
         let prefix = read_u32(payload, at);
@@ -167,6 +177,7 @@ struct Blocks<'a> {
     tokens: &'a mut [u32],
     found: usize,
     counts: Counts,
+    codes: &'a mut DynamicCodes,
     bits: &'a mut BitWriter,
     written: usize,
 }
@@ -174,11 +185,12 @@ struct Blocks<'a> {
 impl<'a> Blocks<'a> {
     const MATCH: u32 = 1 << 31;
 
-    fn new(tokens: &'a mut [u32], bits: &'a mut BitWriter) -> Self {
+    fn new(tokens: &'a mut [u32], codes: &'a mut DynamicCodes, bits: &'a mut BitWriter) -> Self {
         Blocks {
             tokens,
             found: 0,
             counts: Counts::new(),
+            codes,
             bits,
             written: 0,
         }
@@ -195,9 +207,10 @@ impl<'a> Blocks<'a> {
     /// The tokens found so far as one block, in whichever code is shorter for them.
     fn write_block(&mut self) {
         self.counts.literal_length[END_OF_BLOCK] = 1;
-        let dynamic = DynamicCodes::new(&self.counts);
+        let dynamic = &mut *self.codes;
+        dynamic.make(&self.counts);
         let found = &self.tokens[..self.found];
-        if dynamic.cost(&self.counts) < cost(&self.counts, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE) {
+        if dynamic.shorter_than_fixed() {
             dynamic.put_header(self.bits);
             put_tokens(self.bits, found, &dynamic.literal_length, &dynamic.distance);
         } else {
@@ -206,7 +219,7 @@ impl<'a> Blocks<'a> {
             put_tokens(self.bits, found, &FIXED_LITERAL_LENGTH, &FIXED_DISTANCE);
         }
         self.found = 0;
-        self.counts = Counts::new();
+        self.counts.clear();
         self.written += 1;
     }
 

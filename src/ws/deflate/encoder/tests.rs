@@ -84,6 +84,7 @@ fn runs_lengths_and_sizes_round_trip() {
     let mut scratch = Scratch {
         table: vec![7; 100],
         tokens: vec![9; 10],
+        ..Scratch::default()
     };
     let mut payloads: Vec<Vec<u8>> = vec![
         b"a".to_vec(),
