@@ -11,10 +11,11 @@
 //! Every connection negotiates no context takeover (`negotiate.rs`), so a codec is reset before
 //! each message and can serve any connection. Each thread keeps, in a thread-local created on
 //! first use, one inflater, the scratch space of the encoder of levels 1 and 2 (`encoder.rs`:
-//! a hash table of at most 128 KiB and 64 KiB for a block's matches), and a zlib compressor per
-//! window size and level it has used for levels 0 and 3..=9 (a server has one level; window
-//! sizes are 9..=15 bits): with worker threads that is a few hundred KiB per worker, whatever
-//! the number of connections; an idle connection holds none.
+//! a hash table of at most 128 KiB, 64 KiB for a block's matches and about 5.4 KiB to make its
+//! codes in), and a zlib compressor per window size and level it has used for levels 0 and
+//! 3..=9 (a server has one level; window sizes are 9..=15 bits): with worker threads that is a
+//! few hundred KiB per worker, whatever the number of connections; an idle connection holds
+//! none.
 
 use std::cell::RefCell;
 
@@ -217,7 +218,7 @@ struct Codecs {
     inflater: Option<Decompress>,
     /// The encoder of levels 1 and 2 (`encoder.rs`): its hash table, as large as the last
     /// message needed (at most 128 KiB), room for one block's matches (64 KiB) and for making
-    /// its codes (5 KiB).
+    /// its codes (about 5.4 KiB).
     scratch: encoder::Scratch,
     /// zlib compressors for the other levels, by (window bits, level), created on first use.
     compressors: Vec<(u8, u32, Compress)>,
