@@ -9,7 +9,7 @@
 #
 # Environment (all optional):
 #   SCENARIOS  latency (1 conn x 1 in flight x 32 B) and/or throughput (100 conns x 8 x 32 B)
-#              [latency throughput]; tls-latency and tls-throughput: the same over TLS (the
+#              [latency throughput]; large (10 conns x 1 x 64 KiB); tls-latency and tls-throughput: the same over TLS (the
 #              echo built with --features tls; a self-signed certificate made by openssl;
 #              the connections' handshakes fall in both windows, so they cancel out)
 #   MODES      worker (--workers 1 --loops 1) and/or inline (--inline --loops 1) [worker inline]
@@ -87,6 +87,7 @@ for spec in "$@"; do
             case $scenario in
                 latency) load="--connections 1 --inflight 1 --size 32" ;;
                 throughput) load="--connections 100 --inflight 8 --size 32" ;;
+                large) load="--connections 10 --inflight 1 --size 65536" ;;
                 tls-latency | tls-throughput)
                     load="--connections 1 --inflight 1 --size 32"
                     [ "$scenario" = tls-latency ] || load="--connections 100 --inflight 8 --size 32"

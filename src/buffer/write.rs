@@ -181,7 +181,8 @@ pub(crate) struct ChunkPool {
     free: Vec<Vec<u8>>,
     /// Written payloads larger than a chunk: a large message read next is assembled in one
     /// (`take_payload`) instead of memory the allocator may have given back to the kernel and
-    /// must fault in again, page by page.
+    /// must fault in again, page by page. They keep their bytes: initialized room the message
+    /// is read into without zeroing it first.
     payloads: Vec<Vec<u8>>,
     /// Capacity of `payloads`, in bytes: at most `max_pooled * chunk_size / 4`.
     payload_bytes: usize,
@@ -198,8 +199,9 @@ impl ChunkPool {
         }
     }
 
-    /// An empty vector of at least `capacity` bytes for a message to be assembled in: a pooled
-    /// payload if one fits (no more than twice the size), else a new one.
+    /// A vector of at least `capacity` bytes for a message to be assembled in: a pooled payload
+    /// if one fits (no more than twice the size), its old bytes kept as initialized room (see
+    /// `MessageDecoder::decode_with`), else a new, empty one.
     pub(crate) fn take_payload(&mut self, capacity: usize) -> Vec<u8> {
         if capacity > self.chunk_size
             && let Some(at) = self
@@ -239,7 +241,6 @@ impl ChunkPool {
             && self.payload_bytes.saturating_add(capacity)
                 <= self.max_pooled.saturating_mul(self.chunk_size) / 4
         {
-            chunk.clear();
             self.payload_bytes += capacity;
             self.payloads.push(chunk);
         }
@@ -287,8 +288,8 @@ mod tests {
         let again = pool.take_payload(30_000);
         assert_eq!(
             (again.as_ptr(), again.len()),
-            (address, 0),
-            "the same memory, empty"
+            (address, 40_000),
+            "the same memory, its bytes kept as initialized room"
         );
         assert_eq!(pool.len(), 0);
 

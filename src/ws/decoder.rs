@@ -21,6 +21,7 @@ use crate::ws::frame::{MAX_CONTROL_PAYLOAD, OpCode, apply_mask};
 use crate::ws::header::{FrameHeader, parse_client_header};
 use crate::ws::message::Message;
 use crate::ws::utf8::Utf8Validator;
+use assembly_buffer::AssemblyBuffer;
 
 /// Most bytes reserved up front for a frame whose payload has not arrived yet. The buffer then
 /// grows with the bytes that actually arrive, so a peer that announces a large frame and sends
@@ -69,8 +70,8 @@ struct Assembly {
     opcode: OpCode,
     /// RSV1 was set on the first frame: the payload is deflated.
     compressed: bool,
-    /// Unmasked payload received so far.
-    data: Vec<u8>,
+    /// Unmasked payload received so far, and room after it.
+    data: AssemblyBuffer,
     /// UTF-8 progress over `data` (text messages only).
     utf8: Option<Utf8Validator>,
     /// Frames of this message seen so far, including the current one.
@@ -166,7 +167,9 @@ impl MessageDecoder {
 
     /// [`decode`](Self::decode), taking the buffer a new message is assembled in from
     /// `allocate` (given the capacity wanted): a caller that recycles written payloads hands
-    /// one back here instead of the allocator.
+    /// one back here instead of the allocator. The vector may hold bytes: they are not the
+    /// message's but initialized room, which a read straight into the message reuses instead of
+    /// zeroing it ([`payload_space`](Self::payload_space)).
     pub fn decode_with(
         &mut self,
         input: &[u8],
@@ -287,6 +290,7 @@ impl MessageDecoder {
             && let Some(whole) = payload.get(..len)
         {
             let mut data = allocate(len);
+            data.clear(); // a pooled vector's old bytes
             data.extend_from_slice(whole);
             apply_mask(&mut data, header.mask, 0);
             let item = into_item(header.opcode, header.compressed, data, None)?;
@@ -311,7 +315,7 @@ impl MessageDecoder {
         let message = state.message.get_or_insert_with(|| Assembly {
             opcode: header.opcode,
             compressed: header.compressed,
-            data: allocate(reserve),
+            data: AssemblyBuffer::new(allocate(reserve)),
             // Compressed text is checked once inflated, by whoever inflates it.
             utf8: (header.opcode == OpCode::Text && !header.compressed)
                 .then(Utf8Validator::default),
@@ -361,12 +365,11 @@ impl MessageDecoder {
         };
         frame.unseen = false;
         let take = (frame.len - frame.received).min(input.len());
-        let start = message.data.len();
-        message.data.extend_from_slice(&input[..take]);
-        apply_mask(&mut message.data[start..], frame.mask, frame.received);
+        let appended = message.data.append(&input[..take]);
+        apply_mask(appended, frame.mask, frame.received);
         frame.received += take;
         if let Some(utf8) = message.utf8.as_mut() {
-            utf8.feed(&message.data)?;
+            utf8.feed(message.data.filled())?;
         }
         if frame.received < frame.len {
             return Ok((take, Step::NeedMore));
@@ -379,7 +382,12 @@ impl MessageDecoder {
             return Ok((take, Step::FrameDone));
         };
         self.release_if_idle();
-        let item = into_item(done.opcode, done.compressed, done.data, done.utf8)?;
+        let item = into_item(
+            done.opcode,
+            done.compressed,
+            done.data.into_vec(),
+            done.utf8,
+        )?;
         Ok((take, Step::Item(item)))
     }
 }
@@ -482,6 +490,7 @@ fn control_item(opcode: OpCode, payload: ControlPayload) -> Result<Decoded, WsEr
     }
 }
 
+mod assembly_buffer;
 mod direct;
 mod limits;
 pub use limits::DecoderLimits;

@@ -9,10 +9,12 @@
 //! [`MessageDecoder::payload_waiting`] says so — checks their UTF-8 and ends the frame. So a
 //! 64 KiB message read this way is copied once, by the kernel, instead of twice.
 //!
-//! The room lent is zero-filled (no `unsafe`), and taken back by the next call if the read
-//! brought nothing: the assembly never holds bytes that did not arrive.
+//! The room lent is initialized memory (no `unsafe`): the assembly buffer's room after the
+//! message, zeroed only where that buffer never held a byte — a payload written out earlier and
+//! reused holds its old bytes there (`assembly_buffer.rs`). Bytes a read did not bring never
+//! join the message: room not filled is simply not lent any more after the next call.
 
-use super::{MessageDecoder, PendingData, RESERVE_AHEAD};
+use super::{AssemblyBuffer, MessageDecoder, PendingData, RESERVE_AHEAD};
 use crate::ws::frame::apply_mask;
 
 impl MessageDecoder {
@@ -36,10 +38,8 @@ impl MessageDecoder {
         let lend = remaining
             .min(data.capacity() - data.len())
             .min(RESERVE_AHEAD);
-        let start = data.len();
-        data.resize(start + lend, 0);
         frame.lent = lend;
-        data.get_mut(start..)
+        Some(data.room(lend))
     }
 
     /// How many payload bytes of the data frame in progress are still to come, if at least
@@ -63,10 +63,9 @@ impl MessageDecoder {
         let Some((data, frame)) = self.lent_frame() else {
             return 0;
         };
-        let start = data.len() - frame.lent;
-        let n = n.min(frame.lent);
-        data.truncate(start + n);
-        apply_mask(&mut data[start..], frame.mask, frame.received);
+        let filled = data.commit(n.min(frame.lent));
+        let n = filled.len();
+        apply_mask(filled, frame.mask, frame.received);
         frame.received += n;
         frame.lent = 0;
         frame.unseen |= n > 0;
@@ -94,14 +93,13 @@ impl MessageDecoder {
 
     /// Takes back room lent and never filled (the read would have blocked, or failed).
     pub(super) fn reclaim_lent(&mut self) {
-        if let Some((data, frame)) = self.lent_frame() {
-            data.truncate(data.len() - frame.lent);
+        if let Some((_, frame)) = self.lent_frame() {
             frame.lent = 0;
         }
     }
 
     /// The assembly and its pending frame, if room is lent.
-    fn lent_frame(&mut self) -> Option<(&mut Vec<u8>, &mut PendingData)> {
+    fn lent_frame(&mut self) -> Option<(&mut AssemblyBuffer, &mut PendingData)> {
         let message = self.state.as_deref_mut()?.message.as_mut()?;
         let frame = message.frame.as_mut().filter(|frame| frame.lent > 0)?;
         Some((&mut message.data, frame))
@@ -142,8 +140,19 @@ mod tests {
         first: usize,
         chunk: usize,
     ) -> Result<Option<Decoded>, WsError> {
+        read_into(decoder, wire, first, chunk, &mut Vec::with_capacity)
+    }
+
+    /// [`read_directly`], the message assembled in a vector from `allocate`.
+    fn read_into(
+        decoder: &mut MessageDecoder,
+        wire: &[u8],
+        first: usize,
+        chunk: usize,
+        allocate: &mut dyn FnMut(usize) -> Vec<u8>,
+    ) -> Result<Option<Decoded>, WsError> {
         let limits = DecoderLimits::default();
-        let (used, item) = decoder.decode(&wire[..first], &limits)?;
+        let (used, item) = decoder.decode_with(&wire[..first], &limits, allocate)?;
         assert_eq!(
             (used, item),
             (first, None),
@@ -186,6 +195,34 @@ mod tests {
             );
             assert!(decoder.is_idle(), "nothing held after the message");
         }
+    }
+
+    /// A vector reused from written payloads lends its old bytes as room: none of them ends
+    /// up in the message, whether reads fill the room or stop short of it.
+    #[test]
+    fn a_message_assembled_in_a_reused_vector_holds_none_of_its_old_bytes() {
+        let payload: Vec<u8> = (0..150_000u32).map(|i| (i % 13) as u8).collect();
+        let wire = masked(0x2, &payload);
+        let mut stale = |capacity: usize| {
+            let mut old = Vec::with_capacity(capacity + 5000);
+            old.resize(capacity + 5000, 0xee);
+            old
+        };
+        for (first, chunk) in [(14, 70_000), (2000, 4093), (14, 1)] {
+            let mut decoder = MessageDecoder::new();
+            let item = read_into(&mut decoder, &wire, first, chunk, &mut stale).expect("valid");
+            assert_eq!(
+                item,
+                Some(Decoded::Message(Message::Binary(payload.clone())))
+            );
+        }
+        // A whole message in the input is copied into the reused vector from its start.
+        let small = masked(0x1, b"hello");
+        let item = MessageDecoder::new()
+            .decode_with(&small, &DecoderLimits::default(), &mut stale)
+            .expect("valid");
+        let hello = Decoded::Message(Message::Text("hello".into()));
+        assert_eq!(item, (small.len(), Some(hello)));
     }
 
     #[test]
