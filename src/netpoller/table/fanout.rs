@@ -120,8 +120,10 @@ impl<T: Transport, P: Poller<T>, Q: JobQueue> ConnectionTable<T, P, Q> {
     /// made here may publish again (an inline handler): that publication is delivered in the
     /// same round, after the others.
     pub(super) fn deliver_publications(&mut self, now: Instant) {
-        if self.delivering {
-            return; // an outer call is draining the queue, this one's publications included
+        if self.delivering || !self.topics.has_pending() {
+            // An outer call is draining the queue, this one's publications included; or there
+            // is nothing to deliver (every turn asks, most with no topic in use).
+            return;
         }
         self.delivering = true;
         loop {
