@@ -12,7 +12,8 @@
 #              [latency throughput]; large (10 conns x 1 x 64 KiB); tls-latency and tls-throughput: the same over TLS (the
 #              echo built with --features tls; a self-signed certificate made by openssl;
 #              the connections' handshakes fall in both windows, so they cancel out)
-#   MODES      worker (--workers 1 --loops 1) and/or inline (--inline --loops 1) [worker inline]
+#   MODES      worker (--workers 1 --loops 1) and/or inline (--inline --loops 1) [worker inline];
+#              plain: no flags (a peer's binary, or the echo's defaults)
 #   SHORT, LONG   seconds of the two windows [2, 6]
 # Prints one line per (server, mode, scenario): user-space instructions per message, every
 # thread of the server together (the event loop, the workers, the idle main and signal threads).
@@ -60,7 +61,14 @@ measure() {
     local messages
     messages=$("$LOADGEN" --addr "127.0.0.1:$port" --warmup 0 --duration "$seconds" $load |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["messages"])')
+    # SIGINT stops the echo examples; a peer that ignores it gets SIGTERM (callgrind still
+    # writes its totals).
     kill -INT "$pid"
+    for _ in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" || true
     python3 - "$out.$pid" "$messages" <<'PY'
 import glob, re, sys
@@ -81,6 +89,7 @@ for spec in "$@"; do
         case $mode in
             worker) flags="--workers 1 --loops 1" ;;
             inline) flags="--inline --loops 1" ;;
+            plain) flags="" ;;
         esac
         for scenario in $SCENARIOS; do
             local_flags=$flags
