@@ -13,8 +13,7 @@
 //! Those old bytes are never part of the message: it is the first `filled` bytes.
 
 /// A message's bytes (`bytes[..filled]`) and the initialized room after them
-/// (`bytes[filled..]`).
-#[derive(Default)]
+/// (`bytes[filled..]`). Invariant: `filled <= bytes.len()`.
 pub(super) struct AssemblyBuffer {
     bytes: Vec<u8>,
     filled: usize,
