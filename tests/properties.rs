@@ -2,7 +2,8 @@
 //! `cargo test`: a small seeded PRNG generates thousands of cases, so every run checks the same
 //! cases and a failure names its seed.
 //!
-//! - Decoding a WebSocket stream gives the same items however the bytes are split.
+//! - Decoding a WebSocket stream gives the same items however the bytes are split, and when
+//!   payloads are read straight into their message, assembled in vectors full of other bytes.
 //! - encode → decode is the identity (server encoder, masked the way a client would).
 //! - No input makes the frame decoder or the HTTP parser panic, however it is chunked.
 //! - No header bytes make the origin check panic; a page's own origin is always accepted, however
@@ -162,6 +163,63 @@ fn decoding_does_not_depend_on_how_the_stream_is_split() {
         let max = 1 + sizes.below(300);
         let chunked = decode_chunked(&wire, || 1 + sizes.below(max)).expect("valid stream");
         assert_eq!(chunked, expected, "seed {seed}: chunks of at most {max}");
+    }
+}
+
+/// Reads `wire` as the loop does when it reads large payloads straight into their message:
+/// while nothing is buffered and the decoder lends room (at least `min` bytes of a data frame
+/// still to come), a read of random size goes there (some bring nothing); otherwise up to 300
+/// bytes go into a read buffer. Every message is assembled in a vector full of other bytes,
+/// as the loop's pool of written payloads hands them back.
+fn decode_direct(
+    wire: &[u8],
+    rng: &mut Rng,
+    min: usize,
+) -> Result<Vec<Decoded>, wsreactor::ws::WsError> {
+    let mut decoder = MessageDecoder::new();
+    let mut items = Vec::new();
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut offset = 0;
+    let mut stale = |capacity: usize| vec![0xa5; capacity.max(1) * 2];
+    loop {
+        loop {
+            let (consumed, item) = decoder.decode_with(&buffer, &limits(), &mut stale)?;
+            buffer.drain(..consumed);
+            match item {
+                Some(item) => items.push(item),
+                None if consumed == 0 => break,
+                None => {}
+            }
+        }
+        if offset == wire.len() {
+            break;
+        }
+        if buffer.is_empty()
+            && let Some(room) = decoder.payload_space(min)
+        {
+            let n = rng.below(room.len() + 1).min(wire.len() - offset);
+            room[..n].copy_from_slice(&wire[offset..offset + n]);
+            assert_eq!(decoder.payload_filled(n), n, "the room takes what was read");
+            offset += n;
+            continue;
+        }
+        let end = (offset + 1 + rng.below(300)).min(wire.len());
+        buffer.extend_from_slice(&wire[offset..end]);
+        offset = end;
+    }
+    assert!(buffer.is_empty() && decoder.is_idle(), "a complete stream");
+    Ok(items)
+}
+
+#[test]
+fn reading_payloads_straight_into_reused_vectors_decodes_the_same() {
+    for seed in 0..300 {
+        let mut rng = Rng::new(seed);
+        let (wire, expected) = random_stream(&mut rng);
+        let mut reads = Rng::new(seed ^ 0x5EED);
+        let min = 1 + reads.below(64);
+        let items = decode_direct(&wire, &mut reads, min).expect("valid stream");
+        assert_eq!(items, expected, "seed {seed}: room lent from {min} bytes");
     }
 }
 
