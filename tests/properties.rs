@@ -117,6 +117,25 @@ fn limits() -> DecoderLimits {
     }
 }
 
+/// Decodes what `buffer` holds into `items`, new messages assembled in vectors from
+/// `allocate`; what is consumed leaves the buffer, an incomplete header stays at its front.
+fn decode_buffered(
+    decoder: &mut MessageDecoder,
+    buffer: &mut Vec<u8>,
+    allocate: &mut dyn FnMut(usize) -> Vec<u8>,
+    items: &mut Vec<Decoded>,
+) -> Result<(), wsreactor::ws::WsError> {
+    loop {
+        let (consumed, item) = decoder.decode_with(buffer, &limits(), allocate)?;
+        buffer.drain(..consumed);
+        match item {
+            Some(item) => items.push(item),
+            None if consumed == 0 => return Ok(()),
+            None => {}
+        }
+    }
+}
+
 /// Feeds `wire` in chunks whose sizes come from `chunk`, the way the reactor does: unconsumed
 /// bytes stay at the front of the buffer.
 fn decode_chunked(
@@ -131,15 +150,12 @@ fn decode_chunked(
         let end = (offset + chunk().max(1)).min(wire.len());
         buffer.extend_from_slice(&wire[offset..end]);
         offset = end;
-        loop {
-            let (consumed, item) = decoder.decode(&buffer, &limits())?;
-            buffer.drain(..consumed);
-            match item {
-                Some(item) => items.push(item),
-                None if consumed == 0 => break,
-                None => {}
-            }
-        }
+        decode_buffered(
+            &mut decoder,
+            &mut buffer,
+            &mut Vec::with_capacity,
+            &mut items,
+        )?;
     }
     assert!(
         buffer.is_empty(),
@@ -182,15 +198,7 @@ fn decode_direct(
     let mut offset = 0;
     let mut stale = |capacity: usize| vec![0xa5; capacity.max(1) * 2];
     loop {
-        loop {
-            let (consumed, item) = decoder.decode_with(&buffer, &limits(), &mut stale)?;
-            buffer.drain(..consumed);
-            match item {
-                Some(item) => items.push(item),
-                None if consumed == 0 => break,
-                None => {}
-            }
-        }
+        decode_buffered(&mut decoder, &mut buffer, &mut stale, &mut items)?;
         if offset == wire.len() {
             break;
         }
